@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: install what is missing, build with -Wall -Wextra -Werror, run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source ci/install.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCLATTN_WERROR=ON
+cmake --build build -j "$(nproc)"
+ctest --test-dir build --output-on-failure

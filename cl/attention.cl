@@ -1,0 +1,387 @@
+// Flash-style attention over a band of keys plus a list of side keys (global, summary and extra
+// tokens), with a running-max online softmax; never materialises a score matrix. Dense, causal
+// and sliding-window attention are all bands: dense is a band wider than the sequence.
+//
+// Build options (each has a default below):
+//   -DCLATTN_D=<1..256>      head dimension of Q and K
+//   -DCLATTN_DV=<1..256>     head dimension of V and O
+//   -DCLATTN_VW=<1,2,4,8>    vector width over DV; the largest power of two <= 8 dividing DV
+//   -DCLATTN_CPU=<0,1>       1: barrier-free register-blocked variant (K read as 16-key panels
+//                            made by pack_keys.cl); 0: K/V tiles staged in __local (GPUs)
+//   -DCLATTN_ROWS=<1..16>    CPU variant: query rows per work-item (4 or 8 are sensible)
+//   -DCLATTN_WG=<8..256>     GPU variant: work-group size = query rows per tile (32, 64, 128)
+//   -DCLATTN_BK=<1..128>     GPU variant: keys per __local tile; (D + DV) * BK * 4 bytes must fit
+//                            the device's local memory (the host checks)
+#ifndef CLATTN_D
+#define CLATTN_D 64
+#endif
+#ifndef CLATTN_DV
+#define CLATTN_DV CLATTN_D
+#endif
+#ifndef CLATTN_VW
+#define CLATTN_VW 8
+#endif
+#ifndef CLATTN_CPU
+#define CLATTN_CPU 1
+#endif
+#ifndef CLATTN_ROWS
+#define CLATTN_ROWS 8
+#endif
+#ifndef CLATTN_WG
+#define CLATTN_WG 64
+#endif
+#ifndef CLATTN_BK
+#define CLATTN_BK 32
+#endif
+
+#define D CLATTN_D
+#define DV CLATTN_DV
+
+#if CLATTN_VW == 8
+typedef float8 vw_t;
+#define VLOAD_W vload8
+#define VSTORE_W vstore8
+#elif CLATTN_VW == 4
+typedef float4 vw_t;
+#define VLOAD_W vload4
+#define VSTORE_W vstore4
+#elif CLATTN_VW == 2
+typedef float2 vw_t;
+#define VLOAD_W vload2
+#define VSTORE_W vstore2
+#else
+typedef float vw_t;
+#define VLOAD_W(i, p) ((p)[(i)])
+#define VSTORE_W(x, i, p) ((p)[(i)] = (x))
+#endif
+
+// The band and side-key rules of one launch (SPEC.md, patterns 2 to 7). `right` already
+// includes causal (min(R, 0)); an unbounded side is Nq + Nk, wider than any distance.
+typedef struct {
+    int left, right, dilation, causal;
+} band_rule;
+
+// Whether key j of the band is visible from position p, for a batch entry with kv_len keys.
+inline bool band_visible(band_rule rule, int p, int j, int kv_len)
+{
+    const int delta = j - p;
+    return j < kv_len && delta >= -rule.left && delta <= rule.right &&
+           (rule.dilation == 1 || delta % rule.dilation == 0);
+}
+
+// Side keys are laid out [globals | summaries | extras]; spos is the key's position (a global
+// token's index, a summary block's last valid key, or -1 for an empty summary block).
+inline bool side_visible(band_rule rule, int p, int s, int spos, int n_global, int n_summary,
+                         int kv_len)
+{
+    if (s < n_global) // counted here only when the band has not counted it already
+        return spos < kv_len && !(rule.causal && spos > p) && !band_visible(rule, p, spos, kv_len);
+    if (s < n_global + n_summary)
+        return spos >= 0 && !(rule.causal && spos > p);
+    return true;
+}
+
+// Query row handled by slot `r` of a tile: rows come from a list for the global-row pass.
+inline int tile_row(__global const int *rows, int use_rows, int r)
+{
+    return use_rows ? rows[r] : r;
+}
+
+inline void write_row(__global float *out, __global float *lse, size_t row, int write_lse,
+                      const float *acc, float m, float l)
+{
+    // l == 0: no visible key (padding); output 0 and LSE -inf, never NaN.
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    for (int dv = 0; dv < DV; dv++)
+        out[row * DV + dv] = l > 0.0f ? acc[dv] * inv : 0.0f;
+    if (write_lse)
+        lse[row] = l > 0.0f ? (m + log2(l)) * M_LN2_F : -INFINITY;
+}
+
+#if CLATTN_CPU
+// ---------------------------------------------------------------------------------------------
+// CPU variant: each work-item owns CLATTN_ROWS query rows and walks its key chunks alone (no
+// barriers, no __local: on a CPU, work-items of a group run one after another). Keys come as
+// panels of 16 ([chunk][D][16]) so that the QK^T step does contiguous 16-wide loads.
+// ---------------------------------------------------------------------------------------------
+#define KC 16
+#define R CLATTN_ROWS
+
+typedef struct {
+    float m[R], l[R];
+    float acc[R][DV];
+} row_state;
+
+// One chunk of up to 16 keys: scores, mask (edge chunks only), online softmax, P.V.
+inline void process_chunk(row_state *st, __global const float *q, const size_t *qoff,
+                          __global const float *panel, __global const float *vals, int nvalid,
+                          float qscale, bool edge, const int16 *ok)
+{
+    float16 s[R];
+    for (int r = 0; r < R; r++)
+        s[r] = (float16)(0.0f);
+    for (int d = 0; d < D; d++) {
+        const float16 kv = vload16(0, panel + d * KC);
+        for (int r = 0; r < R; r++)
+            s[r] = fma((float16)(q[qoff[r] + d]), kv, s[r]);
+    }
+    float p[R][KC];
+    for (int r = 0; r < R; r++) {
+        float16 sr = s[r] * qscale;
+        if (edge)
+            sr = select((float16)(-INFINITY), sr, ok[r]);
+        float8 h8 = fmax(sr.lo, sr.hi);
+        float4 h4 = fmax(h8.lo, h8.hi);
+        float2 h2 = fmax(h4.lo, h4.hi);
+        const float mnew = fmax(st->m[r], fmax(h2.x, h2.y));
+        if (mnew == -INFINITY) { // nothing visible in this row yet
+            vstore16((float16)(0.0f), 0, p[r]);
+            continue;
+        }
+        const float16 e = exp2(sr - mnew);
+        if (mnew > st->m[r]) {
+            const float alpha = exp2(st->m[r] - mnew);
+            st->l[r] *= alpha;
+            for (int dv = 0; dv < DV; dv++)
+                st->acc[r][dv] *= alpha;
+            st->m[r] = mnew;
+        }
+        float8 e8 = e.lo + e.hi;
+        float4 e4 = e8.lo + e8.hi;
+        float2 e2 = e4.lo + e4.hi;
+        st->l[r] += e2.x + e2.y;
+        vstore16(e, 0, p[r]);
+    }
+    for (int t = 0; t < nvalid; t++) {
+        __global const float *vrow = vals + (size_t)t * DV;
+        for (int c = 0; c < DV / CLATTN_VW; c++) {
+            const vw_t vv = VLOAD_W(c, vrow);
+            for (int r = 0; r < R; r++) {
+                // A masked key has weight exactly 0; skipping it keeps NaN or inf planted in
+                // masked values out of the output.
+                if (edge && p[r][t] == 0.0f)
+                    continue;
+                VSTORE_W(VLOAD_W(c, st->acc[r]) + p[r][t] * vv, c, st->acc[r]);
+            }
+        }
+    }
+}
+
+__kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-scale)
+                        __global const float *kpanels,   // [B, Hkv, ceil(Nk/16), D, 16]
+                        __global const float *v,         // [B, Hkv, Nk, DV]
+                        __global const float *side_kp,   // [B, Hkv, ceil(NS/16), D, 16]
+                        __global const float *side_v,    // [B, Hkv, NS, DV]
+                        __global const int *side_pos,    // [B, NS]
+                        __global const int *seq_lens,    // [B]
+                        __global const int *rows,        // [num_rows] when use_rows
+                        __global float *out,             // [B, H, Nq, DV]
+                        __global float *lse,             // [B, H, Nq] when write_lse
+                        int heads, int kv_heads, int nq, int nk, int num_rows, int use_rows,
+                        int left, int right, int dilation, int causal, int n_side,
+                        int n_global, int n_summary, int side_begin, int side_count,
+                        float qscale, int write_lse, int reverse_tiles)
+{
+    const int ntiles = (num_rows + R - 1) / R;
+    const int tile = reverse_tiles ? ntiles - 1 - (int)get_global_id(0) : (int)get_global_id(0);
+    if (tile < 0 || tile >= ntiles)
+        return;
+    const int bh = get_global_id(1);
+    const int b = bh / heads;
+    const int hk = (bh % heads) / (heads / kv_heads);
+    const size_t bhk = (size_t)b * kv_heads + hk;
+    const int kv_len = seq_lens[b];
+    const band_rule rule = {left, right, dilation, causal};
+
+    int pos[R];
+    size_t qoff[R];
+    int pmin = INT_MAX, pmax = INT_MIN;
+    for (int r = 0; r < R; r++) {
+        const int slot = min(tile * R + r, num_rows - 1); // a short last tile repeats a row
+        const int i = tile_row(rows, use_rows, slot);
+        pos[r] = i + nk - nq;
+        qoff[r] = ((size_t)bh * nq + i) * D;
+        pmin = min(pmin, pos[r]);
+        pmax = max(pmax, pos[r]);
+    }
+    row_state st;
+    for (int r = 0; r < R; r++) {
+        st.m[r] = -INFINITY;
+        st.l[r] = 0.0f;
+        for (int dv = 0; dv < DV; dv++)
+            st.acc[r][dv] = 0.0f;
+    }
+
+    // Key chunks that intersect the tile's band [pmin - left, pmax + right] and [0, kv_len).
+    const int lo = max(0, pmin - left);
+    const int hi = min(kv_len - 1, pmax + right);
+    const int16 iota = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    int16 ok[R];
+    for (int c = lo / KC; lo <= hi && c <= hi / KC; c++) {
+        const int j0 = c * KC;
+        const bool edge = dilation != 1 || j0 < pmax - left || j0 + KC - 1 > pmin + right ||
+                          j0 + KC > kv_len;
+        if (edge)
+            for (int r = 0; r < R; r++) {
+                const int16 delta = j0 + iota - pos[r];
+                ok[r] = (j0 + iota < kv_len) & (delta >= -left) & (delta <= right) &
+                        (dilation == 1 ? (int16)(-1) : (delta % dilation == 0));
+            }
+        process_chunk(&st, q, qoff, kpanels + (bhk * ((nk + KC - 1) / KC) + c) * (D * KC),
+                      v + (bhk * nk + j0) * DV, min(KC, nk - j0), qscale, edge, ok);
+    }
+
+    // Side keys: always edge chunks, since each key has its own rule.
+    const int side_end = side_begin + side_count;
+    for (int c = side_begin / KC; side_count > 0 && c <= (side_end - 1) / KC; c++) {
+        const int first = c * KC;
+        for (int r = 0; r < R; r++) {
+            int okv[KC];
+            for (int t = 0; t < KC; t++) {
+                const int s = first + t;
+                okv[t] = s >= side_begin && s < side_end &&
+                                 side_visible(rule, pos[r], s, side_pos[(size_t)b * n_side + s],
+                                              n_global, n_summary, kv_len)
+                             ? -1
+                             : 0;
+            }
+            ok[r] = vload16(0, okv);
+        }
+        process_chunk(&st, q, qoff, side_kp + (bhk * ((n_side + KC - 1) / KC) + c) * (D * KC),
+                      side_v + (bhk * n_side + first) * DV, min(KC, n_side - first), qscale, true,
+                      ok);
+    }
+
+    for (int r = 0; r < R; r++) {
+        const int slot = tile * R + r;
+        if (slot >= num_rows)
+            break;
+        const size_t row = (size_t)bh * nq + tile_row(rows, use_rows, slot);
+        const bool padding = pos[r] >= kv_len;
+        write_row(out, lse, row, write_lse, st.acc[r], st.m[r], padding ? 0.0f : st.l[r]);
+    }
+}
+
+#else
+// ---------------------------------------------------------------------------------------------
+// GPU variant: a work-group of CLATTN_WG work-items owns CLATTN_WG query rows (one each); the
+// group stages CLATTN_BK keys and values at a time in __local memory and every work-item runs
+// the online softmax of its own row over the staged tile.
+// ---------------------------------------------------------------------------------------------
+#define BK CLATTN_BK
+
+typedef struct {
+    float m, l;
+    float acc[DV];
+} row_state;
+
+// Copies keys [j0, j0 + BK) (or the listed side keys) of one kv head into __local; rows past
+// `count` become zeros so no work-item reads outside the buffers.
+inline void stage_tile(__local float *ks, __local float *vs, __global const float *k,
+                       __global const float *vals, int count)
+{
+    for (int x = get_local_id(0); x < BK * D; x += CLATTN_WG)
+        ks[x] = x / D < count ? k[x] : 0.0f;
+    for (int x = get_local_id(0); x < BK * DV; x += CLATTN_WG)
+        vs[x] = x / DV < count ? vals[x] : 0.0f;
+}
+
+inline void process_tile(row_state *st, __global const float *qrow, __local const float *ks,
+                         __local const float *vs, const bool *ok, float qscale)
+{
+    float s[BK];
+    float mtile = -INFINITY;
+    for (int t = 0; t < BK; t++) {
+        float dot = 0.0f;
+        for (int d = 0; d < D; d++)
+            dot = fma(qrow[d], ks[t * D + d], dot);
+        s[t] = ok[t] ? dot * qscale : -INFINITY;
+        mtile = fmax(mtile, s[t]);
+    }
+    const float mnew = fmax(st->m, mtile);
+    if (mnew == -INFINITY)
+        return;
+    if (mnew > st->m) {
+        const float alpha = exp2(st->m - mnew);
+        st->l *= alpha;
+        for (int dv = 0; dv < DV; dv++)
+            st->acc[dv] *= alpha;
+        st->m = mnew;
+    }
+    for (int t = 0; t < BK; t++) {
+        if (!ok[t])
+            continue; // masked: weight 0, and its value (maybe NaN) is never read
+        const float e = exp2(s[t] - mnew);
+        st->l += e;
+        for (int dv = 0; dv < DV; dv++)
+            st->acc[dv] = fma(e, vs[t * DV + dv], st->acc[dv]);
+    }
+}
+
+__kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void
+attention(__global const float *q,       // [B, H, Nq, D]
+          __global const float *k,       // [B, Hkv, Nk, D]
+          __global const float *v,       // [B, Hkv, Nk, DV]
+          __global const float *side_k,  // [B, Hkv, NS, D]
+          __global const float *side_v,  // [B, Hkv, NS, DV]
+          __global const int *side_pos,  // [B, NS]
+          __global const int *seq_lens,  // [B]
+          __global const int *rows,      // [num_rows] when use_rows
+          __global float *out,           // [B, H, Nq, DV]
+          __global float *lse,           // [B, H, Nq] when write_lse
+          int heads, int kv_heads, int nq, int nk, int num_rows, int use_rows, int left,
+          int right, int dilation, int causal, int n_side, int n_global, int n_summary,
+          int side_begin, int side_count, float qscale, int write_lse, int reverse_tiles)
+{
+    __local float ks[BK * D];
+    __local float vs[BK * DV];
+    const int ntiles = (num_rows + CLATTN_WG - 1) / CLATTN_WG;
+    const int group = get_group_id(0);
+    const int tile = reverse_tiles ? ntiles - 1 - group : group;
+    const int bh = get_global_id(1);
+    const int b = bh / heads;
+    const int hk = (bh % heads) / (heads / kv_heads);
+    const size_t bhk = (size_t)b * kv_heads + hk;
+    const int kv_len = seq_lens[b];
+    const band_rule rule = {left, right, dilation, causal};
+
+    const int slot = tile * CLATTN_WG + get_local_id(0);
+    const int first_row = tile_row(rows, use_rows, tile * CLATTN_WG);
+    const int last_row = tile_row(rows, use_rows, min(tile * CLATTN_WG + CLATTN_WG, num_rows) - 1);
+    const int i = tile_row(rows, use_rows, min(slot, num_rows - 1));
+    const int p = i + nk - nq;
+    __global const float *qrow = q + ((size_t)bh * nq + i) * D;
+
+    row_state st;
+    st.m = -INFINITY;
+    st.l = 0.0f;
+    for (int dv = 0; dv < DV; dv++)
+        st.acc[dv] = 0.0f;
+
+    // Rows of a tile are sorted, so the tile's band spans its first and last positions.
+    const int lo = max(0, first_row + nk - nq - left);
+    const int hi = min(kv_len - 1, last_row + nk - nq + right);
+    bool ok[BK];
+    for (int j0 = lo - lo % BK; lo <= hi && j0 <= hi; j0 += BK) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        stage_tile(ks, vs, k + (bhk * nk + j0) * D, v + (bhk * nk + j0) * DV, min(BK, nk - j0));
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int t = 0; t < BK; t++)
+            ok[t] = band_visible(rule, p, j0 + t, kv_len);
+        process_tile(&st, qrow, ks, vs, ok, qscale);
+    }
+    for (int s0 = side_begin; s0 < side_begin + side_count; s0 += BK) {
+        const int count = min(BK, side_begin + side_count - s0);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        stage_tile(ks, vs, side_k + (bhk * n_side + s0) * D, side_v + (bhk * n_side + s0) * DV,
+                   count);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int t = 0; t < BK; t++)
+            ok[t] = t < count && side_visible(rule, p, s0 + t, side_pos[(size_t)b * n_side + s0 + t],
+                                              n_global, n_summary, kv_len);
+        process_tile(&st, qrow, ks, vs, ok, qscale);
+    }
+    if (slot < num_rows)
+        write_row(out, lse, (size_t)bh * nq + i, write_lse, st.acc, st.m, p >= kv_len ? 0.0f : st.l);
+}
+#endif

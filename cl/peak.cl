@@ -1,0 +1,26 @@
+// fp32 FMA peak probe (clpeak-style): each work-item runs CLATTN_CHAINS independent float16 FMA
+// chains, enough to hide FMA latency on wide CPUs (8 chains measure latency, not throughput).
+//   -DCLATTN_CHAINS=<8,16,32>  independent chains per work-item
+//   -DCLATTN_ITERS=<n>         iterations of the chain loop (each: CHAINS * 16 FMAs)
+#ifndef CLATTN_CHAINS
+#define CLATTN_CHAINS 16
+#endif
+#ifndef CLATTN_ITERS
+#define CLATTN_ITERS 1024
+#endif
+
+__kernel void peak(__global float *out, float a, float b)
+{
+    float16 acc[CLATTN_CHAINS];
+    for (int c = 0; c < CLATTN_CHAINS; c++)
+        acc[c] = (float16)(get_global_id(0) + c);
+    for (int it = 0; it < CLATTN_ITERS; it++)
+        for (int c = 0; c < CLATTN_CHAINS; c++)
+            acc[c] = fma(acc[c], (float16)(a), (float16)(b));
+    float16 sum = (float16)(0.0f);
+    for (int c = 0; c < CLATTN_CHAINS; c++)
+        sum += acc[c];
+    // Stored so that the compiler keeps every chain; the value itself is meaningless.
+    out[get_global_id(0)] = sum.s0 + sum.s1 + sum.s2 + sum.s3 + sum.s4 + sum.s5 + sum.s6 + sum.s7 + sum.s8 +
+                            sum.s9 + sum.sa + sum.sb + sum.sc + sum.sd + sum.se + sum.sf;
+}

@@ -1,0 +1,38 @@
+// Builds the side keys (or values) that every query may see besides its band, laid out
+// [globals | summaries | extras] per (batch, kv head): the global tokens' own rows, the block
+// means of LongT5's transient global tokens over each entry's valid keys, and the caller's Kx.
+// No build options: the row width is an argument, so one program serves keys and values.
+
+// One work-item per element: dim 0 = slot * width + w, dim 1 = batch * Hkv.
+__kernel void side_keys(__global const float *src,      // [B, Hkv, N, width]
+                        __global const float *extra,    // [B, Hkv, n_extra, width]
+                        __global const int *global_idx, // [n_global]
+                        __global const int *seq_lens,   // [B]
+                        __global float *side,           // [B, Hkv, n_global+n_summary+n_extra, width]
+                        int n, int width, int kv_heads, int n_global, int n_summary, int n_extra,
+                        int block)
+{
+    const int n_side = n_global + n_summary + n_extra;
+    const int x = get_global_id(0);
+    if (x >= n_side * width)
+        return;
+    const size_t bhk = get_global_id(1);
+    const int slot = x / width;
+    const int w = x % width;
+    __global const float *rows = src + bhk * n * width + w;
+    float value;
+    if (slot < n_global) {
+        value = rows[(size_t)global_idx[slot] * width];
+    } else if (slot < n_global + n_summary) {
+        const int valid = seq_lens[bhk / kv_heads];
+        const int start = (slot - n_global) * block;
+        const int end = min(start + block, valid);
+        float sum = 0.0f;
+        for (int j = start; j < end; j++)
+            sum += rows[(size_t)j * width];
+        value = end > start ? sum / (float)(end - start) : 0.0f;
+    } else {
+        value = extra[(bhk * n_extra + (slot - n_global - n_summary)) * width + w];
+    }
+    side[bhk * n_side * width + x] = value;
+}

@@ -1,0 +1,286 @@
+/* Device selection ("cpu", "gpu", "P:D", "reference", $CLATTN_DEVICE), wrapping of a caller's
+ * context and queue, the device capabilities plans rely on, and the last-message store. */
+#include "context.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "program.h"
+
+#define CLATTN_MAX_PLATFORMS 16
+#define CLATTN_MAX_DEVICES 64
+
+static int query_caps(cl_device_id device, clattn_device_caps *caps, clattn_error *err)
+{
+    memset(caps, 0, sizeof *caps);
+    cl_int rc = clGetDeviceInfo(device, CL_DEVICE_NAME, sizeof caps->name - 1, caps->name, NULL);
+    if (rc == CL_SUCCESS)
+        rc = clGetDeviceInfo(device, CL_DEVICE_VENDOR, sizeof caps->vendor - 1, caps->vendor, NULL);
+    if (rc == CL_SUCCESS)
+        rc = clGetDeviceInfo(device, CL_DRIVER_VERSION, sizeof caps->driver - 1, caps->driver, NULL);
+    if (rc == CL_SUCCESS)
+        rc = clGetDeviceInfo(device, CL_DEVICE_TYPE, sizeof caps->type, &caps->type, NULL);
+    if (rc == CL_SUCCESS)
+        rc = clGetDeviceInfo(device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof caps->compute_units,
+                             &caps->compute_units, NULL);
+    if (rc == CL_SUCCESS)
+        rc = clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof caps->max_work_group,
+                             &caps->max_work_group, NULL);
+    if (rc == CL_SUCCESS)
+        rc = clGetDeviceInfo(device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof caps->local_mem, &caps->local_mem, NULL);
+    if (rc == CL_SUCCESS)
+        rc = clGetDeviceInfo(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof caps->max_alloc, &caps->max_alloc,
+                             NULL);
+    if (rc == CL_SUCCESS)
+        rc = clGetDeviceInfo(device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof caps->global_mem, &caps->global_mem,
+                             NULL);
+    if (rc != CL_SUCCESS)
+        return clattn_fail(err, rc, "clGetDeviceInfo failed: %s", clattn_cl_error_name(rc));
+    return CLATTN_STATUS_OK;
+}
+
+/* Finds the device a spec names. "gpu"/"cpu": the first of that type over all platforms. */
+static int find_device(const char *spec, cl_device_id *out, clattn_error *err)
+{
+    cl_platform_id platforms[CLATTN_MAX_PLATFORMS];
+    cl_uint nplat = 0;
+    cl_int rc = clGetPlatformIDs(CLATTN_MAX_PLATFORMS, platforms, &nplat);
+    if (rc == -1001 /* CL_PLATFORM_NOT_FOUND_KHR: the ICD loader found no platform */ || (rc == CL_SUCCESS && nplat == 0))
+        return clattn_fail(err, CLATTN_STATUS_NO_DEVICE, "device '%s': no OpenCL platform is installed", spec);
+    if (rc != CL_SUCCESS)
+        return clattn_fail(err, rc, "clGetPlatformIDs failed: %s", clattn_cl_error_name(rc));
+    if (nplat > CLATTN_MAX_PLATFORMS)
+        nplat = CLATTN_MAX_PLATFORMS;
+
+    int want_p = -1, want_d = -1;
+    char tail;
+    cl_device_type type = 0;
+    if (strcmp(spec, "gpu") == 0)
+        type = CL_DEVICE_TYPE_GPU;
+    else if (strcmp(spec, "cpu") == 0)
+        type = CL_DEVICE_TYPE_CPU;
+    else if (sscanf(spec, "%d:%d%c", &want_p, &want_d, &tail) != 2 || want_p < 0 || want_d < 0)
+        return clattn_fail(err, CLATTN_STATUS_INVALID_DEVICE_SPEC,
+                           "device '%s': expected cpu, gpu, reference or P:D (platform:device index)", spec);
+
+    for (cl_uint p = 0; p < nplat; p++) {
+        cl_device_id devices[CLATTN_MAX_DEVICES];
+        cl_uint ndev = 0;
+        if (want_p >= 0 && (int)p != want_p)
+            continue;
+        rc = clGetDeviceIDs(platforms[p], type ? type : CL_DEVICE_TYPE_ALL, CLATTN_MAX_DEVICES, devices, &ndev);
+        if (rc != CL_SUCCESS || ndev == 0)
+            continue;
+        if (type) {
+            *out = devices[0];
+            return CLATTN_STATUS_OK;
+        }
+        if (want_d < (int)ndev && want_d < CLATTN_MAX_DEVICES) {
+            *out = devices[want_d];
+            return CLATTN_STATUS_OK;
+        }
+    }
+    return clattn_fail(err, CLATTN_STATUS_NO_DEVICE, "device '%s': no such OpenCL device", spec);
+}
+
+/* The default when no spec is given: $CLATTN_DEVICE, else a GPU, else a CPU, else reference. */
+static const char *default_spec(void)
+{
+    const char *env = getenv("CLATTN_DEVICE");
+    if (env != NULL && env[0] != '\0')
+        return env;
+    cl_device_id dev;
+    if (find_device("gpu", &dev, NULL) == CLATTN_STATUS_OK)
+        return "gpu";
+    if (find_device("cpu", &dev, NULL) == CLATTN_STATUS_OK)
+        return "cpu";
+    return "reference";
+}
+
+static int context_alloc(const clattn_context_desc *desc, clattn_context **out, clattn_error *err)
+{
+    clattn_context *ctx = calloc(1, sizeof *ctx);
+    if (ctx == NULL)
+        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "context of %zu bytes", sizeof *ctx);
+    if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
+        free(ctx);
+        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "context mutex");
+    }
+    const char *dir = desc != NULL ? desc->cache_dir : NULL;
+    if (dir == NULL)
+        dir = getenv("CLATTN_CACHE_DIR");
+    if (dir != NULL && dir[0] != '\0') {
+        ctx->cache_dir = malloc(strlen(dir) + 1);
+        if (ctx->cache_dir == NULL) {
+            clattn_context_free(ctx);
+            return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "cache_dir '%s'", dir);
+        }
+        strcpy(ctx->cache_dir, dir);
+    }
+    if (desc != NULL) {
+        ctx->log = desc->log;
+        ctx->log_user = desc->log_user;
+    }
+    *out = ctx;
+    return CLATTN_STATUS_OK;
+}
+
+int clattn_context_create(const clattn_context_desc *desc, clattn_context **out)
+{
+    if (out == NULL)
+        return CLATTN_STATUS_NULL_ARGUMENT;
+    *out = NULL;
+    clattn_error err = {{0}};
+    clattn_context *ctx = NULL;
+    int status = context_alloc(desc, &ctx, &err);
+    if (status != CLATTN_STATUS_OK)
+        return clattn_context_report(NULL, status, &err);
+    const char *spec = desc != NULL && desc->device != NULL && desc->device[0] != '\0' ? desc->device
+                                                                                         : default_spec();
+    if (strcmp(spec, "reference") == 0) {
+        ctx->reference = 1;
+        strcpy(ctx->caps.name, "reference (host, double precision)");
+        *out = ctx;
+        return CLATTN_STATUS_OK;
+    }
+    cl_int rc = CL_SUCCESS;
+    status = find_device(spec, &ctx->device, &err);
+    if (status == CLATTN_STATUS_OK)
+        status = query_caps(ctx->device, &ctx->caps, &err);
+    if (status == CLATTN_STATUS_OK) {
+        ctx->cl = clCreateContext(NULL, 1, &ctx->device, NULL, NULL, &rc);
+        if (rc == CL_SUCCESS)
+            ctx->queue = clCreateCommandQueue(ctx->cl, ctx->device, CL_QUEUE_PROFILING_ENABLE, &rc);
+        if (rc != CL_SUCCESS)
+            status = clattn_fail(&err, rc, "device '%s': creating the context or queue failed: %s", spec,
+                                 clattn_cl_error_name(rc));
+    }
+    if (status != CLATTN_STATUS_OK) {
+        clattn_context_free(ctx);
+        return clattn_context_report(NULL, status, &err);
+    }
+    *out = ctx;
+    return CLATTN_STATUS_OK;
+}
+
+int clattn_context_wrap(cl_context cl_ctx, cl_device_id device, cl_command_queue queue,
+                        const clattn_context_desc *desc, clattn_context **out)
+{
+    if (out == NULL)
+        return CLATTN_STATUS_NULL_ARGUMENT;
+    *out = NULL;
+    if (cl_ctx == NULL || device == NULL || queue == NULL)
+        return CLATTN_STATUS_NULL_ARGUMENT;
+    clattn_error err = {{0}};
+    clattn_context *ctx = NULL;
+    int status = context_alloc(desc, &ctx, &err);
+    if (status != CLATTN_STATUS_OK)
+        return clattn_context_report(NULL, status, &err);
+    status = query_caps(device, &ctx->caps, &err);
+    if (status != CLATTN_STATUS_OK) {
+        clattn_context_free(ctx);
+        return clattn_context_report(NULL, status, &err);
+    }
+    clRetainContext(cl_ctx);
+    clRetainCommandQueue(queue);
+    ctx->cl = cl_ctx;
+    ctx->device = device;
+    ctx->queue = queue;
+    *out = ctx;
+    return CLATTN_STATUS_OK;
+}
+
+void clattn_context_free(clattn_context *ctx)
+{
+    if (ctx == NULL)
+        return;
+    clattn_program_cache_clear(ctx);
+    if (ctx->queue != NULL)
+        clReleaseCommandQueue(ctx->queue);
+    if (ctx->cl != NULL)
+        clReleaseContext(ctx->cl);
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx->cache_dir);
+    free(ctx);
+}
+
+/* Failures that happen before a context exists (creating one) leave their message here, per
+ * thread; clattn_context_message(NULL) reads it. */
+static _Thread_local char orphan_message[CLATTN_MESSAGE_SIZE];
+
+int clattn_context_report(clattn_context *ctx, int status, const clattn_error *err)
+{
+    if (status == CLATTN_STATUS_OK)
+        return status;
+    const char *text = err != NULL ? err->text : "";
+    if (ctx == NULL) {
+        snprintf(orphan_message, sizeof orphan_message, "%s", text);
+        return status;
+    }
+    pthread_mutex_lock(&ctx->lock);
+    snprintf(ctx->message, sizeof ctx->message, "%s", text);
+    pthread_mutex_unlock(&ctx->lock);
+    return status;
+}
+
+void clattn_context_log(clattn_context *ctx, const char *fmt, ...)
+{
+    if (ctx == NULL || ctx->log == NULL)
+        return;
+    char line[CLATTN_MESSAGE_SIZE];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(line, sizeof line, fmt, args);
+    va_end(args);
+    ctx->log(ctx->log_user, line);
+}
+
+void clattn_context_emulate_limits(clattn_context *ctx, size_t max_work_group, cl_ulong local_mem,
+                                   cl_ulong max_alloc)
+{
+    if (max_work_group != 0)
+        ctx->caps.max_work_group = max_work_group;
+    if (local_mem != 0)
+        ctx->caps.local_mem = local_mem;
+    if (max_alloc != 0)
+        ctx->caps.max_alloc = max_alloc;
+}
+
+const char *clattn_context_message(const clattn_context *ctx)
+{
+    return ctx != NULL ? ctx->message : orphan_message;
+}
+
+int clattn_context_is_reference(const clattn_context *ctx)
+{
+    return ctx != NULL && ctx->reference;
+}
+
+const char *clattn_context_device_name(const clattn_context *ctx)
+{
+    return ctx != NULL ? ctx->caps.name : "";
+}
+
+cl_context clattn_context_cl_context(const clattn_context *ctx)
+{
+    return ctx != NULL ? ctx->cl : NULL;
+}
+
+cl_device_id clattn_context_cl_device(const clattn_context *ctx)
+{
+    return ctx != NULL ? ctx->device : NULL;
+}
+
+cl_command_queue clattn_context_queue(const clattn_context *ctx)
+{
+    return ctx != NULL ? ctx->queue : NULL;
+}
+
+void clattn_context_force_tiles(clattn_context *ctx, const clattn_tiles *tiles)
+{
+    ctx->tiles_forced = tiles != NULL;
+    if (tiles != NULL)
+        ctx->forced_tiles = *tiles;
+}

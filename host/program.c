@@ -1,0 +1,214 @@
+/* Builds OpenCL programs once per context: an in-memory list of (source, options) -> program,
+ * and an opt-in on-disk cache of binaries written to a temporary file and renamed into place,
+ * so a second process does not pay the compiler again and a crash never leaves half a file. */
+#include "program.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct clattn_program_entry {
+    char *key; /* name + '\n' + options */
+    cl_program program;
+    clattn_program_entry *next;
+};
+
+/* Kernel source text: embedded, or read from the source tree under the developer option. The
+ * caller frees *owned (NULL when the text is embedded). */
+static const char *kernel_source(const char *name, char **owned)
+{
+    *owned = NULL;
+#ifdef CLATTN_KERNEL_DIR
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.cl", CLATTN_KERNEL_DIR, name);
+    FILE *f = fopen(path, "rb");
+    if (f != NULL) {
+        char *text = NULL;
+        if (fseek(f, 0, SEEK_END) == 0) {
+            const long size = ftell(f);
+            if (size >= 0 && fseek(f, 0, SEEK_SET) == 0 && (text = malloc((size_t)size + 1)) != NULL) {
+                text[fread(text, 1, (size_t)size, f)] = '\0';
+                *owned = text;
+            }
+        }
+        fclose(f);
+        if (text != NULL)
+            return text;
+    }
+#endif
+    return clattn_embedded_source(name);
+}
+
+static uint64_t fnv1a(uint64_t h, const char *text)
+{
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return (h ^ 0xff) * 1099511628211ull; /* a separator, so "ab"+"c" differs from "a"+"bc" */
+}
+
+static void cache_path(const clattn_context *ctx, const char *source, const char *options, char *path,
+                       size_t size)
+{
+    uint64_t h = 14695981039346656037ull;
+    h = fnv1a(h, source);
+    h = fnv1a(h, options);
+    h = fnv1a(h, ctx->caps.name);
+    h = fnv1a(h, ctx->caps.vendor);
+    h = fnv1a(h, ctx->caps.driver);
+    snprintf(path, size, "%s/clattn-%016llx.bin", ctx->cache_dir, (unsigned long long)h);
+}
+
+static unsigned char *read_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    unsigned char *data = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (data = malloc((size_t)n)) != NULL && fread(data, 1, (size_t)n, f) != (size_t)n) {
+        free(data);
+        data = NULL;
+    }
+    fclose(f);
+    *size = data != NULL ? (size_t)n : 0;
+    return data;
+}
+
+static cl_program load_binary(clattn_context *ctx, const char *path, const char *options)
+{
+    size_t size = 0;
+    unsigned char *data = read_file(path, &size);
+    if (data == NULL)
+        return NULL;
+    cl_int rc, bin_rc;
+    const unsigned char *bins[1] = {data};
+    cl_program prog = clCreateProgramWithBinary(ctx->cl, 1, &ctx->device, &size, bins, &bin_rc, &rc);
+    free(data);
+    if (rc == CL_SUCCESS && bin_rc == CL_SUCCESS &&
+        clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL) == CL_SUCCESS)
+        return prog;
+    if (prog != NULL)
+        clReleaseProgram(prog);
+    clattn_context_log(ctx, "clattn: ignoring unusable cached binary %s", path);
+    return NULL;
+}
+
+/* Best effort: a cache that cannot be written only costs the next process a compile. */
+static void store_binary(clattn_context *ctx, cl_program prog, const char *path)
+{
+    size_t size = 0;
+    if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) != CL_SUCCESS || size == 0)
+        return;
+    unsigned char *data = malloc(size);
+    if (data == NULL)
+        return;
+    unsigned char *bins[1] = {data};
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = NULL;
+    int ok = clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS &&
+             (f = fopen(tmp, "wb")) != NULL && fwrite(data, 1, size, f) == size;
+    if (f != NULL)
+        ok = fclose(f) == 0 && ok;
+    if (!(ok && rename(tmp, path) == 0)) {
+        remove(tmp);
+        clattn_context_log(ctx, "clattn: could not write program cache %s", path);
+    }
+    free(data);
+}
+
+static int build_from_source(clattn_context *ctx, const char *name, const char *source, const char *options,
+                             cl_program *out, clattn_error *err)
+{
+    cl_int rc;
+    cl_program prog = clCreateProgramWithSource(ctx->cl, 1, &source, NULL, &rc);
+    if (rc != CL_SUCCESS)
+        return clattn_fail(err, rc, "kernel '%s': clCreateProgramWithSource failed: %s", name,
+                           clattn_cl_error_name(rc));
+    rc = clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL);
+    if (rc != CL_SUCCESS) {
+        char log[CLATTN_MESSAGE_SIZE * 8] = "";
+        clGetProgramBuildInfo(prog, ctx->device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, NULL);
+        clattn_context_log(ctx, "clattn: build log of kernel '%s' (%s):\n%s", name, options, log);
+        clReleaseProgram(prog);
+        return clattn_fail(err, rc, "kernel '%s' failed to build (%s) with options '%s': %.600s", name,
+                           clattn_cl_error_name(rc), options, log);
+    }
+    *out = prog;
+    return CLATTN_STATUS_OK;
+}
+
+static int build_program(clattn_context *ctx, const char *name, const char *options, cl_program *out,
+                         clattn_error *err)
+{
+    char *owned = NULL;
+    const char *source = kernel_source(name, &owned);
+    if (source == NULL)
+        return clattn_fail(err, CLATTN_STATUS_UNSUPPORTED, "kernel source '%s' is not embedded", name);
+    char path[4096] = "";
+    int status = CLATTN_STATUS_OK;
+    if (ctx->cache_dir != NULL) {
+        cache_path(ctx, source, options, path, sizeof path);
+        *out = load_binary(ctx, path, options);
+    }
+    if (*out == NULL) {
+        status = build_from_source(ctx, name, source, options, out, err);
+        if (status == CLATTN_STATUS_OK && path[0] != '\0')
+            store_binary(ctx, *out, path);
+    }
+    free(owned);
+    return status;
+}
+
+int clattn_program_get(clattn_context *ctx, const char *name, const char *options, cl_program *out,
+                       clattn_error *err)
+{
+    const size_t key_len = strlen(name) + strlen(options) + 2;
+    char *key = malloc(key_len);
+    if (key == NULL)
+        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "program key of %zu bytes", key_len);
+    snprintf(key, key_len, "%s\n%s", name, options);
+
+    /* Held while building: two threads asking for the same program build it once. */
+    pthread_mutex_lock(&ctx->lock);
+    int status = CLATTN_STATUS_OK;
+    *out = NULL;
+    for (clattn_program_entry *e = ctx->programs; e != NULL; e = e->next)
+        if (strcmp(e->key, key) == 0)
+            *out = e->program;
+    if (*out == NULL) {
+        clattn_program_entry *entry = malloc(sizeof *entry);
+        if (entry == NULL)
+            status = clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "program cache entry");
+        else if ((status = build_program(ctx, name, options, out, err)) != CLATTN_STATUS_OK)
+            free(entry);
+        else {
+            entry->key = key;
+            entry->program = *out;
+            entry->next = ctx->programs;
+            ctx->programs = entry;
+            key = NULL;
+        }
+    }
+    if (status == CLATTN_STATUS_OK)
+        clRetainProgram(*out);
+    pthread_mutex_unlock(&ctx->lock);
+    free(key);
+    return status;
+}
+
+void clattn_program_cache_clear(clattn_context *ctx)
+{
+    clattn_program_entry *e = ctx->programs;
+    while (e != NULL) {
+        clattn_program_entry *next = e->next;
+        clReleaseProgram(e->program);
+        free(e->key);
+        free(e);
+        e = next;
+    }
+    ctx->programs = NULL;
+}

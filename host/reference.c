@@ -1,0 +1,413 @@
+/* The double-precision host reference of SPEC.md: one predicate decides which keys of K a query
+ * row sees, summary and extra keys join the same softmax, and a textbook two-pass softmax does the
+ * rest. It is the oracle of the device kernels, so it favours being plainly right over speed. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "reference.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "problem.h"
+
+/* What every worker reads: the problem, its tensors and the tables built once per run. */
+typedef struct {
+    const clattn_problem *p;
+    const clattn_host_tensors *t;
+    const unsigned char *is_global; /* [Nk]: 1 at the positions in G */
+    const float *summary_k;         /* [B, Hkv, Ns, D], Ns = clattn_summary_count(p); or NULL */
+    const float *summary_v;         /* [B, Hkv, Ns, Dv]; or NULL */
+    size_t num_pairs;               /* B * H (batch, head) pairs: the units of work */
+    size_t num_workers;
+} shared_run;
+
+/* One worker: pairs first, first + num_workers, ...; scratch for the key set of one row. */
+typedef struct {
+    const shared_run *run;
+    size_t first;
+    const float **keys;   /* [Nk + Ns + Nx]: the key rows of S(i), in softmax order */
+    const float **values; /* [Nk + Ns + Nx]: their value rows */
+    double *logits;       /* [Nk + Ns + Nx] */
+    pthread_t thread;
+    int threaded; /* 1 once `thread` runs this worker */
+} worker;
+
+/* The rows one (batch, head) pair draws its keys from. */
+typedef struct {
+    const float *k, *v;   /* [Nk, D], [Nk, Dv]: K and V of kv head h / (H / Hkv) */
+    const float *kg, *vg; /* [Nk, D], [Nk, Dv]: Kg and Vg of that head; NULL without them */
+    const float *sk, *sv; /* [Ns, D], [Ns, Dv]: summary tokens; NULL without them */
+    const float *xk, *xv; /* [Nx, D], [Nx, Dv]: extra keys; NULL without them */
+    int valid;            /* keys j >= valid are padding */
+    int num_summary;      /* summary tokens of this batch entry: ceil(valid / b) */
+} head_keys;
+
+/* One query row: its position and the facts every key test asks about it. */
+typedef struct {
+    int pos;    /* p(i) = i + Nk - Nq; negative for early rows when Nq > Nk */
+    int valid;  /* keys of its batch entry that are not padding */
+    int global; /* p(i) is in G: the row is dense */
+} query_row;
+
+/* Rows [index * rows, (index + 1) * rows) of a [.., rows, width] tensor; NULL when it is absent. */
+static const float *rows_of(const void *data, size_t index, int rows, int width)
+{
+    return data != NULL ? (const float *)data + index * (size_t)rows * (size_t)width : NULL;
+}
+
+/* Whether j lies in win(i, len, k, d) of SPEC.md: i's dilation group g, g + d, ..., k members
+ * around i, shifted inward at the borders so that they stay k. */
+static int in_neighborhood(int i, int j, int len, int k, int d)
+{
+    const int group = i % d;
+    if (j % d != group)
+        return 0;
+    const int members = (len - group + d - 1) / d;
+    int start = i / d - k / 2;
+    if (start > members - k)
+        start = members - k;
+    if (start < 0)
+        start = 0;
+    const int member = j / d;
+    return member >= start && member - start < k;
+}
+
+/* floor((x - shift) / size) for Swin's shifted windows; x - shift > -size, so a negative value
+ * can only floor to -1 (the strip [0, shift) before the first cut). */
+static int swin_window(int x, int size, int shift)
+{
+    return x >= shift ? (x - shift) / size : -1;
+}
+
+/* The 2-D rule of SPEC.md for token t and key j of the grid (p has a grid pattern). */
+static int grid_visible(const clattn_problem *p, int t, int j)
+{
+    const int r = t / p->grid_w, c = t % p->grid_w;
+    const int rj = j / p->grid_w, cj = j % p->grid_w;
+    switch (p->grid_pattern) {
+    case CLATTN_GRID_AXIAL_ROW: return rj == r;
+    case CLATTN_GRID_AXIAL_COLUMN: return cj == c;
+    case CLATTN_GRID_CRISS_CROSS: return rj == r || cj == c;
+    case CLATTN_GRID_NEIGHBORHOOD:
+        return in_neighborhood(r, rj, p->grid_h, p->grid_kernel_h, p->grid_dilation) &&
+               in_neighborhood(c, cj, p->grid_w, p->grid_kernel_w, p->grid_dilation);
+    case CLATTN_GRID_WINDOW:
+        return swin_window(r, p->grid_window_size, p->grid_shift) ==
+                   swin_window(rj, p->grid_window_size, p->grid_shift) &&
+               swin_window(c, p->grid_window_size, p->grid_shift) ==
+                   swin_window(cj, p->grid_window_size, p->grid_shift);
+    case CLATTN_GRID_NONE: break;
+    }
+    return 1; /* no grid rule */
+}
+
+/* The sliding window; offsets in long long because L and R may be as large as INT_MAX. */
+static int in_window(const clattn_problem *p, int pos, int j)
+{
+    const long long offset = (long long)j - pos;
+    return offset >= -(long long)p->window_left && offset <= p->window_right && offset % p->dilation == 0;
+}
+
+/* Whether key j of K (of Kg for a separately projected global row) is in S(i). Padding and
+ * causal cut every pattern; a global row is dense; otherwise the window joined by the global
+ * columns, or the grid rule, or with neither every key. Each j is asked once, so no key is
+ * counted twice however many rules admit it. */
+static int base_key_visible(const shared_run *run, const query_row *row, int j)
+{
+    const clattn_problem *p = run->p;
+    if (j >= row->valid || (p->causal && j > row->pos))
+        return 0;
+    if (row->global)
+        return 1;
+    if (p->window)
+        return run->is_global[j] || in_window(p, row->pos, j);
+    return p->grid_pattern == CLATTN_GRID_NONE || grid_visible(p, row->pos, j);
+}
+
+/* Summary c is visible under causal only once its whole (valid part of the) block is. */
+static int summary_visible(const clattn_problem *p, const query_row *row, int c)
+{
+    const long long block_end = ((long long)c + 1) * p->summary_block;
+    const long long last = (block_end < row->valid ? block_end : row->valid) - 1;
+    return !p->causal || last <= row->pos;
+}
+
+static size_t push_key(worker *w, size_t n, const float *key, const float *value)
+{
+    w->keys[n] = key;
+    w->values[n] = value;
+    return n + 1;
+}
+
+/* Gathers S(i) into w->keys / w->values: the visible rows of `k`/`v` (K, V or Kg, Vg), then,
+ * for rows that use K and V, the visible summary tokens and the extra keys. */
+static size_t gather_keys(worker *w, const head_keys *hk, const query_row *row, int separate)
+{
+    const clattn_problem *p = w->run->p;
+    const float *k = separate ? hk->kg : hk->k;
+    const float *v = separate ? hk->vg : hk->v;
+    size_t n = 0;
+    for (int j = 0; j < p->kv_len; j++)
+        if (base_key_visible(w->run, row, j))
+            n = push_key(w, n, k + (size_t)j * p->head_dim, v + (size_t)j * p->value_dim);
+    if (separate)
+        return n; /* Longformer's global projection sees neither summary nor extra keys */
+    for (int c = 0; c < hk->num_summary; c++)
+        if (summary_visible(p, row, c))
+            n = push_key(w, n, hk->sk + (size_t)c * p->head_dim, hk->sv + (size_t)c * p->value_dim);
+    for (int x = 0; x < p->extra_len; x++)
+        n = push_key(w, n, hk->xk + (size_t)x * p->head_dim, hk->xv + (size_t)x * p->value_dim);
+    return n;
+}
+
+static double dot(const float *a, const float *b, int n)
+{
+    double sum = 0.0;
+    for (int e = 0; e < n; e++)
+        sum += (double)a[e] * (double)b[e];
+    return sum;
+}
+
+/* out [Dv] = softmax over the n gathered keys of scale * q·k, applied to their values, with the
+ * maximum subtracted first so that large logits cannot overflow. Returns the log of the
+ * denominator of the unshifted softmax; an empty set gives 0 and -inf rather than 0/0. */
+static double softmax_gathered(const worker *w, size_t n, const float *q, float *out)
+{
+    const clattn_problem *p = w->run->p;
+    if (n == 0) {
+        memset(out, 0, (size_t)p->value_dim * sizeof *out);
+        return -INFINITY;
+    }
+    double max = -INFINITY;
+    for (size_t j = 0; j < n; j++) {
+        w->logits[j] = (double)p->scale * dot(q, w->keys[j], p->head_dim);
+        if (w->logits[j] > max)
+            max = w->logits[j];
+    }
+    double acc[CLATTN_MAX_HEAD_DIM] = {0.0}; /* [Dv] */
+    double denominator = 0.0;
+    for (size_t j = 0; j < n; j++) {
+        const double weight = exp(w->logits[j] - max);
+        denominator += weight;
+        for (int e = 0; e < p->value_dim; e++)
+            acc[e] += weight * (double)w->values[j][e];
+    }
+    for (int e = 0; e < p->value_dim; e++)
+        out[e] = (float)(acc[e] / denominator);
+    return max + log(denominator);
+}
+
+/* Row i of pair (b, h); `index` = (b * H + h) * Nq + i, its place in O and LSE. */
+static void attend_row(worker *w, const head_keys *hk, size_t index, int i)
+{
+    const shared_run *run = w->run;
+    const clattn_problem *p = run->p;
+    const int pos = i + p->kv_len - p->q_len;
+    const query_row row = {.pos = pos, .valid = hk->valid, .global = pos >= 0 && run->is_global[pos]};
+    const int separate = row.global && p->global_qkv;
+    const float *q = (const float *)(separate ? run->t->qg.data : run->t->q.data) + index * (size_t)p->head_dim;
+    /* A padding row keeps the empty set: output 0, LSE -inf. */
+    const size_t n = pos < row.valid ? gather_keys(w, hk, &row, separate) : 0;
+    const double lse = softmax_gathered(w, n, q, (float *)run->t->out.data + index * (size_t)p->value_dim);
+    if (run->t->lse.data != NULL)
+        ((float *)run->t->lse.data)[index] = (float)lse;
+}
+
+/* ceil(n / block), without the overflow of n + block - 1 when block is near INT_MAX. */
+static int block_count(int n, int block)
+{
+    return n / block + (n % block != 0);
+}
+
+static head_keys head_keys_of(const shared_run *run, size_t pair)
+{
+    const clattn_problem *p = run->p;
+    const clattn_host_tensors *t = run->t;
+    const int b = (int)(pair / (size_t)p->heads);
+    const int h = (int)(pair % (size_t)p->heads);
+    const size_t kv = (size_t)b * (size_t)p->kv_heads + (size_t)(h / (p->heads / p->kv_heads));
+    const int valid = clattn_valid_keys(p, t->seq_lens, b);
+    const int ns = clattn_summary_count(p);
+    return (head_keys){
+        .k = rows_of(t->k.data, kv, p->kv_len, p->head_dim),
+        .v = rows_of(t->v.data, kv, p->kv_len, p->value_dim),
+        .kg = p->global_qkv ? rows_of(t->kg.data, kv, p->kv_len, p->head_dim) : NULL,
+        .vg = p->global_qkv ? rows_of(t->vg.data, kv, p->kv_len, p->value_dim) : NULL,
+        .sk = rows_of(run->summary_k, kv, ns, p->head_dim),
+        .sv = rows_of(run->summary_v, kv, ns, p->value_dim),
+        .xk = p->extra_len > 0 ? rows_of(t->kx.data, kv, p->extra_len, p->head_dim) : NULL,
+        .xv = p->extra_len > 0 ? rows_of(t->vx.data, kv, p->extra_len, p->value_dim) : NULL,
+        .valid = valid,
+        .num_summary = ns > 0 ? block_count(valid, p->summary_block) : 0,
+    };
+}
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    const shared_run *run = w->run;
+    for (size_t pair = w->first; pair < run->num_pairs; pair += run->num_workers) {
+        const head_keys hk = head_keys_of(run, pair);
+        for (int i = 0; i < run->p->q_len; i++)
+            attend_row(w, &hk, pair * (size_t)run->p->q_len + (size_t)i, i);
+    }
+    return NULL;
+}
+
+/* means [ceil(valid / block), width] = block means of the rows of x [valid.., width], summed in
+ * double and rounded once to float32, the precision of every other key. */
+static void block_means(const float *x, int valid, int block, int width, float *means)
+{
+    for (size_t lo = 0, c = 0; lo < (size_t)valid; lo += (size_t)block, c++) {
+        const size_t hi = lo + (size_t)block < (size_t)valid ? lo + (size_t)block : (size_t)valid;
+        for (int e = 0; e < width; e++) {
+            double sum = 0.0;
+            for (size_t j = lo; j < hi; j++)
+                sum += (double)x[j * (size_t)width + (size_t)e];
+            means[c * (size_t)width + (size_t)e] = (float)(sum / (double)(hi - lo));
+        }
+    }
+}
+
+/* Summary tokens of every (batch, kv head), once per run rather than once per query row; each
+ * batch entry averages only its valid keys. *summary owns [B, Hkv, Ns, D] then [B, Hkv, Ns, Dv],
+ * which run->summary_k and run->summary_v point into. */
+static int build_summaries(shared_run *run, float **summary, clattn_error *err)
+{
+    const clattn_problem *p = run->p;
+    const size_t ns = (size_t)clattn_summary_count(p);
+    const size_t kv_count = (size_t)p->batch * (size_t)p->kv_heads;
+    *summary = NULL;
+    if (ns == 0)
+        return CLATTN_STATUS_OK;
+    *summary = calloc(kv_count * ns * (size_t)(p->head_dim + p->value_dim), sizeof **summary);
+    if (*summary == NULL)
+        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "reference: %zu summary tokens", kv_count * ns);
+    float *const sk = *summary;
+    float *const sv = sk + kv_count * ns * (size_t)p->head_dim;
+    for (size_t kv = 0; kv < kv_count; kv++) {
+        const int valid = clattn_valid_keys(p, run->t->seq_lens, (int)(kv / (size_t)p->kv_heads));
+        block_means(rows_of(run->t->k.data, kv, p->kv_len, p->head_dim), valid, p->summary_block, p->head_dim,
+                    sk + kv * ns * (size_t)p->head_dim);
+        block_means(rows_of(run->t->v.data, kv, p->kv_len, p->value_dim), valid, p->summary_block, p->value_dim,
+                    sv + kv * ns * (size_t)p->value_dim);
+    }
+    run->summary_k = sk;
+    run->summary_v = sv;
+    return CLATTN_STATUS_OK;
+}
+
+/* is_global [Nk]: 1 at the positions of G, so that membership is one lookup. */
+static int build_global_mask(shared_run *run, unsigned char **is_global, clattn_error *err)
+{
+    *is_global = calloc((size_t)run->p->kv_len, 1);
+    if (*is_global == NULL)
+        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "reference: global mask of %d keys",
+                           run->p->kv_len);
+    for (int g = 0; g < run->p->num_global; g++)
+        (*is_global)[run->p->global_idx[g]] = 1;
+    run->is_global = *is_global;
+    return CLATTN_STATUS_OK;
+}
+
+static void worker_free(worker *w)
+{
+    free(w->logits);
+    free(w->values);
+    free(w->keys);
+}
+
+/* Scratch for key sets of up to `capacity` keys; on failure nothing stays allocated. */
+static int worker_alloc(worker *w, size_t capacity)
+{
+    w->keys = malloc(capacity * sizeof *w->keys);
+    w->values = malloc(capacity * sizeof *w->values);
+    w->logits = malloc(capacity * sizeof *w->logits);
+    if (w->keys != NULL && w->values != NULL && w->logits != NULL)
+        return 1;
+    worker_free(w);
+    return 0;
+}
+
+/* One worker per online CPU, at most one per (batch, head) pair. */
+static size_t worker_count(size_t num_pairs)
+{
+    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    const size_t n = cpus > 1 ? (size_t)cpus : 1;
+    return n < num_pairs ? n : num_pairs;
+}
+
+/* Runs every worker, the first on the calling thread. A thread that cannot be started costs only
+ * time: its share then runs here too. */
+static void run_workers(worker *workers, size_t count)
+{
+    for (size_t k = 1; k < count; k++)
+        workers[k].threaded = pthread_create(&workers[k].thread, NULL, work, &workers[k]) == 0;
+    work(&workers[0]);
+    for (size_t k = 1; k < count; k++) {
+        if (workers[k].threaded)
+            pthread_join(workers[k].thread, NULL);
+        else
+            work(&workers[k]);
+    }
+}
+
+/* The caller validated sizes; this only keeps a missing tensor from becoming a crash. */
+static int check_tensors(const clattn_problem *p, const clattn_host_tensors *t, clattn_error *err)
+{
+    if (p == NULL || t == NULL)
+        return clattn_fail(err, CLATTN_STATUS_NULL_ARGUMENT, "reference: problem or tensors is NULL");
+    if (t->q.data == NULL || t->k.data == NULL || t->v.data == NULL || t->out.data == NULL)
+        return clattn_fail(err, CLATTN_STATUS_NULL_ARGUMENT, "reference: q, k, v or out is NULL");
+    if (p->global_qkv && (t->qg.data == NULL || t->kg.data == NULL || t->vg.data == NULL))
+        return clattn_fail(err, CLATTN_STATUS_NULL_ARGUMENT, "reference: global_qkv = %d but qg, kg or vg is NULL",
+                           p->global_qkv);
+    if (p->extra_len > 0 && (t->kx.data == NULL || t->vx.data == NULL))
+        return clattn_fail(err, CLATTN_STATUS_NULL_ARGUMENT, "reference: extra_len = %d but kx or vx is NULL",
+                           p->extra_len);
+    return CLATTN_STATUS_OK;
+}
+
+int clattn_reference_run(const clattn_problem *p, const clattn_host_tensors *t, clattn_error *err)
+{
+    int status = check_tensors(p, t, err);
+    if (status != CLATTN_STATUS_OK)
+        return status;
+    unsigned char *is_global = NULL;
+    float *summary = NULL;
+    worker *workers = NULL;
+    size_t allocated = 0;
+    /* The largest S(i): every key, every summary token, every extra key. */
+    const size_t capacity = (size_t)p->kv_len + (size_t)clattn_summary_count(p) + (size_t)p->extra_len;
+    shared_run run = {.p = p, .t = t, .num_pairs = (size_t)p->batch * (size_t)p->heads};
+    run.num_workers = worker_count(run.num_pairs);
+
+    if ((status = build_global_mask(&run, &is_global, err)) != CLATTN_STATUS_OK ||
+        (status = build_summaries(&run, &summary, err)) != CLATTN_STATUS_OK)
+        goto cleanup;
+    workers = calloc(run.num_workers, sizeof *workers);
+    if (workers == NULL) {
+        status = clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "reference: %zu workers", run.num_workers);
+        goto cleanup;
+    }
+    for (; allocated < run.num_workers; allocated++) {
+        workers[allocated] = (worker){.run = &run, .first = allocated};
+        if (!worker_alloc(&workers[allocated], capacity)) {
+            status = clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY,
+                                 "reference: key list of %zu entries per worker", capacity);
+            goto cleanup;
+        }
+    }
+    run_workers(workers, run.num_workers);
+
+cleanup:
+    while (allocated > 0)
+        worker_free(&workers[--allocated]);
+    free(workers);
+    free(summary);
+    free(is_global);
+    return status;
+}

@@ -1,0 +1,67 @@
+/* The tile table and its fallback device -> vendor -> type default, and the build options
+ * derived from it. Entries are measured with `clattn bench`; add a row per tuned device. */
+#include "tuning.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *device; /* substring of CL_DEVICE_NAME, or NULL */
+    const char *vendor; /* substring of CL_DEVICE_VENDOR, or NULL */
+    cl_device_type type;
+    clattn_tiles tiles;
+} tile_entry;
+
+static const tile_entry tile_table[] = {
+    /* POCL on x86: 8 rows per work-item keep 8 float16 score chains in flight. */
+    {"pthread", NULL, CL_DEVICE_TYPE_CPU, {1, 8, 1, 1}},
+    {NULL, "NVIDIA", CL_DEVICE_TYPE_GPU, {0, 1, 64, 32}},
+    {NULL, "Advanced Micro Devices", CL_DEVICE_TYPE_GPU, {0, 1, 64, 32}},
+    {NULL, NULL, CL_DEVICE_TYPE_CPU, {1, 8, 1, 1}},
+    {NULL, NULL, CL_DEVICE_TYPE_ALL, {0, 1, 64, 32}},
+};
+
+static int matches(const tile_entry *e, const clattn_device_caps *caps)
+{
+    return (e->device == NULL || strstr(caps->name, e->device) != NULL) &&
+           (e->vendor == NULL || strstr(caps->vendor, e->vendor) != NULL) &&
+           (e->type == CL_DEVICE_TYPE_ALL || (caps->type & e->type) != 0);
+}
+
+size_t clattn_tiles_local_bytes(const clattn_tiles *tiles, int d, int dv)
+{
+    return tiles->cpu_variant ? 0 : (size_t)tiles->bk * (size_t)(d + dv) * sizeof(float);
+}
+
+int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, clattn_tiles *out, clattn_error *err)
+{
+    const clattn_device_caps *caps = &ctx->caps;
+    size_t i = 0;
+    while (!matches(&tile_table[i], caps))
+        i++; /* the last entry matches every device */
+    clattn_tiles t = ctx->tiles_forced ? ctx->forced_tiles : tile_table[i].tiles;
+    if (!t.cpu_variant) {
+        while (t.wg > 1 && (size_t)t.wg > caps->max_work_group)
+            t.wg /= 2;
+        while (t.bk > 1 && clattn_tiles_local_bytes(&t, d, dv) > caps->local_mem)
+            t.bk /= 2;
+        if ((size_t)t.wg > caps->max_work_group || clattn_tiles_local_bytes(&t, d, dv) > caps->local_mem)
+            return clattn_fail(err, CLATTN_STATUS_DEVICE_LIMIT,
+                               "head_dim = %d, value_dim = %d: one key tile needs %zu bytes of local memory, "
+                               "the device has %llu (max work-group %zu)",
+                               d, dv, clattn_tiles_local_bytes(&t, d, dv), (unsigned long long)caps->local_mem,
+                               caps->max_work_group);
+    }
+    *out = t;
+    return CLATTN_STATUS_OK;
+}
+
+void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, char *buf, size_t size)
+{
+    int vw = 8;
+    while (dv % vw != 0)
+        vw /= 2;
+    snprintf(buf, size, "-cl-std=CL1.2 -DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_VW=%d -DCLATTN_CPU=%d "
+                        "-DCLATTN_ROWS=%d -DCLATTN_WG=%d -DCLATTN_BK=%d",
+             d, dv, vw, tiles->cpu_variant, tiles->rows, tiles->wg, tiles->bk);
+}

@@ -1,0 +1,22 @@
+/* Kernel variant and tile sizes for a device: a table keyed by device name, then vendor, then a
+ * default per device type, clamped to the device's limits. The one place where device
+ * capabilities turn into -D build options. */
+#ifndef CLATTN_TUNING_H
+#define CLATTN_TUNING_H
+
+#include <stddef.h>
+
+#include "context.h"
+
+/* Chooses tiles for head dims d (Q, K) and dv (V) on a context's device (its forced tiles, else
+ * the table); fails with
+ * CLATTN_STATUS_DEVICE_LIMIT when no tile fits its work-group size or local memory. */
+int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, clattn_tiles *out, clattn_error *err);
+
+/* Bytes of __local memory the attention kernel uses with these tiles. */
+size_t clattn_tiles_local_bytes(const clattn_tiles *tiles, int d, int dv);
+
+/* Build options of cl/attention.cl for these tiles. */
+void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,192 @@
+/* clattn — transformer attention (dense, sliding window, global, summary and extra keys,
+ * 2-D grid patterns) offloaded to any OpenCL device, with a double-precision host reference.
+ * The semantics of every pattern are those of SPEC.md; this header is the only public one. */
+#ifndef CLATTN_H
+#define CLATTN_H
+
+#include <stddef.h>
+
+#define CL_TARGET_OPENCL_VERSION 120
+#include <CL/cl.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Status codes. 0 is success; negative values are OpenCL's own codes, passed through unchanged
+ * (CL_OUT_OF_RESOURCES, CL_BUILD_PROGRAM_FAILURE, ...); positive values are clattn's own.
+ * One table generates the enum and clattn_status_string().
+ * ------------------------------------------------------------------------------------------- */
+#define CLATTN_STATUS_TABLE(X)                                                                   \
+    X(OK, 0, "success")                                                                          \
+    X(NULL_ARGUMENT, 1001, "a required handle, pointer or buffer is null")                       \
+    X(INVALID_SIZE, 1002, "a tensor size is zero or negative")                                   \
+    X(INVALID_HEADS, 1003, "heads is not a multiple of kv_heads")                                \
+    X(INVALID_WINDOW, 1004, "a window side is negative")                                         \
+    X(INVALID_DILATION, 1005, "a dilation is less than 1")                                       \
+    X(INVALID_BLOCK, 1006, "the summary block size is less than 1")                              \
+    X(INVALID_GLOBAL_INDEX, 1007, "a global token index is out of range or repeated")            \
+    X(INVALID_SEQ_LEN, 1008, "a seq_lens entry is outside [0, kv_len]")                          \
+    X(INVALID_GRID, 1009, "grid height times width is not the sequence length")                  \
+    X(INVALID_KERNEL_SIZE, 1010, "a neighborhood kernel size or window size is less than 1")     \
+    X(INVALID_SHIFT, 1011, "a window shift is outside [0, window size)")                         \
+    X(BUFFER_TOO_SMALL, 1012, "a buffer is smaller than the tensor it must hold")                \
+    X(SHAPE_MISMATCH, 1013, "tensor shapes disagree")                                            \
+    X(SIZE_OVERFLOW, 1014, "a byte count or element index overflows")                            \
+    X(UNSUPPORTED_HEAD_DIM, 1015, "the head dimension is not supported by the kernels")          \
+    X(FILE_IO, 1016, "a file could not be opened, read or written")                              \
+    X(FILE_TRUNCATED, 1017, "a tensor file is truncated or malformed")                           \
+    X(FILE_DTYPE, 1018, "a tensor file has the wrong dtype or byte order")                       \
+    X(FILE_RANK, 1019, "a tensor file has the wrong rank")                                       \
+    X(INVALID_DEVICE_SPEC, 1020, "the device spec is malformed")                                 \
+    X(NO_DEVICE, 1021, "no OpenCL device matches the spec")                                      \
+    X(UNSUPPORTED, 1022, "the operation is not available on this context")                       \
+    X(DEVICE_LIMIT, 1023, "the problem exceeds a device limit")                                  \
+    X(HOST_OUT_OF_MEMORY, 1024, "a host allocation failed")                                      \
+    X(INVALID_PATTERN, 1025, "the pattern combination is not valid")
+
+typedef enum {
+#define CLATTN_STATUS_ENUM_(name, value, text) CLATTN_STATUS_##name = value,
+    CLATTN_STATUS_TABLE(CLATTN_STATUS_ENUM_)
+#undef CLATTN_STATUS_ENUM_
+} clattn_status;
+
+/* A fixed text for any status (clattn's, OpenCL's, or unknown); never NULL. */
+const char *clattn_status_string(int status);
+
+/* ---------------------------------------------------------------------------------------------
+ * Context: one device, a program cache, a log sink and the last error message.
+ * Thread safety: a context may be shared by any number of threads (its program cache is locked).
+ * clattn_context_message() reports the most recent failure of any thread using the context.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct clattn_context clattn_context;
+
+typedef void (*clattn_log_fn)(void *user, const char *message);
+
+typedef struct {
+    /* "cpu", "gpu", "P:D" (platform, device index), or "reference" (the double-precision host
+     * path, no OpenCL). NULL or "": $CLATTN_DEVICE, else the first GPU, else the first CPU
+     * device, else the reference path. */
+    const char *device;
+    /* Opt-in on-disk program cache: compiled binaries are stored there, keyed by a hash of the
+     * kernel source, build options, device and driver. NULL: $CLATTN_CACHE_DIR, else none. */
+    const char *cache_dir;
+    /* Receives build logs and notes; NULL discards them. */
+    clattn_log_fn log;
+    void *log_user;
+} clattn_context_desc;
+
+int clattn_context_create(const clattn_context_desc *desc, clattn_context **out);
+/* Wraps a context and queue the caller already owns (both are retained, released on free). */
+int clattn_context_wrap(cl_context cl_ctx, cl_device_id device, cl_command_queue queue,
+                        const clattn_context_desc *desc, clattn_context **out);
+void clattn_context_free(clattn_context *ctx); /* NULL is a no-op */
+
+/* The last detailed message (which argument, which value); "" when none. With NULL: the message
+ * of this thread's last failed clattn_context_create or clattn_context_wrap. */
+const char *clattn_context_message(const clattn_context *ctx);
+/* 1 for the double-precision host reference path, 0 for an OpenCL device. */
+int clattn_context_is_reference(const clattn_context *ctx);
+/* Human-readable device name; the OpenCL handles (NULL on the reference path). */
+const char *clattn_context_device_name(const clattn_context *ctx);
+cl_context clattn_context_cl_context(const clattn_context *ctx);
+cl_device_id clattn_context_cl_device(const clattn_context *ctx);
+cl_command_queue clattn_context_queue(const clattn_context *ctx);
+
+/* ---------------------------------------------------------------------------------------------
+ * Problem: shapes and pattern, fixed at plan creation. Fill with designated initialisers;
+ * a zero field means its default; new fields are only ever added at the end.
+ * Tensors are float32, contiguous, row-major:
+ *   Q [B, H, Nq, D]   K [B, Hkv, Nk, D]   V [B, Hkv, Nk, Dv]   O [B, H, Nq, Dv]   LSE [B, H, Nq]
+ * ------------------------------------------------------------------------------------------- */
+typedef enum {
+    CLATTN_GRID_NONE = 0,
+    CLATTN_GRID_AXIAL_ROW,
+    CLATTN_GRID_AXIAL_COLUMN,
+    CLATTN_GRID_CRISS_CROSS,
+    CLATTN_GRID_NEIGHBORHOOD, /* grid_kernel_h x grid_kernel_w, grid_dilation */
+    CLATTN_GRID_WINDOW        /* Swin: grid_window_size, grid_shift */
+} clattn_grid_pattern;
+
+typedef struct {
+    int batch;     /* B */
+    int heads;     /* H */
+    int kv_heads;  /* Hkv; 0: H */
+    int q_len;     /* Nq */
+    int kv_len;    /* Nk; 0: Nq */
+    int head_dim;  /* D */
+    int value_dim; /* Dv; 0: D */
+    float scale;   /* 0: 1/sqrt(D) */
+    int causal;    /* nonzero: remove keys after the query's position */
+
+    /* Sliding window: key j is seen by the query at position p when p-L <= j <= p+R and
+     * (j - p) % dilation == 0. */
+    int window;       /* nonzero enables it */
+    int window_left;  /* L >= 0 */
+    int window_right; /* R >= 0 */
+    int dilation;     /* 0: 1 */
+
+    /* Global tokens (Longformer): positions in [0, Nk), any order, no repeats. */
+    const int *global_idx;
+    int num_global;
+    int global_qkv; /* nonzero: global rows use separate Qg, Kg, Vg tensors (run arguments) */
+
+    int summary_block; /* LongT5 transient-global block size b; 0: no summary tokens */
+    int extra_len;     /* Nx: caller's extra keys Kx [B,Hkv,Nx,D], Vx [B,Hkv,Nx,Dv]; 0: none */
+
+    /* 2-D grid patterns (Nq == Nk == grid_h * grid_w); reference path only for now. */
+    clattn_grid_pattern grid_pattern;
+    int grid_h, grid_w;
+    int grid_kernel_h, grid_kernel_w, grid_dilation; /* neighborhood; dilation 0: 1 */
+    int grid_window_size, grid_shift;                /* Swin window */
+} clattn_problem;
+
+/* ---------------------------------------------------------------------------------------------
+ * Plan: one problem's compiled kernels, tile sizes and scratch buffers. All compilation happens
+ * in clattn_plan_create; running a plan never compiles.
+ * Thread safety: a plan is used by one thread at a time; create one plan per thread.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct clattn_plan clattn_plan;
+
+int clattn_plan_create(clattn_context *ctx, const clattn_problem *problem, clattn_plan **out);
+void clattn_plan_free(clattn_plan *plan); /* NULL is a no-op */
+
+/* Bytes of device memory one run takes beyond the caller's tensors (scratch buffers). */
+size_t clattn_plan_scratch_bytes(const clattn_plan *plan);
+
+/* Device buffers. lse, seq_lens and the pattern-specific tensors are optional (NULL). */
+typedef struct {
+    cl_mem q, k, v, out;
+    cl_mem lse;        /* float32 [B, H, Nq] */
+    cl_mem qg, kg, vg; /* required when problem.global_qkv */
+    cl_mem kx, vx;     /* required when problem.extra_len > 0 */
+    const int *seq_lens; /* host array [B]; NULL: every entry is Nk */
+} clattn_buffers;
+
+/* Asynchronous: enqueues on `queue` (NULL: the context's), after the wait list; *event (if not
+ * NULL) receives an event that completes when the output is written. */
+int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_buffers *buffers,
+                        cl_uint num_wait, const cl_event *wait, cl_event *event);
+
+/* A host tensor: its data and its size in bytes (checked against the shape). */
+typedef struct {
+    void *data;
+    size_t bytes;
+} clattn_host_tensor;
+
+typedef struct {
+    clattn_host_tensor q, k, v, out;
+    clattn_host_tensor lse;        /* optional */
+    clattn_host_tensor qg, kg, vg; /* when problem.global_qkv */
+    clattn_host_tensor kx, vx;     /* when problem.extra_len > 0 */
+    const int *seq_lens;           /* optional, [B] */
+} clattn_host_tensors;
+
+/* Blocking convenience call on host memory (on any context, the reference path included). */
+int clattn_plan_run_host(clattn_plan *plan, const clattn_host_tensors *tensors);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

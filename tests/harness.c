@@ -1,0 +1,152 @@
+/* Test helpers shared by the device tests: see harness.h. Tests may print; the library never. */
+#include "harness.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int harness_devices(char specs[][16], int max)
+{
+    cl_platform_id platforms[8];
+    cl_uint nplat = 0;
+    int count = 0;
+    if (clGetPlatformIDs(8, platforms, &nplat) != CL_SUCCESS)
+        return 0;
+    for (cl_uint p = 0; p < nplat && p < 8; p++) {
+        cl_uint ndev = 0;
+        if (clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, 0, NULL, &ndev) != CL_SUCCESS)
+            continue;
+        for (cl_uint d = 0; d < ndev && count < max; d++)
+            snprintf(specs[count++], 16, "%u:%u", p, d);
+    }
+    return count;
+}
+
+void harness_fill_normal(float *x, size_t n, unsigned long long *seed)
+{
+    for (size_t i = 0; i < n; i += 2) {
+        double u[2];
+        for (int k = 0; k < 2; k++) {
+            *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+            u[k] = ((double)(*seed >> 11) + 0.5) / 9007199254740992.0;
+        }
+        const double r = sqrt(-2.0 * log(u[0]));
+        x[i] = (float)(r * cos(6.283185307179586 * u[1]));
+        if (i + 1 < n)
+            x[i + 1] = (float)(r * sin(6.283185307179586 * u[1]));
+    }
+}
+
+static int alloc_tensor(clattn_host_tensor *t, size_t bytes, int random, unsigned long long *seed)
+{
+    t->bytes = bytes;
+    t->data = calloc(bytes ? bytes : 1, 1);
+    if (t->data == NULL)
+        return CLATTN_STATUS_HOST_OUT_OF_MEMORY;
+    if (random)
+        harness_fill_normal(t->data, bytes / sizeof(float), seed);
+    return CLATTN_STATUS_OK;
+}
+
+int harness_tensors_alloc(const clattn_problem *problem, int with_lse, unsigned long long seed, harness_tensors *h)
+{
+    memset(h, 0, sizeof *h);
+    clattn_problem p = *problem;
+    if (p.kv_heads == 0)
+        p.kv_heads = p.heads;
+    if (p.kv_len == 0)
+        p.kv_len = p.q_len;
+    if (p.value_dim == 0)
+        p.value_dim = p.head_dim;
+    const size_t f = sizeof(float);
+    const size_t q = (size_t)p.batch * p.heads * p.q_len * p.head_dim * f;
+    const size_t k = (size_t)p.batch * p.kv_heads * p.kv_len * p.head_dim * f;
+    const size_t v = (size_t)p.batch * p.kv_heads * p.kv_len * p.value_dim * f;
+    const size_t o = (size_t)p.batch * p.heads * p.q_len * p.value_dim * f;
+    const size_t l = (size_t)p.batch * p.heads * p.q_len * f;
+    int s = alloc_tensor(&h->t.q, q, 1, &seed) || alloc_tensor(&h->t.k, k, 1, &seed) ||
+            alloc_tensor(&h->t.v, v, 1, &seed) || alloc_tensor(&h->t.out, o, 0, &seed);
+    if (!s && with_lse)
+        s = alloc_tensor(&h->t.lse, l, 0, &seed);
+    if (!s && p.global_qkv)
+        s = alloc_tensor(&h->t.qg, q, 1, &seed) || alloc_tensor(&h->t.kg, k, 1, &seed) ||
+            alloc_tensor(&h->t.vg, v, 1, &seed);
+    if (!s && p.extra_len > 0)
+        s = alloc_tensor(&h->t.kx, (size_t)p.batch * p.kv_heads * p.extra_len * p.head_dim * f, 1, &seed) ||
+            alloc_tensor(&h->t.vx, (size_t)p.batch * p.kv_heads * p.extra_len * p.value_dim * f, 1, &seed);
+    if (!s) {
+        h->out_ref = calloc(o, 1);
+        h->lse_ref = calloc(l, 1);
+        if (h->out_ref == NULL || h->lse_ref == NULL)
+            s = CLATTN_STATUS_HOST_OUT_OF_MEMORY;
+    }
+    if (s)
+        harness_tensors_free(h);
+    return s ? CLATTN_STATUS_HOST_OUT_OF_MEMORY : CLATTN_STATUS_OK;
+}
+
+void harness_tensors_free(harness_tensors *h)
+{
+    clattn_host_tensor *all[] = {&h->t.q, &h->t.k, &h->t.v, &h->t.out, &h->t.lse,
+                                 &h->t.qg, &h->t.kg, &h->t.vg, &h->t.kx, &h->t.vx};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        free(all[i]->data);
+    free(h->out_ref);
+    free(h->lse_ref);
+    memset(h, 0, sizeof *h);
+}
+
+static int run(clattn_context *ctx, const clattn_problem *p, const clattn_host_tensors *t)
+{
+    clattn_plan *plan = NULL;
+    int s = clattn_plan_create(ctx, p, &plan);
+    if (!s)
+        s = clattn_plan_run_host(plan, t);
+    if (s)
+        fprintf(stderr, "  %s: status %d (%s): %s\n", clattn_context_device_name(ctx), s, clattn_status_string(s),
+                clattn_context_message(ctx));
+    clattn_plan_free(plan);
+    return s;
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (isinf(a[i]) || isinf(b[i])) {
+            if (a[i] != b[i])
+                return INFINITY;
+            continue;
+        }
+        const double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= worst)) /* NaN counts as the worst */
+            worst = isnan(d) ? INFINITY : d;
+    }
+    return worst;
+}
+
+int harness_compare(clattn_context *dev, clattn_context *ref, const clattn_problem *p, const int *seq_lens,
+                    int with_lse, double *max_err)
+{
+    harness_tensors h;
+    int s = harness_tensors_alloc(p, with_lse, 12345u + (unsigned)p->q_len * 31u + (unsigned)p->head_dim, &h);
+    if (s)
+        return s;
+    h.t.seq_lens = seq_lens;
+    clattn_host_tensors rt = h.t;
+    rt.out.data = h.out_ref;
+    rt.lse.data = with_lse ? h.lse_ref : NULL;
+    s = run(ref, p, &rt);
+    if (!s)
+        s = run(dev, p, &h.t);
+    if (!s) {
+        *max_err = max_abs_diff(h.t.out.data, h.out_ref, h.t.out.bytes / sizeof(float));
+        if (with_lse) {
+            const double e = max_abs_diff(h.t.lse.data, h.lse_ref, h.t.lse.bytes / sizeof(float));
+            *max_err = e > *max_err ? e : *max_err;
+        }
+    }
+    harness_tensors_free(&h);
+    return s;
+}

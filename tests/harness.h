@@ -1,0 +1,34 @@
+/* Shared test helpers: device discovery (with skip-with-a-reason), random tensors, and running
+ * one problem on a device and on the double-precision reference to compare them. */
+#ifndef CLATTN_HARNESS_H
+#define CLATTN_HARNESS_H
+
+#include <stddef.h>
+
+#include "clattn.h"
+
+#define HARNESS_SKIP 77 /* ctest's SKIP_RETURN_CODE */
+#define HARNESS_MAX_DEVICES 16
+
+/* "P:D" specs of every OpenCL device present; 0 when none (the caller skips). */
+int harness_devices(char specs[][16], int max);
+
+/* Fills x with unit-normal values from a fixed-seed generator (reproducible runs). */
+void harness_fill_normal(float *x, size_t n, unsigned long long *seed);
+
+/* Host tensors for a normalized-or-not problem: random inputs, zeroed outputs. */
+typedef struct {
+    clattn_host_tensors t;
+    float *out_ref, *lse_ref;
+} harness_tensors;
+
+int harness_tensors_alloc(const clattn_problem *p, int with_lse, unsigned long long seed, harness_tensors *h);
+void harness_tensors_free(harness_tensors *h);
+
+/* Runs p on dev and on ref with the same inputs; *max_err receives the largest absolute error of
+ * O (and of the finite LSE values; a -inf LSE must match exactly, else the error is inf).
+ * Returns a clattn status (the failing context's message is printed to stderr). */
+int harness_compare(clattn_context *dev, clattn_context *ref, const clattn_problem *p, const int *seq_lens,
+                    int with_lse, double *max_err);
+
+#endif

@@ -1,0 +1,492 @@
+/* The `clattn` command-line tool: list devices, run attention on .npy tensors, benchmark.
+ * Exit status: 0 success, 2 bad input or usage (nothing written), 3 device or runtime failure. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "clattn.h"
+#include "npy.h"
+
+#define EXIT_USAGE 2
+#define EXIT_RUNTIME 3
+#define MAX_LIST 65536
+
+static const char usage_text[] =
+    "usage: clattn <command> [options]\n"
+    "\n"
+    "  devices                      list OpenCL devices (P:D index) and the reference path\n"
+    "  run --q Q.npy --k K.npy --v V.npy --out O.npy [options]\n"
+    "      [--lse L.npy] [--causal] [--window L,R | --window W] [--dilation D]\n"
+    "      [--global I,J,...] [--summary-block B] [--qg F --kg F --vg F] [--kx F --vx F]\n"
+    "      [--seq-lens N0,N1,...] [--scale S] [--device SPEC]\n"
+    "      [--grid H,W --grid-pattern axial-row|axial-column|criss-cross|neighborhood=KH,KW[,D]|window=M[,S]]\n"
+    "      tensors: little-endian float32 .npy of rank 4 [B,H,N,D], 3 [H,N,D] or 2 [N,D]\n"
+    "  bench [options]              benchmark devices (clattn bench --help)\n"
+    "\n"
+    "SPEC: cpu, gpu, P:D or reference; default $CLATTN_DEVICE, else the first GPU, else the\n"
+    "first OpenCL CPU device, else reference.\n";
+
+/* Exit status for a library status: bad input is the caller's fault (2), the rest is the
+ * device's or the runtime's (3). */
+static int exit_code(int status)
+{
+    if (status == CLATTN_STATUS_OK)
+        return 0;
+    if (status < 0 || status == CLATTN_STATUS_NO_DEVICE || status == CLATTN_STATUS_DEVICE_LIMIT ||
+        status == CLATTN_STATUS_HOST_OUT_OF_MEMORY || status == CLATTN_STATUS_FILE_IO)
+        return EXIT_RUNTIME;
+    return EXIT_USAGE;
+}
+
+static int fail(int status, const char *message)
+{
+    fprintf(stderr, "clattn: %s (%s)\n", message, clattn_status_string(status));
+    return exit_code(status);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* devices                                                                                    */
+/* ----------------------------------------------------------------------------------------- */
+
+static const char *device_type_name(cl_device_type type)
+{
+    if (type & CL_DEVICE_TYPE_GPU)
+        return "GPU";
+    if (type & CL_DEVICE_TYPE_CPU)
+        return "CPU";
+    if (type & CL_DEVICE_TYPE_ACCELERATOR)
+        return "accelerator";
+    return "other";
+}
+
+static void print_device(cl_uint p, cl_uint d, cl_device_id dev)
+{
+    char name[256] = "", driver[128] = "";
+    cl_device_type type = 0;
+    cl_uint units = 0;
+    cl_ulong global = 0, local = 0;
+    size_t wg = 0;
+    clGetDeviceInfo(dev, CL_DEVICE_NAME, sizeof name - 1, name, NULL);
+    clGetDeviceInfo(dev, CL_DRIVER_VERSION, sizeof driver - 1, driver, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof units, &units, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof global, &global, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_LOCAL_MEM_SIZE, sizeof local, &local, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
+    printf("%u:%-3u %-11s %4u CU  %8.1f GiB global  %6llu KiB local  max work-group %zu  %s (driver %s)\n", p, d,
+           device_type_name(type), units, (double)global / (1 << 30), (unsigned long long)(local >> 10), wg, name,
+           driver);
+}
+
+static int cmd_devices(void)
+{
+    cl_platform_id platforms[16];
+    cl_uint nplat = 0;
+    if (clGetPlatformIDs(16, platforms, &nplat) != CL_SUCCESS)
+        nplat = 0;
+    for (cl_uint p = 0; p < nplat && p < 16; p++) {
+        char pname[256] = "";
+        clGetPlatformInfo(platforms[p], CL_PLATFORM_NAME, sizeof pname - 1, pname, NULL);
+        printf("platform %u: %s\n", p, pname);
+        cl_device_id devices[64];
+        cl_uint ndev = 0;
+        if (clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, 64, devices, &ndev) != CL_SUCCESS)
+            continue;
+        for (cl_uint d = 0; d < ndev && d < 64; d++)
+            print_device(p, d, devices[d]);
+    }
+    if (nplat == 0)
+        printf("no OpenCL platform found\n");
+    printf("reference   host   double-precision reference path (plain C, all patterns)\n");
+    return 0;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* run: arguments                                                                             */
+/* ----------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *q, *k, *v, *out, *lse, *qg, *kg, *vg, *kx, *vx, *device;
+    clattn_problem problem;
+    int *globals;
+    int *seq_lens;
+    int num_seq_lens;
+} run_args;
+
+static char message[1024];
+
+static int bad_value(const char *flag, const char *value, const char *why)
+{
+    snprintf(message, sizeof message, "%s '%s': %s", flag, value, why);
+    return CLATTN_STATUS_INVALID_SIZE;
+}
+
+/* A comma-separated list of integers into a new array. */
+static int parse_int_list(const char *flag, const char *text, int **out, int *count)
+{
+    int n = 1;
+    for (const char *c = text; *c; c++)
+        n += *c == ',';
+    if (n > MAX_LIST)
+        return bad_value(flag, text, "too many entries");
+    int *values = malloc((size_t)n * sizeof *values);
+    if (values == NULL)
+        return bad_value(flag, text, "out of memory");
+    const char *c = text;
+    for (int i = 0; i < n; i++) {
+        char *end;
+        errno = 0;
+        const long x = strtol(c, &end, 10);
+        if (end == c || errno != 0 || x < INT_MIN || x > INT_MAX || (*end != ',' && *end != '\0')) {
+            free(values);
+            return bad_value(flag, text, "expected comma-separated integers");
+        }
+        values[i] = (int)x;
+        c = end + 1;
+    }
+    *out = values;
+    *count = n;
+    return CLATTN_STATUS_OK;
+}
+
+/* Exactly `count` integers, or between min_count and count. */
+static int parse_ints(const char *flag, const char *text, int *dst, int min_count, int max_count, int *got)
+{
+    int *values = NULL, n = 0;
+    int status = parse_int_list(flag, text, &values, &n);
+    if (status)
+        return status;
+    if (n < min_count || n > max_count) {
+        free(values);
+        return bad_value(flag, text, "wrong number of values");
+    }
+    memcpy(dst, values, (size_t)n * sizeof *dst);
+    free(values);
+    if (got != NULL)
+        *got = n;
+    return CLATTN_STATUS_OK;
+}
+
+static int parse_grid_pattern(const char *text, clattn_problem *p)
+{
+    static const struct {
+        const char *name;
+        clattn_grid_pattern pattern;
+    } names[] = {{"axial-row", CLATTN_GRID_AXIAL_ROW},     {"axial-column", CLATTN_GRID_AXIAL_COLUMN},
+                 {"criss-cross", CLATTN_GRID_CRISS_CROSS}, {"neighborhood=", CLATTN_GRID_NEIGHBORHOOD},
+                 {"window=", CLATTN_GRID_WINDOW}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const size_t len = strlen(names[i].name);
+        if (strncmp(text, names[i].name, len) != 0 || (names[i].name[len - 1] != '=' && text[len] != '\0'))
+            continue;
+        p->grid_pattern = names[i].pattern;
+        int v[3] = {0, 0, 1}, got = 0;
+        if (p->grid_pattern == CLATTN_GRID_NEIGHBORHOOD) {
+            int status = parse_ints("--grid-pattern", text + len, v, 2, 3, &got);
+            p->grid_kernel_h = v[0];
+            p->grid_kernel_w = v[1];
+            p->grid_dilation = v[2];
+            return status;
+        }
+        if (p->grid_pattern == CLATTN_GRID_WINDOW) {
+            v[1] = 0;
+            int status = parse_ints("--grid-pattern", text + len, v, 1, 2, &got);
+            p->grid_window_size = v[0];
+            p->grid_shift = v[1];
+            return status;
+        }
+        return CLATTN_STATUS_OK;
+    }
+    return bad_value("--grid-pattern", text, "unknown pattern");
+}
+
+/* One flag with its value; returns a status and sets message on failure. */
+static int parse_flag(run_args *a, const char *flag, const char *value)
+{
+    clattn_problem *p = &a->problem;
+    const char **files[] = {&a->q, &a->k, &a->v, &a->out, &a->lse, &a->qg, &a->kg, &a->vg, &a->kx, &a->vx, &a->device};
+    static const char *file_flags[] = {"--q", "--k", "--v", "--out", "--lse", "--qg", "--kg", "--vg", "--kx", "--vx",
+                                       "--device"};
+    for (size_t i = 0; i < sizeof file_flags / sizeof file_flags[0]; i++)
+        if (strcmp(flag, file_flags[i]) == 0) {
+            *files[i] = value;
+            return CLATTN_STATUS_OK;
+        }
+    int got = 0, v[3] = {0, 0, 0};
+    if (strcmp(flag, "--window") == 0) {
+        int status = parse_ints(flag, value, v, 1, 2, &got);
+        p->window = 1;
+        p->window_left = v[0];
+        p->window_right = got == 2 ? v[1] : v[0];
+        return status;
+    }
+    if (strcmp(flag, "--dilation") == 0 || strcmp(flag, "--summary-block") == 0) {
+        int status = parse_ints(flag, value, v, 1, 1, NULL);
+        if (!status && v[0] < 1)
+            return bad_value(flag, value, "must be at least 1");
+        *(flag[2] == 'd' ? &p->dilation : &p->summary_block) = v[0];
+        return status;
+    }
+    if (strcmp(flag, "--global") == 0) {
+        free(a->globals);
+        a->globals = NULL;
+        return parse_int_list(flag, value, &a->globals, &p->num_global);
+    }
+    if (strcmp(flag, "--seq-lens") == 0) {
+        free(a->seq_lens);
+        a->seq_lens = NULL;
+        return parse_int_list(flag, value, &a->seq_lens, &a->num_seq_lens);
+    }
+    if (strcmp(flag, "--scale") == 0) {
+        char *end;
+        p->scale = strtof(value, &end);
+        if (end == value || *end != '\0' || !(p->scale > 0.0f || p->scale < 0.0f))
+            return bad_value(flag, value, "expected a nonzero number");
+        return CLATTN_STATUS_OK;
+    }
+    if (strcmp(flag, "--grid") == 0) {
+        int status = parse_ints(flag, value, v, 2, 2, NULL);
+        p->grid_h = v[0];
+        p->grid_w = v[1];
+        return status;
+    }
+    if (strcmp(flag, "--grid-pattern") == 0)
+        return parse_grid_pattern(value, p);
+    snprintf(message, sizeof message, "unknown option '%s'", flag);
+    return CLATTN_STATUS_INVALID_SIZE;
+}
+
+static int parse_run_args(int argc, char **argv, run_args *a)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--causal") == 0) {
+            a->problem.causal = 1;
+            continue;
+        }
+        if (i + 1 >= argc || strncmp(argv[i], "--", 2) != 0) {
+            snprintf(message, sizeof message, "option '%s' needs a value (or is unknown)", argv[i]);
+            return CLATTN_STATUS_INVALID_SIZE;
+        }
+        int status = parse_flag(a, argv[i], argv[i + 1]);
+        if (status)
+            return status;
+        i++;
+    }
+    const char *required[] = {a->q, a->k, a->v, a->out};
+    static const char *names[] = {"--q", "--k", "--v", "--out"};
+    for (int i = 0; i < 4; i++)
+        if (required[i] == NULL) {
+            snprintf(message, sizeof message, "%s is required", names[i]);
+            return CLATTN_STATUS_NULL_ARGUMENT;
+        }
+    if ((a->qg != NULL) != (a->kg != NULL) || (a->kg != NULL) != (a->vg != NULL) || (a->kx != NULL) != (a->vx != NULL)) {
+        snprintf(message, sizeof message, "--qg, --kg and --vg go together, and so do --kx and --vx");
+        return CLATTN_STATUS_NULL_ARGUMENT;
+    }
+    return CLATTN_STATUS_OK;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* run: tensors and shapes                                                                    */
+/* ----------------------------------------------------------------------------------------- */
+
+enum { IN_Q, IN_K, IN_V, IN_QG, IN_KG, IN_VG, IN_KX, IN_VX, IN_COUNT };
+
+/* Shape [B, H, N, D] of a tensor of rank 2, 3 or 4 (missing leading dims are 1). */
+static void shape4(const clattn_npy *t, long long s[4])
+{
+    for (int i = 0; i < 4; i++)
+        s[i] = 1;
+    for (int i = 0; i < t->rank; i++)
+        s[4 - t->rank + i] = t->shape[i];
+}
+
+static int shape_error(const char *what, const long long *a, const long long *b)
+{
+    snprintf(message, sizeof message, "%s: [%lld,%lld,%lld,%lld] vs [%lld,%lld,%lld,%lld]", what, a[0], a[1], a[2],
+             a[3], b[0], b[1], b[2], b[3]);
+    return CLATTN_STATUS_SHAPE_MISMATCH;
+}
+
+static int same_shape(const char *what, const long long *a, const long long *b)
+{
+    return memcmp(a, b, 4 * sizeof *a) != 0 ? shape_error(what, a, b) : CLATTN_STATUS_OK;
+}
+
+/* Fills the problem's shape from Q, K, V (and checks the optional tensors against them). */
+static int derive_shape(const clattn_npy *in, run_args *a)
+{
+    long long q[4], k[4], v[4], x[4];
+    shape4(&in[IN_Q], q);
+    shape4(&in[IN_K], k);
+    shape4(&in[IN_V], v);
+    if (in[IN_Q].rank != in[IN_K].rank || in[IN_K].rank != in[IN_V].rank) {
+        snprintf(message, sizeof message, "Q, K and V have ranks %d, %d, %d: they must be equal", in[IN_Q].rank,
+                 in[IN_K].rank, in[IN_V].rank);
+        return CLATTN_STATUS_SHAPE_MISMATCH;
+    }
+    if (q[0] != k[0] || q[3] != k[3] || k[0] != v[0] || k[1] != v[1] || k[2] != v[2]) {
+        snprintf(message, sizeof message,
+                 "Q [%lld,%lld,%lld,%lld], K [%lld,%lld,%lld,%lld], V [%lld,%lld,%lld,%lld]: Q and K must agree "
+                 "in batch and head dim, K and V in batch, heads and keys",
+                 q[0], q[1], q[2], q[3], k[0], k[1], k[2], k[3], v[0], v[1], v[2], v[3]);
+        return CLATTN_STATUS_SHAPE_MISMATCH;
+    }
+    for (int i = 0; i < 4; i++)
+        if (q[i] > INT_MAX || k[i] > INT_MAX || v[i] > INT_MAX)
+            return shape_error("a dimension exceeds 2^31 - 1", q, k);
+    clattn_problem *p = &a->problem;
+    p->batch = (int)q[0];
+    p->heads = (int)q[1];
+    p->kv_heads = (int)k[1];
+    p->q_len = (int)q[2];
+    p->kv_len = (int)k[2];
+    p->head_dim = (int)q[3];
+    p->value_dim = (int)v[3];
+    int status = CLATTN_STATUS_OK;
+    if (in[IN_QG].data != NULL || in[IN_QG].count > 0) {
+        long long g[4];
+        p->global_qkv = 1;
+        shape4(&in[IN_QG], g);
+        status = same_shape("--qg vs --q", g, q);
+        shape4(&in[IN_KG], g);
+        status = status ? status : same_shape("--kg vs --k", g, k);
+        shape4(&in[IN_VG], g);
+        status = status ? status : same_shape("--vg vs --v", g, v);
+    }
+    if (!status && (in[IN_KX].data != NULL || in[IN_KX].count > 0)) {
+        shape4(&in[IN_KX], x);
+        long long y[4];
+        shape4(&in[IN_VX], y);
+        if (x[0] != k[0] || x[1] != k[1] || x[3] != k[3] || y[0] != v[0] || y[1] != v[1] || y[2] != x[2] ||
+            y[3] != v[3] || x[2] > INT_MAX)
+            return shape_error("--kx/--vx disagree with K/V: Kx vs K", x, k);
+        p->extra_len = (int)x[2];
+    }
+    if (!status && a->seq_lens != NULL && a->num_seq_lens != p->batch) {
+        snprintf(message, sizeof message, "--seq-lens has %d entries, the batch is %d", a->num_seq_lens, p->batch);
+        return CLATTN_STATUS_SHAPE_MISMATCH;
+    }
+    return status;
+}
+
+static int read_inputs(const run_args *a, clattn_npy *in)
+{
+    const char *paths[IN_COUNT] = {a->q, a->k, a->v, a->qg, a->kg, a->vg, a->kx, a->vx};
+    for (int i = 0; i < IN_COUNT; i++) {
+        if (paths[i] == NULL)
+            continue;
+        clattn_error err;
+        const int status = clattn_npy_read(paths[i], 2, 4, &in[i], &err);
+        if (status) {
+            snprintf(message, sizeof message, "%s", err.text);
+            return status;
+        }
+    }
+    return CLATTN_STATUS_OK;
+}
+
+static clattn_host_tensor host_tensor(const clattn_npy *t)
+{
+    return (clattn_host_tensor){t->data, t->count * sizeof(float)};
+}
+
+/* Creates the context and plan; a pattern the device kernels lack runs on the reference path. */
+static int make_plan(const run_args *a, clattn_context **ctx, clattn_plan **plan)
+{
+    int status = clattn_context_create(&(clattn_context_desc){.device = a->device}, ctx);
+    if (status) {
+        snprintf(message, sizeof message, "%s", clattn_context_message(NULL));
+        return status;
+    }
+    status = clattn_plan_create(*ctx, &a->problem, plan);
+    if (status == CLATTN_STATUS_UNSUPPORTED) {
+        fprintf(stderr, "clattn: %s; using the reference device\n", clattn_context_message(*ctx));
+        clattn_context_free(*ctx);
+        *ctx = NULL;
+        status = clattn_context_create(&(clattn_context_desc){.device = "reference"}, ctx);
+        if (!status)
+            status = clattn_plan_create(*ctx, &a->problem, plan);
+    }
+    if (status)
+        snprintf(message, sizeof message, "%s", *ctx != NULL ? clattn_context_message(*ctx) : "");
+    return status;
+}
+
+static int write_outputs(const run_args *a, const clattn_npy *q, const float *out, const float *lse)
+{
+    long long shape[4];
+    memcpy(shape, q->shape, sizeof shape);
+    shape[q->rank - 1] = a->problem.value_dim;
+    clattn_error err;
+    int status = clattn_npy_write(a->out, q->rank, shape, out, &err);
+    if (!status && a->lse != NULL)
+        status = clattn_npy_write(a->lse, q->rank - 1, shape, lse, &err);
+    if (status)
+        snprintf(message, sizeof message, "%s", err.text);
+    return status;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    run_args a = {0};
+    clattn_npy in[IN_COUNT] = {{0}};
+    clattn_context *ctx = NULL;
+    clattn_plan *plan = NULL;
+    float *out = NULL, *lse = NULL;
+    int status = parse_run_args(argc, argv, &a);
+    if (!status)
+        status = read_inputs(&a, in);
+    if (!status)
+        status = derive_shape(in, &a);
+    a.problem.global_idx = a.globals;
+    if (!status)
+        status = make_plan(&a, &ctx, &plan);
+    const size_t rows = (size_t)a.problem.batch * a.problem.heads * a.problem.q_len;
+    if (!status && ((out = malloc(rows * a.problem.value_dim * sizeof *out + 1)) == NULL ||
+                    (lse = malloc(rows * sizeof *lse + 1)) == NULL)) {
+        snprintf(message, sizeof message, "no memory for an output of %zu rows", rows);
+        status = CLATTN_STATUS_HOST_OUT_OF_MEMORY;
+    }
+    if (!status) {
+        const clattn_host_tensors t = {
+            host_tensor(&in[IN_Q]),  host_tensor(&in[IN_K]),  host_tensor(&in[IN_V]),
+            {out, rows * a.problem.value_dim * sizeof *out}, {a.lse != NULL ? lse : NULL, rows * sizeof *lse},
+            host_tensor(&in[IN_QG]), host_tensor(&in[IN_KG]), host_tensor(&in[IN_VG]),
+            host_tensor(&in[IN_KX]), host_tensor(&in[IN_VX]), a.seq_lens};
+        status = clattn_plan_run_host(plan, &t);
+        if (status)
+            snprintf(message, sizeof message, "%s", clattn_context_message(ctx));
+    }
+    if (!status)
+        status = write_outputs(&a, &in[IN_Q], out, lse);
+    const int code = status ? fail(status, message) : 0;
+    free(lse);
+    free(out);
+    clattn_plan_free(plan);
+    clattn_context_free(ctx);
+    for (int i = IN_COUNT - 1; i >= 0; i--)
+        clattn_npy_free(&in[i]);
+    free(a.seq_lens);
+    free(a.globals);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        fputs(usage_text, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    if (strcmp(argv[1], "devices") == 0)
+        return cmd_devices();
+    if (strcmp(argv[1], "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(argv[1], "bench") == 0)
+        return bench_main(argc - 1, argv + 1);
+    fprintf(stderr, "clattn: unknown command '%s'\n\n%s", argv[1], usage_text);
+    return EXIT_USAGE;
+}
