@@ -1,0 +1,174 @@
+/* Sliding window, global tokens, summary tokens, extra keys and their combinations on every
+ * OpenCL device and both kernel variants, against the reference; plus the identities that must
+ * hold bit for bit (a window as wide as the sequence is dense, (N, 0) is causal). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "context.h"
+#include "harness.h"
+
+#define TOLERANCE 2e-4
+
+static int failures;
+
+static void report(int ok, const char *variant, const char *what, const clattn_problem *p, double err)
+{
+    if (!ok)
+        failures++;
+    printf("%-4s %-7s %-26s Nq=%d Nk=%d D=%d L=%d R=%d dil=%d causal=%d G=%d b=%d Nx=%d: %.2e\n", ok ? "ok" : "FAIL",
+           variant, what, p->q_len, p->kv_len ? p->kv_len : p->q_len, p->head_dim, p->window_left, p->window_right,
+           p->dilation, p->causal, p->num_global, p->summary_block, p->extra_len, err);
+}
+
+static void check(clattn_context *dev, clattn_context *ref, const char *variant, const char *what,
+                  const clattn_problem *p, const int *seq_lens)
+{
+    double err = 0.0;
+    const int s = harness_compare(dev, ref, p, seq_lens, 1, &err);
+    report(s == CLATTN_STATUS_OK && err <= TOLERANCE, variant, what, p, err);
+}
+
+/* Runs a and b on dev with the same inputs; they must agree bit for bit. */
+static void check_identical(clattn_context *dev, const char *variant, const char *what, const clattn_problem *a,
+                            const clattn_problem *b)
+{
+    harness_tensors h;
+    if (harness_tensors_alloc(a, 0, 777, &h)) {
+        report(0, variant, what, a, -1);
+        return;
+    }
+    clattn_plan *pa = NULL, *pb = NULL;
+    int s = clattn_plan_create(dev, a, &pa);
+    if (!s)
+        s = clattn_plan_run_host(pa, &h.t);
+    memcpy(h.out_ref, h.t.out.data, h.t.out.bytes);
+    if (!s)
+        s = clattn_plan_create(dev, b, &pb);
+    if (!s)
+        s = clattn_plan_run_host(pb, &h.t);
+    const int same = !s && memcmp(h.out_ref, h.t.out.data, h.t.out.bytes) == 0;
+    report(same, variant, what, a, same ? 0.0 : 1.0);
+    clattn_plan_free(pb);
+    clattn_plan_free(pa);
+    harness_tensors_free(&h);
+}
+
+static clattn_problem window(int n, int d, int left, int right, int causal)
+{
+    return (clattn_problem){.batch = 1, .heads = 2, .q_len = n, .head_dim = d, .window = 1,
+                            .window_left = left, .window_right = right, .causal = causal};
+}
+
+static void run_device(clattn_context *dev, clattn_context *ref, const char *variant, int full)
+{
+    const int n = 257;
+    const int sides[] = {0, 1, 3, 17, n - 1, n, n + 5};
+    const int nsides = sizeof sides / sizeof sides[0];
+    for (int i = 0; i < nsides; i++)
+        for (int j = 0; j < nsides; j++)
+            if (full || i == j || j == 0)
+                check(dev, ref, variant, "window", &(clattn_problem){.batch = 1, .heads = 2, .q_len = n, .head_dim = 64,
+                                                          .window = 1, .window_left = sides[i],
+                                                          .window_right = sides[j], .causal = (i + j) % 3 == 0},
+                      NULL);
+    clattn_problem dil = window(1000, 64, 40, 17, 0);
+    dil.dilation = 3;
+    check(dev, ref, variant, "window dilated", &dil, NULL);
+    dil.causal = 1;
+    dil.kv_heads = 1;
+    check(dev, ref, variant, "window dilated causal GQA", &dil, NULL);
+
+    /* Identities that must hold bit for bit. */
+    clattn_problem dense = {.batch = 1, .heads = 2, .q_len = n, .head_dim = 64};
+    clattn_problem wide = window(n, 64, n, n, 0);
+    check_identical(dev, variant, "window (N,N) == dense", &wide, &dense);
+    clattn_problem causal = dense;
+    causal.causal = 1;
+    clattn_problem left_only = window(n, 64, n, 0, 0);
+    check_identical(dev, variant, "window (N,0) == causal", &left_only, &causal);
+
+    /* Global tokens: {}, {0}, {0, N/2, N-1}, every token; with and without Qg/Kg/Vg. */
+    static int every[257];
+    for (int i = 0; i < n; i++)
+        every[i] = n - 1 - i; /* any order */
+    const int g1[] = {0}, g3[] = {n / 2, 0, n - 1};
+    const struct {
+        const int *idx;
+        int count;
+    } sets[] = {{NULL, 0}, {g1, 1}, {g3, 3}, {every, n}};
+    for (size_t s = 0; s < sizeof sets / sizeof sets[0]; s++)
+        for (int causal_flag = 0; causal_flag < 2; causal_flag++) {
+            clattn_problem p = window(n, 64, 5, 3, causal_flag);
+            p.global_idx = sets[s].idx;
+            p.num_global = sets[s].count;
+            check(dev, ref, variant, "window + global", &p, NULL);
+            if (sets[s].count > 0 && (full || s == 2)) {
+                p.global_qkv = 1;
+                check(dev, ref, variant, "window + global (Qg,Kg,Vg)", &p, NULL);
+            }
+        }
+    /* Summary tokens: b = 1, b > N, a partial last block; extra keys. */
+    const int blocks[] = {1, 16, 60, n + 3};
+    for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++)
+        for (int causal_flag = 0; causal_flag < 2; causal_flag++) {
+            clattn_problem p = window(n, 64, 8, 8, causal_flag);
+            p.summary_block = blocks[b];
+            check(dev, ref, variant, "window + summary", &p, NULL);
+        }
+    clattn_problem extra = window(65, 80, 4, 4, 1);
+    extra.extra_len = 5;
+    extra.value_dim = 16;
+    check(dev, ref, variant, "window + extra keys", &extra, NULL);
+
+    /* Padding that cuts through a window and a summary block; all patterns at once. */
+    static const int lens[] = {257, 100, 37, 0};
+    clattn_problem all = {.batch = 4, .heads = 4, .kv_heads = 2, .q_len = n, .head_dim = 64, .value_dim = 32,
+                          .window = 1, .window_left = 20, .window_right = 7, .causal = 1,
+                          .global_idx = g3, .num_global = 3, .summary_block = 30, .extra_len = 3};
+    check(dev, ref, variant, "everything + padding", &all, lens);
+    all.causal = 0;
+    all.dilation = 2;
+    check(dev, ref, variant, "everything dilated + padding", &all, lens);
+    /* Decode: one query at the last position with a causal window, plus Nq < Nk. */
+    clattn_problem decode = {.batch = 1, .heads = 8, .kv_heads = 2, .q_len = 1, .kv_len = 1000, .head_dim = 128,
+                             .window = 1, .window_left = 100, .window_right = 0, .causal = 1};
+    check(dev, ref, variant, "decode causal window", &decode, NULL);
+    decode.q_len = 7;
+    decode.summary_block = 64;
+    decode.global_idx = g3;
+    decode.num_global = 3;
+    check(dev, ref, variant, "Nq<Nk window+global+summary", &decode, NULL);
+}
+
+int main(void)
+{
+    char specs[HARNESS_MAX_DEVICES][16];
+    const int ndev = harness_devices(specs, HARNESS_MAX_DEVICES);
+    if (ndev == 0) {
+        printf("SKIP: no OpenCL device found (install an ICD such as pocl-opencl-icd)\n");
+        return HARNESS_SKIP;
+    }
+    clattn_context *ref = NULL;
+    if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &ref))
+        return 1;
+    static const clattn_tiles variants[] = {{1, 8, 1, 1}, {0, 1, 32, 16}};
+    static const char *names[] = {"cpu8", "local32"};
+    for (int d = 0; d < ndev; d++) {
+        clattn_context *dev = NULL;
+        if (clattn_context_create(&(clattn_context_desc){.device = specs[d]}, &dev)) {
+            printf("FAIL device %s: %s\n", specs[d], clattn_context_message(NULL));
+            failures++;
+            continue;
+        }
+        printf("device %s: %s\n", specs[d], clattn_context_device_name(dev));
+        for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+            clattn_context_force_tiles(dev, &variants[v]);
+            run_device(dev, ref, names[v], v == 0);
+        }
+        clattn_context_free(dev);
+    }
+    clattn_context_free(ref);
+    printf("%d failure(s)\n", failures);
+    return failures != 0;
+}
