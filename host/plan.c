@@ -145,11 +145,11 @@ static int create_kernels(clattn_plan *plan, clattn_error *err)
     int status = create_kernel(plan, "attention", options, &plan->attention, err);
     if (!status && plan->tiles.cpu_variant) {
         char pack_options[64];
-        snprintf(pack_options, sizeof pack_options, "-cl-std=CL1.2 -DCLATTN_D=%d", p->head_dim);
+        snprintf(pack_options, sizeof pack_options, "-DCLATTN_D=%d", p->head_dim);
         status = create_kernel(plan, "pack_keys", pack_options, &plan->pack, err);
     }
     if (!status && plan->n_side > 0)
-        status = create_kernel(plan, "side_keys", "-cl-std=CL1.2", &plan->side, err);
+        status = create_kernel(plan, "side_keys", "", &plan->side, err);
     return status;
 }
 
@@ -197,7 +197,8 @@ int clattn_plan_create(clattn_context *ctx, const clattn_problem *problem, clatt
                                  "grid_pattern = %d: 2-D patterns run on the reference device only",
                                  (int)plan->p.grid_pattern);
         if (!status)
-            status = clattn_choose_tiles(ctx, plan->p.head_dim, plan->p.value_dim, &plan->tiles, &err);
+            status = clattn_choose_tiles(ctx, plan->p.head_dim, plan->p.value_dim, plan->p.q_len,
+                                         &plan->tiles, &err);
         if (!status)
             status = create_kernels(plan, &err);
         if (!status)

@@ -163,14 +163,20 @@ static int build_program(clattn_context *ctx, const char *name, const char *opti
     return status;
 }
 
-int clattn_program_get(clattn_context *ctx, const char *name, const char *options, cl_program *out,
+/* Every kernel is OpenCL C 1.2. -w: some compilers (POCL's among them) write warnings straight to
+ * the process's stderr, and the library never prints; a failed build's log still has them. No
+ * fast-math flags ever: the masking relies on infinities. */
+#define BASE_OPTIONS "-cl-std=CL1.2 -w "
+
+int clattn_program_get(clattn_context *ctx, const char *name, const char *specific, cl_program *out,
                        clattn_error *err)
 {
-    const size_t key_len = strlen(name) + strlen(options) + 2;
+    const size_t key_len = strlen(name) + strlen(BASE_OPTIONS) + strlen(specific) + 2;
     char *key = malloc(key_len);
     if (key == NULL)
         return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "program key of %zu bytes", key_len);
-    snprintf(key, key_len, "%s\n%s", name, options);
+    snprintf(key, key_len, "%s\n%s%s", name, BASE_OPTIONS, specific);
+    const char *options = key + strlen(name) + 1;
 
     /* Held while building: two threads asking for the same program build it once. */
     pthread_mutex_lock(&ctx->lock);

@@ -5,10 +5,11 @@
 
 #include "context.h"
 
-/* The program built from kernel source `name` (cl/<name>.cl) with `options`; *out is retained
+/* The program built from kernel source `name` (cl/<name>.cl) with the common options plus
+ * `specific` (the kernel's -D options); *out is retained
  * for the caller, who releases it. A failed build returns CL_BUILD_PROGRAM_FAILURE with the
  * log's start in err and the whole log sent to the context's log callback. */
-int clattn_program_get(clattn_context *ctx, const char *name, const char *options, cl_program *out,
+int clattn_program_get(clattn_context *ctx, const char *name, const char *specific, cl_program *out,
                        clattn_error *err);
 
 /* Releases every cached program of ctx (context teardown). */

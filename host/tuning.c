@@ -33,13 +33,16 @@ size_t clattn_tiles_local_bytes(const clattn_tiles *tiles, int d, int dv)
     return tiles->cpu_variant ? 0 : (size_t)tiles->bk * (size_t)(d + dv) * sizeof(float);
 }
 
-int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, clattn_tiles *out, clattn_error *err)
+int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, int q_len, clattn_tiles *out,
+                        clattn_error *err)
 {
     const clattn_device_caps *caps = &ctx->caps;
     size_t i = 0;
     while (!matches(&tile_table[i], caps))
         i++; /* the last entry matches every device */
     clattn_tiles t = ctx->tiles_forced ? ctx->forced_tiles : tile_table[i].tiles;
+    if (t.cpu_variant && t.rows > q_len)
+        t.rows = q_len; /* decode: a tile of repeated rows would only repeat work */
     if (!t.cpu_variant) {
         while (t.wg > 1 && (size_t)t.wg > caps->max_work_group)
             t.wg /= 2;
@@ -61,7 +64,7 @@ void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, char *bu
     int vw = 8;
     while (dv % vw != 0)
         vw /= 2;
-    snprintf(buf, size, "-cl-std=CL1.2 -DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_VW=%d -DCLATTN_CPU=%d "
+    snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_VW=%d -DCLATTN_CPU=%d "
                         "-DCLATTN_ROWS=%d -DCLATTN_WG=%d -DCLATTN_BK=%d",
              d, dv, vw, tiles->cpu_variant, tiles->rows, tiles->wg, tiles->bk);
 }

@@ -8,10 +8,11 @@
 
 #include "context.h"
 
-/* Chooses tiles for head dims d (Q, K) and dv (V) on a context's device (its forced tiles, else
- * the table); fails with
+/* Chooses tiles for head dims d (Q, K) and dv (V) and q_len query rows on a context's device
+ * (its forced tiles, else the table); fails with
  * CLATTN_STATUS_DEVICE_LIMIT when no tile fits its work-group size or local memory. */
-int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, clattn_tiles *out, clattn_error *err);
+int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, int q_len, clattn_tiles *out,
+                        clattn_error *err);
 
 /* Bytes of __local memory the attention kernel uses with these tiles. */
 size_t clattn_tiles_local_bytes(const clattn_tiles *tiles, int d, int dv);
