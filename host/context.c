@@ -44,16 +44,6 @@ static int query_caps(cl_device_id device, clattn_device_caps *caps, clattn_erro
 /* Finds the device a spec names. "gpu"/"cpu": the first of that type over all platforms. */
 static int find_device(const char *spec, cl_device_id *out, clattn_error *err)
 {
-    cl_platform_id platforms[CLATTN_MAX_PLATFORMS];
-    cl_uint nplat = 0;
-    cl_int rc = clGetPlatformIDs(CLATTN_MAX_PLATFORMS, platforms, &nplat);
-    if (rc == -1001 /* CL_PLATFORM_NOT_FOUND_KHR: the ICD loader found no platform */ || (rc == CL_SUCCESS && nplat == 0))
-        return clattn_fail(err, CLATTN_STATUS_NO_DEVICE, "device '%s': no OpenCL platform is installed", spec);
-    if (rc != CL_SUCCESS)
-        return clattn_fail(err, rc, "clGetPlatformIDs failed: %s", clattn_cl_error_name(rc));
-    if (nplat > CLATTN_MAX_PLATFORMS)
-        nplat = CLATTN_MAX_PLATFORMS;
-
     int want_p = -1, want_d = -1;
     char tail;
     cl_device_type type = 0;
@@ -65,6 +55,16 @@ static int find_device(const char *spec, cl_device_id *out, clattn_error *err)
         return clattn_fail(err, CLATTN_STATUS_INVALID_DEVICE_SPEC,
                            "device '%s': expected cpu, gpu, reference or P:D (platform:device index)", spec);
 
+    cl_platform_id platforms[CLATTN_MAX_PLATFORMS];
+    cl_uint nplat = 0;
+    cl_int rc = clGetPlatformIDs(CLATTN_MAX_PLATFORMS, platforms, &nplat);
+    const cl_int no_platform = -1001; /* CL_PLATFORM_NOT_FOUND_KHR: the ICD loader found none */
+    if (rc == no_platform || (rc == CL_SUCCESS && nplat == 0))
+        return clattn_fail(err, CLATTN_STATUS_NO_DEVICE, "device '%s': no OpenCL platform is installed", spec);
+    if (rc != CL_SUCCESS)
+        return clattn_fail(err, rc, "clGetPlatformIDs failed: %s", clattn_cl_error_name(rc));
+    if (nplat > CLATTN_MAX_PLATFORMS)
+        nplat = CLATTN_MAX_PLATFORMS;
     for (cl_uint p = 0; p < nplat; p++) {
         cl_device_id devices[CLATTN_MAX_DEVICES];
         cl_uint ndev = 0;

@@ -178,10 +178,13 @@ static int prepare_globals(clattn_plan *plan, clattn_error *err)
 
 int clattn_plan_create(clattn_context *ctx, const clattn_problem *problem, clattn_plan **out)
 {
-    if (ctx == NULL || out == NULL)
+    if (ctx == NULL)
         return CLATTN_STATUS_NULL_ARGUMENT;
-    *out = NULL;
     clattn_error err = {{0}};
+    if (out == NULL)
+        return clattn_context_report(ctx, clattn_fail(&err, CLATTN_STATUS_NULL_ARGUMENT, "out (the plan) is NULL"),
+                                     &err);
+    *out = NULL;
     clattn_plan *plan = calloc(1, sizeof *plan);
     if (plan == NULL)
         return clattn_context_report(ctx, clattn_fail(&err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "plan"), &err);

@@ -29,22 +29,22 @@ static const char usage_text[] =
     "SPEC: cpu, gpu, P:D or reference; default $CLATTN_DEVICE, else the first GPU, else the\n"
     "first OpenCL CPU device, else reference.\n";
 
-/* Exit status for a library status: bad input is the caller's fault (2), the rest is the
- * device's or the runtime's (3). */
+/* Exit status for a library status: bad input is the caller's fault (2, an unreadable input
+ * file included), the rest is the device's or the runtime's (3). */
 static int exit_code(int status)
 {
     if (status == CLATTN_STATUS_OK)
         return 0;
     if (status < 0 || status == CLATTN_STATUS_NO_DEVICE || status == CLATTN_STATUS_DEVICE_LIMIT ||
-        status == CLATTN_STATUS_HOST_OUT_OF_MEMORY || status == CLATTN_STATUS_FILE_IO)
+        status == CLATTN_STATUS_HOST_OUT_OF_MEMORY)
         return EXIT_RUNTIME;
     return EXIT_USAGE;
 }
 
-static int fail(int status, const char *message)
+static int fail(int status, int code, const char *message)
 {
     fprintf(stderr, "clattn: %s (%s)\n", message, clattn_status_string(status));
-    return exit_code(status);
+    return code;
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -461,9 +461,9 @@ static int cmd_run(int argc, char **argv)
         if (status)
             snprintf(message, sizeof message, "%s", clattn_context_message(ctx));
     }
-    if (!status)
-        status = write_outputs(&a, &in[IN_Q], out, lse);
-    const int code = status ? fail(status, message) : 0;
+    int code = status ? fail(status, exit_code(status), message) : 0;
+    if (!status && (status = write_outputs(&a, &in[IN_Q], out, lse)) != CLATTN_STATUS_OK)
+        code = fail(status, EXIT_RUNTIME, message); /* the output could not be written */
     free(lse);
     free(out);
     clattn_plan_free(plan);
