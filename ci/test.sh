@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# The test command: install what is missing, build with -Wall -Wextra -Werror, run every test.
+# The test command: install what is missing, build with -Wall -Wextra -Werror, run every test,
+# then the checking steps: sanitizers, Oclgrind on the kernels, and the fuzzers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/install.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCLATTN_WERROR=ON
 cmake --build build -j "$(nproc)"
 ctest --test-dir build --output-on-failure
+ci/sanitizers.sh
+ci/oclgrind.sh build
+ci/fuzz.sh
+echo "ci/test.sh: all steps passed"

@@ -9,10 +9,10 @@
 #include "bench.h"
 #include "clattn.h"
 #include "npy.h"
+#include "run_args.h"
 
 #define EXIT_USAGE 2
 #define EXIT_RUNTIME 3
-#define MAX_LIST 65536
 
 static const char usage_text[] =
     "usage: clattn <command> [options]\n"
@@ -105,191 +105,6 @@ static int cmd_devices(void)
 }
 
 /* ----------------------------------------------------------------------------------------- */
-/* run: arguments                                                                             */
-/* ----------------------------------------------------------------------------------------- */
-
-typedef struct {
-    const char *q, *k, *v, *out, *lse, *qg, *kg, *vg, *kx, *vx, *device;
-    clattn_problem problem;
-    int *globals;
-    int *seq_lens;
-    int num_seq_lens;
-} run_args;
-
-static char message[1024];
-
-static int bad_value(const char *flag, const char *value, const char *why)
-{
-    snprintf(message, sizeof message, "%s '%s': %s", flag, value, why);
-    return CLATTN_STATUS_INVALID_SIZE;
-}
-
-/* A comma-separated list of integers into a new array. */
-static int parse_int_list(const char *flag, const char *text, int **out, int *count)
-{
-    int n = 1;
-    for (const char *c = text; *c; c++)
-        n += *c == ',';
-    if (n > MAX_LIST)
-        return bad_value(flag, text, "too many entries");
-    int *values = malloc((size_t)n * sizeof *values);
-    if (values == NULL)
-        return bad_value(flag, text, "out of memory");
-    const char *c = text;
-    for (int i = 0; i < n; i++) {
-        char *end;
-        errno = 0;
-        const long x = strtol(c, &end, 10);
-        if (end == c || errno != 0 || x < INT_MIN || x > INT_MAX || (*end != ',' && *end != '\0')) {
-            free(values);
-            return bad_value(flag, text, "expected comma-separated integers");
-        }
-        values[i] = (int)x;
-        c = end + 1;
-    }
-    *out = values;
-    *count = n;
-    return CLATTN_STATUS_OK;
-}
-
-/* Exactly `count` integers, or between min_count and count. */
-static int parse_ints(const char *flag, const char *text, int *dst, int min_count, int max_count, int *got)
-{
-    int *values = NULL, n = 0;
-    int status = parse_int_list(flag, text, &values, &n);
-    if (status)
-        return status;
-    if (n < min_count || n > max_count) {
-        free(values);
-        return bad_value(flag, text, "wrong number of values");
-    }
-    memcpy(dst, values, (size_t)n * sizeof *dst);
-    free(values);
-    if (got != NULL)
-        *got = n;
-    return CLATTN_STATUS_OK;
-}
-
-static int parse_grid_pattern(const char *text, clattn_problem *p)
-{
-    static const struct {
-        const char *name;
-        clattn_grid_pattern pattern;
-    } names[] = {{"axial-row", CLATTN_GRID_AXIAL_ROW},     {"axial-column", CLATTN_GRID_AXIAL_COLUMN},
-                 {"criss-cross", CLATTN_GRID_CRISS_CROSS}, {"neighborhood=", CLATTN_GRID_NEIGHBORHOOD},
-                 {"window=", CLATTN_GRID_WINDOW}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        const size_t len = strlen(names[i].name);
-        if (strncmp(text, names[i].name, len) != 0 || (names[i].name[len - 1] != '=' && text[len] != '\0'))
-            continue;
-        p->grid_pattern = names[i].pattern;
-        int v[3] = {0, 0, 1}, got = 0;
-        if (p->grid_pattern == CLATTN_GRID_NEIGHBORHOOD) {
-            int status = parse_ints("--grid-pattern", text + len, v, 2, 3, &got);
-            p->grid_kernel_h = v[0];
-            p->grid_kernel_w = v[1];
-            p->grid_dilation = v[2];
-            return status;
-        }
-        if (p->grid_pattern == CLATTN_GRID_WINDOW) {
-            v[1] = 0;
-            int status = parse_ints("--grid-pattern", text + len, v, 1, 2, &got);
-            p->grid_window_size = v[0];
-            p->grid_shift = v[1];
-            return status;
-        }
-        return CLATTN_STATUS_OK;
-    }
-    return bad_value("--grid-pattern", text, "unknown pattern");
-}
-
-/* One flag with its value; returns a status and sets message on failure. */
-static int parse_flag(run_args *a, const char *flag, const char *value)
-{
-    clattn_problem *p = &a->problem;
-    const char **files[] = {&a->q, &a->k, &a->v, &a->out, &a->lse, &a->qg, &a->kg, &a->vg, &a->kx, &a->vx, &a->device};
-    static const char *file_flags[] = {"--q", "--k", "--v", "--out", "--lse", "--qg", "--kg", "--vg", "--kx", "--vx",
-                                       "--device"};
-    for (size_t i = 0; i < sizeof file_flags / sizeof file_flags[0]; i++)
-        if (strcmp(flag, file_flags[i]) == 0) {
-            *files[i] = value;
-            return CLATTN_STATUS_OK;
-        }
-    int got = 0, v[3] = {0, 0, 0};
-    if (strcmp(flag, "--window") == 0) {
-        int status = parse_ints(flag, value, v, 1, 2, &got);
-        p->window = 1;
-        p->window_left = v[0];
-        p->window_right = got == 2 ? v[1] : v[0];
-        return status;
-    }
-    if (strcmp(flag, "--dilation") == 0 || strcmp(flag, "--summary-block") == 0) {
-        int status = parse_ints(flag, value, v, 1, 1, NULL);
-        if (!status && v[0] < 1)
-            return bad_value(flag, value, "must be at least 1");
-        *(flag[2] == 'd' ? &p->dilation : &p->summary_block) = v[0];
-        return status;
-    }
-    if (strcmp(flag, "--global") == 0) {
-        free(a->globals);
-        a->globals = NULL;
-        return parse_int_list(flag, value, &a->globals, &p->num_global);
-    }
-    if (strcmp(flag, "--seq-lens") == 0) {
-        free(a->seq_lens);
-        a->seq_lens = NULL;
-        return parse_int_list(flag, value, &a->seq_lens, &a->num_seq_lens);
-    }
-    if (strcmp(flag, "--scale") == 0) {
-        char *end;
-        p->scale = strtof(value, &end);
-        if (end == value || *end != '\0' || !(p->scale > 0.0f || p->scale < 0.0f))
-            return bad_value(flag, value, "expected a nonzero number");
-        return CLATTN_STATUS_OK;
-    }
-    if (strcmp(flag, "--grid") == 0) {
-        int status = parse_ints(flag, value, v, 2, 2, NULL);
-        p->grid_h = v[0];
-        p->grid_w = v[1];
-        return status;
-    }
-    if (strcmp(flag, "--grid-pattern") == 0)
-        return parse_grid_pattern(value, p);
-    snprintf(message, sizeof message, "unknown option '%s'", flag);
-    return CLATTN_STATUS_INVALID_SIZE;
-}
-
-static int parse_run_args(int argc, char **argv, run_args *a)
-{
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--causal") == 0) {
-            a->problem.causal = 1;
-            continue;
-        }
-        if (i + 1 >= argc || strncmp(argv[i], "--", 2) != 0) {
-            snprintf(message, sizeof message, "option '%s' needs a value (or is unknown)", argv[i]);
-            return CLATTN_STATUS_INVALID_SIZE;
-        }
-        int status = parse_flag(a, argv[i], argv[i + 1]);
-        if (status)
-            return status;
-        i++;
-    }
-    const char *required[] = {a->q, a->k, a->v, a->out};
-    static const char *names[] = {"--q", "--k", "--v", "--out"};
-    for (int i = 0; i < 4; i++)
-        if (required[i] == NULL) {
-            snprintf(message, sizeof message, "%s is required", names[i]);
-            return CLATTN_STATUS_NULL_ARGUMENT;
-        }
-    if ((a->qg != NULL) != (a->kg != NULL) || (a->kg != NULL) != (a->vg != NULL) || (a->kx != NULL) != (a->vx != NULL)) {
-        snprintf(message, sizeof message, "--qg, --kg and --vg go together, and so do --kx and --vx");
-        return CLATTN_STATUS_NULL_ARGUMENT;
-    }
-    return CLATTN_STATUS_OK;
-}
-
-/* ----------------------------------------------------------------------------------------- */
 /* run: tensors and shapes                                                                    */
 /* ----------------------------------------------------------------------------------------- */
 
@@ -304,16 +119,16 @@ static void shape4(const clattn_npy *t, long long s[4])
         s[4 - t->rank + i] = t->shape[i];
 }
 
-static int shape_error(const char *what, const long long *a, const long long *b)
+static int shape_error(run_args *a, const char *what, const long long *x, const long long *y)
 {
-    snprintf(message, sizeof message, "%s: [%lld,%lld,%lld,%lld] vs [%lld,%lld,%lld,%lld]", what, a[0], a[1], a[2],
-             a[3], b[0], b[1], b[2], b[3]);
+    snprintf(a->message, sizeof a->message, "%s: [%lld,%lld,%lld,%lld] vs [%lld,%lld,%lld,%lld]", what, x[0], x[1],
+             x[2], x[3], y[0], y[1], y[2], y[3]);
     return CLATTN_STATUS_SHAPE_MISMATCH;
 }
 
-static int same_shape(const char *what, const long long *a, const long long *b)
+static int same_shape(run_args *a, const char *what, const long long *x, const long long *y)
 {
-    return memcmp(a, b, 4 * sizeof *a) != 0 ? shape_error(what, a, b) : CLATTN_STATUS_OK;
+    return memcmp(x, y, 4 * sizeof *x) != 0 ? shape_error(a, what, x, y) : CLATTN_STATUS_OK;
 }
 
 /* Fills the problem's shape from Q, K, V (and checks the optional tensors against them). */
@@ -324,12 +139,12 @@ static int derive_shape(const clattn_npy *in, run_args *a)
     shape4(&in[IN_K], k);
     shape4(&in[IN_V], v);
     if (in[IN_Q].rank != in[IN_K].rank || in[IN_K].rank != in[IN_V].rank) {
-        snprintf(message, sizeof message, "Q, K and V have ranks %d, %d, %d: they must be equal", in[IN_Q].rank,
+        snprintf(a->message, sizeof a->message, "Q, K and V have ranks %d, %d, %d: they must be equal", in[IN_Q].rank,
                  in[IN_K].rank, in[IN_V].rank);
         return CLATTN_STATUS_SHAPE_MISMATCH;
     }
     if (q[0] != k[0] || q[3] != k[3] || k[0] != v[0] || k[1] != v[1] || k[2] != v[2]) {
-        snprintf(message, sizeof message,
+        snprintf(a->message, sizeof a->message,
                  "Q [%lld,%lld,%lld,%lld], K [%lld,%lld,%lld,%lld], V [%lld,%lld,%lld,%lld]: Q and K must agree "
                  "in batch and head dim, K and V in batch, heads and keys",
                  q[0], q[1], q[2], q[3], k[0], k[1], k[2], k[3], v[0], v[1], v[2], v[3]);
@@ -337,7 +152,7 @@ static int derive_shape(const clattn_npy *in, run_args *a)
     }
     for (int i = 0; i < 4; i++)
         if (q[i] > INT_MAX || k[i] > INT_MAX || v[i] > INT_MAX)
-            return shape_error("a dimension exceeds 2^31 - 1", q, k);
+            return shape_error(a, "a dimension exceeds 2^31 - 1", q, k);
     clattn_problem *p = &a->problem;
     p->batch = (int)q[0];
     p->heads = (int)q[1];
@@ -351,11 +166,11 @@ static int derive_shape(const clattn_npy *in, run_args *a)
         long long g[4];
         p->global_qkv = 1;
         shape4(&in[IN_QG], g);
-        status = same_shape("--qg vs --q", g, q);
+        status = same_shape(a, "--qg vs --q", g, q);
         shape4(&in[IN_KG], g);
-        status = status ? status : same_shape("--kg vs --k", g, k);
+        status = status ? status : same_shape(a, "--kg vs --k", g, k);
         shape4(&in[IN_VG], g);
-        status = status ? status : same_shape("--vg vs --v", g, v);
+        status = status ? status : same_shape(a, "--vg vs --v", g, v);
     }
     if (!status && (in[IN_KX].data != NULL || in[IN_KX].count > 0)) {
         shape4(&in[IN_KX], x);
@@ -363,17 +178,17 @@ static int derive_shape(const clattn_npy *in, run_args *a)
         shape4(&in[IN_VX], y);
         if (x[0] != k[0] || x[1] != k[1] || x[3] != k[3] || y[0] != v[0] || y[1] != v[1] || y[2] != x[2] ||
             y[3] != v[3] || x[2] > INT_MAX)
-            return shape_error("--kx/--vx disagree with K/V: Kx vs K", x, k);
+            return shape_error(a, "--kx/--vx disagree with K/V: Kx vs K", x, k);
         p->extra_len = (int)x[2];
     }
     if (!status && a->seq_lens != NULL && a->num_seq_lens != p->batch) {
-        snprintf(message, sizeof message, "--seq-lens has %d entries, the batch is %d", a->num_seq_lens, p->batch);
+        snprintf(a->message, sizeof a->message, "--seq-lens has %d entries, the batch is %d", a->num_seq_lens, p->batch);
         return CLATTN_STATUS_SHAPE_MISMATCH;
     }
     return status;
 }
 
-static int read_inputs(const run_args *a, clattn_npy *in)
+static int read_inputs(run_args *a, clattn_npy *in)
 {
     const char *paths[IN_COUNT] = {a->q, a->k, a->v, a->qg, a->kg, a->vg, a->kx, a->vx};
     for (int i = 0; i < IN_COUNT; i++) {
@@ -382,7 +197,7 @@ static int read_inputs(const run_args *a, clattn_npy *in)
         clattn_error err;
         const int status = clattn_npy_read(paths[i], 2, 4, &in[i], &err);
         if (status) {
-            snprintf(message, sizeof message, "%s", err.text);
+            snprintf(a->message, sizeof a->message, "%s", err.text);
             return status;
         }
     }
@@ -395,11 +210,11 @@ static clattn_host_tensor host_tensor(const clattn_npy *t)
 }
 
 /* Creates the context and plan; a pattern the device kernels lack runs on the reference path. */
-static int make_plan(const run_args *a, clattn_context **ctx, clattn_plan **plan)
+static int make_plan(run_args *a, clattn_context **ctx, clattn_plan **plan)
 {
     int status = clattn_context_create(&(clattn_context_desc){.device = a->device}, ctx);
     if (status) {
-        snprintf(message, sizeof message, "%s", clattn_context_message(NULL));
+        snprintf(a->message, sizeof a->message, "%s", clattn_context_message(NULL));
         return status;
     }
     status = clattn_plan_create(*ctx, &a->problem, plan);
@@ -412,11 +227,11 @@ static int make_plan(const run_args *a, clattn_context **ctx, clattn_plan **plan
             status = clattn_plan_create(*ctx, &a->problem, plan);
     }
     if (status)
-        snprintf(message, sizeof message, "%s", *ctx != NULL ? clattn_context_message(*ctx) : "");
+        snprintf(a->message, sizeof a->message, "%s", *ctx != NULL ? clattn_context_message(*ctx) : "");
     return status;
 }
 
-static int write_outputs(const run_args *a, const clattn_npy *q, const float *out, const float *lse)
+static int write_outputs(run_args *a, const clattn_npy *q, const float *out, const float *lse)
 {
     long long shape[4];
     memcpy(shape, q->shape, sizeof shape);
@@ -426,7 +241,7 @@ static int write_outputs(const run_args *a, const clattn_npy *q, const float *ou
     if (!status && a->lse != NULL)
         status = clattn_npy_write(a->lse, q->rank - 1, shape, lse, &err);
     if (status)
-        snprintf(message, sizeof message, "%s", err.text);
+        snprintf(a->message, sizeof a->message, "%s", err.text);
     return status;
 }
 
@@ -437,7 +252,7 @@ static int cmd_run(int argc, char **argv)
     clattn_context *ctx = NULL;
     clattn_plan *plan = NULL;
     float *out = NULL, *lse = NULL;
-    int status = parse_run_args(argc, argv, &a);
+    int status = run_args_parse(argc, argv, &a);
     if (!status)
         status = read_inputs(&a, in);
     if (!status)
@@ -448,7 +263,7 @@ static int cmd_run(int argc, char **argv)
     const size_t rows = (size_t)a.problem.batch * a.problem.heads * a.problem.q_len;
     if (!status && ((out = malloc(rows * a.problem.value_dim * sizeof *out + 1)) == NULL ||
                     (lse = malloc(rows * sizeof *lse + 1)) == NULL)) {
-        snprintf(message, sizeof message, "no memory for an output of %zu rows", rows);
+        snprintf(a.message, sizeof a.message, "no memory for an output of %zu rows", rows);
         status = CLATTN_STATUS_HOST_OUT_OF_MEMORY;
     }
     if (!status) {
@@ -459,19 +274,18 @@ static int cmd_run(int argc, char **argv)
             host_tensor(&in[IN_KX]), host_tensor(&in[IN_VX]), a.seq_lens};
         status = clattn_plan_run_host(plan, &t);
         if (status)
-            snprintf(message, sizeof message, "%s", clattn_context_message(ctx));
+            snprintf(a.message, sizeof a.message, "%s", clattn_context_message(ctx));
     }
-    int code = status ? fail(status, exit_code(status), message) : 0;
+    int code = status ? fail(status, exit_code(status), a.message) : 0;
     if (!status && (status = write_outputs(&a, &in[IN_Q], out, lse)) != CLATTN_STATUS_OK)
-        code = fail(status, EXIT_RUNTIME, message); /* the output could not be written */
+        code = fail(status, EXIT_RUNTIME, a.message); /* the output could not be written */
     free(lse);
     free(out);
     clattn_plan_free(plan);
     clattn_context_free(ctx);
     for (int i = IN_COUNT - 1; i >= 0; i--)
         clattn_npy_free(&in[i]);
-    free(a.seq_lens);
-    free(a.globals);
+    run_args_free(&a);
     return code;
 }
 

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# CI step: libFuzzer on the .npy reader and on `clattn run`'s argument parsing, 30 s each, with
+# AddressSanitizer and UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=build-fuzz
+mkdir -p "$out/corpus_npy" "$out/corpus_args"
+flags=(-g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ihost -Itools)
+clang "${flags[@]}" tests/fuzz_npy.c host/npy.c host/error.c -o "$out/fuzz_npy"
+clang "${flags[@]}" tests/fuzz_args.c tools/run_args.c host/error.c -o "$out/fuzz_args"
+printf '\x93NUMPY\x01\x00\x46\x00{"descr": "<f4", "fortran_order": False, "shape": (2, 1), }          \n\0\0\0\0\0\0\0\0' \
+    >"$out/corpus_npy/seed"
+printf -- '--window\0005,3\000--global\0001,2\000--grid-pattern\000neighborhood=3,3,2\000--seq-lens\0004' \
+    >"$out/corpus_args/seed"
+"$out/fuzz_npy" -max_total_time=30 -print_final_stats=0 "$out/corpus_npy"
+"$out/fuzz_args" -max_total_time=30 -print_final_stats=0 "$out/corpus_args"
