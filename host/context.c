@@ -250,7 +250,15 @@ void clattn_context_emulate_limits(clattn_context *ctx, size_t max_work_group, c
 
 const char *clattn_context_message(const clattn_context *ctx)
 {
-    return ctx != NULL ? ctx->message : orphan_message;
+    if (ctx == NULL)
+        return orphan_message;
+    /* A copy per thread: another thread may rewrite ctx->message while the caller reads. */
+    static _Thread_local char copy[CLATTN_MESSAGE_SIZE];
+    clattn_context *shared = (clattn_context *)ctx; /* the lock is not part of the value */
+    pthread_mutex_lock(&shared->lock);
+    memcpy(copy, ctx->message, sizeof copy);
+    pthread_mutex_unlock(&shared->lock);
+    return copy;
 }
 
 int clattn_context_is_reference(const clattn_context *ctx)

@@ -58,7 +58,8 @@ const char *clattn_status_string(int status);
 /* ---------------------------------------------------------------------------------------------
  * Context: one device, a program cache, a log sink and the last error message.
  * Thread safety: a context may be shared by any number of threads (its program cache is locked).
- * clattn_context_message() reports the most recent failure of any thread using the context.
+ * clattn_context_message() reports the most recent failure of any thread using the context, as a
+ * copy that stays valid until the calling thread's next call of it.
  * ------------------------------------------------------------------------------------------- */
 typedef struct clattn_context clattn_context;
 

@@ -54,7 +54,7 @@ static const limit_case limit_cases[] = {
      {.batch = 1, .heads = 1, .q_len = 257, .head_dim = 256}, NULL, CLATTN_STATUS_OK, NULL},
     {"2 KiB local, D 256: BK 1", {0, 2048, 0}, GPU(64, 32),
      {.batch = 1, .heads = 1, .q_len = 257, .head_dim = 256, .causal = 1}, NULL, CLATTN_STATUS_OK, NULL},
-    {"wg 8, 1 KiB local, D 64 Dv 16: side keys in BK 3 -> 2", {8, 1024, 0}, GPU(64, 3),
+    {"wg 8, 1 KiB local, D 64 Dv 16: side keys, BK 4 -> 2", {8, 1024, 0}, GPU(64, 4),
      {.batch = 2, .heads = 4, .kv_heads = 2, .q_len = 65, .head_dim = 64, .value_dim = 16, .window = 1,
       .window_left = 8, .window_right = 8, .global_idx = side_globals, .num_global = 2, .summary_block = 16,
       .extra_len = 5},

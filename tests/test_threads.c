@@ -1,6 +1,6 @@
 /* Concurrency: 8 threads x 100 calls on one shared context, each thread with its own plan (created
- * concurrently, so the program cache is contended) and its own command queue, every result checked
- * against a precomputed reference. Run it under ThreadSanitizer with -DCLATTN_TSAN=ON. */
+ * concurrently: the program cache is contended) and queue, results checked against a precomputed
+ * reference, and faults whose message is read back. Run it under ThreadSanitizer (-DCLATTN_TSAN=ON). */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 
 #include <math.h>

@@ -159,7 +159,7 @@ typedef int (*item_parser)(bench_options *o, const char *flag, const char *item)
 
 static int parse_list(bench_options *o, const char *flag, const char *list, item_parser parse)
 {
-    for (const char *p = list;; p++) {
+    for (const char *p = list;; p++) { /* p++ steps over the comma */
         char item[32];
         const size_t len = strcspn(p, ",");
         if (len == 0 || len >= sizeof item)
@@ -223,8 +223,10 @@ static int parse_args(int argc, char **argv, bench_options *o)
                          .format = FORMAT_TABLE};
     for (int i = 1; i < argc; i++) {
         int status = 0;
-        if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "--csv") == 0)
-            o->format = argv[i][2] == 'j' ? FORMAT_JSON : FORMAT_CSV;
+        if (strcmp(argv[i], "--json") == 0)
+            o->format = FORMAT_JSON;
+        else if (strcmp(argv[i], "--csv") == 0)
+            o->format = FORMAT_CSV;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage();
             return -1;
@@ -491,11 +493,14 @@ static int peak_best_ms(clattn_context *ctx, int chains, int iters, int runs, do
         cl_event done = NULL;
         double ms = HUGE_VAL;
         rc = clEnqueueNDRangeKernel(ctx->queue, kernel, 1, NULL, &global, NULL, 0, NULL, &done);
-        if (rc == CL_SUCCESS && (rc = clWaitForEvents(1, &done)) == CL_SUCCESS)
+        if (rc == CL_SUCCESS)
+            rc = clWaitForEvents(1, &done);
+        if (rc == CL_SUCCESS)
             rc = event_span_ms(done, done, &ms);
         if (done != NULL)
             clReleaseEvent(done);
-        *best = i > 0 && ms < *best ? ms : *best;
+        if (i > 0 && ms < *best)
+            *best = ms;
     }
     if (out != NULL)
         clReleaseMemObject(out);
@@ -1042,7 +1047,7 @@ static int write_plot(const bench_state *s, FILE *f)
 {
     static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
                                          "#9467bd", "#8c564b", "#e377c2", "#17becf"};
-    static const char *const dashes[PATTERN_COUNT] = {"none", "8 4", "2 3", "8 3 2 3", "14 4"};
+    static const char *const dashes[PATTERN_COUNT] = {"none", "8 4", "2 3", "8 3 2 3", "12 3 2 3 2 3"};
     const svg_panel panels[2] = {panel_for(s, 80.0, 0), panel_for(s, 620.0, 1)};
     const char *labels[MAX_DEVICES + 1] = {0}; /* by device index; the baseline last */
     int series = 0, seen[MAX_DEVICES + 1][PATTERN_COUNT] = {{0}};
