@@ -12,5 +12,12 @@ printf '\x93NUMPY\x01\x00\x46\x00{"descr": "<f4", "fortran_order": False, "shape
     >"$out/corpus_npy/seed"
 printf -- '--window\0005,3\000--global\0001,2\000--grid-pattern\000neighborhood=3,3,2\000--seq-lens\0004' \
     >"$out/corpus_args/seed"
-"$out/fuzz_npy" -max_total_time=30 -print_final_stats=0 "$out/corpus_npy"
-"$out/fuzz_args" -max_total_time=30 -print_final_stats=0 "$out/corpus_args"
+for target in npy args; do
+    log="$out/fuzz_$target.log"
+    if ! "$out/fuzz_$target" -max_total_time=30 "$out/corpus_$target" >"$log" 2>&1; then
+        tail -n 60 "$log"
+        echo "ci/fuzz.sh: fuzz_$target found a failure (full log: $log)" >&2
+        exit 1
+    fi
+    echo "fuzz_$target: $(grep -E '^Done' "$log")"
+done

@@ -16,6 +16,7 @@
 
 #include "clattn.h"
 #include "context.h"
+#include "context.h"
 #include "program.h"
 
 #ifdef CLATTN_HAVE_OPENBLAS
@@ -1132,6 +1133,79 @@ int bench_main(int argc, char **argv)
         }
     }
     free(s.rows);
+    for (int d = s.num_devices - 1; d >= 0; d--)
+        clattn_context_free(s.devices[d].ctx);
+    free(s.samples);
+    return status;
+}
+
+/* ---- clattn tune ---------------------------------------------------------------------------- */
+
+/* The tile space searched: every CPU-variant row count and every GPU-variant (work-group, key
+ * tile) pair; the library still clamps each to the device's limits. */
+static const clattn_tiles tune_candidates[] = {
+    {1, 1, 1, 1},    {1, 2, 1, 1},    {1, 4, 1, 1},    {1, 8, 1, 1},    {1, 16, 1, 1},   {0, 1, 32, 16},
+    {0, 1, 32, 32},  {0, 1, 64, 16},  {0, 1, 64, 32},  {0, 1, 64, 64},  {0, 1, 128, 32}, {0, 1, 128, 64},
+};
+
+/* Times every candidate on the first --device for the first pattern and the largest length, prints them,
+ * and the winner as a row for the table in host/tuning.c. */
+static int tune_device(bench_state *s, bench_device *dev)
+{
+    pattern_id pattern = PATTERN_DENSE;
+    while (!s->o->patterns[pattern])
+        pattern++;
+    workload w;
+    int status = workload_create(s->o, pattern, s->o->lengths[s->o->num_lengths - 1], &w);
+    if (status)
+        return status;
+    const size_t count = sizeof tune_candidates / sizeof tune_candidates[0];
+    size_t best = count;
+    double best_ms = INFINITY;
+    printf("tuning %s: %s, B=%d H=%d Hkv=%d N=%d D=%d\n", dev->label, pattern_names[pattern], s->o->batch,
+           s->o->heads, s->o->kv_heads, w.n, s->o->head_dim);
+    for (size_t c = 0; c < count && !status; c++) {
+        const clattn_tiles *t = &tune_candidates[c];
+        bench_row row;
+        init_row(&row, 0, dev->label, &w);
+        clattn_context_force_tiles(dev->ctx, t);
+        if ((status = bench_clattn(s, dev, &w, &row)) != 0)
+            break;
+        printf("  %-5s rows=%-2d wg=%-3d bk=%-2d  %9.3f ms  %7.1f GFLOP/s\n", t->cpu_variant ? "cpu" : "local",
+               t->rows, t->wg, t->bk, row.ms_median, w.flops / row.ms_median * 1e-6);
+        if (row.ms_median < best_ms) {
+            best_ms = row.ms_median;
+            best = c;
+        }
+    }
+    clattn_context_force_tiles(dev->ctx, NULL);
+    if (!status && best < count) {
+        const clattn_tiles *t = &tune_candidates[best];
+        printf("best: {\"%s\", NULL, CL_DEVICE_TYPE_ALL, {%d, %d, %d, %d}},  /* %.3f ms */\n", dev->label,
+               t->cpu_variant, t->rows, t->wg, t->bk, best_ms);
+    }
+    workload_free(&w);
+    return status;
+}
+
+int tune_main(int argc, char **argv)
+{
+    bench_options o;
+    int status = parse_args(argc, argv, &o);
+    if (status)
+        return status < 0 ? 0 : status;
+    if (o.num_devices == 0)
+        o.devices[0][0] = '\0'; /* the default device */
+    o.num_devices = 1;
+    bench_state s = {.o = &o};
+    s.samples = malloc(2 * (size_t)o.repeat * sizeof *s.samples);
+    status = s.samples != NULL ? open_devices(&s) : EXIT_RUNTIME;
+    if (!status && clattn_context_is_reference(s.devices[0].ctx)) {
+        fprintf(stderr, "clattn tune: the reference path has no tiles to tune\n");
+        status = EXIT_USAGE;
+    }
+    if (!status)
+        status = tune_device(&s, &s.devices[0]);
     for (int d = s.num_devices - 1; d >= 0; d--)
         clattn_context_free(s.devices[d].ctx);
     free(s.samples);

@@ -25,6 +25,7 @@ static const char usage_text[] =
     "      [--grid H,W --grid-pattern axial-row|axial-column|criss-cross|neighborhood=KH,KW[,D]|window=M[,S]]\n"
     "      tensors: little-endian float32 .npy of rank 4 [B,H,N,D], 3 [H,N,D] or 2 [N,D]\n"
     "  bench [options]              benchmark devices (clattn bench --help)\n"
+    "  tune [bench options]         time the kernel tile sizes on one device, print the best\n"
     "\n"
     "SPEC: cpu, gpu, P:D or reference; default $CLATTN_DEVICE, else the first GPU, else the\n"
     "first OpenCL CPU device, else reference.\n";
@@ -301,6 +302,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0)
         return bench_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "tune") == 0)
+        return tune_main(argc - 1, argv + 1);
     fprintf(stderr, "clattn: unknown command '%s'\n\n%s", argv[1], usage_text);
     return EXIT_USAGE;
 }
