@@ -23,6 +23,38 @@ int harness_devices(char specs[][16], int max)
     return count;
 }
 
+int harness_each_variant(const clattn_tiles *tiles, const char *const *names, size_t count, harness_body body)
+{
+    char specs[HARNESS_MAX_DEVICES][16];
+    const int ndev = harness_devices(specs, HARNESS_MAX_DEVICES);
+    if (ndev == 0) {
+        printf("SKIP: no OpenCL device found (install an ICD such as pocl-opencl-icd)\n");
+        return HARNESS_SKIP;
+    }
+    clattn_context *ref = NULL;
+    if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &ref)) {
+        printf("FAIL reference context: %s\n", clattn_context_message(NULL));
+        return 1;
+    }
+    int failures = 0;
+    for (int d = 0; d < ndev; d++) {
+        clattn_context *dev = NULL;
+        if (clattn_context_create(&(clattn_context_desc){.device = specs[d]}, &dev)) {
+            printf("FAIL device %s: %s\n", specs[d], clattn_context_message(NULL));
+            failures++;
+            continue;
+        }
+        printf("device %s: %s\n", specs[d], clattn_context_device_name(dev));
+        for (size_t v = 0; v < count; v++) {
+            clattn_context_force_tiles(dev, &tiles[v]);
+            body(dev, ref, names[v], v);
+        }
+        clattn_context_free(dev);
+    }
+    clattn_context_free(ref);
+    return failures;
+}
+
 void harness_fill_normal(float *x, size_t n, unsigned long long *seed)
 {
     for (size_t i = 0; i < n; i += 2) {

@@ -6,12 +6,19 @@
 #include <stddef.h>
 
 #include "clattn.h"
+#include "context.h"
 
 #define HARNESS_SKIP 77 /* ctest's SKIP_RETURN_CODE */
 #define HARNESS_MAX_DEVICES 16
 
 /* "P:D" specs of every OpenCL device present; 0 when none (the caller skips). */
 int harness_devices(char specs[][16], int max);
+
+/* Calls body for every OpenCL device and every tile variant (forced on the device's context),
+ * with a reference context beside it. Returns HARNESS_SKIP, the reason printed, when no device
+ * exists; else the number of contexts that could not be created. */
+typedef void (*harness_body)(clattn_context *dev, clattn_context *ref, const char *variant, size_t index);
+int harness_each_variant(const clattn_tiles *tiles, const char *const *names, size_t count, harness_body body);
 
 /* Fills x with unit-normal values from a fixed-seed generator (reproducible runs). */
 void harness_fill_normal(float *x, size_t n, unsigned long long *seed);

@@ -27,58 +27,46 @@ static void check(clattn_context *dev, clattn_context *ref, const char *variant,
            c->p.head_dim, c->p.value_dim, c->p.causal, c->seq_lens != NULL, err, s ? clattn_status_string(s) : "");
 }
 
-int main(void)
-{
-    char specs[HARNESS_MAX_DEVICES][16];
-    const int ndev = harness_devices(specs, HARNESS_MAX_DEVICES);
-    if (ndev == 0) {
-        printf("SKIP: no OpenCL device found (install an ICD such as pocl-opencl-icd)\n");
-        return HARNESS_SKIP;
-    }
-    clattn_context *ref = NULL;
-    if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &ref))
-        return 1;
+static dense_case cases[64];
+static int num_cases;
 
+static void add_cases(void)
+{
     static const int pad2[] = {5, 0}, pad3[] = {1000, 333, 1};
-    dense_case cases[64];
-    int n = 0;
     static const int lens[] = {1, 7, 63, 64, 65, 257, 1000};
     static const int dims[] = {16, 64, 80, 128, 256};
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
         for (int causal = 0; causal < 2; causal++)
-            cases[n++] = (dense_case){{.batch = 1, .heads = 2, .q_len = lens[i], .head_dim = 64, .causal = causal}, NULL};
+            cases[num_cases++] = (dense_case){{.batch = 1, .heads = 2, .q_len = lens[i], .head_dim = 64, .causal = causal}, NULL};
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
-        cases[n++] = (dense_case){{.batch = 1, .heads = 1, .q_len = 65, .head_dim = dims[i], .causal = (int)i % 2}, NULL};
+        cases[num_cases++] = (dense_case){{.batch = 1, .heads = 1, .q_len = 65, .head_dim = dims[i], .causal = (int)i % 2}, NULL};
     /* GQA, Dv != D, decode (Nq = 1), Nq < Nk and Nq > Nk, custom scale, padding. */
-    cases[n++] = (dense_case){{.batch = 2, .heads = 6, .kv_heads = 2, .q_len = 63, .head_dim = 64}, NULL};
-    cases[n++] = (dense_case){{.batch = 1, .heads = 4, .kv_heads = 1, .q_len = 65, .head_dim = 80, .value_dim = 16, .causal = 1}, NULL};
-    cases[n++] = (dense_case){{.batch = 1, .heads = 8, .kv_heads = 2, .q_len = 1, .kv_len = 1000, .head_dim = 128, .causal = 1}, NULL};
-    cases[n++] = (dense_case){{.batch = 1, .heads = 2, .q_len = 7, .kv_len = 257, .head_dim = 64, .causal = 1}, NULL};
-    cases[n++] = (dense_case){{.batch = 1, .heads = 2, .q_len = 65, .kv_len = 7, .head_dim = 16, .causal = 1}, NULL};
-    cases[n++] = (dense_case){{.batch = 1, .heads = 2, .q_len = 63, .head_dim = 64, .scale = 0.5f}, NULL};
-    cases[n++] = (dense_case){{.batch = 2, .heads = 2, .q_len = 7, .head_dim = 16, .causal = 1}, pad2};
-    cases[n++] = (dense_case){{.batch = 3, .heads = 2, .kv_heads = 1, .q_len = 1000, .head_dim = 64}, pad3};
-    cases[n++] = (dense_case){{.batch = 3, .heads = 2, .q_len = 1000, .head_dim = 64, .causal = 1}, pad3};
+    cases[num_cases++] = (dense_case){{.batch = 2, .heads = 6, .kv_heads = 2, .q_len = 63, .head_dim = 64}, NULL};
+    cases[num_cases++] = (dense_case){{.batch = 1, .heads = 4, .kv_heads = 1, .q_len = 65, .head_dim = 80, .value_dim = 16, .causal = 1}, NULL};
+    cases[num_cases++] = (dense_case){{.batch = 1, .heads = 8, .kv_heads = 2, .q_len = 1, .kv_len = 1000, .head_dim = 128, .causal = 1}, NULL};
+    cases[num_cases++] = (dense_case){{.batch = 1, .heads = 2, .q_len = 7, .kv_len = 257, .head_dim = 64, .causal = 1}, NULL};
+    cases[num_cases++] = (dense_case){{.batch = 1, .heads = 2, .q_len = 65, .kv_len = 7, .head_dim = 16, .causal = 1}, NULL};
+    cases[num_cases++] = (dense_case){{.batch = 1, .heads = 2, .q_len = 63, .head_dim = 64, .scale = 0.5f}, NULL};
+    cases[num_cases++] = (dense_case){{.batch = 2, .heads = 2, .q_len = 7, .head_dim = 16, .causal = 1}, pad2};
+    cases[num_cases++] = (dense_case){{.batch = 3, .heads = 2, .kv_heads = 1, .q_len = 1000, .head_dim = 64}, pad3};
+    cases[num_cases++] = (dense_case){{.batch = 3, .heads = 2, .q_len = 1000, .head_dim = 64, .causal = 1}, pad3};
+}
 
+static void run_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
+{
+    for (int i = 0; i < num_cases; i++)
+        if (index == 0 || i % 3 == 0 || cases[i].p.q_len == 1000) /* the full grid once per device */
+            check(dev, ref, variant, &cases[i]);
+}
+
+int main(void)
+{
+    add_cases();
     static const clattn_tiles variants[] = {{1, 8, 1, 1}, {1, 4, 1, 1}, {0, 1, 64, 32}, {0, 1, 16, 8}};
-    static const char *names[] = {"cpu8", "cpu4", "local64", "local16"};
-    for (int d = 0; d < ndev; d++) {
-        clattn_context *dev = NULL;
-        if (clattn_context_create(&(clattn_context_desc){.device = specs[d]}, &dev)) {
-            printf("FAIL device %s: %s\n", specs[d], clattn_context_message(NULL));
-            failures++;
-            continue;
-        }
-        printf("device %s: %s\n", specs[d], clattn_context_device_name(dev));
-        for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
-            clattn_context_force_tiles(dev, &variants[v]);
-            for (int i = 0; i < n; i++)
-                if (v == 0 || i % 3 == 0 || cases[i].p.q_len == 1000) /* the full grid once per device */
-                    check(dev, ref, names[v], &cases[i]);
-        }
-        clattn_context_free(dev);
-    }
-    clattn_context_free(ref);
-    printf("%d failure(s)\n", failures);
-    return failures != 0;
+    static const char *const names[] = {"cpu8", "cpu4", "local64", "local16"};
+    const int status = harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant);
+    if (status == HARNESS_SKIP)
+        return status;
+    printf("%d failure(s)\n", failures + status);
+    return failures + status != 0;
 }

@@ -141,34 +141,18 @@ static void run_device(clattn_context *dev, clattn_context *ref, const char *var
     check(dev, ref, variant, "Nq<Nk window+global+summary", &decode, NULL);
 }
 
+static void run_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
+{
+    run_device(dev, ref, variant, index == 0);
+}
+
 int main(void)
 {
-    char specs[HARNESS_MAX_DEVICES][16];
-    const int ndev = harness_devices(specs, HARNESS_MAX_DEVICES);
-    if (ndev == 0) {
-        printf("SKIP: no OpenCL device found (install an ICD such as pocl-opencl-icd)\n");
-        return HARNESS_SKIP;
-    }
-    clattn_context *ref = NULL;
-    if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &ref))
-        return 1;
     static const clattn_tiles variants[] = {{1, 8, 1, 1}, {0, 1, 32, 16}};
-    static const char *names[] = {"cpu8", "local32"};
-    for (int d = 0; d < ndev; d++) {
-        clattn_context *dev = NULL;
-        if (clattn_context_create(&(clattn_context_desc){.device = specs[d]}, &dev)) {
-            printf("FAIL device %s: %s\n", specs[d], clattn_context_message(NULL));
-            failures++;
-            continue;
-        }
-        printf("device %s: %s\n", specs[d], clattn_context_device_name(dev));
-        for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
-            clattn_context_force_tiles(dev, &variants[v]);
-            run_device(dev, ref, names[v], v == 0);
-        }
-        clattn_context_free(dev);
-    }
-    clattn_context_free(ref);
-    printf("%d failure(s)\n", failures);
-    return failures != 0;
+    static const char *const names[] = {"cpu8", "local32"};
+    const int status = harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant);
+    if (status == HARNESS_SKIP)
+        return status;
+    printf("%d failure(s)\n", failures + status);
+    return failures + status != 0;
 }
