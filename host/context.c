@@ -104,7 +104,12 @@ static int context_alloc(const clattn_context_desc *desc, clattn_context **out, 
     clattn_context *ctx = calloc(1, sizeof *ctx);
     if (ctx == NULL)
         return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "context of %zu bytes", sizeof *ctx);
-    if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
+    if (pthread_mutex_init(&ctx->programs_lock, NULL) != 0) {
+        free(ctx);
+        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "context mutex");
+    }
+    if (pthread_mutex_init(&ctx->message_lock, NULL) != 0) {
+        pthread_mutex_destroy(&ctx->programs_lock);
         free(ctx);
         return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "context mutex");
     }
@@ -201,7 +206,8 @@ void clattn_context_free(clattn_context *ctx)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->cl != NULL)
         clReleaseContext(ctx->cl);
-    pthread_mutex_destroy(&ctx->lock);
+    pthread_mutex_destroy(&ctx->message_lock);
+    pthread_mutex_destroy(&ctx->programs_lock);
     free(ctx->cache_dir);
     free(ctx);
 }
@@ -219,9 +225,9 @@ int clattn_context_report(clattn_context *ctx, int status, const clattn_error *e
         snprintf(orphan_message, sizeof orphan_message, "%s", text);
         return status;
     }
-    pthread_mutex_lock(&ctx->lock);
+    pthread_mutex_lock(&ctx->message_lock);
     snprintf(ctx->message, sizeof ctx->message, "%s", text);
-    pthread_mutex_unlock(&ctx->lock);
+    pthread_mutex_unlock(&ctx->message_lock);
     return status;
 }
 
@@ -255,9 +261,9 @@ const char *clattn_context_message(const clattn_context *ctx)
     /* A copy per thread: another thread may rewrite ctx->message while the caller reads. */
     static _Thread_local char copy[CLATTN_MESSAGE_SIZE];
     clattn_context *shared = (clattn_context *)ctx; /* the lock is not part of the value */
-    pthread_mutex_lock(&shared->lock);
+    pthread_mutex_lock(&shared->message_lock);
     memcpy(copy, ctx->message, sizeof copy);
-    pthread_mutex_unlock(&shared->lock);
+    pthread_mutex_unlock(&shared->message_lock);
     return copy;
 }
 

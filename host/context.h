@@ -40,7 +40,10 @@ struct clattn_context {
     char *cache_dir; /* NULL: no on-disk program cache */
     clattn_log_fn log;
     void *log_user;
-    pthread_mutex_t lock; /* guards message and programs */
+    /* Two locks: a compile holds programs_lock for seconds, and reading the message must not
+     * wait for it. */
+    pthread_mutex_t programs_lock; /* guards programs */
+    pthread_mutex_t message_lock;  /* guards message */
     char message[CLATTN_MESSAGE_SIZE];
     clattn_program_entry *programs;
     int tiles_forced;           /* tests and `clattn tune`: forced_tiles instead of the table */

@@ -179,7 +179,7 @@ int clattn_program_get(clattn_context *ctx, const char *name, const char *specif
     const char *options = key + strlen(name) + 1;
 
     /* Held while building: two threads asking for the same program build it once. */
-    pthread_mutex_lock(&ctx->lock);
+    pthread_mutex_lock(&ctx->programs_lock);
     int status = CLATTN_STATUS_OK;
     *out = NULL;
     for (clattn_program_entry *e = ctx->programs; e != NULL; e = e->next)
@@ -201,7 +201,7 @@ int clattn_program_get(clattn_context *ctx, const char *name, const char *specif
     }
     if (status == CLATTN_STATUS_OK)
         clRetainProgram(*out);
-    pthread_mutex_unlock(&ctx->lock);
+    pthread_mutex_unlock(&ctx->programs_lock);
     free(key);
     return status;
 }

@@ -16,6 +16,7 @@
 
 #include "clattn.h"
 #include "context.h"
+#include "exit_status.h"
 #include "context.h"
 #include "program.h"
 
@@ -23,8 +24,6 @@
 #include <cblas.h>
 #endif
 
-#define EXIT_USAGE 2
-#define EXIT_RUNTIME 3
 #define MAX_DEVICES 16
 #define MAX_LENGTHS 32
 #define REFERENCE_MAX_N 2048 /* the double-precision host path takes seconds per run beyond */
@@ -455,7 +454,7 @@ static int runtime_error(const char *device, const clattn_context *ctx, const ch
     const char *detail = clattn_context_message(ctx);
     fprintf(stderr, "clattn bench: %s: %s failed: %s (%d)%s%s\n", device, step, clattn_status_string(status), status,
             detail[0] ? ": " : "", detail);
-    return EXIT_RUNTIME;
+    return clattn_exit_status(status);
 }
 
 /* ---- The fp32 FMA peak (cl/peak.cl) --------------------------------------------------------- */
@@ -1100,6 +1099,22 @@ static int write_plot(const bench_state *s, FILE *f)
 
 /* --------------------------------------------------------------------------------------------- */
 
+/* Opens the devices of o into a fresh state; free_state() undoes it, also after a failure. */
+static int open_state(const bench_options *o, bench_state *s)
+{
+    *s = (bench_state){.o = o};
+    s->samples = malloc(2 * (size_t)o->repeat * sizeof *s->samples);
+    return s->samples != NULL ? open_devices(s) : EXIT_RUNTIME;
+}
+
+static void free_state(bench_state *s)
+{
+    free(s->rows);
+    for (int d = s->num_devices - 1; d >= 0; d--)
+        clattn_context_free(s->devices[d].ctx);
+    free(s->samples);
+}
+
 int bench_main(int argc, char **argv)
 {
     bench_options o;
@@ -1108,13 +1123,14 @@ int bench_main(int argc, char **argv)
         return status < 0 ? 0 : status;
     if (o.num_devices == 0)
         default_devices(&o);
-    bench_state s = {.o = &o};
-    if (o.plot != NULL && (s.plot = fopen(o.plot, "w")) == NULL) {
+    FILE *plot = NULL;
+    if (o.plot != NULL && (plot = fopen(o.plot, "w")) == NULL) {
         fprintf(stderr, "clattn bench: --plot '%s': %s\n", o.plot, strerror(errno));
         return EXIT_USAGE;
     }
-    s.samples = malloc(2 * (size_t)o.repeat * sizeof *s.samples);
-    status = s.samples != NULL ? open_devices(&s) : EXIT_RUNTIME;
+    bench_state s;
+    status = open_state(&o, &s);
+    s.plot = plot;
     if (!status)
         status = run_sweep(&s);
     /* What finished before a failure is still worth printing. */
@@ -1132,10 +1148,7 @@ int bench_main(int argc, char **argv)
             status = EXIT_RUNTIME;
         }
     }
-    free(s.rows);
-    for (int d = s.num_devices - 1; d >= 0; d--)
-        clattn_context_free(s.devices[d].ctx);
-    free(s.samples);
+    free_state(&s);
     return status;
 }
 
@@ -1197,17 +1210,14 @@ int tune_main(int argc, char **argv)
     if (o.num_devices == 0)
         o.devices[0][0] = '\0'; /* the default device */
     o.num_devices = 1;
-    bench_state s = {.o = &o};
-    s.samples = malloc(2 * (size_t)o.repeat * sizeof *s.samples);
-    status = s.samples != NULL ? open_devices(&s) : EXIT_RUNTIME;
+    bench_state s;
+    status = open_state(&o, &s);
     if (!status && clattn_context_is_reference(s.devices[0].ctx)) {
         fprintf(stderr, "clattn tune: the reference path has no tiles to tune\n");
         status = EXIT_USAGE;
     }
     if (!status)
         status = tune_device(&s, &s.devices[0]);
-    for (int d = s.num_devices - 1; d >= 0; d--)
-        clattn_context_free(s.devices[d].ctx);
-    free(s.samples);
+    free_state(&s);
     return status;
 }

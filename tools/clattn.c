@@ -8,11 +8,10 @@
 
 #include "bench.h"
 #include "clattn.h"
+#include "exit_status.h"
 #include "npy.h"
 #include "run_args.h"
 
-#define EXIT_USAGE 2
-#define EXIT_RUNTIME 3
 
 static const char usage_text[] =
     "usage: clattn <command> [options]\n"
@@ -29,18 +28,6 @@ static const char usage_text[] =
     "\n"
     "SPEC: cpu, gpu, P:D or reference; default $CLATTN_DEVICE, else the first GPU, else the\n"
     "first OpenCL CPU device, else reference.\n";
-
-/* Exit status for a library status: bad input is the caller's fault (2, an unreadable input
- * file included), the rest is the device's or the runtime's (3). */
-static int exit_code(int status)
-{
-    if (status == CLATTN_STATUS_OK)
-        return 0;
-    if (status < 0 || status == CLATTN_STATUS_NO_DEVICE || status == CLATTN_STATUS_DEVICE_LIMIT ||
-        status == CLATTN_STATUS_HOST_OUT_OF_MEMORY)
-        return EXIT_RUNTIME;
-    return EXIT_USAGE;
-}
 
 static int fail(int status, int code, const char *message)
 {
@@ -163,7 +150,7 @@ static int derive_shape(const clattn_npy *in, run_args *a)
     p->head_dim = (int)q[3];
     p->value_dim = (int)v[3];
     int status = CLATTN_STATUS_OK;
-    if (in[IN_QG].data != NULL || in[IN_QG].count > 0) {
+    if (a->qg != NULL) {
         long long g[4];
         p->global_qkv = 1;
         shape4(&in[IN_QG], g);
@@ -173,7 +160,7 @@ static int derive_shape(const clattn_npy *in, run_args *a)
         shape4(&in[IN_VG], g);
         status = status ? status : same_shape(a, "--vg vs --v", g, v);
     }
-    if (!status && (in[IN_KX].data != NULL || in[IN_KX].count > 0)) {
+    if (!status && a->kx != NULL) {
         shape4(&in[IN_KX], x);
         long long y[4];
         shape4(&in[IN_VX], y);
@@ -277,7 +264,7 @@ static int cmd_run(int argc, char **argv)
         if (status)
             snprintf(a.message, sizeof a.message, "%s", clattn_context_message(ctx));
     }
-    int code = status ? fail(status, exit_code(status), a.message) : 0;
+    int code = status ? fail(status, clattn_exit_status(status), a.message) : 0;
     if (!status && (status = write_outputs(&a, &in[IN_Q], out, lse)) != CLATTN_STATUS_OK)
         code = fail(status, EXIT_RUNTIME, a.message); /* the output could not be written */
     free(lse);
