@@ -9,6 +9,8 @@
 //   -DCLATTN_CPU=<0,1>       1: barrier-free register-blocked variant (K read as 16-key panels
 //                            made by pack_keys.cl); 0: K/V tiles staged in __local (GPUs)
 //   -DCLATTN_ROWS=<1..16>    CPU variant: query rows per work-item (4 or 8 are sensible)
+//   -DCLATTN_KW=<8,16>       CPU variant: keys per score vector; one native register (8 on
+//                            AVX2, 16 on AVX-512) so that ROWS accumulators stay in registers
 //   -DCLATTN_WG=<8..256>     GPU variant: work-group size = query rows per tile (32, 64, 128)
 //   -DCLATTN_BK=<1..128>     GPU variant: keys per __local tile; (D + DV) * BK * 4 bytes must fit
 //                            the device's local memory (the host checks)
@@ -23,6 +25,9 @@
 #endif
 #ifndef CLATTN_CPU
 #define CLATTN_CPU 1
+#endif
+#ifndef CLATTN_KW
+#define CLATTN_KW 8
 #endif
 #ifndef CLATTN_ROWS
 #define CLATTN_ROWS 8
@@ -107,64 +112,118 @@ inline void write_row(__global float *out, __global float *lse, size_t row, int 
 #define KC 16
 #define R CLATTN_ROWS
 
+#if CLATTN_KW == 16
+typedef float16 kw_t;
+#define VLOAD_K vload16
+#define VSTORE_K vstore16
+#else
+typedef float8 kw_t;
+#define VLOAD_K vload8
+#define VSTORE_K vstore8
+#endif
+
 typedef struct {
     float m[R], l[R];
     float acc[R][DV];
 } row_state;
 
-// One chunk of up to 16 keys: scores, mask (edge chunks only), online softmax, P.V.
-inline void process_chunk(row_state *st, __global const float *q, const size_t *qoff,
-                          __global const float *panel, __global const float *vals, int nvalid,
-                          float qscale, bool edge, const int16 *ok)
+// Scores of R rows against KC keys, computed CLATTN_KW keys at a time so that the R
+// accumulators, one key vector and one broadcast fit the register file.
+inline void chunk_scores(float sc[R][KC], __global const float *q, const size_t *qoff,
+                         __global const float *panel, float qscale)
 {
-    float16 s[R];
-    for (int r = 0; r < R; r++)
-        s[r] = (float16)(0.0f);
-    for (int d = 0; d < D; d++) {
-        const float16 kv = vload16(0, panel + d * KC);
+    for (int h = 0; h < KC / CLATTN_KW; h++) {
+        kw_t s[R];
+#pragma unroll
         for (int r = 0; r < R; r++)
-            s[r] = fma((float16)(q[qoff[r] + d]), kv, s[r]);
+            s[r] = (kw_t)(0.0f);
+#pragma unroll 4
+        for (int d = 0; d < D; d++) {
+            const kw_t kv = VLOAD_K(h, panel + d * KC);
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                s[r] = fma((kw_t)(q[qoff[r] + d]), kv, s[r]);
+        }
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            VSTORE_K(s[r] * qscale, h, sc[r]);
     }
-    float p[R][KC];
+}
+
+// Online softmax of one chunk: turns scores into weights in place and returns, per row, the
+// factor by which the running accumulator must be rescaled (1 when the row max did not grow).
+inline void chunk_softmax(row_state *st, float sc[R][KC], float *alpha, bool edge, const int16 *ok)
+{
     for (int r = 0; r < R; r++) {
-        float16 sr = s[r] * qscale;
+        float16 sr = vload16(0, sc[r]);
         if (edge)
             sr = select((float16)(-INFINITY), sr, ok[r]);
         float8 h8 = fmax(sr.lo, sr.hi);
         float4 h4 = fmax(h8.lo, h8.hi);
         float2 h2 = fmax(h4.lo, h4.hi);
         const float mnew = fmax(st->m[r], fmax(h2.x, h2.y));
+        alpha[r] = 1.0f;
         if (mnew == -INFINITY) { // nothing visible in this row yet
-            vstore16((float16)(0.0f), 0, p[r]);
+            vstore16((float16)(0.0f), 0, sc[r]);
             continue;
         }
         const float16 e = exp2(sr - mnew);
         if (mnew > st->m[r]) {
-            const float alpha = exp2(st->m[r] - mnew);
-            st->l[r] *= alpha;
-            for (int dv = 0; dv < DV; dv++)
-                st->acc[r][dv] *= alpha;
+            alpha[r] = exp2(st->m[r] - mnew);
+            st->l[r] *= alpha[r];
             st->m[r] = mnew;
         }
         float8 e8 = e.lo + e.hi;
         float4 e4 = e8.lo + e8.hi;
         float2 e2 = e4.lo + e4.hi;
         st->l[r] += e2.x + e2.y;
-        vstore16(e, 0, p[r]);
+        vstore16(e, 0, sc[r]);
     }
-    for (int t = 0; t < nvalid; t++) {
-        __global const float *vrow = vals + (size_t)t * DV;
-        for (int c = 0; c < DV / CLATTN_VW; c++) {
-            const vw_t vv = VLOAD_W(c, vrow);
-            for (int r = 0; r < R; r++) {
-                // A masked key has weight exactly 0; skipping it keeps NaN or inf planted in
-                // masked values out of the output.
-                if (edge && p[r][t] == 0.0f)
-                    continue;
-                VSTORE_W(VLOAD_W(c, st->acc[r]) + p[r][t] * vv, c, st->acc[r]);
+}
+
+// acc = alpha * acc + P.V, one CLATTN_VW-wide column block of the accumulator at a time so that
+// the R partial rows stay in registers across the chunk's keys. Edge chunks skip masked keys
+// (weight exactly 0): NaN or inf planted in a masked value never reaches the output.
+inline void chunk_values(row_state *st, float p[R][KC], const float *alpha,
+                         __global const float *vals, int nvalid, bool edge)
+{
+    for (int c = 0; c < DV / CLATTN_VW; c++) {
+        vw_t a[R];
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            a[r] = VLOAD_W(c, st->acc[r]) * alpha[r];
+        if (!edge) {
+#pragma unroll 4
+            for (int t = 0; t < KC; t++) {
+                const vw_t vv = VLOAD_W(c, vals + (size_t)t * DV);
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    a[r] = fma((vw_t)(p[r][t]), vv, a[r]);
+            }
+        } else {
+            for (int t = 0; t < nvalid; t++) {
+                const vw_t vv = VLOAD_W(c, vals + (size_t)t * DV);
+                for (int r = 0; r < R; r++)
+                    if (p[r][t] != 0.0f)
+                        a[r] = fma((vw_t)(p[r][t]), vv, a[r]);
             }
         }
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            VSTORE_W(a[r], c, st->acc[r]);
     }
+}
+
+// One chunk of up to 16 keys: scores, mask (edge chunks only), online softmax, P.V.
+inline void process_chunk(row_state *st, __global const float *q, const size_t *qoff,
+                          __global const float *panel, __global const float *vals, int nvalid,
+                          float qscale, bool edge, const int16 *ok)
+{
+    float sc[R][KC];
+    float alpha[R];
+    chunk_scores(sc, q, qoff, panel, qscale);
+    chunk_softmax(st, sc, alpha, edge, ok);
+    chunk_values(st, sc, alpha, vals, nvalid, edge);
 }
 
 __kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-scale)

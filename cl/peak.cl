@@ -1,6 +1,7 @@
 // fp32 FMA peak probe (clpeak-style): each work-item runs CLATTN_CHAINS independent float16 FMA
-// chains, enough to hide FMA latency on wide CPUs (8 chains measure latency, not throughput).
-//   -DCLATTN_CHAINS=<8,16,32>  independent chains per work-item
+// chains. The chain loops are unrolled so that every chain lives in registers: a rolled loop
+// over a private array keeps the chains in memory and measures load/store, not FMA, throughput.
+//   -DCLATTN_CHAINS=<1..16>    independent chains per work-item
 //   -DCLATTN_ITERS=<n>         iterations of the chain loop (each: CHAINS * 16 FMAs)
 #ifndef CLATTN_CHAINS
 #define CLATTN_CHAINS 16
@@ -12,12 +13,15 @@
 __kernel void peak(__global float *out, float a, float b)
 {
     float16 acc[CLATTN_CHAINS];
+#pragma unroll
     for (int c = 0; c < CLATTN_CHAINS; c++)
         acc[c] = (float16)(get_global_id(0) + c);
     for (int it = 0; it < CLATTN_ITERS; it++)
+#pragma unroll
         for (int c = 0; c < CLATTN_CHAINS; c++)
             acc[c] = fma(acc[c], (float16)(a), (float16)(b));
     float16 sum = (float16)(0.0f);
+#pragma unroll
     for (int c = 0; c < CLATTN_CHAINS; c++)
         sum += acc[c];
     // Stored so that the compiler keeps every chain; the value itself is meaningless.

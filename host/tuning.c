@@ -13,12 +13,13 @@ typedef struct {
 } tile_entry;
 
 static const tile_entry tile_table[] = {
-    /* POCL on x86: 8 rows per work-item keep 8 float16 score chains in flight. */
-    {"pthread", NULL, CL_DEVICE_TYPE_CPU, {1, 8, 1, 1}},
-    {NULL, "NVIDIA", CL_DEVICE_TYPE_GPU, {0, 1, 64, 32}},
-    {NULL, "Advanced Micro Devices", CL_DEVICE_TYPE_GPU, {0, 1, 64, 32}},
-    {NULL, NULL, CL_DEVICE_TYPE_CPU, {1, 8, 1, 1}},
-    {NULL, NULL, CL_DEVICE_TYPE_ALL, {0, 1, 64, 32}},
+    /* POCL on x86: 8 rows per work-item, 8 independent score and value accumulators;
+     * the score width (kw 0) follows the native vector width. */
+    {"pthread", NULL, CL_DEVICE_TYPE_CPU, {1, 8, 1, 1, 0}},
+    {NULL, "NVIDIA", CL_DEVICE_TYPE_GPU, {0, 1, 64, 32, 0}},
+    {NULL, "Advanced Micro Devices", CL_DEVICE_TYPE_GPU, {0, 1, 64, 32, 0}},
+    {NULL, NULL, CL_DEVICE_TYPE_CPU, {1, 8, 1, 1, 0}},
+    {NULL, NULL, CL_DEVICE_TYPE_ALL, {0, 1, 64, 32, 0}},
 };
 
 static int matches(const tile_entry *e, const clattn_device_caps *caps)
@@ -41,6 +42,8 @@ int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, int q_len, cla
     while (!matches(&tile_table[i], caps))
         i++; /* the last entry matches every device */
     clattn_tiles t = ctx->tiles_forced ? ctx->forced_tiles : tile_table[i].tiles;
+    if (t.kw == 0) /* one score vector per native register: 16 on AVX-512, 8 below */
+        t.kw = caps->native_float_width >= 16 ? 16 : 8;
     if (t.cpu_variant && t.rows > q_len)
         t.rows = q_len; /* decode: a tile of repeated rows would only repeat work */
     if (!t.cpu_variant) {
@@ -65,6 +68,6 @@ void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, char *bu
     while (dv % vw != 0)
         vw /= 2;
     snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_VW=%d -DCLATTN_CPU=%d "
-                        "-DCLATTN_ROWS=%d -DCLATTN_WG=%d -DCLATTN_BK=%d",
-             d, dv, vw, tiles->cpu_variant, tiles->rows, tiles->wg, tiles->bk);
+                        "-DCLATTN_ROWS=%d -DCLATTN_KW=%d -DCLATTN_WG=%d -DCLATTN_BK=%d",
+             d, dv, vw, tiles->cpu_variant, tiles->rows, tiles->kw, tiles->wg, tiles->bk);
 }

@@ -39,9 +39,9 @@ typedef struct {
     const char *value; /* text a failure's message must contain */
 } limit_case;
 
-#define GPU(wg, bk) 1, {0, 1, wg, bk}
-#define CPU8 1, {1, 8, 1, 1}
-#define TABLE 0, {0, 0, 0, 0}
+#define GPU(wg, bk) 1, {0, 1, wg, bk, 0}
+#define CPU8 1, {1, 8, 1, 1, 0}
+#define TABLE 0, {0, 0, 0, 0, 0}
 
 static const int side_globals[] = {0, 40};
 static const int side_lens[] = {65, 30};
@@ -177,7 +177,7 @@ static int make_huge_problem(clattn_context *dev, huge_problem *h)
 static void check_cpu_plan_scratch(clattn_context *dev, const huge_problem *h)
 {
     clattn_plan *plan = NULL;
-    clattn_context_force_tiles(dev, &(clattn_tiles){1, 8, 1, 1});
+    clattn_context_force_tiles(dev, &(clattn_tiles){1, 8, 1, 1, 0});
     const int s = clattn_plan_create(dev, &h->p, &plan);
     char detail[1200];
     snprintf(detail, sizeof detail, "%d (%s): %s", s, clattn_status_string(s), clattn_context_message(dev));
@@ -246,7 +246,7 @@ static void check_real_max_alloc(const char *spec)
     }
     check_cpu_plan_scratch(dev, &h);
     clattn_plan *plan = NULL;
-    clattn_context_force_tiles(dev, &(clattn_tiles){0, 1, 64, 32}); /* scratch stays small */
+    clattn_context_force_tiles(dev, &(clattn_tiles){0, 1, 64, 32, 0}); /* scratch stays small */
     const int s = clattn_plan_create(dev, &h.p, &plan);
     report(s == CLATTN_STATUS_OK, "K over max alloc, GPU variant: plan_create", s ? clattn_context_message(dev) : "");
     if (s == CLATTN_STATUS_OK) {

@@ -459,10 +459,11 @@ static int runtime_error(const char *device, const clattn_context *ctx, const ch
 
 /* ---- The fp32 FMA peak (cl/peak.cl) --------------------------------------------------------- */
 
-/* The best chain count differs by device: 16 float16 chains need AVX-512's 32 vector registers
- * (PERF-NOTES.md) and spill on AVX2, where 2 chains (POCL interleaving work-items) read twice
- * as high; GPUs hide latency with many work-items of few chains. */
-static const int peak_chains[] = {2, 16};
+/* The best chain count differs by device: FMA latency times issue width independent registers
+ * must be in flight. 16 float16 chains fill AVX-512's 32 registers (PERF-NOTES.md); on AVX2
+ * (16 registers, a float16 is two) 4 to 6 chains do and 8 or more spill; GPUs hide latency
+ * with many work-items of few chains. */
+static const int peak_chains[] = {2, 4, 6, 8, 16};
 
 /* Best of `runs` launches of the probe built with `chains` and `iters`, after one untimed launch
  * (POCL compiles the work-group function at the first launch). */
@@ -1154,11 +1155,12 @@ int bench_main(int argc, char **argv)
 
 /* ---- clattn tune ---------------------------------------------------------------------------- */
 
-/* The tile space searched: every CPU-variant row count and every GPU-variant (work-group, key
- * tile) pair; the library still clamps each to the device's limits. */
+/* The tile space searched: CPU-variant (rows, score width) pairs and GPU-variant (work-group,
+ * key tile) pairs; the library still clamps each to the device's limits. */
 static const clattn_tiles tune_candidates[] = {
-    {1, 1, 1, 1},    {1, 2, 1, 1},    {1, 4, 1, 1},    {1, 8, 1, 1},    {1, 16, 1, 1},   {0, 1, 32, 16},
-    {0, 1, 32, 32},  {0, 1, 64, 16},  {0, 1, 64, 32},  {0, 1, 64, 64},  {0, 1, 128, 32}, {0, 1, 128, 64},
+    {1, 4, 1, 1, 8},  {1, 6, 1, 1, 8},   {1, 8, 1, 1, 8},   {1, 12, 1, 1, 8}, {1, 4, 1, 1, 16},
+    {1, 6, 1, 1, 16}, {1, 8, 1, 1, 16},  {0, 1, 32, 16, 0}, {0, 1, 32, 32, 0}, {0, 1, 64, 16, 0},
+    {0, 1, 64, 32, 0}, {0, 1, 64, 64, 0}, {0, 1, 128, 32, 0}, {0, 1, 128, 64, 0},
 };
 
 /* Times every candidate on the first --device for the first pattern and the largest length, prints them,
@@ -1184,8 +1186,9 @@ static int tune_device(bench_state *s, bench_device *dev)
         clattn_context_force_tiles(dev->ctx, t);
         if ((status = bench_clattn(s, dev, &w, &row)) != 0)
             break;
-        printf("  %-5s rows=%-2d wg=%-3d bk=%-2d  %9.3f ms  %7.1f GFLOP/s\n", t->cpu_variant ? "cpu" : "local",
-               t->rows, t->wg, t->bk, row.ms_median, w.flops / row.ms_median * 1e-6);
+        printf("  %-5s rows=%-2d kw=%-2d wg=%-3d bk=%-2d  %9.3f ms  %7.1f GFLOP/s\n",
+               t->cpu_variant ? "cpu" : "local", t->rows, t->kw, t->wg, t->bk, row.ms_median,
+               w.flops / row.ms_median * 1e-6);
         if (row.ms_median < best_ms) {
             best_ms = row.ms_median;
             best = c;
@@ -1194,8 +1197,8 @@ static int tune_device(bench_state *s, bench_device *dev)
     clattn_context_force_tiles(dev->ctx, NULL);
     if (!status && best < count) {
         const clattn_tiles *t = &tune_candidates[best];
-        printf("best: {\"%s\", NULL, CL_DEVICE_TYPE_ALL, {%d, %d, %d, %d}},  /* %.3f ms */\n", dev->label,
-               t->cpu_variant, t->rows, t->wg, t->bk, best_ms);
+        printf("best: {\"%s\", NULL, CL_DEVICE_TYPE_ALL, {%d, %d, %d, %d, %d}},  /* %.3f ms */\n", dev->label,
+               t->cpu_variant, t->rows, t->wg, t->bk, t->kw, best_ms);
     }
     workload_free(&w);
     return status;
