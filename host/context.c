@@ -26,9 +26,6 @@ static int query_caps(cl_device_id device, clattn_device_caps *caps, clattn_erro
         rc = clGetDeviceInfo(device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof caps->compute_units,
                              &caps->compute_units, NULL);
     if (rc == CL_SUCCESS)
-        rc = clGetDeviceInfo(device, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof caps->native_float_width,
-                             &caps->native_float_width, NULL);
-    if (rc == CL_SUCCESS)
         rc = clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof caps->max_work_group,
                              &caps->max_work_group, NULL);
     if (rc == CL_SUCCESS)

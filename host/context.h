@@ -17,7 +17,6 @@ typedef struct {
     char driver[128];
     cl_device_type type;
     cl_uint compute_units;
-    cl_uint native_float_width; /* CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT: 8 on AVX2, 16 on AVX-512 */
     size_t max_work_group;
     cl_ulong local_mem;
     cl_ulong max_alloc;
@@ -30,8 +29,7 @@ typedef struct {
     int rows;        /* CPU variant: query rows per work-item */
     int wg;          /* GPU variant: work-group size = query rows per tile */
     int bk;          /* GPU variant: keys per __local tile */
-    int kw;          /* CPU variant: keys per score vector, 8 or 16; 0: from the device's
-                        native float vector width */
+    int kw;          /* CPU variant: keys per score vector (8 or 16) */
 } clattn_tiles;
 
 struct clattn_context {

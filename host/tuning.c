@@ -13,12 +13,12 @@ typedef struct {
 } tile_entry;
 
 static const tile_entry tile_table[] = {
-    /* POCL on x86: 8 rows per work-item, 8 independent score and value accumulators;
-     * the score width (kw 0) follows the native vector width. */
-    {"pthread", NULL, CL_DEVICE_TYPE_CPU, {1, 8, 1, 1, 0}},
+    /* POCL on AVX2 (clattn tune): 6 rows by 16 keys or 16 value columns are 12 accumulators,
+     * plus two loaded vectors and a broadcast: the 16 ymm registers, no spill. */
+    {"pthread-haswell", NULL, CL_DEVICE_TYPE_CPU, {1, 6, 1, 1, 16}},
     {NULL, "NVIDIA", CL_DEVICE_TYPE_GPU, {0, 1, 64, 32, 0}},
     {NULL, "Advanced Micro Devices", CL_DEVICE_TYPE_GPU, {0, 1, 64, 32, 0}},
-    {NULL, NULL, CL_DEVICE_TYPE_CPU, {1, 8, 1, 1, 0}},
+    {NULL, NULL, CL_DEVICE_TYPE_CPU, {1, 6, 1, 1, 16}},
     {NULL, NULL, CL_DEVICE_TYPE_ALL, {0, 1, 64, 32, 0}},
 };
 
@@ -42,8 +42,6 @@ int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, int q_len, cla
     while (!matches(&tile_table[i], caps))
         i++; /* the last entry matches every device */
     clattn_tiles t = ctx->tiles_forced ? ctx->forced_tiles : tile_table[i].tiles;
-    if (t.kw == 0) /* one score vector per native register: 16 on AVX-512, 8 below */
-        t.kw = caps->native_float_width >= 16 ? 16 : 8;
     if (t.cpu_variant && t.rows > q_len)
         t.rows = q_len; /* decode: a tile of repeated rows would only repeat work */
     if (!t.cpu_variant) {
@@ -64,7 +62,7 @@ int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, int q_len, cla
 
 void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, char *buf, size_t size)
 {
-    int vw = 8;
+    int vw = 16;
     while (dv % vw != 0)
         vw /= 2;
     snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_VW=%d -DCLATTN_CPU=%d "

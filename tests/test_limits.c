@@ -40,7 +40,7 @@ typedef struct {
 } limit_case;
 
 #define GPU(wg, bk) 1, {0, 1, wg, bk, 0}
-#define CPU8 1, {1, 8, 1, 1, 0}
+#define CPU8 1, {1, 8, 1, 1, 16}
 #define TABLE 0, {0, 0, 0, 0, 0}
 
 static const int side_globals[] = {0, 40};
@@ -177,7 +177,7 @@ static int make_huge_problem(clattn_context *dev, huge_problem *h)
 static void check_cpu_plan_scratch(clattn_context *dev, const huge_problem *h)
 {
     clattn_plan *plan = NULL;
-    clattn_context_force_tiles(dev, &(clattn_tiles){1, 8, 1, 1, 0});
+    clattn_context_force_tiles(dev, &(clattn_tiles){1, 8, 1, 1, 16});
     const int s = clattn_plan_create(dev, &h->p, &plan);
     char detail[1200];
     snprintf(detail, sizeof detail, "%d (%s): %s", s, clattn_status_string(s), clattn_context_message(dev));

@@ -661,7 +661,7 @@ static void check_canaries(const backend *be)
 
 int main(void)
 {
-    static const clattn_tiles cpu_tiles = {1, 8, 1, 1, 0}, local_tiles = {0, 1, 64, 32, 0};
+    static const clattn_tiles cpu_tiles = {1, 8, 1, 1, 16}, local_tiles = {0, 1, 64, 32, 0};
     backend bes[3] = {{"reference", NULL, NULL}, {"cpu8", NULL, &cpu_tiles}, {"local64", NULL, &local_tiles}};
     if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &bes[0].ctx))
         return 1;

@@ -148,8 +148,8 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
 
 int main(void)
 {
-    static const clattn_tiles variants[] = {{1, 8, 1, 1, 0}, {0, 1, 32, 16, 0}};
-    static const char *const names[] = {"cpu8", "local32"};
+    static const clattn_tiles variants[] = {{1, 6, 1, 1, 16}, {0, 1, 32, 16, 0}};
+    static const char *const names[] = {"cpu6", "local32"};
     const int status = harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant);
     if (status == HARNESS_SKIP)
         return status;

@@ -34,7 +34,7 @@ int main(void)
         {.batch = 1, .heads = 1, .q_len = 19, .head_dim = 16, .window = 1, .window_left = 2, .window_right = 2,
          .global_idx = globals, .num_global = 2, .global_qkv = 1},
     };
-    static const clattn_tiles variants[] = {{1, 4, 1, 1, 0}, {0, 1, 16, 8, 0}};
+    static const clattn_tiles variants[] = {{1, 4, 1, 1, 16}, {0, 1, 16, 8, 0}};
     int failures = 0;
     printf("device %s: %s\n", specs[0], clattn_context_device_name(dev));
     for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
