@@ -9,6 +9,7 @@
 //   -DCLATTN_CPU=<0,1>       1: barrier-free register-blocked variant (K read as 16-key panels
 //                            made by pack_keys.cl); 0: K/V tiles staged in __local (GPUs)
 //   -DCLATTN_ROWS=<1..16>    CPU variant: query rows per work-item (4 or 8 are sensible)
+//   -DCLATTN_KC=<16,32>      CPU variant: keys per panel and per chunk of the key loop
 //   -DCLATTN_KW=<8,16>       CPU variant: keys per score vector; one native register (8 on
 //                            AVX2, 16 on AVX-512) so that ROWS accumulators stay in registers
 //   -DCLATTN_WG=<8..256>     GPU variant: work-group size = query rows per tile (32, 64, 128)
@@ -28,6 +29,9 @@
 #endif
 #ifndef CLATTN_KW
 #define CLATTN_KW 8
+#endif
+#ifndef CLATTN_KC
+#define CLATTN_KC 32
 #endif
 #ifndef CLATTN_ROWS
 #define CLATTN_ROWS 8
@@ -111,9 +115,11 @@ inline void write_row(__global float *out, __global float *lse, size_t row, int 
 // ---------------------------------------------------------------------------------------------
 // CPU variant: each work-item owns CLATTN_ROWS query rows and walks its key chunks alone (no
 // barriers, no __local: on a CPU, work-items of a group run one after another). Keys come as
-// panels of 16 ([chunk][D][16]) so that the QK^T step does contiguous 16-wide loads.
+// panels of KC ([chunk][D][KC], made by pack_keys.cl) so that the QK^T step does contiguous
+// loads, and a chunk of the key loop is one panel.
 // ---------------------------------------------------------------------------------------------
-#define KC 16
+#define KC CLATTN_KC
+#define NV (KC / 16) // float16 vectors per row of a chunk
 #define R CLATTN_ROWS
 
 #if CLATTN_KW == 16
@@ -180,21 +186,32 @@ inline void chunk_scores(float sc[R][KC], __global const float *q, const size_t 
 
 // Online softmax of one chunk: turns scores into weights in place and returns, per row, the
 // factor by which the running accumulator must be rescaled (1 when the row max did not grow).
-inline void chunk_softmax(row_state *st, float sc[R][KC], float *alpha, bool edge, const int16 *ok)
+inline void chunk_softmax(row_state *st, float sc[R][KC], float *alpha, bool edge,
+                          const int16 ok[R][NV])
 {
     for (int r = 0; r < R; r++) {
-        float16 sr = vload16(0, sc[r]);
-        if (edge)
-            sr = select((float16)(-INFINITY), sr, ok[r]);
+        float16 sr[NV];
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            sr[v] = vload16(v, sc[r]);
+            if (edge)
+                sr[v] = select((float16)(-INFINITY), sr[v], ok[r][v]);
+        }
         // max, not fmax: a NaN score reaches the output through exp2 either way, and max skips
         // fmax's NaN tests.
-        float8 h8 = max(sr.lo, sr.hi);
+        float16 h16 = sr[0];
+#pragma unroll
+        for (int v = 1; v < NV; v++)
+            h16 = max(h16, sr[v]);
+        float8 h8 = max(h16.lo, h16.hi);
         float4 h4 = max(h8.lo, h8.hi);
         float2 h2 = max(h4.lo, h4.hi);
         const float mnew = max(st->m[r], max(h2.x, h2.y));
         alpha[r] = 1.0f;
         if (mnew == -INFINITY) { // nothing visible in this row yet
-            vstore16((float16)(0.0f), 0, sc[r]);
+#pragma unroll
+            for (int v = 0; v < NV; v++)
+                vstore16((float16)(0.0f), v, sc[r]);
             continue;
         }
         if (mnew > st->m[r]) {
@@ -202,9 +219,12 @@ inline void chunk_softmax(row_state *st, float sc[R][KC], float *alpha, bool edg
             st->lsum[r] *= alpha[r];
             st->m[r] = mnew;
         }
-        const float16 e = exp2_nonpositive(sr - mnew);
-        st->lsum[r] += e;
-        vstore16(e, 0, sc[r]);
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            const float16 e = exp2_nonpositive(sr[v] - mnew);
+            st->lsum[r] += e;
+            vstore16(e, v, sc[r]);
+        }
     }
 }
 
@@ -242,10 +262,10 @@ inline void chunk_values(row_state *st, float p[R][KC], const float *alpha,
     }
 }
 
-// One chunk of up to 16 keys: scores, mask (edge chunks only), online softmax, P.V.
+// One chunk of up to KC keys: scores, mask (edge chunks only), online softmax, P.V.
 inline void process_chunk(row_state *st, __global const float *q, const size_t *qoff,
                           __global const float *panel, __global const float *vals, int nvalid,
-                          float qscale, bool edge, const int16 *ok)
+                          float qscale, bool edge, const int16 ok[R][NV])
 {
     float sc[R][KC];
     float alpha[R];
@@ -255,9 +275,9 @@ inline void process_chunk(row_state *st, __global const float *q, const size_t *
 }
 
 __kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-scale)
-                        __global const float *kpanels,   // [B, Hkv, ceil(Nk/16), D, 16]
+                        __global const float *kpanels,   // [B, Hkv, ceil(Nk/KC), D, KC]
                         __global const float *v,         // [B, Hkv, Nk, DV]
-                        __global const float *side_kp,   // [B, Hkv, ceil(NS/16), D, 16]
+                        __global const float *side_kp,   // [B, Hkv, ceil(NS/KC), D, KC]
                         __global const float *side_v,    // [B, Hkv, NS, DV]
                         __global const int *side_pos,    // [B, NS]
                         __global const int *seq_lens,    // [B]
@@ -303,17 +323,19 @@ __kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-s
     const int lo = max(0, pmin - left);
     const int hi = min(kv_len - 1, pmax + right);
     const int16 iota = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    int16 ok[R];
+    int16 ok[R][NV];
     for (int c = lo / KC; lo <= hi && c <= hi / KC; c++) {
         const int j0 = c * KC;
         const bool edge = dilation != 1 || j0 < pmax - left || j0 + KC - 1 > pmin + right ||
                           j0 + KC > kv_len;
         if (edge)
-            for (int r = 0; r < R; r++) {
-                const int16 delta = j0 + iota - pos[r];
-                ok[r] = (j0 + iota < kv_len) & (delta >= -left) & (delta <= right) &
-                        (dilation == 1 ? (int16)(-1) : (delta % dilation == 0));
-            }
+            for (int r = 0; r < R; r++)
+                for (int v = 0; v < NV; v++) {
+                    const int16 j = j0 + 16 * v + iota;
+                    const int16 delta = j - pos[r];
+                    ok[r][v] = (j < kv_len) & (delta >= -left) & (delta <= right) &
+                               (dilation == 1 ? (int16)(-1) : (delta % dilation == 0));
+                }
         process_chunk(&st, q, qoff, kpanels + (bhk * ((nk + KC - 1) / KC) + c) * (D * KC),
                       v + (bhk * nk + j0) * DV, min(KC, nk - j0), qscale, edge, ok);
     }
@@ -332,7 +354,8 @@ __kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-s
                              ? -1
                              : 0;
             }
-            ok[r] = vload16(0, okv);
+            for (int v = 0; v < NV; v++)
+                ok[r][v] = vload16(v, okv);
         }
         process_chunk(&st, q, qoff, side_kp + (bhk * ((n_side + KC - 1) / KC) + c) * (D * KC),
                       side_v + (bhk * n_side + first) * DV, min(KC, n_side - first), qscale, true,

@@ -12,7 +12,6 @@
 #include "reference.h"
 #include "tuning.h"
 
-#define KEY_PANEL 16 /* keys per panel of cl/pack_keys.cl */
 
 struct clattn_plan {
     clattn_context *ctx;
@@ -24,11 +23,11 @@ struct clattn_plan {
     clattn_tiles tiles;
     cl_kernel attention, pack, side;
     /* scratch (device): NULL where the problem does not need it */
-    cl_mem k_panels;     /* [B, Hkv, ceil(Nk/16), D, 16]           CPU variant */
+    cl_mem k_panels;     /* [B, Hkv, ceil(Nk/KC), D, KC]           CPU variant */
     cl_mem kg_panels;    /* the same for Kg                         CPU variant, global_qkv */
     cl_mem side_k;       /* [B, Hkv, NS, D] */
     cl_mem side_v;       /* [B, Hkv, NS, Dv] */
-    cl_mem side_panels;  /* [B, Hkv, ceil(NS/16), D, 16]            CPU variant */
+    cl_mem side_panels;  /* [B, Hkv, ceil(NS/KC), D, KC]            CPU variant */
     cl_mem side_pos;     /* int [B, NS] */
     cl_mem seq_lens;     /* int [B] */
     cl_mem rows;         /* int [max(1, n_global_rows)] */
@@ -67,8 +66,8 @@ static int create_buffer(clattn_plan *plan, size_t bytes, const char *what, cl_m
 
 static size_t panel_bytes(const clattn_problem *p, int n)
 {
-    const size_t chunks = ((size_t)n + KEY_PANEL - 1) / KEY_PANEL;
-    return (size_t)p->batch * p->kv_heads * chunks * KEY_PANEL * p->head_dim * sizeof(float);
+    const size_t chunks = ((size_t)n + CLATTN_KEY_PANEL - 1) / CLATTN_KEY_PANEL;
+    return (size_t)p->batch * p->kv_heads * chunks * CLATTN_KEY_PANEL * p->head_dim * sizeof(float);
 }
 
 static int create_scratch(clattn_plan *plan, clattn_error *err)
@@ -145,7 +144,7 @@ static int create_kernels(clattn_plan *plan, clattn_error *err)
     int status = create_kernel(plan, "attention", options, &plan->attention, err);
     if (!status && plan->tiles.cpu_variant) {
         char pack_options[64];
-        snprintf(pack_options, sizeof pack_options, "-DCLATTN_D=%d", p->head_dim);
+        clattn_pack_options(p->head_dim, pack_options, sizeof pack_options);
         status = create_kernel(plan, "pack_keys", pack_options, &plan->pack, err);
     }
     if (!status && plan->n_side > 0)
@@ -352,8 +351,8 @@ static cl_int enqueue_pack(clattn_plan *plan, command_chain *chain, cl_mem keys,
 {
     const kernel_arg args[] = {ARG(keys), ARG(panels), ARG(n)};
     const cl_int rc = set_args(plan->pack, args, 3);
-    const size_t chunks = ((size_t)n + KEY_PANEL - 1) / KEY_PANEL;
-    const size_t global[2] = {chunks * plan->p.head_dim * KEY_PANEL,
+    const size_t chunks = ((size_t)n + CLATTN_KEY_PANEL - 1) / CLATTN_KEY_PANEL;
+    const size_t global[2] = {chunks * plan->p.head_dim * CLATTN_KEY_PANEL,
                               (size_t)plan->p.batch * plan->p.kv_heads};
     return rc != CL_SUCCESS ? rc : chain_launch(chain, plan->pack, 2, global, NULL);
 }

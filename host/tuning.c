@@ -66,6 +66,11 @@ void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, char *bu
     while (dv % vw != 0)
         vw /= 2;
     snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_VW=%d -DCLATTN_CPU=%d "
-                        "-DCLATTN_ROWS=%d -DCLATTN_KW=%d -DCLATTN_WG=%d -DCLATTN_BK=%d",
-             d, dv, vw, tiles->cpu_variant, tiles->rows, tiles->kw, tiles->wg, tiles->bk);
+                        "-DCLATTN_ROWS=%d -DCLATTN_KW=%d -DCLATTN_KC=%d -DCLATTN_WG=%d -DCLATTN_BK=%d",
+             d, dv, vw, tiles->cpu_variant, tiles->rows, tiles->kw, CLATTN_KEY_PANEL, tiles->wg, tiles->bk);
+}
+
+void clattn_pack_options(int d, char *buf, size_t size)
+{
+    snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_KC=%d", d, CLATTN_KEY_PANEL);
 }

@@ -8,6 +8,10 @@
 
 #include "context.h"
 
+/* Keys per panel of cl/pack_keys.cl, which is also the CPU variant's chunk of the key loop:
+ * 32 halves the per-chunk softmax and accumulator traffic of 16 (clattn bench, dense). */
+#define CLATTN_KEY_PANEL 32
+
 /* Chooses tiles for head dims d (Q, K) and dv (V) and q_len query rows on a context's device
  * (its forced tiles, else the table); fails with
  * CLATTN_STATUS_DEVICE_LIMIT when no tile fits its work-group size or local memory. */
@@ -19,5 +23,8 @@ size_t clattn_tiles_local_bytes(const clattn_tiles *tiles, int d, int dv);
 
 /* Build options of cl/attention.cl for these tiles. */
 void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, char *buf, size_t size);
+
+/* Build options of cl/pack_keys.cl for head dim d. */
+void clattn_pack_options(int d, char *buf, size_t size);
 
 #endif
