@@ -5,7 +5,8 @@
 // Build options (each has a default below):
 //   -DCLATTN_D=<1..256>      head dimension of Q and K
 //   -DCLATTN_DV=<1..256>     head dimension of V and O
-//   -DCLATTN_VW=<1,2,4,8>    vector width over DV; the largest power of two <= 8 dividing DV
+//   -DCLATTN_VW=<1..16>      vector width over DV; the largest power of two <= 16 dividing DV
+//   -DCLATTN_WD=<1..16>      the same over D (the decode path's row-major scores)
 //   -DCLATTN_CPU=<0,1>       1: barrier-free register-blocked variant (K read as 16-key panels
 //                            made by pack_keys.cl); 0: K/V tiles staged in __local (GPUs)
 //   -DCLATTN_ROWS=<1..16>    CPU variant: query rows per work-item (4 or 8 are sensible)
@@ -66,6 +67,32 @@ typedef float2 vw_t;
 typedef float vw_t;
 #define VLOAD_W(i, p) ((p)[(i)])
 #define VSTORE_W(x, i, p) ((p)[(i)] = (x))
+#endif
+
+// Vectors over D for the row-major score path (decode): CLATTN_WD wide, summed at the end.
+#ifndef CLATTN_WD
+#define CLATTN_WD 16
+#endif
+#if CLATTN_WD == 16
+typedef float16 wd_t;
+#define VLOAD_D vload16
+#define WD_SUM(x) (dot((x).s0123 + (x).s4567, (float4)(1.0f)) + dot((x).s89ab + (x).scdef, (float4)(1.0f)))
+#elif CLATTN_WD == 8
+typedef float8 wd_t;
+#define VLOAD_D vload8
+#define WD_SUM(x) dot((x).lo + (x).hi, (float4)(1.0f))
+#elif CLATTN_WD == 4
+typedef float4 wd_t;
+#define VLOAD_D vload4
+#define WD_SUM(x) dot((x), (float4)(1.0f))
+#elif CLATTN_WD == 2
+typedef float2 wd_t;
+#define VLOAD_D vload2
+#define WD_SUM(x) ((x).x + (x).y)
+#else
+typedef float wd_t;
+#define VLOAD_D(i, p) ((p)[(i)])
+#define WD_SUM(x) (x)
 #endif
 
 // The band and side-key rules of one launch (SPEC.md, patterns 2 to 7). `right` already
@@ -262,16 +289,140 @@ inline void chunk_values(row_state *st, float p[R][KC], const float *alpha,
     }
 }
 
+// Scores of R rows against up to KC keys stored row-major ([key][D]), CLATTN_WD dimensions at
+// a time: the decode path, which reads each key once and so would not repay packing panels.
+// Keys past nvalid are not read (their chunk is an edge chunk: masked).
+inline void chunk_scores_rows(float sc[R][KC], __global const float *q, const size_t *qoff,
+                              __global const float *keys, int nvalid, float qscale)
+{
+    for (int u = 0; u < KC; u++) {
+        wd_t s[R];
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            s[r] = (wd_t)(0.0f);
+        if (u < nvalid)
+            for (int c = 0; c < D / CLATTN_WD; c++) {
+                const wd_t kv = VLOAD_D(c, keys + (size_t)u * D);
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    s[r] = fma(VLOAD_D(c, q + qoff[r]), kv, s[r]);
+            }
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            sc[r][u] = WD_SUM(s[r]) * qscale;
+    }
+}
+
 // One chunk of up to KC keys: scores, mask (edge chunks only), online softmax, P.V.
 inline void process_chunk(row_state *st, __global const float *q, const size_t *qoff,
-                          __global const float *panel, __global const float *vals, int nvalid,
-                          float qscale, bool edge, const int16 ok[R][NV])
+                          __global const float *keys, bool row_major, __global const float *vals,
+                          int nvalid, float qscale, bool edge, const int16 ok[R][NV])
 {
     float sc[R][KC];
     float alpha[R];
-    chunk_scores(sc, q, qoff, panel, qscale);
+    if (row_major)
+        chunk_scores_rows(sc, q, qoff, keys, nvalid, qscale);
+    else
+        chunk_scores(sc, q, qoff, keys, qscale);
     chunk_softmax(st, sc, alpha, edge, ok);
     chunk_values(st, sc, alpha, vals, nvalid, edge);
+}
+
+// The query rows of a work-item: positions, Q offsets and the span of their positions.
+typedef struct {
+    int pos[R];
+    size_t qoff[R];
+    int pmin, pmax;
+} tile_rows;
+
+inline void span_rows(tile_rows *t)
+{
+    t->pmin = INT_MAX;
+    t->pmax = INT_MIN;
+    for (int r = 0; r < R; r++) {
+        t->pmin = min(t->pmin, t->pos[r]);
+        t->pmax = max(t->pmax, t->pos[r]);
+    }
+}
+
+inline void init_state(row_state *st)
+{
+    for (int r = 0; r < R; r++) {
+        st->m[r] = -INFINITY;
+        st->lsum[r] = (float16)(0.0f);
+        for (int dv = 0; dv < DV; dv++)
+            st->acc[r][dv] = 0.0f;
+    }
+}
+
+inline float lane_sum(float16 x)
+{
+    const float8 a = x.lo + x.hi;
+    const float4 b = a.lo + a.hi;
+    return b.x + b.y + b.z + b.w;
+}
+
+// Band keys in [j_lo, j_hi] that meet the tile's band and [0, kv_len), in chunks of KC; j_lo
+// is a multiple of KC. Keys are panels ([chunk][D][KC]) or, row_major, [Nk][D].
+inline void walk_band(row_state *st, const tile_rows *t, __global const float *q,
+                      __global const float *keys, bool row_major, __global const float *v,
+                      size_t bhk, int nk, int kv_len, band_rule rule, int j_lo, int j_hi,
+                      float qscale)
+{
+    const int lo = max(j_lo, max(0, t->pmin - rule.left));
+    const int hi = min(j_hi, min(kv_len - 1, t->pmax + rule.right));
+    const int16 iota = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    int16 ok[R][NV];
+    for (int c = lo / KC; lo <= hi && c <= hi / KC; c++) {
+        const int j0 = c * KC;
+        const bool edge = rule.dilation != 1 || j0 < t->pmax - rule.left ||
+                          j0 + KC - 1 > t->pmin + rule.right || j0 + KC > kv_len;
+        if (edge)
+            for (int r = 0; r < R; r++)
+                for (int w = 0; w < NV; w++) {
+                    const int16 j = j0 + 16 * w + iota;
+                    const int16 delta = j - t->pos[r];
+                    ok[r][w] = (j < kv_len) & (delta >= -rule.left) & (delta <= rule.right) &
+                               (rule.dilation == 1 ? (int16)(-1) : (delta % rule.dilation == 0));
+                }
+        __global const float *k = row_major ? keys + (bhk * nk + j0) * D
+                                            : keys + (bhk * ((nk + KC - 1) / KC) + c) * (D * KC);
+        process_chunk(st, q, t->qoff, k, row_major, v + (bhk * nk + j0) * DV, min(KC, nk - j0),
+                      qscale, edge, ok);
+    }
+}
+
+// Side keys [side_begin, side_begin + side_count): always edge chunks, since each key has its
+// own rule (side_visible).
+inline void walk_side(row_state *st, const tile_rows *t, __global const float *q,
+                      __global const float *side_keys, bool row_major,
+                      __global const float *side_v, __global const int *side_pos, int b,
+                      size_t bhk, int n_side, int n_global, int n_summary, int kv_len,
+                      band_rule rule, int side_begin, int side_count, float qscale)
+{
+    const int side_end = side_begin + side_count;
+    int16 ok[R][NV];
+    for (int c = side_begin / KC; side_count > 0 && c <= (side_end - 1) / KC; c++) {
+        const int first = c * KC;
+        for (int r = 0; r < R; r++) {
+            int okv[KC];
+            for (int u = 0; u < KC; u++) {
+                const int s = first + u;
+                okv[u] = s >= side_begin && s < side_end &&
+                                 side_visible(rule, t->pos[r], s, side_pos[(size_t)b * n_side + s],
+                                              n_global, n_summary, kv_len)
+                             ? -1
+                             : 0;
+            }
+            for (int w = 0; w < NV; w++)
+                ok[r][w] = vload16(w, okv);
+        }
+        __global const float *k = row_major
+                                      ? side_keys + (bhk * n_side + first) * D
+                                      : side_keys + (bhk * ((n_side + KC - 1) / KC) + c) * (D * KC);
+        process_chunk(st, q, t->qoff, k, row_major, side_v + (bhk * n_side + first) * DV,
+                      min(KC, n_side - first), qscale, true, ok);
+    }
 }
 
 __kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-scale)
@@ -300,80 +451,119 @@ __kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-s
     const int kv_len = seq_lens[b];
     const band_rule rule = {left, right, dilation, causal};
 
-    int pos[R];
-    size_t qoff[R];
-    int pmin = INT_MAX, pmax = INT_MIN;
+    tile_rows t;
     for (int r = 0; r < R; r++) {
         const int slot = min(tile * R + r, num_rows - 1); // a short last tile repeats a row
         const int i = tile_row(rows, use_rows, slot);
-        pos[r] = i + nk - nq;
-        qoff[r] = ((size_t)bh * nq + i) * D;
-        pmin = min(pmin, pos[r]);
-        pmax = max(pmax, pos[r]);
+        t.pos[r] = i + nk - nq;
+        t.qoff[r] = ((size_t)bh * nq + i) * D;
     }
+    span_rows(&t);
     row_state st;
-    for (int r = 0; r < R; r++) {
-        st.m[r] = -INFINITY;
-        st.lsum[r] = (float16)(0.0f);
-        for (int dv = 0; dv < DV; dv++)
-            st.acc[r][dv] = 0.0f;
-    }
-
-    // Key chunks that intersect the tile's band [pmin - left, pmax + right] and [0, kv_len).
-    const int lo = max(0, pmin - left);
-    const int hi = min(kv_len - 1, pmax + right);
-    const int16 iota = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    int16 ok[R][NV];
-    for (int c = lo / KC; lo <= hi && c <= hi / KC; c++) {
-        const int j0 = c * KC;
-        const bool edge = dilation != 1 || j0 < pmax - left || j0 + KC - 1 > pmin + right ||
-                          j0 + KC > kv_len;
-        if (edge)
-            for (int r = 0; r < R; r++)
-                for (int v = 0; v < NV; v++) {
-                    const int16 j = j0 + 16 * v + iota;
-                    const int16 delta = j - pos[r];
-                    ok[r][v] = (j < kv_len) & (delta >= -left) & (delta <= right) &
-                               (dilation == 1 ? (int16)(-1) : (delta % dilation == 0));
-                }
-        process_chunk(&st, q, qoff, kpanels + (bhk * ((nk + KC - 1) / KC) + c) * (D * KC),
-                      v + (bhk * nk + j0) * DV, min(KC, nk - j0), qscale, edge, ok);
-    }
-
-    // Side keys: always edge chunks, since each key has its own rule.
-    const int side_end = side_begin + side_count;
-    for (int c = side_begin / KC; side_count > 0 && c <= (side_end - 1) / KC; c++) {
-        const int first = c * KC;
-        for (int r = 0; r < R; r++) {
-            int okv[KC];
-            for (int t = 0; t < KC; t++) {
-                const int s = first + t;
-                okv[t] = s >= side_begin && s < side_end &&
-                                 side_visible(rule, pos[r], s, side_pos[(size_t)b * n_side + s],
-                                              n_global, n_summary, kv_len)
-                             ? -1
-                             : 0;
-            }
-            for (int v = 0; v < NV; v++)
-                ok[r][v] = vload16(v, okv);
-        }
-        process_chunk(&st, q, qoff, side_kp + (bhk * ((n_side + KC - 1) / KC) + c) * (D * KC),
-                      side_v + (bhk * n_side + first) * DV, min(KC, n_side - first), qscale, true,
-                      ok);
-    }
+    init_state(&st);
+    walk_band(&st, &t, q, kpanels, false, v, bhk, nk, kv_len, rule, 0, nk - 1, qscale);
+    walk_side(&st, &t, q, side_kp, false, side_v, side_pos, b, bhk, n_side, n_global, n_summary,
+              kv_len, rule, side_begin, side_count, qscale);
 
     for (int r = 0; r < R; r++) {
         const int slot = tile * R + r;
         if (slot >= num_rows)
             break;
         const size_t row = (size_t)bh * nq + tile_row(rows, use_rows, slot);
-        const bool padding = pos[r] >= kv_len;
-        const float16 l16 = st.lsum[r];
-        const float8 l8 = l16.lo + l16.hi;
-        const float4 l4 = l8.lo + l8.hi;
-        const float l = l4.x + l4.y + l4.z + l4.w;
-        write_row(out, lse, row, write_lse, st.acc[r], st.m[r], padding ? 0.0f : l);
+        const bool padding = t.pos[r] >= kv_len;
+        write_row(out, lse, row, write_lse, st.acc[r], st.m[r], padding ? 0.0f : lane_sum(st.lsum[r]));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decode (few query rows): a split over the keys. One work-item per (key split, block of R rows
+// of one kv head's query group, batch * kv head): the group's heads share each K and V row it
+// reads, keys are read row-major (no panels to pack), and every split writes a partial
+// (m, l, acc) that combine_splits merges. Side keys go to split 0.
+// ---------------------------------------------------------------------------------------------
+__kernel void attention_split(__global const float *q,        // [B, H, Nq, D]
+                              __global const float *k,        // [B, Hkv, Nk, D]
+                              __global const float *v,        // [B, Hkv, Nk, DV]
+                              __global const float *side_k,   // [B, Hkv, NS, D]
+                              __global const float *side_v,   // [B, Hkv, NS, DV]
+                              __global const int *side_pos,   // [B, NS]
+                              __global const int *seq_lens,   // [B]
+                              __global float *part_acc,       // [B, H, Nq, splits, DV]
+                              __global float *part_ml,        // [B, H, Nq, splits, 2]
+                              int heads, int kv_heads, int nq, int nk, int left, int right,
+                              int dilation, int causal, int n_side, int n_global, int n_summary,
+                              int split_len, float qscale)
+{
+    const int split = get_global_id(0);
+    const int splits = get_global_size(0);
+    const int block = get_global_id(1);
+    const size_t bhk = get_global_id(2);
+    const int b = bhk / kv_heads;
+    const int group = heads / kv_heads;
+    const int group_rows = group * nq;
+    if (block * R >= group_rows)
+        return;
+    const int kv_len = seq_lens[b];
+    const band_rule rule = {left, right, dilation, causal};
+
+    tile_rows t;
+    size_t row[R];
+    for (int r = 0; r < R; r++) {
+        const int gr = min(block * R + r, group_rows - 1); // a short last block repeats a row
+        const int h = (bhk % kv_heads) * group + gr / nq;
+        const int i = gr % nq;
+        row[r] = ((size_t)b * heads + h) * nq + i;
+        t.pos[r] = i + nk - nq;
+        t.qoff[r] = row[r] * D;
+    }
+    span_rows(&t);
+    row_state st;
+    init_state(&st);
+    walk_band(&st, &t, q, k, true, v, bhk, nk, kv_len, rule, split * split_len,
+              split * split_len + split_len - 1, qscale);
+    if (split == 0)
+        walk_side(&st, &t, q, side_k, true, side_v, side_pos, b, bhk, n_side, n_global, n_summary,
+                  kv_len, rule, 0, n_side, qscale);
+
+    for (int r = 0; r < R && block * R + r < group_rows; r++) {
+        const size_t part = row[r] * splits + split;
+        part_ml[2 * part] = st.m[r];
+        part_ml[2 * part + 1] = t.pos[r] >= kv_len ? 0.0f : lane_sum(st.lsum[r]);
+        for (int dv = 0; dv < DV; dv++)
+            part_acc[part * DV + dv] = st.acc[r][dv];
+    }
+}
+
+// Merges the splits' partial results of one query row: O = sum_s 2^(m_s - M) acc_s / L with
+// M = max m_s and L = sum_s 2^(m_s - M) l_s. A split that saw no key (l = 0) adds nothing.
+__kernel void combine_splits(__global const float *part_acc, // [rows, splits, DV]
+                             __global const float *part_ml,  // [rows, splits, 2]
+                             __global float *out,            // [rows, DV]
+                             __global float *lse,            // [rows] when write_lse
+                             int rows, int splits, int write_lse)
+{
+    const int row = get_global_id(0);
+    if (row >= rows)
+        return;
+    __global const float *ml = part_ml + (size_t)row * splits * 2;
+    float m = -INFINITY;
+    for (int s = 0; s < splits; s++)
+        if (ml[2 * s + 1] > 0.0f)
+            m = max(m, ml[2 * s]);
+    float l = 0.0f;
+    float acc[DV];
+    for (int dv = 0; dv < DV; dv++)
+        acc[dv] = 0.0f;
+    for (int s = 0; s < splits; s++) {
+        if (!(ml[2 * s + 1] > 0.0f))
+            continue;
+        const float w = exp2(ml[2 * s] - m);
+        l += w * ml[2 * s + 1];
+        __global const float *a = part_acc + ((size_t)row * splits + s) * DV;
+        for (int dv = 0; dv < DV; dv++)
+            acc[dv] = fma(w, a[dv], acc[dv]);
+    }
+    write_row(out, lse, row, write_lse, acc, m, l);
 }
 
 #else

@@ -1,4 +1,6 @@
-// fp32 FMA peak probe (clpeak-style): each work-item runs CLATTN_CHAINS independent float16 FMA
+// Device probes for the bench: the fp32 FMA peak and the copy bandwidth.
+//
+// FMA peak (clpeak-style): each work-item runs CLATTN_CHAINS independent float16 FMA
 // chains. The chain loops are unrolled so that every chain lives in registers: a rolled loop
 // over a private array keeps the chains in memory and measures load/store, not FMA, throughput.
 //   -DCLATTN_CHAINS=<1..16>    independent chains per work-item
@@ -27,4 +29,11 @@ __kernel void peak(__global float *out, float a, float b)
     // Stored so that the compiler keeps every chain; the value itself is meaningless.
     out[get_global_id(0)] = sum.s0 + sum.s1 + sum.s2 + sum.s3 + sum.s4 + sum.s5 + sum.s6 + sum.s7 + sum.s8 +
                             sum.s9 + sum.sa + sum.sb + sum.sc + sum.sd + sum.se + sum.sf;
+}
+
+// Copy bandwidth probe: each work-item copies one float4. The bench times it on buffers far
+// larger than the caches and counts the bytes read plus the bytes written.
+__kernel void copy(__global const float4 *src, __global float4 *dst)
+{
+    dst[get_global_id(0)] = src[get_global_id(0)];
 }

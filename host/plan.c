@@ -1,6 +1,8 @@
 /* Plans: created once per problem (kernels built, tiles chosen, scratch allocated), then run
  * many times. A run enqueues: key packing (CPU variant), the side keys (globals, summaries,
- * extras), the banded attention pass over every row, and a dense pass over the global rows. */
+ * extras), the banded attention pass over every row, and a dense pass over the global rows.
+ * Decode (a few query rows, CPU variant) instead splits the keys: attention_split, then
+ * combine_splits. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,30 +14,33 @@
 #include "reference.h"
 #include "tuning.h"
 
-
 struct clattn_plan {
     clattn_context *ctx;
-    clattn_problem p;    /* normalized; p.global_idx points at global_idx below */
-    int *global_idx;     /* [num_global], sorted */
-    int *global_rows;    /* [n_global_rows] query rows at global positions, sorted */
+    clattn_problem p; /* normalized; p.global_idx points at global_idx below */
+    int *global_idx;  /* [num_global], sorted */
+    int *global_rows; /* [n_global_rows] query rows at global positions, sorted */
     int n_global_rows;
     int n_summary, n_side; /* side keys: [globals | summaries | extras] */
     clattn_tiles tiles;
-    cl_kernel attention, pack, side;
+    int splits;    /* decode: key splits (0: the banded pass instead) */
+    int split_len; /* decode: keys per split, a multiple of CLATTN_KEY_PANEL */
+    cl_kernel attention, pack, side, split, combine;
     /* scratch (device): NULL where the problem does not need it */
-    cl_mem k_panels;     /* [B, Hkv, ceil(Nk/KC), D, KC]           CPU variant */
-    cl_mem kg_panels;    /* the same for Kg                         CPU variant, global_qkv */
-    cl_mem side_k;       /* [B, Hkv, NS, D] */
-    cl_mem side_v;       /* [B, Hkv, NS, Dv] */
-    cl_mem side_panels;  /* [B, Hkv, ceil(NS/KC), D, KC]            CPU variant */
-    cl_mem side_pos;     /* int [B, NS] */
-    cl_mem seq_lens;     /* int [B] */
-    cl_mem rows;         /* int [max(1, n_global_rows)] */
-    cl_mem global_buf;   /* int [max(1, num_global)] */
+    cl_mem k_panels;    /* [B, Hkv, ceil(Nk/KC), D, KC]           CPU variant */
+    cl_mem kg_panels;   /* the same for Kg                         CPU variant, global_qkv */
+    cl_mem side_k;      /* [B, Hkv, NS, D] */
+    cl_mem side_v;      /* [B, Hkv, NS, Dv] */
+    cl_mem side_panels; /* [B, Hkv, ceil(NS/KC), D, KC]            CPU variant */
+    cl_mem side_pos;    /* int [B, NS] */
+    cl_mem seq_lens;    /* int [B] */
+    cl_mem rows;        /* int [max(1, n_global_rows)] */
+    cl_mem global_buf;  /* int [max(1, num_global)] */
+    cl_mem part_acc;    /* [B, H, Nq, splits, Dv]                   decode */
+    cl_mem part_ml;     /* [B, H, Nq, splits, 2] running max and sum  decode */
     size_t scratch_bytes;
-    int *host_seq_lens;  /* [B] last uploaded */
-    int *host_side_pos;  /* [B, NS] last uploaded */
-    int uploaded;        /* host_* match the device copies */
+    int *host_seq_lens; /* [B] last uploaded */
+    int *host_side_pos; /* [B, NS] last uploaded */
+    int uploaded;       /* host_* match the device copies */
 };
 
 /* ----------------------------------------------------------------------------------------- */
@@ -74,21 +79,26 @@ static int create_scratch(clattn_plan *plan, clattn_error *err)
 {
     const clattn_problem *p = &plan->p;
     const size_t bhk = (size_t)p->batch * p->kv_heads;
-    const int cpu = plan->tiles.cpu_variant;
+    const int cpu = plan->tiles.cpu_variant && plan->splits == 0; /* decode reads K row-major */
     int status = CLATTN_STATUS_OK;
     if (cpu)
         status = create_buffer(plan, panel_bytes(p, p->kv_len), "key panels", &plan->k_panels, err);
+    if (!status && plan->splits > 0) {
+        const size_t parts = (size_t)p->batch * p->heads * p->q_len * plan->splits;
+        status =
+            create_buffer(plan, parts * p->value_dim * sizeof(float), "split partial outputs", &plan->part_acc, err);
+        if (!status)
+            status = create_buffer(plan, parts * 2 * sizeof(float), "split partial sums", &plan->part_ml, err);
+    }
     if (!status && cpu && p->global_qkv)
         status = create_buffer(plan, panel_bytes(p, p->kv_len), "global key panels", &plan->kg_panels, err);
     if (!status && plan->n_side > 0) {
-        status = create_buffer(plan, bhk * plan->n_side * p->head_dim * sizeof(float), "side keys",
-                               &plan->side_k, err);
+        status = create_buffer(plan, bhk * plan->n_side * p->head_dim * sizeof(float), "side keys", &plan->side_k, err);
         if (!status)
             status = create_buffer(plan, bhk * plan->n_side * p->value_dim * sizeof(float), "side values",
                                    &plan->side_v, err);
         if (!status && cpu)
-            status = create_buffer(plan, panel_bytes(p, plan->n_side), "side key panels", &plan->side_panels,
-                                   err);
+            status = create_buffer(plan, panel_bytes(p, plan->n_side), "side key panels", &plan->side_panels, err);
     }
     const size_t n_pos = (size_t)p->batch * (plan->n_side > 0 ? plan->n_side : 1);
     if (!status)
@@ -99,8 +109,8 @@ static int create_scratch(clattn_plan *plan, clattn_error *err)
         status = create_buffer(plan, (size_t)(plan->n_global_rows > 0 ? plan->n_global_rows : 1) * sizeof(int),
                                "global rows", &plan->rows, err);
     if (!status)
-        status = create_buffer(plan, (size_t)(p->num_global > 0 ? p->num_global : 1) * sizeof(int),
-                               "global indices", &plan->global_buf, err);
+        status = create_buffer(plan, (size_t)(p->num_global > 0 ? p->num_global : 1) * sizeof(int), "global indices",
+                               &plan->global_buf, err);
     if (status)
         return status;
     plan->host_seq_lens = calloc((size_t)p->batch, sizeof(int));
@@ -111,17 +121,18 @@ static int create_scratch(clattn_plan *plan, clattn_error *err)
     /* Fixed for the plan's life: the global indices and the rows they select. */
     cl_int rc = CL_SUCCESS;
     if (p->num_global > 0)
-        rc = clEnqueueWriteBuffer(plan->ctx->queue, plan->global_buf, CL_TRUE, 0,
-                                  (size_t)p->num_global * sizeof(int), plan->global_idx, 0, NULL, NULL);
+        rc = clEnqueueWriteBuffer(plan->ctx->queue, plan->global_buf, CL_TRUE, 0, (size_t)p->num_global * sizeof(int),
+                                  plan->global_idx, 0, NULL, NULL);
     if (rc == CL_SUCCESS && plan->n_global_rows > 0)
-        rc = clEnqueueWriteBuffer(plan->ctx->queue, plan->rows, CL_TRUE, 0,
-                                  (size_t)plan->n_global_rows * sizeof(int), plan->global_rows, 0, NULL, NULL);
+        rc = clEnqueueWriteBuffer(plan->ctx->queue, plan->rows, CL_TRUE, 0, (size_t)plan->n_global_rows * sizeof(int),
+                                  plan->global_rows, 0, NULL, NULL);
     if (rc != CL_SUCCESS)
         return clattn_fail(err, rc, "uploading global indices failed: %s", clattn_cl_error_name(rc));
     return CLATTN_STATUS_OK;
 }
 
-static int create_kernel(clattn_plan *plan, const char *source, const char *options, cl_kernel *out,
+/* Kernel `name` of program `source` (cl/<source>.cl) built with `options`. */
+static int create_kernel(clattn_plan *plan, const char *source, const char *name, const char *options, cl_kernel *out,
                          clattn_error *err)
 {
     cl_program prog;
@@ -129,10 +140,10 @@ static int create_kernel(clattn_plan *plan, const char *source, const char *opti
     if (status != CLATTN_STATUS_OK)
         return status;
     cl_int rc;
-    *out = clCreateKernel(prog, source, &rc);
+    *out = clCreateKernel(prog, name, &rc);
     clReleaseProgram(prog);
     if (rc != CL_SUCCESS)
-        return clattn_fail(err, rc, "clCreateKernel('%s') failed: %s", source, clattn_cl_error_name(rc));
+        return clattn_fail(err, rc, "clCreateKernel('%s') failed: %s", name, clattn_cl_error_name(rc));
     return CLATTN_STATUS_OK;
 }
 
@@ -141,15 +152,46 @@ static int create_kernels(clattn_plan *plan, clattn_error *err)
     const clattn_problem *p = &plan->p;
     char options[512];
     clattn_attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
-    int status = create_kernel(plan, "attention", options, &plan->attention, err);
+    if (plan->splits > 0) {
+        int status = create_kernel(plan, "attention", "attention_split", options, &plan->split, err);
+        if (!status)
+            status = create_kernel(plan, "attention", "combine_splits", options, &plan->combine, err);
+        if (!status && plan->n_side > 0)
+            status = create_kernel(plan, "side_keys", "side_keys", "", &plan->side, err);
+        return status;
+    }
+    int status = create_kernel(plan, "attention", "attention", options, &plan->attention, err);
     if (!status && plan->tiles.cpu_variant) {
         char pack_options[64];
         clattn_pack_options(p->head_dim, pack_options, sizeof pack_options);
-        status = create_kernel(plan, "pack_keys", pack_options, &plan->pack, err);
+        status = create_kernel(plan, "pack_keys", "pack_keys", pack_options, &plan->pack, err);
     }
     if (!status && plan->n_side > 0)
-        status = create_kernel(plan, "side_keys", "", &plan->side, err);
+        status = create_kernel(plan, "side_keys", "side_keys", "", &plan->side, err);
     return status;
+}
+
+/* Decode: enough key splits that every compute unit gets several work-items, none shorter than
+ * CLATTN_SPLIT_MIN_KEYS keys. */
+static void choose_splits(clattn_plan *plan)
+{
+    const clattn_problem *p = &plan->p;
+    const int group_rows = p->heads / p->kv_heads * p->q_len;
+    const size_t items =
+        (size_t)p->batch * p->kv_heads * (size_t)((group_rows + plan->tiles.rows - 1) / plan->tiles.rows);
+    const size_t wanted = (size_t)CLATTN_SPLIT_ITEMS_PER_CU * plan->ctx->caps.compute_units;
+    long long splits = items >= wanted ? 1 : (long long)((wanted + items - 1) / items);
+    const long long most = ((long long)p->kv_len + CLATTN_SPLIT_MIN_KEYS - 1) / CLATTN_SPLIT_MIN_KEYS;
+    if (splits > most)
+        splits = most > 0 ? most : 1;
+    long long len = ((long long)p->kv_len + splits - 1) / splits;
+    len = (len + CLATTN_KEY_PANEL - 1) / CLATTN_KEY_PANEL * CLATTN_KEY_PANEL;
+    if (len == 0)
+        len = CLATTN_KEY_PANEL;
+    plan->split_len = (int)len;
+    plan->splits = (int)(((long long)p->kv_len + len - 1) / len);
+    if (plan->splits == 0)
+        plan->splits = 1;
 }
 
 /* Global tokens: a sorted private copy, and the query rows that sit at global positions. */
@@ -198,9 +240,14 @@ int clattn_plan_create(clattn_context *ctx, const clattn_problem *problem, clatt
             status = clattn_fail(&err, CLATTN_STATUS_UNSUPPORTED,
                                  "grid_pattern = %d: 2-D patterns run on the reference device only",
                                  (int)plan->p.grid_pattern);
+        /* Decode candidates: a tile holds rows of every head of a kv head's query group. */
+        const int decode = plan->p.q_len <= CLATTN_SPLIT_MAX_QUERIES && plan->n_global_rows == 0;
+        const int group_rows = plan->p.heads / plan->p.kv_heads * plan->p.q_len;
         if (!status)
-            status = clattn_choose_tiles(ctx, plan->p.head_dim, plan->p.value_dim, plan->p.q_len,
+            status = clattn_choose_tiles(ctx, plan->p.head_dim, plan->p.value_dim, decode ? group_rows : plan->p.q_len,
                                          &plan->tiles, &err);
+        if (!status && decode && plan->tiles.cpu_variant)
+            choose_splits(plan);
         if (!status)
             status = create_kernels(plan, &err);
         if (!status)
@@ -218,13 +265,13 @@ void clattn_plan_free(clattn_plan *plan)
 {
     if (plan == NULL)
         return;
-    cl_mem *buffers[] = {&plan->global_buf, &plan->rows,   &plan->seq_lens, &plan->side_pos,
-                         &plan->side_panels, &plan->side_v, &plan->side_k,  &plan->kg_panels,
-                         &plan->k_panels};
+    cl_mem *buffers[] = {&plan->global_buf,  &plan->rows,    &plan->seq_lens, &plan->side_pos,
+                         &plan->side_panels, &plan->side_v,  &plan->side_k,   &plan->kg_panels,
+                         &plan->k_panels,    &plan->part_ml, &plan->part_acc};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
         if (*buffers[i] != NULL)
             clReleaseMemObject(*buffers[i]);
-    cl_kernel kernels[] = {plan->side, plan->pack, plan->attention};
+    cl_kernel kernels[] = {plan->side, plan->pack, plan->attention, plan->split, plan->combine};
     for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
         if (kernels[i] != NULL)
             clReleaseKernel(kernels[i]);
@@ -258,8 +305,8 @@ static void tensor_needs(const clattn_problem *p, const clattn_tensor_bytes *b, 
 {
     const int gq = p->global_qkv != 0, ex = p->extra_len > 0;
     const tensor_need all[T_COUNT] = {
-        {"q", 1, b->q},   {"k", 1, b->k},    {"v", 1, b->v},    {"out", 1, b->out}, {"lse", 0, b->lse},
-        {"qg", gq, b->q}, {"kg", gq, b->k},  {"vg", gq, b->v},  {"kx", ex, b->kx},  {"vx", ex, b->vx},
+        {"q", 1, b->q},   {"k", 1, b->k},   {"v", 1, b->v},   {"out", 1, b->out}, {"lse", 0, b->lse},
+        {"qg", gq, b->q}, {"kg", gq, b->k}, {"vg", gq, b->v}, {"kx", ex, b->kx},  {"vx", ex, b->vx},
     };
     memcpy(needs, all, sizeof all);
 }
@@ -345,27 +392,29 @@ static cl_int set_args(cl_kernel kernel, const kernel_arg *args, cl_uint count)
     return CL_SUCCESS;
 }
 
-#define ARG(x) {sizeof(x), &(x)}
+#define ARG(x)                                                                                                         \
+    {                                                                                                                  \
+        sizeof(x), &(x)                                                                                                \
+    }
 
 static cl_int enqueue_pack(clattn_plan *plan, command_chain *chain, cl_mem keys, cl_mem panels, int n)
 {
     const kernel_arg args[] = {ARG(keys), ARG(panels), ARG(n)};
     const cl_int rc = set_args(plan->pack, args, 3);
     const size_t chunks = ((size_t)n + CLATTN_KEY_PANEL - 1) / CLATTN_KEY_PANEL;
-    const size_t global[2] = {chunks * plan->p.head_dim * CLATTN_KEY_PANEL,
-                              (size_t)plan->p.batch * plan->p.kv_heads};
+    const size_t global[2] = {chunks * plan->p.head_dim * CLATTN_KEY_PANEL, (size_t)plan->p.batch * plan->p.kv_heads};
     return rc != CL_SUCCESS ? rc : chain_launch(chain, plan->pack, 2, global, NULL);
 }
 
-static cl_int enqueue_side(clattn_plan *plan, command_chain *chain, cl_mem src, cl_mem extra, cl_mem side,
-                           int width)
+static cl_int enqueue_side(clattn_plan *plan, command_chain *chain, cl_mem src, cl_mem extra, cl_mem side, int width)
 {
     const clattn_problem *p = &plan->p;
     if (extra == NULL)
         extra = src; /* never read: n_extra is 0 */
-    const kernel_arg args[] = {ARG(src),         ARG(extra),       ARG(plan->global_buf), ARG(plan->seq_lens),
-                               ARG(side),        ARG(p->kv_len),   ARG(width),            ARG(p->kv_heads),
-                               ARG(p->num_global), ARG(plan->n_summary), ARG(p->extra_len), ARG(p->summary_block)};
+    const kernel_arg args[] = {
+        ARG(src),          ARG(extra),           ARG(plan->global_buf), ARG(plan->seq_lens), ARG(side),
+        ARG(p->kv_len),    ARG(width),           ARG(p->kv_heads),      ARG(p->num_global),  ARG(plan->n_summary),
+        ARG(p->extra_len), ARG(p->summary_block)};
     const cl_int rc = set_args(plan->side, args, 12);
     const size_t global[2] = {(size_t)plan->n_side * width, (size_t)p->batch * p->kv_heads};
     return rc != CL_SUCCESS ? rc : chain_launch(chain, plan->side, 2, global, NULL);
@@ -387,13 +436,12 @@ static cl_int enqueue_attention(clattn_plan *plan, command_chain *chain, const a
     const int write_lse = pass->lse != NULL;
     const float qscale = p->scale * (float)CL_M_LOG2E;
     const kernel_arg args[] = {
-        ARG(pass->q),          ARG(pass->keys),       ARG(pass->v),           ARG(side_k),
-        ARG(side_v),           ARG(plan->side_pos),   ARG(plan->seq_lens),    ARG(plan->rows),
-        ARG(pass->out),        ARG(lse),              ARG(p->heads),          ARG(p->kv_heads),
-        ARG(p->q_len),         ARG(p->kv_len),        ARG(pass->num_rows),    ARG(pass->use_rows),
-        ARG(pass->left),       ARG(pass->right),      ARG(pass->dilation),    ARG(p->causal),
-        ARG(plan->n_side),     ARG(p->num_global),    ARG(plan->n_summary),   ARG(pass->side_begin),
-        ARG(pass->side_count), ARG(qscale),           ARG(write_lse),         ARG(pass->reverse)};
+        ARG(pass->q),        ARG(pass->keys),     ARG(pass->v),         ARG(side_k),           ARG(side_v),
+        ARG(plan->side_pos), ARG(plan->seq_lens), ARG(plan->rows),      ARG(pass->out),        ARG(lse),
+        ARG(p->heads),       ARG(p->kv_heads),    ARG(p->q_len),        ARG(p->kv_len),        ARG(pass->num_rows),
+        ARG(pass->use_rows), ARG(pass->left),     ARG(pass->right),     ARG(pass->dilation),   ARG(p->causal),
+        ARG(plan->n_side),   ARG(p->num_global),  ARG(plan->n_summary), ARG(pass->side_begin), ARG(pass->side_count),
+        ARG(qscale),         ARG(write_lse),      ARG(pass->reverse)};
     const cl_int rc = set_args(plan->attention, args, sizeof args / sizeof args[0]);
     if (rc != CL_SUCCESS)
         return rc;
@@ -439,9 +487,8 @@ static cl_int upload_lengths(clattn_plan *plan, cl_command_queue queue, const in
     cl_int rc = clEnqueueWriteBuffer(queue, plan->seq_lens, CL_TRUE, 0, (size_t)p->batch * sizeof(int),
                                      plan->host_seq_lens, 0, NULL, NULL);
     if (rc == CL_SUCCESS && plan->n_side > 0)
-        rc = clEnqueueWriteBuffer(queue, plan->side_pos, CL_TRUE, 0,
-                                  (size_t)p->batch * plan->n_side * sizeof(int), plan->host_side_pos, 0, NULL,
-                                  NULL);
+        rc = clEnqueueWriteBuffer(queue, plan->side_pos, CL_TRUE, 0, (size_t)p->batch * plan->n_side * sizeof(int),
+                                  plan->host_side_pos, 0, NULL, NULL);
     plan->uploaded = rc == CL_SUCCESS;
     return rc;
 }
@@ -457,22 +504,69 @@ static void band_sides(const clattn_problem *p, int *left, int *right)
         *right = 0 < *right ? 0 : *right;
 }
 
+static cl_int enqueue_side_keys(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
+{
+    cl_int rc = enqueue_side(plan, chain, bufs->k, bufs->kx, plan->side_k, plan->p.head_dim);
+    return rc == CL_SUCCESS ? enqueue_side(plan, chain, bufs->v, bufs->vx, plan->side_v, plan->p.value_dim) : rc;
+}
+
+/* Decode: every split's partial result, then their merge into out and lse. */
+static cl_int enqueue_split(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
+{
+    const clattn_problem *p = &plan->p;
+    cl_int rc = plan->n_side > 0 ? enqueue_side_keys(plan, chain, bufs) : CL_SUCCESS;
+    const cl_mem side_k = plan->side_k != NULL ? plan->side_k : bufs->k; /* never read without side keys */
+    const cl_mem side_v = plan->side_v != NULL ? plan->side_v : bufs->v;
+    const float qscale = p->scale * (float)CL_M_LOG2E;
+    int left, right;
+    band_sides(p, &left, &right);
+    const kernel_arg args[] = {ARG(bufs->q),         ARG(bufs->k),        ARG(bufs->v),        ARG(side_k),
+                               ARG(side_v),          ARG(plan->side_pos), ARG(plan->seq_lens), ARG(plan->part_acc),
+                               ARG(plan->part_ml),   ARG(p->heads),       ARG(p->kv_heads),    ARG(p->q_len),
+                               ARG(p->kv_len),       ARG(left),           ARG(right),          ARG(p->dilation),
+                               ARG(p->causal),       ARG(plan->n_side),   ARG(p->num_global),  ARG(plan->n_summary),
+                               ARG(plan->split_len), ARG(qscale)};
+    if (rc == CL_SUCCESS)
+        rc = set_args(plan->split, args, sizeof args / sizeof args[0]);
+    const int group_rows = p->heads / p->kv_heads * p->q_len;
+    const size_t global[3] = {(size_t)plan->splits, (size_t)((group_rows + plan->tiles.rows - 1) / plan->tiles.rows),
+                              (size_t)p->batch * p->kv_heads};
+    const size_t local[3] = {1, 1, 1};
+    if (rc == CL_SUCCESS)
+        rc = chain_launch(chain, plan->split, 3, global, local);
+
+    const int rows = p->batch * p->heads * p->q_len;
+    const cl_mem lse = bufs->lse != NULL ? bufs->lse : bufs->out;
+    const int write_lse = bufs->lse != NULL;
+    const kernel_arg merge[] = {ARG(plan->part_acc), ARG(plan->part_ml), ARG(bufs->out), ARG(lse),
+                                ARG(rows),           ARG(plan->splits),  ARG(write_lse)};
+    if (rc == CL_SUCCESS)
+        rc = set_args(plan->combine, merge, sizeof merge / sizeof merge[0]);
+    const size_t one = 1, all_rows = (size_t)rows;
+    return rc == CL_SUCCESS ? chain_launch(chain, plan->combine, 1, &all_rows, &one) : rc;
+}
+
 static cl_int enqueue_passes(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
 {
     const clattn_problem *p = &plan->p;
     const int cpu = plan->tiles.cpu_variant;
+    if (plan->splits > 0)
+        return enqueue_split(plan, chain, bufs);
     cl_int rc = CL_SUCCESS;
     if (cpu)
         rc = enqueue_pack(plan, chain, bufs->k, plan->k_panels, p->kv_len);
     if (rc == CL_SUCCESS && plan->n_side > 0) {
-        rc = enqueue_side(plan, chain, bufs->k, bufs->kx, plan->side_k, p->head_dim);
-        if (rc == CL_SUCCESS)
-            rc = enqueue_side(plan, chain, bufs->v, bufs->vx, plan->side_v, p->value_dim);
+        rc = enqueue_side_keys(plan, chain, bufs);
         if (rc == CL_SUCCESS && cpu)
             rc = enqueue_pack(plan, chain, plan->side_k, plan->side_panels, plan->n_side);
     }
-    attention_pass band = {bufs->q, cpu ? plan->k_panels : bufs->k, bufs->v, bufs->out, bufs->lse, 0, p->q_len,
-                           0, 0, p->dilation, 0, plan->n_side, p->causal};
+    attention_pass band = {bufs->q,   cpu ? plan->k_panels : bufs->k,
+                           bufs->v,   bufs->out,
+                           bufs->lse, 0,
+                           p->q_len,  0,
+                           0,         p->dilation,
+                           0,         plan->n_side,
+                           p->causal};
     band_sides(p, &band.left, &band.right);
     if (rc == CL_SUCCESS)
         rc = enqueue_attention(plan, chain, &band);
@@ -502,8 +596,8 @@ static cl_int enqueue_passes(clattn_plan *plan, command_chain *chain, const clat
     return rc == CL_SUCCESS ? enqueue_attention(plan, chain, &dense) : rc;
 }
 
-int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_buffers *buffers,
-                        cl_uint num_wait, const cl_event *wait, cl_event *event)
+int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_buffers *buffers, cl_uint num_wait,
+                        const cl_event *wait, cl_event *event)
 {
     if (plan == NULL)
         return CLATTN_STATUS_NULL_ARGUMENT;
@@ -516,8 +610,7 @@ int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_
             ctx, clattn_fail(&err, CLATTN_STATUS_UNSUPPORTED, "the reference device has no OpenCL buffers"), &err);
     if (num_wait > 0 && wait == NULL)
         return clattn_context_report(
-            ctx, clattn_fail(&err, CLATTN_STATUS_NULL_ARGUMENT, "wait is NULL with num_wait = %u", num_wait),
-            &err);
+            ctx, clattn_fail(&err, CLATTN_STATUS_NULL_ARGUMENT, "wait is NULL with num_wait = %u", num_wait), &err);
     int status = check_device_buffers(&plan->p, buffers, &err);
     if (!status)
         status = clattn_check_seq_lens(&plan->p, buffers->seq_lens, &err);
@@ -533,9 +626,8 @@ int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_
             clWaitForEvents(1, &chain.last); /* nothing of this run may still be running */
             clReleaseEvent(chain.last);
         }
-        return clattn_context_report(ctx, clattn_fail(&err, rc, "enqueueing attention failed: %s",
-                                                      clattn_cl_error_name(rc)),
-                                     &err);
+        return clattn_context_report(
+            ctx, clattn_fail(&err, rc, "enqueueing attention failed: %s", clattn_cl_error_name(rc)), &err);
     }
     if (event != NULL)
         *event = chain.last;
@@ -550,8 +642,8 @@ int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_
 
 static int check_host_tensors(const clattn_problem *p, const clattn_host_tensors *t, clattn_error *err)
 {
-    const clattn_host_tensor *all[T_COUNT] = {&t->q, &t->k, &t->v, &t->out, &t->lse,
-                                              &t->qg, &t->kg, &t->vg, &t->kx, &t->vx};
+    const clattn_host_tensor *all[T_COUNT] = {&t->q,  &t->k,  &t->v,  &t->out, &t->lse,
+                                              &t->qg, &t->kg, &t->vg, &t->kx,  &t->vx};
     int present[T_COUNT];
     size_t size[T_COUNT];
     for (int i = 0; i < T_COUNT; i++) {
@@ -565,8 +657,8 @@ static int check_host_tensors(const clattn_problem *p, const clattn_host_tensors
 /* Device copies of the host tensors for one blocking run. */
 static int run_on_device(clattn_plan *plan, const clattn_host_tensors *t, clattn_error *err)
 {
-    const clattn_host_tensor *all[T_COUNT] = {&t->q, &t->k, &t->v, &t->out, &t->lse,
-                                              &t->qg, &t->kg, &t->vg, &t->kx, &t->vx};
+    const clattn_host_tensor *all[T_COUNT] = {&t->q,  &t->k,  &t->v,  &t->out, &t->lse,
+                                              &t->qg, &t->kg, &t->vg, &t->kx,  &t->vx};
     clattn_tensor_bytes bytes;
     tensor_need needs[T_COUNT];
     clattn_problem_bytes(&plan->p, &bytes, err);
@@ -589,18 +681,18 @@ static int run_on_device(clattn_plan *plan, const clattn_host_tensors *t, clattn
                                      needs[i].bytes, clattn_cl_error_name(rc));
         }
     }
-    const clattn_buffers bufs = {mem[T_Q], mem[T_K], mem[T_V], mem[T_OUT], mem[T_LSE], mem[T_QG],
-                                 mem[T_KG], mem[T_VG], mem[T_KX], mem[T_VX], t->seq_lens};
+    const clattn_buffers bufs = {mem[T_Q],  mem[T_K],  mem[T_V],  mem[T_OUT], mem[T_LSE], mem[T_QG],
+                                 mem[T_KG], mem[T_VG], mem[T_KX], mem[T_VX],  t->seq_lens};
     cl_event done = NULL;
     if (!status && (status = clattn_plan_enqueue(plan, plan->ctx->queue, &bufs, 0, NULL, &done)) != 0)
         snprintf(err->text, sizeof err->text, "%s", plan->ctx->message);
     cl_int rc = CL_SUCCESS;
     if (!status)
-        rc = clEnqueueReadBuffer(plan->ctx->queue, mem[T_OUT], CL_TRUE, 0, needs[T_OUT].bytes, t->out.data, 1,
-                                 &done, NULL);
+        rc = clEnqueueReadBuffer(plan->ctx->queue, mem[T_OUT], CL_TRUE, 0, needs[T_OUT].bytes, t->out.data, 1, &done,
+                                 NULL);
     if (!status && rc == CL_SUCCESS && mem[T_LSE] != NULL)
-        rc = clEnqueueReadBuffer(plan->ctx->queue, mem[T_LSE], CL_TRUE, 0, needs[T_LSE].bytes, t->lse.data, 0,
-                                 NULL, NULL);
+        rc = clEnqueueReadBuffer(plan->ctx->queue, mem[T_LSE], CL_TRUE, 0, needs[T_LSE].bytes, t->lse.data, 0, NULL,
+                                 NULL);
     if (!status && rc != CL_SUCCESS)
         status = clattn_fail(err, rc, "reading the output failed: %s", clattn_cl_error_name(rc));
     if (done != NULL)
@@ -621,7 +713,7 @@ int clattn_plan_run_host(clattn_plan *plan, const clattn_host_tensors *tensors)
                                      &err);
     int status = check_host_tensors(&plan->p, tensors, &err);
     if (!status)
-        status = plan->ctx->reference ? clattn_reference_run(&plan->p, tensors, &err)
-                                      : run_on_device(plan, tensors, &err);
+        status =
+            plan->ctx->reference ? clattn_reference_run(&plan->p, tensors, &err) : run_on_device(plan, tensors, &err);
     return clattn_context_report(plan->ctx, status, &err);
 }

@@ -34,8 +34,7 @@ size_t clattn_tiles_local_bytes(const clattn_tiles *tiles, int d, int dv)
     return tiles->cpu_variant ? 0 : (size_t)tiles->bk * (size_t)(d + dv) * sizeof(float);
 }
 
-int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, int q_len, clattn_tiles *out,
-                        clattn_error *err)
+int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, int q_len, clattn_tiles *out, clattn_error *err)
 {
     const clattn_device_caps *caps = &ctx->caps;
     size_t i = 0;
@@ -62,12 +61,15 @@ int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, int q_len, cla
 
 void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, char *buf, size_t size)
 {
-    int vw = 16;
+    int vw = 16, wd = 16;
     while (dv % vw != 0)
         vw /= 2;
-    snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_VW=%d -DCLATTN_CPU=%d "
-                        "-DCLATTN_ROWS=%d -DCLATTN_KW=%d -DCLATTN_KC=%d -DCLATTN_WG=%d -DCLATTN_BK=%d",
-             d, dv, vw, tiles->cpu_variant, tiles->rows, tiles->kw, CLATTN_KEY_PANEL, tiles->wg, tiles->bk);
+    while (d % wd != 0)
+        wd /= 2;
+    snprintf(buf, size,
+             "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_VW=%d -DCLATTN_WD=%d -DCLATTN_CPU=%d "
+             "-DCLATTN_ROWS=%d -DCLATTN_KW=%d -DCLATTN_KC=%d -DCLATTN_WG=%d -DCLATTN_BK=%d",
+             d, dv, vw, wd, tiles->cpu_variant, tiles->rows, tiles->kw, CLATTN_KEY_PANEL, tiles->wg, tiles->bk);
 }
 
 void clattn_pack_options(int d, char *buf, size_t size)

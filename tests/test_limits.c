@@ -7,6 +7,7 @@
 
 #include "context.h"
 #include "harness.h"
+#include "tuning.h"
 
 #define TOLERANCE 2e-4
 
@@ -178,10 +179,20 @@ static void check_cpu_plan_scratch(clattn_context *dev, const huge_problem *h)
 {
     clattn_plan *plan = NULL;
     clattn_context_force_tiles(dev, &(clattn_tiles){1, 8, 1, 1, 16});
-    const int s = clattn_plan_create(dev, &h->p, &plan);
+    clattn_problem p = h->p;
+    p.q_len = CLATTN_SPLIT_MAX_QUERIES + 1; /* past the decode path, which reads K unpacked */
+    const int s = clattn_plan_create(dev, &p, &plan);
     char detail[1200];
     snprintf(detail, sizeof detail, "%d (%s): %s", s, clattn_status_string(s), clattn_context_message(dev));
     report(s == CLATTN_STATUS_DEVICE_LIMIT && plan == NULL, "K over max alloc, CPU variant: plan_create", detail);
+    clattn_plan_free(plan);
+
+    /* Decode reads K where it lies: no panel, so the plan fits (the caller's K cannot, later). */
+    plan = NULL;
+    const int d = clattn_plan_create(dev, &h->p, &plan);
+    snprintf(detail, sizeof detail, "%d (%s): %s", d, clattn_status_string(d), clattn_context_message(dev));
+    report(d == CLATTN_STATUS_OK && clattn_plan_scratch_bytes(plan) < h->k_bytes,
+           "K over max alloc, CPU variant, decode: plan_create", detail);
     clattn_plan_free(plan);
 }
 

@@ -17,7 +17,6 @@
 #include "clattn.h"
 #include "context.h"
 #include "exit_status.h"
-#include "context.h"
 #include "program.h"
 
 #ifdef CLATTN_HAVE_OPENBLAS
@@ -30,7 +29,9 @@
 #define BASELINE_MAX_N 8192  /* the baseline holds an N x N score matrix */
 #define PEAK_TARGET_MS 50.0  /* shorter probe launches measure launch overhead, not FMAs */
 #define PEAK_MAX_ITERS (1 << 24)
-#define PEAK_ITEMS_PER_CU 2048 /* work-items: enough to fill a GPU core, many groups on a CPU */
+#define PEAK_ITEMS_PER_CU 2048         /* work-items: enough to fill a GPU core, many groups on a CPU */
+#define COPY_BYTES ((size_t)256 << 20) /* far beyond the caches of CPUs and GPUs */
+#define COPY_RUNS 5
 #define FIELD_SIZE 160
 
 typedef enum {
@@ -39,10 +40,11 @@ typedef enum {
     PATTERN_WINDOW,
     PATTERN_WINDOW_GLOBAL,
     PATTERN_WINDOW_SUMMARY,
+    PATTERN_DECODE, /* one query row at the last position, causal: a step of generation */
     PATTERN_COUNT
 } pattern_id;
-static const char *const pattern_names[PATTERN_COUNT] = {"dense", "causal", "window", "window-global",
-                                                         "window-summary"};
+static const char *const pattern_names[PATTERN_COUNT] = {"dense",         "causal",         "window",
+                                                         "window-global", "window-summary", "decode"};
 
 typedef enum { FORMAT_TABLE, FORMAT_JSON, FORMAT_CSV } output_format;
 
@@ -61,6 +63,7 @@ typedef struct {
     clattn_context *ctx;
     char label[128];
     double peak_gflops; /* measured fp32 FMA peak; 0 on the reference path */
+    double copy_gbps;   /* measured copy bandwidth (bytes read + written); 0 on the reference path */
 } bench_device;
 
 typedef struct {
@@ -71,6 +74,7 @@ typedef struct {
     double plan_ms, ms_median, ms_min, ms_max, wall_ms, gflops, peak_gflops, pct_peak;
     double speedup; /* against the baseline of the same (pattern, N); 0: no baseline */
     size_t bytes;
+    double gbps, copy_gbps, pct_copy; /* Q, K, V read and O written once, per second */
 } bench_row;
 
 typedef struct {
@@ -90,7 +94,7 @@ typedef struct {
     int n, num_summary;
     int *global_idx;          /* [num_global], spread evenly over [0, N) */
     unsigned char *is_global; /* [N] */
-    float *q, *k, *v, *out;   /* Q, O [B, H, N, D]; K, V [B, Hkv, N, D] */
+    float *q, *k, *v, *out;   /* Q, O [B, H, Nq, D]; K, V [B, Hkv, N, D]; Nq = N, or 1 (decode) */
     size_t q_bytes, kv_bytes;
     double flops; /* 4 * D * (keys each query sees), summed over rows, heads and batch */
 } workload;
@@ -103,7 +107,8 @@ static void usage(void)
          "                    [--d D] [--window W] [--globals G] [--summary-block S] [--repeat R]\n"
          "                    [--warmup W] [--json | --csv] [--plot FILE.svg]\n"
          "  --device   cpu, gpu, P:D or reference, repeatable (default: every OpenCL device, reference)\n"
-         "  --pattern  dense, causal, window, window-global, window-summary (default dense)\n"
+         "  --pattern  dense, causal, window, window-global, window-summary, decode (default dense);\n"
+         "             decode: one query row against N keys, causal\n"
          "  --n        sequence lengths (default 512,1024,2048)\n"
          "  defaults:  --b 1 --h 8 --hkv H --d 64 --window 256 (L = R = W) --globals 16\n"
          "             --summary-block 64 --repeat 10 --warmup 2");
@@ -136,7 +141,7 @@ static int add_pattern(bench_options *o, const char *flag, const char *name)
             o->patterns[p] = 1;
             return 0;
         }
-    return usage_error(flag, name, "unknown pattern (dense, causal, window, window-global, window-summary)");
+    return usage_error(flag, name, "unknown pattern (dense, causal, window, window-global, window-summary, decode)");
 }
 
 static int add_length(bench_options *o, const char *flag, const char *text)
@@ -343,21 +348,24 @@ static void workload_free(workload *w)
 
 static int workload_create(const bench_options *o, pattern_id pattern, int n, workload *w)
 {
-    const int windowed = pattern >= PATTERN_WINDOW, block = pattern == PATTERN_WINDOW_SUMMARY ? o->summary_block : 0;
+    const int windowed = pattern >= PATTERN_WINDOW && pattern <= PATTERN_WINDOW_SUMMARY,
+              block = pattern == PATTERN_WINDOW_SUMMARY ? o->summary_block : 0;
     const int globals = pattern == PATTERN_WINDOW_GLOBAL ? (o->globals < n ? o->globals : n) : 0;
+    const int decode = pattern == PATTERN_DECODE, nq = decode ? 1 : n;
     *w = (workload){.pattern = pattern, .n = n, .num_summary = block > 0 ? (n + block - 1) / block : 0};
     w->problem = (clattn_problem){.batch = o->batch,
                                   .heads = o->heads,
                                   .kv_heads = o->kv_heads,
-                                  .q_len = n,
+                                  .q_len = nq,
+                                  .kv_len = n,
                                   .head_dim = o->head_dim,
-                                  .causal = pattern == PATTERN_CAUSAL,
+                                  .causal = pattern == PATTERN_CAUSAL || decode,
                                   .window = windowed,
                                   .window_left = windowed ? o->window : 0,
                                   .window_right = windowed ? o->window : 0,
                                   .num_global = globals,
                                   .summary_block = block};
-    w->q_bytes = (size_t)o->batch * o->heads * n * o->head_dim * sizeof(float);
+    w->q_bytes = (size_t)o->batch * o->heads * nq * o->head_dim * sizeof(float);
     w->kv_bytes = (size_t)o->batch * o->kv_heads * n * o->head_dim * sizeof(float);
     w->global_idx = malloc((size_t)(globals > 0 ? globals : 1) * sizeof(int));
     w->is_global = calloc((size_t)n, 1);
@@ -379,8 +387,8 @@ static int workload_create(const bench_options *o, pattern_id pattern, int n, wo
     fill_normal(w->q, w->q_bytes / sizeof(float), &seed);
     fill_normal(w->k, w->kv_bytes / sizeof(float), &seed);
     fill_normal(w->v, w->kv_bytes / sizeof(float), &seed);
-    long long keys = 0;
-    for (int row = 0; row < n; row++)
+    long long keys = decode ? n : 0; /* the last position sees every key */
+    for (int row = 0; row < n && !decode; row++)
         keys += visible_keys(w, row);
     w->flops = 4.0 * o->head_dim * (double)keys * o->batch * o->heads;
     return 0;
@@ -465,8 +473,29 @@ static int runtime_error(const char *device, const clattn_context *ctx, const ch
  * with many work-items of few chains. */
 static const int peak_chains[] = {2, 4, 6, 8, 16};
 
-/* Best of `runs` launches of the probe built with `chains` and `iters`, after one untimed launch
+/* Best time of `runs` launches of a probe over `global` work-items, after one untimed launch
  * (POCL compiles the work-group function at the first launch). */
+static cl_int best_launch_ms(cl_command_queue queue, cl_kernel kernel, size_t global, int runs, double *best)
+{
+    cl_int rc = CL_SUCCESS;
+    *best = HUGE_VAL;
+    for (int i = 0; i <= runs && rc == CL_SUCCESS; i++) {
+        cl_event done = NULL;
+        double ms = HUGE_VAL;
+        rc = clEnqueueNDRangeKernel(queue, kernel, 1, NULL, &global, NULL, 0, NULL, &done);
+        if (rc == CL_SUCCESS)
+            rc = clWaitForEvents(1, &done);
+        if (rc == CL_SUCCESS)
+            rc = event_span_ms(done, done, &ms);
+        if (done != NULL)
+            clReleaseEvent(done);
+        if (i > 0 && ms < *best)
+            *best = ms;
+    }
+    return rc;
+}
+
+/* Best of `runs` launches of the FMA probe built with `chains` and `iters`. */
 static int peak_best_ms(clattn_context *ctx, int chains, int iters, int runs, double *best)
 {
     char options[96];
@@ -489,20 +518,8 @@ static int peak_best_ms(clattn_context *ctx, int chains, int iters, int runs, do
         rc = clSetKernelArg(kernel, 1, sizeof a, &a);
     if (rc == CL_SUCCESS)
         rc = clSetKernelArg(kernel, 2, sizeof b, &b);
-    *best = HUGE_VAL;
-    for (int i = 0; i <= runs && rc == CL_SUCCESS; i++) {
-        cl_event done = NULL;
-        double ms = HUGE_VAL;
-        rc = clEnqueueNDRangeKernel(ctx->queue, kernel, 1, NULL, &global, NULL, 0, NULL, &done);
-        if (rc == CL_SUCCESS)
-            rc = clWaitForEvents(1, &done);
-        if (rc == CL_SUCCESS)
-            rc = event_span_ms(done, done, &ms);
-        if (done != NULL)
-            clReleaseEvent(done);
-        if (i > 0 && ms < *best)
-            *best = ms;
-    }
+    if (rc == CL_SUCCESS)
+        rc = best_launch_ms(ctx->queue, kernel, global, runs, best);
     if (out != NULL)
         clReleaseMemObject(out);
     if (kernel != NULL)
@@ -537,7 +554,52 @@ static int measure_peak(bench_device *dev)
     return status ? runtime_error(dev->label, dev->ctx, "measuring the FMA peak", status) : 0;
 }
 
-/* Contexts for every spec; the peak is measured once per OpenCL device of the process. */
+/* The copy bandwidth: best of COPY_RUNS launches of the copy probe (after one untimed launch)
+ * over COPY_BYTES, or the device's largest allocation if smaller; bytes read plus written. */
+static int measure_copy(bench_device *dev)
+{
+    clattn_context *ctx = dev->ctx;
+    clattn_error err = {{0}};
+    cl_program program = NULL;
+    int status = clattn_program_get(ctx, "peak", "", &program, &err);
+    if (status)
+        return runtime_error(dev->label, ctx, "building the copy probe", clattn_context_report(ctx, status, &err));
+    size_t bytes = COPY_BYTES < ctx->caps.max_alloc ? COPY_BYTES : (size_t)ctx->caps.max_alloc;
+    bytes -= bytes % 4096;
+    const size_t items = bytes / 16;
+    cl_int rc;
+    cl_mem src = NULL, dst = NULL;
+    cl_kernel kernel = clCreateKernel(program, "copy", &rc);
+    if (rc == CL_SUCCESS)
+        src = clCreateBuffer(ctx->cl, CL_MEM_READ_WRITE, bytes, NULL, &rc);
+    if (rc == CL_SUCCESS)
+        dst = clCreateBuffer(ctx->cl, CL_MEM_READ_WRITE, bytes, NULL, &rc);
+    if (rc == CL_SUCCESS) {
+        const float zero = 0.0f;
+        rc = clEnqueueFillBuffer(ctx->queue, src, &zero, sizeof zero, 0, bytes, 0, NULL, NULL);
+    }
+    if (rc == CL_SUCCESS)
+        rc = clSetKernelArg(kernel, 0, sizeof src, &src);
+    if (rc == CL_SUCCESS)
+        rc = clSetKernelArg(kernel, 1, sizeof dst, &dst);
+    double best = HUGE_VAL;
+    if (rc == CL_SUCCESS)
+        rc = best_launch_ms(ctx->queue, kernel, items, COPY_RUNS, &best);
+    if (dst != NULL)
+        clReleaseMemObject(dst);
+    if (src != NULL)
+        clReleaseMemObject(src);
+    if (kernel != NULL)
+        clReleaseKernel(kernel);
+    clReleaseProgram(program);
+    if (rc != CL_SUCCESS)
+        return runtime_error(dev->label, ctx, "measuring the copy bandwidth", rc);
+    dev->copy_gbps = 2.0 * (double)bytes / (best * 1e6);
+    return 0;
+}
+
+/* Contexts for every spec; the peak and the copy bandwidth are measured once per OpenCL device
+ * of the process. */
 static int open_devices(bench_state *s)
 {
     for (int i = 0; i < s->o->num_devices; i++) {
@@ -553,11 +615,13 @@ static int open_devices(bench_state *s)
         const int reference = clattn_context_is_reference(dev->ctx);
         snprintf(dev->label, sizeof dev->label, "%s", reference ? "reference" : clattn_context_device_name(dev->ctx));
         for (int j = 0; j < i && !reference; j++)
-            if (clattn_context_cl_device(s->devices[j].ctx) == clattn_context_cl_device(dev->ctx))
+            if (clattn_context_cl_device(s->devices[j].ctx) == clattn_context_cl_device(dev->ctx)) {
                 dev->peak_gflops = s->devices[j].peak_gflops;
+                dev->copy_gbps = s->devices[j].copy_gbps;
+            }
         if (!reference && dev->peak_gflops == 0.0) {
-            fprintf(stderr, "clattn bench: measuring the fp32 FMA peak of %s\n", dev->label);
-            if (measure_peak(dev))
+            fprintf(stderr, "clattn bench: measuring the fp32 FMA peak and copy bandwidth of %s\n", dev->label);
+            if (measure_peak(dev) || measure_copy(dev))
                 return EXIT_RUNTIME;
         }
     }
@@ -776,11 +840,16 @@ static void init_row(bench_row *row, int device, const char *label, const worklo
     snprintf(row->label, sizeof row->label, "%s", label);
 }
 
-static int record_row(bench_state *s, bench_row *row, const workload *w, double peak_gflops)
+/* dev: NULL for the baseline, which has no measured peak or bandwidth. */
+static int record_row(bench_state *s, bench_row *row, const workload *w, const bench_device *dev)
 {
+    const double peak_gflops = dev != NULL ? dev->peak_gflops : 0.0;
     row->gflops = row->ms_median > 0.0 ? w->flops / (row->ms_median * 1e6) : 0.0;
     row->peak_gflops = peak_gflops;
     row->pct_peak = peak_gflops > 0.0 ? 100.0 * row->gflops / peak_gflops : 0.0;
+    row->gbps = row->ms_median > 0.0 ? (double)(2 * w->q_bytes + 2 * w->kv_bytes) / (row->ms_median * 1e6) : 0.0;
+    row->copy_gbps = dev != NULL ? dev->copy_gbps : 0.0;
+    row->pct_copy = row->copy_gbps > 0.0 ? 100.0 * row->gbps / row->copy_gbps : 0.0;
     if (s->num_rows == s->max_rows) {
         const size_t max = s->max_rows ? 2 * s->max_rows : 32;
         bench_row *rows = realloc(s->rows, max * sizeof *rows);
@@ -807,14 +876,14 @@ static int bench_point(bench_state *s, const workload *w)
         bench_row row;
         init_row(&row, d, dev->label, w);
         if ((status = bench_clattn(s, dev, w, &row)) == 0)
-            status = record_row(s, &row, w, dev->peak_gflops);
+            status = record_row(s, &row, w, dev);
     }
 #ifdef CLATTN_HAVE_OPENBLAS
-    if (!status && w->n <= BASELINE_MAX_N) {
+    if (!status && w->n <= BASELINE_MAX_N && w->pattern != PATTERN_DECODE) { /* it assumes Nq = N */
         bench_row row;
         init_row(&row, s->num_devices, "openblas", w);
         if ((status = bench_baseline(s, w, &row)) == 0)
-            status = record_row(s, &row, w, 0.0);
+            status = record_row(s, &row, w, NULL);
     }
 #endif
     return status;
@@ -846,19 +915,20 @@ static void compute_speedups(bench_state *s)
 
 /* ---- Table, JSON lines, CSV ----------------------------------------------------------------- */
 
-enum { COL_DEVICE, COL_PATTERN, COL_FIRST_NUMBER, COL_SPEEDUP = 17, COL_COUNT = 19 };
+enum { COL_DEVICE, COL_PATTERN, COL_FIRST_NUMBER, COL_SPEEDUP = 17, COL_COUNT = 22 };
 static const char *const column_names[COL_COUNT] = {
-    "device",    "pattern", "B",      "H",       "Hkv",    "N",           "D",        "window",  "globals", "plan_ms",
-    "ms_median", "ms_min",  "ms_max", "wall_ms", "gflops", "peak_gflops", "pct_peak", "speedup", "bytes"};
+    "device",   "pattern", "B",         "H",      "Hkv",       "N",       "D",      "window",
+    "globals",  "plan_ms", "ms_median", "ms_min", "ms_max",    "wall_ms", "gflops", "peak_gflops",
+    "pct_peak", "speedup", "bytes",     "gbps",   "copy_gbps", "pct_copy"};
 
 /* Every column as text; an empty speedup means no baseline for the row. */
 static void row_fields(const bench_options *o, const bench_row *r, char fields[COL_COUNT][FIELD_SIZE])
 {
-    static const int decimals[COL_COUNT] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 3, 3, 1, 1, 1, 2, 0};
+    static const int decimals[COL_COUNT] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 3, 3, 1, 1, 1, 2, 0, 1, 1, 1};
     const double numbers[COL_COUNT] = {
-        0,           0,          o->batch,        o->heads,  o->kv_heads, r->n,       o->head_dim, r->window,
-        r->globals,  r->plan_ms, r->ms_median,    r->ms_min, r->ms_max,   r->wall_ms, r->gflops,   r->peak_gflops,
-        r->pct_peak, r->speedup, (double)r->bytes};
+        0,           0,          o->batch,         o->heads,  o->kv_heads,  r->n,       o->head_dim, r->window,
+        r->globals,  r->plan_ms, r->ms_median,     r->ms_min, r->ms_max,    r->wall_ms, r->gflops,   r->peak_gflops,
+        r->pct_peak, r->speedup, (double)r->bytes, r->gbps,   r->copy_gbps, r->pct_copy};
     snprintf(fields[COL_DEVICE], FIELD_SIZE, "%s", r->label);
     snprintf(fields[COL_PATTERN], FIELD_SIZE, "%s", pattern_names[r->pattern]);
     for (int c = COL_FIRST_NUMBER; c < COL_COUNT; c++)
@@ -1158,8 +1228,8 @@ int bench_main(int argc, char **argv)
 /* The tile space searched: CPU-variant (rows, score width) pairs and GPU-variant (work-group,
  * key tile) pairs; the library still clamps each to the device's limits. */
 static const clattn_tiles tune_candidates[] = {
-    {1, 4, 1, 1, 8},  {1, 6, 1, 1, 8},   {1, 8, 1, 1, 8},   {1, 12, 1, 1, 8}, {1, 4, 1, 1, 16},
-    {1, 6, 1, 1, 16}, {1, 8, 1, 1, 16},  {0, 1, 32, 16, 0}, {0, 1, 32, 32, 0}, {0, 1, 64, 16, 0},
+    {1, 4, 1, 1, 8},   {1, 6, 1, 1, 8},   {1, 8, 1, 1, 8},    {1, 12, 1, 1, 8},   {1, 4, 1, 1, 16},
+    {1, 6, 1, 1, 16},  {1, 8, 1, 1, 16},  {0, 1, 32, 16, 0},  {0, 1, 32, 32, 0},  {0, 1, 64, 16, 0},
     {0, 1, 64, 32, 0}, {0, 1, 64, 64, 0}, {0, 1, 128, 32, 0}, {0, 1, 128, 64, 0},
 };
 
@@ -1177,8 +1247,8 @@ static int tune_device(bench_state *s, bench_device *dev)
     const size_t count = sizeof tune_candidates / sizeof tune_candidates[0];
     size_t best = count;
     double best_ms = INFINITY;
-    printf("tuning %s: %s, B=%d H=%d Hkv=%d N=%d D=%d\n", dev->label, pattern_names[pattern], s->o->batch,
-           s->o->heads, s->o->kv_heads, w.n, s->o->head_dim);
+    printf("tuning %s: %s, B=%d H=%d Hkv=%d N=%d D=%d\n", dev->label, pattern_names[pattern], s->o->batch, s->o->heads,
+           s->o->kv_heads, w.n, s->o->head_dim);
     for (size_t c = 0; c < count && !status; c++) {
         const clattn_tiles *t = &tune_candidates[c];
         bench_row row;
@@ -1186,9 +1256,8 @@ static int tune_device(bench_state *s, bench_device *dev)
         clattn_context_force_tiles(dev->ctx, t);
         if ((status = bench_clattn(s, dev, &w, &row)) != 0)
             break;
-        printf("  %-5s rows=%-2d kw=%-2d wg=%-3d bk=%-2d  %9.3f ms  %7.1f GFLOP/s\n",
-               t->cpu_variant ? "cpu" : "local", t->rows, t->kw, t->wg, t->bk, row.ms_median,
-               w.flops / row.ms_median * 1e-6);
+        printf("  %-5s rows=%-2d kw=%-2d wg=%-3d bk=%-2d  %9.3f ms  %7.1f GFLOP/s\n", t->cpu_variant ? "cpu" : "local",
+               t->rows, t->kw, t->wg, t->bk, row.ms_median, w.flops / row.ms_median * 1e-6);
         if (row.ms_median < best_ms) {
             best_ms = row.ms_median;
             best = c;
