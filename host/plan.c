@@ -23,7 +23,8 @@ struct clattn_plan {
     int n_summary, n_side; /* side keys: [globals | summaries | extras] */
     clattn_tiles tiles;
     int splits;    /* decode: key splits (0: the banded pass instead) */
-    int split_len; /* decode: keys per split, a multiple of CLATTN_KEY_PANEL */
+    int split_len; /* decode: keys per split, a multiple of key_chunk */
+    int key_chunk; /* keys per panel and per chunk of the CPU variant's key loop */
     cl_kernel attention, pack, side, split, combine;
     /* scratch (device): NULL where the problem does not need it */
     cl_mem k_panels;    /* [B, Hkv, ceil(Nk/KC), D, KC]           CPU variant */
@@ -69,10 +70,11 @@ static int create_buffer(clattn_plan *plan, size_t bytes, const char *what, cl_m
     return CLATTN_STATUS_OK;
 }
 
-static size_t panel_bytes(const clattn_problem *p, int n)
+static size_t panel_bytes(const clattn_plan *plan, int n)
 {
-    const size_t chunks = ((size_t)n + CLATTN_KEY_PANEL - 1) / CLATTN_KEY_PANEL;
-    return (size_t)p->batch * p->kv_heads * chunks * CLATTN_KEY_PANEL * p->head_dim * sizeof(float);
+    const clattn_problem *p = &plan->p;
+    const size_t kc = (size_t)plan->key_chunk, chunks = ((size_t)n + kc - 1) / kc;
+    return (size_t)p->batch * p->kv_heads * chunks * kc * p->head_dim * sizeof(float);
 }
 
 static int create_scratch(clattn_plan *plan, clattn_error *err)
@@ -82,7 +84,7 @@ static int create_scratch(clattn_plan *plan, clattn_error *err)
     const int cpu = plan->tiles.cpu_variant && plan->splits == 0; /* decode reads K row-major */
     int status = CLATTN_STATUS_OK;
     if (cpu)
-        status = create_buffer(plan, panel_bytes(p, p->kv_len), "key panels", &plan->k_panels, err);
+        status = create_buffer(plan, panel_bytes(plan, p->kv_len), "key panels", &plan->k_panels, err);
     if (!status && plan->splits > 0) {
         const size_t parts = (size_t)p->batch * p->heads * p->q_len * plan->splits;
         status =
@@ -91,14 +93,14 @@ static int create_scratch(clattn_plan *plan, clattn_error *err)
             status = create_buffer(plan, parts * 2 * sizeof(float), "split partial sums", &plan->part_ml, err);
     }
     if (!status && cpu && p->global_qkv)
-        status = create_buffer(plan, panel_bytes(p, p->kv_len), "global key panels", &plan->kg_panels, err);
+        status = create_buffer(plan, panel_bytes(plan, p->kv_len), "global key panels", &plan->kg_panels, err);
     if (!status && plan->n_side > 0) {
         status = create_buffer(plan, bhk * plan->n_side * p->head_dim * sizeof(float), "side keys", &plan->side_k, err);
         if (!status)
             status = create_buffer(plan, bhk * plan->n_side * p->value_dim * sizeof(float), "side values",
                                    &plan->side_v, err);
         if (!status && cpu)
-            status = create_buffer(plan, panel_bytes(p, plan->n_side), "side key panels", &plan->side_panels, err);
+            status = create_buffer(plan, panel_bytes(plan, plan->n_side), "side key panels", &plan->side_panels, err);
     }
     const size_t n_pos = (size_t)p->batch * (plan->n_side > 0 ? plan->n_side : 1);
     if (!status)
@@ -151,7 +153,7 @@ static int create_kernels(clattn_plan *plan, clattn_error *err)
 {
     const clattn_problem *p = &plan->p;
     char options[512];
-    clattn_attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
+    clattn_attention_options(&plan->tiles, p->head_dim, p->value_dim, plan->key_chunk, options, sizeof options);
     if (plan->splits > 0) {
         int status = create_kernel(plan, "attention", "attention_split", options, &plan->split, err);
         if (!status)
@@ -163,7 +165,7 @@ static int create_kernels(clattn_plan *plan, clattn_error *err)
     int status = create_kernel(plan, "attention", "attention", options, &plan->attention, err);
     if (!status && plan->tiles.cpu_variant) {
         char pack_options[64];
-        clattn_pack_options(p->head_dim, pack_options, sizeof pack_options);
+        clattn_pack_options(p->head_dim, plan->key_chunk, pack_options, sizeof pack_options);
         status = create_kernel(plan, "pack_keys", "pack_keys", pack_options, &plan->pack, err);
     }
     if (!status && plan->n_side > 0)
@@ -185,9 +187,9 @@ static void choose_splits(clattn_plan *plan)
     if (splits > most)
         splits = most > 0 ? most : 1;
     long long len = ((long long)p->kv_len + splits - 1) / splits;
-    len = (len + CLATTN_KEY_PANEL - 1) / CLATTN_KEY_PANEL * CLATTN_KEY_PANEL;
+    len = (len + plan->key_chunk - 1) / plan->key_chunk * plan->key_chunk;
     if (len == 0)
-        len = CLATTN_KEY_PANEL;
+        len = plan->key_chunk;
     plan->split_len = (int)len;
     plan->splits = (int)(((long long)p->kv_len + len - 1) / len);
     if (plan->splits == 0)
@@ -246,6 +248,7 @@ int clattn_plan_create(clattn_context *ctx, const clattn_problem *problem, clatt
         if (!status)
             status = clattn_choose_tiles(ctx, plan->p.head_dim, plan->p.value_dim, decode ? group_rows : plan->p.q_len,
                                          &plan->tiles, &err);
+        plan->key_chunk = clattn_key_chunk(&plan->p);
         if (!status && decode && plan->tiles.cpu_variant)
             choose_splits(plan);
         if (!status)
@@ -401,8 +404,8 @@ static cl_int enqueue_pack(clattn_plan *plan, command_chain *chain, cl_mem keys,
 {
     const kernel_arg args[] = {ARG(keys), ARG(panels), ARG(n)};
     const cl_int rc = set_args(plan->pack, args, 3);
-    const size_t chunks = ((size_t)n + CLATTN_KEY_PANEL - 1) / CLATTN_KEY_PANEL;
-    const size_t global[2] = {chunks * plan->p.head_dim * CLATTN_KEY_PANEL, (size_t)plan->p.batch * plan->p.kv_heads};
+    const size_t kc = (size_t)plan->key_chunk, chunks = ((size_t)n + kc - 1) / kc;
+    const size_t global[2] = {chunks * plan->p.head_dim * kc, (size_t)plan->p.batch * plan->p.kv_heads};
     return rc != CL_SUCCESS ? rc : chain_launch(chain, plan->pack, 2, global, NULL);
 }
 

@@ -79,14 +79,21 @@ static void run_device(clattn_context *dev, clattn_context *ref, const char *var
     dil.kv_heads = 1;
     check(dev, ref, variant, "window dilated causal GQA", &dil, NULL);
 
-    /* Identities that must hold bit for bit. */
-    clattn_problem dense = {.batch = 1, .heads = 2, .q_len = n, .head_dim = 64};
-    clattn_problem wide = window(n, 64, n, n, 0);
-    check_identical(dev, variant, "window (N,N) == dense", &wide, &dense);
-    clattn_problem causal = dense;
-    causal.causal = 1;
-    clattn_problem left_only = window(n, 64, n, 0, 0);
-    check_identical(dev, variant, "window (N,0) == causal", &left_only, &causal);
+    /* Identities that must hold bit for bit, below and above the length where the CPU variant
+     * switches to 64-key chunks (tuning.h). */
+    static const int identity_lens[] = {n, 2100};
+    for (int i = 0; i < 2; i++) {
+        const int len = identity_lens[i];
+        clattn_problem dense = {.batch = 1, .heads = 2, .q_len = len, .head_dim = 64};
+        clattn_problem wide = window(len, 64, len, len, 0);
+        check_identical(dev, variant, "window (N,N) == dense", &wide, &dense);
+        clattn_problem causal = dense;
+        causal.causal = 1;
+        clattn_problem left_only = window(len, 64, len, 0, 0);
+        check_identical(dev, variant, "window (N,0) == causal", &left_only, &causal);
+    }
+    check(dev, ref, variant, "causal GQA, 64-key chunks",
+          &(clattn_problem){.batch = 1, .heads = 4, .kv_heads = 2, .q_len = 2100, .head_dim = 64, .causal = 1}, NULL);
 
     /* Global tokens: {}, {0}, {0, N/2, N-1}, every token; with and without Qg/Kg/Vg. */
     static int every[257];
