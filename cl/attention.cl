@@ -7,12 +7,13 @@
 //   -DCLATTN_DV=<1..256>     head dimension of V and O
 //   -DCLATTN_VW=<1..16>      vector width over DV; the largest power of two <= 16 dividing DV
 //   -DCLATTN_WD=<1..16>      the same over D (the decode path's row-major scores)
-//   -DCLATTN_CPU=<0,1>       1: barrier-free register-blocked variant (K read as 16-key panels
-//                            made by pack_keys.cl); 0: K/V tiles staged in __local (GPUs)
-//   -DCLATTN_ROWS=<1..16>    CPU variant: query rows per work-item (4 or 8 are sensible)
-//   -DCLATTN_KC=<16,32>      CPU variant: keys per panel and per chunk of the key loop
-//   -DCLATTN_KW=<8,16>       CPU variant: keys per score vector; one native register (8 on
-//                            AVX2, 16 on AVX-512) so that ROWS accumulators stay in registers
+//   -DCLATTN_CPU=<0,1>       1: barrier-free register-blocked variant (K read as KC-key panels
+//                            made by pack_keys.cl; decode also reads K row-major); 0: K/V
+//                            tiles staged in __local (GPUs)
+//   -DCLATTN_ROWS=<1..16>    CPU variant: query rows per work-item (6 on AVX2: see tuning.c)
+//   -DCLATTN_KC=<16,32,64>   CPU variant: keys per panel and per chunk of the key loop
+//   -DCLATTN_KW=<8,16>       CPU variant: keys per score vector; ROWS * KW / (native width)
+//                            accumulators must fit the register file with room for 3 more
 //   -DCLATTN_WG=<8..256>     GPU variant: work-group size = query rows per tile (32, 64, 128)
 //   -DCLATTN_BK=<1..128>     GPU variant: keys per __local tile; (D + DV) * BK * 4 bytes must fit
 //                            the device's local memory (the host checks)
@@ -29,13 +30,13 @@
 #define CLATTN_CPU 1
 #endif
 #ifndef CLATTN_KW
-#define CLATTN_KW 8
+#define CLATTN_KW 16
 #endif
 #ifndef CLATTN_KC
 #define CLATTN_KC 32
 #endif
 #ifndef CLATTN_ROWS
-#define CLATTN_ROWS 8
+#define CLATTN_ROWS 6
 #endif
 #ifndef CLATTN_WG
 #define CLATTN_WG 64
@@ -167,8 +168,8 @@ typedef struct {
 
 // 2^x for the softmax's x <= 0 (a score minus its row's max). Exactly 0 below -126, so masked
 // keys (-inf) get weight 0; NaN stays NaN. A degree-5 polynomial on [-0.5, 0.5] (relative error
-// 2.2e-7, fitted for this kernel) and an exponent built in the integer unit: about half the
-// instructions of the library exp2, which must also handle x > 0 and denormals.
+// 2.2e-7, fitted for this kernel) and an exponent built in the integer unit: fewer instructions
+// than the library exp2, which must also handle x > 0 and denormals.
 inline float16 exp2_nonpositive(float16 x)
 {
     const int16 tiny = isless(x, (float16)(-126.0f));

@@ -2,7 +2,7 @@
 // CPU attention variant reads KC keys of one dimension with contiguous loads. Keys past N are
 // zero (the attention kernel masks them).
 //   -DCLATTN_D=<1..256>  head dimension
-//   -DCLATTN_KC=<16,32>  keys per panel (the attention kernel's chunk)
+//   -DCLATTN_KC=<16,32,64>  keys per panel (the attention kernel's chunk)
 #ifndef CLATTN_D
 #define CLATTN_D 64
 #endif

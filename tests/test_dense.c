@@ -62,7 +62,7 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
 int main(void)
 {
     add_cases();
-    /* CPU variant: 8-key (AVX2) and 16-key (AVX-512) score vectors, even and odd row counts. */
+    /* CPU variant: 8- and 16-key score vectors, even and odd row counts. */
     static const clattn_tiles variants[] = {
         {1, 8, 1, 1, 8}, {1, 5, 1, 1, 16}, {0, 1, 64, 32, 0}, {0, 1, 16, 8, 0}};
     static const char *const names[] = {"cpu8x8", "cpu5x16", "local64", "local16"};
