@@ -70,6 +70,14 @@ typedef float vw_t;
 #define VSTORE_W(x, i, p) ((p)[(i)] = (x))
 #endif
 
+// The sum of a vector's lanes.
+inline float lane_sum(float16 x)
+{
+    const float8 a = x.lo + x.hi;
+    const float4 b = a.lo + a.hi;
+    return b.x + b.y + b.z + b.w;
+}
+
 // Vectors over D for the row-major score path (decode): CLATTN_WD wide, summed at the end.
 #ifndef CLATTN_WD
 #define CLATTN_WD 16
@@ -77,7 +85,7 @@ typedef float vw_t;
 #if CLATTN_WD == 16
 typedef float16 wd_t;
 #define VLOAD_D vload16
-#define WD_SUM(x) (dot((x).s0123 + (x).s4567, (float4)(1.0f)) + dot((x).s89ab + (x).scdef, (float4)(1.0f)))
+#define WD_SUM(x) lane_sum(x)
 #elif CLATTN_WD == 8
 typedef float8 wd_t;
 #define VLOAD_D vload8
@@ -356,13 +364,6 @@ inline void init_state(row_state *st)
     }
 }
 
-inline float lane_sum(float16 x)
-{
-    const float8 a = x.lo + x.hi;
-    const float4 b = a.lo + a.hi;
-    return b.x + b.y + b.z + b.w;
-}
-
 // Band keys in [j_lo, j_hi] that meet the tile's band and [0, kv_len), in chunks of KC; j_lo
 // is a multiple of KC. Keys are panels ([chunk][D][KC]) or, row_major, [Nk][D].
 inline void walk_band(row_state *st, const tile_rows *t, __global const float *q,
@@ -501,9 +502,7 @@ __kernel void attention_split(__global const float *q,        // [B, H, Nq, D]
     const size_t bhk = get_global_id(2);
     const int b = bhk / kv_heads;
     const int group = heads / kv_heads;
-    const int group_rows = group * nq;
-    if (block * R >= group_rows)
-        return;
+    const int group_rows = group * nq; // the host launches ceil(group_rows / R) blocks
     const int kv_len = seq_lens[b];
     const band_rule rule = {left, right, dilation, causal};
 

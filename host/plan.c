@@ -27,17 +27,18 @@ struct clattn_plan {
     int key_chunk; /* keys per panel and per chunk of the CPU variant's key loop */
     cl_kernel attention, pack, side, split, combine;
     /* scratch (device): NULL where the problem does not need it */
-    cl_mem k_panels;    /* [B, Hkv, ceil(Nk/KC), D, KC]           CPU variant */
-    cl_mem kg_panels;   /* the same for Kg                         CPU variant, global_qkv */
+    cl_mem k_panels;    /* [B, Hkv, ceil(Nk/KC), D, KC]           CPU variant, not decode */
+    cl_mem kg_panels;   /* the same for Kg                         the same, global_qkv */
     cl_mem side_k;      /* [B, Hkv, NS, D] */
     cl_mem side_v;      /* [B, Hkv, NS, Dv] */
-    cl_mem side_panels; /* [B, Hkv, ceil(NS/KC), D, KC]            CPU variant */
+    cl_mem side_panels; /* [B, Hkv, ceil(NS/KC), D, KC]            CPU variant, not decode */
     cl_mem side_pos;    /* int [B, NS] */
     cl_mem seq_lens;    /* int [B] */
     cl_mem rows;        /* int [max(1, n_global_rows)] */
     cl_mem global_buf;  /* int [max(1, num_global)] */
     cl_mem part_acc;    /* [B, H, Nq, splits, Dv]                   decode */
     cl_mem part_ml;     /* [B, H, Nq, splits, 2] running max and sum  decode */
+    float qscale;       /* the scale times log2(e): the kernels' softmax is in base 2 */
     size_t scratch_bytes;
     int *host_seq_lens; /* [B] last uploaded */
     int *host_side_pos; /* [B, NS] last uploaded */
@@ -77,11 +78,17 @@ static size_t panel_bytes(const clattn_plan *plan, int n)
     return (size_t)p->batch * p->kv_heads * chunks * kc * p->head_dim * sizeof(float);
 }
 
+/* The CPU variant reads K as panels, except decode, which reads it row-major. */
+static int packs_keys(const clattn_plan *plan)
+{
+    return plan->tiles.cpu_variant && plan->splits == 0;
+}
+
 static int create_scratch(clattn_plan *plan, clattn_error *err)
 {
     const clattn_problem *p = &plan->p;
     const size_t bhk = (size_t)p->batch * p->kv_heads;
-    const int cpu = plan->tiles.cpu_variant && plan->splits == 0; /* decode reads K row-major */
+    const int cpu = packs_keys(plan);
     int status = CLATTN_STATUS_OK;
     if (cpu)
         status = create_buffer(plan, panel_bytes(plan, p->kv_len), "key panels", &plan->k_panels, err);
@@ -154,16 +161,14 @@ static int create_kernels(clattn_plan *plan, clattn_error *err)
     const clattn_problem *p = &plan->p;
     char options[512];
     clattn_attention_options(&plan->tiles, p->head_dim, p->value_dim, plan->key_chunk, options, sizeof options);
+    int status;
     if (plan->splits > 0) {
-        int status = create_kernel(plan, "attention", "attention_split", options, &plan->split, err);
+        status = create_kernel(plan, "attention", "attention_split", options, &plan->split, err);
         if (!status)
             status = create_kernel(plan, "attention", "combine_splits", options, &plan->combine, err);
-        if (!status && plan->n_side > 0)
-            status = create_kernel(plan, "side_keys", "side_keys", "", &plan->side, err);
-        return status;
-    }
-    int status = create_kernel(plan, "attention", "attention", options, &plan->attention, err);
-    if (!status && plan->tiles.cpu_variant) {
+    } else
+        status = create_kernel(plan, "attention", "attention", options, &plan->attention, err);
+    if (!status && packs_keys(plan)) {
         char pack_options[64];
         clattn_pack_options(p->head_dim, plan->key_chunk, pack_options, sizeof pack_options);
         status = create_kernel(plan, "pack_keys", "pack_keys", pack_options, &plan->pack, err);
@@ -185,15 +190,11 @@ static void choose_splits(clattn_plan *plan)
     long long splits = items >= wanted ? 1 : (long long)((wanted + items - 1) / items);
     const long long most = ((long long)p->kv_len + CLATTN_SPLIT_MIN_KEYS - 1) / CLATTN_SPLIT_MIN_KEYS;
     if (splits > most)
-        splits = most > 0 ? most : 1;
+        splits = most; /* kv_len >= 1 (normalized), so most >= 1 */
     long long len = ((long long)p->kv_len + splits - 1) / splits;
     len = (len + plan->key_chunk - 1) / plan->key_chunk * plan->key_chunk;
-    if (len == 0)
-        len = plan->key_chunk;
     plan->split_len = (int)len;
     plan->splits = (int)(((long long)p->kv_len + len - 1) / len);
-    if (plan->splits == 0)
-        plan->splits = 1;
 }
 
 /* Global tokens: a sorted private copy, and the query rows that sit at global positions. */
@@ -249,6 +250,7 @@ int clattn_plan_create(clattn_context *ctx, const clattn_problem *problem, clatt
             status = clattn_choose_tiles(ctx, plan->p.head_dim, plan->p.value_dim, decode ? group_rows : plan->p.q_len,
                                          &plan->tiles, &err);
         plan->key_chunk = clattn_key_chunk(&plan->p);
+        plan->qscale = plan->p.scale * (float)CL_M_LOG2E;
         if (!status && decode && plan->tiles.cpu_variant)
             choose_splits(plan);
         if (!status)
@@ -429,22 +431,27 @@ typedef struct {
     int use_rows, num_rows, left, right, dilation, side_begin, side_count, reverse;
 } attention_pass;
 
+/* A kernel argument that must be a buffer even where the kernel never reads it (no side keys,
+ * no lse): `mem`, else a buffer of the run. */
+static cl_mem or_unread(cl_mem mem, cl_mem fallback)
+{
+    return mem != NULL ? mem : fallback;
+}
+
 static cl_int enqueue_attention(clattn_plan *plan, command_chain *chain, const attention_pass *pass)
 {
     const clattn_problem *p = &plan->p;
-    const cl_mem side_keys = plan->tiles.cpu_variant ? plan->side_panels : plan->side_k;
-    const cl_mem side_k = side_keys != NULL ? side_keys : pass->keys; /* never read without side keys */
-    const cl_mem side_v = plan->side_v != NULL ? plan->side_v : pass->v;
-    const cl_mem lse = pass->lse != NULL ? pass->lse : pass->out;
+    const cl_mem side_k = or_unread(packs_keys(plan) ? plan->side_panels : plan->side_k, pass->keys);
+    const cl_mem side_v = or_unread(plan->side_v, pass->v);
+    const cl_mem lse = or_unread(pass->lse, pass->out);
     const int write_lse = pass->lse != NULL;
-    const float qscale = p->scale * (float)CL_M_LOG2E;
     const kernel_arg args[] = {
         ARG(pass->q),        ARG(pass->keys),     ARG(pass->v),         ARG(side_k),           ARG(side_v),
         ARG(plan->side_pos), ARG(plan->seq_lens), ARG(plan->rows),      ARG(pass->out),        ARG(lse),
         ARG(p->heads),       ARG(p->kv_heads),    ARG(p->q_len),        ARG(p->kv_len),        ARG(pass->num_rows),
         ARG(pass->use_rows), ARG(pass->left),     ARG(pass->right),     ARG(pass->dilation),   ARG(p->causal),
         ARG(plan->n_side),   ARG(p->num_global),  ARG(plan->n_summary), ARG(pass->side_begin), ARG(pass->side_count),
-        ARG(qscale),         ARG(write_lse),      ARG(pass->reverse)};
+        ARG(plan->qscale),   ARG(write_lse),      ARG(pass->reverse)};
     const cl_int rc = set_args(plan->attention, args, sizeof args / sizeof args[0]);
     if (rc != CL_SUCCESS)
         return rc;
@@ -518,9 +525,8 @@ static cl_int enqueue_split(clattn_plan *plan, command_chain *chain, const clatt
 {
     const clattn_problem *p = &plan->p;
     cl_int rc = plan->n_side > 0 ? enqueue_side_keys(plan, chain, bufs) : CL_SUCCESS;
-    const cl_mem side_k = plan->side_k != NULL ? plan->side_k : bufs->k; /* never read without side keys */
-    const cl_mem side_v = plan->side_v != NULL ? plan->side_v : bufs->v;
-    const float qscale = p->scale * (float)CL_M_LOG2E;
+    const cl_mem side_k = or_unread(plan->side_k, bufs->k);
+    const cl_mem side_v = or_unread(plan->side_v, bufs->v);
     int left, right;
     band_sides(p, &left, &right);
     const kernel_arg args[] = {ARG(bufs->q),         ARG(bufs->k),        ARG(bufs->v),        ARG(side_k),
@@ -528,7 +534,7 @@ static cl_int enqueue_split(clattn_plan *plan, command_chain *chain, const clatt
                                ARG(plan->part_ml),   ARG(p->heads),       ARG(p->kv_heads),    ARG(p->q_len),
                                ARG(p->kv_len),       ARG(left),           ARG(right),          ARG(p->dilation),
                                ARG(p->causal),       ARG(plan->n_side),   ARG(p->num_global),  ARG(plan->n_summary),
-                               ARG(plan->split_len), ARG(qscale)};
+                               ARG(plan->split_len), ARG(plan->qscale)};
     if (rc == CL_SUCCESS)
         rc = set_args(plan->split, args, sizeof args / sizeof args[0]);
     const int group_rows = p->heads / p->kv_heads * p->q_len;
@@ -539,7 +545,7 @@ static cl_int enqueue_split(clattn_plan *plan, command_chain *chain, const clatt
         rc = chain_launch(chain, plan->split, 3, global, local);
 
     const int rows = p->batch * p->heads * p->q_len;
-    const cl_mem lse = bufs->lse != NULL ? bufs->lse : bufs->out;
+    const cl_mem lse = or_unread(bufs->lse, bufs->out);
     const int write_lse = bufs->lse != NULL;
     const kernel_arg merge[] = {ARG(plan->part_acc), ARG(plan->part_ml), ARG(bufs->out), ARG(lse),
                                 ARG(rows),           ARG(plan->splits),  ARG(write_lse)};
@@ -552,7 +558,7 @@ static cl_int enqueue_split(clattn_plan *plan, command_chain *chain, const clatt
 static cl_int enqueue_passes(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
 {
     const clattn_problem *p = &plan->p;
-    const int cpu = plan->tiles.cpu_variant;
+    const int cpu = packs_keys(plan);
     if (plan->splits > 0)
         return enqueue_split(plan, chain, bufs);
     cl_int rc = CL_SUCCESS;

@@ -13,11 +13,10 @@ typedef struct {
 } tile_entry;
 
 static const tile_entry tile_table[] = {
-    /* POCL on AVX2 (clattn tune): 6 rows by 16 keys or 16 value columns are 12 accumulators,
-     * plus two loaded vectors and a broadcast: the 16 ymm registers, no spill. */
-    {"pthread-haswell", NULL, CL_DEVICE_TYPE_CPU, {1, 6, 1, 1, 16}},
     {NULL, "NVIDIA", CL_DEVICE_TYPE_GPU, {0, 1, 64, 32, 0}},
     {NULL, "Advanced Micro Devices", CL_DEVICE_TYPE_GPU, {0, 1, 64, 32, 0}},
+    /* Any CPU, tuned on POCL's AVX2 target (clattn tune): 6 rows by 16 keys or 16 value columns
+     * are 12 accumulators, plus two loaded vectors and a broadcast: the 16 ymm registers. */
     {NULL, NULL, CL_DEVICE_TYPE_CPU, {1, 6, 1, 1, 16}},
     {NULL, NULL, CL_DEVICE_TYPE_ALL, {0, 1, 64, 32, 0}},
 };
@@ -34,15 +33,16 @@ size_t clattn_tiles_local_bytes(const clattn_tiles *tiles, int d, int dv)
     return tiles->cpu_variant ? 0 : (size_t)tiles->bk * (size_t)(d + dv) * sizeof(float);
 }
 
-int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, int q_len, clattn_tiles *out, clattn_error *err)
+int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, clattn_tiles *out,
+                        clattn_error *err)
 {
     const clattn_device_caps *caps = &ctx->caps;
     size_t i = 0;
     while (!matches(&tile_table[i], caps))
         i++; /* the last entry matches every device */
     clattn_tiles t = ctx->tiles_forced ? ctx->forced_tiles : tile_table[i].tiles;
-    if (t.cpu_variant && t.rows > q_len)
-        t.rows = q_len; /* decode: a tile of repeated rows would only repeat work */
+    if (t.cpu_variant && t.rows > max_rows)
+        t.rows = max_rows; /* decode: a tile of repeated rows would only repeat work */
     if (!t.cpu_variant) {
         while (t.wg > 1 && (size_t)t.wg > caps->max_work_group)
             t.wg /= 2;
@@ -71,15 +71,21 @@ int clattn_key_chunk(const clattn_problem *p)
 
 void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, int kc, char *buf, size_t size)
 {
+    /* Only the variant's own options: a GPU program does not depend on the key chunk. */
+    if (!tiles->cpu_variant) {
+        snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_CPU=0 -DCLATTN_WG=%d -DCLATTN_BK=%d", d, dv,
+                 tiles->wg, tiles->bk);
+        return;
+    }
     int vw = 16, wd = 16;
     while (dv % vw != 0)
         vw /= 2;
     while (d % wd != 0)
         wd /= 2;
     snprintf(buf, size,
-             "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_VW=%d -DCLATTN_WD=%d -DCLATTN_CPU=%d "
-             "-DCLATTN_ROWS=%d -DCLATTN_KW=%d -DCLATTN_KC=%d -DCLATTN_WG=%d -DCLATTN_BK=%d",
-             d, dv, vw, wd, tiles->cpu_variant, tiles->rows, tiles->kw, kc, tiles->wg, tiles->bk);
+             "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_CPU=1 -DCLATTN_VW=%d -DCLATTN_WD=%d -DCLATTN_ROWS=%d "
+             "-DCLATTN_KW=%d -DCLATTN_KC=%d",
+             d, dv, vw, wd, tiles->rows, tiles->kw, kc);
 }
 
 void clattn_pack_options(int d, int kc, char *buf, size_t size)

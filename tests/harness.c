@@ -182,3 +182,10 @@ int harness_compare(clattn_context *dev, clattn_context *ref, const clattn_probl
     harness_tensors_free(&h);
     return s;
 }
+
+cl_uint harness_context_refs(const clattn_context *ctx)
+{
+    cl_uint n = 0;
+    clGetContextInfo(clattn_context_cl_context(ctx), CL_CONTEXT_REFERENCE_COUNT, sizeof n, &n, NULL);
+    return n;
+}

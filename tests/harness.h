@@ -38,4 +38,9 @@ void harness_tensors_free(harness_tensors *h);
 int harness_compare(clattn_context *dev, clattn_context *ref, const clattn_problem *p, const int *seq_lens,
                     int with_lse, double *max_err);
 
+/* References held on ctx's OpenCL context: every buffer, queue and program (and, through its
+ * program, every kernel) holds one, so an object leaked on any path shows up here. (POCL keeps a
+ * queue alive while a buffer's last command came from it, so count only once plans are freed.) */
+cl_uint harness_context_refs(const clattn_context *ctx);
+
 #endif

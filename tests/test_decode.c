@@ -6,7 +6,6 @@
  * banded pass. */
 #include <stdio.h>
 
-#include "context.h"
 #include "harness.h"
 #include "tuning.h"
 

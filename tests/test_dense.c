@@ -1,9 +1,7 @@
 /* Dense and causal attention on every OpenCL device, both kernel variants, against the
  * double-precision reference over sizes that are not tile multiples, GQA, decode and padding. */
 #include <stdio.h>
-#include <string.h>
 
-#include "context.h"
 #include "harness.h"
 
 #define TOLERANCE 2e-4

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "context.h"
 #include "harness.h"
 #include "tuning.h"
 
@@ -89,15 +88,6 @@ static const limit_case limit_cases[] = {
      {.batch = 2, .heads = 2, .q_len = 65, .head_dim = 64}, NULL, CLATTN_STATUS_DEVICE_LIMIT, "4096"},
 };
 
-/* References held on the OpenCL context: every buffer, queue and program (and, through its
- * program, every kernel) holds one, so an object leaked on a failing path shows up here. */
-static cl_uint context_refs(const clattn_context *ctx)
-{
-    cl_uint n = 0;
-    clGetContextInfo(clattn_context_cl_context(ctx), CL_CONTEXT_REFERENCE_COUNT, sizeof n, &n, NULL);
-    return n;
-}
-
 /* Plan creation and one host run, for the cases that must fail: the status and where it came. */
 static int attempt(clattn_context *dev, const clattn_problem *p, const int *seq_lens, const char **stage)
 {
@@ -141,12 +131,12 @@ static void check_limit_case(const char *spec, clattn_context *ref, const limit_
         /* Twice: the first attempt may leave programs in the context's cache, the second nothing. */
         const char *stage = "";
         attempt(dev, &c->p, c->seq_lens, &stage);
-        const cl_uint refs = context_refs(dev);
+        const cl_uint refs = harness_context_refs(dev);
         s = attempt(dev, &c->p, c->seq_lens, &stage);
         const char *msg = clattn_context_message(dev);
         snprintf(detail, sizeof detail, "%s -> %d (%s), context references %u -> %u: %s", stage, s,
-                 clattn_status_string(s), refs, context_refs(dev), msg);
-        report(s == c->status && strstr(msg, c->value) != NULL && refs == context_refs(dev), c->what, detail);
+                 clattn_status_string(s), refs, harness_context_refs(dev), msg);
+        report(s == c->status && strstr(msg, c->value) != NULL && refs == harness_context_refs(dev), c->what, detail);
     }
     clattn_context_free(dev);
 }

@@ -2,7 +2,6 @@
  * and small enough for ci/oclgrind.sh to run under Oclgrind's race and bounds checks. */
 #include <stdio.h>
 
-#include "context.h"
 #include "harness.h"
 
 #define TOLERANCE 2e-4

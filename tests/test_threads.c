@@ -123,6 +123,7 @@ static void run_calls(thread_state *st, clattn_plan *plan, const thread_device *
         if (call % FAULT_EVERY == FAULT_EVERY - 1)
             faulty_call(st, plan, d);
         memset(st->h.t.out.data, 0xff, st->h.t.out.bytes); /* NaN: a call that writes nothing fails */
+        memset(st->h.t.lse.data, 0xff, st->h.t.lse.bytes);
         st->status = one_call(st, plan, d, call);
         if (st->status != CLATTN_STATUS_OK)
             break;

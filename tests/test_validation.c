@@ -621,24 +621,15 @@ static void check_status_strings(void)
 
 /* ------------------------------------------------------------------------------------------- */
 
-/* References held on the OpenCL context: every buffer, queue and program (and, through its
- * program, every kernel) holds one, so an object leaked on any path shows up here. (POCL keeps a
- * queue alive while a buffer's last command came from it, so count only once plans are freed.) */
-static cl_uint context_refs(const clattn_context *ctx)
-{
-    cl_uint n = 0;
-    clGetContextInfo(clattn_context_cl_context(ctx), CL_CONTEXT_REFERENCE_COUNT, sizeof n, &n, NULL);
-    return n;
-}
-
-/* The count once it comes down to `want`, or after 2 s: POCL's driver thread drops the references
- * of finished commands a little after their events complete. */
+/* The context's references (harness_context_refs) once they come down to `want`, or after 2 s:
+ * POCL's driver thread drops the references of finished commands a little after their events
+ * complete. */
 static cl_uint settled_refs(const clattn_context *ctx, cl_uint want)
 {
-    cl_uint n = context_refs(ctx);
+    cl_uint n = harness_context_refs(ctx);
     for (int wait = 0; n > want && wait < 200; wait++) {
         nanosleep(&(struct timespec){0, 10000000}, NULL);
-        n = context_refs(ctx);
+        n = harness_context_refs(ctx);
     }
     return n;
 }
@@ -654,7 +645,7 @@ static void check_context(clattn_context *ctx, const char *where)
     int s = fixture_make(&f) ? clattn_plan_create(ctx, &run_problem, &plan) : CLATTN_STATUS_HOST_OUT_OF_MEMORY;
     clattn_plan_free(plan); /* its programs stay in the context's cache */
     plan = NULL;
-    const cl_uint refs = device && !s ? context_refs(ctx) : 0;
+    const cl_uint refs = device && !s ? harness_context_refs(ctx) : 0;
     if (!s)
         s = clattn_plan_create(ctx, &run_problem, &plan);
     expect(ctx, where, "plan_create(run problem)", s, CLATTN_STATUS_OK, NULL, NULL, 1);

@@ -82,7 +82,6 @@ typedef struct {
     bench_device devices[MAX_DEVICES];
     int num_devices;
     double *samples; /* [2 * repeat]: device times, then wall times */
-    FILE *plot;      /* opened before the sweep, so that a bad path costs no run */
     bench_row *rows;
     size_t num_rows, max_rows;
 } bench_state;
@@ -598,8 +597,7 @@ static int measure_copy(bench_device *dev)
     return 0;
 }
 
-/* Contexts for every spec; the peak and the copy bandwidth are measured once per OpenCL device
- * of the process. */
+/* Contexts for every spec. */
 static int open_devices(bench_state *s)
 {
     for (int i = 0; i < s->o->num_devices; i++) {
@@ -609,20 +607,35 @@ static int open_devices(bench_state *s)
         if (status) {
             fprintf(stderr, "clattn bench: --device '%s': %s (%d): %s\n", desc.device, clattn_status_string(status),
                     status, clattn_context_message(NULL));
-            return status == CLATTN_STATUS_INVALID_DEVICE_SPEC ? EXIT_USAGE : EXIT_RUNTIME;
+            return clattn_exit_status(status);
         }
         s->num_devices++;
         const int reference = clattn_context_is_reference(dev->ctx);
         snprintf(dev->label, sizeof dev->label, "%s", reference ? "reference" : clattn_context_device_name(dev->ctx));
-        for (int j = 0; j < i && !reference; j++)
+    }
+    return 0;
+}
+
+/* The peak and the copy bandwidth, measured once per OpenCL device of the process (the bench's
+ * columns; tune does without). */
+static int measure_devices(bench_state *s)
+{
+    for (int i = 0; i < s->num_devices; i++) {
+        bench_device *dev = &s->devices[i];
+        if (clattn_context_is_reference(dev->ctx))
+            continue;
+        for (int j = 0; j < i; j++)
             if (clattn_context_cl_device(s->devices[j].ctx) == clattn_context_cl_device(dev->ctx)) {
                 dev->peak_gflops = s->devices[j].peak_gflops;
                 dev->copy_gbps = s->devices[j].copy_gbps;
             }
-        if (!reference && dev->peak_gflops == 0.0) {
+        if (dev->peak_gflops == 0.0) {
             fprintf(stderr, "clattn bench: measuring the fp32 FMA peak and copy bandwidth of %s\n", dev->label);
-            if (measure_peak(dev) || measure_copy(dev))
-                return EXIT_RUNTIME;
+            int status = measure_peak(dev);
+            if (!status)
+                status = measure_copy(dev);
+            if (status)
+                return status;
         }
     }
     return 0;
@@ -840,11 +853,17 @@ static void init_row(bench_row *row, int device, const char *label, const worklo
     snprintf(row->label, sizeof row->label, "%s", label);
 }
 
+/* The workload's GFLOP/s at `ms` per run; 0 for a run too short to time. */
+static double workload_gflops(const workload *w, double ms)
+{
+    return ms > 0.0 ? w->flops / (ms * 1e6) : 0.0;
+}
+
 /* dev: NULL for the baseline, which has no measured peak or bandwidth. */
 static int record_row(bench_state *s, bench_row *row, const workload *w, const bench_device *dev)
 {
     const double peak_gflops = dev != NULL ? dev->peak_gflops : 0.0;
-    row->gflops = row->ms_median > 0.0 ? w->flops / (row->ms_median * 1e6) : 0.0;
+    row->gflops = workload_gflops(w, row->ms_median);
     row->peak_gflops = peak_gflops;
     row->pct_peak = peak_gflops > 0.0 ? 100.0 * row->gflops / peak_gflops : 0.0;
     row->gbps = row->ms_median > 0.0 ? (double)(2 * w->q_bytes + 2 * w->kv_bytes) / (row->ms_median * 1e6) : 0.0;
@@ -1118,7 +1137,8 @@ static int write_plot(const bench_state *s, FILE *f)
 {
     static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
                                          "#9467bd", "#8c564b", "#e377c2", "#17becf"};
-    static const char *const dashes[PATTERN_COUNT] = {"none", "8 4", "2 3", "8 3 2 3", "12 3 2 3 2 3"};
+    static const char *const dashes[] = {"none", "8 4", "2 3", "8 3 2 3", "12 3 2 3 2 3", "12 4 4 4"};
+    _Static_assert(sizeof dashes / sizeof dashes[0] == PATTERN_COUNT, "a dash style for every pattern");
     const svg_panel panels[2] = {panel_for(s, 80.0, 0), panel_for(s, 620.0, 1)};
     const char *labels[MAX_DEVICES + 1] = {0}; /* by device index; the baseline last */
     int series = 0, seen[MAX_DEVICES + 1][PATTERN_COUNT] = {{0}};
@@ -1194,14 +1214,15 @@ int bench_main(int argc, char **argv)
         return status < 0 ? 0 : status;
     if (o.num_devices == 0)
         default_devices(&o);
-    FILE *plot = NULL;
+    FILE *plot = NULL; /* opened before the sweep, so that a bad path costs no run */
     if (o.plot != NULL && (plot = fopen(o.plot, "w")) == NULL) {
         fprintf(stderr, "clattn bench: --plot '%s': %s\n", o.plot, strerror(errno));
         return EXIT_USAGE;
     }
     bench_state s;
     status = open_state(&o, &s);
-    s.plot = plot;
+    if (!status)
+        status = measure_devices(&s);
     if (!status)
         status = run_sweep(&s);
     /* What finished before a failure is still worth printing. */
@@ -1212,9 +1233,9 @@ int bench_main(int argc, char **argv)
         print_csv(&s);
     else if (s.num_rows > 0)
         print_table(&s);
-    if (s.plot != NULL) {
-        const int plot_status = write_plot(&s, s.plot);
-        if ((fclose(s.plot) != 0 || plot_status) && !status) {
+    if (plot != NULL) {
+        const int plot_status = write_plot(&s, plot);
+        if ((fclose(plot) != 0 || plot_status) && !status) {
             fprintf(stderr, "clattn bench: --plot '%s': writing failed\n", o.plot);
             status = EXIT_RUNTIME;
         }
@@ -1257,7 +1278,7 @@ static int tune_device(bench_state *s, bench_device *dev)
         if ((status = bench_clattn(s, dev, &w, &row)) != 0)
             break;
         printf("  %-5s rows=%-2d kw=%-2d wg=%-3d bk=%-2d  %9.3f ms  %7.1f GFLOP/s\n", t->cpu_variant ? "cpu" : "local",
-               t->rows, t->kw, t->wg, t->bk, row.ms_median, w.flops / row.ms_median * 1e-6);
+               t->rows, t->kw, t->wg, t->bk, row.ms_median, workload_gflops(&w, row.ms_median));
         if (row.ms_median < best_ms) {
             best_ms = row.ms_median;
             best = c;
