@@ -51,23 +51,18 @@
 #if CLATTN_VW == 16
 typedef float16 vw_t;
 #define VLOAD_W vload16
-#define VSTORE_W vstore16
 #elif CLATTN_VW == 8
 typedef float8 vw_t;
 #define VLOAD_W vload8
-#define VSTORE_W vstore8
 #elif CLATTN_VW == 4
 typedef float4 vw_t;
 #define VLOAD_W vload4
-#define VSTORE_W vstore4
 #elif CLATTN_VW == 2
 typedef float2 vw_t;
 #define VLOAD_W vload2
-#define VSTORE_W vstore2
 #else
 typedef float vw_t;
 #define VLOAD_W(i, p) ((p)[(i)])
-#define VSTORE_W(x, i, p) ((p)[(i)] = (x))
 #endif
 
 // The sum of a vector's lanes.
@@ -155,23 +150,25 @@ inline void write_row(__global float *out, __global float *lse, size_t row, int 
 // loads, and a chunk of the key loop is one panel.
 // ---------------------------------------------------------------------------------------------
 #define KC CLATTN_KC
+// Vector i of a private array, as one full-width load or store: POCL compiles vload and vstore
+// on private memory to 16-byte pieces. Such arrays are declared 64-byte aligned and sized in
+// whole vectors.
+#define PRIV(type, p, i) (((type *)(p))[i])
 #define NV (KC / 16) // float16 vectors per row of a chunk
 #define R CLATTN_ROWS
 
 #if CLATTN_KW == 16
 typedef float16 kw_t;
 #define VLOAD_K vload16
-#define VSTORE_K vstore16
 #else
 typedef float8 kw_t;
 #define VLOAD_K vload8
-#define VSTORE_K vstore8
 #endif
 
 typedef struct {
     float m[R];       // running max of each row's scores (log2 domain)
     float16 lsum[R];  // running sum of exp2(score - m), kept per lane: reduced once at the end
-    float acc[R][DV]; // running sum of the weighted values
+    float acc[R][DV]; // running sum of the weighted values (64-byte aligned: after lsum)
 } row_state;
 
 // 2^x for the softmax's x <= 0 (a score minus its row's max). Exactly 0 below -126, so masked
@@ -197,12 +194,20 @@ inline float16 exp2_nonpositive(float16 x)
     return select(p * scale, (float16)(0.0f), tiny);
 }
 
-// Scores of R rows against KC keys, computed CLATTN_KW keys at a time so that the R
+// The part of a chunk that is computed: the 16-key groups [g_lo, g_hi) that meet the tile's
+// band, of which only keys below nvalid exist (the rest lie past the end of K). `edge`: some
+// computed key is masked for some row, so the chunk needs its mask.
+typedef struct {
+    int g_lo, g_hi, nvalid;
+    bool edge;
+} chunk_span;
+
+// Scores of R rows against the span's keys, computed CLATTN_KW keys at a time so that the R
 // accumulators, one key vector and one broadcast fit the register file.
 inline void chunk_scores(float sc[R][KC], __global const float *q, const size_t *qoff,
-                         __global const float *panel, float qscale)
+                         __global const float *panel, chunk_span span, float qscale)
 {
-    for (int h = 0; h < KC / CLATTN_KW; h++) {
+    for (int h = span.g_lo * (16 / CLATTN_KW); h < span.g_hi * (16 / CLATTN_KW); h++) {
         kw_t s[R];
 #pragma unroll
         for (int r = 0; r < R; r++)
@@ -216,51 +221,74 @@ inline void chunk_scores(float sc[R][KC], __global const float *q, const size_t 
         }
 #pragma unroll
         for (int r = 0; r < R; r++)
-            VSTORE_K(s[r] * qscale, h, sc[r]);
+            PRIV(kw_t, sc[r], h) = s[r] * qscale;
     }
 }
 
-// Online softmax of one chunk: turns scores into weights in place and returns, per row, the
-// factor by which the running accumulator must be rescaled (1 when the row max did not grow).
-inline void chunk_softmax(row_state *st, float sc[R][KC], float *alpha, bool edge,
+// Online softmax of one chunk: turns the span's scores into weights in place and returns, per
+// row, the factor by which the running accumulator must be rescaled (1 when the row max did not
+// grow). The rows' maxima come first, so that one vector exp2 gives every row's factor.
+inline void chunk_softmax(row_state *st, float sc[R][KC], float *alpha, chunk_span span,
                           const int16 ok[R][NV])
 {
+    float mnew[16], shift[16] __attribute__((aligned(64)));
     for (int r = 0; r < R; r++) {
-        float16 sr[NV];
+        float16 h16 = (float16)(-INFINITY);
 #pragma unroll
         for (int v = 0; v < NV; v++) {
-            sr[v] = vload16(v, sc[r]);
-            if (edge)
-                sr[v] = select((float16)(-INFINITY), sr[v], ok[r][v]);
+            if (v < span.g_lo || v >= span.g_hi)
+                continue;
+            float16 sr = PRIV(float16, sc[r], v);
+            if (span.edge) {
+                sr = select((float16)(-INFINITY), sr, ok[r][v]);
+                PRIV(float16, sc[r], v) = sr;
+            }
+            // max, not fmax: a NaN score reaches the output through exp2 either way, and max
+            // skips fmax's NaN tests.
+            h16 = max(h16, sr);
         }
-        // max, not fmax: a NaN score reaches the output through exp2 either way, and max skips
-        // fmax's NaN tests.
-        float16 h16 = sr[0];
-#pragma unroll
-        for (int v = 1; v < NV; v++)
-            h16 = max(h16, sr[v]);
-        float8 h8 = max(h16.lo, h16.hi);
-        float4 h4 = max(h8.lo, h8.hi);
-        float2 h2 = max(h4.lo, h4.hi);
-        const float mnew = max(st->m[r], max(h2.x, h2.y));
-        alpha[r] = 1.0f;
-        if (mnew == -INFINITY) { // nothing visible in this row yet
+        const float8 h8 = max(h16.lo, h16.hi);
+        const float4 h4 = max(h8.lo, h8.hi);
+        const float2 h2 = max(h4.lo, h4.hi);
+        mnew[r] = max(st->m[r], max(h2.x, h2.y));
+        // A row with nothing visible yet keeps m = -inf and a factor of 1 (its sums are 0).
+        shift[r] = mnew[r] == -INFINITY ? 0.0f : st->m[r] - mnew[r];
+    }
+    for (int r = R; r < 16; r++)
+        shift[r] = 0.0f;
+    const float16 x = PRIV(float16, shift, 0);
+    PRIV(float16, alpha, 0) = select(exp2_nonpositive(x), (float16)(1.0f), x == 0.0f); // exactly 1
+    for (int r = 0; r < R; r++) {
+        st->m[r] = mnew[r];
+        float16 lsum = st->lsum[r] * alpha[r];
+        if (mnew[r] == -INFINITY) { // nothing visible in this row yet: every weight is 0
 #pragma unroll
             for (int v = 0; v < NV; v++)
-                vstore16((float16)(0.0f), v, sc[r]);
+                PRIV(float16, sc[r], v) = (float16)(0.0f);
             continue;
-        }
-        if (mnew > st->m[r]) {
-            alpha[r] = exp2(st->m[r] - mnew);
-            st->lsum[r] *= alpha[r];
-            st->m[r] = mnew;
         }
 #pragma unroll
         for (int v = 0; v < NV; v++) {
-            const float16 e = exp2_nonpositive(sr[v] - mnew);
-            st->lsum[r] += e;
-            vstore16(e, v, sc[r]);
+            if (v < span.g_lo || v >= span.g_hi)
+                continue;
+            const float16 e = exp2_nonpositive(PRIV(float16, sc[r], v) - mnew[r]);
+            lsum += e;
+            PRIV(float16, sc[r], v) = e;
         }
+        st->lsum[r] = lsum;
+    }
+}
+
+// For each key of an edge chunk's span, how many of the R rows give it a nonzero weight: 0 (the
+// key is skipped), R (no row needs a test) or in between (each row is tested).
+inline void count_weighted_rows(int nonzero[KC], float p[R][KC], chunk_span span)
+{
+    for (int v = span.g_lo; v < span.g_hi; v++) {
+        int16 n = (int16)(0);
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            n -= isnotequal(PRIV(float16, p[r], v), (float16)(0.0f)); // -1 where true
+        PRIV(int16, nonzero, v) = n;
     }
 }
 
@@ -268,14 +296,18 @@ inline void chunk_softmax(row_state *st, float sc[R][KC], float *alpha, bool edg
 // the R partial rows stay in registers across the chunk's keys. Edge chunks skip masked keys
 // (weight exactly 0): NaN or inf planted in a masked value never reaches the output.
 inline void chunk_values(row_state *st, float p[R][KC], const float *alpha,
-                         __global const float *vals, int nvalid, bool edge)
+                         __global const float *vals, chunk_span span)
 {
+    int nonzero[KC] __attribute__((aligned(64)));
+    if (span.edge)
+        count_weighted_rows(nonzero, p, span);
+    const int t_end = min(span.nvalid, 16 * span.g_hi);
     for (int c = 0; c < DV / CLATTN_VW; c++) {
         vw_t a[R];
 #pragma unroll
         for (int r = 0; r < R; r++)
-            a[r] = VLOAD_W(c, st->acc[r]) * alpha[r];
-        if (!edge) {
+            a[r] = PRIV(vw_t, st->acc[r], c) * alpha[r];
+        if (!span.edge) {
 #pragma unroll 4
             for (int t = 0; t < KC; t++) {
                 const vw_t vv = VLOAD_W(c, vals + (size_t)t * DV);
@@ -284,32 +316,40 @@ inline void chunk_values(row_state *st, float p[R][KC], const float *alpha,
                     a[r] = fma((vw_t)(p[r][t]), vv, a[r]);
             }
         } else {
-            for (int t = 0; t < nvalid; t++) {
+            for (int t = 16 * span.g_lo; t < t_end; t++) {
+                if (nonzero[t] == 0)
+                    continue;
                 const vw_t vv = VLOAD_W(c, vals + (size_t)t * DV);
+                if (nonzero[t] == R) {
 #pragma unroll
-                for (int r = 0; r < R; r++)
-                    if (p[r][t] != 0.0f)
+                    for (int r = 0; r < R; r++)
                         a[r] = fma((vw_t)(p[r][t]), vv, a[r]);
+                } else {
+#pragma unroll
+                    for (int r = 0; r < R; r++)
+                        if (p[r][t] != 0.0f)
+                            a[r] = fma((vw_t)(p[r][t]), vv, a[r]);
+                }
             }
         }
 #pragma unroll
         for (int r = 0; r < R; r++)
-            VSTORE_W(a[r], c, st->acc[r]);
+            PRIV(vw_t, st->acc[r], c) = a[r];
     }
 }
 
-// Scores of R rows against up to KC keys stored row-major ([key][D]), CLATTN_WD dimensions at
-// a time: the decode path, which reads each key once and so would not repay packing panels.
+// Scores of R rows against the span's keys stored row-major ([key][D]), CLATTN_WD dimensions
+// at a time: the decode path, which reads each key once and so would not repay packing panels.
 // Keys past nvalid are not read (their chunk is an edge chunk: masked).
 inline void chunk_scores_rows(float sc[R][KC], __global const float *q, const size_t *qoff,
-                              __global const float *keys, int nvalid, float qscale)
+                              __global const float *keys, chunk_span span, float qscale)
 {
-    for (int u = 0; u < KC; u++) {
+    for (int u = 16 * span.g_lo; u < 16 * span.g_hi; u++) {
         wd_t s[R];
 #pragma unroll
         for (int r = 0; r < R; r++)
             s[r] = (wd_t)(0.0f);
-        if (u < nvalid)
+        if (u < span.nvalid)
             for (int c = 0; c < D / CLATTN_WD; c++) {
                 const wd_t kv = VLOAD_D(c, keys + (size_t)u * D);
 #pragma unroll
@@ -322,19 +362,19 @@ inline void chunk_scores_rows(float sc[R][KC], __global const float *q, const si
     }
 }
 
-// One chunk of up to KC keys: scores, mask (edge chunks only), online softmax, P.V.
+// One chunk: scores of its span, mask (edge chunks only), online softmax, P.V.
 inline void process_chunk(row_state *st, __global const float *q, const size_t *qoff,
                           __global const float *keys, bool row_major, __global const float *vals,
-                          int nvalid, float qscale, bool edge, const int16 ok[R][NV])
+                          chunk_span span, float qscale, const int16 ok[R][NV])
 {
-    float sc[R][KC];
-    float alpha[R];
+    float sc[R][KC] __attribute__((aligned(64)));
+    float alpha[16] __attribute__((aligned(64))); // R <= 16 rows' factors, as one vector
     if (row_major)
-        chunk_scores_rows(sc, q, qoff, keys, nvalid, qscale);
+        chunk_scores_rows(sc, q, qoff, keys, span, qscale);
     else
-        chunk_scores(sc, q, qoff, keys, qscale);
-    chunk_softmax(st, sc, alpha, edge, ok);
-    chunk_values(st, sc, alpha, vals, nvalid, edge);
+        chunk_scores(sc, q, qoff, keys, span, qscale);
+    chunk_softmax(st, sc, alpha, span, ok);
+    chunk_values(st, sc, alpha, vals, span);
 }
 
 // The query rows of a work-item: positions, Q offsets and the span of their positions.
@@ -377,9 +417,13 @@ inline void walk_band(row_state *st, const tile_rows *t, __global const float *q
     int16 ok[R][NV];
     for (int c = lo / KC; lo <= hi && c <= hi / KC; c++) {
         const int j0 = c * KC;
-        const bool edge = rule.dilation != 1 || j0 < t->pmax - rule.left ||
-                          j0 + KC - 1 > t->pmin + rule.right || j0 + KC > kv_len;
-        if (edge)
+        // Only the 16-key groups that meet [lo, hi] are computed: a narrow band's edge chunks
+        // would otherwise spend most of their time on keys the mask drops.
+        const chunk_span span = {max(0, lo - j0) / 16, min(KC - 1, hi - j0) / 16 + 1,
+                                 min(KC, nk - j0),
+                                 rule.dilation != 1 || j0 < t->pmax - rule.left ||
+                                     j0 + KC - 1 > t->pmin + rule.right || j0 + KC > kv_len};
+        if (span.edge)
             for (int r = 0; r < R; r++)
                 for (int w = 0; w < NV; w++) {
                     const int16 j = j0 + 16 * w + iota;
@@ -389,8 +433,7 @@ inline void walk_band(row_state *st, const tile_rows *t, __global const float *q
                 }
         __global const float *k = row_major ? keys + (bhk * nk + j0) * D
                                             : keys + (bhk * ((nk + KC - 1) / KC) + c) * (D * KC);
-        process_chunk(st, q, t->qoff, k, row_major, v + (bhk * nk + j0) * DV, min(KC, nk - j0),
-                      qscale, edge, ok);
+        process_chunk(st, q, t->qoff, k, row_major, v + (bhk * nk + j0) * DV, span, qscale, ok);
     }
 }
 
@@ -407,7 +450,7 @@ inline void walk_side(row_state *st, const tile_rows *t, __global const float *q
     for (int c = side_begin / KC; side_count > 0 && c <= (side_end - 1) / KC; c++) {
         const int first = c * KC;
         for (int r = 0; r < R; r++) {
-            int okv[KC];
+            int okv[KC] __attribute__((aligned(64)));
             for (int u = 0; u < KC; u++) {
                 const int s = first + u;
                 okv[u] = s >= side_begin && s < side_end &&
@@ -417,13 +460,16 @@ inline void walk_side(row_state *st, const tile_rows *t, __global const float *q
                              : 0;
             }
             for (int w = 0; w < NV; w++)
-                ok[r][w] = vload16(w, okv);
+                ok[r][w] = PRIV(int16, okv, w);
         }
         __global const float *k = row_major
                                       ? side_keys + (bhk * n_side + first) * D
                                       : side_keys + (bhk * ((n_side + KC - 1) / KC) + c) * (D * KC);
-        process_chunk(st, q, t->qoff, k, row_major, side_v + (bhk * n_side + first) * DV,
-                      min(KC, n_side - first), qscale, true, ok);
+        const chunk_span span = {(max(first, side_begin) - first) / 16,
+                                 (min(side_end, first + KC) - 1 - first) / 16 + 1,
+                                 min(KC, n_side - first), true};
+        process_chunk(st, q, t->qoff, k, row_major, side_v + (bhk * n_side + first) * DV, span,
+                      qscale, ok);
     }
 }
 
