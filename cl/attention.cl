@@ -33,7 +33,7 @@
 #define CLATTN_KW 16
 #endif
 #ifndef CLATTN_KC
-#define CLATTN_KC 32
+#define CLATTN_KC 64
 #endif
 #ifndef CLATTN_ROWS
 #define CLATTN_ROWS 6

@@ -23,8 +23,7 @@ struct clattn_plan {
     int n_summary, n_side; /* side keys: [globals | summaries | extras] */
     clattn_tiles tiles;
     int splits;    /* decode: key splits (0: the banded pass instead) */
-    int split_len; /* decode: keys per split, a multiple of key_chunk */
-    int key_chunk; /* keys per panel and per chunk of the CPU variant's key loop */
+    int split_len; /* decode: keys per split, a multiple of CLATTN_KEY_CHUNK */
     cl_kernel attention, pack, side, split, combine;
     /* scratch (device): NULL where the problem does not need it */
     cl_mem k_panels;    /* [B, Hkv, ceil(Nk/KC), D, KC]           CPU variant, not decode */
@@ -74,7 +73,7 @@ static int create_buffer(clattn_plan *plan, size_t bytes, const char *what, cl_m
 static size_t panel_bytes(const clattn_plan *plan, int n)
 {
     const clattn_problem *p = &plan->p;
-    const size_t kc = (size_t)plan->key_chunk, chunks = ((size_t)n + kc - 1) / kc;
+    const size_t kc = CLATTN_KEY_CHUNK, chunks = ((size_t)n + kc - 1) / kc;
     return (size_t)p->batch * p->kv_heads * chunks * kc * p->head_dim * sizeof(float);
 }
 
@@ -160,7 +159,7 @@ static int create_kernels(clattn_plan *plan, clattn_error *err)
 {
     const clattn_problem *p = &plan->p;
     char options[512];
-    clattn_attention_options(&plan->tiles, p->head_dim, p->value_dim, plan->key_chunk, options, sizeof options);
+    clattn_attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
     int status;
     if (plan->splits > 0) {
         status = create_kernel(plan, "attention", "attention_split", options, &plan->split, err);
@@ -170,7 +169,7 @@ static int create_kernels(clattn_plan *plan, clattn_error *err)
         status = create_kernel(plan, "attention", "attention", options, &plan->attention, err);
     if (!status && packs_keys(plan)) {
         char pack_options[64];
-        clattn_pack_options(p->head_dim, plan->key_chunk, pack_options, sizeof pack_options);
+        clattn_pack_options(p->head_dim, pack_options, sizeof pack_options);
         status = create_kernel(plan, "pack_keys", "pack_keys", pack_options, &plan->pack, err);
     }
     if (!status && plan->n_side > 0)
@@ -192,7 +191,7 @@ static void choose_splits(clattn_plan *plan)
     if (splits > most)
         splits = most; /* kv_len >= 1 (normalized), so most >= 1 */
     long long len = ((long long)p->kv_len + splits - 1) / splits;
-    len = (len + plan->key_chunk - 1) / plan->key_chunk * plan->key_chunk;
+    len = (len + CLATTN_KEY_CHUNK - 1) / CLATTN_KEY_CHUNK * CLATTN_KEY_CHUNK;
     plan->split_len = (int)len;
     plan->splits = (int)(((long long)p->kv_len + len - 1) / len);
 }
@@ -249,7 +248,6 @@ int clattn_plan_create(clattn_context *ctx, const clattn_problem *problem, clatt
         if (!status)
             status = clattn_choose_tiles(ctx, plan->p.head_dim, plan->p.value_dim, decode ? group_rows : plan->p.q_len,
                                          &plan->tiles, &err);
-        plan->key_chunk = clattn_key_chunk(&plan->p);
         plan->qscale = plan->p.scale * (float)CL_M_LOG2E;
         if (!status && decode && plan->tiles.cpu_variant)
             choose_splits(plan);
@@ -406,8 +404,8 @@ static cl_int enqueue_pack(clattn_plan *plan, command_chain *chain, cl_mem keys,
 {
     const kernel_arg args[] = {ARG(keys), ARG(panels), ARG(n)};
     const cl_int rc = set_args(plan->pack, args, 3);
-    const size_t kc = (size_t)plan->key_chunk, chunks = ((size_t)n + kc - 1) / kc;
-    const size_t global[2] = {chunks * plan->p.head_dim * kc, (size_t)plan->p.batch * plan->p.kv_heads};
+    const size_t chunks = ((size_t)n + CLATTN_KEY_CHUNK - 1) / CLATTN_KEY_CHUNK;
+    const size_t global[2] = {chunks * plan->p.head_dim, (size_t)plan->p.batch * plan->p.kv_heads};
     return rc != CL_SUCCESS ? rc : chain_launch(chain, plan->pack, 2, global, NULL);
 }
 

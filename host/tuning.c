@@ -62,17 +62,7 @@ int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, 
     return CLATTN_STATUS_OK;
 }
 
-int clattn_key_chunk(const clattn_problem *p)
-{
-    /* At most Nk keys are visible: so a window as wide as the sequence chunks like dense does,
-     * and gives the same result bit for bit. */
-    long long band = p->window ? (long long)p->window_left + p->window_right + 1 : p->kv_len;
-    if (band > p->kv_len)
-        band = p->kv_len;
-    return band >= CLATTN_WIDE_BAND ? 64 : 32;
-}
-
-void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, int kc, char *buf, size_t size)
+void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, char *buf, size_t size)
 {
     /* Only the variant's own options: a GPU program does not depend on the key chunk. */
     if (!tiles->cpu_variant) {
@@ -88,10 +78,10 @@ void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, int kc, 
     snprintf(buf, size,
              "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_CPU=1 -DCLATTN_VW=%d -DCLATTN_WD=%d -DCLATTN_ROWS=%d "
              "-DCLATTN_KW=%d -DCLATTN_KC=%d",
-             d, dv, vw, wd, tiles->rows, tiles->kw, kc);
+             d, dv, vw, wd, tiles->rows, tiles->kw, CLATTN_KEY_CHUNK);
 }
 
-void clattn_pack_options(int d, int kc, char *buf, size_t size)
+void clattn_pack_options(int d, char *buf, size_t size)
 {
-    snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_KC=%d", d, kc);
+    snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_KC=%d", d, CLATTN_KEY_CHUNK);
 }

@@ -9,13 +9,11 @@
 #include "context.h"
 
 /* Keys per panel of cl/pack_keys.cl, which is also the CPU variant's chunk of the key loop. A
- * longer chunk spreads the per-chunk softmax and accumulator traffic over more keys, but a
- * band's edge chunks also compute keys it masks: 64 when min(L + R + 1, Nk) is at least
- * CLATTN_WIDE_BAND (dense or causal from Nk = 2048 on), else 32. p is normalized. (clattn
- * bench on AVX2: dense N=4096 138 -> 148 GFLOP/s from 32 to 64; window 256 at N=16384
- * 116 -> 101.) */
-#define CLATTN_WIDE_BAND 2048
-int clattn_key_chunk(const clattn_problem *p);
+ * longer chunk spreads the per-chunk softmax and accumulator traffic over more keys; a band's
+ * edge chunks compute only the 16-key groups that meet the band, so a narrow window wastes no
+ * more than with shorter chunks. (clattn bench on a Zen 4, window 256 at N=16384, 8 rows: about
+ * 150 GFLOP/s with 32 keys, 160 with 64.) */
+#define CLATTN_KEY_CHUNK 64
 
 /* Decode (CPU variant, at most CLATTN_SPLIT_MAX_QUERIES query rows, no global rows) splits the
  * keys so that each compute unit gets CLATTN_SPLIT_ITEMS_PER_CU work-items, each split at least
@@ -34,10 +32,10 @@ int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, 
 /* Bytes of __local memory the attention kernel uses with these tiles. */
 size_t clattn_tiles_local_bytes(const clattn_tiles *tiles, int d, int dv);
 
-/* Build options of cl/attention.cl for these tiles and key chunk kc. */
-void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, int kc, char *buf, size_t size);
+/* Build options of cl/attention.cl for these tiles. */
+void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, char *buf, size_t size);
 
-/* Build options of cl/pack_keys.cl for head dim d and panels of kc keys. */
-void clattn_pack_options(int d, int kc, char *buf, size_t size);
+/* Build options of cl/pack_keys.cl for head dim d. */
+void clattn_pack_options(int d, char *buf, size_t size);
 
 #endif
