@@ -449,25 +449,27 @@ inline void walk_side(row_state *st, const tile_rows *t, __global const float *q
     int16 ok[R][NV];
     for (int c = side_begin / KC; side_count > 0 && c <= (side_end - 1) / KC; c++) {
         const int first = c * KC;
-        for (int r = 0; r < R; r++) {
-            int okv[KC] __attribute__((aligned(64)));
-            for (int u = 0; u < KC; u++) {
-                const int s = first + u;
-                okv[u] = s >= side_begin && s < side_end &&
-                                 side_visible(rule, t->pos[r], s, side_pos[(size_t)b * n_side + s],
-                                              n_global, n_summary, kv_len)
-                             ? -1
-                             : 0;
-            }
-            for (int w = 0; w < NV; w++)
-                ok[r][w] = PRIV(int16, okv, w);
-        }
-        __global const float *k = row_major
-                                      ? side_keys + (bhk * n_side + first) * D
-                                      : side_keys + (bhk * ((n_side + KC - 1) / KC) + c) * (D * KC);
         const chunk_span span = {(max(first, side_begin) - first) / 16,
                                  (min(side_end, first + KC) - 1 - first) / 16 + 1,
                                  min(KC, n_side - first), true};
+        // The mask of the span's keys only: one side_pos read per key, each row's rule.
+        int okv[R][KC] __attribute__((aligned(64)));
+        for (int u = 16 * span.g_lo; u < 16 * span.g_hi; u++) {
+            const int s = first + u;
+            const bool listed = s >= side_begin && s < side_end;
+            const int spos = listed ? side_pos[(size_t)b * n_side + s] : -1;
+            for (int r = 0; r < R; r++)
+                okv[r][u] = listed && side_visible(rule, t->pos[r], s, spos, n_global, n_summary,
+                                                   kv_len)
+                                ? -1
+                                : 0;
+        }
+        for (int r = 0; r < R; r++)
+            for (int w = span.g_lo; w < span.g_hi; w++)
+                ok[r][w] = PRIV(int16, okv[r], w);
+        __global const float *k = row_major
+                                      ? side_keys + (bhk * n_side + first) * D
+                                      : side_keys + (bhk * ((n_side + KC - 1) / KC) + c) * (D * KC);
         process_chunk(st, q, t->qoff, k, row_major, side_v + (bhk * n_side + first) * DV, span,
                       qscale, ok);
     }
