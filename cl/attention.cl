@@ -10,7 +10,8 @@
 //   -DCLATTN_CPU=<0,1>       1: barrier-free register-blocked variant (K read as KC-key panels
 //                            made by pack_keys.cl; decode also reads K row-major); 0: K/V
 //                            tiles staged in __local (GPUs)
-//   -DCLATTN_ROWS=<1..16>    CPU variant: query rows per work-item (6 on AVX2: see tuning.c)
+//   -DCLATTN_ROWS=<1..16>    CPU variant: query rows per work-item (8 on AVX-512, 6 on AVX2:
+//                            see tuning.c)
 //   -DCLATTN_KC=<16,32,64>   CPU variant: keys per panel and per chunk of the key loop
 //   -DCLATTN_KW=<8,16>       CPU variant: keys per score vector; ROWS * KW / (native width)
 //                            accumulators must fit the register file with room for 3 more
@@ -156,6 +157,9 @@ inline void write_row(__global float *out, __global float *lse, size_t row, int 
 #define PRIV(type, p, i) (((type *)(p))[i])
 #define NV (KC / 16) // float16 vectors per row of a chunk
 #define R CLATTN_ROWS
+#if R > 16
+#error "CLATTN_ROWS > 16: the rows' rescale factors are one float16"
+#endif
 
 #if CLATTN_KW == 16
 typedef float16 kw_t;
