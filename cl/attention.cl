@@ -206,6 +206,15 @@ typedef struct {
     bool edge;
 } chunk_span;
 
+// The span of the chunk starting at key `first` that keys [lo, hi] meet (they meet it somewhere),
+// with `remaining` keys stored from `first` on.
+inline chunk_span make_span(int first, int lo, int hi, int remaining, bool edge)
+{
+    const chunk_span span = {max(0, lo - first) / 16, min(KC - 1, hi - first) / 16 + 1,
+                             min(KC, remaining), edge};
+    return span;
+}
+
 // Scores of R rows against the span's keys, computed CLATTN_KW keys at a time so that the R
 // accumulators, one key vector and one broadcast fit the register file.
 inline void chunk_scores(float sc[R][KC], __global const float *q, const size_t *qoff,
@@ -423,13 +432,13 @@ inline void walk_band(row_state *st, const tile_rows *t, __global const float *q
         const int j0 = c * KC;
         // Only the 16-key groups that meet [lo, hi] are computed: a narrow band's edge chunks
         // would otherwise spend most of their time on keys the mask drops.
-        const chunk_span span = {max(0, lo - j0) / 16, min(KC - 1, hi - j0) / 16 + 1,
-                                 min(KC, nk - j0),
-                                 rule.dilation != 1 || j0 < t->pmax - rule.left ||
-                                     j0 + KC - 1 > t->pmin + rule.right || j0 + KC > kv_len};
+        const chunk_span span =
+            make_span(j0, lo, hi, nk - j0,
+                      rule.dilation != 1 || j0 < t->pmax - rule.left ||
+                          j0 + KC - 1 > t->pmin + rule.right || j0 + KC > kv_len);
         if (span.edge)
             for (int r = 0; r < R; r++)
-                for (int w = 0; w < NV; w++) {
+                for (int w = span.g_lo; w < span.g_hi; w++) {
                     const int16 j = j0 + 16 * w + iota;
                     const int16 delta = j - t->pos[r];
                     ok[r][w] = (j < kv_len) & (delta >= -rule.left) & (delta <= rule.right) &
@@ -453,9 +462,7 @@ inline void walk_side(row_state *st, const tile_rows *t, __global const float *q
     int16 ok[R][NV];
     for (int c = side_begin / KC; side_count > 0 && c <= (side_end - 1) / KC; c++) {
         const int first = c * KC;
-        const chunk_span span = {(max(first, side_begin) - first) / 16,
-                                 (min(side_end, first + KC) - 1 - first) / 16 + 1,
-                                 min(KC, n_side - first), true};
+        const chunk_span span = make_span(first, side_begin, side_end - 1, n_side - first, true);
         // The mask of the span's keys only: one side_pos read per key, each row's rule.
         int okv[R][KC] __attribute__((aligned(64)));
         for (int u = 16 * span.g_lo; u < 16 * span.g_hi; u++) {

@@ -87,9 +87,9 @@ static int create_scratch(clattn_plan *plan, clattn_error *err)
 {
     const clattn_problem *p = &plan->p;
     const size_t bhk = (size_t)p->batch * p->kv_heads;
-    const int cpu = packs_keys(plan);
+    const int panels = packs_keys(plan);
     int status = CLATTN_STATUS_OK;
-    if (cpu)
+    if (panels)
         status = create_buffer(plan, panel_bytes(plan, p->kv_len), "key panels", &plan->k_panels, err);
     if (!status && plan->splits > 0) {
         const size_t parts = (size_t)p->batch * p->heads * p->q_len * plan->splits;
@@ -98,14 +98,14 @@ static int create_scratch(clattn_plan *plan, clattn_error *err)
         if (!status)
             status = create_buffer(plan, parts * 2 * sizeof(float), "split partial sums", &plan->part_ml, err);
     }
-    if (!status && cpu && p->global_qkv)
+    if (!status && panels && p->global_qkv)
         status = create_buffer(plan, panel_bytes(plan, p->kv_len), "global key panels", &plan->kg_panels, err);
     if (!status && plan->n_side > 0) {
         status = create_buffer(plan, bhk * plan->n_side * p->head_dim * sizeof(float), "side keys", &plan->side_k, err);
         if (!status)
             status = create_buffer(plan, bhk * plan->n_side * p->value_dim * sizeof(float), "side values",
                                    &plan->side_v, err);
-        if (!status && cpu)
+        if (!status && panels)
             status = create_buffer(plan, panel_bytes(plan, plan->n_side), "side key panels", &plan->side_panels, err);
     }
     const size_t n_pos = (size_t)p->batch * (plan->n_side > 0 ? plan->n_side : 1);
@@ -556,18 +556,18 @@ static cl_int enqueue_split(clattn_plan *plan, command_chain *chain, const clatt
 static cl_int enqueue_passes(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
 {
     const clattn_problem *p = &plan->p;
-    const int cpu = packs_keys(plan);
+    const int panels = packs_keys(plan);
     if (plan->splits > 0)
         return enqueue_split(plan, chain, bufs);
     cl_int rc = CL_SUCCESS;
-    if (cpu)
+    if (panels)
         rc = enqueue_pack(plan, chain, bufs->k, plan->k_panels, p->kv_len);
     if (rc == CL_SUCCESS && plan->n_side > 0) {
         rc = enqueue_side_keys(plan, chain, bufs);
-        if (rc == CL_SUCCESS && cpu)
+        if (rc == CL_SUCCESS && panels)
             rc = enqueue_pack(plan, chain, plan->side_k, plan->side_panels, plan->n_side);
     }
-    attention_pass band = {bufs->q,   cpu ? plan->k_panels : bufs->k,
+    attention_pass band = {bufs->q,   panels ? plan->k_panels : bufs->k,
                            bufs->v,   bufs->out,
                            bufs->lse, 0,
                            p->q_len,  0,
@@ -595,7 +595,7 @@ static cl_int enqueue_passes(clattn_plan *plan, command_chain *chain, const clat
         dense.keys = bufs->kg;
         dense.v = bufs->vg;
         dense.side_count = 0;
-        if (cpu) {
+        if (panels) {
             rc = enqueue_pack(plan, chain, bufs->kg, plan->kg_panels, p->kv_len);
             dense.keys = plan->kg_panels;
         }
