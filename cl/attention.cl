@@ -12,6 +12,8 @@
 //                            tiles staged in __local (GPUs)
 //   -DCLATTN_ROWS=<1..16>    CPU variant: query rows per work-item (8 on AVX-512, 6 on AVX2:
 //                            see tuning.c)
+//   -DCLATTN_TILES=<1..8>    CPU variant: tiles of ROWS query rows per work-item, walked chunk
+//                            by chunk so that they share each chunk's reads
 //   -DCLATTN_KC=<16,32,64>   CPU variant: keys per panel and per chunk of the key loop
 //   -DCLATTN_KW=<8,16>       CPU variant: keys per score vector; ROWS * KW / (native width)
 //                            accumulators must fit the register file with room for 3 more
@@ -38,6 +40,9 @@
 #endif
 #ifndef CLATTN_ROWS
 #define CLATTN_ROWS 6
+#endif
+#ifndef CLATTN_TILES
+#define CLATTN_TILES 4
 #endif
 #ifndef CLATTN_WG
 #define CLATTN_WG 64
@@ -145,10 +150,11 @@ inline void write_row(__global float *out, __global float *lse, size_t row, int 
 
 #if CLATTN_CPU
 // ---------------------------------------------------------------------------------------------
-// CPU variant: each work-item owns CLATTN_ROWS query rows and walks its key chunks alone (no
-// barriers, no __local: on a CPU, work-items of a group run one after another). Keys come as
-// panels of KC ([chunk][D][KC], made by pack_keys.cl) so that the QK^T step does contiguous
-// loads, and a chunk of the key loop is one panel.
+// CPU variant: each work-item owns CLATTN_TILES tiles of CLATTN_ROWS query rows and walks their
+// key chunks alone (no barriers, no __local: on a CPU, work-items of a group run one after
+// another), each chunk for all of its tiles in turn. Keys come as panels of KC ([chunk][D][KC],
+// made by pack_keys.cl) so that the QK^T step does contiguous loads, and a chunk of the key loop
+// is one panel.
 // ---------------------------------------------------------------------------------------------
 #define KC CLATTN_KC
 // Vector i of a private array, as one full-width load or store: POCL compiles vload and vstore
@@ -157,6 +163,7 @@ inline void write_row(__global float *out, __global float *lse, size_t row, int 
 #define PRIV(type, p, i) (((type *)(p))[i])
 #define NV (KC / 16) // float16 vectors per row of a chunk
 #define R CLATTN_ROWS
+#define TILES CLATTN_TILES
 #if R > 16
 #error "CLATTN_ROWS > 16: the rows' rescale factors are one float16"
 #endif
@@ -439,37 +446,57 @@ inline void init_state(row_state *st)
     }
 }
 
-// Band keys in [j_lo, j_hi] that meet the tile's band and [0, kv_len), in chunks of KC; j_lo
-// is a multiple of KC. Keys are panels ([chunk][D][KC]) or, row_major, [Nk][D].
+// Keys [lo, hi] of a band: lo > hi when there are none.
+typedef struct {
+    int lo, hi;
+} key_range;
+
+// The keys in [j_lo, j_hi] that meet the tile's band and [0, kv_len).
+inline key_range band_keys(const tile_rows *t, band_rule rule, int kv_len, int j_lo, int j_hi)
+{
+    const key_range keys = {max(j_lo, max(0, t->pmin - rule.left)),
+                            min(j_hi, min(kv_len - 1, t->pmax + rule.right))};
+    return keys;
+}
+
+// Chunk c (keys [c * KC, c * KC + KC)) of the tile's band keys `kr`, which it meets. Keys are
+// panels ([chunk][D][KC]) or, row_major, [Nk][D].
+inline void band_chunk(row_state *st, const tile_rows *t, __global const float *q,
+                       __global const float *keys, bool row_major, __global const float *v,
+                       size_t bhk, int nk, int kv_len, band_rule rule, key_range kr, int c,
+                       float qscale)
+{
+    const int16 iota = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    int16 ok[R][NV];
+    const int j0 = c * KC;
+    // Only the 16-key groups that meet [lo, hi] are computed: a narrow band's edge chunks would
+    // otherwise spend most of their time on keys the mask drops.
+    const chunk_span span =
+        make_span(j0, kr.lo, kr.hi, nk - j0,
+                  rule.dilation != 1 || j0 < t->pmax - rule.left ||
+                      j0 + KC - 1 > t->pmin + rule.right || j0 + KC > kv_len);
+    if (span.edge)
+        for (int r = 0; r < R; r++)
+            for (int w = span.g_lo; w < span.g_hi; w++) {
+                const int16 j = j0 + 16 * w + iota;
+                const int16 delta = j - t->pos[r];
+                ok[r][w] = (j < kv_len) & (delta >= -rule.left) & (delta <= rule.right) &
+                           (rule.dilation == 1 ? (int16)(-1) : (delta % rule.dilation == 0));
+            }
+    __global const float *k = row_major ? keys + (bhk * nk + j0) * D
+                                        : keys + (bhk * ((nk + KC - 1) / KC) + c) * (D * KC);
+    process_chunk(st, q, t->qoff, k, row_major, v + (bhk * nk + j0) * DV, span, qscale, ok);
+}
+
+// The tile's band keys within [j_lo, j_hi] (j_lo a multiple of KC), chunk by chunk.
 inline void walk_band(row_state *st, const tile_rows *t, __global const float *q,
                       __global const float *keys, bool row_major, __global const float *v,
                       size_t bhk, int nk, int kv_len, band_rule rule, int j_lo, int j_hi,
                       float qscale)
 {
-    const int lo = max(j_lo, max(0, t->pmin - rule.left));
-    const int hi = min(j_hi, min(kv_len - 1, t->pmax + rule.right));
-    const int16 iota = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    int16 ok[R][NV];
-    for (int c = lo / KC; lo <= hi && c <= hi / KC; c++) {
-        const int j0 = c * KC;
-        // Only the 16-key groups that meet [lo, hi] are computed: a narrow band's edge chunks
-        // would otherwise spend most of their time on keys the mask drops.
-        const chunk_span span =
-            make_span(j0, lo, hi, nk - j0,
-                      rule.dilation != 1 || j0 < t->pmax - rule.left ||
-                          j0 + KC - 1 > t->pmin + rule.right || j0 + KC > kv_len);
-        if (span.edge)
-            for (int r = 0; r < R; r++)
-                for (int w = span.g_lo; w < span.g_hi; w++) {
-                    const int16 j = j0 + 16 * w + iota;
-                    const int16 delta = j - t->pos[r];
-                    ok[r][w] = (j < kv_len) & (delta >= -rule.left) & (delta <= rule.right) &
-                               (rule.dilation == 1 ? (int16)(-1) : (delta % rule.dilation == 0));
-                }
-        __global const float *k = row_major ? keys + (bhk * nk + j0) * D
-                                            : keys + (bhk * ((nk + KC - 1) / KC) + c) * (D * KC);
-        process_chunk(st, q, t->qoff, k, row_major, v + (bhk * nk + j0) * DV, span, qscale, ok);
-    }
+    const key_range kr = band_keys(t, rule, kv_len, j_lo, j_hi);
+    for (int c = kr.lo / KC; kr.lo <= kr.hi && c <= kr.hi / KC; c++)
+        band_chunk(st, t, q, keys, row_major, v, bhk, nk, kv_len, rule, kr, c, qscale);
 }
 
 // Side keys [side_begin, side_begin + side_count): always edge chunks, since each key has its
@@ -524,8 +551,9 @@ __kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-s
                         float qscale, int write_lse, int reverse_tiles)
 {
     const int ntiles = (num_rows + R - 1) / R;
-    const int tile = reverse_tiles ? ntiles - 1 - (int)get_global_id(0) : (int)get_global_id(0);
-    if (tile < 0 || tile >= ntiles)
+    const int first = (int)get_global_id(0) * TILES;
+    const int count = min(TILES, ntiles - first);
+    if (count <= 0)
         return;
     const int bh = get_global_id(1);
     const int b = bh / heads;
@@ -534,27 +562,47 @@ __kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-s
     const int kv_len = seq_lens[b];
     const band_rule rule = {left, right, dilation, causal};
 
-    tile_rows t;
-    for (int r = 0; r < R; r++) {
-        const int slot = min(tile * R + r, num_rows - 1); // a short last tile repeats a row
-        const int i = tile_row(rows, use_rows, slot);
-        t.pos[r] = i + nk - nq;
-        t.qoff[r] = ((size_t)bh * nq + i) * D;
+    int tile[TILES];
+    tile_rows t[TILES];
+    row_state st[TILES];
+    key_range kr[TILES];
+    int c_lo = INT_MAX, c_hi = INT_MIN;
+    for (int x = 0; x < count; x++) {
+        tile[x] = reverse_tiles ? ntiles - 1 - (first + x) : first + x;
+        for (int r = 0; r < R; r++) {
+            const int slot = min(tile[x] * R + r, num_rows - 1); // a short last tile repeats a row
+            const int i = tile_row(rows, use_rows, slot);
+            t[x].pos[r] = i + nk - nq;
+            t[x].qoff[r] = ((size_t)bh * nq + i) * D;
+        }
+        span_rows(&t[x]);
+        init_state(&st[x]);
+        kr[x] = band_keys(&t[x], rule, kv_len, 0, nk - 1);
+        if (kr[x].lo <= kr[x].hi) {
+            c_lo = min(c_lo, kr[x].lo / KC);
+            c_hi = max(c_hi, kr[x].hi / KC);
+        }
     }
-    span_rows(&t);
-    row_state st;
-    init_state(&st);
-    walk_band(&st, &t, q, kpanels, false, v, bhk, nk, kv_len, rule, 0, nk - 1, qscale);
-    walk_side(&st, &t, q, side_kp, false, side_v, side_pos, b, bhk, n_side, n_global, n_summary,
-              kv_len, rule, side_begin, side_count, qscale);
+    // Chunk by chunk over the item's tiles, so that each chunk's K panel and values come from
+    // memory (or L3) once for all of them and from the L1 or L2 for the rest.
+    for (int c = c_lo; c <= c_hi; c++)
+        for (int x = 0; x < count; x++)
+            if (kr[x].lo <= kr[x].hi && c >= kr[x].lo / KC && c <= kr[x].hi / KC)
+                band_chunk(&st[x], &t[x], q, kpanels, false, v, bhk, nk, kv_len, rule, kr[x], c,
+                           qscale);
 
-    for (int r = 0; r < R; r++) {
-        const int slot = tile * R + r;
-        if (slot >= num_rows)
-            break;
-        const size_t row = (size_t)bh * nq + tile_row(rows, use_rows, slot);
-        const bool padding = t.pos[r] >= kv_len;
-        write_row(out, lse, row, write_lse, st.acc[r], st.m[r], padding ? 0.0f : lane_sum(st.lsum[r]));
+    for (int x = 0; x < count; x++) {
+        walk_side(&st[x], &t[x], q, side_kp, false, side_v, side_pos, b, bhk, n_side, n_global,
+                  n_summary, kv_len, rule, side_begin, side_count, qscale);
+        for (int r = 0; r < R; r++) {
+            const int slot = tile[x] * R + r;
+            if (slot >= num_rows)
+                break;
+            const size_t row = (size_t)bh * nq + tile_row(rows, use_rows, slot);
+            const bool padding = t[x].pos[r] >= kv_len;
+            write_row(out, lse, row, write_lse, st[x].acc[r], st[x].m[r],
+                      padding ? 0.0f : lane_sum(st[x].lsum[r]));
+        }
     }
 }
 

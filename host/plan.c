@@ -453,10 +453,11 @@ static cl_int enqueue_attention(clattn_plan *plan, command_chain *chain, const a
     const cl_int rc = set_args(plan->attention, args, sizeof args / sizeof args[0]);
     if (rc != CL_SUCCESS)
         return rc;
-    const size_t per_tile = (size_t)(plan->tiles.cpu_variant ? plan->tiles.rows : plan->tiles.wg);
-    const size_t tiles = ((size_t)pass->num_rows + per_tile - 1) / per_tile;
+    /* Query rows per work-group: a GPU tile, or a CPU work-item's CLATTN_ITEM_TILES tiles. */
+    const size_t per_group = plan->tiles.cpu_variant ? (size_t)plan->tiles.rows * CLATTN_ITEM_TILES : (size_t)plan->tiles.wg;
+    const size_t groups = ((size_t)pass->num_rows + per_group - 1) / per_group;
     const size_t local[2] = {plan->tiles.cpu_variant ? 1 : (size_t)plan->tiles.wg, 1};
-    const size_t global[2] = {tiles * local[0], (size_t)p->batch * p->heads};
+    const size_t global[2] = {groups * local[0], (size_t)p->batch * p->heads};
     return chain_launch(chain, plan->attention, 2, global, local);
 }
 

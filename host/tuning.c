@@ -78,8 +78,8 @@ void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, char *bu
         wd /= 2;
     snprintf(buf, size,
              "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_CPU=1 -DCLATTN_VW=%d -DCLATTN_WD=%d -DCLATTN_ROWS=%d "
-             "-DCLATTN_KW=%d -DCLATTN_KC=%d",
-             d, dv, vw, wd, tiles->rows, tiles->kw, CLATTN_KEY_CHUNK);
+             "-DCLATTN_KW=%d -DCLATTN_KC=%d -DCLATTN_TILES=%d",
+             d, dv, vw, wd, tiles->rows, tiles->kw, CLATTN_KEY_CHUNK, CLATTN_ITEM_TILES);
 }
 
 void clattn_pack_options(int d, char *buf, size_t size)

@@ -15,6 +15,10 @@
  * 150 GFLOP/s with 32 keys, 160 with 64.) */
 #define CLATTN_KEY_CHUNK 64
 
+/* Tiles of query rows per CPU work-item (-DCLATTN_TILES). The item walks them chunk by chunk, so
+ * each chunk's K panel and values come from memory or L3 once per CLATTN_ITEM_TILES tiles. */
+#define CLATTN_ITEM_TILES 4
+
 /* Decode (CPU variant, at most CLATTN_SPLIT_MAX_QUERIES query rows, no global rows) splits the
  * keys so that each compute unit gets CLATTN_SPLIT_ITEMS_PER_CU work-items, each split at least
  * CLATTN_SPLIT_MIN_KEYS keys long. */
