@@ -10,10 +10,12 @@
 //   -DCLATTN_CPU=<0,1>       1: barrier-free register-blocked variant (K read as KC-key panels
 //                            made by pack_keys.cl; decode also reads K row-major); 0: K/V
 //                            tiles staged in __local (GPUs)
-//   -DCLATTN_ROWS=<1..16>    CPU variant: query rows per work-item (8 on AVX-512, 6 on AVX2:
-//                            see tuning.c)
-//   -DCLATTN_TILES=<1..8>    CPU variant: tiles of ROWS query rows per work-item, walked chunk
-//                            by chunk so that they share each chunk's reads
+//   -DCLATTN_ROWS=<1..16>    CPU variant: query rows per tile (8 on AVX-512, 6 on AVX2: see
+//                            tuning.c)
+//   -DCLATTN_TILES=<1..8>    CPU variant: most tiles per work-item of `attention` (the launch
+//                            passes how many), walked chunk by chunk so that they share each
+//                            chunk's reads; each tile's state is private (about
+//                            4 * ROWS * (DV + 17) bytes)
 //   -DCLATTN_KC=<16,32,64>   CPU variant: keys per panel and per chunk of the key loop
 //   -DCLATTN_KW=<8,16>       CPU variant: keys per score vector; ROWS * KW / (native width)
 //                            accumulators must fit the register file with room for 3 more
@@ -150,11 +152,11 @@ inline void write_row(__global float *out, __global float *lse, size_t row, int 
 
 #if CLATTN_CPU
 // ---------------------------------------------------------------------------------------------
-// CPU variant: each work-item owns CLATTN_TILES tiles of CLATTN_ROWS query rows and walks their
-// key chunks alone (no barriers, no __local: on a CPU, work-items of a group run one after
-// another), each chunk for all of its tiles in turn. Keys come as panels of KC ([chunk][D][KC],
-// made by pack_keys.cl) so that the QK^T step does contiguous loads, and a chunk of the key loop
-// is one panel.
+// CPU variant: a work-item of `attention` owns up to CLATTN_TILES tiles of CLATTN_ROWS query
+// rows and walks their key chunks alone (no barriers, no __local: on a CPU, work-items of a group
+// run one after another), each chunk for all of its tiles in turn. Keys come as panels of KC
+// ([chunk][D][KC], made by pack_keys.cl) so that the QK^T step does contiguous loads, and a chunk
+// of the key loop is one panel. (Decode's attention_split is below.)
 // ---------------------------------------------------------------------------------------------
 #define KC CLATTN_KC
 // Vector i of a private array, as one full-width load or store: POCL compiles vload and vstore
@@ -166,6 +168,9 @@ inline void write_row(__global float *out, __global float *lse, size_t row, int 
 #define TILES CLATTN_TILES
 #if R > 16
 #error "CLATTN_ROWS > 16: the rows' rescale factors are one float16"
+#endif
+#if TILES < 1 || TILES > 8
+#error "CLATTN_TILES must be 1 to 8"
 #endif
 
 #if CLATTN_KW == 16
@@ -361,7 +366,8 @@ inline void chunk_values(row_state *st, float p[R][KC], const float *alpha,
 // A hint that *p will be read soon, into the outer caches (x86: prefetcht2; prefetcht0 measured
 // slower, its lines crowding the L1). Compiled only for a real target: SPIR (Oclgrind's
 // interpreter) has no prefetch intrinsic. A prefetch never faults, so it may point past the end
-// of a buffer.
+// of a buffer. Callers step by 16 floats, a 64-byte line: a row whose length is not a multiple
+// of 16 may leave its last line to the hardware.
 #if defined(__clang__) && !defined(__SPIR__)
 #define PREFETCH(p) __builtin_prefetch((p), 0, 1)
 #else
@@ -419,7 +425,7 @@ inline void process_chunk(row_state *st, __global const float *q, const size_t *
     chunk_values(st, sc, alpha, vals, span);
 }
 
-// The query rows of a work-item: positions, Q offsets and the span of their positions.
+// The query rows of a tile: positions, Q offsets and the span of their positions.
 typedef struct {
     int pos[R];
     size_t qoff[R];
@@ -454,9 +460,9 @@ typedef struct {
 // The keys in [j_lo, j_hi] that meet the tile's band and [0, kv_len).
 inline key_range band_keys(const tile_rows *t, band_rule rule, int kv_len, int j_lo, int j_hi)
 {
-    const key_range keys = {max(j_lo, max(0, t->pmin - rule.left)),
-                            min(j_hi, min(kv_len - 1, t->pmax + rule.right))};
-    return keys;
+    const key_range kr = {max(j_lo, max(0, t->pmin - rule.left)),
+                          min(j_hi, min(kv_len - 1, t->pmax + rule.right))};
+    return kr;
 }
 
 // Chunk c (keys [c * KC, c * KC + KC)) of the tile's band keys `kr`, which it meets. Keys are
@@ -469,7 +475,7 @@ inline void band_chunk(row_state *st, const tile_rows *t, __global const float *
     const int16 iota = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     int16 ok[R][NV];
     const int j0 = c * KC;
-    // Only the 16-key groups that meet [lo, hi] are computed: a narrow band's edge chunks would
+    // Only the 16-key groups that meet [kr.lo, kr.hi] are computed: a narrow band's edge chunks would
     // otherwise spend most of their time on keys the mask drops.
     const chunk_span span =
         make_span(j0, kr.lo, kr.hi, nk - j0,
@@ -488,7 +494,8 @@ inline void band_chunk(row_state *st, const tile_rows *t, __global const float *
     process_chunk(st, q, t->qoff, k, row_major, v + (bhk * nk + j0) * DV, span, qscale, ok);
 }
 
-// The tile's band keys within [j_lo, j_hi] (j_lo a multiple of KC), chunk by chunk.
+// The tile's band keys within [j_lo, j_hi] (j_lo a multiple of KC), chunk by chunk (decode: one
+// tile per work-item).
 inline void walk_band(row_state *st, const tile_rows *t, __global const float *q,
                       __global const float *keys, bool row_major, __global const float *v,
                       size_t bhk, int nk, int kv_len, band_rule rule, int j_lo, int j_hi,
@@ -548,11 +555,12 @@ __kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-s
                         int heads, int kv_heads, int nq, int nk, int num_rows, int use_rows,
                         int left, int right, int dilation, int causal, int n_side,
                         int n_global, int n_summary, int side_begin, int side_count,
-                        float qscale, int write_lse, int reverse_tiles)
+                        float qscale, int write_lse, int reverse_tiles,
+                        int item_tiles) // tiles of this work-item, 1 to TILES
 {
     const int ntiles = (num_rows + R - 1) / R;
-    const int first = (int)get_global_id(0) * TILES;
-    const int count = min(TILES, ntiles - first);
+    const int first = (int)get_global_id(0) * item_tiles;
+    const int count = min(item_tiles, ntiles - first);
     if (count <= 0)
         return;
     const int bh = get_global_id(1);
@@ -562,15 +570,15 @@ __kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-s
     const int kv_len = seq_lens[b];
     const band_rule rule = {left, right, dilation, causal};
 
-    int tile[TILES];
+    int tile_index[TILES];
     tile_rows t[TILES];
     row_state st[TILES];
     key_range kr[TILES];
     int c_lo = INT_MAX, c_hi = INT_MIN;
     for (int x = 0; x < count; x++) {
-        tile[x] = reverse_tiles ? ntiles - 1 - (first + x) : first + x;
+        tile_index[x] = reverse_tiles ? ntiles - 1 - (first + x) : first + x;
         for (int r = 0; r < R; r++) {
-            const int slot = min(tile[x] * R + r, num_rows - 1); // a short last tile repeats a row
+            const int slot = min(tile_index[x] * R + r, num_rows - 1); // a short last tile repeats a row
             const int i = tile_row(rows, use_rows, slot);
             t[x].pos[r] = i + nk - nq;
             t[x].qoff[r] = ((size_t)bh * nq + i) * D;
@@ -595,7 +603,7 @@ __kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-s
         walk_side(&st[x], &t[x], q, side_kp, false, side_v, side_pos, b, bhk, n_side, n_global,
                   n_summary, kv_len, rule, side_begin, side_count, qscale);
         for (int r = 0; r < R; r++) {
-            const int slot = tile[x] * R + r;
+            const int slot = tile_index[x] * R + r;
             if (slot >= num_rows)
                 break;
             const size_t row = (size_t)bh * nq + tile_row(rows, use_rows, slot);
@@ -764,7 +772,8 @@ attention(__global const float *q,       // [B, H, Nq, D]
           __global float *lse,           // [B, H, Nq] when write_lse
           int heads, int kv_heads, int nq, int nk, int num_rows, int use_rows, int left,
           int right, int dilation, int causal, int n_side, int n_global, int n_summary,
-          int side_begin, int side_count, float qscale, int write_lse, int reverse_tiles)
+          int side_begin, int side_count, float qscale, int write_lse, int reverse_tiles,
+          int item_tiles) // always 1 here: a work-group owns one tile
 {
     __local float ks[BK * D];
     __local float vs[BK * DV];

@@ -26,7 +26,7 @@ typedef struct {
 /* Kernel variant and tile sizes of cl/attention.cl (chosen by tuning.c). */
 typedef struct {
     int cpu_variant; /* 1: barrier-free register-blocked kernel; 0: __local tiles */
-    int rows;        /* CPU variant: query rows per work-item */
+    int rows;        /* CPU variant: query rows per tile (a work-item takes up to CLATTN_ITEM_TILES) */
     int wg;          /* GPU variant: work-group size = query rows per tile */
     int bk;          /* GPU variant: keys per __local tile */
     int kw;          /* CPU variant: keys per score vector (8 or 16) */

@@ -185,7 +185,7 @@ static void choose_splits(clattn_plan *plan)
     const int group_rows = p->heads / p->kv_heads * p->q_len;
     const size_t items =
         (size_t)p->batch * p->kv_heads * (size_t)((group_rows + plan->tiles.rows - 1) / plan->tiles.rows);
-    const size_t wanted = (size_t)CLATTN_SPLIT_ITEMS_PER_CU * plan->ctx->caps.compute_units;
+    const size_t wanted = (size_t)CLATTN_ITEMS_PER_CU * plan->ctx->caps.compute_units;
     long long splits = items >= wanted ? 1 : (long long)((wanted + items - 1) / items);
     const long long most = ((long long)p->kv_len + CLATTN_SPLIT_MIN_KEYS - 1) / CLATTN_SPLIT_MIN_KEYS;
     if (splits > most)
@@ -436,9 +436,27 @@ static cl_mem or_unread(cl_mem mem, cl_mem fallback)
     return mem != NULL ? mem : fallback;
 }
 
+/* Tiles per work-item of the CPU variant for a launch of `tiles` tiles per (batch, head):
+ * CLATTN_ITEM_TILES, halved while that leaves fewer than CLATTN_ITEMS_PER_CU work-items per
+ * compute unit. (1 for the GPU variant, whose work-group owns one tile.) */
+static int item_tiles(const clattn_plan *plan, size_t tiles)
+{
+    if (!plan->tiles.cpu_variant)
+        return 1;
+    const size_t heads = (size_t)plan->p.batch * plan->p.heads;
+    const size_t wanted = (size_t)CLATTN_ITEMS_PER_CU * plan->ctx->caps.compute_units;
+    int t = CLATTN_ITEM_TILES;
+    while (t > 1 && (tiles + t - 1) / t * heads < wanted)
+        t /= 2;
+    return t;
+}
+
 static cl_int enqueue_attention(clattn_plan *plan, command_chain *chain, const attention_pass *pass)
 {
     const clattn_problem *p = &plan->p;
+    const size_t per_tile = (size_t)(plan->tiles.cpu_variant ? plan->tiles.rows : plan->tiles.wg);
+    const size_t tiles = ((size_t)pass->num_rows + per_tile - 1) / per_tile;
+    const int per_item = item_tiles(plan, tiles);
     const cl_mem side_k = or_unread(packs_keys(plan) ? plan->side_panels : plan->side_k, pass->keys);
     const cl_mem side_v = or_unread(plan->side_v, pass->v);
     const cl_mem lse = or_unread(pass->lse, pass->out);
@@ -449,15 +467,12 @@ static cl_int enqueue_attention(clattn_plan *plan, command_chain *chain, const a
         ARG(p->heads),       ARG(p->kv_heads),    ARG(p->q_len),        ARG(p->kv_len),        ARG(pass->num_rows),
         ARG(pass->use_rows), ARG(pass->left),     ARG(pass->right),     ARG(pass->dilation),   ARG(p->causal),
         ARG(plan->n_side),   ARG(p->num_global),  ARG(plan->n_summary), ARG(pass->side_begin), ARG(pass->side_count),
-        ARG(plan->qscale),   ARG(write_lse),      ARG(pass->reverse)};
+        ARG(plan->qscale),   ARG(write_lse),      ARG(pass->reverse),   ARG(per_item)};
     const cl_int rc = set_args(plan->attention, args, sizeof args / sizeof args[0]);
     if (rc != CL_SUCCESS)
         return rc;
-    /* Query rows per work-group: a GPU tile, or a CPU work-item's CLATTN_ITEM_TILES tiles. */
-    const size_t per_group = plan->tiles.cpu_variant ? (size_t)plan->tiles.rows * CLATTN_ITEM_TILES : (size_t)plan->tiles.wg;
-    const size_t groups = ((size_t)pass->num_rows + per_group - 1) / per_group;
     const size_t local[2] = {plan->tiles.cpu_variant ? 1 : (size_t)plan->tiles.wg, 1};
-    const size_t global[2] = {groups * local[0], (size_t)p->batch * p->heads};
+    const size_t global[2] = {(tiles + per_item - 1) / per_item * local[0], (size_t)p->batch * p->heads};
     return chain_launch(chain, plan->attention, 2, global, local);
 }
 

@@ -17,7 +17,8 @@ static const tile_entry tile_table[] = {
     {NULL, "Advanced Micro Devices", CL_DEVICE_TYPE_GPU, {0, 1, 64, 32, 0}},
     /* POCL's AVX-512 targets (clattn tune on a Zen 4, `pthread-skylake-avx512`): 32 registers
      * hold 8 rows of 16 scores with room to spare. On dense attention 6 to 12 rows measured
-     * within 3%; 8 led 10 by 3-8% on window 256, whose edges cost more with taller tiles. */
+     * within 3.5% (the last run, with 4-tile work-items: 6 best); 8 led 10 by 3-8% on window
+     * 256, whose edges cost more with taller tiles. */
     {"avx512", NULL, CL_DEVICE_TYPE_CPU, {1, 8, 1, 1, 16}},
     /* Any CPU, tuned on POCL's AVX2 target (clattn tune): 6 rows by 16 keys or 16 value columns
      * are 12 accumulators, plus two loaded vectors and a broadcast: the 16 ymm registers. */

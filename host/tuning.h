@@ -15,19 +15,27 @@
  * 150 GFLOP/s with 32 keys, 160 with 64.) */
 #define CLATTN_KEY_CHUNK 64
 
-/* Tiles of query rows per CPU work-item (-DCLATTN_TILES). The item walks them chunk by chunk, so
- * each chunk's K panel and values come from memory or L3 once per CLATTN_ITEM_TILES tiles. */
+/* Work-items per compute unit that the CPU variant's launches aim for, so that every core has
+ * work and a slow item does not hold up the end. */
+#define CLATTN_ITEMS_PER_CU 4
+
+/* Most tiles of query rows per work-item of the CPU variant's attention kernel (-DCLATTN_TILES).
+ * The item walks them chunk by chunk, so each chunk's K panel and values come from memory or L3
+ * once for all of them. A launch with fewer than CLATTN_ITEMS_PER_CU items per compute unit at
+ * this count gives each item fewer tiles (the global-rows pass, short sequences). */
 #define CLATTN_ITEM_TILES 4
+#if CLATTN_ITEM_TILES < 1 || CLATTN_ITEM_TILES > 8
+#error "CLATTN_ITEM_TILES must be 1 to 8 (cl/attention.cl's CLATTN_TILES)"
+#endif
 
 /* Decode (CPU variant, at most CLATTN_SPLIT_MAX_QUERIES query rows, no global rows) splits the
- * keys so that each compute unit gets CLATTN_SPLIT_ITEMS_PER_CU work-items, each split at least
+ * keys so that each compute unit gets CLATTN_ITEMS_PER_CU work-items, each split at least
  * CLATTN_SPLIT_MIN_KEYS keys long. */
 #define CLATTN_SPLIT_MAX_QUERIES 4
-#define CLATTN_SPLIT_ITEMS_PER_CU 4
 #define CLATTN_SPLIT_MIN_KEYS 256
 
 /* Chooses tiles for head dims d (Q, K) and dv (V) on a context's device (its forced tiles, else
- * the table), with at most max_rows rows per CPU work-item (the rows a tile can hold: Nq, or a
+ * the table), with at most max_rows rows per CPU tile (the rows a tile can hold: Nq, or a
  * decode tile's query group); fails with CLATTN_STATUS_DEVICE_LIMIT when no tile fits the
  * device's work-group size or local memory. */
 int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, clattn_tiles *out,
