@@ -475,8 +475,8 @@ inline void band_chunk(row_state *st, const tile_rows *t, __global const float *
     const int16 iota = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     int16 ok[R][NV];
     const int j0 = c * KC;
-    // Only the 16-key groups that meet [kr.lo, kr.hi] are computed: a narrow band's edge chunks would
-    // otherwise spend most of their time on keys the mask drops.
+    // Only the 16-key groups that meet [kr.lo, kr.hi] are computed: a narrow band's edge chunks
+    // would otherwise spend most of their time on keys the mask drops.
     const chunk_span span =
         make_span(j0, kr.lo, kr.hi, nk - j0,
                   rule.dilation != 1 || j0 < t->pmax - rule.left ||
@@ -578,7 +578,8 @@ __kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-s
     for (int x = 0; x < count; x++) {
         tile_index[x] = reverse_tiles ? ntiles - 1 - (first + x) : first + x;
         for (int r = 0; r < R; r++) {
-            const int slot = min(tile_index[x] * R + r, num_rows - 1); // a short last tile repeats a row
+            // a short last tile repeats a row
+            const int slot = min(tile_index[x] * R + r, num_rows - 1);
             const int i = tile_row(rows, use_rows, slot);
             t[x].pos[r] = i + nk - nq;
             t[x].qoff[r] = ((size_t)bh * nq + i) * D;
