@@ -452,24 +452,31 @@ inline void init_state(row_state *st)
     }
 }
 
-// Keys [lo, hi] of a band: lo > hi when there are none.
+// An inclusive range [lo, hi] of keys or of chunks: empty when lo > hi.
 typedef struct {
     int lo, hi;
-} key_range;
+} index_range;
 
 // The keys in [j_lo, j_hi] that meet the tile's band and [0, kv_len).
-inline key_range band_keys(const tile_rows *t, band_rule rule, int kv_len, int j_lo, int j_hi)
+inline index_range band_keys(const tile_rows *t, band_rule rule, int kv_len, int j_lo, int j_hi)
 {
-    const key_range kr = {max(j_lo, max(0, t->pmin - rule.left)),
-                          min(j_hi, min(kv_len - 1, t->pmax + rule.right))};
+    const index_range kr = {max(j_lo, max(0, t->pmin - rule.left)),
+                             min(j_hi, min(kv_len - 1, t->pmax + rule.right))};
     return kr;
+}
+
+// The chunks (of KC keys) that keys `kr` meet, as a range of chunk indices: empty when kr is.
+inline index_range chunks_of(index_range kr)
+{
+    const index_range chunks = {kr.lo / KC, kr.lo <= kr.hi ? kr.hi / KC : -1};
+    return chunks;
 }
 
 // Chunk c (keys [c * KC, c * KC + KC)) of the tile's band keys `kr`, which it meets. Keys are
 // panels ([chunk][D][KC]) or, row_major, [Nk][D].
 inline void band_chunk(row_state *st, const tile_rows *t, __global const float *q,
                        __global const float *keys, bool row_major, __global const float *v,
-                       size_t bhk, int nk, int kv_len, band_rule rule, key_range kr, int c,
+                       size_t bhk, int nk, int kv_len, band_rule rule, index_range kr, int c,
                        float qscale)
 {
     const int16 iota = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -501,8 +508,9 @@ inline void walk_band(row_state *st, const tile_rows *t, __global const float *q
                       size_t bhk, int nk, int kv_len, band_rule rule, int j_lo, int j_hi,
                       float qscale)
 {
-    const key_range kr = band_keys(t, rule, kv_len, j_lo, j_hi);
-    for (int c = kr.lo / KC; kr.lo <= kr.hi && c <= kr.hi / KC; c++)
+    const index_range kr = band_keys(t, rule, kv_len, j_lo, j_hi);
+    const index_range chunks = chunks_of(kr);
+    for (int c = chunks.lo; c <= chunks.hi; c++)
         band_chunk(st, t, q, keys, row_major, v, bhk, nk, kv_len, rule, kr, c, qscale);
 }
 
@@ -573,8 +581,8 @@ __kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-s
     int tile_index[TILES];
     tile_rows t[TILES];
     row_state st[TILES];
-    key_range kr[TILES];
-    int c_lo = INT_MAX, c_hi = INT_MIN;
+    index_range kr[TILES], chunks[TILES];
+    int c_lo = INT_MAX, c_hi = INT_MIN; // the chunks that any of the tiles meets
     for (int x = 0; x < count; x++) {
         tile_index[x] = reverse_tiles ? ntiles - 1 - (first + x) : first + x;
         for (int r = 0; r < R; r++) {
@@ -587,16 +595,17 @@ __kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-s
         span_rows(&t[x]);
         init_state(&st[x]);
         kr[x] = band_keys(&t[x], rule, kv_len, 0, nk - 1);
-        if (kr[x].lo <= kr[x].hi) {
-            c_lo = min(c_lo, kr[x].lo / KC);
-            c_hi = max(c_hi, kr[x].hi / KC);
+        chunks[x] = chunks_of(kr[x]);
+        if (chunks[x].lo <= chunks[x].hi) {
+            c_lo = min(c_lo, chunks[x].lo);
+            c_hi = max(c_hi, chunks[x].hi);
         }
     }
     // Chunk by chunk over the item's tiles, so that each chunk's K panel and values come from
     // memory (or L3) once for all of them and from the L1 or L2 for the rest.
     for (int c = c_lo; c <= c_hi; c++)
         for (int x = 0; x < count; x++)
-            if (kr[x].lo <= kr[x].hi && c >= kr[x].lo / KC && c <= kr[x].hi / KC)
+            if (c >= chunks[x].lo && c <= chunks[x].hi)
                 band_chunk(&st[x], &t[x], q, kpanels, false, v, bhk, nk, kv_len, rule, kr[x], c,
                            qscale);
 

@@ -177,6 +177,12 @@ static int create_kernels(clattn_plan *plan, clattn_error *err)
     return status;
 }
 
+/* Work-items a CPU-variant launch aims for: CLATTN_ITEMS_PER_CU per compute unit. */
+static size_t wanted_items(const clattn_plan *plan)
+{
+    return (size_t)CLATTN_ITEMS_PER_CU * plan->ctx->caps.compute_units;
+}
+
 /* Decode: enough key splits that every compute unit gets several work-items, none shorter than
  * CLATTN_SPLIT_MIN_KEYS keys. */
 static void choose_splits(clattn_plan *plan)
@@ -185,7 +191,7 @@ static void choose_splits(clattn_plan *plan)
     const int group_rows = p->heads / p->kv_heads * p->q_len;
     const size_t items =
         (size_t)p->batch * p->kv_heads * (size_t)((group_rows + plan->tiles.rows - 1) / plan->tiles.rows);
-    const size_t wanted = (size_t)CLATTN_ITEMS_PER_CU * plan->ctx->caps.compute_units;
+    const size_t wanted = wanted_items(plan);
     long long splits = items >= wanted ? 1 : (long long)((wanted + items - 1) / items);
     const long long most = ((long long)p->kv_len + CLATTN_SPLIT_MIN_KEYS - 1) / CLATTN_SPLIT_MIN_KEYS;
     if (splits > most)
@@ -444,7 +450,7 @@ static int item_tiles(const clattn_plan *plan, size_t tiles)
     if (!plan->tiles.cpu_variant)
         return 1;
     const size_t heads = (size_t)plan->p.batch * plan->p.heads;
-    const size_t wanted = (size_t)CLATTN_ITEMS_PER_CU * plan->ctx->caps.compute_units;
+    const size_t wanted = wanted_items(plan);
     int t = CLATTN_ITEM_TILES;
     while (t > 1 && (tiles + t - 1) / t * heads < wanted)
         t /= 2;

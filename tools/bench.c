@@ -472,6 +472,18 @@ static int runtime_error(const char *device, const clattn_context *ctx, const ch
  * with many work-items of few chains. */
 static const int peak_chains[] = {2, 4, 6, 8, 16};
 
+/* `amount` (flops, bytes) per run at `ms` per run, in G per second; 0 for a run too short to time. */
+static double giga_per_second(double amount, double ms)
+{
+    return ms > 0.0 ? amount / (ms * 1e6) : 0.0;
+}
+
+/* part as a percentage of whole; 0 where whole was not measured. */
+static double percent(double part, double whole)
+{
+    return whole > 0.0 ? 100.0 * part / whole : 0.0;
+}
+
 /* Best time of `runs` launches of a probe over `global` work-items, after one untimed launch
  * (POCL compiles the work-group function at the first launch). */
 static cl_int best_launch_ms(cl_command_queue queue, cl_kernel kernel, size_t global, int runs, double *best)
@@ -546,7 +558,7 @@ static int measure_peak(bench_device *dev)
         }
         if (!status)
             status = peak_best_ms(dev->ctx, peak_chains[c], iters, 3, &ms);
-        const double gflops = 2.0 * 16.0 * peak_chains[c] * iters * items / (ms * 1e6);
+        const double gflops = giga_per_second(2.0 * 16.0 * peak_chains[c] * iters * items, ms);
         if (!status && gflops > dev->peak_gflops)
             dev->peak_gflops = gflops;
     }
@@ -593,7 +605,7 @@ static int measure_copy(bench_device *dev)
     clReleaseProgram(program);
     if (rc != CL_SUCCESS)
         return runtime_error(dev->label, ctx, "measuring the copy bandwidth", rc);
-    dev->copy_gbps = 2.0 * (double)bytes / (best * 1e6);
+    dev->copy_gbps = giga_per_second(2.0 * (double)bytes, best);
     return 0;
 }
 
@@ -853,22 +865,16 @@ static void init_row(bench_row *row, int device, const char *label, const worklo
     snprintf(row->label, sizeof row->label, "%s", label);
 }
 
-/* The workload's GFLOP/s at `ms` per run; 0 for a run too short to time. */
-static double workload_gflops(const workload *w, double ms)
-{
-    return ms > 0.0 ? w->flops / (ms * 1e6) : 0.0;
-}
-
 /* dev: NULL for the baseline, which has no measured peak or bandwidth. */
 static int record_row(bench_state *s, bench_row *row, const workload *w, const bench_device *dev)
 {
     const double peak_gflops = dev != NULL ? dev->peak_gflops : 0.0;
-    row->gflops = workload_gflops(w, row->ms_median);
+    row->gflops = giga_per_second(w->flops, row->ms_median);
     row->peak_gflops = peak_gflops;
-    row->pct_peak = peak_gflops > 0.0 ? 100.0 * row->gflops / peak_gflops : 0.0;
-    row->gbps = row->ms_median > 0.0 ? (double)(2 * w->q_bytes + 2 * w->kv_bytes) / (row->ms_median * 1e6) : 0.0;
+    row->pct_peak = percent(row->gflops, peak_gflops);
+    row->gbps = giga_per_second((double)(2 * w->q_bytes + 2 * w->kv_bytes), row->ms_median);
     row->copy_gbps = dev != NULL ? dev->copy_gbps : 0.0;
-    row->pct_copy = row->copy_gbps > 0.0 ? 100.0 * row->gbps / row->copy_gbps : 0.0;
+    row->pct_copy = percent(row->gbps, row->copy_gbps);
     if (s->num_rows == s->max_rows) {
         const size_t max = s->max_rows ? 2 * s->max_rows : 32;
         bench_row *rows = realloc(s->rows, max * sizeof *rows);
@@ -1280,7 +1286,7 @@ static int tune_device(bench_state *s, bench_device *dev)
         if ((status = bench_clattn(s, dev, &w, &row)) != 0)
             break;
         printf("  %-5s rows=%-2d kw=%-2d wg=%-3d bk=%-2d  %9.3f ms  %7.1f GFLOP/s\n", t->cpu_variant ? "cpu" : "local",
-               t->rows, t->kw, t->wg, t->bk, row.ms_median, workload_gflops(&w, row.ms_median));
+               t->rows, t->kw, t->wg, t->bk, row.ms_median, giga_per_second(w.flops, row.ms_median));
         if (row.ms_median < best_ms) {
             best_ms = row.ms_median;
             best = c;
