@@ -7,12 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices.h"
 #include "program.h"
 
-#define CLATTN_MAX_PLATFORMS 16
-#define CLATTN_MAX_DEVICES 64
-
-static int query_caps(cl_device_id device, clattn_device_caps *caps, clattn_error *err)
+static int query_caps(cl_device_id device, clattn__device_caps *caps, clattn__error *err)
 {
     memset(caps, 0, sizeof *caps);
     cl_int rc = clGetDeviceInfo(device, CL_DEVICE_NAME, sizeof caps->name - 1, caps->name, NULL);
@@ -37,52 +35,8 @@ static int query_caps(cl_device_id device, clattn_device_caps *caps, clattn_erro
         rc = clGetDeviceInfo(device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof caps->global_mem, &caps->global_mem,
                              NULL);
     if (rc != CL_SUCCESS)
-        return clattn_fail(err, rc, "clGetDeviceInfo failed: %s", clattn_cl_error_name(rc));
+        return clattn__fail(err, rc, "clGetDeviceInfo failed: %s", clattn__cl_error_name(rc));
     return CLATTN_STATUS_OK;
-}
-
-/* Finds the device a spec names. "gpu"/"cpu": the first of that type over all platforms. */
-static int find_device(const char *spec, cl_device_id *out, clattn_error *err)
-{
-    int want_p = -1, want_d = -1;
-    char tail;
-    cl_device_type type = 0;
-    if (strcmp(spec, "gpu") == 0)
-        type = CL_DEVICE_TYPE_GPU;
-    else if (strcmp(spec, "cpu") == 0)
-        type = CL_DEVICE_TYPE_CPU;
-    else if (sscanf(spec, "%d:%d%c", &want_p, &want_d, &tail) != 2 || want_p < 0 || want_d < 0)
-        return clattn_fail(err, CLATTN_STATUS_INVALID_DEVICE_SPEC,
-                           "device '%s': expected cpu, gpu, reference or P:D (platform:device index)", spec);
-
-    cl_platform_id platforms[CLATTN_MAX_PLATFORMS];
-    cl_uint nplat = 0;
-    cl_int rc = clGetPlatformIDs(CLATTN_MAX_PLATFORMS, platforms, &nplat);
-    const cl_int no_platform = -1001; /* CL_PLATFORM_NOT_FOUND_KHR: the ICD loader found none */
-    if (rc == no_platform || (rc == CL_SUCCESS && nplat == 0))
-        return clattn_fail(err, CLATTN_STATUS_NO_DEVICE, "device '%s': no OpenCL platform is installed", spec);
-    if (rc != CL_SUCCESS)
-        return clattn_fail(err, rc, "clGetPlatformIDs failed: %s", clattn_cl_error_name(rc));
-    if (nplat > CLATTN_MAX_PLATFORMS)
-        nplat = CLATTN_MAX_PLATFORMS;
-    for (cl_uint p = 0; p < nplat; p++) {
-        cl_device_id devices[CLATTN_MAX_DEVICES];
-        cl_uint ndev = 0;
-        if (want_p >= 0 && (int)p != want_p)
-            continue;
-        rc = clGetDeviceIDs(platforms[p], type ? type : CL_DEVICE_TYPE_ALL, CLATTN_MAX_DEVICES, devices, &ndev);
-        if (rc != CL_SUCCESS || ndev == 0)
-            continue;
-        if (type) {
-            *out = devices[0];
-            return CLATTN_STATUS_OK;
-        }
-        if (want_d < (int)ndev && want_d < CLATTN_MAX_DEVICES) {
-            *out = devices[want_d];
-            return CLATTN_STATUS_OK;
-        }
-    }
-    return clattn_fail(err, CLATTN_STATUS_NO_DEVICE, "device '%s': no such OpenCL device", spec);
 }
 
 /* The default when no spec is given: $CLATTN_DEVICE, else a GPU, else a CPU, else reference. */
@@ -92,26 +46,26 @@ static const char *default_spec(void)
     if (env != NULL && env[0] != '\0')
         return env;
     cl_device_id dev;
-    if (find_device("gpu", &dev, NULL) == CLATTN_STATUS_OK)
+    if (clattn__find_device("gpu", &dev, NULL) == CLATTN_STATUS_OK)
         return "gpu";
-    if (find_device("cpu", &dev, NULL) == CLATTN_STATUS_OK)
+    if (clattn__find_device("cpu", &dev, NULL) == CLATTN_STATUS_OK)
         return "cpu";
     return "reference";
 }
 
-static int context_alloc(const clattn_context_desc *desc, clattn_context **out, clattn_error *err)
+static int context_alloc(const clattn_context_desc *desc, clattn_context **out, clattn__error *err)
 {
     clattn_context *ctx = calloc(1, sizeof *ctx);
     if (ctx == NULL)
-        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "context of %zu bytes", sizeof *ctx);
+        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "context of %zu bytes", sizeof *ctx);
     if (pthread_mutex_init(&ctx->programs_lock, NULL) != 0) {
         free(ctx);
-        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "context mutex");
+        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "context mutex");
     }
     if (pthread_mutex_init(&ctx->message_lock, NULL) != 0) {
         pthread_mutex_destroy(&ctx->programs_lock);
         free(ctx);
-        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "context mutex");
+        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "context mutex");
     }
     const char *dir = desc != NULL ? desc->cache_dir : NULL;
     if (dir == NULL)
@@ -120,7 +74,7 @@ static int context_alloc(const clattn_context_desc *desc, clattn_context **out, 
         ctx->cache_dir = malloc(strlen(dir) + 1);
         if (ctx->cache_dir == NULL) {
             clattn_context_free(ctx);
-            return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "cache_dir '%s'", dir);
+            return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "cache_dir '%s'", dir);
         }
         strcpy(ctx->cache_dir, dir);
     }
@@ -137,11 +91,11 @@ int clattn_context_create(const clattn_context_desc *desc, clattn_context **out)
     if (out == NULL)
         return CLATTN_STATUS_NULL_ARGUMENT;
     *out = NULL;
-    clattn_error err = {{0}};
+    clattn__error err = {{0}};
     clattn_context *ctx = NULL;
     int status = context_alloc(desc, &ctx, &err);
     if (status != CLATTN_STATUS_OK)
-        return clattn_context_report(NULL, status, &err);
+        return clattn__context_report(NULL, status, &err);
     const char *spec = desc != NULL && desc->device != NULL && desc->device[0] != '\0' ? desc->device
                                                                                          : default_spec();
     if (strcmp(spec, "reference") == 0) {
@@ -151,7 +105,7 @@ int clattn_context_create(const clattn_context_desc *desc, clattn_context **out)
         return CLATTN_STATUS_OK;
     }
     cl_int rc = CL_SUCCESS;
-    status = find_device(spec, &ctx->device, &err);
+    status = clattn__find_device(spec, &ctx->device, &err);
     if (status == CLATTN_STATUS_OK)
         status = query_caps(ctx->device, &ctx->caps, &err);
     if (status == CLATTN_STATUS_OK) {
@@ -159,12 +113,12 @@ int clattn_context_create(const clattn_context_desc *desc, clattn_context **out)
         if (rc == CL_SUCCESS)
             ctx->queue = clCreateCommandQueue(ctx->cl, ctx->device, CL_QUEUE_PROFILING_ENABLE, &rc);
         if (rc != CL_SUCCESS)
-            status = clattn_fail(&err, rc, "device '%s': creating the context or queue failed: %s", spec,
-                                 clattn_cl_error_name(rc));
+            status = clattn__fail(&err, rc, "device '%s': creating the context or queue failed: %s", spec,
+                                 clattn__cl_error_name(rc));
     }
     if (status != CLATTN_STATUS_OK) {
         clattn_context_free(ctx);
-        return clattn_context_report(NULL, status, &err);
+        return clattn__context_report(NULL, status, &err);
     }
     *out = ctx;
     return CLATTN_STATUS_OK;
@@ -178,15 +132,15 @@ int clattn_context_wrap(cl_context cl_ctx, cl_device_id device, cl_command_queue
     *out = NULL;
     if (cl_ctx == NULL || device == NULL || queue == NULL)
         return CLATTN_STATUS_NULL_ARGUMENT;
-    clattn_error err = {{0}};
+    clattn__error err = {{0}};
     clattn_context *ctx = NULL;
     int status = context_alloc(desc, &ctx, &err);
     if (status != CLATTN_STATUS_OK)
-        return clattn_context_report(NULL, status, &err);
+        return clattn__context_report(NULL, status, &err);
     status = query_caps(device, &ctx->caps, &err);
     if (status != CLATTN_STATUS_OK) {
         clattn_context_free(ctx);
-        return clattn_context_report(NULL, status, &err);
+        return clattn__context_report(NULL, status, &err);
     }
     clRetainContext(cl_ctx);
     clRetainCommandQueue(queue);
@@ -201,7 +155,7 @@ void clattn_context_free(clattn_context *ctx)
 {
     if (ctx == NULL)
         return;
-    clattn_program_cache_clear(ctx);
+    clattn__program_cache_clear(ctx);
     if (ctx->queue != NULL)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->cl != NULL)
@@ -216,7 +170,7 @@ void clattn_context_free(clattn_context *ctx)
  * thread; clattn_context_message(NULL) reads it. */
 static _Thread_local char orphan_message[CLATTN_MESSAGE_SIZE];
 
-int clattn_context_report(clattn_context *ctx, int status, const clattn_error *err)
+int clattn__context_report(clattn_context *ctx, int status, const clattn__error *err)
 {
     if (status == CLATTN_STATUS_OK)
         return status;
@@ -231,7 +185,7 @@ int clattn_context_report(clattn_context *ctx, int status, const clattn_error *e
     return status;
 }
 
-void clattn_context_log(clattn_context *ctx, const char *fmt, ...)
+void clattn__context_log(clattn_context *ctx, const char *fmt, ...)
 {
     if (ctx == NULL || ctx->log == NULL)
         return;

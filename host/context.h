@@ -5,10 +5,10 @@
 
 #include <pthread.h>
 
-#include "clattn.h"
+#include "clattn_advanced.h"
 #include "error.h"
 
-typedef struct clattn_program_entry clattn_program_entry;
+typedef struct clattn__program_entry clattn__program_entry;
 
 /* What the plans need to know of a device to choose kernels and tiles. */
 typedef struct {
@@ -21,23 +21,14 @@ typedef struct {
     cl_ulong local_mem;
     cl_ulong max_alloc;
     cl_ulong global_mem;
-} clattn_device_caps;
-
-/* Kernel variant and tile sizes of cl/attention.cl (chosen by tuning.c). */
-typedef struct {
-    int cpu_variant; /* 1: barrier-free register-blocked kernel; 0: __local tiles */
-    int rows;        /* CPU variant: query rows per tile (a work-item takes up to CLATTN_ITEM_TILES) */
-    int wg;          /* GPU variant: work-group size = query rows per tile */
-    int bk;          /* GPU variant: keys per __local tile */
-    int kw;          /* CPU variant: keys per score vector (8 or 16) */
-} clattn_tiles;
+} clattn__device_caps;
 
 struct clattn_context {
     int reference; /* the double-precision host path; no OpenCL objects */
     cl_device_id device;
     cl_context cl;
     cl_command_queue queue;
-    clattn_device_caps caps;
+    clattn__device_caps caps;
     char *cache_dir; /* NULL: no on-disk program cache */
     clattn_log_fn log;
     void *log_user;
@@ -46,27 +37,19 @@ struct clattn_context {
     pthread_mutex_t programs_lock; /* guards programs */
     pthread_mutex_t message_lock;  /* guards message */
     char message[CLATTN_MESSAGE_SIZE];
-    clattn_program_entry *programs;
+    clattn__program_entry *programs;
     int tiles_forced;           /* tests and `clattn tune`: forced_tiles instead of the table */
     clattn_tiles forced_tiles;
 };
 
 /* Records err's message as the context's last message and returns status (unchanged). */
-int clattn_context_report(clattn_context *ctx, int status, const clattn_error *err);
+int clattn__context_report(clattn_context *ctx, int status, const clattn__error *err);
 
 /* Sends a line to the log callback, if any. */
-void clattn_context_log(clattn_context *ctx, const char *fmt, ...)
+void clattn__context_log(clattn_context *ctx, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-
-/* Tests only: lowers the limits the plans honour, to emulate a smaller device. 0 keeps one. */
-void clattn_context_emulate_limits(clattn_context *ctx, size_t max_work_group, cl_ulong local_mem,
-                                   cl_ulong max_alloc);
-
-/* Tests and tuning: the plans created after this call use these tiles (still clamped to the
- * device's limits); NULL goes back to the table. */
-void clattn_context_force_tiles(clattn_context *ctx, const clattn_tiles *tiles);
 
 #endif

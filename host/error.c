@@ -7,7 +7,7 @@
 
 #include "clattn.h"
 
-int clattn_fail(clattn_error *err, int status, const char *fmt, ...)
+int clattn__fail(clattn__error *err, int status, const char *fmt, ...)
 {
     if (err != NULL) {
         va_list args;
@@ -18,7 +18,7 @@ int clattn_fail(clattn_error *err, int status, const char *fmt, ...)
     return status;
 }
 
-const char *clattn_cl_error_name(int code)
+const char *clattn__cl_error_name(int code)
 {
     switch (code) {
 #define CLATTN_CL_NAME_(c) \
@@ -77,6 +77,6 @@ const char *clattn_status_string(int status)
     case value: return text;
         CLATTN_STATUS_TABLE(CLATTN_STATUS_CASE_)
 #undef CLATTN_STATUS_CASE_
-    default: return status < 0 ? clattn_cl_error_name(status) : "unknown clattn status";
+    default: return status < 0 ? clattn__cl_error_name(status) : "unknown clattn status";
     }
 }

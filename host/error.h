@@ -9,17 +9,17 @@
 
 typedef struct {
     char text[CLATTN_MESSAGE_SIZE];
-} clattn_error;
+} clattn__error;
 
 /* Formats the message into err (when not NULL) and returns status, so that a failure reads
- * `return clattn_fail(err, CLATTN_STATUS_INVALID_SIZE, "q_len = %d", n);` */
-int clattn_fail(clattn_error *err, int status, const char *fmt, ...)
+ * `return clattn__fail(err, CLATTN_STATUS_INVALID_SIZE, "q_len = %d", n);` */
+int clattn__fail(clattn__error *err, int status, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 
 /* Name of an OpenCL error code ("CL_OUT_OF_RESOURCES"), or "CL_UNKNOWN_ERROR". */
-const char *clattn_cl_error_name(int code);
+const char *clattn__cl_error_name(int code);
 
 #endif

@@ -57,7 +57,7 @@ static void format_shape(char text[NPY_SHAPE_TEXT], int rank, const long long *s
 
 /* Elements of a shape with non-negative dimensions, failing when their bytes overflow size_t.
  * A zero dimension makes the count 0 whatever the other dimensions are, as in NumPy. */
-static int shape_count(int rank, const long long *shape, size_t *count, clattn_error *err)
+static int shape_count(int rank, const long long *shape, size_t *count, clattn__error *err)
 {
     for (int i = 0; i < rank; i++) {
         if (shape[i] == 0) {
@@ -71,7 +71,7 @@ static int shape_count(int rank, const long long *shape, size_t *count, clattn_e
         if ((unsigned long long)shape[i] > limit / n) {
             char text[NPY_SHAPE_TEXT];
             format_shape(text, rank, shape);
-            return clattn_fail(err, CLATTN_STATUS_SIZE_OVERFLOW,
+            return clattn__fail(err, CLATTN_STATUS_SIZE_OVERFLOW,
                                "shape %s: its byte count overflows size_t", text);
         }
         n *= (size_t)shape[i];
@@ -80,10 +80,10 @@ static int shape_count(int rank, const long long *shape, size_t *count, clattn_e
     return CLATTN_STATUS_OK;
 }
 
-static int check_rank_range(int min_rank, int max_rank, clattn_error *err)
+static int check_rank_range(int min_rank, int max_rank, clattn__error *err)
 {
     if (min_rank < 1 || max_rank > CLATTN_NPY_MAX_RANK || min_rank > max_rank)
-        return clattn_fail(err, CLATTN_STATUS_INVALID_SIZE, "rank range [%d, %d] is not within [1, %d]",
+        return clattn__fail(err, CLATTN_STATUS_INVALID_SIZE, "rank range [%d, %d] is not within [1, %d]",
                            min_rank, max_rank, CLATTN_NPY_MAX_RANK);
     return CLATTN_STATUS_OK;
 }
@@ -110,20 +110,20 @@ static int accept(cursor *c, char ch)
     return 1;
 }
 
-static int malformed(const cursor *c, clattn_error *err, const char *expected)
+static int malformed(const cursor *c, clattn__error *err, const char *expected)
 {
     if (c->pos >= c->end)
-        return clattn_fail(err, CLATTN_STATUS_FILE_TRUNCATED,
+        return clattn__fail(err, CLATTN_STATUS_FILE_TRUNCATED,
                            "npy header malformed: it ends inside the dict (unterminated) where %s was "
                            "expected",
                            expected);
     const unsigned char found = (unsigned char)*c->pos;
     const size_t at = (size_t)(c->pos - c->begin);
     if (found >= 0x20 && found < 0x7f)
-        return clattn_fail(err, CLATTN_STATUS_FILE_TRUNCATED,
+        return clattn__fail(err, CLATTN_STATUS_FILE_TRUNCATED,
                            "npy header malformed at header byte %zu: found '%c' where %s was expected",
                            at, found, expected);
-    return clattn_fail(err, CLATTN_STATUS_FILE_TRUNCATED,
+    return clattn__fail(err, CLATTN_STATUS_FILE_TRUNCATED,
                        "npy header malformed at header byte %zu: found byte 0x%02x where %s was expected",
                        at, found, expected);
 }
@@ -153,7 +153,7 @@ static int is_token(const char *text, size_t len, const char *word)
     return len == strlen(word) && memcmp(text, word, len) == 0;
 }
 
-static int parse_bool(cursor *c, int *value, clattn_error *err)
+static int parse_bool(cursor *c, int *value, clattn__error *err)
 {
     next_char(c); /* skips the whitespace before the word */
     const char *start = c->pos;
@@ -170,13 +170,13 @@ static int parse_bool(cursor *c, int *value, clattn_error *err)
 
 /* A non-negative decimal integer. One too large for long long is noted in h->big_dim and
  * reported after the dtype and rank checks, which say more about a wrong file. */
-static int parse_dim(cursor *c, npy_header *h, long long *value, clattn_error *err)
+static int parse_dim(cursor *c, npy_header *h, long long *value, clattn__error *err)
 {
     if (next_char(c) == '-') {
         const char *start = c->pos++;
         while (c->pos < c->end && *c->pos >= '0' && *c->pos <= '9')
             c->pos++;
-        return clattn_fail(err, CLATTN_STATUS_FILE_TRUNCATED, "npy header malformed: negative dimension %.*s",
+        return clattn__fail(err, CLATTN_STATUS_FILE_TRUNCATED, "npy header malformed: negative dimension %.*s",
                            (int)(c->pos - start > 24 ? 24 : c->pos - start), start);
     }
     const char *start = c->pos;
@@ -200,7 +200,7 @@ static int parse_dim(cursor *c, npy_header *h, long long *value, clattn_error *e
 }
 
 /* A tuple: "()", "(3,)", "(2, 3)", "(2, 3,)"; "(3)" is an int in Python, not a shape. */
-static int parse_shape(cursor *c, npy_header *h, clattn_error *err)
+static int parse_shape(cursor *c, npy_header *h, clattn__error *err)
 {
     if (!accept(c, '('))
         return malformed(c, err, "'(' opening the shape tuple");
@@ -222,24 +222,24 @@ static int parse_shape(cursor *c, npy_header *h, clattn_error *err)
         }
     }
     if (count == 1 && !comma)
-        return clattn_fail(err, CLATTN_STATUS_FILE_TRUNCATED,
+        return clattn__fail(err, CLATTN_STATUS_FILE_TRUNCATED,
                            "npy header malformed: shape (%lld) is not a tuple; a 1-D shape is (%lld,)",
                            h->shape[0], h->shape[0]);
     h->rank = count;
     return CLATTN_STATUS_OK;
 }
 
-static int parse_value(cursor *c, const char *key, size_t key_len, npy_header *h, clattn_error *err)
+static int parse_value(cursor *c, const char *key, size_t key_len, npy_header *h, clattn__error *err)
 {
     int *seen = is_token(key, key_len, "descr")           ? &h->has_descr
                 : is_token(key, key_len, "fortran_order") ? &h->has_fortran
                 : is_token(key, key_len, "shape")         ? &h->has_shape
                                                           : NULL;
     if (seen == NULL)
-        return clattn_fail(err, CLATTN_STATUS_FILE_TRUNCATED, "npy header malformed: unknown key '%.*s'",
+        return clattn__fail(err, CLATTN_STATUS_FILE_TRUNCATED, "npy header malformed: unknown key '%.*s'",
                            (int)(key_len > 40 ? 40 : key_len), key);
     if (*seen)
-        return clattn_fail(err, CLATTN_STATUS_FILE_TRUNCATED, "npy header malformed: key '%.*s' repeated",
+        return clattn__fail(err, CLATTN_STATUS_FILE_TRUNCATED, "npy header malformed: key '%.*s' repeated",
                            (int)key_len, key);
     *seen = 1;
     if (seen == &h->has_fortran)
@@ -247,13 +247,13 @@ static int parse_value(cursor *c, const char *key, size_t key_len, npy_header *h
     if (seen == &h->has_shape)
         return parse_shape(c, h, err);
     if (!parse_string(c, &h->descr, &h->descr_len))
-        return clattn_fail(err, CLATTN_STATUS_FILE_DTYPE,
+        return clattn__fail(err, CLATTN_STATUS_FILE_DTYPE,
                            "npy descr is not a plain dtype string such as '<f4' (structured dtypes are "
                            "not supported)");
     return CLATTN_STATUS_OK;
 }
 
-static int parse_dict(cursor *c, npy_header *h, clattn_error *err)
+static int parse_dict(cursor *c, npy_header *h, clattn__error *err)
 {
     if (!accept(c, '{'))
         return malformed(c, err, "'{' opening the header dict");
@@ -279,7 +279,7 @@ static int parse_dict(cursor *c, npy_header *h, clattn_error *err)
                                                   : !h->has_shape   ? "shape"
                                                                     : NULL;
     if (missing != NULL)
-        return clattn_fail(err, CLATTN_STATUS_FILE_TRUNCATED, "npy header malformed: no '%s' key", missing);
+        return clattn__fail(err, CLATTN_STATUS_FILE_TRUNCATED, "npy header malformed: no '%s' key", missing);
     return CLATTN_STATUS_OK;
 }
 
@@ -295,41 +295,41 @@ static size_t preamble_size(unsigned char major)
 
 /* Checks the magic and version of `bytes` and reads the header length that follows. */
 static int parse_preamble(const unsigned char *bytes, size_t size, size_t *preamble, size_t *header_len,
-                          clattn_error *err)
+                          clattn__error *err)
 {
     if (size == 0)
-        return clattn_fail(err, CLATTN_STATUS_FILE_TRUNCATED, "empty file: no .npy magic");
+        return clattn__fail(err, CLATTN_STATUS_FILE_TRUNCATED, "empty file: no .npy magic");
     const size_t magic_bytes = size < sizeof npy_magic ? size : sizeof npy_magic;
     if (memcmp(bytes, npy_magic, magic_bytes) != 0) {
         char found[3 * sizeof npy_magic + 1] = "";
         for (size_t i = 0; i < magic_bytes; i++)
             snprintf(found + 3 * i, sizeof found - 3 * i, " %02x", bytes[i]);
-        return clattn_fail(err, CLATTN_STATUS_FILE_TRUNCATED,
+        return clattn__fail(err, CLATTN_STATUS_FILE_TRUNCATED,
                            "malformed: not a .npy file, it begins with bytes%s instead of 93 4e 55 4d 50 59",
                            found);
     }
     if (size < NPY_PREFIX_BYTES)
-        return clattn_fail(err, CLATTN_STATUS_FILE_TRUNCATED,
+        return clattn__fail(err, CLATTN_STATUS_FILE_TRUNCATED,
                            "truncated: %zu bytes, shorter than the .npy preamble", size);
     *preamble = preamble_size(bytes[6]);
     if (*preamble == 0 || bytes[7] != 0)
-        return clattn_fail(err, CLATTN_STATUS_FILE_TRUNCATED,
+        return clattn__fail(err, CLATTN_STATUS_FILE_TRUNCATED,
                            "malformed: unsupported .npy format version %u.%u (1.0, 2.0 and 3.0 are)",
                            bytes[6], bytes[7]);
     if (size < *preamble)
-        return clattn_fail(err, CLATTN_STATUS_FILE_TRUNCATED,
+        return clattn__fail(err, CLATTN_STATUS_FILE_TRUNCATED,
                            "truncated: %zu bytes, shorter than the .npy preamble", size);
     *header_len = 0;
     for (size_t i = *preamble; i-- > NPY_PREFIX_BYTES;)
         *header_len = *header_len << 8 | bytes[i];
     if (*header_len > NPY_HEADER_LIMIT)
-        return clattn_fail(err, CLATTN_STATUS_FILE_TRUNCATED, "malformed: header length %zu exceeds %d bytes",
+        return clattn__fail(err, CLATTN_STATUS_FILE_TRUNCATED, "malformed: header length %zu exceeds %d bytes",
                            *header_len, NPY_HEADER_LIMIT);
     return CLATTN_STATUS_OK;
 }
 
 /* Parses the preamble and dict of `bytes`; h->descr points into `bytes` afterwards. */
-static int parse_header(const unsigned char *bytes, size_t size, npy_header *h, clattn_error *err)
+static int parse_header(const unsigned char *bytes, size_t size, npy_header *h, clattn__error *err)
 {
     memset(h, 0, sizeof *h);
     size_t preamble = 0;
@@ -338,7 +338,7 @@ static int parse_header(const unsigned char *bytes, size_t size, npy_header *h, 
     if (status != CLATTN_STATUS_OK)
         return status;
     if (size - preamble < header_len)
-        return clattn_fail(err, CLATTN_STATUS_FILE_TRUNCATED,
+        return clattn__fail(err, CLATTN_STATUS_FILE_TRUNCATED,
                            "truncated header: %zu bytes expected, %zu present", header_len, size - preamble);
     h->data_offset = preamble + header_len;
     const char *text = (const char *)bytes + preamble;
@@ -348,25 +348,25 @@ static int parse_header(const unsigned char *bytes, size_t size, npy_header *h, 
 
 /* Checks a parsed header against what the caller accepts; gives the element count. */
 static int check_header(const npy_header *h, int min_rank, int max_rank, size_t *count,
-                        clattn_error *err)
+                        clattn__error *err)
 {
     if (!is_token(h->descr, h->descr_len, "<f4"))
-        return clattn_fail(err, CLATTN_STATUS_FILE_DTYPE,
+        return clattn__fail(err, CLATTN_STATUS_FILE_DTYPE,
                            "dtype '%.*s' is not supported: only little-endian float32 '<f4' is",
                            (int)(h->descr_len > 40 ? 40 : h->descr_len), h->descr);
     if (h->fortran_order)
-        return clattn_fail(err, CLATTN_STATUS_FILE_DTYPE,
+        return clattn__fail(err, CLATTN_STATUS_FILE_DTYPE,
                            "fortran_order is True: only C-order arrays are supported");
     if (h->rank < min_rank || h->rank > max_rank)
-        return clattn_fail(err, CLATTN_STATUS_FILE_RANK, "rank %d is outside [%d, %d]", h->rank, min_rank,
+        return clattn__fail(err, CLATTN_STATUS_FILE_RANK, "rank %d is outside [%d, %d]", h->rank, min_rank,
                            max_rank);
     if (h->big_dim != NULL)
-        return clattn_fail(err, CLATTN_STATUS_SIZE_OVERFLOW, "dimension %.*s overflows a 64-bit integer",
+        return clattn__fail(err, CLATTN_STATUS_SIZE_OVERFLOW, "dimension %.*s overflows a 64-bit integer",
                            (int)(h->big_dim_len > 40 ? 40 : h->big_dim_len), h->big_dim);
     return shape_count(h->rank, h->shape, count, err);
 }
 
-static int check_data_length(const npy_header *h, size_t count, size_t actual, clattn_error *err)
+static int check_data_length(const npy_header *h, size_t count, size_t actual, clattn__error *err)
 {
     const size_t expected = count * sizeof(float);
     if (actual == expected)
@@ -374,14 +374,14 @@ static int check_data_length(const npy_header *h, size_t count, size_t actual, c
     char text[NPY_SHAPE_TEXT];
     format_shape(text, h->rank, h->shape);
     if (actual < expected)
-        return clattn_fail(err, CLATTN_STATUS_FILE_TRUNCATED,
+        return clattn__fail(err, CLATTN_STATUS_FILE_TRUNCATED,
                            "truncated data: shape %s needs %zu bytes, %zu present", text, expected, actual);
-    return clattn_fail(err, CLATTN_STATUS_FILE_TRUNCATED,
+    return clattn__fail(err, CLATTN_STATUS_FILE_TRUNCATED,
                        "malformed: %zu bytes of data, shape %s needs %zu (%zu trailing)", actual, text, expected,
                        actual - expected);
 }
 
-static int alloc_tensor(const npy_header *h, size_t count, clattn_npy *out, clattn_error *err)
+static int alloc_tensor(const npy_header *h, size_t count, clattn_npy *out, clattn__error *err)
 {
     out->rank = h->rank;
     memcpy(out->shape, h->shape, sizeof out->shape);
@@ -390,7 +390,7 @@ static int alloc_tensor(const npy_header *h, size_t count, clattn_npy *out, clat
         return CLATTN_STATUS_OK;
     out->data = malloc(count * sizeof(float));
     if (out->data == NULL)
-        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "%zu bytes for a tensor", count * sizeof(float));
+        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "%zu bytes for a tensor", count * sizeof(float));
     return CLATTN_STATUS_OK;
 }
 
@@ -428,10 +428,10 @@ void clattn_npy_free(clattn_npy *t)
 }
 
 int clattn_npy_parse(const unsigned char *bytes, size_t size, int min_rank, int max_rank,
-                     clattn_npy *out, clattn_error *err)
+                     clattn_npy *out, clattn__error *err)
 {
     if (out == NULL || (bytes == NULL && size > 0))
-        return clattn_fail(err, CLATTN_STATUS_NULL_ARGUMENT, "npy parse: %s is NULL", out ? "bytes" : "out");
+        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "npy parse: %s is NULL", out ? "bytes" : "out");
     memset(out, 0, sizeof *out);
     npy_header h;
     size_t count = 0;
@@ -451,9 +451,9 @@ int clattn_npy_parse(const unsigned char *bytes, size_t size, int min_rank, int 
     return status;
 }
 
-static int read_error(clattn_error *err)
+static int read_error(clattn__error *err)
 {
-    return clattn_fail(err, CLATTN_STATUS_FILE_IO, "read error: %s", strerror(errno));
+    return clattn__fail(err, CLATTN_STATUS_FILE_IO, "read error: %s", strerror(errno));
 }
 
 /* Bytes left in the stream, consumed; only trailing garbage gets here, so it is rare and small. */
@@ -484,7 +484,7 @@ static int data_bytes_in_file(FILE *f, size_t *bytes)
 
 /* Reads exactly the preamble (its length depends on the version byte), then the header it
  * announces, then the data straight into the tensor, so that a large file is never held twice. */
-static int read_stream(FILE *f, int min_rank, int max_rank, clattn_npy *out, clattn_error *err)
+static int read_stream(FILE *f, int min_rank, int max_rank, clattn_npy *out, clattn__error *err)
 {
     unsigned char preamble[NPY_PREAMBLE_MAX];
     size_t got = fread(preamble, 1, NPY_PREFIX_BYTES, f);
@@ -500,7 +500,7 @@ static int read_stream(FILE *f, int min_rank, int max_rank, clattn_npy *out, cla
 
     unsigned char *header = malloc(preamble_len + header_len);
     if (header == NULL)
-        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "%zu bytes for the npy header", header_len);
+        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "%zu bytes for the npy header", header_len);
     memcpy(header, preamble, preamble_len);
     const size_t header_got = preamble_len + fread(header + preamble_len, 1, header_len, f);
     npy_header h;
@@ -526,16 +526,16 @@ static int read_stream(FILE *f, int min_rank, int max_rank, clattn_npy *out, cla
     return status;
 }
 
-int clattn_npy_read(const char *path, int min_rank, int max_rank, clattn_npy *out, clattn_error *err)
+int clattn_npy_read(const char *path, int min_rank, int max_rank, clattn_npy *out, clattn__error *err)
 {
     if (out == NULL || path == NULL)
-        return clattn_fail(err, CLATTN_STATUS_NULL_ARGUMENT, "npy read: %s is NULL", out ? "path" : "out");
+        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "npy read: %s is NULL", out ? "path" : "out");
     memset(out, 0, sizeof *out);
-    clattn_error inner; /* the message without the path, which is prefixed at the end */
+    clattn__error inner; /* the message without the path, which is prefixed at the end */
     int status = check_rank_range(min_rank, max_rank, &inner);
     FILE *f = NULL;
     if (status == CLATTN_STATUS_OK && (f = fopen(path, "rb")) == NULL)
-        status = clattn_fail(&inner, CLATTN_STATUS_FILE_IO, "cannot open: %s", strerror(errno));
+        status = clattn__fail(&inner, CLATTN_STATUS_FILE_IO, "cannot open: %s", strerror(errno));
     if (status == CLATTN_STATUS_OK) {
         status = read_stream(f, min_rank, max_rank, out, &inner);
         fclose(f); /* read-only: a close error loses nothing */
@@ -543,7 +543,7 @@ int clattn_npy_read(const char *path, int min_rank, int max_rank, clattn_npy *ou
     if (status == CLATTN_STATUS_OK)
         return status;
     clattn_npy_free(out);
-    return clattn_fail(err, status, "%s: %s", path, inner.text);
+    return clattn__fail(err, status, "%s: %s", path, inner.text);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -571,21 +571,21 @@ static size_t format_header(unsigned char *dst, size_t capacity, int rank, const
 }
 
 static int check_write_args(const char *path, int rank, const long long *shape, const float *data,
-                            size_t *count, clattn_error *err)
+                            size_t *count, clattn__error *err)
 {
     if (path == NULL || shape == NULL)
-        return clattn_fail(err, CLATTN_STATUS_NULL_ARGUMENT, "npy write: %s is NULL", path ? "shape" : "path");
+        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "npy write: %s is NULL", path ? "shape" : "path");
     if (rank < 1 || rank > CLATTN_NPY_MAX_RANK)
-        return clattn_fail(err, CLATTN_STATUS_FILE_RANK, "%s: rank %d is outside [1, %d]", path, rank,
+        return clattn__fail(err, CLATTN_STATUS_FILE_RANK, "%s: rank %d is outside [1, %d]", path, rank,
                            CLATTN_NPY_MAX_RANK);
     for (int i = 0; i < rank; i++) {
         if (shape[i] < 0)
-            return clattn_fail(err, CLATTN_STATUS_INVALID_SIZE, "%s: shape[%d] = %lld is negative", path, i,
+            return clattn__fail(err, CLATTN_STATUS_INVALID_SIZE, "%s: shape[%d] = %lld is negative", path, i,
                                shape[i]);
     }
     const int status = shape_count(rank, shape, count, err);
     if (status == CLATTN_STATUS_OK && data == NULL && *count > 0)
-        return clattn_fail(err, CLATTN_STATUS_NULL_ARGUMENT, "%s: data is NULL for %zu elements", path, *count);
+        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "%s: data is NULL for %zu elements", path, *count);
     return status;
 }
 
@@ -630,7 +630,7 @@ static int replace_file(const char *from, const char *to)
 }
 
 int clattn_npy_write(const char *path, int rank, const long long *shape, const float *data,
-                     clattn_error *err)
+                     clattn__error *err)
 {
     size_t count = 0;
     int status = check_write_args(path, rank, shape, data, &count, err);
@@ -639,20 +639,20 @@ int clattn_npy_write(const char *path, int rank, const long long *shape, const f
     const size_t temp_size = strlen(path) + 16;
     char *temp = malloc(temp_size);
     if (temp == NULL)
-        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "%s: temporary file name", path);
+        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "%s: temporary file name", path);
     FILE *f = open_temp(path, temp, temp_size);
     if (f == NULL) {
-        status = clattn_fail(err, CLATTN_STATUS_FILE_IO, "%s: cannot create a temporary file: %s", path,
+        status = clattn__fail(err, CLATTN_STATUS_FILE_IO, "%s: cannot create a temporary file: %s", path,
                              strerror(errno));
     } else {
         const int written = write_stream(f, rank, shape, data, count);
         const int saved = errno;
         const int closed = fclose(f) == 0;
         if (!written || !closed)
-            status = clattn_fail(err, CLATTN_STATUS_FILE_IO, "%s: cannot write: %s", path,
+            status = clattn__fail(err, CLATTN_STATUS_FILE_IO, "%s: cannot write: %s", path,
                                  strerror(written ? errno : saved));
         else if (replace_file(temp, path) != 0)
-            status = clattn_fail(err, CLATTN_STATUS_FILE_IO, "%s: cannot replace with %s: %s", path, temp,
+            status = clattn__fail(err, CLATTN_STATUS_FILE_IO, "%s: cannot replace with %s: %s", path, temp,
                                  strerror(errno));
         if (status != CLATTN_STATUS_OK)
             remove(temp);

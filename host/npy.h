@@ -22,19 +22,19 @@ typedef struct {
  * the status is FILE_TRUNCATED (malformed or short), FILE_DTYPE (not '<f4', or Fortran order),
  * FILE_RANK, SIZE_OVERFLOW or HOST_OUT_OF_MEMORY. A zero dimension is valid: count 0, data NULL. */
 int clattn_npy_parse(const unsigned char *bytes, size_t size, int min_rank, int max_rank,
-                     clattn_npy *out, clattn_error *err);
+                     clattn_npy *out, clattn__error *err);
 
 /* Reads a file with the checks of clattn_npy_parse, streaming the data straight into the tensor
  * (no second copy of the file). FILE_IO when it cannot be opened or read; messages name `path`. */
 int clattn_npy_read(const char *path, int min_rank, int max_rank, clattn_npy *out,
-                    clattn_error *err);
+                    clattn__error *err);
 
 /* Writes format 1.0 with a header padded to a multiple of 64 bytes. The bytes go to a temporary
  * file beside `path` that is renamed over it, so a failure never leaves a partial file at `path`.
  * FILE_IO (naming the path and the system's reason), FILE_RANK, INVALID_SIZE, SIZE_OVERFLOW or
  * NULL_ARGUMENT (data NULL while the shape has elements). */
 int clattn_npy_write(const char *path, int rank, const long long *shape, const float *data,
-                     clattn_error *err);
+                     clattn__error *err);
 
 /* Frees the data and zeroes *t; NULL is a no-op, and so is freeing twice. */
 void clattn_npy_free(clattn_npy *t);

@@ -54,18 +54,18 @@ static int compare_int(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int create_buffer(clattn_plan *plan, size_t bytes, const char *what, cl_mem *out, clattn_error *err)
+static int create_buffer(clattn_plan *plan, size_t bytes, const char *what, cl_mem *out, clattn__error *err)
 {
-    const clattn_device_caps *caps = &plan->ctx->caps;
+    const clattn__device_caps *caps = &plan->ctx->caps;
     if (bytes > caps->max_alloc)
-        return clattn_fail(err, CLATTN_STATUS_DEVICE_LIMIT,
+        return clattn__fail(err, CLATTN_STATUS_DEVICE_LIMIT,
                            "%s needs %zu bytes, more than the device's largest allocation (%llu)", what, bytes,
                            (unsigned long long)caps->max_alloc);
     cl_int rc;
     *out = clCreateBuffer(plan->ctx->cl, CL_MEM_READ_WRITE, bytes, NULL, &rc);
     if (rc != CL_SUCCESS)
-        return clattn_fail(err, rc, "%s: clCreateBuffer of %zu bytes failed: %s", what, bytes,
-                           clattn_cl_error_name(rc));
+        return clattn__fail(err, rc, "%s: clCreateBuffer of %zu bytes failed: %s", what, bytes,
+                           clattn__cl_error_name(rc));
     plan->scratch_bytes += bytes;
     return CLATTN_STATUS_OK;
 }
@@ -83,7 +83,7 @@ static int packs_keys(const clattn_plan *plan)
     return plan->tiles.cpu_variant && plan->splits == 0;
 }
 
-static int create_scratch(clattn_plan *plan, clattn_error *err)
+static int create_scratch(clattn_plan *plan, clattn__error *err)
 {
     const clattn_problem *p = &plan->p;
     const size_t bhk = (size_t)p->batch * p->kv_heads;
@@ -124,7 +124,7 @@ static int create_scratch(clattn_plan *plan, clattn_error *err)
     plan->host_seq_lens = calloc((size_t)p->batch, sizeof(int));
     plan->host_side_pos = calloc(n_pos, sizeof(int));
     if (plan->host_seq_lens == NULL || plan->host_side_pos == NULL)
-        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "host copies of %zu side positions", n_pos);
+        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "host copies of %zu side positions", n_pos);
 
     /* Fixed for the plan's life: the global indices and the rows they select. */
     cl_int rc = CL_SUCCESS;
@@ -135,31 +135,31 @@ static int create_scratch(clattn_plan *plan, clattn_error *err)
         rc = clEnqueueWriteBuffer(plan->ctx->queue, plan->rows, CL_TRUE, 0, (size_t)plan->n_global_rows * sizeof(int),
                                   plan->global_rows, 0, NULL, NULL);
     if (rc != CL_SUCCESS)
-        return clattn_fail(err, rc, "uploading global indices failed: %s", clattn_cl_error_name(rc));
+        return clattn__fail(err, rc, "uploading global indices failed: %s", clattn__cl_error_name(rc));
     return CLATTN_STATUS_OK;
 }
 
 /* Kernel `name` of program `source` (cl/<source>.cl) built with `options`. */
 static int create_kernel(clattn_plan *plan, const char *source, const char *name, const char *options, cl_kernel *out,
-                         clattn_error *err)
+                         clattn__error *err)
 {
     cl_program prog;
-    int status = clattn_program_get(plan->ctx, source, options, &prog, err);
+    int status = clattn__program_get(plan->ctx, source, options, &prog, err);
     if (status != CLATTN_STATUS_OK)
         return status;
     cl_int rc;
     *out = clCreateKernel(prog, name, &rc);
     clReleaseProgram(prog);
     if (rc != CL_SUCCESS)
-        return clattn_fail(err, rc, "clCreateKernel('%s') failed: %s", name, clattn_cl_error_name(rc));
+        return clattn__fail(err, rc, "clCreateKernel('%s') failed: %s", name, clattn__cl_error_name(rc));
     return CLATTN_STATUS_OK;
 }
 
-static int create_kernels(clattn_plan *plan, clattn_error *err)
+static int create_kernels(clattn_plan *plan, clattn__error *err)
 {
     const clattn_problem *p = &plan->p;
     char options[512];
-    clattn_attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
+    clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
     int status;
     if (plan->splits > 0) {
         status = create_kernel(plan, "attention", "attention_split", options, &plan->split, err);
@@ -169,7 +169,7 @@ static int create_kernels(clattn_plan *plan, clattn_error *err)
         status = create_kernel(plan, "attention", "attention", options, &plan->attention, err);
     if (!status && packs_keys(plan)) {
         char pack_options[64];
-        clattn_pack_options(p->head_dim, pack_options, sizeof pack_options);
+        clattn__pack_options(p->head_dim, pack_options, sizeof pack_options);
         status = create_kernel(plan, "pack_keys", "pack_keys", pack_options, &plan->pack, err);
     }
     if (!status && plan->n_side > 0)
@@ -203,7 +203,7 @@ static void choose_splits(clattn_plan *plan)
 }
 
 /* Global tokens: a sorted private copy, and the query rows that sit at global positions. */
-static int prepare_globals(clattn_plan *plan, clattn_error *err)
+static int prepare_globals(clattn_plan *plan, clattn__error *err)
 {
     clattn_problem *p = &plan->p;
     if (p->num_global == 0) {
@@ -213,7 +213,7 @@ static int prepare_globals(clattn_plan *plan, clattn_error *err)
     plan->global_idx = malloc((size_t)p->num_global * sizeof(int));
     plan->global_rows = malloc((size_t)p->num_global * sizeof(int));
     if (plan->global_idx == NULL || plan->global_rows == NULL)
-        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "%d global indices", p->num_global);
+        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "%d global indices", p->num_global);
     memcpy(plan->global_idx, p->global_idx, (size_t)p->num_global * sizeof(int));
     qsort(plan->global_idx, (size_t)p->num_global, sizeof(int), compare_int);
     p->global_idx = plan->global_idx;
@@ -229,30 +229,30 @@ int clattn_plan_create(clattn_context *ctx, const clattn_problem *problem, clatt
 {
     if (ctx == NULL)
         return CLATTN_STATUS_NULL_ARGUMENT;
-    clattn_error err = {{0}};
+    clattn__error err = {{0}};
     if (out == NULL)
-        return clattn_context_report(ctx, clattn_fail(&err, CLATTN_STATUS_NULL_ARGUMENT, "out (the plan) is NULL"),
+        return clattn__context_report(ctx, clattn__fail(&err, CLATTN_STATUS_NULL_ARGUMENT, "out (the plan) is NULL"),
                                      &err);
     *out = NULL;
     clattn_plan *plan = calloc(1, sizeof *plan);
     if (plan == NULL)
-        return clattn_context_report(ctx, clattn_fail(&err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "plan"), &err);
+        return clattn__context_report(ctx, clattn__fail(&err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "plan"), &err);
     plan->ctx = ctx;
-    int status = clattn_problem_normalize(problem, &plan->p, &err);
+    int status = clattn__problem_normalize(problem, &plan->p, &err);
     if (!status)
         status = prepare_globals(plan, &err);
     if (!status && !ctx->reference) {
-        plan->n_summary = clattn_summary_count(&plan->p);
+        plan->n_summary = clattn__summary_count(&plan->p);
         plan->n_side = plan->p.num_global + plan->n_summary + plan->p.extra_len;
         if (plan->p.grid_pattern != CLATTN_GRID_NONE)
-            status = clattn_fail(&err, CLATTN_STATUS_UNSUPPORTED,
+            status = clattn__fail(&err, CLATTN_STATUS_UNSUPPORTED,
                                  "grid_pattern = %d: 2-D patterns run on the reference device only",
                                  (int)plan->p.grid_pattern);
         /* Decode candidates: a tile holds rows of every head of a kv head's query group. */
         const int decode = plan->p.q_len <= CLATTN_SPLIT_MAX_QUERIES && plan->n_global_rows == 0;
         const int group_rows = plan->p.heads / plan->p.kv_heads * plan->p.q_len;
         if (!status)
-            status = clattn_choose_tiles(ctx, plan->p.head_dim, plan->p.value_dim, decode ? group_rows : plan->p.q_len,
+            status = clattn__choose_tiles(ctx, plan->p.head_dim, plan->p.value_dim, decode ? group_rows : plan->p.q_len,
                                          &plan->tiles, &err);
         plan->qscale = plan->p.scale * (float)CL_M_LOG2E;
         if (!status && decode && plan->tiles.cpu_variant)
@@ -264,7 +264,7 @@ int clattn_plan_create(clattn_context *ctx, const clattn_problem *problem, clatt
     }
     if (status != CLATTN_STATUS_OK) {
         clattn_plan_free(plan);
-        return clattn_context_report(ctx, status, &err);
+        return clattn__context_report(ctx, status, &err);
     }
     *out = plan;
     return CLATTN_STATUS_OK;
@@ -310,7 +310,7 @@ typedef struct {
 /* The tensors of a run in the order q, k, v, out, lse, qg, kg, vg, kx, vx. */
 enum { T_Q, T_K, T_V, T_OUT, T_LSE, T_QG, T_KG, T_VG, T_KX, T_VX, T_COUNT };
 
-static void tensor_needs(const clattn_problem *p, const clattn_tensor_bytes *b, tensor_need *needs)
+static void tensor_needs(const clattn_problem *p, const clattn__tensor_bytes *b, tensor_need *needs)
 {
     const int gq = p->global_qkv != 0, ex = p->extra_len > 0;
     const tensor_need all[T_COUNT] = {
@@ -321,25 +321,25 @@ static void tensor_needs(const clattn_problem *p, const clattn_tensor_bytes *b, 
 }
 
 /* present[i]: whether tensor i was given; size[i]: its size in bytes. */
-static int check_tensors(const clattn_problem *p, const int *present, const size_t *size, clattn_error *err)
+static int check_tensors(const clattn_problem *p, const int *present, const size_t *size, clattn__error *err)
 {
-    clattn_tensor_bytes bytes;
-    int status = clattn_problem_bytes(p, &bytes, err);
+    clattn__tensor_bytes bytes;
+    int status = clattn__problem_bytes(p, &bytes, err);
     if (status)
         return status;
     tensor_need needs[T_COUNT];
     tensor_needs(p, &bytes, needs);
     for (int i = 0; i < T_COUNT; i++) {
         if (needs[i].needed && !present[i])
-            return clattn_fail(err, CLATTN_STATUS_NULL_ARGUMENT, "%s is NULL", needs[i].name);
+            return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "%s is NULL", needs[i].name);
         if (present[i] && size[i] < needs[i].bytes)
-            return clattn_fail(err, CLATTN_STATUS_BUFFER_TOO_SMALL, "%s holds %zu bytes, the shape needs %zu",
+            return clattn__fail(err, CLATTN_STATUS_BUFFER_TOO_SMALL, "%s holds %zu bytes, the shape needs %zu",
                                needs[i].name, size[i], needs[i].bytes);
     }
     return CLATTN_STATUS_OK;
 }
 
-static int check_device_buffers(const clattn_problem *p, const clattn_buffers *bufs, clattn_error *err)
+static int check_device_buffers(const clattn_problem *p, const clattn_buffers *bufs, clattn__error *err)
 {
     const cl_mem mems[T_COUNT] = {bufs->q,  bufs->k,  bufs->v,  bufs->out, bufs->lse,
                                   bufs->qg, bufs->kg, bufs->vg, bufs->kx,  bufs->vx};
@@ -351,7 +351,7 @@ static int check_device_buffers(const clattn_problem *p, const clattn_buffers *b
         if (present[i]) {
             const cl_int rc = clGetMemObjectInfo(mems[i], CL_MEM_SIZE, sizeof size[i], &size[i], NULL);
             if (rc != CL_SUCCESS)
-                return clattn_fail(err, rc, "tensor %d is not a valid buffer: %s", i, clattn_cl_error_name(rc));
+                return clattn__fail(err, rc, "tensor %d is not a valid buffer: %s", i, clattn__cl_error_name(rc));
         }
     }
     return check_tensors(p, present, size, err);
@@ -506,7 +506,7 @@ static cl_int upload_lengths(clattn_plan *plan, cl_command_queue queue, const in
     const clattn_problem *p = &plan->p;
     int changed = !plan->uploaded;
     for (int b = 0; b < p->batch; b++) {
-        const int len = clattn_valid_keys(p, seq_lens, b);
+        const int len = clattn__valid_keys(p, seq_lens, b);
         changed |= plan->host_seq_lens[b] != len;
         plan->host_seq_lens[b] = len;
     }
@@ -631,20 +631,20 @@ int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_
     if (plan == NULL)
         return CLATTN_STATUS_NULL_ARGUMENT;
     clattn_context *ctx = plan->ctx;
-    clattn_error err = {{0}};
+    clattn__error err = {{0}};
     if (buffers == NULL)
-        return clattn_context_report(ctx, clattn_fail(&err, CLATTN_STATUS_NULL_ARGUMENT, "buffers is NULL"), &err);
+        return clattn__context_report(ctx, clattn__fail(&err, CLATTN_STATUS_NULL_ARGUMENT, "buffers is NULL"), &err);
     if (ctx->reference)
-        return clattn_context_report(
-            ctx, clattn_fail(&err, CLATTN_STATUS_UNSUPPORTED, "the reference device has no OpenCL buffers"), &err);
+        return clattn__context_report(
+            ctx, clattn__fail(&err, CLATTN_STATUS_UNSUPPORTED, "the reference device has no OpenCL buffers"), &err);
     if (num_wait > 0 && wait == NULL)
-        return clattn_context_report(
-            ctx, clattn_fail(&err, CLATTN_STATUS_NULL_ARGUMENT, "wait is NULL with num_wait = %u", num_wait), &err);
+        return clattn__context_report(
+            ctx, clattn__fail(&err, CLATTN_STATUS_NULL_ARGUMENT, "wait is NULL with num_wait = %u", num_wait), &err);
     int status = check_device_buffers(&plan->p, buffers, &err);
     if (!status)
-        status = clattn_check_seq_lens(&plan->p, buffers->seq_lens, &err);
+        status = clattn__check_seq_lens(&plan->p, buffers->seq_lens, &err);
     if (status)
-        return clattn_context_report(ctx, status, &err);
+        return clattn__context_report(ctx, status, &err);
 
     command_chain chain = {queue != NULL ? queue : ctx->queue, num_wait, wait, NULL};
     cl_int rc = upload_lengths(plan, chain.queue, buffers->seq_lens);
@@ -655,8 +655,8 @@ int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_
             clWaitForEvents(1, &chain.last); /* nothing of this run may still be running */
             clReleaseEvent(chain.last);
         }
-        return clattn_context_report(
-            ctx, clattn_fail(&err, rc, "enqueueing attention failed: %s", clattn_cl_error_name(rc)), &err);
+        return clattn__context_report(
+            ctx, clattn__fail(&err, rc, "enqueueing attention failed: %s", clattn__cl_error_name(rc)), &err);
     }
     if (event != NULL)
         *event = chain.last;
@@ -669,7 +669,7 @@ int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_
 /* Host-pointer convenience call                                                              */
 /* ----------------------------------------------------------------------------------------- */
 
-static int check_host_tensors(const clattn_problem *p, const clattn_host_tensors *t, clattn_error *err)
+static int check_host_tensors(const clattn_problem *p, const clattn_host_tensors *t, clattn__error *err)
 {
     const clattn_host_tensor *all[T_COUNT] = {&t->q,  &t->k,  &t->v,  &t->out, &t->lse,
                                               &t->qg, &t->kg, &t->vg, &t->kx,  &t->vx};
@@ -680,17 +680,17 @@ static int check_host_tensors(const clattn_problem *p, const clattn_host_tensors
         size[i] = all[i]->bytes;
     }
     int status = check_tensors(p, present, size, err);
-    return status ? status : clattn_check_seq_lens(p, t->seq_lens, err);
+    return status ? status : clattn__check_seq_lens(p, t->seq_lens, err);
 }
 
 /* Device copies of the host tensors for one blocking run. */
-static int run_on_device(clattn_plan *plan, const clattn_host_tensors *t, clattn_error *err)
+static int run_on_device(clattn_plan *plan, const clattn_host_tensors *t, clattn__error *err)
 {
     const clattn_host_tensor *all[T_COUNT] = {&t->q,  &t->k,  &t->v,  &t->out, &t->lse,
                                               &t->qg, &t->kg, &t->vg, &t->kx,  &t->vx};
-    clattn_tensor_bytes bytes;
+    clattn__tensor_bytes bytes;
     tensor_need needs[T_COUNT];
-    clattn_problem_bytes(&plan->p, &bytes, err);
+    clattn__problem_bytes(&plan->p, &bytes, err);
     tensor_needs(&plan->p, &bytes, needs);
     cl_mem mem[T_COUNT] = {0};
     int status = CLATTN_STATUS_OK;
@@ -700,14 +700,14 @@ static int run_on_device(clattn_plan *plan, const clattn_host_tensors *t, clattn
         const int output = i == T_OUT || i == T_LSE;
         cl_int rc;
         if (needs[i].bytes > plan->ctx->caps.max_alloc)
-            status = clattn_fail(err, CLATTN_STATUS_DEVICE_LIMIT, "%s needs %zu bytes, the device allows %llu",
+            status = clattn__fail(err, CLATTN_STATUS_DEVICE_LIMIT, "%s needs %zu bytes, the device allows %llu",
                                  needs[i].name, needs[i].bytes, (unsigned long long)plan->ctx->caps.max_alloc);
         else {
             mem[i] = clCreateBuffer(plan->ctx->cl, output ? CL_MEM_WRITE_ONLY : CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
                                     needs[i].bytes, output ? NULL : all[i]->data, &rc);
             if (rc != CL_SUCCESS)
-                status = clattn_fail(err, rc, "%s: clCreateBuffer of %zu bytes failed: %s", needs[i].name,
-                                     needs[i].bytes, clattn_cl_error_name(rc));
+                status = clattn__fail(err, rc, "%s: clCreateBuffer of %zu bytes failed: %s", needs[i].name,
+                                     needs[i].bytes, clattn__cl_error_name(rc));
         }
     }
     const clattn_buffers bufs = {mem[T_Q],  mem[T_K],  mem[T_V],  mem[T_OUT], mem[T_LSE], mem[T_QG],
@@ -723,7 +723,7 @@ static int run_on_device(clattn_plan *plan, const clattn_host_tensors *t, clattn
         rc = clEnqueueReadBuffer(plan->ctx->queue, mem[T_LSE], CL_TRUE, 0, needs[T_LSE].bytes, t->lse.data, 0, NULL,
                                  NULL);
     if (!status && rc != CL_SUCCESS)
-        status = clattn_fail(err, rc, "reading the output failed: %s", clattn_cl_error_name(rc));
+        status = clattn__fail(err, rc, "reading the output failed: %s", clattn__cl_error_name(rc));
     if (done != NULL)
         clReleaseEvent(done);
     for (int i = T_COUNT - 1; i >= 0; i--)
@@ -736,13 +736,13 @@ int clattn_plan_run_host(clattn_plan *plan, const clattn_host_tensors *tensors)
 {
     if (plan == NULL)
         return CLATTN_STATUS_NULL_ARGUMENT;
-    clattn_error err = {{0}};
+    clattn__error err = {{0}};
     if (tensors == NULL)
-        return clattn_context_report(plan->ctx, clattn_fail(&err, CLATTN_STATUS_NULL_ARGUMENT, "tensors is NULL"),
+        return clattn__context_report(plan->ctx, clattn__fail(&err, CLATTN_STATUS_NULL_ARGUMENT, "tensors is NULL"),
                                      &err);
     int status = check_host_tensors(&plan->p, tensors, &err);
     if (!status)
         status =
-            plan->ctx->reference ? clattn_reference_run(&plan->p, tensors, &err) : run_on_device(plan, tensors, &err);
-    return clattn_context_report(plan->ctx, status, &err);
+            plan->ctx->reference ? clattn__reference_run(&plan->p, tensors, &err) : run_on_device(plan, tensors, &err);
+    return clattn__context_report(plan->ctx, status, &err);
 }

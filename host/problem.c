@@ -8,35 +8,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int check_positive(clattn_error *err, const char *name, int value)
+static int check_positive(clattn__error *err, const char *name, int value)
 {
     if (value <= 0)
-        return clattn_fail(err, CLATTN_STATUS_INVALID_SIZE, "%s = %d: must be at least 1", name, value);
+        return clattn__fail(err, CLATTN_STATUS_INVALID_SIZE, "%s = %d: must be at least 1", name, value);
     return CLATTN_STATUS_OK;
 }
 
-static int check_globals(const clattn_problem *p, clattn_error *err)
+static int check_globals(const clattn_problem *p, clattn__error *err)
 {
     if (p->num_global < 0)
-        return clattn_fail(err, CLATTN_STATUS_INVALID_SIZE, "num_global = %d: must be >= 0", p->num_global);
+        return clattn__fail(err, CLATTN_STATUS_INVALID_SIZE, "num_global = %d: must be >= 0", p->num_global);
     if (p->num_global == 0)
-        return p->global_qkv ? clattn_fail(err, CLATTN_STATUS_INVALID_PATTERN,
+        return p->global_qkv ? clattn__fail(err, CLATTN_STATUS_INVALID_PATTERN,
                                            "global_qkv = %d without global tokens", p->global_qkv)
                              : CLATTN_STATUS_OK;
     if (p->global_idx == NULL)
-        return clattn_fail(err, CLATTN_STATUS_NULL_ARGUMENT, "global_idx is NULL with num_global = %d",
+        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "global_idx is NULL with num_global = %d",
                            p->num_global);
     unsigned char *seen = calloc((size_t)p->kv_len, 1);
     if (seen == NULL)
-        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "global index set of %d keys", p->kv_len);
+        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "global index set of %d keys", p->kv_len);
     int status = CLATTN_STATUS_OK;
     for (int g = 0; g < p->num_global && status == CLATTN_STATUS_OK; g++) {
         const int idx = p->global_idx[g];
         if (idx < 0 || idx >= p->kv_len)
-            status = clattn_fail(err, CLATTN_STATUS_INVALID_GLOBAL_INDEX,
+            status = clattn__fail(err, CLATTN_STATUS_INVALID_GLOBAL_INDEX,
                                  "global_idx[%d] = %d: outside [0, %d)", g, idx, p->kv_len);
         else if (seen[idx])
-            status = clattn_fail(err, CLATTN_STATUS_INVALID_GLOBAL_INDEX,
+            status = clattn__fail(err, CLATTN_STATUS_INVALID_GLOBAL_INDEX,
                                  "global_idx[%d] = %d: repeated", g, idx);
         else
             seen[idx] = 1;
@@ -45,44 +45,44 @@ static int check_globals(const clattn_problem *p, clattn_error *err)
     return status;
 }
 
-static int check_grid(const clattn_problem *p, clattn_error *err)
+static int check_grid(const clattn_problem *p, clattn__error *err)
 {
     if (p->grid_pattern == CLATTN_GRID_NONE)
         return CLATTN_STATUS_OK;
     if ((int)p->grid_pattern < 0 || p->grid_pattern > CLATTN_GRID_WINDOW)
-        return clattn_fail(err, CLATTN_STATUS_INVALID_PATTERN, "grid_pattern = %d: unknown", (int)p->grid_pattern);
+        return clattn__fail(err, CLATTN_STATUS_INVALID_PATTERN, "grid_pattern = %d: unknown", (int)p->grid_pattern);
     if (p->grid_h <= 0 || p->grid_w <= 0 || (long long)p->grid_h * p->grid_w != p->q_len ||
         p->q_len != p->kv_len)
-        return clattn_fail(err, CLATTN_STATUS_INVALID_GRID,
+        return clattn__fail(err, CLATTN_STATUS_INVALID_GRID,
                            "grid %d x %d: must be positive with product q_len = kv_len (q_len = %d, kv_len = %d)",
                            p->grid_h, p->grid_w, p->q_len, p->kv_len);
     if (p->window || p->num_global > 0 || p->summary_block > 0 || p->extra_len > 0)
-        return clattn_fail(err, CLATTN_STATUS_INVALID_PATTERN,
+        return clattn__fail(err, CLATTN_STATUS_INVALID_PATTERN,
                            "grid_pattern = %d cannot be combined with window, global, summary or extra keys",
                            (int)p->grid_pattern);
     if (p->grid_pattern == CLATTN_GRID_NEIGHBORHOOD) {
         if (p->grid_kernel_h < 1 || p->grid_kernel_w < 1)
-            return clattn_fail(err, CLATTN_STATUS_INVALID_KERNEL_SIZE, "grid kernel %d x %d: sides must be >= 1",
+            return clattn__fail(err, CLATTN_STATUS_INVALID_KERNEL_SIZE, "grid kernel %d x %d: sides must be >= 1",
                                p->grid_kernel_h, p->grid_kernel_w);
         if (p->grid_dilation < 1)
-            return clattn_fail(err, CLATTN_STATUS_INVALID_DILATION, "grid_dilation = %d: must be >= 1",
+            return clattn__fail(err, CLATTN_STATUS_INVALID_DILATION, "grid_dilation = %d: must be >= 1",
                                p->grid_dilation);
     }
     if (p->grid_pattern == CLATTN_GRID_WINDOW) {
         if (p->grid_window_size < 1)
-            return clattn_fail(err, CLATTN_STATUS_INVALID_KERNEL_SIZE, "grid_window_size = %d: must be >= 1",
+            return clattn__fail(err, CLATTN_STATUS_INVALID_KERNEL_SIZE, "grid_window_size = %d: must be >= 1",
                                p->grid_window_size);
         if (p->grid_shift < 0 || p->grid_shift >= p->grid_window_size)
-            return clattn_fail(err, CLATTN_STATUS_INVALID_SHIFT, "grid_shift = %d: outside [0, %d)",
+            return clattn__fail(err, CLATTN_STATUS_INVALID_SHIFT, "grid_shift = %d: outside [0, %d)",
                                p->grid_shift, p->grid_window_size);
     }
     return CLATTN_STATUS_OK;
 }
 
-int clattn_problem_normalize(const clattn_problem *in, clattn_problem *out, clattn_error *err)
+int clattn__problem_normalize(const clattn_problem *in, clattn_problem *out, clattn__error *err)
 {
     if (in == NULL || out == NULL)
-        return clattn_fail(err, CLATTN_STATUS_NULL_ARGUMENT, "problem is NULL");
+        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "problem is NULL");
     clattn_problem p = *in;
     if (p.kv_heads == 0)
         p.kv_heads = p.heads;
@@ -103,36 +103,36 @@ int clattn_problem_normalize(const clattn_problem *in, clattn_problem *out, clat
         (status = check_positive(err, "value_dim", p.value_dim)))
         return status;
     if (p.q_len > CLATTN_MAX_SEQ_LEN || p.kv_len > CLATTN_MAX_SEQ_LEN || p.extra_len > CLATTN_MAX_SEQ_LEN)
-        return clattn_fail(err, CLATTN_STATUS_SIZE_OVERFLOW,
+        return clattn__fail(err, CLATTN_STATUS_SIZE_OVERFLOW,
                            "q_len = %d, kv_len = %d, extra_len = %d: at most %d, so that positions and "
                            "distances fit in 32 bits",
                            p.q_len, p.kv_len, p.extra_len, CLATTN_MAX_SEQ_LEN);
     if (p.heads % p.kv_heads != 0)
-        return clattn_fail(err, CLATTN_STATUS_INVALID_HEADS, "heads = %d is not a multiple of kv_heads = %d",
+        return clattn__fail(err, CLATTN_STATUS_INVALID_HEADS, "heads = %d is not a multiple of kv_heads = %d",
                            p.heads, p.kv_heads);
     if (p.head_dim > CLATTN_MAX_HEAD_DIM || p.value_dim > CLATTN_MAX_HEAD_DIM)
-        return clattn_fail(err, CLATTN_STATUS_UNSUPPORTED_HEAD_DIM,
+        return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED_HEAD_DIM,
                            "head_dim = %d, value_dim = %d: at most %d is supported", p.head_dim, p.value_dim,
                            CLATTN_MAX_HEAD_DIM);
     if (!(p.scale == 0.0f || isfinite(p.scale)))
-        return clattn_fail(err, CLATTN_STATUS_INVALID_SIZE, "scale = %g: must be finite", (double)p.scale);
+        return clattn__fail(err, CLATTN_STATUS_INVALID_SIZE, "scale = %g: must be finite", (double)p.scale);
     if (p.scale == 0.0f)
         p.scale = (float)(1.0 / sqrt((double)p.head_dim));
     if (p.window && (p.window_left < 0 || p.window_right < 0))
-        return clattn_fail(err, CLATTN_STATUS_INVALID_WINDOW, "window = (%d, %d): sides must be >= 0",
+        return clattn__fail(err, CLATTN_STATUS_INVALID_WINDOW, "window = (%d, %d): sides must be >= 0",
                            p.window_left, p.window_right);
     if (p.dilation < 1)
-        return clattn_fail(err, CLATTN_STATUS_INVALID_DILATION, "dilation = %d: must be >= 1", p.dilation);
+        return clattn__fail(err, CLATTN_STATUS_INVALID_DILATION, "dilation = %d: must be >= 1", p.dilation);
     if (p.dilation > 1 && !p.window)
-        return clattn_fail(err, CLATTN_STATUS_INVALID_PATTERN, "dilation = %d without a window", p.dilation);
+        return clattn__fail(err, CLATTN_STATUS_INVALID_PATTERN, "dilation = %d without a window", p.dilation);
     if (p.summary_block < 0)
-        return clattn_fail(err, CLATTN_STATUS_INVALID_BLOCK, "summary_block = %d: must be >= 1", p.summary_block);
+        return clattn__fail(err, CLATTN_STATUS_INVALID_BLOCK, "summary_block = %d: must be >= 1", p.summary_block);
     if (p.extra_len < 0)
-        return clattn_fail(err, CLATTN_STATUS_INVALID_SIZE, "extra_len = %d: must be >= 0", p.extra_len);
+        return clattn__fail(err, CLATTN_STATUS_INVALID_SIZE, "extra_len = %d: must be >= 0", p.extra_len);
     if ((status = check_globals(&p, err)) || (status = check_grid(&p, err)))
         return status;
-    clattn_tensor_bytes bytes;
-    if ((status = clattn_problem_bytes(&p, &bytes, err)))
+    clattn__tensor_bytes bytes;
+    if ((status = clattn__problem_bytes(&p, &bytes, err)))
         return status;
     *out = p;
     return CLATTN_STATUS_OK;
@@ -155,7 +155,7 @@ static size_t tensor_bytes(long long a, long long b, long long c, long long d)
     return (size_t)elements * sizeof(float);
 }
 
-int clattn_problem_bytes(const clattn_problem *p, clattn_tensor_bytes *bytes, clattn_error *err)
+int clattn__problem_bytes(const clattn_problem *p, clattn__tensor_bytes *bytes, clattn__error *err)
 {
     memset(bytes, 0, sizeof *bytes);
     bytes->q = tensor_bytes(p->batch, p->heads, p->q_len, p->head_dim);
@@ -164,7 +164,7 @@ int clattn_problem_bytes(const clattn_problem *p, clattn_tensor_bytes *bytes, cl
     bytes->out = tensor_bytes(p->batch, p->heads, p->q_len, p->value_dim);
     bytes->lse = tensor_bytes(p->batch, p->heads, p->q_len, 1);
     if (!bytes->q || !bytes->k || !bytes->v || !bytes->out || !bytes->lse)
-        return clattn_fail(err, CLATTN_STATUS_SIZE_OVERFLOW,
+        return clattn__fail(err, CLATTN_STATUS_SIZE_OVERFLOW,
                            "B = %d, H = %d, Hkv = %d, Nq = %d, Nk = %d, D = %d, Dv = %d: a tensor has more than "
                            "2^31 - 1 elements",
                            p->batch, p->heads, p->kv_heads, p->q_len, p->kv_len, p->head_dim, p->value_dim);
@@ -172,20 +172,20 @@ int clattn_problem_bytes(const clattn_problem *p, clattn_tensor_bytes *bytes, cl
         bytes->kx = tensor_bytes(p->batch, p->kv_heads, p->extra_len, p->head_dim);
         bytes->vx = tensor_bytes(p->batch, p->kv_heads, p->extra_len, p->value_dim);
         if (!bytes->kx || !bytes->vx)
-            return clattn_fail(err, CLATTN_STATUS_SIZE_OVERFLOW,
+            return clattn__fail(err, CLATTN_STATUS_SIZE_OVERFLOW,
                                "extra_len = %d: the extra key tensors have more than 2^31 - 1 elements",
                                p->extra_len);
     }
     return CLATTN_STATUS_OK;
 }
 
-int clattn_check_seq_lens(const clattn_problem *p, const int *seq_lens, clattn_error *err)
+int clattn__check_seq_lens(const clattn_problem *p, const int *seq_lens, clattn__error *err)
 {
     if (seq_lens == NULL)
         return CLATTN_STATUS_OK;
     for (int b = 0; b < p->batch; b++)
         if (seq_lens[b] < 0 || seq_lens[b] > p->kv_len)
-            return clattn_fail(err, CLATTN_STATUS_INVALID_SEQ_LEN, "seq_lens[%d] = %d: outside [0, %d]", b,
+            return clattn__fail(err, CLATTN_STATUS_INVALID_SEQ_LEN, "seq_lens[%d] = %d: outside [0, %d]", b,
                                seq_lens[b], p->kv_len);
     return CLATTN_STATUS_OK;
 }

@@ -14,27 +14,27 @@
 /* Byte sizes of every tensor of a normalized problem (0 for a tensor the problem has not). */
 typedef struct {
     size_t q, k, v, out, lse, kx, vx;
-} clattn_tensor_bytes;
+} clattn__tensor_bytes;
 
 /* Copies `in` to `out` with every default resolved (kv_heads, kv_len, value_dim, scale,
  * dilations) and validates it. out->global_idx still points at the caller's array. */
-int clattn_problem_normalize(const clattn_problem *in, clattn_problem *out, clattn_error *err);
+int clattn__problem_normalize(const clattn_problem *in, clattn_problem *out, clattn__error *err);
 
 /* Byte sizes; fails with CLATTN_STATUS_SIZE_OVERFLOW when one does not fit in size_t or an
  * element index would not fit in 32 bits (the kernels index with int). */
-int clattn_problem_bytes(const clattn_problem *p, clattn_tensor_bytes *bytes, clattn_error *err);
+int clattn__problem_bytes(const clattn_problem *p, clattn__tensor_bytes *bytes, clattn__error *err);
 
 /* Checks seq_lens (may be NULL) of a normalized problem: each entry in [0, kv_len]. */
-int clattn_check_seq_lens(const clattn_problem *p, const int *seq_lens, clattn_error *err);
+int clattn__check_seq_lens(const clattn_problem *p, const int *seq_lens, clattn__error *err);
 
 /* Valid keys of batch entry b: seq_lens[b], or kv_len without seq_lens. */
-static inline int clattn_valid_keys(const clattn_problem *p, const int *seq_lens, int b)
+static inline int clattn__valid_keys(const clattn_problem *p, const int *seq_lens, int b)
 {
     return seq_lens != NULL ? seq_lens[b] : p->kv_len;
 }
 
 /* Number of summary tokens of a normalized problem (0 without summary). */
-static inline int clattn_summary_count(const clattn_problem *p)
+static inline int clattn__summary_count(const clattn_problem *p)
 {
     return p->summary_block > 0 ? p->kv_len / p->summary_block + (p->kv_len % p->summary_block != 0) : 0;
 }

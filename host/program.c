@@ -9,10 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
-struct clattn_program_entry {
+struct clattn__program_entry {
     char *key; /* name + '\n' + options */
     cl_program program;
-    clattn_program_entry *next;
+    clattn__program_entry *next;
 };
 
 /* Kernel source text: embedded, or read from the source tree under the developer option. The
@@ -38,7 +38,7 @@ static const char *kernel_source(const char *name, char **owned)
             return text;
     }
 #endif
-    return clattn_embedded_source(name);
+    return clattn__embedded_source(name);
 }
 
 static uint64_t fnv1a(uint64_t h, const char *text)
@@ -92,7 +92,7 @@ static cl_program load_binary(clattn_context *ctx, const char *path, const char 
         return prog;
     if (prog != NULL)
         clReleaseProgram(prog);
-    clattn_context_log(ctx, "clattn: ignoring unusable cached binary %s", path);
+    clattn__context_log(ctx, "clattn: ignoring unusable cached binary %s", path);
     return NULL;
 }
 
@@ -115,39 +115,39 @@ static void store_binary(clattn_context *ctx, cl_program prog, const char *path)
         ok = fclose(f) == 0 && ok;
     if (!(ok && rename(tmp, path) == 0)) {
         remove(tmp);
-        clattn_context_log(ctx, "clattn: could not write program cache %s", path);
+        clattn__context_log(ctx, "clattn: could not write program cache %s", path);
     }
     free(data);
 }
 
 static int build_from_source(clattn_context *ctx, const char *name, const char *source, const char *options,
-                             cl_program *out, clattn_error *err)
+                             cl_program *out, clattn__error *err)
 {
     cl_int rc;
     cl_program prog = clCreateProgramWithSource(ctx->cl, 1, &source, NULL, &rc);
     if (rc != CL_SUCCESS)
-        return clattn_fail(err, rc, "kernel '%s': clCreateProgramWithSource failed: %s", name,
-                           clattn_cl_error_name(rc));
+        return clattn__fail(err, rc, "kernel '%s': clCreateProgramWithSource failed: %s", name,
+                           clattn__cl_error_name(rc));
     rc = clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL);
     if (rc != CL_SUCCESS) {
         char log[CLATTN_MESSAGE_SIZE * 8] = "";
         clGetProgramBuildInfo(prog, ctx->device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, NULL);
-        clattn_context_log(ctx, "clattn: build log of kernel '%s' (%s):\n%s", name, options, log);
+        clattn__context_log(ctx, "clattn: build log of kernel '%s' (%s):\n%s", name, options, log);
         clReleaseProgram(prog);
-        return clattn_fail(err, rc, "kernel '%s' failed to build (%s) with options '%s': %.600s", name,
-                           clattn_cl_error_name(rc), options, log);
+        return clattn__fail(err, rc, "kernel '%s' failed to build (%s) with options '%s': %.600s", name,
+                           clattn__cl_error_name(rc), options, log);
     }
     *out = prog;
     return CLATTN_STATUS_OK;
 }
 
 static int build_program(clattn_context *ctx, const char *name, const char *options, cl_program *out,
-                         clattn_error *err)
+                         clattn__error *err)
 {
     char *owned = NULL;
     const char *source = kernel_source(name, &owned);
     if (source == NULL)
-        return clattn_fail(err, CLATTN_STATUS_UNSUPPORTED, "kernel source '%s' is not embedded", name);
+        return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED, "kernel source '%s' is not embedded", name);
     char path[4096] = "";
     int status = CLATTN_STATUS_OK;
     if (ctx->cache_dir != NULL) {
@@ -168,13 +168,13 @@ static int build_program(clattn_context *ctx, const char *name, const char *opti
  * fast-math flags ever: the masking relies on infinities. */
 #define BASE_OPTIONS "-cl-std=CL1.2 -w "
 
-int clattn_program_get(clattn_context *ctx, const char *name, const char *specific, cl_program *out,
-                       clattn_error *err)
+int clattn__program_get(clattn_context *ctx, const char *name, const char *specific, cl_program *out,
+                       clattn__error *err)
 {
     const size_t key_len = strlen(name) + strlen(BASE_OPTIONS) + strlen(specific) + 2;
     char *key = malloc(key_len);
     if (key == NULL)
-        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "program key of %zu bytes", key_len);
+        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "program key of %zu bytes", key_len);
     snprintf(key, key_len, "%s\n%s%s", name, BASE_OPTIONS, specific);
     const char *options = key + strlen(name) + 1;
 
@@ -182,13 +182,13 @@ int clattn_program_get(clattn_context *ctx, const char *name, const char *specif
     pthread_mutex_lock(&ctx->programs_lock);
     int status = CLATTN_STATUS_OK;
     *out = NULL;
-    for (clattn_program_entry *e = ctx->programs; e != NULL; e = e->next)
+    for (clattn__program_entry *e = ctx->programs; e != NULL; e = e->next)
         if (strcmp(e->key, key) == 0)
             *out = e->program;
     if (*out == NULL) {
-        clattn_program_entry *entry = malloc(sizeof *entry);
+        clattn__program_entry *entry = malloc(sizeof *entry);
         if (entry == NULL)
-            status = clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "program cache entry");
+            status = clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "program cache entry");
         else if ((status = build_program(ctx, name, options, out, err)) != CLATTN_STATUS_OK)
             free(entry);
         else {
@@ -206,11 +206,11 @@ int clattn_program_get(clattn_context *ctx, const char *name, const char *specif
     return status;
 }
 
-void clattn_program_cache_clear(clattn_context *ctx)
+void clattn__program_cache_clear(clattn_context *ctx)
 {
-    clattn_program_entry *e = ctx->programs;
+    clattn__program_entry *e = ctx->programs;
     while (e != NULL) {
-        clattn_program_entry *next = e->next;
+        clattn__program_entry *next = e->next;
         clReleaseProgram(e->program);
         free(e->key);
         free(e);

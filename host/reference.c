@@ -1,5 +1,5 @@
-/* The double-precision host reference of SPEC.md: one predicate decides which keys of K a query
- * row sees, summary and extra keys join the same softmax, and a textbook two-pass softmax does the
+/* The double-precision host reference of SPEC.md: visibility.c decides which keys a query row
+ * sees, summary and extra keys join the same softmax, and a textbook two-pass softmax does the
  * rest. It is the oracle of the device kernels, so it favours being plainly right over speed. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -11,14 +11,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clattn_advanced.h"
 #include "problem.h"
 
 /* What every worker reads: the problem, its tensors and the tables built once per run. */
 typedef struct {
     const clattn_problem *p;
     const clattn_host_tensors *t;
-    const unsigned char *is_global; /* [Nk]: 1 at the positions in G */
-    const float *summary_k;         /* [B, Hkv, Ns, D], Ns = clattn_summary_count(p); or NULL */
+    const clattn_visibility *vis;   /* S(i) of p */
+    const float *summary_k;         /* [B, Hkv, Ns, D], Ns = clattn__summary_count(p); or NULL */
     const float *summary_v;         /* [B, Hkv, Ns, Dv]; or NULL */
     size_t num_pairs;               /* B * H (batch, head) pairs: the units of work */
     size_t num_workers;
@@ -58,83 +59,6 @@ static const float *rows_of(const void *data, size_t index, int rows, int width)
     return data != NULL ? (const float *)data + index * (size_t)rows * (size_t)width : NULL;
 }
 
-/* Whether j lies in win(i, len, k, d) of SPEC.md: i's dilation group g, g + d, ..., k members
- * around i, shifted inward at the borders so that they stay k. */
-static int in_neighborhood(int i, int j, int len, int k, int d)
-{
-    const int group = i % d;
-    if (j % d != group)
-        return 0;
-    const int members = (len - group + d - 1) / d;
-    int start = i / d - k / 2;
-    if (start > members - k)
-        start = members - k;
-    if (start < 0)
-        start = 0;
-    const int member = j / d;
-    return member >= start && member - start < k;
-}
-
-/* floor((x - shift) / size) for Swin's shifted windows; x - shift > -size, so a negative value
- * can only floor to -1 (the strip [0, shift) before the first cut). */
-static int swin_window(int x, int size, int shift)
-{
-    return x >= shift ? (x - shift) / size : -1;
-}
-
-/* The 2-D rule of SPEC.md for token t and key j of the grid (p has a grid pattern). */
-static int grid_visible(const clattn_problem *p, int t, int j)
-{
-    const int r = t / p->grid_w, c = t % p->grid_w;
-    const int rj = j / p->grid_w, cj = j % p->grid_w;
-    switch (p->grid_pattern) {
-    case CLATTN_GRID_AXIAL_ROW: return rj == r;
-    case CLATTN_GRID_AXIAL_COLUMN: return cj == c;
-    case CLATTN_GRID_CRISS_CROSS: return rj == r || cj == c;
-    case CLATTN_GRID_NEIGHBORHOOD:
-        return in_neighborhood(r, rj, p->grid_h, p->grid_kernel_h, p->grid_dilation) &&
-               in_neighborhood(c, cj, p->grid_w, p->grid_kernel_w, p->grid_dilation);
-    case CLATTN_GRID_WINDOW:
-        return swin_window(r, p->grid_window_size, p->grid_shift) ==
-                   swin_window(rj, p->grid_window_size, p->grid_shift) &&
-               swin_window(c, p->grid_window_size, p->grid_shift) ==
-                   swin_window(cj, p->grid_window_size, p->grid_shift);
-    case CLATTN_GRID_NONE: break;
-    }
-    return 1; /* no grid rule */
-}
-
-/* The sliding window; offsets in long long because L and R may be as large as INT_MAX. */
-static int in_window(const clattn_problem *p, int pos, int j)
-{
-    const long long offset = (long long)j - pos;
-    return offset >= -(long long)p->window_left && offset <= p->window_right && offset % p->dilation == 0;
-}
-
-/* Whether key j of K (of Kg for a separately projected global row) is in S(i). Padding and
- * causal cut every pattern; a global row is dense; otherwise the window joined by the global
- * columns, or the grid rule, or with neither every key. Each j is asked once, so no key is
- * counted twice however many rules admit it. */
-static int base_key_visible(const shared_run *run, const query_row *row, int j)
-{
-    const clattn_problem *p = run->p;
-    if (j >= row->valid || (p->causal && j > row->pos))
-        return 0;
-    if (row->global)
-        return 1;
-    if (p->window)
-        return run->is_global[j] || in_window(p, row->pos, j);
-    return p->grid_pattern == CLATTN_GRID_NONE || grid_visible(p, row->pos, j);
-}
-
-/* Summary c is visible under causal only once its whole (valid part of the) block is. */
-static int summary_visible(const clattn_problem *p, const query_row *row, int c)
-{
-    const long long block_end = ((long long)c + 1) * p->summary_block;
-    const long long last = (block_end < row->valid ? block_end : row->valid) - 1;
-    return !p->causal || last <= row->pos;
-}
-
 static size_t push_key(worker *w, size_t n, const float *key, const float *value)
 {
     w->keys[n] = key;
@@ -151,12 +75,12 @@ static size_t gather_keys(worker *w, const head_keys *hk, const query_row *row, 
     const float *v = separate ? hk->vg : hk->v;
     size_t n = 0;
     for (int j = 0; j < p->kv_len; j++)
-        if (base_key_visible(w->run, row, j))
+        if (clattn_key_visible(w->run->vis, row->valid, row->pos, j))
             n = push_key(w, n, k + (size_t)j * p->head_dim, v + (size_t)j * p->value_dim);
     if (separate)
         return n; /* Longformer's global projection sees neither summary nor extra keys */
     for (int c = 0; c < hk->num_summary; c++)
-        if (summary_visible(p, row, c))
+        if (clattn_summary_visible(w->run->vis, row->valid, row->pos, c))
             n = push_key(w, n, hk->sk + (size_t)c * p->head_dim, hk->sv + (size_t)c * p->value_dim);
     for (int x = 0; x < p->extra_len; x++)
         n = push_key(w, n, hk->xk + (size_t)x * p->head_dim, hk->xv + (size_t)x * p->value_dim);
@@ -206,7 +130,7 @@ static void attend_row(worker *w, const head_keys *hk, size_t index, int i)
     const shared_run *run = w->run;
     const clattn_problem *p = run->p;
     const int pos = i + p->kv_len - p->q_len;
-    const query_row row = {.pos = pos, .valid = hk->valid, .global = pos >= 0 && run->is_global[pos]};
+    const query_row row = {.pos = pos, .valid = hk->valid, .global = clattn_row_is_global(run->vis, pos)};
     const int separate = row.global && p->global_qkv;
     const float *q = (const float *)(separate ? run->t->qg.data : run->t->q.data) + index * (size_t)p->head_dim;
     /* A padding row keeps the empty set: output 0, LSE -inf. */
@@ -229,8 +153,8 @@ static head_keys head_keys_of(const shared_run *run, size_t pair)
     const int b = (int)(pair / (size_t)p->heads);
     const int h = (int)(pair % (size_t)p->heads);
     const size_t kv = (size_t)b * (size_t)p->kv_heads + (size_t)(h / (p->heads / p->kv_heads));
-    const int valid = clattn_valid_keys(p, t->seq_lens, b);
-    const int ns = clattn_summary_count(p);
+    const int valid = clattn__valid_keys(p, t->seq_lens, b);
+    const int ns = clattn__summary_count(p);
     return (head_keys){
         .k = rows_of(t->k.data, kv, p->kv_len, p->head_dim),
         .v = rows_of(t->v.data, kv, p->kv_len, p->value_dim),
@@ -275,21 +199,21 @@ static void block_means(const float *x, int valid, int block, int width, float *
 /* Summary tokens of every (batch, kv head), once per run rather than once per query row; each
  * batch entry averages only its valid keys. *summary owns [B, Hkv, Ns, D] then [B, Hkv, Ns, Dv],
  * which run->summary_k and run->summary_v point into. */
-static int build_summaries(shared_run *run, float **summary, clattn_error *err)
+static int build_summaries(shared_run *run, float **summary, clattn__error *err)
 {
     const clattn_problem *p = run->p;
-    const size_t ns = (size_t)clattn_summary_count(p);
+    const size_t ns = (size_t)clattn__summary_count(p);
     const size_t kv_count = (size_t)p->batch * (size_t)p->kv_heads;
     *summary = NULL;
     if (ns == 0)
         return CLATTN_STATUS_OK;
     *summary = calloc(kv_count * ns * (size_t)(p->head_dim + p->value_dim), sizeof **summary);
     if (*summary == NULL)
-        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "reference: %zu summary tokens", kv_count * ns);
+        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "reference: %zu summary tokens", kv_count * ns);
     float *const sk = *summary;
     float *const sv = sk + kv_count * ns * (size_t)p->head_dim;
     for (size_t kv = 0; kv < kv_count; kv++) {
-        const int valid = clattn_valid_keys(p, run->t->seq_lens, (int)(kv / (size_t)p->kv_heads));
+        const int valid = clattn__valid_keys(p, run->t->seq_lens, (int)(kv / (size_t)p->kv_heads));
         block_means(rows_of(run->t->k.data, kv, p->kv_len, p->head_dim), valid, p->summary_block, p->head_dim,
                     sk + kv * ns * (size_t)p->head_dim);
         block_means(rows_of(run->t->v.data, kv, p->kv_len, p->value_dim), valid, p->summary_block, p->value_dim,
@@ -297,19 +221,6 @@ static int build_summaries(shared_run *run, float **summary, clattn_error *err)
     }
     run->summary_k = sk;
     run->summary_v = sv;
-    return CLATTN_STATUS_OK;
-}
-
-/* is_global [Nk]: 1 at the positions of G, so that membership is one lookup. */
-static int build_global_mask(shared_run *run, unsigned char **is_global, clattn_error *err)
-{
-    *is_global = calloc((size_t)run->p->kv_len, 1);
-    if (*is_global == NULL)
-        return clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "reference: global mask of %d keys",
-                           run->p->kv_len);
-    for (int g = 0; g < run->p->num_global; g++)
-        (*is_global)[run->p->global_idx[g]] = 1;
-    run->is_global = *is_global;
     return CLATTN_STATUS_OK;
 }
 
@@ -356,47 +267,50 @@ static void run_workers(worker *workers, size_t count)
 }
 
 /* The caller validated sizes; this only keeps a missing tensor from becoming a crash. */
-static int check_tensors(const clattn_problem *p, const clattn_host_tensors *t, clattn_error *err)
+static int check_tensors(const clattn_problem *p, const clattn_host_tensors *t, clattn__error *err)
 {
     if (p == NULL || t == NULL)
-        return clattn_fail(err, CLATTN_STATUS_NULL_ARGUMENT, "reference: problem or tensors is NULL");
+        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "reference: problem or tensors is NULL");
     if (t->q.data == NULL || t->k.data == NULL || t->v.data == NULL || t->out.data == NULL)
-        return clattn_fail(err, CLATTN_STATUS_NULL_ARGUMENT, "reference: q, k, v or out is NULL");
+        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "reference: q, k, v or out is NULL");
     if (p->global_qkv && (t->qg.data == NULL || t->kg.data == NULL || t->vg.data == NULL))
-        return clattn_fail(err, CLATTN_STATUS_NULL_ARGUMENT, "reference: global_qkv = %d but qg, kg or vg is NULL",
+        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "reference: global_qkv = %d but qg, kg or vg is NULL",
                            p->global_qkv);
     if (p->extra_len > 0 && (t->kx.data == NULL || t->vx.data == NULL))
-        return clattn_fail(err, CLATTN_STATUS_NULL_ARGUMENT, "reference: extra_len = %d but kx or vx is NULL",
+        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "reference: extra_len = %d but kx or vx is NULL",
                            p->extra_len);
     return CLATTN_STATUS_OK;
 }
 
-int clattn_reference_run(const clattn_problem *p, const clattn_host_tensors *t, clattn_error *err)
+int clattn__reference_run(const clattn_problem *p, const clattn_host_tensors *t, clattn__error *err)
 {
     int status = check_tensors(p, t, err);
     if (status != CLATTN_STATUS_OK)
         return status;
-    unsigned char *is_global = NULL;
+    clattn_visibility vis = {0};
     float *summary = NULL;
     worker *workers = NULL;
     size_t allocated = 0;
     /* The largest S(i): every key, every summary token, every extra key. */
-    const size_t capacity = (size_t)p->kv_len + (size_t)clattn_summary_count(p) + (size_t)p->extra_len;
-    shared_run run = {.p = p, .t = t, .num_pairs = (size_t)p->batch * (size_t)p->heads};
+    const size_t capacity = (size_t)p->kv_len + (size_t)clattn__summary_count(p) + (size_t)p->extra_len;
+    shared_run run = {.p = p, .t = t, .vis = &vis, .num_pairs = (size_t)p->batch * (size_t)p->heads};
     run.num_workers = worker_count(run.num_pairs);
 
-    if ((status = build_global_mask(&run, &is_global, err)) != CLATTN_STATUS_OK ||
-        (status = build_summaries(&run, &summary, err)) != CLATTN_STATUS_OK)
+    if ((status = clattn_visibility_init(&vis, p)) != CLATTN_STATUS_OK) {
+        status = clattn__fail(err, status, "reference: the visibility of %d keys", p->kv_len);
+        goto cleanup;
+    }
+    if ((status = build_summaries(&run, &summary, err)) != CLATTN_STATUS_OK)
         goto cleanup;
     workers = calloc(run.num_workers, sizeof *workers);
     if (workers == NULL) {
-        status = clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "reference: %zu workers", run.num_workers);
+        status = clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "reference: %zu workers", run.num_workers);
         goto cleanup;
     }
     for (; allocated < run.num_workers; allocated++) {
         workers[allocated] = (worker){.run = &run, .first = allocated};
         if (!worker_alloc(&workers[allocated], capacity)) {
-            status = clattn_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY,
+            status = clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY,
                                  "reference: key list of %zu entries per worker", capacity);
             goto cleanup;
         }
@@ -408,6 +322,6 @@ cleanup:
         worker_free(&workers[--allocated]);
     free(workers);
     free(summary);
-    free(is_global);
+    clattn_visibility_free(&vis);
     return status;
 }

@@ -6,8 +6,8 @@
 #include "clattn.h"
 #include "error.h"
 
-/* `p` is normalized (clattn_problem_normalize) and every tensor in `t` is known to be large
+/* `p` is normalized (clattn__problem_normalize) and every tensor in `t` is known to be large
  * enough (the caller checked sizes and seq_lens). Writes t->out and, when given, t->lse. */
-int clattn_reference_run(const clattn_problem *p, const clattn_host_tensors *t, clattn_error *err);
+int clattn__reference_run(const clattn_problem *p, const clattn_host_tensors *t, clattn__error *err);
 
 #endif

@@ -26,22 +26,22 @@ static const tile_entry tile_table[] = {
     {NULL, NULL, CL_DEVICE_TYPE_ALL, {0, 1, 64, 32, 0}},
 };
 
-static int matches(const tile_entry *e, const clattn_device_caps *caps)
+static int matches(const tile_entry *e, const clattn__device_caps *caps)
 {
     return (e->device == NULL || strstr(caps->name, e->device) != NULL) &&
            (e->vendor == NULL || strstr(caps->vendor, e->vendor) != NULL) &&
            (e->type == CL_DEVICE_TYPE_ALL || (caps->type & e->type) != 0);
 }
 
-size_t clattn_tiles_local_bytes(const clattn_tiles *tiles, int d, int dv)
+size_t clattn__tiles_local_bytes(const clattn_tiles *tiles, int d, int dv)
 {
     return tiles->cpu_variant ? 0 : (size_t)tiles->bk * (size_t)(d + dv) * sizeof(float);
 }
 
-int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, clattn_tiles *out,
-                        clattn_error *err)
+int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, clattn_tiles *out,
+                        clattn__error *err)
 {
-    const clattn_device_caps *caps = &ctx->caps;
+    const clattn__device_caps *caps = &ctx->caps;
     size_t i = 0;
     while (!matches(&tile_table[i], caps))
         i++; /* the last entry matches every device */
@@ -51,20 +51,20 @@ int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, 
     if (!t.cpu_variant) {
         while (t.wg > 1 && (size_t)t.wg > caps->max_work_group)
             t.wg /= 2;
-        while (t.bk > 1 && clattn_tiles_local_bytes(&t, d, dv) > caps->local_mem)
+        while (t.bk > 1 && clattn__tiles_local_bytes(&t, d, dv) > caps->local_mem)
             t.bk /= 2;
-        if ((size_t)t.wg > caps->max_work_group || clattn_tiles_local_bytes(&t, d, dv) > caps->local_mem)
-            return clattn_fail(err, CLATTN_STATUS_DEVICE_LIMIT,
+        if ((size_t)t.wg > caps->max_work_group || clattn__tiles_local_bytes(&t, d, dv) > caps->local_mem)
+            return clattn__fail(err, CLATTN_STATUS_DEVICE_LIMIT,
                                "head_dim = %d, value_dim = %d: one key tile needs %zu bytes of local memory, "
                                "the device has %llu (max work-group %zu)",
-                               d, dv, clattn_tiles_local_bytes(&t, d, dv), (unsigned long long)caps->local_mem,
+                               d, dv, clattn__tiles_local_bytes(&t, d, dv), (unsigned long long)caps->local_mem,
                                caps->max_work_group);
     }
     *out = t;
     return CLATTN_STATUS_OK;
 }
 
-void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, char *buf, size_t size)
+void clattn__attention_options(const clattn_tiles *tiles, int d, int dv, char *buf, size_t size)
 {
     /* Only the variant's own options: a GPU program does not depend on the key chunk. */
     if (!tiles->cpu_variant) {
@@ -83,7 +83,7 @@ void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, char *bu
              d, dv, vw, wd, tiles->rows, tiles->kw, CLATTN_KEY_CHUNK, CLATTN_ITEM_TILES);
 }
 
-void clattn_pack_options(int d, char *buf, size_t size)
+void clattn__pack_options(int d, char *buf, size_t size)
 {
     snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_KC=%d", d, CLATTN_KEY_CHUNK);
 }

@@ -38,16 +38,16 @@
  * the table), with at most max_rows rows per CPU tile (the rows a tile can hold: Nq, or a
  * decode tile's query group); fails with CLATTN_STATUS_DEVICE_LIMIT when no tile fits the
  * device's work-group size or local memory. */
-int clattn_choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, clattn_tiles *out,
-                        clattn_error *err);
+int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, clattn_tiles *out,
+                        clattn__error *err);
 
 /* Bytes of __local memory the attention kernel uses with these tiles. */
-size_t clattn_tiles_local_bytes(const clattn_tiles *tiles, int d, int dv);
+size_t clattn__tiles_local_bytes(const clattn_tiles *tiles, int d, int dv);
 
 /* Build options of cl/attention.cl for these tiles. */
-void clattn_attention_options(const clattn_tiles *tiles, int d, int dv, char *buf, size_t size);
+void clattn__attention_options(const clattn_tiles *tiles, int d, int dv, char *buf, size_t size);
 
 /* Build options of cl/pack_keys.cl for head dim d. */
-void clattn_pack_options(int d, char *buf, size_t size);
+void clattn__pack_options(int d, char *buf, size_t size);
 
 #endif

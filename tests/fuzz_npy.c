@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     clattn_npy tensor;
-    clattn_error err;
+    clattn__error err;
     if (clattn_npy_parse(data, size, 1, CLATTN_NPY_MAX_RANK, &tensor, &err) == CLATTN_STATUS_OK) {
         /* touch every element so that a short allocation shows up under the sanitizer */
         volatile float sum = 0.0f;

@@ -1,5 +1,6 @@
 /* Test helpers shared by the device tests: see harness.h. Tests may print; the library never. */
 #include "harness.h"
+#include "random.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -55,21 +56,6 @@ int harness_each_variant(const clattn_tiles *tiles, const char *const *names, si
     return failures;
 }
 
-void harness_fill_normal(float *x, size_t n, unsigned long long *seed)
-{
-    for (size_t i = 0; i < n; i += 2) {
-        double u[2];
-        for (int k = 0; k < 2; k++) {
-            *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
-            u[k] = ((double)(*seed >> 11) + 0.5) / 9007199254740992.0;
-        }
-        const double r = sqrt(-2.0 * log(u[0]));
-        x[i] = (float)(r * cos(6.283185307179586 * u[1]));
-        if (i + 1 < n)
-            x[i + 1] = (float)(r * sin(6.283185307179586 * u[1]));
-    }
-}
-
 static int alloc_tensor(clattn_host_tensor *t, size_t bytes, int random, unsigned long long *seed)
 {
     t->bytes = bytes;
@@ -77,7 +63,7 @@ static int alloc_tensor(clattn_host_tensor *t, size_t bytes, int random, unsigne
     if (t->data == NULL)
         return CLATTN_STATUS_HOST_OUT_OF_MEMORY;
     if (random)
-        harness_fill_normal(t->data, bytes / sizeof(float), seed);
+        random_normal(t->data, bytes / sizeof(float), seed);
     return CLATTN_STATUS_OK;
 }
 

@@ -20,9 +20,6 @@ int harness_devices(char specs[][16], int max);
 typedef void (*harness_body)(clattn_context *dev, clattn_context *ref, const char *variant, size_t index);
 int harness_each_variant(const clattn_tiles *tiles, const char *const *names, size_t count, harness_body body);
 
-/* Fills x with unit-normal values from a fixed-seed generator (reproducible runs). */
-void harness_fill_normal(float *x, size_t n, unsigned long long *seed);
-
 /* Host tensors for a normalized-or-not problem: random inputs, zeroed outputs. */
 typedef struct {
     clattn_host_tensors t;

@@ -101,7 +101,7 @@ static clattn_npy run_image(const char *name, const unsigned char *image, size_t
                             int max_rank, int expect, const char *needle)
 {
     clattn_npy parsed, read;
-    clattn_error err = {{0}};
+    clattn__error err = {{0}};
     const int status = clattn_npy_parse(image, size, min_rank, max_rank, &parsed, &err);
     CHECK(status == expect, "%s: parse gave %d (%s), expected %d", name, status, err.text, expect);
     CHECK(status != CLATTN_STATUS_OK || needle == NULL || strstr(err.text, needle) != NULL,
@@ -110,7 +110,7 @@ static clattn_npy run_image(const char *name, const unsigned char *image, size_t
     char path[128];
     scratch_path(path, sizeof path, "case.npy");
     CHECK(write_bytes(path, image, size), "%s: cannot write %s", name, path);
-    clattn_error read_err = {{0}};
+    clattn__error read_err = {{0}};
     const int read_status = clattn_npy_read(path, min_rank, max_rank, &read, &read_err);
     CHECK(read_status == expect, "%s: read gave %d (%s), expected %d", name, read_status, read_err.text, expect);
     if (read_status != CLATTN_STATUS_OK) {
@@ -249,7 +249,7 @@ static void test_broken_preambles(void)
 
     char path[128];
     scratch_path(path, sizeof path, "does-not-exist.npy");
-    clattn_error err = {{0}};
+    clattn__error err = {{0}};
     const int status = clattn_npy_read(path, 1, 4, &t, &err);
     CHECK(status == CLATTN_STATUS_FILE_IO, "nonexistent path: status %d (%s)", status, err.text);
     CHECK(strstr(err.text, path) != NULL, "nonexistent path: message '%s' lacks the path", err.text);
@@ -273,7 +273,7 @@ static void check_round_trip(int rank, const long long *shape)
     float *data = malloc(count ? count * sizeof(float) : 1);
     fill(data, count);
 
-    clattn_error err = {{0}};
+    clattn__error err = {{0}};
     int status = clattn_npy_write(path, rank, shape, data, &err);
     CHECK(status == CLATTN_STATUS_OK, "write rank %d: %d (%s)", rank, status, err.text);
     clattn_npy t;
@@ -316,7 +316,7 @@ static void test_writer_errors(void)
     char path[128], dir_path[128];
     const float data[6] = {1, 2, 3, 4, 5, 6};
     const long long shape[5] = {2, 3, 1, 1, 1};
-    clattn_error err = {{0}};
+    clattn__error err = {{0}};
     const int before = count_scratch_entries();
 
     scratch_path(path, sizeof path, "no-such-dir/out.npy");

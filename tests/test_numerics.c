@@ -92,7 +92,7 @@ static int row_empty(const clattn_problem *p, int valid, int pos)
 static void row_place(const clattn_problem *p, const int *seq_lens, size_t r, int *valid, int *pos)
 {
     const int b = (int)(r / ((size_t)p->heads * p->q_len));
-    *valid = clattn_valid_keys(p, seq_lens, b);
+    *valid = clattn__valid_keys(p, seq_lens, b);
     *pos = (int)(r % (size_t)p->q_len) + p->kv_len - p->q_len;
 }
 
@@ -108,9 +108,9 @@ typedef struct {
 
 static int fixture_make(fixture *f, const numerics_case *c)
 {
-    clattn_error err;
+    clattn__error err;
     memset(f, 0, sizeof *f);
-    if (clattn_problem_normalize(&c->p, &f->p, &err) != CLATTN_STATUS_OK) {
+    if (clattn__problem_normalize(&c->p, &f->p, &err) != CLATTN_STATUS_OK) {
         printf("     bad test case %s: %s\n", c->what, err.text);
         return 0;
     }
@@ -341,7 +341,7 @@ static const planted_case planted_cases[] = {
 /* Whether key j of batch entry b is outside the set of every query (and of every summary mean). */
 static int masked_everywhere(const fixture *f, int b, int j)
 {
-    const int valid = clattn_valid_keys(&f->p, f->seq_lens, b);
+    const int valid = clattn__valid_keys(&f->p, f->seq_lens, b);
     if (j >= valid)
         return 1;
     if (f->p.summary_block > 0)

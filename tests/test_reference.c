@@ -79,8 +79,8 @@ static float *at(float *base, int slice, int rows, int row, int width)
 static void fixture_make(fixture *f, const clattn_problem *in, const int *seq_lens)
 {
     memset(f, 0, sizeof *f);
-    clattn_error err = {{0}};
-    if (clattn_problem_normalize(in, &f->p, &err) != CLATTN_STATUS_OK) {
+    clattn__error err = {{0}};
+    if (clattn__problem_normalize(in, &f->p, &err) != CLATTN_STATUS_OK) {
         printf("FAIL: test problem rejected: %s\n", err.text);
         exit(2);
     }
@@ -123,8 +123,8 @@ static int fixture_run(fixture *f)
         .vx = host(f->vx, x_count(p, p->value_dim)),
         .seq_lens = f->seq_lens,
     };
-    clattn_error err = {{0}};
-    const int status = clattn_reference_run(p, &t, &err);
+    clattn__error err = {{0}};
+    const int status = clattn__reference_run(p, &t, &err);
     CHECK(status == CLATTN_STATUS_OK, "reference run returned %d: %s", status, err.text);
     return status;
 }
@@ -353,7 +353,7 @@ static void probe(const char *what, clattn_problem in, const int *seq_lens)
             for (int h = 0; h < p->heads; h++)
                 for (int i = 0; i < p->q_len; i++) {
                     const int slice = b * p->heads + h;
-                    const int count = expected_set(p, clattn_valid_keys(p, seq_lens, b), i, mask);
+                    const int count = expected_set(p, clattn__valid_keys(p, seq_lens, b), i, mask);
                     double want[MAX_KEYS];
                     for (int j = 0; j < p->kv_len; j++)
                         want[j] = mask[j] ? 1.0 / count : 0.0;
@@ -801,12 +801,12 @@ static void test_optional_and_missing_tensors(void)
     clattn_host_tensors t = {.q = host(f.q, q_count(p)), .k = host(f.k, k_count(p)), .v = host(f.v, v_count(p)),
                              .out = host(f.out, o_count(p)), .kx = host(f.kx, x_count(p, 2)),
                              .vx = host(f.vx, x_count(p, 2))};
-    clattn_error err = {{0}};
+    clattn__error err = {{0}};
     memset(f.out, 0xff, o_count(p) * sizeof(float));
-    CHECK(clattn_reference_run(p, &t, &err) == CLATTN_STATUS_OK, "run without LSE failed: %s", err.text);
+    CHECK(clattn__reference_run(p, &t, &err) == CLATTN_STATUS_OK, "run without LSE failed: %s", err.text);
     CHECK(same_floats(f.out, with_lse, o_count(p)), "the output changes when LSE is not requested");
     t.vx.data = NULL;
-    CHECK(clattn_reference_run(p, &t, &err) == CLATTN_STATUS_NULL_ARGUMENT, "missing vx is not NULL_ARGUMENT");
+    CHECK(clattn__reference_run(p, &t, &err) == CLATTN_STATUS_NULL_ARGUMENT, "missing vx is not NULL_ARGUMENT");
     free(with_lse);
     fixture_free(&f);
 }

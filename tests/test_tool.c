@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "random.h"
 #include "npy.h"
 
 #define TOLERANCE 2e-4
@@ -92,11 +93,11 @@ static int write_random(const char *name, int rank, int b, int h, int n, int d, 
     const size_t count = (size_t)b * h * n * d;
     float *x = malloc(count * sizeof *x + 1);
     char path[ARG_SIZE];
-    clattn_error err;
+    clattn__error err;
     expand(path, name);
     int status = CLATTN_STATUS_HOST_OUT_OF_MEMORY;
     if (x != NULL) {
-        harness_fill_normal(x, count, &seed);
+        random_normal(x, count, &seed);
         status = clattn_npy_write(path, rank, full + 4 - rank, x, &err);
         if (status)
             printf("setup: writing %s: %s\n", path, err.text);
@@ -283,7 +284,7 @@ static int has_shape(const clattn_npy *t, int rank, const long long *want, const
 static int read_output(const char *file, int rank, const long long *want, clattn_npy *t, char *why)
 {
     char path[ARG_SIZE];
-    clattn_error err;
+    clattn__error err;
     expand(path, file);
     if (clattn_npy_read(path, 1, CLATTN_NPY_MAX_RANK, t, &err)) {
         snprintf(why, ARG_SIZE, "reading the output: %.200s", err.text);

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "harness.h"
+#include "random.h"
 
 #define SENTINEL 0x5A       /* every output byte before a call that must fail */
 #define STALE_VALUE -424242 /* a value only the priming failure's message contains */
@@ -299,7 +300,7 @@ static int fixture_make(run_fixture *f)
         f->data[i] = malloc(f->need[i] + 1);
         if (f->data[i] == NULL)
             return 0;
-        harness_fill_normal((float *)f->data[i], f->need[i] / sizeof(float), &seed);
+        random_normal((float *)f->data[i], f->need[i] / sizeof(float), &seed);
         f->data[i][f->need[i]] = 0;
     }
     return 1;

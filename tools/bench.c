@@ -511,11 +511,11 @@ static int peak_best_ms(clattn_context *ctx, int chains, int iters, int runs, do
 {
     char options[96];
     snprintf(options, sizeof options, "-cl-std=CL1.2 -DCLATTN_CHAINS=%d -DCLATTN_ITERS=%d", chains, iters);
-    clattn_error err = {{0}};
+    clattn__error err = {{0}};
     cl_program program = NULL;
-    const int status = clattn_program_get(ctx, "peak", options, &program, &err);
+    const int status = clattn__program_get(ctx, "peak", options, &program, &err);
     if (status)
-        return clattn_context_report(ctx, status, &err);
+        return clattn__context_report(ctx, status, &err);
     const size_t global = (size_t)ctx->caps.compute_units * PEAK_ITEMS_PER_CU;
     const float a = 0.999f, b = 0.001f; /* the chains converge to 1: no overflow, no denormals */
     cl_int rc;
@@ -570,11 +570,11 @@ static int measure_peak(bench_device *dev)
 static int measure_copy(bench_device *dev)
 {
     clattn_context *ctx = dev->ctx;
-    clattn_error err = {{0}};
+    clattn__error err = {{0}};
     cl_program program = NULL;
-    int status = clattn_program_get(ctx, "peak", "", &program, &err);
+    int status = clattn__program_get(ctx, "peak", "", &program, &err);
     if (status)
-        return runtime_error(dev->label, ctx, "building the copy probe", clattn_context_report(ctx, status, &err));
+        return runtime_error(dev->label, ctx, "building the copy probe", clattn__context_report(ctx, status, &err));
     size_t bytes = COPY_BYTES < ctx->caps.max_alloc ? COPY_BYTES : (size_t)ctx->caps.max_alloc;
     bytes -= bytes % 4096;
     const size_t items = bytes / 16;

@@ -182,7 +182,7 @@ static int read_inputs(run_args *a, clattn_npy *in)
     for (int i = 0; i < IN_COUNT; i++) {
         if (paths[i] == NULL)
             continue;
-        clattn_error err;
+        clattn__error err;
         const int status = clattn_npy_read(paths[i], 2, 4, &in[i], &err);
         if (status) {
             snprintf(a->message, sizeof a->message, "%s", err.text);
@@ -224,7 +224,7 @@ static int write_outputs(run_args *a, const clattn_npy *q, const float *out, con
     long long shape[4];
     memcpy(shape, q->shape, sizeof shape);
     shape[q->rank - 1] = a->problem.value_dim;
-    clattn_error err;
+    clattn__error err;
     int status = clattn_npy_write(a->out, q->rank, shape, out, &err);
     if (!status && a->lse != NULL)
         status = clattn_npy_write(a->lse, q->rank - 1, shape, lse, &err);

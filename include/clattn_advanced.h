@@ -1,0 +1,83 @@
+/* clattn's advanced interface: what the tool, the bench and the tests need beyond clattn.h
+ * (forced tile sizes, emulated device limits, the device list, SPEC.md's visibility rule).
+ * Unlike clattn.h it may change between minor versions, the way zstd keeps its experimental
+ * API behind ZSTD_STATIC_LINKING_ONLY: include it only where you accept that. */
+#ifndef CLATTN_ADVANCED_H
+#define CLATTN_ADVANCED_H
+
+#include "clattn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Tiles: the attention kernel's variant and tile sizes. Plans take them from a table keyed by
+ * device name, vendor and type; a context can force others (tests, `clattn tune`).
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+    int cpu_variant; /* 1: barrier-free register-blocked kernel; 0: __local tiles */
+    int rows;        /* CPU variant: query rows per tile (a work-item takes several tiles) */
+    int wg;          /* GPU variant: work-group size = query rows per tile */
+    int bk;          /* GPU variant: keys per __local tile */
+    int kw;          /* CPU variant: keys per score vector (8 or 16) */
+} clattn_tiles;
+
+/* The plans created after this call use these tiles (still clamped to the device's limits);
+ * NULL goes back to the table. Not thread-safe against plan creation on the same context. */
+void clattn_context_force_tiles(clattn_context *ctx, const clattn_tiles *tiles);
+
+/* Lowers the limits the plans honour, to emulate a smaller device; 0 keeps a limit as it is. */
+void clattn_context_emulate_limits(clattn_context *ctx, size_t max_work_group, cl_ulong local_mem,
+                                   cl_ulong max_alloc);
+
+/* ---------------------------------------------------------------------------------------------
+ * Devices: every OpenCL device of every platform, in the order "P:D" specs count them.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+    char spec[16];  /* "P:D", as clattn_context_desc.device takes it */
+    char name[256]; /* CL_DEVICE_NAME */
+    cl_device_type type;
+    cl_device_id id;
+} clattn_device_info;
+
+/* Fills up to `max` entries of `out` (may be NULL when max is 0) and sets *count to the number
+ * of devices present. No platform installed is 0 devices and success; another OpenCL failure
+ * is returned as its code. */
+int clattn_device_list(clattn_device_info *out, int max, int *count);
+
+/* ---------------------------------------------------------------------------------------------
+ * Visibility: which keys each query row sees (SPEC.md's S(i)). The reference path, the bench
+ * (FLOP counts, the unfused baseline's masks) and the tests all ask these functions.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+    clattn_problem problem;  /* normalized copy: defaults resolved, global_idx still the caller's */
+    unsigned char *is_global; /* [Nk]: 1 at the positions of G; NULL without global tokens */
+} clattn_visibility;
+
+/* Normalizes and validates `problem` (the statuses of clattn_plan_create) and builds the
+ * global-position table; on failure *v needs no free. */
+int clattn_visibility_init(clattn_visibility *v, const clattn_problem *problem);
+void clattn_visibility_free(clattn_visibility *v); /* zeroes *v; freeing twice is a no-op */
+
+/* A query row is placed by its position p(i) = i + Nk - Nq and by `valid`, the valid keys of
+ * its batch entry (seq_lens[b], or Nk). A row with p(i) >= valid is padding and sees nothing. */
+
+/* 1 when the row at `pos` is a global row (p(i) in G): it sees every key. */
+int clattn_row_is_global(const clattn_visibility *v, int pos);
+
+/* 1 when key j of K (of Kg for a separately projected global row) is in S(i). */
+int clattn_key_visible(const clattn_visibility *v, int valid, int pos, int j);
+
+/* 1 when summary token c (of ceil(valid / b)) is in S(i); the row is not padding. */
+int clattn_summary_visible(const clattn_visibility *v, int valid, int pos, int c);
+
+/* |S(i)|: the keys of K, the summary tokens and the extra keys the row sees (a separately
+ * projected global row sees neither summary nor extra keys). O(globals) for a window, O(Nk)
+ * for a grid pattern. */
+long long clattn_visible_keys(const clattn_visibility *v, int valid, int pos);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
