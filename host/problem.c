@@ -1,5 +1,6 @@
-/* Normalization and validation of a clattn_problem: every fault in SPEC.md's list gets its own
- * status and a message that names the field and its value. */
+/* Normalization and validation of a clattn_problem, and of the tensors a run passes for it:
+ * every fault in SPEC.md's list gets its own status and a message that names the field and its
+ * value. */
 #include "problem.h"
 
 #include <limits.h>
@@ -188,4 +189,85 @@ int clattn__check_seq_lens(const clattn_problem *p, const int *seq_lens, clattn_
             return clattn__fail(err, CLATTN_STATUS_INVALID_SEQ_LEN, "seq_lens[%d] = %d: outside [0, %d]", b,
                                seq_lens[b], p->kv_len);
     return CLATTN_STATUS_OK;
+}
+
+void clattn__tensor_needs(const clattn_problem *p, clattn__tensor_need *needs)
+{
+    clattn__tensor_bytes b;
+    clattn__problem_bytes(p, &b, NULL);
+    const int gq = p->global_qkv != 0, ex = p->extra_len > 0;
+    const clattn__tensor_need all[CLATTN__T_COUNT] = {
+        {"q", 1, b.q},   {"k", 1, b.k},   {"v", 1, b.v},   {"out", 1, b.out}, {"lse", 0, b.lse},
+        {"qg", gq, b.q}, {"kg", gq, b.k}, {"vg", gq, b.v}, {"kx", ex, b.kx},  {"vx", ex, b.vx},
+    };
+    memcpy(needs, all, sizeof all);
+}
+
+const clattn_host_tensor *clattn__host_tensor(const clattn_host_tensors *t, int i)
+{
+#define CLATTN__HOST_TENSOR_(field, NAME) &t->field,
+    const clattn_host_tensor *const all[CLATTN__T_COUNT] = {CLATTN__TENSORS(CLATTN__HOST_TENSOR_)};
+#undef CLATTN__HOST_TENSOR_
+    return all[i];
+}
+
+static cl_mem device_buffer(const clattn_buffers *bufs, int i)
+{
+#define CLATTN__DEVICE_BUFFER_(field, NAME) bufs->field,
+    const cl_mem all[CLATTN__T_COUNT] = {CLATTN__TENSORS(CLATTN__DEVICE_BUFFER_)};
+#undef CLATTN__DEVICE_BUFFER_
+    return all[i];
+}
+
+/* What a run gives as tensor i: whether it is there (*given) and its bytes, from a device buffer
+ * (bufs) or a host tensor (host); exactly one of the two is not NULL. */
+static int given_tensor(const clattn_buffers *bufs, const clattn_host_tensors *host, int i, int *given, size_t *bytes,
+                        clattn__error *err)
+{
+    if (host != NULL) {
+        *given = clattn__host_tensor(host, i)->data != NULL;
+        *bytes = clattn__host_tensor(host, i)->bytes;
+        return CLATTN_STATUS_OK;
+    }
+    const cl_mem mem = device_buffer(bufs, i);
+    *given = mem != NULL;
+    *bytes = 0;
+    const cl_int rc = *given ? clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof *bytes, bytes, NULL) : CL_SUCCESS;
+    if (rc != CL_SUCCESS)
+        return clattn__fail(err, rc, "tensor %d is not a valid buffer: %s", i, clattn__cl_error_name(rc));
+    return CLATTN_STATUS_OK;
+}
+
+/* The one check behind clattn__check_device_buffers and clattn__check_host_tensors. Every
+ * tensor's size is read before any is judged, so an invalid buffer is reported first. */
+static int check_run_tensors(const clattn_problem *p, const clattn_buffers *bufs, const clattn_host_tensors *host,
+                             clattn__error *err)
+{
+    int given[CLATTN__T_COUNT];
+    size_t bytes[CLATTN__T_COUNT];
+    for (int i = 0; i < CLATTN__T_COUNT; i++) {
+        const int status = given_tensor(bufs, host, i, &given[i], &bytes[i], err);
+        if (status)
+            return status;
+    }
+    clattn__tensor_need needs[CLATTN__T_COUNT];
+    clattn__tensor_needs(p, needs);
+    for (int i = 0; i < CLATTN__T_COUNT; i++) {
+        if (needs[i].needed && !given[i])
+            return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "%s is NULL", needs[i].name);
+        if (given[i] && bytes[i] < needs[i].bytes)
+            return clattn__fail(err, CLATTN_STATUS_BUFFER_TOO_SMALL, "%s holds %zu bytes, the shape needs %zu",
+                                needs[i].name, bytes[i], needs[i].bytes);
+    }
+    return clattn__check_seq_lens(p, host != NULL ? host->seq_lens : bufs->seq_lens, err);
+}
+
+int clattn__check_device_buffers(const clattn_problem *p, const clattn_buffers *bufs, clattn__error *err)
+{
+    return check_run_tensors(p, bufs, NULL, err);
+}
+
+int clattn__check_host_tensors(const clattn_problem *p, const clattn_host_tensors *t, clattn__error *err)
+{
+    return check_run_tensors(p, NULL, t, err);
 }

@@ -1,5 +1,6 @@
 /* A problem with its defaults filled in and every field checked against SPEC.md ("Inputs that
- * are errors"), plus the byte size of each tensor. Shared by the device and reference paths. */
+ * are errors"), the byte size of each tensor, and the check of a run's tensors against them.
+ * Shared by the device and reference paths. */
 #ifndef CLATTN_PROBLEM_H
 #define CLATTN_PROBLEM_H
 
@@ -26,6 +27,34 @@ int clattn__problem_bytes(const clattn_problem *p, clattn__tensor_bytes *bytes, 
 
 /* Checks seq_lens (may be NULL) of a normalized problem: each entry in [0, kv_len]. */
 int clattn__check_seq_lens(const clattn_problem *p, const int *seq_lens, clattn__error *err);
+
+/* The tensors of a run, in the order of clattn_buffers and clattn_host_tensors; this one list
+ * generates the indices CLATTN__T_Q .. CLATTN__T_VX and every per-tensor table. */
+#define CLATTN__TENSORS(X)                                                                                             \
+    X(q, Q) X(k, K) X(v, V) X(out, OUT) X(lse, LSE) X(qg, QG) X(kg, KG) X(vg, VG) X(kx, KX) X(vx, VX)
+
+#define CLATTN__TENSOR_INDEX_(field, NAME) CLATTN__T_##NAME,
+enum { CLATTN__TENSORS(CLATTN__TENSOR_INDEX_) CLATTN__T_COUNT };
+#undef CLATTN__TENSOR_INDEX_
+
+/* One tensor argument of a run: its name, whether the problem needs it, and the bytes it holds. */
+typedef struct {
+    const char *name;
+    int needed;
+    size_t bytes;
+} clattn__tensor_need;
+
+/* needs[CLATTN__T_COUNT] of a normalized problem (which cannot fail clattn__problem_bytes). */
+void clattn__tensor_needs(const clattn_problem *p, clattn__tensor_need *needs);
+
+/* Host tensor i (a CLATTN__T_ index) of t. */
+const clattn_host_tensor *clattn__host_tensor(const clattn_host_tensors *t, int i);
+
+/* Check a run's tensors against a normalized problem, with one rule for both kinds: every
+ * tensor the problem needs is given, every tensor given is large enough for its shape, and
+ * seq_lens (clattn__check_seq_lens) is in range. Device buffers are sized with CL_MEM_SIZE. */
+int clattn__check_device_buffers(const clattn_problem *p, const clattn_buffers *bufs, clattn__error *err);
+int clattn__check_host_tensors(const clattn_problem *p, const clattn_host_tensors *t, clattn__error *err);
 
 /* Valid keys of batch entry b: seq_lens[b], or kv_len without seq_lens. */
 static inline int clattn__valid_keys(const clattn_problem *p, const int *seq_lens, int b)

@@ -266,25 +266,9 @@ static void run_workers(worker *workers, size_t count)
     }
 }
 
-/* The caller validated sizes; this only keeps a missing tensor from becoming a crash. */
-static int check_tensors(const clattn_problem *p, const clattn_host_tensors *t, clattn__error *err)
-{
-    if (p == NULL || t == NULL)
-        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "reference: problem or tensors is NULL");
-    if (t->q.data == NULL || t->k.data == NULL || t->v.data == NULL || t->out.data == NULL)
-        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "reference: q, k, v or out is NULL");
-    if (p->global_qkv && (t->qg.data == NULL || t->kg.data == NULL || t->vg.data == NULL))
-        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "reference: global_qkv = %d but qg, kg or vg is NULL",
-                           p->global_qkv);
-    if (p->extra_len > 0 && (t->kx.data == NULL || t->vx.data == NULL))
-        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "reference: extra_len = %d but kx or vx is NULL",
-                           p->extra_len);
-    return CLATTN_STATUS_OK;
-}
-
 int clattn__reference_run(const clattn_problem *p, const clattn_host_tensors *t, clattn__error *err)
 {
-    int status = check_tensors(p, t, err);
+    int status = clattn__check_host_tensors(p, t, err); /* the same rule as the device path's */
     if (status != CLATTN_STATUS_OK)
         return status;
     clattn_visibility vis = {0};

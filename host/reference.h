@@ -6,8 +6,9 @@
 #include "clattn.h"
 #include "error.h"
 
-/* `p` is normalized (clattn__problem_normalize) and every tensor in `t` is known to be large
- * enough (the caller checked sizes and seq_lens). Writes t->out and, when given, t->lse. */
+/* `p` is normalized (clattn__problem_normalize). Checks `t` first (clattn__check_host_tensors:
+ * each tensor present and large enough, seq_lens in range), then writes t->out and, when given,
+ * t->lse. */
 int clattn__reference_run(const clattn_problem *p, const clattn_host_tensors *t, clattn__error *err);
 
 #endif

@@ -1,0 +1,308 @@
+/* A run of a plan on device buffers: key packing (CPU variant), the side keys (globals,
+ * summaries, extras), the banded attention pass over every row, and a dense pass over the
+ * global rows. Decode (a few query rows, CPU variant) instead splits the keys: attention_split,
+ * then combine_splits. Every launch is chained to the previous one by its event. */
+#include "plan.h"
+#include "problem.h"
+
+/* Events chain the commands of one run, so that out-of-order queues are safe too. */
+typedef struct {
+    cl_command_queue queue;
+    cl_uint num_wait;
+    const cl_event *wait;
+    cl_event last;
+} command_chain;
+
+static cl_int chain_launch(command_chain *chain, cl_kernel kernel, cl_uint dims, const size_t *global,
+                           const size_t *local)
+{
+    cl_event done = NULL;
+    const cl_int rc = clEnqueueNDRangeKernel(chain->queue, kernel, dims, NULL, global, local, chain->num_wait,
+                                             chain->num_wait ? chain->wait : NULL, &done);
+    if (rc != CL_SUCCESS)
+        return rc;
+    if (chain->last != NULL)
+        clReleaseEvent(chain->last);
+    chain->last = done;
+    chain->num_wait = 1;
+    chain->wait = &chain->last;
+    return CL_SUCCESS;
+}
+
+/* Sets kernel arguments from a list of (size, pointer) pairs. */
+typedef struct {
+    size_t size;
+    const void *value;
+} kernel_arg;
+
+static cl_int set_args(cl_kernel kernel, const kernel_arg *args, cl_uint count)
+{
+    for (cl_uint i = 0; i < count; i++) {
+        const cl_int rc = clSetKernelArg(kernel, i, args[i].size, args[i].value);
+        if (rc != CL_SUCCESS)
+            return rc;
+    }
+    return CL_SUCCESS;
+}
+
+#define ARG(x)                                                                                                         \
+    {                                                                                                                  \
+        sizeof(x), &(x)                                                                                                \
+    }
+
+static cl_int enqueue_pack(clattn_plan *plan, command_chain *chain, cl_mem keys, cl_mem panels, int n)
+{
+    const kernel_arg args[] = {ARG(keys), ARG(panels), ARG(n)};
+    const cl_int rc = set_args(plan->pack, args, 3);
+    const size_t chunks = ((size_t)n + CLATTN_KEY_CHUNK - 1) / CLATTN_KEY_CHUNK;
+    const size_t global[2] = {chunks * plan->p.head_dim, (size_t)plan->p.batch * plan->p.kv_heads};
+    return rc != CL_SUCCESS ? rc : chain_launch(chain, plan->pack, 2, global, NULL);
+}
+
+static cl_int enqueue_side(clattn_plan *plan, command_chain *chain, cl_mem src, cl_mem extra, cl_mem side, int width)
+{
+    const clattn_problem *p = &plan->p;
+    if (extra == NULL)
+        extra = src; /* never read: n_extra is 0 */
+    const kernel_arg args[] = {
+        ARG(src),          ARG(extra),           ARG(plan->global_buf), ARG(plan->seq_lens), ARG(side),
+        ARG(p->kv_len),    ARG(width),           ARG(p->kv_heads),      ARG(p->num_global),  ARG(plan->n_summary),
+        ARG(p->extra_len), ARG(p->summary_block)};
+    const cl_int rc = set_args(plan->side, args, 12);
+    const size_t global[2] = {(size_t)plan->n_side * width, (size_t)p->batch * p->kv_heads};
+    return rc != CL_SUCCESS ? rc : chain_launch(chain, plan->side, 2, global, NULL);
+}
+
+/* One attention pass: the band of every row, or (use_rows) the dense rows of the global tokens. */
+typedef struct {
+    cl_mem q, keys, v, out, lse;
+    int use_rows, num_rows, left, right, dilation, side_begin, side_count, reverse;
+} attention_pass;
+
+/* A kernel argument that must be a buffer even where the kernel never reads it (no side keys,
+ * no lse): `mem`, else a buffer of the run. */
+static cl_mem or_unread(cl_mem mem, cl_mem fallback)
+{
+    return mem != NULL ? mem : fallback;
+}
+
+/* Tiles per work-item of the CPU variant for a launch of `tiles` tiles per (batch, head):
+ * CLATTN_ITEM_TILES, halved while that leaves fewer than CLATTN_ITEMS_PER_CU work-items per
+ * compute unit. (1 for the GPU variant, whose work-group owns one tile.) */
+static int item_tiles(const clattn_plan *plan, size_t tiles)
+{
+    if (!plan->tiles.cpu_variant)
+        return 1;
+    const size_t heads = (size_t)plan->p.batch * plan->p.heads;
+    const size_t wanted = clattn__plan_wanted_items(plan);
+    int t = CLATTN_ITEM_TILES;
+    while (t > 1 && (tiles + t - 1) / t * heads < wanted)
+        t /= 2;
+    return t;
+}
+
+static cl_int enqueue_attention(clattn_plan *plan, command_chain *chain, const attention_pass *pass)
+{
+    const clattn_problem *p = &plan->p;
+    const size_t per_tile = (size_t)(plan->tiles.cpu_variant ? plan->tiles.rows : plan->tiles.wg);
+    const size_t tiles = ((size_t)pass->num_rows + per_tile - 1) / per_tile;
+    const int per_item = item_tiles(plan, tiles);
+    const cl_mem side_k = or_unread(clattn__plan_packs_keys(plan) ? plan->side_panels : plan->side_k, pass->keys);
+    const cl_mem side_v = or_unread(plan->side_v, pass->v);
+    const cl_mem lse = or_unread(pass->lse, pass->out);
+    const int write_lse = pass->lse != NULL;
+    const kernel_arg args[] = {
+        ARG(pass->q),        ARG(pass->keys),     ARG(pass->v),         ARG(side_k),           ARG(side_v),
+        ARG(plan->side_pos), ARG(plan->seq_lens), ARG(plan->rows),      ARG(pass->out),        ARG(lse),
+        ARG(p->heads),       ARG(p->kv_heads),    ARG(p->q_len),        ARG(p->kv_len),        ARG(pass->num_rows),
+        ARG(pass->use_rows), ARG(pass->left),     ARG(pass->right),     ARG(pass->dilation),   ARG(p->causal),
+        ARG(plan->n_side),   ARG(p->num_global),  ARG(plan->n_summary), ARG(pass->side_begin), ARG(pass->side_count),
+        ARG(plan->qscale),   ARG(write_lse),      ARG(pass->reverse),   ARG(per_item)};
+    const cl_int rc = set_args(plan->attention, args, sizeof args / sizeof args[0]);
+    if (rc != CL_SUCCESS)
+        return rc;
+    const size_t local[2] = {plan->tiles.cpu_variant ? 1 : (size_t)plan->tiles.wg, 1};
+    const size_t global[2] = {(tiles + per_item - 1) / per_item * local[0], (size_t)p->batch * p->heads};
+    return chain_launch(chain, plan->attention, 2, global, local);
+}
+
+/* Positions of the side keys of every batch entry (SPEC.md 4-6), see cl/attention.cl. */
+static void fill_side_positions(const clattn_plan *plan, const int *seq_lens, int *pos)
+{
+    const clattn_problem *p = &plan->p;
+    for (int b = 0; b < p->batch; b++) {
+        int *row = pos + (size_t)b * plan->n_side;
+        for (int g = 0; g < p->num_global; g++)
+            row[g] = p->global_idx[g];
+        for (int c = 0; c < plan->n_summary; c++) {
+            const long long start = (long long)c * p->summary_block;
+            const long long end = start + p->summary_block < seq_lens[b] ? start + p->summary_block : seq_lens[b];
+            row[p->num_global + c] = start < seq_lens[b] ? (int)(end - 1) : -1;
+        }
+        for (int x = 0; x < p->extra_len; x++)
+            row[p->num_global + plan->n_summary + x] = 0;
+    }
+}
+
+/* Uploads seq_lens and side positions when they differ from the last run's. */
+static cl_int upload_lengths(clattn_plan *plan, cl_command_queue queue, const int *seq_lens)
+{
+    const clattn_problem *p = &plan->p;
+    int changed = !plan->uploaded;
+    for (int b = 0; b < p->batch; b++) {
+        const int len = clattn__valid_keys(p, seq_lens, b);
+        changed |= plan->host_seq_lens[b] != len;
+        plan->host_seq_lens[b] = len;
+    }
+    if (!changed)
+        return CL_SUCCESS;
+    plan->uploaded = 0;
+    fill_side_positions(plan, plan->host_seq_lens, plan->host_side_pos);
+    cl_int rc = clEnqueueWriteBuffer(queue, plan->seq_lens, CL_TRUE, 0, (size_t)p->batch * sizeof(int),
+                                     plan->host_seq_lens, 0, NULL, NULL);
+    if (rc == CL_SUCCESS && plan->n_side > 0)
+        rc = clEnqueueWriteBuffer(queue, plan->side_pos, CL_TRUE, 0, (size_t)p->batch * plan->n_side * sizeof(int),
+                                  plan->host_side_pos, 0, NULL, NULL);
+    plan->uploaded = rc == CL_SUCCESS;
+    return rc;
+}
+
+/* Window sides as the kernel wants them: clamped to a width no distance reaches, causal folded
+ * into the right side. */
+static void band_sides(const clattn_problem *p, int *left, int *right)
+{
+    const int unbounded = p->q_len + p->kv_len;
+    *left = p->window && p->window_left < unbounded ? p->window_left : unbounded;
+    *right = p->window && p->window_right < unbounded ? p->window_right : unbounded;
+    if (p->causal)
+        *right = 0 < *right ? 0 : *right;
+}
+
+static cl_int enqueue_side_keys(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
+{
+    cl_int rc = enqueue_side(plan, chain, bufs->k, bufs->kx, plan->side_k, plan->p.head_dim);
+    return rc == CL_SUCCESS ? enqueue_side(plan, chain, bufs->v, bufs->vx, plan->side_v, plan->p.value_dim) : rc;
+}
+
+/* Decode: every split's partial result, then their merge into out and lse. */
+static cl_int enqueue_split(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
+{
+    const clattn_problem *p = &plan->p;
+    cl_int rc = plan->n_side > 0 ? enqueue_side_keys(plan, chain, bufs) : CL_SUCCESS;
+    const cl_mem side_k = or_unread(plan->side_k, bufs->k);
+    const cl_mem side_v = or_unread(plan->side_v, bufs->v);
+    int left, right;
+    band_sides(p, &left, &right);
+    const kernel_arg args[] = {ARG(bufs->q),         ARG(bufs->k),        ARG(bufs->v),        ARG(side_k),
+                               ARG(side_v),          ARG(plan->side_pos), ARG(plan->seq_lens), ARG(plan->part_acc),
+                               ARG(plan->part_ml),   ARG(p->heads),       ARG(p->kv_heads),    ARG(p->q_len),
+                               ARG(p->kv_len),       ARG(left),           ARG(right),          ARG(p->dilation),
+                               ARG(p->causal),       ARG(plan->n_side),   ARG(p->num_global),  ARG(plan->n_summary),
+                               ARG(plan->split_len), ARG(plan->qscale)};
+    if (rc == CL_SUCCESS)
+        rc = set_args(plan->split, args, sizeof args / sizeof args[0]);
+    const int group_rows = p->heads / p->kv_heads * p->q_len;
+    const size_t global[3] = {(size_t)plan->splits, (size_t)((group_rows + plan->tiles.rows - 1) / plan->tiles.rows),
+                              (size_t)p->batch * p->kv_heads};
+    const size_t local[3] = {1, 1, 1};
+    if (rc == CL_SUCCESS)
+        rc = chain_launch(chain, plan->split, 3, global, local);
+
+    const int rows = p->batch * p->heads * p->q_len;
+    const cl_mem lse = or_unread(bufs->lse, bufs->out);
+    const int write_lse = bufs->lse != NULL;
+    const kernel_arg merge[] = {ARG(plan->part_acc), ARG(plan->part_ml), ARG(bufs->out), ARG(lse),
+                                ARG(rows),           ARG(plan->splits),  ARG(write_lse)};
+    if (rc == CL_SUCCESS)
+        rc = set_args(plan->combine, merge, sizeof merge / sizeof merge[0]);
+    const size_t one = 1, all_rows = (size_t)rows;
+    return rc == CL_SUCCESS ? chain_launch(chain, plan->combine, 1, &all_rows, &one) : rc;
+}
+
+static cl_int enqueue_passes(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
+{
+    const clattn_problem *p = &plan->p;
+    const int panels = clattn__plan_packs_keys(plan);
+    if (plan->splits > 0)
+        return enqueue_split(plan, chain, bufs);
+    cl_int rc = CL_SUCCESS;
+    if (panels)
+        rc = enqueue_pack(plan, chain, bufs->k, plan->k_panels, p->kv_len);
+    if (rc == CL_SUCCESS && plan->n_side > 0) {
+        rc = enqueue_side_keys(plan, chain, bufs);
+        if (rc == CL_SUCCESS && panels)
+            rc = enqueue_pack(plan, chain, plan->side_k, plan->side_panels, plan->n_side);
+    }
+    attention_pass band = {bufs->q,   panels ? plan->k_panels : bufs->k,
+                           bufs->v,   bufs->out,
+                           bufs->lse, 0,
+                           p->q_len,  0,
+                           0,         p->dilation,
+                           0,         plan->n_side,
+                           p->causal};
+    band_sides(p, &band.left, &band.right);
+    if (rc == CL_SUCCESS)
+        rc = enqueue_attention(plan, chain, &band);
+    if (rc != CL_SUCCESS || plan->n_global_rows == 0)
+        return rc;
+
+    /* Global rows see every key: a dense pass that overwrites their banded result. */
+    attention_pass dense = band;
+    dense.use_rows = 1;
+    dense.num_rows = plan->n_global_rows;
+    dense.left = p->q_len + p->kv_len;
+    dense.right = p->causal ? 0 : dense.left;
+    dense.dilation = 1;
+    dense.reverse = 0;
+    dense.side_begin = p->num_global; /* the globals are inside the dense band already */
+    dense.side_count = plan->n_side - p->num_global;
+    if (p->global_qkv) { /* Longformer's own projections: no summary or extra keys */
+        dense.q = bufs->qg;
+        dense.keys = bufs->kg;
+        dense.v = bufs->vg;
+        dense.side_count = 0;
+        if (panels) {
+            rc = enqueue_pack(plan, chain, bufs->kg, plan->kg_panels, p->kv_len);
+            dense.keys = plan->kg_panels;
+        }
+    }
+    return rc == CL_SUCCESS ? enqueue_attention(plan, chain, &dense) : rc;
+}
+
+int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_buffers *buffers, cl_uint num_wait,
+                        const cl_event *wait, cl_event *event)
+{
+    if (plan == NULL)
+        return CLATTN_STATUS_NULL_ARGUMENT;
+    clattn_context *ctx = plan->ctx;
+    clattn__error err = {{0}};
+    if (buffers == NULL)
+        return clattn__context_report(ctx, clattn__fail(&err, CLATTN_STATUS_NULL_ARGUMENT, "buffers is NULL"), &err);
+    if (ctx->reference)
+        return clattn__context_report(
+            ctx, clattn__fail(&err, CLATTN_STATUS_UNSUPPORTED, "the reference device has no OpenCL buffers"), &err);
+    if (num_wait > 0 && wait == NULL)
+        return clattn__context_report(
+            ctx, clattn__fail(&err, CLATTN_STATUS_NULL_ARGUMENT, "wait is NULL with num_wait = %u", num_wait), &err);
+    const int status = clattn__check_device_buffers(&plan->p, buffers, &err);
+    if (status)
+        return clattn__context_report(ctx, status, &err);
+
+    command_chain chain = {queue != NULL ? queue : ctx->queue, num_wait, wait, NULL};
+    cl_int rc = upload_lengths(plan, chain.queue, buffers->seq_lens);
+    if (rc == CL_SUCCESS)
+        rc = enqueue_passes(plan, &chain, buffers);
+    if (rc != CL_SUCCESS) {
+        if (chain.last != NULL) {
+            clWaitForEvents(1, &chain.last); /* nothing of this run may still be running */
+            clReleaseEvent(chain.last);
+        }
+        return clattn__context_report(
+            ctx, clattn__fail(&err, rc, "enqueueing attention failed: %s", clattn__cl_error_name(rc)), &err);
+    }
+    if (event != NULL)
+        *event = chain.last;
+    else
+        clReleaseEvent(chain.last);
+    return CLATTN_STATUS_OK;
+}

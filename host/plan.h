@@ -1,0 +1,58 @@
+/* The plan object and what its files share: plan.c creates it, scratch.c owns its scratch
+ * buffers, launch.c enqueues its passes, run_host.c runs it on host tensors. */
+#ifndef CLATTN_PLAN_H
+#define CLATTN_PLAN_H
+
+#include "context.h"
+#include "tuning.h"
+
+struct clattn_plan {
+    clattn_context *ctx;
+    clattn_problem p; /* normalized; p.global_idx points at global_idx below */
+    int *global_idx;  /* [num_global], sorted */
+    int *global_rows; /* [n_global_rows] query rows at global positions, sorted */
+    int n_global_rows;
+    int n_summary, n_side; /* side keys: [globals | summaries | extras] */
+    clattn_tiles tiles;
+    int splits;    /* decode: key splits (0: the banded pass instead) */
+    int split_len; /* decode: keys per split, a multiple of CLATTN_KEY_CHUNK */
+    cl_kernel attention, pack, side, split, combine;
+    /* scratch (device): NULL where the problem does not need it */
+    cl_mem k_panels;    /* [B, Hkv, ceil(Nk/KC), D, KC]           CPU variant, not decode */
+    cl_mem kg_panels;   /* the same for Kg                         the same, global_qkv */
+    cl_mem side_k;      /* [B, Hkv, NS, D] */
+    cl_mem side_v;      /* [B, Hkv, NS, Dv] */
+    cl_mem side_panels; /* [B, Hkv, ceil(NS/KC), D, KC]            CPU variant, not decode */
+    cl_mem side_pos;    /* int [B, NS] */
+    cl_mem seq_lens;    /* int [B] */
+    cl_mem rows;        /* int [max(1, n_global_rows)] */
+    cl_mem global_buf;  /* int [max(1, num_global)] */
+    cl_mem part_acc;    /* [B, H, Nq, splits, Dv]                   decode */
+    cl_mem part_ml;     /* [B, H, Nq, splits, 2] running max and sum  decode */
+    float qscale;       /* the scale times log2(e): the kernels' softmax is in base 2 */
+    size_t scratch_bytes;
+    int *host_seq_lens; /* [B] last uploaded */
+    int *host_side_pos; /* [B, NS] last uploaded */
+    int uploaded;       /* host_* match the device copies */
+};
+
+/* The CPU variant reads K as panels, except decode, which reads it row-major. */
+static inline int clattn__plan_packs_keys(const clattn_plan *plan)
+{
+    return plan->tiles.cpu_variant && plan->splits == 0;
+}
+
+/* Work-items a CPU-variant launch aims for: CLATTN_ITEMS_PER_CU per compute unit. */
+static inline size_t clattn__plan_wanted_items(const clattn_plan *plan)
+{
+    return (size_t)CLATTN_ITEMS_PER_CU * plan->ctx->caps.compute_units;
+}
+
+/* Creates the scratch buffers the plan's kernels, tiles and splits need (counted in
+ * scratch_bytes) and uploads the global indices and rows, which stay fixed for the plan's life. */
+int clattn__plan_create_scratch(clattn_plan *plan, clattn__error *err);
+
+/* Releases whatever clattn__plan_create_scratch created, even after it failed half-way. */
+void clattn__plan_free_scratch(clattn_plan *plan);
+
+#endif

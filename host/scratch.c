@@ -1,0 +1,96 @@
+/* A plan's scratch: the device buffers its passes write between launches (key panels, side
+ * keys, decode partials) and the small index buffers, sized once at plan creation. */
+#include <stdlib.h>
+
+#include "plan.h"
+
+static int create_buffer(clattn_plan *plan, size_t bytes, const char *what, cl_mem *out, clattn__error *err)
+{
+    const clattn__device_caps *caps = &plan->ctx->caps;
+    if (bytes > caps->max_alloc)
+        return clattn__fail(err, CLATTN_STATUS_DEVICE_LIMIT,
+                            "%s needs %zu bytes, more than the device's largest allocation (%llu)", what, bytes,
+                            (unsigned long long)caps->max_alloc);
+    cl_int rc;
+    *out = clCreateBuffer(plan->ctx->cl, CL_MEM_READ_WRITE, bytes, NULL, &rc);
+    if (rc != CL_SUCCESS)
+        return clattn__fail(err, rc, "%s: clCreateBuffer of %zu bytes failed: %s", what, bytes,
+                            clattn__cl_error_name(rc));
+    plan->scratch_bytes += bytes;
+    return CLATTN_STATUS_OK;
+}
+
+static size_t panel_bytes(const clattn_plan *plan, int n)
+{
+    const clattn_problem *p = &plan->p;
+    const size_t kc = CLATTN_KEY_CHUNK, chunks = ((size_t)n + kc - 1) / kc;
+    return (size_t)p->batch * p->kv_heads * chunks * kc * p->head_dim * sizeof(float);
+}
+
+int clattn__plan_create_scratch(clattn_plan *plan, clattn__error *err)
+{
+    const clattn_problem *p = &plan->p;
+    const size_t bhk = (size_t)p->batch * p->kv_heads;
+    const int panels = clattn__plan_packs_keys(plan);
+    int status = CLATTN_STATUS_OK;
+    if (panels)
+        status = create_buffer(plan, panel_bytes(plan, p->kv_len), "key panels", &plan->k_panels, err);
+    if (!status && plan->splits > 0) {
+        const size_t parts = (size_t)p->batch * p->heads * p->q_len * plan->splits;
+        status =
+            create_buffer(plan, parts * p->value_dim * sizeof(float), "split partial outputs", &plan->part_acc, err);
+        if (!status)
+            status = create_buffer(plan, parts * 2 * sizeof(float), "split partial sums", &plan->part_ml, err);
+    }
+    if (!status && panels && p->global_qkv)
+        status = create_buffer(plan, panel_bytes(plan, p->kv_len), "global key panels", &plan->kg_panels, err);
+    if (!status && plan->n_side > 0) {
+        status = create_buffer(plan, bhk * plan->n_side * p->head_dim * sizeof(float), "side keys", &plan->side_k, err);
+        if (!status)
+            status = create_buffer(plan, bhk * plan->n_side * p->value_dim * sizeof(float), "side values",
+                                   &plan->side_v, err);
+        if (!status && panels)
+            status = create_buffer(plan, panel_bytes(plan, plan->n_side), "side key panels", &plan->side_panels, err);
+    }
+    const size_t n_pos = (size_t)p->batch * (plan->n_side > 0 ? plan->n_side : 1);
+    if (!status)
+        status = create_buffer(plan, n_pos * sizeof(int), "side positions", &plan->side_pos, err);
+    if (!status)
+        status = create_buffer(plan, (size_t)p->batch * sizeof(int), "seq_lens", &plan->seq_lens, err);
+    if (!status)
+        status = create_buffer(plan, (size_t)(plan->n_global_rows > 0 ? plan->n_global_rows : 1) * sizeof(int),
+                               "global rows", &plan->rows, err);
+    if (!status)
+        status = create_buffer(plan, (size_t)(p->num_global > 0 ? p->num_global : 1) * sizeof(int), "global indices",
+                               &plan->global_buf, err);
+    if (status)
+        return status;
+    plan->host_seq_lens = calloc((size_t)p->batch, sizeof(int));
+    plan->host_side_pos = calloc(n_pos, sizeof(int));
+    if (plan->host_seq_lens == NULL || plan->host_side_pos == NULL)
+        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "host copies of %zu side positions", n_pos);
+
+    /* Fixed for the plan's life: the global indices and the rows they select. */
+    cl_int rc = CL_SUCCESS;
+    if (p->num_global > 0)
+        rc = clEnqueueWriteBuffer(plan->ctx->queue, plan->global_buf, CL_TRUE, 0, (size_t)p->num_global * sizeof(int),
+                                  plan->global_idx, 0, NULL, NULL);
+    if (rc == CL_SUCCESS && plan->n_global_rows > 0)
+        rc = clEnqueueWriteBuffer(plan->ctx->queue, plan->rows, CL_TRUE, 0, (size_t)plan->n_global_rows * sizeof(int),
+                                  plan->global_rows, 0, NULL, NULL);
+    if (rc != CL_SUCCESS)
+        return clattn__fail(err, rc, "uploading global indices failed: %s", clattn__cl_error_name(rc));
+    return CLATTN_STATUS_OK;
+}
+
+void clattn__plan_free_scratch(clattn_plan *plan)
+{
+    cl_mem *buffers[] = {&plan->global_buf,  &plan->rows,    &plan->seq_lens, &plan->side_pos,
+                         &plan->side_panels, &plan->side_v,  &plan->side_k,   &plan->kg_panels,
+                         &plan->k_panels,    &plan->part_ml, &plan->part_acc};
+    for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
+        if (*buffers[i] != NULL)
+            clReleaseMemObject(*buffers[i]);
+    free(plan->host_side_pos);
+    free(plan->host_seq_lens);
+}
