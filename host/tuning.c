@@ -13,17 +13,32 @@ typedef struct {
 } tile_entry;
 
 static const tile_entry tile_table[] = {
-    {NULL, "NVIDIA", CL_DEVICE_TYPE_GPU, {0, 1, 64, 32, 0}},
-    {NULL, "Advanced Micro Devices", CL_DEVICE_TYPE_GPU, {0, 1, 64, 32, 0}},
+    {.device = NULL,
+     .vendor = "NVIDIA",
+     .type = CL_DEVICE_TYPE_GPU,
+     .tiles = {.cpu_variant = 0, .rows = 1, .wg = 64, .bk = 32, .kw = 0}},
+    {.device = NULL,
+     .vendor = "Advanced Micro Devices",
+     .type = CL_DEVICE_TYPE_GPU,
+     .tiles = {.cpu_variant = 0, .rows = 1, .wg = 64, .bk = 32, .kw = 0}},
     /* POCL's AVX-512 targets (clattn tune on a Zen 4, `pthread-skylake-avx512`): 32 registers
      * hold 8 rows of 16 scores with room to spare. On dense attention 6 to 12 rows measured
      * within 3.5% (the last run, with 4-tile work-items: 6 best); 8 led 10 by 3-8% on window
      * 256, whose edges cost more with taller tiles. */
-    {"avx512", NULL, CL_DEVICE_TYPE_CPU, {1, 8, 1, 1, 16}},
+    {.device = "avx512",
+     .vendor = NULL,
+     .type = CL_DEVICE_TYPE_CPU,
+     .tiles = {.cpu_variant = 1, .rows = 8, .wg = 1, .bk = 1, .kw = 16}},
     /* Any CPU, tuned on POCL's AVX2 target (clattn tune): 6 rows by 16 keys or 16 value columns
      * are 12 accumulators, plus two loaded vectors and a broadcast: the 16 ymm registers. */
-    {NULL, NULL, CL_DEVICE_TYPE_CPU, {1, 6, 1, 1, 16}},
-    {NULL, NULL, CL_DEVICE_TYPE_ALL, {0, 1, 64, 32, 0}},
+    {.device = NULL,
+     .vendor = NULL,
+     .type = CL_DEVICE_TYPE_CPU,
+     .tiles = {.cpu_variant = 1, .rows = 6, .wg = 1, .bk = 1, .kw = 16}},
+    {.device = NULL,
+     .vendor = NULL,
+     .type = CL_DEVICE_TYPE_ALL,
+     .tiles = {.cpu_variant = 0, .rows = 1, .wg = 64, .bk = 32, .kw = 0}},
 };
 
 static int matches(const tile_entry *e, const clattn__device_caps *caps)
