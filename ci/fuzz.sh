@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=build-fuzz
 mkdir -p "$out/corpus_npy" "$out/corpus_args"
-flags=(-g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ihost -Itools)
-clang "${flags[@]}" tests/fuzz_npy.c host/npy.c host/error.c -o "$out/fuzz_npy"
-clang "${flags[@]}" tests/fuzz_args.c tools/run_args.c host/error.c -o "$out/fuzz_args"
+flags=(-g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Itools)
+clang "${flags[@]}" tests/fuzz_npy.c tools/npy.c tools/npy_header.c tools/tool_error.c -o "$out/fuzz_npy"
+clang "${flags[@]}" tests/fuzz_args.c tools/run_args.c -o "$out/fuzz_args"
 printf '\x93NUMPY\x01\x00\x46\x00{"descr": "<f4", "fortran_order": False, "shape": (2, 1), }          \n\0\0\0\0\0\0\0\0' \
     >"$out/corpus_npy/seed"
 printf -- '--window\0005,3\000--global\0001,2\000--grid-pattern\000neighborhood=3,3,2\000--seq-lens\0004' \

@@ -17,6 +17,8 @@ extern "C" {
  * Status codes. 0 is success; negative values are OpenCL's own codes, passed through unchanged
  * (CL_OUT_OF_RESOURCES, CL_BUILD_PROGRAM_FAILURE, ...); positive values are clattn's own.
  * One table generates the enum and clattn_status_string().
+ * 1016-1019 (FILE_IO, FILE_TRUNCATED, FILE_DTYPE, FILE_RANK) are retired and never reused: the
+ * library reads no files; the clattn tool, which reads .npy files, keeps those numbers for itself.
  * ------------------------------------------------------------------------------------------- */
 #define CLATTN_STATUS_TABLE(X)                                                                   \
     X(OK, 0, "success")                                                                          \
@@ -35,10 +37,6 @@ extern "C" {
     X(SHAPE_MISMATCH, 1013, "tensor shapes disagree")                                            \
     X(SIZE_OVERFLOW, 1014, "a byte count or element index overflows")                            \
     X(UNSUPPORTED_HEAD_DIM, 1015, "the head dimension is not supported by the kernels")          \
-    X(FILE_IO, 1016, "a file could not be opened, read or written")                              \
-    X(FILE_TRUNCATED, 1017, "a tensor file is truncated or malformed")                           \
-    X(FILE_DTYPE, 1018, "a tensor file has the wrong dtype or byte order")                       \
-    X(FILE_RANK, 1019, "a tensor file has the wrong rank")                                       \
     X(INVALID_DEVICE_SPEC, 1020, "the device spec is malformed")                                 \
     X(NO_DEVICE, 1021, "no OpenCL device matches the spec")                                      \
     X(UNSUPPORTED, 1022, "the operation is not available on this context")                       \

@@ -1,6 +1,7 @@
 /* libFuzzer target for the .npy parser: tensor files come from users, so any byte string must
  * give a status, never a crash, an out-of-bounds read or a leak. Build with
- *   clang -g -fsanitize=fuzzer,address,undefined -I include -I host tests/fuzz_npy.c host/npy.c host/error.c */
+ *   clang -g -fsanitize=fuzzer,address,undefined -I include -I tools tests/fuzz_npy.c tools/npy.c \
+ *     tools/npy_header.c tools/tool_error.c */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,15 +12,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    clattn_npy tensor;
-    clattn__error err;
-    if (clattn_npy_parse(data, size, 1, CLATTN_NPY_MAX_RANK, &tensor, &err) == CLATTN_STATUS_OK) {
+    npy_tensor tensor;
+    tool_error err;
+    if (npy_parse(data, size, 1, NPY_MAX_RANK, &tensor, &err) == CLATTN_STATUS_OK) {
         /* touch every element so that a short allocation shows up under the sanitizer */
         volatile float sum = 0.0f;
         for (size_t i = 0; i < tensor.count; i++)
             sum += tensor.data[i];
         (void)sum;
     }
-    clattn_npy_free(&tensor);
+    npy_free(&tensor);
     return 0;
 }

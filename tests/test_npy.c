@@ -97,12 +97,12 @@ static size_t make_npy(unsigned char *image, int major, const char *header, size
 /* Runs an image through the parser and, written to a file, through the reader: both must give
  * `expect`, a message containing `needle` (and the path, for the reader), and on failure a
  * zeroed result. Returns the parsed tensor (caller frees) for the success cases. */
-static clattn_npy run_image(const char *name, const unsigned char *image, size_t size, int min_rank,
+static npy_tensor run_image(const char *name, const unsigned char *image, size_t size, int min_rank,
                             int max_rank, int expect, const char *needle)
 {
-    clattn_npy parsed, read;
-    clattn__error err = {{0}};
-    const int status = clattn_npy_parse(image, size, min_rank, max_rank, &parsed, &err);
+    npy_tensor parsed, read;
+    tool_error err = {{0}};
+    const int status = npy_parse(image, size, min_rank, max_rank, &parsed, &err);
     CHECK(status == expect, "%s: parse gave %d (%s), expected %d", name, status, err.text, expect);
     CHECK(status != CLATTN_STATUS_OK || needle == NULL || strstr(err.text, needle) != NULL,
           "%s: parse message '%s' lacks '%s'", name, err.text, needle ? needle : "");
@@ -110,8 +110,8 @@ static clattn_npy run_image(const char *name, const unsigned char *image, size_t
     char path[128];
     scratch_path(path, sizeof path, "case.npy");
     CHECK(write_bytes(path, image, size), "%s: cannot write %s", name, path);
-    clattn__error read_err = {{0}};
-    const int read_status = clattn_npy_read(path, min_rank, max_rank, &read, &read_err);
+    tool_error read_err = {{0}};
+    const int read_status = npy_read(path, min_rank, max_rank, &read, &read_err);
     CHECK(read_status == expect, "%s: read gave %d (%s), expected %d", name, read_status, read_err.text, expect);
     if (read_status != CLATTN_STATUS_OK) {
         CHECK(strstr(read_err.text, path) != NULL, "%s: read message '%s' lacks the path", name, read_err.text);
@@ -127,7 +127,7 @@ static clattn_npy run_image(const char *name, const unsigned char *image, size_t
                   && (parsed.count == 0 || memcmp(parsed.data, read.data, parsed.count * sizeof(float)) == 0),
               "%s: parse and read disagree", name);
     }
-    clattn_npy_free(&read);
+    npy_free(&read);
     remove(path);
     return parsed;
 }
@@ -139,7 +139,7 @@ static void check_valid(const char *name, int major, const char *header, int ran
     for (int i = 0; i < rank; i++)
         count *= (size_t)shape[i];
     const size_t size = make_npy(image, major, header, count * 4);
-    clattn_npy t = run_image(name, image, size, 1, 4, CLATTN_STATUS_OK, NULL);
+    npy_tensor t = run_image(name, image, size, 1, 4, CLATTN_STATUS_OK, NULL);
     CHECK(t.rank == rank, "%s: rank %d, expected %d", name, t.rank, rank);
     for (int i = 0; i < rank && i < t.rank; i++)
         CHECK(t.shape[i] == shape[i], "%s: shape[%d] = %lld, expected %lld", name, i, t.shape[i], shape[i]);
@@ -147,7 +147,7 @@ static void check_valid(const char *name, int major, const char *header, int ran
     CHECK((count == 0) == (t.data == NULL), "%s: data %p for count %zu", name, (void *)t.data, count);
     for (size_t i = 0; i < t.count && i < count; i++)
         CHECK(t.data[i] == (float)(i + 1), "%s: data[%zu] = %g", name, i, t.data[i]);
-    clattn_npy_free(&t);
+    npy_free(&t);
 }
 
 static void check_broken(const char *name, int major, const char *header, size_t data_bytes, int min_rank,
@@ -155,8 +155,8 @@ static void check_broken(const char *name, int major, const char *header, size_t
 {
     unsigned char image[1024];
     const size_t size = make_npy(image, major, header, data_bytes);
-    clattn_npy t = run_image(name, image, size, min_rank, max_rank, expect, needle);
-    clattn_npy_free(&t);
+    npy_tensor t = run_image(name, image, size, min_rank, max_rank, expect, needle);
+    npy_free(&t);
 }
 
 #define F4_3 "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }          \n"
@@ -176,8 +176,8 @@ static void test_hand_made(void)
 
 static void test_broken_headers(void)
 {
-    const int trunc = CLATTN_STATUS_FILE_TRUNCATED, dtype = CLATTN_STATUS_FILE_DTYPE;
-    const int rank = CLATTN_STATUS_FILE_RANK, overflow = CLATTN_STATUS_SIZE_OVERFLOW;
+    const int trunc = TOOL_STATUS_FILE_TRUNCATED, dtype = TOOL_STATUS_FILE_DTYPE;
+    const int rank = TOOL_STATUS_FILE_RANK, overflow = CLATTN_STATUS_SIZE_OVERFLOW;
     check_broken("rank 0", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (), }", 4, 1, 4, rank, "rank 0");
     check_broken("rank 5", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1), }", 4, 1, 4,
                  rank, "rank 5");
@@ -226,32 +226,32 @@ static void test_broken_preambles(void)
 {
     unsigned char image[1024];
     const size_t size = make_npy(image, 1, F4_3, 12);
-    clattn_npy t;
+    npy_tensor t;
 
-    t = run_image("empty file", image, 0, 1, 4, CLATTN_STATUS_FILE_TRUNCATED, "empty");
-    t = run_image("magic only", image, 6, 1, 4, CLATTN_STATUS_FILE_TRUNCATED, "6 bytes");
-    t = run_image("preamble cut in the length", image, 9, 1, 4, CLATTN_STATUS_FILE_TRUNCATED, "9 bytes");
-    t = run_image("truncated header", image, 30, 1, 4, CLATTN_STATUS_FILE_TRUNCATED, "truncated header");
+    t = run_image("empty file", image, 0, 1, 4, TOOL_STATUS_FILE_TRUNCATED, "empty");
+    t = run_image("magic only", image, 6, 1, 4, TOOL_STATUS_FILE_TRUNCATED, "6 bytes");
+    t = run_image("preamble cut in the length", image, 9, 1, 4, TOOL_STATUS_FILE_TRUNCATED, "9 bytes");
+    t = run_image("truncated header", image, 30, 1, 4, TOOL_STATUS_FILE_TRUNCATED, "truncated header");
 
     image[5] = 'Z';
-    t = run_image("bad magic", image, size, 1, 4, CLATTN_STATUS_FILE_TRUNCATED, "5a");
+    t = run_image("bad magic", image, size, 1, 4, TOOL_STATUS_FILE_TRUNCATED, "5a");
     image[5] = 'Y';
     image[6] = 4;
-    t = run_image("version 4.0", image, size, 1, 4, CLATTN_STATUS_FILE_TRUNCATED, "4.0");
+    t = run_image("version 4.0", image, size, 1, 4, TOOL_STATUS_FILE_TRUNCATED, "4.0");
     image[6] = 1;
     image[7] = 1;
-    t = run_image("version 1.1", image, size, 1, 4, CLATTN_STATUS_FILE_TRUNCATED, "1.1");
+    t = run_image("version 1.1", image, size, 1, 4, TOOL_STATUS_FILE_TRUNCATED, "1.1");
 
     const size_t v2 = make_npy(image, 2, F4_3, 12);
     image[11] = 0x7f; /* header length near 2 GiB */
-    t = run_image("huge header length", image, v2, 1, 4, CLATTN_STATUS_FILE_TRUNCATED, "header length");
-    clattn_npy_free(&t);
+    t = run_image("huge header length", image, v2, 1, 4, TOOL_STATUS_FILE_TRUNCATED, "header length");
+    npy_free(&t);
 
     char path[128];
     scratch_path(path, sizeof path, "does-not-exist.npy");
-    clattn__error err = {{0}};
-    const int status = clattn_npy_read(path, 1, 4, &t, &err);
-    CHECK(status == CLATTN_STATUS_FILE_IO, "nonexistent path: status %d (%s)", status, err.text);
+    tool_error err = {{0}};
+    const int status = npy_read(path, 1, 4, &t, &err);
+    CHECK(status == TOOL_STATUS_FILE_IO, "nonexistent path: status %d (%s)", status, err.text);
     CHECK(strstr(err.text, path) != NULL, "nonexistent path: message '%s' lacks the path", err.text);
 }
 
@@ -273,17 +273,17 @@ static void check_round_trip(int rank, const long long *shape)
     float *data = malloc(count ? count * sizeof(float) : 1);
     fill(data, count);
 
-    clattn__error err = {{0}};
-    int status = clattn_npy_write(path, rank, shape, data, &err);
+    tool_error err = {{0}};
+    int status = npy_write(path, rank, shape, data, &err);
     CHECK(status == CLATTN_STATUS_OK, "write rank %d: %d (%s)", rank, status, err.text);
-    clattn_npy t;
-    status = clattn_npy_read(path, rank, rank, &t, &err);
+    npy_tensor t;
+    status = npy_read(path, rank, rank, &t, &err);
     CHECK(status == CLATTN_STATUS_OK, "read back rank %d: %d (%s)", rank, status, err.text);
     CHECK(t.rank == rank && memcmp(t.shape, shape, (size_t)rank * sizeof *shape) == 0 && t.count == count,
           "rank %d: shape or count changed", rank);
     CHECK(count == 0 || (t.data != NULL && memcmp(t.data, data, count * sizeof(float)) == 0),
           "rank %d: data changed", rank);
-    clattn_npy_free(&t);
+    npy_free(&t);
 
     size_t size = 0;
     unsigned char *bytes = read_bytes(path, &size);
@@ -316,50 +316,50 @@ static void test_writer_errors(void)
     char path[128], dir_path[128];
     const float data[6] = {1, 2, 3, 4, 5, 6};
     const long long shape[5] = {2, 3, 1, 1, 1};
-    clattn__error err = {{0}};
+    tool_error err = {{0}};
     const int before = count_scratch_entries();
 
     scratch_path(path, sizeof path, "no-such-dir/out.npy");
-    int status = clattn_npy_write(path, 2, shape, data, &err);
-    CHECK(status == CLATTN_STATUS_FILE_IO, "write into a missing directory: %d (%s)", status, err.text);
+    int status = npy_write(path, 2, shape, data, &err);
+    CHECK(status == TOOL_STATUS_FILE_IO, "write into a missing directory: %d (%s)", status, err.text);
     CHECK(strstr(err.text, path) != NULL, "write message '%s' lacks the path", err.text);
 
     /* The destination is a directory: the temporary file is written, the rename fails, and the
      * temporary file must be gone afterwards. */
     scratch_path(dir_path, sizeof dir_path, "a-directory");
     CHECK(mkdir(dir_path, 0700) == 0, "cannot create %s", dir_path);
-    status = clattn_npy_write(dir_path, 2, shape, data, &err);
-    CHECK(status == CLATTN_STATUS_FILE_IO, "write over a directory: %d (%s)", status, err.text);
+    status = npy_write(dir_path, 2, shape, data, &err);
+    CHECK(status == TOOL_STATUS_FILE_IO, "write over a directory: %d (%s)", status, err.text);
     CHECK(count_scratch_entries() == before + 1, "a failed write left %d entries (expected %d)",
           count_scratch_entries(), before + 1);
     remove(dir_path);
 
     scratch_path(path, sizeof path, "out.npy");
-    status = clattn_npy_write(path, 5, shape, data, &err);
-    CHECK(status == CLATTN_STATUS_FILE_RANK, "write rank 5: %d", status);
-    status = clattn_npy_write(path, 0, shape, data, &err);
-    CHECK(status == CLATTN_STATUS_FILE_RANK, "write rank 0: %d", status);
-    status = clattn_npy_write(path, 2, (const long long[]){2, -3}, data, &err);
+    status = npy_write(path, 5, shape, data, &err);
+    CHECK(status == TOOL_STATUS_FILE_RANK, "write rank 5: %d", status);
+    status = npy_write(path, 0, shape, data, &err);
+    CHECK(status == TOOL_STATUS_FILE_RANK, "write rank 0: %d", status);
+    status = npy_write(path, 2, (const long long[]){2, -3}, data, &err);
     CHECK(status == CLATTN_STATUS_INVALID_SIZE, "write negative dimension: %d", status);
-    status = clattn_npy_write(path, 2, (const long long[]){1LL << 40, 1LL << 40}, data, &err);
+    status = npy_write(path, 2, (const long long[]){1LL << 40, 1LL << 40}, data, &err);
     CHECK(status == CLATTN_STATUS_SIZE_OVERFLOW, "write overflowing shape: %d", status);
-    status = clattn_npy_write(path, 2, shape, NULL, &err);
+    status = npy_write(path, 2, shape, NULL, &err);
     CHECK(status == CLATTN_STATUS_NULL_ARGUMENT, "write NULL data: %d", status);
     CHECK(count_scratch_entries() == before, "rejected writes created files");
 
     /* Overwriting replaces the file whole. */
-    status = clattn_npy_write(path, 2, shape, data, &err);
+    status = npy_write(path, 2, shape, data, &err);
     CHECK(status == CLATTN_STATUS_OK, "first write: %d (%s)", status, err.text);
-    status = clattn_npy_write(path, 1, (const long long[]){2}, data + 4, &err);
+    status = npy_write(path, 1, (const long long[]){2}, data + 4, &err);
     CHECK(status == CLATTN_STATUS_OK, "overwrite: %d (%s)", status, err.text);
-    clattn_npy t;
-    status = clattn_npy_read(path, 1, 4, &t, &err);
+    npy_tensor t;
+    status = npy_read(path, 1, 4, &t, &err);
     CHECK(status == CLATTN_STATUS_OK && t.rank == 1 && t.count == 2 && t.data[0] == 5 && t.data[1] == 6,
           "overwritten file reads back wrong: %d (%s)", status, err.text);
     CHECK(count_scratch_entries() == before + 1, "writes left temporary files");
-    clattn_npy_free(&t);
-    clattn_npy_free(&t); /* twice is harmless */
-    clattn_npy_free(NULL);
+    npy_free(&t);
+    npy_free(&t); /* twice is harmless */
+    npy_free(NULL);
     remove(path);
 }
 

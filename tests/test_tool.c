@@ -93,12 +93,12 @@ static int write_random(const char *name, int rank, int b, int h, int n, int d, 
     const size_t count = (size_t)b * h * n * d;
     float *x = malloc(count * sizeof *x + 1);
     char path[ARG_SIZE];
-    clattn__error err;
+    tool_error err;
     expand(path, name);
     int status = CLATTN_STATUS_HOST_OUT_OF_MEMORY;
     if (x != NULL) {
         random_normal(x, count, &seed);
-        status = clattn_npy_write(path, rank, full + 4 - rank, x, &err);
+        status = npy_write(path, rank, full + 4 - rank, x, &err);
         if (status)
             printf("setup: writing %s: %s\n", path, err.text);
     }
@@ -269,7 +269,7 @@ static int write_case_inputs(const run_case *c, unsigned long long seed, arg_lis
 }
 
 /* 1 when t has shape `want` (rank dims); else explains in why. */
-static int has_shape(const clattn_npy *t, int rank, const long long *want, const char *what, char *why)
+static int has_shape(const npy_tensor *t, int rank, const long long *want, const char *what, char *why)
 {
     int same = t->rank == rank;
     for (int i = 0; same && i < rank; i++)
@@ -281,12 +281,12 @@ static int has_shape(const clattn_npy *t, int rank, const long long *want, const
 }
 
 /* Reads a tensor the tool wrote and checks its shape. */
-static int read_output(const char *file, int rank, const long long *want, clattn_npy *t, char *why)
+static int read_output(const char *file, int rank, const long long *want, npy_tensor *t, char *why)
 {
     char path[ARG_SIZE];
-    clattn__error err;
+    tool_error err;
     expand(path, file);
-    if (clattn_npy_read(path, 1, CLATTN_NPY_MAX_RANK, t, &err)) {
+    if (npy_read(path, 1, NPY_MAX_RANK, t, &err)) {
         snprintf(why, ARG_SIZE, "reading the output: %.200s", err.text);
         return 0;
     }
@@ -294,7 +294,7 @@ static int read_output(const char *file, int rank, const long long *want, clattn
 }
 
 /* Runs the case on `device` (NULL: the default) and reads O (Q's rank, last dim Dv) and LSE. */
-static int run_case_on(const run_case *c, const arg_list *base, const char *device, clattn_npy *out, clattn_npy *lse,
+static int run_case_on(const run_case *c, const arg_list *base, const char *device, npy_tensor *out, npy_tensor *lse,
                        char *why)
 {
     const long long full_out[4] = {c->batch, c->heads, c->q_len, c->value_dim};
@@ -344,7 +344,7 @@ static double max_abs_error(const float *a, const float *b, size_t n, int allow_
 static void check_run_case(const run_case *c, unsigned long long seed)
 {
     arg_list base;
-    clattn_npy out = {0}, out_ref = {0}, lse = {0}, lse_ref = {0};
+    npy_tensor out = {0}, out_ref = {0}, lse = {0}, lse_ref = {0};
     char why[ARG_SIZE] = "writing the inputs failed";
     const int ran = write_case_inputs(c, seed, &base) && run_case_on(c, &base, NULL, &out, &lse, why) &&
                     run_case_on(c, &base, "reference", &out_ref, &lse_ref, why);
@@ -360,10 +360,10 @@ static void check_run_case(const run_case *c, unsigned long long seed)
     } else {
         report(0, "run %s: %s", c->name, why);
     }
-    clattn_npy_free(&lse_ref);
-    clattn_npy_free(&lse);
-    clattn_npy_free(&out_ref);
-    clattn_npy_free(&out);
+    npy_free(&lse_ref);
+    npy_free(&lse);
+    npy_free(&out_ref);
+    npy_free(&out);
     clear_dir(outdir, 1);
 }
 
@@ -417,7 +417,16 @@ static const command_case command_cases[] = {
     {"--device foo (malformed spec)", 2, 0, "foo", {"run", Q, K, V, OUT, "--device", "foo", NULL}},
 };
 
-static void check_command(const command_case *c)
+/* Usage errors: their message, and not the status text they once printed after it. */
+static const command_case usage_cases[] = {
+    {"usage: --scale nan", 2, 0, "nan", {"run", Q, K, V, OUT, "--scale", "nan", NULL}},
+    {"usage: --window 4x", 2, 0, "4x", {"run", Q, K, V, OUT, "--window", "4x", NULL}},
+    {"usage: unknown option", 2, 0, "--frob", {"run", Q, K, V, OUT, "--frob", "1", NULL}},
+};
+#define WRONG_USAGE_TEXT "(a tensor size is zero or negative)"
+
+/* Runs a case; `absent`, when not NULL, is text its output must not hold. */
+static void check_command(const command_case *c, const char *absent)
 {
     arg_list args = {.count = 0};
     run_result r;
@@ -429,11 +438,13 @@ static void check_command(const command_case *c)
     }
     char *text = c->on_stdout ? r.out : r.err;
     const int named = strstr(text, c->needle) != NULL;
+    const int wrong = absent != NULL && strstr(text, absent) != NULL;
     const int written = clear_dir(outdir, 1);
-    const int ok = r.exited && r.code == c->expect && named && written == 0;
-    report(ok, "%-34s %s %d (want %d), %s %s '%s'%s%s%s", c->what, r.exited ? "exit" : "SIGNAL", r.code, c->expect,
+    const int ok = r.exited && r.code == c->expect && named && !wrong && written == 0;
+    report(ok, "%-34s %s %d (want %d), %s %s '%s'%s%s%s%s%s", c->what, r.exited ? "exit" : "SIGNAL", r.code, c->expect,
            c->on_stdout ? "stdout" : "stderr", named ? "names" : "does NOT name", c->needle,
-           written ? ", but an output file was written" : "", ok ? "" : ": ", ok ? "" : first_line(text));
+           wrong ? ", but prints " : "", wrong ? absent : "", written ? ", but an output file was written" : "",
+           ok ? "" : ": ", ok ? "" : first_line(text));
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -466,11 +477,14 @@ int main(int argc, char **argv)
 
     for (size_t i = 0; i < sizeof run_cases / sizeof run_cases[0]; i++)
         check_run_case(&run_cases[i], 1000 * (i + 1));
-    if (write_error_inputs())
+    if (write_error_inputs()) {
         for (size_t i = 0; i < sizeof command_cases / sizeof command_cases[0]; i++)
-            check_command(&command_cases[i]);
-    else
+            check_command(&command_cases[i], NULL);
+        for (size_t i = 0; i < sizeof usage_cases / sizeof usage_cases[0]; i++)
+            check_command(&usage_cases[i], WRONG_USAGE_TEXT);
+    } else {
         report(0, "writing the inputs of the failure cases");
+    }
     report(signalled == 0, "no run ended by a signal (%d runs, %d signalled)", runs, signalled);
 
     clear_dir(outdir, 1);

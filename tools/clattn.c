@@ -8,10 +8,10 @@
 
 #include "bench.h"
 #include "clattn.h"
+#include "clattn_advanced.h"
 #include "exit_status.h"
 #include "npy.h"
 #include "run_args.h"
-
 
 static const char usage_text[] =
     "usage: clattn <command> [options]\n"
@@ -31,7 +31,7 @@ static const char usage_text[] =
 
 static int fail(int status, int code, const char *message)
 {
-    fprintf(stderr, "clattn: %s (%s)\n", message, clattn_status_string(status));
+    fprintf(stderr, "clattn: %s (%s)\n", message, tool_status_string(status));
     return code;
 }
 
@@ -50,45 +50,57 @@ static const char *device_type_name(cl_device_type type)
     return "other";
 }
 
-static void print_device(cl_uint p, cl_uint d, cl_device_id dev)
+/* One device line; the "P" of its spec is `platform`, whose heading was printed before it. */
+static void print_device(const clattn_device_info *info, int platform)
 {
-    char name[256] = "", driver[128] = "";
-    cl_device_type type = 0;
+    char driver[128] = "";
     cl_uint units = 0;
     cl_ulong global = 0, local = 0;
     size_t wg = 0;
-    clGetDeviceInfo(dev, CL_DEVICE_NAME, sizeof name - 1, name, NULL);
-    clGetDeviceInfo(dev, CL_DRIVER_VERSION, sizeof driver - 1, driver, NULL);
-    clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof type, &type, NULL);
-    clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof units, &units, NULL);
-    clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof global, &global, NULL);
-    clGetDeviceInfo(dev, CL_DEVICE_LOCAL_MEM_SIZE, sizeof local, &local, NULL);
-    clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
-    printf("%u:%-3u %-11s %4u CU  %8.1f GiB global  %6llu KiB local  max work-group %zu  %s (driver %s)\n", p, d,
-           device_type_name(type), units, (double)global / (1 << 30), (unsigned long long)(local >> 10), wg, name,
-           driver);
+    clGetDeviceInfo(info->id, CL_DRIVER_VERSION, sizeof driver - 1, driver, NULL);
+    clGetDeviceInfo(info->id, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof units, &units, NULL);
+    clGetDeviceInfo(info->id, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof global, &global, NULL);
+    clGetDeviceInfo(info->id, CL_DEVICE_LOCAL_MEM_SIZE, sizeof local, &local, NULL);
+    clGetDeviceInfo(info->id, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
+    printf("%d:%-3s %-11s %4u CU  %8.1f GiB global  %6llu KiB local  max work-group %zu  %s (driver %s)\n", platform,
+           strchr(info->spec, ':') + 1, device_type_name(info->type), units, (double)global / (1 << 30),
+           (unsigned long long)(local >> 10), wg, info->name, driver);
+}
+
+/* Prints "platform P: name" before the first device of each platform. */
+static void print_platform(const clattn_device_info *info, int platform)
+{
+    cl_platform_id id = NULL;
+    char name[256] = "";
+    if (clGetDeviceInfo(info->id, CL_DEVICE_PLATFORM, sizeof id, &id, NULL) == CL_SUCCESS)
+        clGetPlatformInfo(id, CL_PLATFORM_NAME, sizeof name - 1, name, NULL);
+    printf("platform %d: %s\n", platform, name);
 }
 
 static int cmd_devices(void)
 {
-    cl_platform_id platforms[16];
-    cl_uint nplat = 0;
-    if (clGetPlatformIDs(16, platforms, &nplat) != CL_SUCCESS)
-        nplat = 0;
-    for (cl_uint p = 0; p < nplat && p < 16; p++) {
-        char pname[256] = "";
-        clGetPlatformInfo(platforms[p], CL_PLATFORM_NAME, sizeof pname - 1, pname, NULL);
-        printf("platform %u: %s\n", p, pname);
-        cl_device_id devices[64];
-        cl_uint ndev = 0;
-        if (clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, 64, devices, &ndev) != CL_SUCCESS)
-            continue;
-        for (cl_uint d = 0; d < ndev && d < 64; d++)
-            print_device(p, d, devices[d]);
+    /* an OpenCL failure reads as no platform, as when none is installed */
+    int count = 0, present = 0;
+    clattn_device_info *list = NULL;
+    if (clattn_device_list(NULL, 0, &count) != CLATTN_STATUS_OK)
+        count = 0;
+    if (count > 0 && (list = malloc((size_t)count * sizeof *list)) == NULL)
+        return fail(CLATTN_STATUS_HOST_OUT_OF_MEMORY, EXIT_RUNTIME, "no memory for the device list");
+    if (count > 0 && clattn_device_list(list, count, &present) != CLATTN_STATUS_OK)
+        count = 0;
+    else if (present < count)
+        count = present; /* a device left between the two calls */
+    for (int i = 0, last = -1; i < count; i++) {
+        const int platform = atoi(list[i].spec);
+        if (platform != last)
+            print_platform(&list[i], platform);
+        print_device(&list[i], platform);
+        last = platform;
     }
-    if (nplat == 0)
+    if (count == 0)
         printf("no OpenCL platform found\n");
     printf("reference   host   double-precision reference path (plain C, all patterns)\n");
+    free(list);
     return 0;
 }
 
@@ -99,7 +111,7 @@ static int cmd_devices(void)
 enum { IN_Q, IN_K, IN_V, IN_QG, IN_KG, IN_VG, IN_KX, IN_VX, IN_COUNT };
 
 /* Shape [B, H, N, D] of a tensor of rank 2, 3 or 4 (missing leading dims are 1). */
-static void shape4(const clattn_npy *t, long long s[4])
+static void shape4(const npy_tensor *t, long long s[4])
 {
     for (int i = 0; i < 4; i++)
         s[i] = 1;
@@ -120,7 +132,7 @@ static int same_shape(run_args *a, const char *what, const long long *x, const l
 }
 
 /* Fills the problem's shape from Q, K, V (and checks the optional tensors against them). */
-static int derive_shape(const clattn_npy *in, run_args *a)
+static int derive_shape(const npy_tensor *in, run_args *a)
 {
     long long q[4], k[4], v[4], x[4];
     shape4(&in[IN_Q], q);
@@ -176,14 +188,14 @@ static int derive_shape(const clattn_npy *in, run_args *a)
     return status;
 }
 
-static int read_inputs(run_args *a, clattn_npy *in)
+static int read_inputs(run_args *a, npy_tensor *in)
 {
     const char *paths[IN_COUNT] = {a->q, a->k, a->v, a->qg, a->kg, a->vg, a->kx, a->vx};
     for (int i = 0; i < IN_COUNT; i++) {
         if (paths[i] == NULL)
             continue;
-        clattn__error err;
-        const int status = clattn_npy_read(paths[i], 2, 4, &in[i], &err);
+        tool_error err;
+        const int status = npy_read(paths[i], 2, 4, &in[i], &err);
         if (status) {
             snprintf(a->message, sizeof a->message, "%s", err.text);
             return status;
@@ -192,7 +204,7 @@ static int read_inputs(run_args *a, clattn_npy *in)
     return CLATTN_STATUS_OK;
 }
 
-static clattn_host_tensor host_tensor(const clattn_npy *t)
+static clattn_host_tensor host_tensor(const npy_tensor *t)
 {
     return (clattn_host_tensor){t->data, t->count * sizeof(float)};
 }
@@ -219,15 +231,15 @@ static int make_plan(run_args *a, clattn_context **ctx, clattn_plan **plan)
     return status;
 }
 
-static int write_outputs(run_args *a, const clattn_npy *q, const float *out, const float *lse)
+static int write_outputs(run_args *a, const npy_tensor *q, const float *out, const float *lse)
 {
     long long shape[4];
     memcpy(shape, q->shape, sizeof shape);
     shape[q->rank - 1] = a->problem.value_dim;
-    clattn__error err;
-    int status = clattn_npy_write(a->out, q->rank, shape, out, &err);
+    tool_error err;
+    int status = npy_write(a->out, q->rank, shape, out, &err);
     if (!status && a->lse != NULL)
-        status = clattn_npy_write(a->lse, q->rank - 1, shape, lse, &err);
+        status = npy_write(a->lse, q->rank - 1, shape, lse, &err);
     if (status)
         snprintf(a->message, sizeof a->message, "%s", err.text);
     return status;
@@ -236,7 +248,7 @@ static int write_outputs(run_args *a, const clattn_npy *q, const float *out, con
 static int cmd_run(int argc, char **argv)
 {
     run_args a = {0};
-    clattn_npy in[IN_COUNT] = {{0}};
+    npy_tensor in[IN_COUNT] = {{0}};
     clattn_context *ctx = NULL;
     clattn_plan *plan = NULL;
     float *out = NULL, *lse = NULL;
@@ -272,7 +284,7 @@ static int cmd_run(int argc, char **argv)
     clattn_plan_free(plan);
     clattn_context_free(ctx);
     for (int i = IN_COUNT - 1; i >= 0; i--)
-        clattn_npy_free(&in[i]);
+        npy_free(&in[i]);
     run_args_free(&a);
     return code;
 }

@@ -7,13 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_LIST 65536
+#include "tool_error.h"
 
+#define MAX_LIST 65536
 
 static int bad_value(run_args *a, const char *flag, const char *value, const char *why)
 {
     snprintf(a->message, sizeof a->message, "%s '%s': %s", flag, value, why);
-    return CLATTN_STATUS_INVALID_SIZE;
+    return TOOL_STATUS_USAGE;
 }
 
 /* A comma-separated list of integers into a new array. */
@@ -149,7 +150,7 @@ static int parse_flag(run_args *a, const char *flag, const char *value)
     if (strcmp(flag, "--grid-pattern") == 0)
         return parse_grid_pattern(a, value);
     snprintf(a->message, sizeof a->message, "unknown option '%s'", flag);
-    return CLATTN_STATUS_INVALID_SIZE;
+    return TOOL_STATUS_USAGE;
 }
 
 int run_args_parse(int argc, char **argv, run_args *a)
@@ -161,7 +162,7 @@ int run_args_parse(int argc, char **argv, run_args *a)
         }
         if (i + 1 >= argc || strncmp(argv[i], "--", 2) != 0) {
             snprintf(a->message, sizeof a->message, "option '%s' needs a value (or is unknown)", argv[i]);
-            return CLATTN_STATUS_INVALID_SIZE;
+            return TOOL_STATUS_USAGE;
         }
         int status = parse_flag(a, argv[i], argv[i + 1]);
         if (status)
@@ -173,11 +174,11 @@ int run_args_parse(int argc, char **argv, run_args *a)
     for (int i = 0; i < 4; i++)
         if (required[i] == NULL) {
             snprintf(a->message, sizeof a->message, "%s is required", names[i]);
-            return CLATTN_STATUS_NULL_ARGUMENT;
+            return TOOL_STATUS_USAGE;
         }
     if ((a->qg != NULL) != (a->kg != NULL) || (a->kg != NULL) != (a->vg != NULL) || (a->kx != NULL) != (a->vx != NULL)) {
         snprintf(a->message, sizeof a->message, "--qg, --kg and --vg go together, and so do --kx and --vx");
-        return CLATTN_STATUS_NULL_ARGUMENT;
+        return TOOL_STATUS_USAGE;
     }
     return CLATTN_STATUS_OK;
 }

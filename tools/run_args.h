@@ -14,8 +14,9 @@ typedef struct {
     char message[1024];     /* why parsing failed: the flag and its value */
 } run_args;
 
-/* argv[0] is "run". Returns a clattn status (INVALID_SIZE or NULL_ARGUMENT for bad usage). The
- * caller zeroes *a before and calls run_args_free after, whatever the result. */
+/* argv[0] is "run". Returns CLATTN_STATUS_OK or TOOL_STATUS_USAGE (tool_error.h), with the
+ * message naming the flag. The caller zeroes *a before and calls run_args_free after, whatever
+ * the result. */
 int run_args_parse(int argc, char **argv, run_args *a);
 void run_args_free(run_args *a);
 
