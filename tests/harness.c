@@ -9,18 +9,16 @@
 
 int harness_devices(char specs[][16], int max)
 {
-    cl_platform_id platforms[8];
-    cl_uint nplat = 0;
+    clattn_device_info devices[HARNESS_MAX_DEVICES];
     int count = 0;
-    if (clGetPlatformIDs(8, platforms, &nplat) != CL_SUCCESS)
+    if (max > HARNESS_MAX_DEVICES)
+        max = HARNESS_MAX_DEVICES;
+    if (clattn_device_list(devices, max, &count) != CLATTN_STATUS_OK)
         return 0;
-    for (cl_uint p = 0; p < nplat && p < 8; p++) {
-        cl_uint ndev = 0;
-        if (clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, 0, NULL, &ndev) != CL_SUCCESS)
-            continue;
-        for (cl_uint d = 0; d < ndev && count < max; d++)
-            snprintf(specs[count++], 16, "%u:%u", p, d);
-    }
+    if (count > max)
+        count = max;
+    for (int d = 0; d < count; d++)
+        memcpy(specs[d], devices[d].spec, sizeof devices[d].spec);
     return count;
 }
 
@@ -28,21 +26,17 @@ int harness_each_variant(const clattn_tiles *tiles, const char *const *names, si
 {
     char specs[HARNESS_MAX_DEVICES][16];
     const int ndev = harness_devices(specs, HARNESS_MAX_DEVICES);
-    if (ndev == 0) {
-        printf("SKIP: no OpenCL device found (install an ICD such as pocl-opencl-icd)\n");
-        return HARNESS_SKIP;
-    }
+    if (ndev == 0)
+        return check_skip(HARNESS_NO_DEVICE);
     clattn_context *ref = NULL;
     if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &ref)) {
-        printf("FAIL reference context: %s\n", clattn_context_message(NULL));
-        return 1;
+        check(0, "reference context: %s", clattn_context_message(NULL));
+        return 0;
     }
-    int failures = 0;
     for (int d = 0; d < ndev; d++) {
         clattn_context *dev = NULL;
         if (clattn_context_create(&(clattn_context_desc){.device = specs[d]}, &dev)) {
-            printf("FAIL device %s: %s\n", specs[d], clattn_context_message(NULL));
-            failures++;
+            check(0, "device %s: %s", specs[d], clattn_context_message(NULL));
             continue;
         }
         printf("device %s: %s\n", specs[d], clattn_context_device_name(dev));
@@ -53,7 +47,7 @@ int harness_each_variant(const clattn_tiles *tiles, const char *const *names, si
         clattn_context_free(dev);
     }
     clattn_context_free(ref);
-    return failures;
+    return 0;
 }
 
 static int alloc_tensor(clattn_host_tensor *t, size_t bytes, int random, unsigned long long *seed)

@@ -1,22 +1,25 @@
 /* Shared test helpers: device discovery (with skip-with-a-reason), random tensors, and running
- * one problem on a device and on the double-precision reference to compare them. */
+ * one problem on a device and on the double-precision reference to compare them. It reaches the
+ * library through its public and advanced headers only. */
 #ifndef CLATTN_HARNESS_H
 #define CLATTN_HARNESS_H
 
 #include <stddef.h>
 
+#include "check.h"
 #include "clattn.h"
-#include "context.h"
+#include "clattn_advanced.h"
 
-#define HARNESS_SKIP 77 /* ctest's SKIP_RETURN_CODE */
 #define HARNESS_MAX_DEVICES 16
+#define HARNESS_NO_DEVICE "no OpenCL device found (install an ICD such as pocl-opencl-icd)"
 
-/* "P:D" specs of every OpenCL device present; 0 when none (the caller skips). */
+/* "P:D" specs of the first `max` OpenCL devices (clattn_device_list's order); 0 when there are
+ * none or they cannot be listed (the caller skips). */
 int harness_devices(char specs[][16], int max);
 
 /* Calls body for every OpenCL device and every tile variant (forced on the device's context),
- * with a reference context beside it. Returns HARNESS_SKIP, the reason printed, when no device
- * exists; else the number of contexts that could not be created. */
+ * with a reference context beside it. Returns CHECK_SKIP, the reason printed, when no device
+ * exists; else 0, with a failed check for each context that could not be created. */
 typedef void (*harness_body)(clattn_context *dev, clattn_context *ref, const char *variant, size_t index);
 int harness_each_variant(const clattn_tiles *tiles, const char *const *names, size_t count, harness_body body);
 

@@ -11,18 +11,14 @@
 
 #define TOLERANCE 2e-4
 
-static int failures;
-
-static void check(clattn_context *dev, clattn_context *ref, const char *variant, const char *what,
-                  const clattn_problem *p, const int *seq_lens)
+static void check_case(clattn_context *dev, clattn_context *ref, const char *variant, const char *what,
+                       const clattn_problem *p, const int *seq_lens)
 {
     double err = 0.0;
     const int s = harness_compare(dev, ref, p, seq_lens, 1, &err);
-    const int ok = s == CLATTN_STATUS_OK && err <= TOLERANCE;
-    if (!ok)
-        failures++;
-    printf("%-4s %-6s %-24s B=%d H=%d Hkv=%d Nq=%d Nk=%d D=%d Dv=%d: status %d, max err %.2e\n", ok ? "ok" : "FAIL",
-           variant, what, p->batch, p->heads, p->kv_heads, p->q_len, p->kv_len, p->head_dim, p->value_dim, s, err);
+    check(s == CLATTN_STATUS_OK && err <= TOLERANCE,
+          "%-6s %-24s B=%d H=%d Hkv=%d Nq=%d Nk=%d D=%d Dv=%d: status %d, max err %.2e", variant, what, p->batch,
+          p->heads, p->kv_heads, p->q_len, p->kv_len, p->head_dim, p->value_dim, s, err);
 }
 
 static void run_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
@@ -35,22 +31,22 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
                 continue;
             const clattn_problem p = {
                 .batch = 1, .heads = 8, .kv_heads = 2, .q_len = q, .kv_len = lens[i], .head_dim = 64, .causal = q > 1};
-            check(dev, ref, variant, "GQA 4", &p, NULL);
+            check_case(dev, ref, variant, "GQA 4", &p, NULL);
         }
     /* MQA: 16 group rows, several tiles of one kv head; odd D (scalar dot products), Dv != D. */
-    check(dev, ref, variant, "MQA D=7 Dv=20",
+    check_case(dev, ref, variant, "MQA D=7 Dv=20",
           &(clattn_problem){
               .batch = 2, .heads = 16, .kv_heads = 1, .q_len = 1, .kv_len = 777, .head_dim = 7, .value_dim = 20},
           NULL);
-    check(dev, ref, variant, "MHA D=80 Nq=3",
+    check_case(dev, ref, variant, "MHA D=80 Nq=3",
           &(clattn_problem){.batch = 1, .heads = 3, .q_len = 3, .kv_len = 2049, .head_dim = 80, .causal = 1}, NULL);
     /* Padding: entry 1 has 100 valid keys of 1500, entry 2 none at all. */
     static const int seq_lens[] = {1500, 100, 0};
-    check(dev, ref, variant, "padding",
+    check_case(dev, ref, variant, "padding",
           &(clattn_problem){
               .batch = 3, .heads = 4, .kv_heads = 2, .q_len = 1, .kv_len = 1500, .head_dim = 128, .causal = 1},
           seq_lens);
-    check(dev, ref, variant, "causal window 512,0",
+    check_case(dev, ref, variant, "causal window 512,0",
           &(clattn_problem){.batch = 1,
                             .heads = 32,
                             .kv_heads = 8,
@@ -62,7 +58,7 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
                             .window_left = 512,
                             .window_right = 0},
           NULL);
-    check(dev, ref, variant, "window dilated Nq=2",
+    check_case(dev, ref, variant, "window dilated Nq=2",
           &(clattn_problem){.batch = 1,
                             .heads = 4,
                             .kv_heads = 4,
@@ -76,7 +72,7 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
           NULL);
     static const int globals[] = {0, 7, 500};
     static const int side_lens[] = {1201, 300}; /* global 500 lies in entry 1's padding */
-    check(dev, ref, variant, "window+global+summary+x",
+    check_case(dev, ref, variant, "window+global+summary+x",
           &(clattn_problem){.batch = 2,
                             .heads = 8,
                             .kv_heads = 2,
@@ -98,9 +94,7 @@ int main(void)
 {
     static const clattn_tiles variants[] = {{1, 6, 1, 1, 16}, {1, 4, 1, 1, 8}, {0, 1, 32, 16, 0}};
     static const char *const names[] = {"cpu6", "cpu4", "local"};
-    const int status = harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant);
-    if (status == HARNESS_SKIP)
-        return status;
-    printf("%d failure(s)\n", failures + status);
-    return failures + status != 0;
+    if (harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant) == CHECK_SKIP)
+        return CHECK_SKIP;
+    return check_exit();
 }

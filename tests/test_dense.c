@@ -11,18 +11,14 @@ typedef struct {
     const int *seq_lens;
 } dense_case;
 
-static int failures;
-
-static void check(clattn_context *dev, clattn_context *ref, const char *variant, const dense_case *c)
+static void check_case(clattn_context *dev, clattn_context *ref, const char *variant, const dense_case *c)
 {
     double err = 0.0;
     const int s = harness_compare(dev, ref, &c->p, c->seq_lens, 1, &err);
-    const int ok = s == CLATTN_STATUS_OK && err <= TOLERANCE;
-    if (!ok)
-        failures++;
-    printf("%-4s %-6s B=%d H=%d Hkv=%d Nq=%d Nk=%d D=%d Dv=%d causal=%d pad=%d: max err %.2e %s\n",
-           ok ? "ok" : "FAIL", variant, c->p.batch, c->p.heads, c->p.kv_heads, c->p.q_len, c->p.kv_len,
-           c->p.head_dim, c->p.value_dim, c->p.causal, c->seq_lens != NULL, err, s ? clattn_status_string(s) : "");
+    check(s == CLATTN_STATUS_OK && err <= TOLERANCE,
+          "%-6s B=%d H=%d Hkv=%d Nq=%d Nk=%d D=%d Dv=%d causal=%d pad=%d: max err %.2e %s", variant, c->p.batch,
+          c->p.heads, c->p.kv_heads, c->p.q_len, c->p.kv_len, c->p.head_dim, c->p.value_dim, c->p.causal,
+          c->seq_lens != NULL, err, s ? clattn_status_string(s) : "");
 }
 
 static dense_case cases[64];
@@ -54,7 +50,7 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
 {
     for (int i = 0; i < num_cases; i++)
         if (index == 0 || i % 3 == 0 || cases[i].p.q_len == 1000) /* the full grid once per device */
-            check(dev, ref, variant, &cases[i]);
+            check_case(dev, ref, variant, &cases[i]);
 }
 
 int main(void)
@@ -64,9 +60,7 @@ int main(void)
     static const clattn_tiles variants[] = {
         {1, 8, 1, 1, 8}, {1, 5, 1, 1, 16}, {0, 1, 64, 32, 0}, {0, 1, 16, 8, 0}};
     static const char *const names[] = {"cpu8x8", "cpu5x16", "local64", "local16"};
-    const int status = harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant);
-    if (status == HARNESS_SKIP)
-        return status;
-    printf("%d failure(s)\n", failures + status);
-    return failures + status != 0;
+    if (harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant) == CHECK_SKIP)
+        return CHECK_SKIP;
+    return check_exit();
 }

@@ -10,13 +10,9 @@
 
 #define TOLERANCE 2e-4
 
-static int failures, checks;
-
 static void report(int ok, const char *what, const char *detail)
 {
-    checks++;
-    failures += !ok;
-    printf("%-4s %s%s%s\n", ok ? "ok" : "FAIL", what, detail[0] ? ": " : "", detail);
+    check(ok, "%s%s%s", what, detail[0] ? ": " : "", detail);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -279,7 +275,9 @@ static void check_dense_grid(const char *spec, clattn_context *ref)
         report(0, "dense grid: context", clattn_context_message(NULL));
         return;
     }
-    printf("device max work-group size: %zu\n", dev->caps.max_work_group);
+    size_t max_wg = 0;
+    clGetDeviceInfo(clattn_context_cl_device(dev), CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);
+    printf("device max work-group size: %zu\n", max_wg);
     for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
         clattn_context_force_tiles(dev, variants[v].forced ? &variants[v].tiles : NULL);
         for (size_t i = 0; i < sizeof problems / sizeof problems[0]; i++) {
@@ -329,15 +327,15 @@ int main(void)
 {
     char specs[HARNESS_MAX_DEVICES][16];
     const int ndev = harness_devices(specs, HARNESS_MAX_DEVICES);
-    if (ndev == 0) {
-        printf("SKIP: no OpenCL device found (install an ICD such as pocl-opencl-icd)\n");
-        return HARNESS_SKIP;
-    }
+    if (ndev == 0)
+        return check_skip(HARNESS_NO_DEVICE);
     const char *env = getenv("POCL_MAX_WORK_GROUP_SIZE");
     printf("POCL_MAX_WORK_GROUP_SIZE=%s\n", env != NULL ? env : "(unset)");
     clattn_context *ref = NULL;
-    if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &ref))
-        return 1;
+    if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &ref)) {
+        check(0, "reference context: %s", clattn_context_message(NULL));
+        return check_exit();
+    }
     check_device_specs();
     for (int d = 0; d < ndev; d++) {
         printf("== device %s\n", specs[d]);
@@ -347,6 +345,5 @@ int main(void)
         check_dense_grid(specs[d], ref);
     }
     clattn_context_free(ref);
-    printf("%d check(s), %d failure(s)\n", checks, failures);
-    return failures != 0;
+    return check_exit();
 }

@@ -10,23 +10,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "check.h"
 #include "clattn.h"
 #include "npy.h"
 
-static int checks;
-static int failures;
 static char scratch[64]; /* the mkdtemp directory every file of this run lives in */
-
-#define CHECK(cond, ...)                                                                         \
-    do {                                                                                         \
-        checks++;                                                                                \
-        if (!(cond)) {                                                                           \
-            failures++;                                                                          \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                          \
-            printf(__VA_ARGS__);                                                                 \
-            printf("\n");                                                                        \
-        }                                                                                        \
-    } while (0)
 
 static void scratch_path(char *path, size_t size, const char *name)
 {
@@ -367,8 +355,8 @@ int main(void)
 {
     strcpy(scratch, "/tmp/clattn_npy_XXXXXX");
     if (mkdtemp(scratch) == NULL) {
-        printf("FAIL: cannot create a scratch directory under /tmp\n");
-        return 1;
+        check(0, "cannot create a scratch directory under /tmp");
+        return check_exit();
     }
     test_hand_made();
     test_broken_headers();
@@ -379,6 +367,5 @@ int main(void)
     CHECK(left == 0, "%d files left in %s", left, scratch);
     if (remove(scratch) != 0)
         printf("note: could not remove %s\n", scratch);
-    printf("test_npy: %d checks, %d failures\n", checks, failures);
-    return failures != 0;
+    return check_exit();
 }

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "harness.h"
-#include "problem.h"
 
 #define TOLERANCE 2e-4  /* against the reference */
 #define MEAN_TOLERANCE 1e-5
@@ -15,13 +14,9 @@
 #define GUARD_BYTE 0xA5
 #define REPEATS 50
 
-static int failures, checks;
-
 static void report(int ok, const char *backend, const char *property, const char *what, const char *detail)
 {
-    checks++;
-    failures += !ok;
-    printf("%-4s %-9s %-12s %-44s %s\n", ok ? "ok" : "FAIL", backend, property, what, detail);
+    check(ok, "%-9s %-12s %-44s %s", backend, property, what, detail);
 }
 
 /* A context, and for a device the kernel variant its plans are forced to. */
@@ -53,71 +48,56 @@ static int run_on(const backend *be, const clattn_problem *p, clattn_host_tensor
 }
 
 /* ------------------------------------------------------------------------------------------- */
-/* Which keys a row sees (SPEC.md), for the patterns these tables use: padding, causal, window   */
-/* with dilation, global tokens. Summary and extra keys are handled where they occur.           */
-
-static int is_global(const clattn_problem *p, int pos)
-{
-    for (int g = 0; g < p->num_global; g++)
-        if (p->global_idx[g] == pos)
-            return 1;
-    return 0;
-}
-
-static int key_visible(const clattn_problem *p, int valid, int pos, int j)
-{
-    if (j >= valid || pos >= valid || (p->causal && j > pos))
-        return 0;
-    if (!p->window || is_global(p, pos) || is_global(p, j))
-        return 1;
-    const long long delta = (long long)j - pos;
-    return delta >= -(long long)p->window_left && delta <= p->window_right && delta % p->dilation == 0;
-}
-
-/* A row with no visible key, summary or extra: SPEC.md wants 0 and LSE -inf. */
-static int row_empty(const clattn_problem *p, int valid, int pos)
-{
-    if (pos >= valid)
-        return 1; /* padding, whatever else it could see */
-    if (p->extra_len > 0)
-        return 0;
-    for (int j = 0; j < p->kv_len; j++)
-        if (key_visible(p, valid, pos, j))
-            return 0;
-    const int first_block_last = (p->summary_block < valid ? p->summary_block : valid) - 1;
-    return !(p->summary_block > 0 && valid > 0 && (!p->causal || first_block_last <= pos));
-}
-
-/* Row r of O [B, H, Nq, Dv]: its batch entry's valid keys and its position. */
-static void row_place(const clattn_problem *p, const int *seq_lens, size_t r, int *valid, int *pos)
-{
-    const int b = (int)(r / ((size_t)p->heads * p->q_len));
-    *valid = clattn__valid_keys(p, seq_lens, b);
-    *pos = (int)(r % (size_t)p->q_len) + p->kv_len - p->q_len;
-}
-
-/* ------------------------------------------------------------------------------------------- */
-/* Inputs                                                                                       */
+/* Inputs. Which keys a row sees (SPEC.md's S(i)) comes from the library's visibility functions, */
+/* which test_reference checks against a brute force of its own.                                */
 
 typedef struct {
-    clattn_problem p; /* normalized */
+    clattn_visibility vis; /* vis.problem: the case's problem, normalized */
     const int *seq_lens;
     harness_tensors h; /* random normal inputs; h.out_ref, h.lse_ref hold the expected output */
     size_t rows;
 } fixture;
 
+/* Valid keys of batch entry b: seq_lens[b], or Nk without seq_lens. */
+static int valid_keys(const fixture *f, int b)
+{
+    return f->seq_lens != NULL ? f->seq_lens[b] : f->vis.problem.kv_len;
+}
+
+/* Row r of O [B, H, Nq, Dv]: its batch entry's valid keys and its position. */
+static void row_place(const fixture *f, size_t r, int *valid, int *pos)
+{
+    const clattn_problem *p = &f->vis.problem;
+    *valid = valid_keys(f, (int)(r / ((size_t)p->heads * p->q_len)));
+    *pos = (int)(r % (size_t)p->q_len) + p->kv_len - p->q_len;
+}
+
+/* A row with no visible key, summary or extra: SPEC.md wants 0 and LSE -inf. */
+static int row_empty(const fixture *f, int valid, int pos)
+{
+    return clattn_visible_keys(&f->vis, valid, pos) == 0;
+}
+
+static void fixture_free(fixture *f)
+{
+    harness_tensors_free(&f->h);
+    clattn_visibility_free(&f->vis);
+}
+
 static int fixture_make(fixture *f, const numerics_case *c)
 {
-    clattn__error err;
     memset(f, 0, sizeof *f);
-    if (clattn__problem_normalize(&c->p, &f->p, &err) != CLATTN_STATUS_OK) {
-        printf("     bad test case %s: %s\n", c->what, err.text);
+    const int s = clattn_visibility_init(&f->vis, &c->p);
+    if (s != CLATTN_STATUS_OK) {
+        printf("     bad test case %s: %s\n", c->what, clattn_status_string(s));
         return 0;
     }
     f->seq_lens = c->seq_lens;
-    f->rows = (size_t)f->p.batch * f->p.heads * f->p.q_len;
-    if (harness_tensors_alloc(&f->p, 1, 4242, &f->h) != CLATTN_STATUS_OK)
+    f->rows = (size_t)f->vis.problem.batch * f->vis.problem.heads * f->vis.problem.q_len;
+    if (harness_tensors_alloc(&f->vis.problem, 1, 4242, &f->h) != CLATTN_STATUS_OK) {
+        clattn_visibility_free(&f->vis);
         return 0;
+    }
     f->h.t.seq_lens = c->seq_lens;
     return 1;
 }
@@ -172,12 +152,12 @@ static double worse(double current, double d)
 static void compare_rows(const fixture *f, const float *out, const float *lse, const float *want_out,
                          const float *want_lse, comparison *c)
 {
-    const int dv = f->p.value_dim;
+    const int dv = f->vis.problem.value_dim;
     memset(c, 0, sizeof *c);
     for (size_t r = 0; r < f->rows; r++) {
         int valid, pos;
-        row_place(&f->p, f->seq_lens, r, &valid, &pos);
-        const int empty = row_empty(&f->p, valid, pos);
+        row_place(f, r, &valid, &pos);
+        const int empty = row_empty(f, valid, pos);
         int zero = lse[r] == -INFINITY;
         c->nonfinite += isnan(lse[r]) || lse[r] == INFINITY || (!empty && !isfinite(lse[r]));
         for (int e = 0; e < dv; e++) {
@@ -213,7 +193,7 @@ static void describe(const comparison *c, char *buf, size_t size)
 static int expect_reference(const backend *bes, fixture *f)
 {
     clattn_host_tensors want = expected_tensors(f);
-    return run_on(&bes[0], &f->p, &want) == CLATTN_STATUS_OK;
+    return run_on(&bes[0], &f->vis.problem, &want) == CLATTN_STATUS_OK;
 }
 
 /* Runs the fixture on every backend and compares with its expected output; one line each. */
@@ -222,7 +202,7 @@ static void compare_backends(const backend *bes, int nbe, fixture *f, const char
 {
     for (int b = 0; b < nbe; b++) {
         comparison c = {0};
-        const int s = run_on(&bes[b], &f->p, &f->h.t);
+        const int s = run_on(&bes[b], &f->vis.problem, &f->h.t);
         if (!s)
             compare_rows(f, tensor(&f->h.t.out), tensor(&f->h.t.lse), f->h.out_ref, with_lse ? f->h.lse_ref : NULL,
                          &c);
@@ -260,7 +240,7 @@ static void check_empty_rows(const backend *bes, int nbe)
             continue;
         if (expect_reference(bes, &f))
             compare_backends(bes, nbe, &f, "empty rows", empty_cases[i].what, TOLERANCE, 1, "");
-        harness_tensors_free(&f.h);
+        fixture_free(&f);
     }
 }
 
@@ -303,7 +283,7 @@ static void check_large_logits(const backend *bes, int nbe)
             to_signs(qk[t], lc->magnitude);
         if (expect_reference(bes, &f))
             compare_backends(bes, nbe, &f, "large logits", lc->c.what, TOLERANCE, 1, "");
-        harness_tensors_free(&f.h);
+        fixture_free(&f);
     }
 }
 
@@ -341,13 +321,14 @@ static const planted_case planted_cases[] = {
 /* Whether key j of batch entry b is outside the set of every query (and of every summary mean). */
 static int masked_everywhere(const fixture *f, int b, int j)
 {
-    const int valid = clattn__valid_keys(&f->p, f->seq_lens, b);
+    const clattn_problem *p = &f->vis.problem;
+    const int valid = valid_keys(f, b);
     if (j >= valid)
         return 1;
-    if (f->p.summary_block > 0)
+    if (p->summary_block > 0)
         return 0; /* a valid key joins its block's mean, which every row may see */
-    for (int i = 0; i < f->p.q_len; i++)
-        if (key_visible(&f->p, valid, i + f->p.kv_len - f->p.q_len, j))
+    for (int i = 0; i < p->q_len; i++)
+        if (clattn_key_visible(&f->vis, valid, i + p->kv_len - p->q_len, j))
             return 0;
     return 1;
 }
@@ -357,7 +338,7 @@ static const float poison[] = {NAN, INFINITY, -INFINITY};
 /* Overwrites the masked rows of K and V (and optionally padding rows of Q); returns how many keys. */
 static int plant(fixture *f, int queries_too)
 {
-    const clattn_problem *p = &f->p;
+    const clattn_problem *p = &f->vis.problem;
     int planted = 0;
     for (int b = 0; b < p->batch; b++)
         for (int j = 0; j < p->kv_len; j++) {
@@ -374,7 +355,7 @@ static int plant(fixture *f, int queries_too)
         }
     for (size_t r = 0; queries_too && r < f->rows; r++) {
         int valid, pos;
-        row_place(p, f->seq_lens, r, &valid, &pos);
+        row_place(f, r, &valid, &pos);
         for (int e = 0; pos >= valid && e < p->head_dim; e++)
             tensor(&f->h.t.q)[r * p->head_dim + e] = NAN;
     }
@@ -397,7 +378,7 @@ static void check_planted(const backend *bes, int nbe)
             else
                 compare_backends(bes, nbe, &f, "NaN/inf", pc->c.what, TOLERANCE, 1, note);
         }
-        harness_tensors_free(&f.h);
+        fixture_free(&f);
     }
 }
 
@@ -430,10 +411,10 @@ static const constant_case constant_cases[] = {
 /* want [rows, Dv] = mean of V over the keys each row sees (0 for an empty row). */
 static void visible_means(const fixture *f, float *want)
 {
-    const clattn_problem *p = &f->p;
+    const clattn_problem *p = &f->vis.problem;
     for (size_t r = 0; r < f->rows; r++) {
         int valid, pos;
-        row_place(p, f->seq_lens, r, &valid, &pos);
+        row_place(f, r, &valid, &pos);
         const size_t bh = r / (size_t)p->q_len, heads = (size_t)p->heads;
         /* query head h reads kv head h / (H / Hkv) */
         const size_t kv = bh / heads * p->kv_heads + bh % heads / (heads / (size_t)p->kv_heads);
@@ -441,7 +422,7 @@ static void visible_means(const fixture *f, float *want)
             double sum = 0.0;
             int n = 0;
             for (int j = 0; j < p->kv_len; j++)
-                if (key_visible(p, valid, pos, j)) {
+                if (clattn_key_visible(&f->vis, valid, pos, j)) {
                     sum += tensor(&f->h.t.v)[(kv * p->kv_len + j) * p->value_dim + e];
                     n++;
                 }
@@ -461,7 +442,7 @@ static void check_constant(const backend *bes, int nbe)
         to_constant(&f.h.t.k, cc->k_value);
         visible_means(&f, f.h.out_ref);
         compare_backends(bes, nbe, &f, "mean(V)", cc->c.what, MEAN_TOLERANCE, 0, "");
-        harness_tensors_free(&f.h);
+        fixture_free(&f);
     }
 }
 
@@ -483,7 +464,7 @@ static void check_determinism(const backend *be)
     clattn_plan *plan = NULL;
     if (be->tiles != NULL)
         clattn_context_force_tiles(be->ctx, be->tiles);
-    int s = clattn_plan_create(be->ctx, &f.p, &plan);
+    int s = clattn_plan_create(be->ctx, &f.vis.problem, &plan);
     clattn_host_tensors first = expected_tensors(&f);
     if (!s)
         s = clattn_plan_run_host(plan, &first);
@@ -500,7 +481,7 @@ static void check_determinism(const backend *be)
              s ? clattn_context_message(be->ctx) : "");
     report(!s && differing == 0, be->name, "determinism", busy_case.what, detail);
     clattn_plan_free(plan);
-    harness_tensors_free(&f.h);
+    fixture_free(&f);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -544,7 +525,7 @@ static void check_host_canary(const backend *be, const numerics_case *nc, size_t
     if (!fixture_make(&f, nc))
         return;
     if (!fixture_make(&copy, nc)) {
-        harness_tensors_free(&f.h);
+        fixture_free(&f);
         return;
     }
     clattn_host_tensor *outs[2] = {&f.h.t.out, &f.h.t.lse};
@@ -560,7 +541,7 @@ static void check_host_canary(const backend *be, const numerics_case *nc, size_t
         clattn_host_tensors t = f.h.t;
         t.out = (clattn_host_tensor){guarded[0], bytes[0] + declared_extra};
         t.lse = (clattn_host_tensor){guarded[1], bytes[1] + declared_extra};
-        const int s = run_on(be, &f.p, &t);
+        const int s = run_on(be, &f.vis.problem, &t);
         const clattn_host_tensor *in[] = {&f.h.t.q, &f.h.t.k, &f.h.t.v, &f.h.t.kx, &f.h.t.vx};
         const clattn_host_tensor *in_copy[] = {&copy.h.t.q, &copy.h.t.k, &copy.h.t.v, &copy.h.t.kx, &copy.h.t.vx};
         int same = !s;
@@ -572,8 +553,8 @@ static void check_host_canary(const backend *be, const numerics_case *nc, size_t
     }
     free(guarded[0]);
     free(guarded[1]);
-    harness_tensors_free(&copy.h);
-    harness_tensors_free(&f.h);
+    fixture_free(&copy);
+    fixture_free(&f);
 }
 
 /* Device buffers: inputs from the fixture, outputs GUARD bytes larger and filled with the pattern. */
@@ -614,7 +595,7 @@ static void check_device_canary(const backend *be, const numerics_case *nc)
         mem[i] = device_copy(be->ctx, host[i], i >= D_OUT ? GUARD : 0, &ok);
     clattn_plan *plan = NULL;
     clattn_context_force_tiles(be->ctx, be->tiles);
-    int s = ok ? clattn_plan_create(be->ctx, &f.p, &plan) : CLATTN_STATUS_HOST_OUT_OF_MEMORY;
+    int s = ok ? clattn_plan_create(be->ctx, &f.vis.problem, &plan) : CLATTN_STATUS_HOST_OUT_OF_MEMORY;
     const clattn_buffers b = {.q = mem[D_Q], .k = mem[D_K], .v = mem[D_V], .out = mem[D_OUT], .lse = mem[D_LSE],
                               .kx = mem[D_KX], .vx = mem[D_VX], .seq_lens = f.seq_lens};
     if (!s)
@@ -645,7 +626,7 @@ static void check_device_canary(const backend *be, const numerics_case *nc)
             clReleaseMemObject(mem[i]);
     }
     clattn_plan_free(plan);
-    harness_tensors_free(&f.h);
+    fixture_free(&f);
 }
 
 static void check_canaries(const backend *be)
@@ -666,7 +647,7 @@ int main(void)
     backend bes[3] = {{"reference", NULL, NULL}, {"cpu8", NULL, &cpu_tiles}, {"local64", NULL, &local_tiles}};
     if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &bes[0].ctx))
         return 1;
-    char specs[HARNESS_MAX_DEVICES][16];
+    char specs[1][16];
     const int ndev = harness_devices(specs, 1);
     int nbe = 1;
     if (ndev > 0 && clattn_context_create(&(clattn_context_desc){.device = specs[0]}, &bes[1].ctx) == 0) {
@@ -674,8 +655,7 @@ int main(void)
         bes[2].ctx = bes[1].ctx;
         nbe = 3;
     } else if (ndev > 0) {
-        printf("FAIL device %s: %s\n", specs[0], clattn_context_message(NULL));
-        failures++;
+        check(0, "device %s: %s", specs[0], clattn_context_message(NULL));
     }
     check_empty_rows(bes, nbe);
     check_large_logits(bes, nbe);
@@ -687,13 +667,8 @@ int main(void)
     }
     clattn_context_free(bes[1].ctx);
     clattn_context_free(bes[0].ctx);
-    printf("%d check(s), %d failure(s)\n", checks, failures);
-    if (failures != 0)
-        return 1;
-    if (ndev == 0) {
-        printf("SKIP: reference checks passed; no OpenCL device found for the kernel variants "
-               "(install an ICD such as pocl-opencl-icd)\n");
-        return HARNESS_SKIP;
-    }
-    return 0;
+    const int status = check_exit();
+    if (status == 0 && ndev == 0)
+        return check_skip("reference checks passed; kernel variants not run: " HARNESS_NO_DEVICE);
+    return status;
 }

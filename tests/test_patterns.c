@@ -8,18 +8,14 @@
 
 #define TOLERANCE 2e-4
 
-static int failures;
-
 static void report(int ok, const char *variant, const char *what, const clattn_problem *p, double err)
 {
-    if (!ok)
-        failures++;
-    printf("%-4s %-7s %-26s Nq=%d Nk=%d D=%d L=%d R=%d dil=%d causal=%d G=%d b=%d Nx=%d: %.2e\n", ok ? "ok" : "FAIL",
-           variant, what, p->q_len, p->kv_len ? p->kv_len : p->q_len, p->head_dim, p->window_left, p->window_right,
-           p->dilation, p->causal, p->num_global, p->summary_block, p->extra_len, err);
+    check(ok, "%-7s %-26s Nq=%d Nk=%d D=%d L=%d R=%d dil=%d causal=%d G=%d b=%d Nx=%d: %.2e", variant, what, p->q_len,
+          p->kv_len ? p->kv_len : p->q_len, p->head_dim, p->window_left, p->window_right, p->dilation, p->causal,
+          p->num_global, p->summary_block, p->extra_len, err);
 }
 
-static void check(clattn_context *dev, clattn_context *ref, const char *variant, const char *what,
+static void check_case(clattn_context *dev, clattn_context *ref, const char *variant, const char *what,
                   const clattn_problem *p, const int *seq_lens)
 {
     double err = 0.0;
@@ -67,16 +63,17 @@ static void run_device(clattn_context *dev, clattn_context *ref, const char *var
     for (int i = 0; i < nsides; i++)
         for (int j = 0; j < nsides; j++)
             if (full || i == j || j == 0)
-                check(dev, ref, variant, "window", &(clattn_problem){.batch = 1, .heads = 2, .q_len = n, .head_dim = 64,
-                                                          .window = 1, .window_left = sides[i],
-                                                          .window_right = sides[j], .causal = (i + j) % 3 == 0},
-                      NULL);
+                check_case(dev, ref, variant, "window",
+                           &(clattn_problem){.batch = 1, .heads = 2, .q_len = n, .head_dim = 64, .window = 1,
+                                             .window_left = sides[i], .window_right = sides[j],
+                                             .causal = (i + j) % 3 == 0},
+                           NULL);
     clattn_problem dil = window(1000, 64, 40, 17, 0);
     dil.dilation = 3;
-    check(dev, ref, variant, "window dilated", &dil, NULL);
+    check_case(dev, ref, variant, "window dilated", &dil, NULL);
     dil.causal = 1;
     dil.kv_heads = 1;
-    check(dev, ref, variant, "window dilated causal GQA", &dil, NULL);
+    check_case(dev, ref, variant, "window dilated causal GQA", &dil, NULL);
 
     /* Identities that must hold bit for bit, below and above the length where the CPU variant
      * switches to 64-key chunks (tuning.h). */
@@ -91,7 +88,7 @@ static void run_device(clattn_context *dev, clattn_context *ref, const char *var
         clattn_problem left_only = window(len, 64, len, 0, 0);
         check_identical(dev, variant, "window (N,0) == causal", &left_only, &causal);
     }
-    check(dev, ref, variant, "causal GQA, 64-key chunks",
+    check_case(dev, ref, variant, "causal GQA, 64-key chunks",
           &(clattn_problem){.batch = 1, .heads = 4, .kv_heads = 2, .q_len = 2100, .head_dim = 64, .causal = 1}, NULL);
 
     /* Global tokens: {}, {0}, {0, N/2, N-1}, every token; with and without Qg/Kg/Vg. */
@@ -108,10 +105,10 @@ static void run_device(clattn_context *dev, clattn_context *ref, const char *var
             clattn_problem p = window(n, 64, 5, 3, causal_flag);
             p.global_idx = sets[s].idx;
             p.num_global = sets[s].count;
-            check(dev, ref, variant, "window + global", &p, NULL);
+            check_case(dev, ref, variant, "window + global", &p, NULL);
             if (sets[s].count > 0 && (full || s == 2)) {
                 p.global_qkv = 1;
-                check(dev, ref, variant, "window + global (Qg,Kg,Vg)", &p, NULL);
+                check_case(dev, ref, variant, "window + global (Qg,Kg,Vg)", &p, NULL);
             }
         }
     /* Summary tokens: b = 1, b > N, a partial last block; extra keys. */
@@ -120,31 +117,31 @@ static void run_device(clattn_context *dev, clattn_context *ref, const char *var
         for (int causal_flag = 0; causal_flag < 2; causal_flag++) {
             clattn_problem p = window(n, 64, 8, 8, causal_flag);
             p.summary_block = blocks[b];
-            check(dev, ref, variant, "window + summary", &p, NULL);
+            check_case(dev, ref, variant, "window + summary", &p, NULL);
         }
     clattn_problem extra = window(65, 80, 4, 4, 1);
     extra.extra_len = 5;
     extra.value_dim = 16;
-    check(dev, ref, variant, "window + extra keys", &extra, NULL);
+    check_case(dev, ref, variant, "window + extra keys", &extra, NULL);
 
     /* Padding that cuts through a window and a summary block; all patterns at once. */
     static const int lens[] = {257, 100, 37, 0};
     clattn_problem all = {.batch = 4, .heads = 4, .kv_heads = 2, .q_len = n, .head_dim = 64, .value_dim = 32,
                           .window = 1, .window_left = 20, .window_right = 7, .causal = 1,
                           .global_idx = g3, .num_global = 3, .summary_block = 30, .extra_len = 3};
-    check(dev, ref, variant, "everything + padding", &all, lens);
+    check_case(dev, ref, variant, "everything + padding", &all, lens);
     all.causal = 0;
     all.dilation = 2;
-    check(dev, ref, variant, "everything dilated + padding", &all, lens);
+    check_case(dev, ref, variant, "everything dilated + padding", &all, lens);
     /* Decode: one query at the last position with a causal window, plus Nq < Nk. */
     clattn_problem decode = {.batch = 1, .heads = 8, .kv_heads = 2, .q_len = 1, .kv_len = 1000, .head_dim = 128,
                              .window = 1, .window_left = 100, .window_right = 0, .causal = 1};
-    check(dev, ref, variant, "decode causal window", &decode, NULL);
+    check_case(dev, ref, variant, "decode causal window", &decode, NULL);
     decode.q_len = 7;
     decode.summary_block = 64;
     decode.global_idx = g3;
     decode.num_global = 3;
-    check(dev, ref, variant, "Nq<Nk window+global+summary", &decode, NULL);
+    check_case(dev, ref, variant, "Nq<Nk window+global+summary", &decode, NULL);
 }
 
 static void run_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
@@ -156,9 +153,7 @@ int main(void)
 {
     static const clattn_tiles variants[] = {{1, 6, 1, 1, 16}, {0, 1, 32, 16, 0}};
     static const char *const names[] = {"cpu6", "local32"};
-    const int status = harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant);
-    if (status == HARNESS_SKIP)
-        return status;
-    printf("%d failure(s)\n", failures + status);
-    return failures + status != 0;
+    if (harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant) == CHECK_SKIP)
+        return CHECK_SKIP;
+    return check_exit();
 }

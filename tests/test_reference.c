@@ -6,25 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
+#include "clattn_advanced.h"
 #include "problem.h"
 #include "reference.h"
 
 #define MAX_KEYS 64 /* the naive model's key lists; every test stays below */
 #define MAX_DIM 16
-
-static int failures;
-static int checks;
-
-#define CHECK(cond, ...)                                      \
-    do {                                                      \
-        checks++;                                             \
-        if (!(cond)) {                                        \
-            failures++;                                       \
-            printf("FAIL %s:%d: ", __func__, __LINE__);       \
-            printf(__VA_ARGS__);                              \
-            printf("\n");                                     \
-        }                                                     \
-    } while (0)
 
 /* ------------------------------------------------------------------------------------------- */
 /* Fixtures: a normalized problem with every tensor it needs, filled with values in [-1, 1).    */
@@ -38,6 +26,8 @@ typedef struct {
     const int *seq_lens;  /* [B] or NULL */
 } fixture;
 
+/* Uniform values, not bench/random.c's normal ones, on purpose: test_large_inputs bounds |O| by
+ * 1e4 times the largest |V|, and the naive model sums exp() without subtracting the maximum. */
 static unsigned rng_state = 2463534242u;
 
 static float uniform(void)
@@ -330,6 +320,145 @@ static int expected_set(const clattn_problem *p, int valid, int i, unsigned char
     return count;
 }
 
+/* Summary token c of a batch entry with `valid` keys: the mean of keys [c b, (c + 1) b) cut at
+ * valid, seen by every row that is not padding, under causal once its last key is. */
+static int expected_summary(const clattn_problem *p, int valid, int pos, int c)
+{
+    const int last = (c + 1) * p->summary_block < valid ? (c + 1) * p->summary_block - 1 : valid - 1;
+    return pos < valid && (!p->causal || last <= pos);
+}
+
+static int summary_blocks(const clattn_problem *p, int valid)
+{
+    return p->summary_block > 0 ? (valid + p->summary_block - 1) / p->summary_block : 0;
+}
+
+/* |S(i)|: mask [Nk] as expected_set leaves it, plus the summary tokens and the extra keys; a
+ * padding row sees nothing, and a global row with its own Qg, Kg, Vg only keys (of Kg). */
+static int expected_count(const clattn_problem *p, int valid, int i, unsigned char *mask)
+{
+    const int pos = i + p->kv_len - p->q_len;
+    int count = expected_set(p, valid, i, mask);
+    if (pos >= valid || (p->global_qkv && is_global(p, pos)))
+        return count;
+    for (int c = 0; c < summary_blocks(p, valid); c++)
+        count += expected_summary(p, valid, pos, c);
+    return count + p->extra_len;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* The library's S(i) (host/visibility.c, which the reference path, the bench and the device    */
+/* tests use) against the brute force: key by key, summary token by token, and |S(i)| per row.  */
+
+static void check_visibility(const char *what, const clattn_problem *in, const int *seq_lens)
+{
+    clattn_visibility v;
+    const int status = clattn_visibility_init(&v, in);
+    CHECK(status == CLATTN_STATUS_OK, "%s: clattn_visibility_init gave %d", what, status);
+    if (status != CLATTN_STATUS_OK)
+        return;
+    const clattn_problem *p = &v.problem;
+    for (int b = 0; b < p->batch; b++) {
+        const int valid = clattn__valid_keys(p, seq_lens, b);
+        for (int i = 0; i < p->q_len; i++) {
+            const int pos = i + p->kv_len - p->q_len;
+            unsigned char mask[MAX_KEYS];
+            const int count = expected_count(p, valid, i, mask);
+            for (int j = 0; j < p->kv_len; j++)
+                CHECK((clattn_key_visible(&v, valid, pos, j) != 0) == mask[j],
+                      "%s: entry %d row %d key %d: clattn_key_visible says %d, brute force %d", what, b, i, j,
+                      clattn_key_visible(&v, valid, pos, j), mask[j]);
+            /* a global row with its own projections sees no summary token, whatever the rule says */
+            for (int c = 0; c < summary_blocks(p, valid) && !(p->global_qkv && is_global(p, pos)); c++)
+                CHECK((clattn_summary_visible(&v, valid, pos, c) != 0) == expected_summary(p, valid, pos, c),
+                      "%s: entry %d row %d summary %d: clattn_summary_visible says %d", what, b, i, c,
+                      clattn_summary_visible(&v, valid, pos, c));
+            CHECK(clattn_visible_keys(&v, valid, pos) == count,
+                  "%s: entry %d row %d: clattn_visible_keys says %lld, brute force %d", what, b, i,
+                  clattn_visible_keys(&v, valid, pos), count);
+        }
+    }
+    clattn_visibility_free(&v);
+}
+
+/* Every pattern and combination the probes below cannot express (their V is the identity over K,
+ * so no summary or extra keys), and windows and offsets at their edges. */
+static void test_visibility(void)
+{
+    static const int globals[] = {5, 0, 9}, lens3[] = {12, 8, 0}, lens4[] = {8, 7, 5, 0}, lens2[] = {11, 3};
+    const struct {
+        const char *what;
+        clattn_problem p;
+        const int *seq_lens;
+    } cases[] = {
+        {"dense", {.batch = 1, .heads = 1, .q_len = 9, .head_dim = 1}, NULL},
+        {"dense + padding", {.batch = 3, .heads = 1, .q_len = 12, .head_dim = 1}, lens3},
+        {"causal + padding", {.batch = 3, .heads = 1, .q_len = 12, .head_dim = 1, .causal = 1}, lens3},
+        {"decode", {.batch = 1, .heads = 1, .q_len = 1, .kv_len = 12, .head_dim = 1, .causal = 1}, NULL},
+        {"Nq > Nk", {.batch = 1, .heads = 1, .q_len = 9, .kv_len = 4, .head_dim = 1}, NULL},
+        {"Nq > Nk causal + padding", {.batch = 2, .heads = 1, .q_len = 15, .kv_len = 11, .head_dim = 1, .causal = 1},
+         lens2},
+        {"window (0, 0)", {.batch = 1, .heads = 1, .q_len = 9, .head_dim = 1, .window = 1}, NULL},
+        {"window (7, 5) dilation 3",
+         {.batch = 1, .heads = 1, .q_len = 20, .head_dim = 1, .window = 1, .window_left = 7, .window_right = 5,
+          .dilation = 3},
+         NULL},
+        {"window (30, 30) dilation 3, wider than N",
+         {.batch = 1, .heads = 1, .q_len = 10, .head_dim = 1, .window = 1, .window_left = 30, .window_right = 30,
+          .dilation = 3},
+         NULL},
+        {"window (N, 0) causal",
+         {.batch = 1, .heads = 1, .q_len = 10, .head_dim = 1, .window = 1, .window_left = 10, .causal = 1}, NULL},
+        {"window (4, 6) dilation 2, Nq > Nk",
+         {.batch = 1, .heads = 1, .q_len = 14, .kv_len = 9, .head_dim = 1, .window = 1, .window_left = 4,
+          .window_right = 6, .dilation = 2},
+         NULL},
+        {"decode window (5, 0) dilation 3",
+         {.batch = 1, .heads = 1, .q_len = 1, .kv_len = 20, .head_dim = 1, .window = 1, .window_left = 5,
+          .dilation = 3, .causal = 1},
+         NULL},
+        {"globals without a window, causal",
+         {.batch = 1, .heads = 1, .q_len = 12, .head_dim = 1, .causal = 1, .global_idx = globals, .num_global = 3},
+         NULL},
+        {"window (2, 1) dilation 3 + globals",
+         {.batch = 1, .heads = 1, .q_len = 12, .head_dim = 1, .window = 1, .window_left = 2, .window_right = 1,
+          .dilation = 3, .global_idx = globals, .num_global = 3},
+         NULL},
+        {"window (3, 0) + globals + causal + padding",
+         {.batch = 3, .heads = 1, .q_len = 12, .head_dim = 1, .window = 1, .window_left = 3, .causal = 1,
+          .global_idx = globals, .num_global = 3},
+         lens3},
+        {"window (1, 1) + globals + causal, Nq < Nk",
+         {.batch = 1, .heads = 1, .q_len = 4, .kv_len = 12, .head_dim = 1, .window = 1, .window_left = 1,
+          .window_right = 1, .causal = 1, .global_idx = globals, .num_global = 3},
+         NULL},
+        {"global_qkv + summary + extra + causal + padding",
+         {.batch = 3, .heads = 1, .q_len = 12, .head_dim = 1, .window = 1, .window_left = 1, .window_right = 1,
+          .causal = 1, .global_idx = globals, .num_global = 3, .global_qkv = 1, .summary_block = 2, .extra_len = 2},
+         lens3},
+        {"summary b = 1", {.batch = 1, .heads = 1, .q_len = 6, .head_dim = 1, .summary_block = 1}, NULL},
+        {"summary b = 1 causal", {.batch = 1, .heads = 1, .q_len = 6, .head_dim = 1, .causal = 1, .summary_block = 1},
+         NULL},
+        {"summary b = 3 + extra, causal, Nq < Nk, padding",
+         {.batch = 4, .heads = 1, .q_len = 5, .kv_len = 8, .head_dim = 1, .causal = 1, .summary_block = 3,
+          .extra_len = 2},
+         lens4},
+        {"summary b > N, causal", {.batch = 1, .heads = 1, .q_len = 7, .head_dim = 1, .causal = 1, .summary_block = 9},
+         NULL},
+        {"summary b = 4 causal, Nq > Nk",
+         {.batch = 1, .heads = 1, .q_len = 13, .kv_len = 10, .head_dim = 1, .causal = 1, .summary_block = 4}, NULL},
+        {"window (2, 2) + globals + summary + extra + padding",
+         {.batch = 3, .heads = 1, .q_len = 12, .head_dim = 1, .window = 1, .window_left = 2, .window_right = 2,
+          .global_idx = globals, .num_global = 3, .summary_block = 5, .extra_len = 3},
+         lens3},
+        {"extra keys", {.batch = 1, .heads = 1, .q_len = 5, .head_dim = 1, .extra_len = 3}, NULL},
+        {"extra keys, causal + padding",
+         {.batch = 4, .heads = 1, .q_len = 8, .head_dim = 1, .causal = 1, .extra_len = 1}, lens4},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        check_visibility(cases[c].what, &cases[c].p, cases[c].seq_lens);
+}
+
 /* ------------------------------------------------------------------------------------------- */
 /* Set probes: with Q = K = 1 every visible key has the same logit, and with V = identity       */
 /* (Dv = Nk) output column j is 1/|S| exactly when j is in S: the output spells out the set.    */
@@ -338,6 +467,7 @@ static void probe(const char *what, clattn_problem in, const int *seq_lens)
 {
     in.head_dim = 2;
     in.value_dim = in.kv_len != 0 ? in.kv_len : in.q_len;
+    check_visibility(what, &in, seq_lens); /* the library's rule, on the same set */
     fixture f;
     fixture_make(&f, &in, seq_lens);
     const clattn_problem *p = &f.p;
@@ -689,11 +819,9 @@ static void test_summary_extra_padding(void)
                     if (pos < valid) {
                         for (int j = 0; j <= pos; j++)
                             key_list_add(&list, at(f.k, b, 8, j, 3), at(f.v, b, 8, j, 2));
-                        for (int c = 0; c < blocks; c++) {
-                            const int last = (c + 1) * 3 < valid ? (c + 1) * 3 - 1 : valid - 1;
-                            if (last <= pos)
+                        for (int c = 0; c < blocks; c++)
+                            if (expected_summary(p, valid, pos, c))
                                 key_list_add(&list, means_k[c], means_v[c]);
-                        }
                         for (int x = 0; x < 2; x++)
                             key_list_add(&list, at(f.kx, b, 2, x, 3), at(f.vx, b, 2, x, 2));
                     }
@@ -817,6 +945,7 @@ int main(void)
     test_probe_sequence_patterns();
     test_probe_grid_patterns();
     test_literal_grid_sets();
+    test_visibility();
     test_pattern_identities();
     test_gqa_mapping();
     test_extra_keys_append();
@@ -826,10 +955,5 @@ int main(void)
     test_global_qkv();
     test_large_inputs();
     test_optional_and_missing_tensors();
-    if (failures > 0) {
-        printf("test_reference: %d of %d checks FAILED\n", failures, checks);
-        return 1;
-    }
-    printf("test_reference: all %d checks passed\n", checks);
-    return 0;
+    return check_exit();
 }

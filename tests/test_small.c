@@ -8,16 +8,14 @@
 
 int main(void)
 {
-    char specs[HARNESS_MAX_DEVICES][16];
-    if (harness_devices(specs, HARNESS_MAX_DEVICES) == 0) {
-        printf("SKIP: no OpenCL device found (install an ICD such as pocl-opencl-icd)\n");
-        return HARNESS_SKIP;
-    }
+    char specs[1][16];
+    if (harness_devices(specs, 1) == 0)
+        return check_skip(HARNESS_NO_DEVICE);
     clattn_context *dev = NULL, *ref = NULL;
     if (clattn_context_create(&(clattn_context_desc){.device = specs[0]}, &dev) ||
         clattn_context_create(&(clattn_context_desc){.device = "reference"}, &ref)) {
-        printf("FAIL: %s\n", clattn_context_message(NULL));
-        return 1;
+        check(0, "context: %s", clattn_context_message(NULL));
+        return check_exit();
     }
     static const int globals[] = {12, 0};
     static const int lens[] = {19, 11};
@@ -34,7 +32,6 @@ int main(void)
          .global_idx = globals, .num_global = 2, .global_qkv = 1},
     };
     static const clattn_tiles variants[] = {{1, 4, 1, 1, 16}, {0, 1, 16, 8, 0}};
-    int failures = 0;
     printf("device %s: %s\n", specs[0], clattn_context_device_name(dev));
     for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
         clattn_context_force_tiles(dev, &variants[v]);
@@ -42,13 +39,10 @@ int main(void)
             double err = 0.0;
             const int *seq_lens = cases[c].batch == 2 ? lens : NULL;
             const int s = harness_compare(dev, ref, &cases[c], seq_lens, 1, &err);
-            const int ok = s == CLATTN_STATUS_OK && err <= TOLERANCE;
-            failures += !ok;
-            printf("%-4s variant %zu case %zu: max err %.2e\n", ok ? "ok" : "FAIL", v, c, err);
+            check(s == CLATTN_STATUS_OK && err <= TOLERANCE, "variant %zu case %zu: max err %.2e", v, c, err);
         }
     }
     clattn_context_free(ref);
     clattn_context_free(dev);
-    printf("%d failure(s)\n", failures);
-    return failures != 0;
+    return check_exit();
 }

@@ -171,7 +171,8 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-/* Inputs for every thread and their reference outputs, computed before any thread starts. */
+/* Inputs for every thread and their reference outputs, computed before any thread starts; 0, with
+ * a failed check, when they cannot be. */
 static int prepare(clattn_context *ref, clattn_context *dev, thread_state *states)
 {
     for (int i = 0; i < THREADS; i++) {
@@ -179,7 +180,7 @@ static int prepare(clattn_context *ref, clattn_context *dev, thread_state *state
         st->index = i;
         st->ctx = dev;
         if (harness_tensors_alloc(&cases[i].p, 1, 1000u + (unsigned)i, &st->h) != CLATTN_STATUS_OK)
-            return 0;
+            return check(0, "tensors for thread %d: out of memory", i);
         st->h.t.seq_lens = cases[i].seq_lens;
         clattn_host_tensors want = st->h.t;
         want.out.data = st->h.out_ref;
@@ -189,10 +190,8 @@ static int prepare(clattn_context *ref, clattn_context *dev, thread_state *state
         if (!s)
             s = clattn_plan_run_host(plan, &want);
         clattn_plan_free(plan);
-        if (s) {
-            printf("FAIL reference for thread %d: %s\n", i, clattn_context_message(ref));
-            return 0;
-        }
+        if (s)
+            return check(0, "reference for thread %d: %s", i, clattn_context_message(ref));
     }
     return 1;
 }
@@ -206,31 +205,26 @@ static double seconds_since(const struct timespec *start)
 
 int main(void)
 {
-    char specs[HARNESS_MAX_DEVICES][16];
-    if (harness_devices(specs, 1) == 0) {
-        printf("SKIP: no OpenCL device found (install an ICD such as pocl-opencl-icd)\n");
-        return HARNESS_SKIP;
-    }
+    char specs[1][16];
+    if (harness_devices(specs, 1) == 0)
+        return check_skip(HARNESS_NO_DEVICE);
     clattn_context *ref = NULL, *dev = NULL;
     if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &ref) ||
         clattn_context_create(&(clattn_context_desc){.device = specs[0]}, &dev)) {
-        printf("FAIL context: %s\n", clattn_context_message(NULL));
+        check(0, "context: %s", clattn_context_message(NULL));
         clattn_context_free(ref);
-        return 1;
+        return check_exit();
     }
     printf("device %s: %s; %d threads x %d calls\n", specs[0], clattn_context_device_name(dev), THREADS, CALLS);
     static thread_state states[THREADS];
-    int failures = 0;
-    if (!prepare(ref, dev, states))
-        failures++;
+    const int prepared = prepare(ref, dev, states);
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     pthread_t threads[THREADS];
     int started = 0;
-    for (; !failures && started < THREADS; started++)
+    for (; prepared && started < THREADS; started++)
         if (pthread_create(&threads[started], NULL, thread_main, &states[started]) != 0) {
-            printf("FAIL pthread_create %d\n", started);
-            failures++;
+            check(0, "pthread_create %d", started);
             break;
         }
     for (int i = 0; i < started; i++)
@@ -238,17 +232,16 @@ int main(void)
     const double elapsed = seconds_since(&start);
     for (int i = 0; i < started; i++) {
         const thread_state *st = &states[i];
-        const int ok = st->status == CLATTN_STATUS_OK && st->wrong == 0 && st->unstable == 0 && st->bad_faults == 0;
-        failures += !ok;
-        printf("%-4s thread %d %-32s max err %.2e, %d wrong, %d differ from call 0, %d faults misreported%s%s%s%s\n",
-               ok ? "ok" : "FAIL", i, cases[i].what, st->max_err, st->wrong, st->unstable, st->bad_faults,
-               st->status ? ", status " : "", st->status ? clattn_status_string(st->status) : "",
-               st->status ? ": " : "", st->status ? st->message : "");
+        check(st->status == CLATTN_STATUS_OK && st->wrong == 0 && st->unstable == 0 && st->bad_faults == 0,
+              "thread %d %-32s max err %.2e, %d wrong, %d differ from call 0, %d faults misreported%s%s%s%s", i,
+              cases[i].what, st->max_err, st->wrong, st->unstable, st->bad_faults, st->status ? ", status " : "",
+              st->status ? clattn_status_string(st->status) : "", st->status ? ": " : "",
+              st->status ? st->message : "");
     }
-    printf("%d threads x %d calls in %.2f s, %d failure(s)\n", THREADS, CALLS, elapsed, failures);
+    printf("%d threads x %d calls in %.2f s\n", THREADS, CALLS, elapsed);
     for (int i = 0; i < THREADS; i++)
         harness_tensors_free(&states[i].h);
     clattn_context_free(dev);
     clattn_context_free(ref);
-    return failures != 0;
+    return check_exit();
 }

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,20 +27,7 @@
 static const char *tool;  /* the clattn binary under test */
 static char scratch[200]; /* mkdtemp directory: inputs, captured stdout/stderr */
 static char outdir[220];  /* scratch/out: every file the tool writes, empty between checks */
-static int checks, failures, runs, signalled;
-
-static void report(int ok, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    checks++;
-    failures += !ok;
-    printf("%-4s ", ok ? "ok" : "FAIL");
-    vprintf(fmt, ap);
-    printf("\n");
-    fflush(stdout);
-    va_end(ap);
-}
+static int runs, signalled;
 
 /* ----------------------------------------------------------------------------------------- */
 /* Files and the scratch directory                                                            */
@@ -354,11 +340,11 @@ static void check_run_case(const run_case *c, unsigned long long seed)
         char lse_text[64] = "";
         if (c->lse)
             snprintf(lse_text, sizeof lse_text, ", LSE %.2e", err_lse);
-        report(err_out <= TOLERANCE && err_lse <= TOLERANCE,
+        check(err_out <= TOLERANCE && err_lse <= TOLERANCE,
                "run %-28s rank %d B=%d H=%d/%d Nq=%d Nk=%d D=%d Dv=%d: max err O %.2e%s", c->name, c->rank, c->batch,
                c->heads, c->kv_heads, c->q_len, c->kv_len, c->head_dim, c->value_dim, err_out, lse_text);
     } else {
-        report(0, "run %s: %s", c->name, why);
+        check(0, "run %s: %s", c->name, why);
     }
     npy_free(&lse_ref);
     npy_free(&lse);
@@ -433,7 +419,7 @@ static void check_command(const command_case *c, const char *absent)
     for (int i = 0; c->args[i] != NULL; i++)
         arg_add(&args, c->args[i]);
     if (!run_tool(&args, &r)) {
-        report(0, "%s: cannot start %s: %s", c->what, tool, strerror(errno));
+        check(0, "%s: cannot start %s: %s", c->what, tool, strerror(errno));
         return;
     }
     char *text = c->on_stdout ? r.out : r.err;
@@ -441,7 +427,7 @@ static void check_command(const command_case *c, const char *absent)
     const int wrong = absent != NULL && strstr(text, absent) != NULL;
     const int written = clear_dir(outdir, 1);
     const int ok = r.exited && r.code == c->expect && named && !wrong && written == 0;
-    report(ok, "%-34s %s %d (want %d), %s %s '%s'%s%s%s%s%s", c->what, r.exited ? "exit" : "SIGNAL", r.code, c->expect,
+    check(ok, "%-34s %s %d (want %d), %s %s '%s'%s%s%s%s%s", c->what, r.exited ? "exit" : "SIGNAL", r.code, c->expect,
            c->on_stdout ? "stdout" : "stderr", named ? "names" : "does NOT name", c->needle,
            wrong ? ", but prints " : "", wrong ? absent : "", written ? ", but an output file was written" : "",
            ok ? "" : ": ", ok ? "" : first_line(text));
@@ -462,16 +448,16 @@ static int make_scratch(void)
 int main(int argc, char **argv)
 {
     if (argc < 2 || access(argv[1], X_OK) != 0) {
-        printf("FAIL usage: test_tool /path/to/clattn (got %s)\n", argc < 2 ? "no path" : argv[1]);
-        return 1;
+        check(0, "usage: test_tool /path/to/clattn (got %s)", argc < 2 ? "no path" : argv[1]);
+        return check_exit();
     }
     tool = argv[1];
     if (!make_scratch()) {
-        printf("FAIL cannot create a scratch directory under %s: %s\n", scratch, strerror(errno));
-        return 1;
+        check(0, "cannot create a scratch directory under %s: %s", scratch, strerror(errno));
+        return check_exit();
     }
-    char specs[HARNESS_MAX_DEVICES][16];
-    if (harness_devices(specs, HARNESS_MAX_DEVICES) == 0)
+    char specs[1][16];
+    if (harness_devices(specs, 1) == 0)
         printf("note: no OpenCL device: the default device is the reference path, so the correctness "
                "checks compare the reference with itself\n");
 
@@ -483,15 +469,14 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < sizeof usage_cases / sizeof usage_cases[0]; i++)
             check_command(&usage_cases[i], WRONG_USAGE_TEXT);
     } else {
-        report(0, "writing the inputs of the failure cases");
+        check(0, "writing the inputs of the failure cases");
     }
-    report(signalled == 0, "no run ended by a signal (%d runs, %d signalled)", runs, signalled);
+    check(signalled == 0, "no run ended by a signal (%d runs, %d signalled)", runs, signalled);
 
     clear_dir(outdir, 1);
     rmdir(outdir);
     clear_dir(scratch, 1);
     if (rmdir(scratch) != 0)
-        report(0, "removing %s: %s", scratch, strerror(errno));
-    printf("%d checks, %d failed\n", checks, failures);
-    return failures != 0;
+        check(0, "removing %s: %s", scratch, strerror(errno));
+    return check_exit();
 }

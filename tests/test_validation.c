@@ -16,8 +16,6 @@
 #define SENTINEL 0x5A       /* every output byte before a call that must fail */
 #define STALE_VALUE -424242 /* a value only the priming failure's message contains */
 
-static int failures, checks;
-
 /* ------------------------------------------------------------------------------------------- */
 /* Checking a status and the context's message                                                  */
 
@@ -40,9 +38,7 @@ static int has_word(const char *text, const char *word)
 /* A check with no status of its own. */
 static void report(int ok, const char *where, const char *what)
 {
-    checks++;
-    failures += !ok;
-    printf("%-4s %-9s      %s\n", ok ? "ok" : "FAIL", where, what);
+    check(ok, "%-9s      %s", where, what);
 }
 
 /* Leaves a known message in ctx, so that a later check can tell a fresh message from a stale one. */
@@ -64,10 +60,8 @@ static void expect(const clattn_context *ctx, const char *where, const char *wha
     int ok = got == want && outputs_ok;
     if (ok && want != CLATTN_STATUS_OK && ctx != NULL)
         ok = !has_word(msg, stale) && (arg == NULL || has_word(msg, arg)) && (value == NULL || has_word(msg, value));
-    checks++;
-    failures += !ok;
-    printf("%-4s %-9s %4d %s%s%s%s\n", ok ? "ok" : "FAIL", where, got, what, outputs_ok ? "" : " OUTPUT OVERWRITTEN",
-           got == CLATTN_STATUS_OK ? "" : ": ", got == CLATTN_STATUS_OK ? "" : msg);
+    check(ok, "%-9s %4d %s%s%s%s", where, got, what, outputs_ok ? "" : " OUTPUT OVERWRITTEN",
+          got == CLATTN_STATUS_OK ? "" : ": ", got == CLATTN_STATUS_OK ? "" : msg);
     if (!ok)
         printf("     want status %d (%s), message naming '%s' and '%s'\n", want, clattn_status_string(want),
                arg ? arg : "-", value ? value : "-");
@@ -604,20 +598,15 @@ static void check_status_strings(void)
         for (size_t j = 0; j < i; j++)
             distinct = distinct && table[j].value != table[i].value;
         const char *s = clattn_status_string(table[i].value);
-        const int ok = s != NULL && strcmp(s, table[i].text) == 0 && distinct;
-        checks++;
-        failures += !ok;
-        printf("%-4s status    %4d -> \"%s\"%s\n", ok ? "ok" : "FAIL", table[i].value, s ? s : "(null)",
-               distinct ? "" : " (value repeated)");
+        check(s != NULL && strcmp(s, table[i].text) == 0 && distinct, "status    %4d -> \"%s\"%s", table[i].value,
+              s ? s : "(null)", distinct ? "" : " (value repeated)");
     }
     int bad = 0;
     for (int v = -100; v <= 1100; v++) {
         const char *s = clattn_status_string(v);
         bad += s == NULL || s[0] == '\0';
     }
-    checks++;
-    failures += bad != 0;
-    printf("%-4s status    -    clattn_status_string(-100 .. 1100): %d NULL or empty\n", bad ? "FAIL" : "ok", bad);
+    check(bad == 0, "status    -    clattn_status_string(-100 .. 1100): %d NULL or empty", bad);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -687,13 +676,8 @@ int main(void)
             check_context(dev, specs[d]);
         clattn_context_free(dev);
     }
-    printf("%d check(s), %d failure(s)\n", checks, failures);
-    if (failures != 0)
-        return 1;
-    if (ndev == 0) {
-        printf("SKIP: reference checks passed; no OpenCL device found for the device checks "
-               "(install an ICD such as pocl-opencl-icd)\n");
-        return HARNESS_SKIP;
-    }
-    return 0;
+    const int status = check_exit();
+    if (status == 0 && ndev == 0)
+        return check_skip("reference checks passed; device checks not run: " HARNESS_NO_DEVICE);
+    return status;
 }
