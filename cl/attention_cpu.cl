@@ -407,8 +407,7 @@ __kernel void attention(ATTENTION_ARGS)
         return;
     const int bh = get_global_id(1);
     const int b = bh / heads;
-    const int hk = (bh % heads) / (heads / kv_heads);
-    const size_t bhk = (size_t)b * kv_heads + hk;
+    const size_t bhk = kv_head_of(bh, heads, kv_heads);
     const int kv_len = seq_lens[b];
     const band_rule rule = {left, right, dilation, causal};
 

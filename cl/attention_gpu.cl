@@ -62,8 +62,7 @@ __kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void attention(A
     const int tile = reverse_tiles ? ntiles - 1 - group : group;
     const int bh = get_global_id(1);
     const int b = bh / heads;
-    const int hk = (bh % heads) / (heads / kv_heads);
-    const size_t bhk = (size_t)b * kv_heads + hk;
+    const size_t bhk = kv_head_of(bh, heads, kv_heads);
     const int kv_len = seq_lens[b];
     const band_rule rule = {left, right, dilation, causal};
 

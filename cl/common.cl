@@ -137,6 +137,15 @@ inline int tile_row(__global const int *rows, int use_rows, int r)
     return use_rows ? rows[r] : r;
 }
 
+// The [B, Hkv] index of the kv head that serves `attention`'s work-item dimension 1, bh (batch *
+// head): grouped-query attention gives each kv head heads / kv_heads consecutive query heads.
+inline size_t kv_head_of(int bh, int heads, int kv_heads)
+{
+    const int b = bh / heads;
+    const int hk = (bh % heads) / (heads / kv_heads);
+    return (size_t)b * kv_heads + hk;
+}
+
 inline void write_row(__global float *out, __global float *lse, size_t row, int write_lse,
                       const float *acc, float m, float l)
 {
