@@ -126,7 +126,7 @@ static cl_int enqueue_attention(clattn_plan *plan, command_chain *chain, const a
     return chain_launch(chain, plan->attention, 2, global, local);
 }
 
-/* Positions of the side keys of every batch entry (SPEC.md 4-6), see cl/attention.cl. */
+/* Positions of the side keys of every batch entry (SPEC.md 4-6), see cl/common.cl. */
 static void fill_side_positions(const clattn_plan *plan, const int *seq_lens, int *pos)
 {
     const clattn_problem *p = &plan->p;

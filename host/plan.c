@@ -14,7 +14,7 @@ static int compare_int(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Kernel `name` of program `source` (cl/<source>.cl) built with `options`. */
+/* Kernel `name` of program `source` (cl/ file names joined by '+', see program.h) built with `options`. */
 static int create_kernel(clattn_plan *plan, const char *source, const char *name, const char *options, cl_kernel *out,
                          clattn__error *err)
 {
@@ -35,13 +35,15 @@ static int create_kernels(clattn_plan *plan, clattn__error *err)
     const clattn_problem *p = &plan->p;
     char options[512];
     clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
+    /* Each variant's program: the common part, the variant, and for the CPU the decode split. */
+    const char *attention = plan->tiles.cpu_variant ? "common+attention_cpu+decode" : "common+attention_gpu";
     int status;
     if (plan->splits > 0) {
-        status = create_kernel(plan, "attention", "attention_split", options, &plan->split, err);
+        status = create_kernel(plan, attention, "attention_split", options, &plan->split, err);
         if (!status)
-            status = create_kernel(plan, "attention", "combine_splits", options, &plan->combine, err);
+            status = create_kernel(plan, attention, "combine_splits", options, &plan->combine, err);
     } else
-        status = create_kernel(plan, "attention", "attention", options, &plan->attention, err);
+        status = create_kernel(plan, attention, "attention", options, &plan->attention, err);
     if (!status && clattn__plan_packs_keys(plan)) {
         char pack_options[64];
         clattn__pack_options(p->head_dim, pack_options, sizeof pack_options);

@@ -1,4 +1,4 @@
-/* Builds OpenCL programs once per context: an in-memory list of (source, options) -> program,
+/* Builds OpenCL programs once per context: an in-memory list of (sources, options) -> program,
  * and an opt-in on-disk cache of binaries written to a temporary file and renamed into place,
  * so a second process does not pay the compiler again and a crash never leaves half a file. */
 #include "program.h"
@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 struct clattn__program_entry {
-    char *key; /* name + '\n' + options */
+    char *key; /* program + '\n' + options */
     cl_program program;
     clattn__program_entry *next;
 };
@@ -41,6 +41,47 @@ static const char *kernel_source(const char *name, char **owned)
     return clattn__embedded_source(name);
 }
 
+/* Most source files one program concatenates. */
+#define MAX_SOURCES 4
+
+/* The texts of a program's source files, in order; owned[i] is NULL or what text[i] needs freed. */
+typedef struct {
+    const char *text[MAX_SOURCES];
+    char *owned[MAX_SOURCES];
+    cl_uint count;
+} source_list;
+
+static void free_sources(source_list *s)
+{
+    for (cl_uint i = 0; i < s->count; i++)
+        free(s->owned[i]);
+    s->count = 0;
+}
+
+/* The sources of `program`, file names joined by '+'. */
+static int load_sources(const char *program, source_list *s, clattn__error *err)
+{
+    s->count = 0;
+    for (const char *name = program; *name != '\0';) {
+        const size_t len = strcspn(name, "+");
+        char file[64];
+        if (len == 0 || len >= sizeof file || s->count == MAX_SOURCES) {
+            free_sources(s);
+            return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED, "program '%s' is not a list of sources", program);
+        }
+        memcpy(file, name, len);
+        file[len] = '\0';
+        s->text[s->count] = kernel_source(file, &s->owned[s->count]);
+        if (s->text[s->count] == NULL) {
+            free_sources(s);
+            return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED, "kernel source '%s' is not embedded", file);
+        }
+        s->count++;
+        name += len + (name[len] == '+');
+    }
+    return CLATTN_STATUS_OK;
+}
+
 static uint64_t fnv1a(uint64_t h, const char *text)
 {
     for (const unsigned char *p = (const unsigned char *)text; *p; p++)
@@ -48,11 +89,13 @@ static uint64_t fnv1a(uint64_t h, const char *text)
     return (h ^ 0xff) * 1099511628211ull; /* a separator, so "ab"+"c" differs from "a"+"bc" */
 }
 
-static void cache_path(const clattn_context *ctx, const char *source, const char *options, char *path,
+/* The hash covers every source text in order (fnv1a separates them), the options and the device. */
+static void cache_path(const clattn_context *ctx, const source_list *sources, const char *options, char *path,
                        size_t size)
 {
     uint64_t h = 14695981039346656037ull;
-    h = fnv1a(h, source);
+    for (cl_uint i = 0; i < sources->count; i++)
+        h = fnv1a(h, sources->text[i]);
     h = fnv1a(h, options);
     h = fnv1a(h, ctx->caps.name);
     h = fnv1a(h, ctx->caps.vendor);
@@ -120,11 +163,13 @@ static void store_binary(clattn_context *ctx, cl_program prog, const char *path)
     free(data);
 }
 
-static int build_from_source(clattn_context *ctx, const char *name, const char *source, const char *options,
+/* OpenCL concatenates the strings: one program, as if the files were one. (Not const: the API
+ * takes `const char **`.) */
+static int build_from_source(clattn_context *ctx, const char *name, source_list *sources, const char *options,
                              cl_program *out, clattn__error *err)
 {
     cl_int rc;
-    cl_program prog = clCreateProgramWithSource(ctx->cl, 1, &source, NULL, &rc);
+    cl_program prog = clCreateProgramWithSource(ctx->cl, sources->count, sources->text, NULL, &rc);
     if (rc != CL_SUCCESS)
         return clattn__fail(err, rc, "kernel '%s': clCreateProgramWithSource failed: %s", name,
                            clattn__cl_error_name(rc));
@@ -144,22 +189,21 @@ static int build_from_source(clattn_context *ctx, const char *name, const char *
 static int build_program(clattn_context *ctx, const char *name, const char *options, cl_program *out,
                          clattn__error *err)
 {
-    char *owned = NULL;
-    const char *source = kernel_source(name, &owned);
-    if (source == NULL)
-        return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED, "kernel source '%s' is not embedded", name);
+    source_list sources;
+    int status = load_sources(name, &sources, err);
+    if (status != CLATTN_STATUS_OK)
+        return status;
     char path[4096] = "";
-    int status = CLATTN_STATUS_OK;
     if (ctx->cache_dir != NULL) {
-        cache_path(ctx, source, options, path, sizeof path);
+        cache_path(ctx, &sources, options, path, sizeof path);
         *out = load_binary(ctx, path, options);
     }
     if (*out == NULL) {
-        status = build_from_source(ctx, name, source, options, out, err);
+        status = build_from_source(ctx, name, &sources, options, out, err);
         if (status == CLATTN_STATUS_OK && path[0] != '\0')
             store_binary(ctx, *out, path);
     }
-    free(owned);
+    free_sources(&sources);
     return status;
 }
 

@@ -1,14 +1,15 @@
 /* Program building with two caches: in memory per context (locked), and on disk in an opt-in
- * directory keyed by a hash of source, options, device and driver. */
+ * directory keyed by a hash of sources, options, device and driver. */
 #ifndef CLATTN_PROGRAM_H
 #define CLATTN_PROGRAM_H
 
 #include "context.h"
 
-/* The program built from kernel source `name` (cl/<name>.cl) with the common options plus
- * `specific` (the kernel's -D options); *out is retained
- * for the caller, who releases it. A failed build returns CL_BUILD_PROGRAM_FAILURE with the
- * log's start in err and the whole log sent to the context's log callback. */
+/* The program built from the kernel sources that `name` lists, cl/<file>.cl names joined by '+'
+ * and concatenated in that order ("pack_keys", "common+attention_gpu"), with the common options
+ * plus `specific` (the kernel's -D options); *out is retained for the caller, who releases it. A
+ * failed build returns CL_BUILD_PROGRAM_FAILURE with the log's start in err and the whole log
+ * sent to the context's log callback. */
 int clattn__program_get(clattn_context *ctx, const char *name, const char *specific, cl_program *out,
                        clattn__error *err);
 

@@ -83,7 +83,7 @@ void clattn__attention_options(const clattn_tiles *tiles, int d, int dv, char *b
 {
     /* Only the variant's own options: a GPU program does not depend on the key chunk. */
     if (!tiles->cpu_variant) {
-        snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_CPU=0 -DCLATTN_WG=%d -DCLATTN_BK=%d", d, dv,
+        snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_WG=%d -DCLATTN_BK=%d", d, dv,
                  tiles->wg, tiles->bk);
         return;
     }
@@ -93,7 +93,7 @@ void clattn__attention_options(const clattn_tiles *tiles, int d, int dv, char *b
     while (d % wd != 0)
         wd /= 2;
     snprintf(buf, size,
-             "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_CPU=1 -DCLATTN_VW=%d -DCLATTN_WD=%d -DCLATTN_ROWS=%d "
+             "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_VW=%d -DCLATTN_WD=%d -DCLATTN_ROWS=%d "
              "-DCLATTN_KW=%d -DCLATTN_KC=%d -DCLATTN_TILES=%d",
              d, dv, vw, wd, tiles->rows, tiles->kw, CLATTN_KEY_CHUNK, CLATTN_ITEM_TILES);
 }

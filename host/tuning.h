@@ -25,7 +25,7 @@
  * this count gives each item fewer tiles (the global-rows pass, short sequences). */
 #define CLATTN_ITEM_TILES 4
 #if CLATTN_ITEM_TILES < 1 || CLATTN_ITEM_TILES > 8
-#error "CLATTN_ITEM_TILES must be 1 to 8 (cl/attention.cl's CLATTN_TILES)"
+#error "CLATTN_ITEM_TILES must be 1 to 8 (cl/attention_cpu.cl's CLATTN_TILES)"
 #endif
 
 /* Decode (CPU variant, at most CLATTN_SPLIT_MAX_QUERIES query rows, no global rows) splits the
@@ -44,7 +44,7 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows,
 /* Bytes of __local memory the attention kernel uses with these tiles. */
 size_t clattn__tiles_local_bytes(const clattn_tiles *tiles, int d, int dv);
 
-/* Build options of cl/attention.cl for these tiles. */
+/* Build options of the attention program (cl/common.cl and its variant's files) for these tiles. */
 void clattn__attention_options(const clattn_tiles *tiles, int d, int dv, char *buf, size_t size);
 
 /* Build options of cl/pack_keys.cl for head dim d. */

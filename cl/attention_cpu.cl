@@ -1,163 +1,11 @@
-// Flash-style attention over a band of keys plus a list of side keys (global, summary and extra
-// tokens), with a running-max online softmax; never materialises a score matrix. Dense, causal
-// and sliding-window attention are all bands: dense is a band wider than the sequence.
+// The CPU variant of `attention`, compiled after common.cl (decode.cl, which reuses its chunk
+// walk, follows it in the CPU program): register-blocked and barrier-free.
 //
-// Build options (each has a default below):
-//   -DCLATTN_D=<1..256>      head dimension of Q and K
-//   -DCLATTN_DV=<1..256>     head dimension of V and O
-//   -DCLATTN_VW=<1..16>      vector width over DV; the largest power of two <= 16 dividing DV
-//   -DCLATTN_WD=<1..16>      the same over D (the decode path's row-major scores)
-//   -DCLATTN_CPU=<0,1>       1: barrier-free register-blocked variant (K read as KC-key panels
-//                            made by pack_keys.cl; decode also reads K row-major); 0: K/V
-//                            tiles staged in __local (GPUs)
-//   -DCLATTN_ROWS=<1..16>    CPU variant: query rows per tile (8 on AVX-512, 6 on AVX2: see
-//                            tuning.c)
-//   -DCLATTN_TILES=<1..8>    CPU variant: most tiles per work-item of `attention` (the launch
-//                            passes how many), walked chunk by chunk so that they share each
-//                            chunk's reads; each tile's state is private (about
-//                            4 * ROWS * (DV + 17) bytes)
-//   -DCLATTN_KC=<16,32,64>   CPU variant: keys per panel and per chunk of the key loop
-//   -DCLATTN_KW=<8,16>       CPU variant: keys per score vector; ROWS * KW / (native width)
-//                            accumulators must fit the register file with room for 3 more
-//   -DCLATTN_WG=<8..256>     GPU variant: work-group size = query rows per tile (32, 64, 128)
-//   -DCLATTN_BK=<1..128>     GPU variant: keys per __local tile; (D + DV) * BK * 4 bytes must fit
-//                            the device's local memory (the host checks)
-#ifndef CLATTN_D
-#define CLATTN_D 64
-#endif
-#ifndef CLATTN_DV
-#define CLATTN_DV CLATTN_D
-#endif
-#ifndef CLATTN_VW
-#define CLATTN_VW 8
-#endif
-#ifndef CLATTN_CPU
-#define CLATTN_CPU 1
-#endif
-#ifndef CLATTN_KW
-#define CLATTN_KW 16
-#endif
-#ifndef CLATTN_KC
-#define CLATTN_KC 64
-#endif
-#ifndef CLATTN_ROWS
-#define CLATTN_ROWS 6
-#endif
-#ifndef CLATTN_TILES
-#define CLATTN_TILES 4
-#endif
-#ifndef CLATTN_WG
-#define CLATTN_WG 64
-#endif
-#ifndef CLATTN_BK
-#define CLATTN_BK 32
-#endif
-
-#define D CLATTN_D
-#define DV CLATTN_DV
-
-#if CLATTN_VW == 16
-typedef float16 vw_t;
-#define VLOAD_W vload16
-#elif CLATTN_VW == 8
-typedef float8 vw_t;
-#define VLOAD_W vload8
-#elif CLATTN_VW == 4
-typedef float4 vw_t;
-#define VLOAD_W vload4
-#elif CLATTN_VW == 2
-typedef float2 vw_t;
-#define VLOAD_W vload2
-#else
-typedef float vw_t;
-#define VLOAD_W(i, p) ((p)[(i)])
-#endif
-
-// The sum of a vector's lanes.
-inline float lane_sum(float16 x)
-{
-    const float8 a = x.lo + x.hi;
-    const float4 b = a.lo + a.hi;
-    return b.x + b.y + b.z + b.w;
-}
-
-// Vectors over D for the row-major score path (decode): CLATTN_WD wide, summed at the end.
-#ifndef CLATTN_WD
-#define CLATTN_WD 16
-#endif
-#if CLATTN_WD == 16
-typedef float16 wd_t;
-#define VLOAD_D vload16
-#define WD_SUM(x) lane_sum(x)
-#elif CLATTN_WD == 8
-typedef float8 wd_t;
-#define VLOAD_D vload8
-#define WD_SUM(x) dot((x).lo + (x).hi, (float4)(1.0f))
-#elif CLATTN_WD == 4
-typedef float4 wd_t;
-#define VLOAD_D vload4
-#define WD_SUM(x) dot((x), (float4)(1.0f))
-#elif CLATTN_WD == 2
-typedef float2 wd_t;
-#define VLOAD_D vload2
-#define WD_SUM(x) ((x).x + (x).y)
-#else
-typedef float wd_t;
-#define VLOAD_D(i, p) ((p)[(i)])
-#define WD_SUM(x) (x)
-#endif
-
-// The band and side-key rules of one launch (SPEC.md, patterns 2 to 7). `right` already
-// includes causal (min(R, 0)); an unbounded side is Nq + Nk, wider than any distance.
-typedef struct {
-    int left, right, dilation, causal;
-} band_rule;
-
-// Whether key j of the band is visible from position p, for a batch entry with kv_len keys.
-inline bool band_visible(band_rule rule, int p, int j, int kv_len)
-{
-    const int delta = j - p;
-    return j < kv_len && delta >= -rule.left && delta <= rule.right &&
-           (rule.dilation == 1 || delta % rule.dilation == 0);
-}
-
-// Side keys are laid out [globals | summaries | extras]; spos is the key's position (a global
-// token's index, a summary block's last valid key, or -1 for an empty summary block).
-inline bool side_visible(band_rule rule, int p, int s, int spos, int n_global, int n_summary,
-                         int kv_len)
-{
-    if (s < n_global) // counted here only when the band has not counted it already
-        return spos < kv_len && !(rule.causal && spos > p) && !band_visible(rule, p, spos, kv_len);
-    if (s < n_global + n_summary)
-        return spos >= 0 && !(rule.causal && spos > p);
-    return true;
-}
-
-// Query row handled by slot `r` of a tile: rows come from a list for the global-row pass.
-inline int tile_row(__global const int *rows, int use_rows, int r)
-{
-    return use_rows ? rows[r] : r;
-}
-
-inline void write_row(__global float *out, __global float *lse, size_t row, int write_lse,
-                      const float *acc, float m, float l)
-{
-    // l == 0: no visible key (padding); output 0 and LSE -inf, never NaN.
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-    for (int dv = 0; dv < DV; dv++)
-        out[row * DV + dv] = l > 0.0f ? acc[dv] * inv : 0.0f;
-    if (write_lse)
-        lse[row] = l > 0.0f ? (m + log2(l)) * M_LN2_F : -INFINITY;
-}
-
-#if CLATTN_CPU
-// ---------------------------------------------------------------------------------------------
-// CPU variant: a work-item of `attention` owns up to CLATTN_TILES tiles of CLATTN_ROWS query
-// rows and walks their key chunks alone (no barriers, no __local: on a CPU, work-items of a group
-// run one after another), each chunk for all of its tiles in turn. Keys come as panels of KC
-// ([chunk][D][KC], made by pack_keys.cl) so that the QK^T step does contiguous loads, and a chunk
-// of the key loop is one panel. (Decode's attention_split is below.)
-// ---------------------------------------------------------------------------------------------
+// A work-item of `attention` owns up to CLATTN_TILES tiles of CLATTN_ROWS query rows and walks
+// their key chunks alone (no barriers, no __local: on a CPU, work-items of a group run one after
+// another), each chunk for all of its tiles in turn. Keys come as panels of KC ([chunk][D][KC],
+// made by pack_keys.cl) so that the QK^T step does contiguous loads, and a chunk of the key loop
+// is one panel. (Decode's attention_split is in decode.cl.)
 #define KC CLATTN_KC
 // Vector i of a private array, as one full-width load or store: POCL compiles vload and vstore
 // on private memory to 16-byte pieces. Such arrays are declared 64-byte aligned and sized in
@@ -550,21 +398,7 @@ inline void walk_side(row_state *st, const tile_rows *t, __global const float *q
     }
 }
 
-__kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-scale)
-                        __global const float *kpanels,   // [B, Hkv, ceil(Nk/KC), D, KC]
-                        __global const float *v,         // [B, Hkv, Nk, DV]
-                        __global const float *side_kp,   // [B, Hkv, ceil(NS/KC), D, KC]
-                        __global const float *side_v,    // [B, Hkv, NS, DV]
-                        __global const int *side_pos,    // [B, NS]
-                        __global const int *seq_lens,    // [B]
-                        __global const int *rows,        // [num_rows] when use_rows
-                        __global float *out,             // [B, H, Nq, DV]
-                        __global float *lse,             // [B, H, Nq] when write_lse
-                        int heads, int kv_heads, int nq, int nk, int num_rows, int use_rows,
-                        int left, int right, int dilation, int causal, int n_side,
-                        int n_global, int n_summary, int side_begin, int side_count,
-                        float qscale, int write_lse, int reverse_tiles,
-                        int item_tiles) // tiles of this work-item, 1 to TILES
+__kernel void attention(ATTENTION_ARGS)
 {
     const int ntiles = (num_rows + R - 1) / R;
     const int first = (int)get_global_id(0) * item_tiles;
@@ -573,8 +407,7 @@ __kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-s
         return;
     const int bh = get_global_id(1);
     const int b = bh / heads;
-    const int hk = (bh % heads) / (heads / kv_heads);
-    const size_t bhk = (size_t)b * kv_heads + hk;
+    const size_t bhk = kv_head_of(bh, heads, kv_heads);
     const int kv_len = seq_lens[b];
     const band_rule rule = {left, right, dilation, causal};
 
@@ -606,11 +439,11 @@ __kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-s
     for (int c = c_lo; c <= c_hi; c++)
         for (int x = 0; x < count; x++)
             if (c >= chunks[x].lo && c <= chunks[x].hi)
-                band_chunk(&st[x], &t[x], q, kpanels, false, v, bhk, nk, kv_len, rule, kr[x], c,
+                band_chunk(&st[x], &t[x], q, k, false, v, bhk, nk, kv_len, rule, kr[x], c,
                            qscale);
 
     for (int x = 0; x < count; x++) {
-        walk_side(&st[x], &t[x], q, side_kp, false, side_v, side_pos, b, bhk, n_side, n_global,
+        walk_side(&st[x], &t[x], q, side_k, false, side_v, side_pos, b, bhk, n_side, n_global,
                   n_summary, kv_len, rule, side_begin, side_count, qscale);
         for (int r = 0; r < R; r++) {
             const int slot = tile_index[x] * R + r;
@@ -623,217 +456,3 @@ __kernel void attention(__global const float *q,         // [B, H, Nq, D] (pre-s
         }
     }
 }
-
-// ---------------------------------------------------------------------------------------------
-// Decode (few query rows): a split over the keys. One work-item per (key split, block of R rows
-// of one kv head's query group, batch * kv head): the group's heads share each K and V row it
-// reads, keys are read row-major (no panels to pack), and every split writes a partial
-// (m, l, acc) that combine_splits merges. Side keys go to split 0.
-// ---------------------------------------------------------------------------------------------
-__kernel void attention_split(__global const float *q,        // [B, H, Nq, D]
-                              __global const float *k,        // [B, Hkv, Nk, D]
-                              __global const float *v,        // [B, Hkv, Nk, DV]
-                              __global const float *side_k,   // [B, Hkv, NS, D]
-                              __global const float *side_v,   // [B, Hkv, NS, DV]
-                              __global const int *side_pos,   // [B, NS]
-                              __global const int *seq_lens,   // [B]
-                              __global float *part_acc,       // [B, H, Nq, splits, DV]
-                              __global float *part_ml,        // [B, H, Nq, splits, 2]
-                              int heads, int kv_heads, int nq, int nk, int left, int right,
-                              int dilation, int causal, int n_side, int n_global, int n_summary,
-                              int split_len, float qscale)
-{
-    const int split = get_global_id(0);
-    const int splits = get_global_size(0);
-    const int block = get_global_id(1);
-    const size_t bhk = get_global_id(2);
-    const int b = bhk / kv_heads;
-    const int group = heads / kv_heads;
-    const int group_rows = group * nq; // the host launches ceil(group_rows / R) blocks
-    const int kv_len = seq_lens[b];
-    const band_rule rule = {left, right, dilation, causal};
-
-    tile_rows t;
-    size_t row[R];
-    for (int r = 0; r < R; r++) {
-        const int gr = min(block * R + r, group_rows - 1); // a short last block repeats a row
-        const int h = (bhk % kv_heads) * group + gr / nq;
-        const int i = gr % nq;
-        row[r] = ((size_t)b * heads + h) * nq + i;
-        t.pos[r] = i + nk - nq;
-        t.qoff[r] = row[r] * D;
-    }
-    span_rows(&t);
-    row_state st;
-    init_state(&st);
-    walk_band(&st, &t, q, k, true, v, bhk, nk, kv_len, rule, split * split_len,
-              split * split_len + split_len - 1, qscale);
-    if (split == 0)
-        walk_side(&st, &t, q, side_k, true, side_v, side_pos, b, bhk, n_side, n_global, n_summary,
-                  kv_len, rule, 0, n_side, qscale);
-
-    for (int r = 0; r < R && block * R + r < group_rows; r++) {
-        const size_t part = row[r] * splits + split;
-        part_ml[2 * part] = st.m[r];
-        part_ml[2 * part + 1] = t.pos[r] >= kv_len ? 0.0f : lane_sum(st.lsum[r]);
-        for (int dv = 0; dv < DV; dv++)
-            part_acc[part * DV + dv] = st.acc[r][dv];
-    }
-}
-
-// Merges the splits' partial results of one query row: O = sum_s 2^(m_s - M) acc_s / L with
-// M = max m_s and L = sum_s 2^(m_s - M) l_s. A split that saw no key (l = 0) adds nothing.
-__kernel void combine_splits(__global const float *part_acc, // [rows, splits, DV]
-                             __global const float *part_ml,  // [rows, splits, 2]
-                             __global float *out,            // [rows, DV]
-                             __global float *lse,            // [rows] when write_lse
-                             int rows, int splits, int write_lse)
-{
-    const int row = get_global_id(0);
-    if (row >= rows)
-        return;
-    __global const float *ml = part_ml + (size_t)row * splits * 2;
-    float m = -INFINITY;
-    for (int s = 0; s < splits; s++)
-        if (ml[2 * s + 1] > 0.0f)
-            m = max(m, ml[2 * s]);
-    float l = 0.0f;
-    float acc[DV];
-    for (int dv = 0; dv < DV; dv++)
-        acc[dv] = 0.0f;
-    for (int s = 0; s < splits; s++) {
-        if (!(ml[2 * s + 1] > 0.0f))
-            continue;
-        const float w = exp2(ml[2 * s] - m);
-        l += w * ml[2 * s + 1];
-        __global const float *a = part_acc + ((size_t)row * splits + s) * DV;
-        for (int dv = 0; dv < DV; dv++)
-            acc[dv] = fma(w, a[dv], acc[dv]);
-    }
-    write_row(out, lse, row, write_lse, acc, m, l);
-}
-
-#else
-// ---------------------------------------------------------------------------------------------
-// GPU variant: a work-group of CLATTN_WG work-items owns CLATTN_WG query rows (one each); the
-// group stages CLATTN_BK keys and values at a time in __local memory and every work-item runs
-// the online softmax of its own row over the staged tile.
-// ---------------------------------------------------------------------------------------------
-#define BK CLATTN_BK
-
-typedef struct {
-    float m, l;
-    float acc[DV];
-} row_state;
-
-// Copies keys [j0, j0 + BK) (or the listed side keys) of one kv head into __local; rows past
-// `count` become zeros so no work-item reads outside the buffers.
-inline void stage_tile(__local float *ks, __local float *vs, __global const float *k,
-                       __global const float *vals, int count)
-{
-    for (int x = get_local_id(0); x < BK * D; x += CLATTN_WG)
-        ks[x] = x / D < count ? k[x] : 0.0f;
-    for (int x = get_local_id(0); x < BK * DV; x += CLATTN_WG)
-        vs[x] = x / DV < count ? vals[x] : 0.0f;
-}
-
-inline void process_tile(row_state *st, __global const float *qrow, __local const float *ks,
-                         __local const float *vs, const bool *ok, float qscale)
-{
-    float s[BK];
-    float mtile = -INFINITY;
-    for (int t = 0; t < BK; t++) {
-        float dot = 0.0f;
-        for (int d = 0; d < D; d++)
-            dot = fma(qrow[d], ks[t * D + d], dot);
-        s[t] = ok[t] ? dot * qscale : -INFINITY;
-        mtile = fmax(mtile, s[t]);
-    }
-    const float mnew = fmax(st->m, mtile);
-    if (mnew == -INFINITY)
-        return;
-    if (mnew > st->m) {
-        const float alpha = exp2(st->m - mnew);
-        st->l *= alpha;
-        for (int dv = 0; dv < DV; dv++)
-            st->acc[dv] *= alpha;
-        st->m = mnew;
-    }
-    for (int t = 0; t < BK; t++) {
-        if (!ok[t])
-            continue; // masked: weight 0, and its value (maybe NaN) is never read
-        const float e = exp2(s[t] - mnew);
-        st->l += e;
-        for (int dv = 0; dv < DV; dv++)
-            st->acc[dv] = fma(e, vs[t * DV + dv], st->acc[dv]);
-    }
-}
-
-__kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void
-attention(__global const float *q,       // [B, H, Nq, D]
-          __global const float *k,       // [B, Hkv, Nk, D]
-          __global const float *v,       // [B, Hkv, Nk, DV]
-          __global const float *side_k,  // [B, Hkv, NS, D]
-          __global const float *side_v,  // [B, Hkv, NS, DV]
-          __global const int *side_pos,  // [B, NS]
-          __global const int *seq_lens,  // [B]
-          __global const int *rows,      // [num_rows] when use_rows
-          __global float *out,           // [B, H, Nq, DV]
-          __global float *lse,           // [B, H, Nq] when write_lse
-          int heads, int kv_heads, int nq, int nk, int num_rows, int use_rows, int left,
-          int right, int dilation, int causal, int n_side, int n_global, int n_summary,
-          int side_begin, int side_count, float qscale, int write_lse, int reverse_tiles,
-          int item_tiles) // always 1 here: a work-group owns one tile
-{
-    __local float ks[BK * D];
-    __local float vs[BK * DV];
-    const int ntiles = (num_rows + CLATTN_WG - 1) / CLATTN_WG;
-    const int group = get_group_id(0);
-    const int tile = reverse_tiles ? ntiles - 1 - group : group;
-    const int bh = get_global_id(1);
-    const int b = bh / heads;
-    const int hk = (bh % heads) / (heads / kv_heads);
-    const size_t bhk = (size_t)b * kv_heads + hk;
-    const int kv_len = seq_lens[b];
-    const band_rule rule = {left, right, dilation, causal};
-
-    const int slot = tile * CLATTN_WG + get_local_id(0);
-    const int first_row = tile_row(rows, use_rows, tile * CLATTN_WG);
-    const int last_row = tile_row(rows, use_rows, min(tile * CLATTN_WG + CLATTN_WG, num_rows) - 1);
-    const int i = tile_row(rows, use_rows, min(slot, num_rows - 1));
-    const int p = i + nk - nq;
-    __global const float *qrow = q + ((size_t)bh * nq + i) * D;
-
-    row_state st;
-    st.m = -INFINITY;
-    st.l = 0.0f;
-    for (int dv = 0; dv < DV; dv++)
-        st.acc[dv] = 0.0f;
-
-    // Rows of a tile are sorted, so the tile's band spans its first and last positions.
-    const int lo = max(0, first_row + nk - nq - left);
-    const int hi = min(kv_len - 1, last_row + nk - nq + right);
-    bool ok[BK];
-    for (int j0 = lo - lo % BK; lo <= hi && j0 <= hi; j0 += BK) {
-        barrier(CLK_LOCAL_MEM_FENCE);
-        stage_tile(ks, vs, k + (bhk * nk + j0) * D, v + (bhk * nk + j0) * DV, min(BK, nk - j0));
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int t = 0; t < BK; t++)
-            ok[t] = band_visible(rule, p, j0 + t, kv_len);
-        process_tile(&st, qrow, ks, vs, ok, qscale);
-    }
-    for (int s0 = side_begin; s0 < side_begin + side_count; s0 += BK) {
-        const int count = min(BK, side_begin + side_count - s0);
-        barrier(CLK_LOCAL_MEM_FENCE);
-        stage_tile(ks, vs, side_k + (bhk * n_side + s0) * D, side_v + (bhk * n_side + s0) * DV,
-                   count);
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int t = 0; t < BK; t++)
-            ok[t] = t < count && side_visible(rule, p, s0 + t, side_pos[(size_t)b * n_side + s0 + t],
-                                              n_global, n_summary, kv_len);
-        process_tile(&st, qrow, ks, vs, ok, qscale);
-    }
-    if (slot < num_rows)
-        write_row(out, lse, (size_t)bh * nq + i, write_lse, st.acc, st.m, p >= kv_len ? 0.0f : st.l);
-}
-#endif
