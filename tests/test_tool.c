@@ -383,6 +383,8 @@ static const command_case command_cases[] = {
     {"no arguments", 2, 0, "usage", {NULL}},
     {"--help", 0, 1, "usage", {"--help", NULL}},
     {"devices lists the reference path", 0, 1, "reference", {"devices", NULL}},
+    {"bench --brief prints the short table", 0, 1, "GFLOP/s",
+     {"bench", "--device", "reference", "--n", "16", "--h", "1", "--repeat", "1", "--warmup", "0", "--brief", NULL}},
     {"missing --q", 2, 0, "--q", {"run", K, V, OUT, NULL}},
     {"unknown option", 2, 0, "--bogus", {"run", Q, K, V, OUT, "--bogus", "1", NULL}},
     {"--window -1", 2, 0, "-1", {"run", Q, K, V, OUT, "--window", "-1", NULL}},

@@ -1,4 +1,5 @@
-// Device probes for the bench: the fp32 FMA peak and the copy bandwidth.
+// Device probes for the bench (embedded into the clattn tool, not the library): the fp32 FMA peak
+// and the copy bandwidth.
 //
 // FMA peak (clpeak-style): each work-item runs CLATTN_CHAINS independent float16 FMA
 // chains. The chain loops are unrolled so that every chain lives in registers: a rolled loop

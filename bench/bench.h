@@ -1,6 +1,6 @@
 /* `clattn bench`: the performance sweep of every device, the reference path and an unfused
  * OpenBLAS baseline over patterns and sequence lengths; and `clattn tune`, which times the tile
- * space on one device with the same machinery. */
+ * space on one device with the same machinery. The tool's entry points into bench/. */
 #ifndef CLATTN_BENCH_H
 #define CLATTN_BENCH_H
 

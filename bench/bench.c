@@ -1,0 +1,159 @@
+/* `clattn bench`: times each pattern and sequence length on OpenCL devices (profiling events),
+ * the reference path and an unfused OpenBLAS baseline, against each device's measured FMA peak
+ * and copy bandwidth, and writes a table, JSON lines, CSV or an SVG plot. */
+#include "bench.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "exit_status.h"
+#include "options.h"
+#include "plot.h"
+#include "probes.h"
+#include "report.h"
+#include "runs.h"
+#include "timing.h"
+#include "workload.h"
+#ifdef CLATTN_HAVE_OPENBLAS
+#include "baseline.h"
+#endif
+
+#define REFERENCE_MAX_N 2048 /* the double-precision host path takes seconds per run beyond */
+
+typedef struct {
+    const bench_options *o;
+    bench_device devices[MAX_DEVICES];
+    int num_devices;
+    bench_timer timer;
+    bench_results results;
+} bench_state;
+
+/* Opens the devices of o into a fresh state; free_state() undoes it, also after a failure. */
+static int open_state(const bench_options *o, bench_state *s)
+{
+    *s = (bench_state){.o = o, .results = {.o = o}};
+    int status = timer_init(&s->timer, o->warmup, o->repeat);
+    for (int i = 0; i < o->num_devices && !status; i++)
+        if ((status = device_open(o->devices[i], &s->devices[i])) == 0)
+            s->num_devices++;
+    s->results.baseline = s->num_devices; /* the baseline's rows come after every device's */
+    return status;
+}
+
+static void free_state(bench_state *s)
+{
+    results_free(&s->results);
+    for (int d = s->num_devices - 1; d >= 0; d--)
+        clattn_context_free(s->devices[d].ctx);
+    timer_free(&s->timer);
+}
+
+/* The peak and the copy bandwidth, measured once per OpenCL device of the process. */
+static int measure_devices(bench_state *s)
+{
+    for (int i = 0; i < s->num_devices; i++) {
+        bench_device *dev = &s->devices[i];
+        if (clattn_context_is_reference(dev->ctx))
+            continue;
+        for (int j = 0; j < i; j++)
+            if (clattn_context_cl_device(s->devices[j].ctx) == clattn_context_cl_device(dev->ctx)) {
+                dev->peak_gflops = s->devices[j].peak_gflops;
+                dev->copy_gbps = s->devices[j].copy_gbps;
+            }
+        if (dev->peak_gflops == 0.0) {
+            fprintf(stderr, "clattn bench: measuring the fp32 FMA peak and copy bandwidth of %s\n", dev->label);
+            const char *step = NULL;
+            const cl_int rc = probes_measure(dev->ctx, &dev->peak_gflops, &dev->copy_gbps, &step);
+            if (rc != CL_SUCCESS)
+                return runtime_error(dev, step, rc);
+        }
+    }
+    return 0;
+}
+
+/* The rates of a timed row; dev: NULL for the baseline, which has no measured peak or bandwidth. */
+static int record_row(bench_state *s, bench_row *row, const workload *w, const bench_device *dev)
+{
+    const double ms = row->time.ms_median;
+    row->gflops = giga_per_second(w->flops, ms);
+    row->peak_gflops = dev != NULL ? dev->peak_gflops : 0.0;
+    row->pct_peak = percent(row->gflops, row->peak_gflops);
+    row->gbps = giga_per_second((double)(2 * w->q_bytes + 2 * w->kv_bytes), ms);
+    row->copy_gbps = dev != NULL ? dev->copy_gbps : 0.0;
+    row->pct_copy = percent(row->gbps, row->copy_gbps);
+    const int status = results_add(&s->results, row);
+    if (!status) /* progress: a long sweep is silent on stdout until the end */
+        fprintf(stderr, "clattn bench: %s %s N=%d: %.3f ms\n", row->label, pattern_names[row->pattern], row->n, ms);
+    return status;
+}
+
+static int bench_point(bench_state *s, const workload *w)
+{
+    int status = 0;
+    for (int d = 0; d < s->num_devices && !status; d++) {
+        const bench_device *dev = &s->devices[d];
+        if (clattn_context_is_reference(dev->ctx) && w->n > REFERENCE_MAX_N)
+            continue;
+        bench_row row;
+        row_init(&row, d, dev->label, w);
+        if ((status = run_plan(&s->timer, dev, w, &row)) == 0)
+            status = record_row(s, &row, w, dev);
+    }
+#ifdef CLATTN_HAVE_OPENBLAS
+    if (!status && baseline_applies(w)) {
+        bench_row row;
+        row_init(&row, s->results.baseline, BASELINE_LABEL, w);
+        if ((status = baseline_run(&s->timer, w, &row)) == 0)
+            status = record_row(s, &row, w, NULL);
+    }
+#endif
+    return status;
+}
+
+static int run_sweep(bench_state *s)
+{
+    int status = 0;
+    for (int p = 0; p < PATTERN_COUNT && !status; p++)
+        for (int i = 0; i < s->o->num_lengths && s->o->patterns[p] && !status; i++) {
+            workload w;
+            if ((status = workload_create(s->o, (pattern_id)p, s->o->lengths[i], &w)) == 0) {
+                status = bench_point(s, &w);
+                workload_free(&w);
+            }
+        }
+    return status;
+}
+
+int bench_main(int argc, char **argv)
+{
+    bench_options o;
+    int status = options_parse(argc, argv, &o);
+    if (status)
+        return status < 0 ? 0 : status;
+    if (o.num_devices == 0)
+        options_default_devices(&o);
+    FILE *plot = NULL; /* opened before the sweep, so that a bad path costs no run */
+    if (o.plot != NULL && (plot = fopen(o.plot, "w")) == NULL) {
+        fprintf(stderr, "clattn bench: --plot '%s': %s\n", o.plot, strerror(errno));
+        return EXIT_USAGE;
+    }
+    bench_state s;
+    status = open_state(&o, &s);
+    if (!status)
+        status = measure_devices(&s);
+    if (!status)
+        status = run_sweep(&s);
+    /* What finished before a failure is still worth printing. */
+    results_speedups(&s.results);
+    results_print(&s.results);
+    if (plot != NULL) {
+        const int plot_status = plot_write(&s.results, plot);
+        if ((fclose(plot) != 0 || plot_status) && !status) {
+            fprintf(stderr, "clattn bench: --plot '%s': writing failed\n", o.plot);
+            status = EXIT_RUNTIME;
+        }
+    }
+    free_state(&s);
+    return status;
+}

@@ -1,0 +1,42 @@
+/* `clattn bench` and `clattn tune` arguments: the patterns, sequence lengths, shapes and output
+ * format of a sweep, parsed from the command line. */
+#ifndef CLATTN_BENCH_OPTIONS_H
+#define CLATTN_BENCH_OPTIONS_H
+
+#define MAX_DEVICES 16
+#define MAX_LENGTHS 32
+
+typedef enum {
+    PATTERN_DENSE,
+    PATTERN_CAUSAL,
+    PATTERN_WINDOW,
+    PATTERN_WINDOW_GLOBAL,
+    PATTERN_WINDOW_SUMMARY,
+    PATTERN_DECODE, /* one query row at the last position, causal: a step of generation */
+    PATTERN_COUNT
+} pattern_id;
+
+extern const char *const pattern_names[PATTERN_COUNT];
+
+/* FORMAT_BRIEF: the table's columns a person reads at a glance. */
+typedef enum { FORMAT_TABLE, FORMAT_BRIEF, FORMAT_JSON, FORMAT_CSV } output_format;
+
+typedef struct {
+    char devices[MAX_DEVICES][64]; /* specs as clattn_context_desc.device takes them */
+    int num_devices;
+    int patterns[PATTERN_COUNT]; /* nonzero: run this pattern */
+    int lengths[MAX_LENGTHS];    /* ascending, no repeats, so that plotted series run left to right */
+    int num_lengths;
+    int batch, heads, kv_heads, head_dim, window, globals, summary_block, repeat, warmup;
+    output_format format;
+    const char *plot; /* SVG path, or NULL */
+} bench_options;
+
+/* Returns 0, EXIT_USAGE (the message printed), or -1 when --help was answered. Devices are
+ * left empty when no --device was given. */
+int options_parse(int argc, char **argv, bench_options *o);
+
+/* Every OpenCL device as "P:D", then the reference path. */
+void options_default_devices(bench_options *o);
+
+#endif

@@ -1,0 +1,30 @@
+/* A device the bench times (a clattn context, its label and its probe results) and the timed
+ * runs of one plan on it: on cl_mem buffers of an OpenCL device, or host memory on the
+ * reference path. Shared by the sweep and `clattn tune`. */
+#ifndef CLATTN_BENCH_RUNS_H
+#define CLATTN_BENCH_RUNS_H
+
+#include "clattn.h"
+#include "report.h"
+#include "timing.h"
+#include "workload.h"
+
+typedef struct {
+    clattn_context *ctx;
+    char label[128];
+    double peak_gflops; /* measured fp32 FMA peak; 0 on the reference path */
+    double copy_gbps;   /* measured copy bandwidth (bytes read + written); 0 on the reference path */
+} bench_device;
+
+/* Opens the context of a --device spec; returns 0 or an exit status (the message printed). */
+int device_open(const char *spec, bench_device *dev);
+
+/* Prints the failing step with the library's detailed message (the bench stops at the first
+ * failure, so a message in the context always belongs to this one); returns the exit status. */
+int runtime_error(const bench_device *dev, const char *step, int status);
+
+/* Creates w's plan on dev (row->plan_ms) and times its runs (row->time, row->bytes); returns 0
+ * or an exit status (the message printed). */
+int run_plan(const bench_timer *t, const bench_device *dev, const workload *w, bench_row *row);
+
+#endif

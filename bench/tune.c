@@ -1,0 +1,96 @@
+/* `clattn tune`: times every candidate tile shape on the first --device for the first pattern
+ * and the largest length (with the bench's runs), and prints the winner as a row for the table
+ * in host/tuning.c. Declared in bench.h beside bench_main. */
+#include <math.h>
+#include <stdio.h>
+
+#include "bench.h"
+#include "clattn_advanced.h"
+#include "exit_status.h"
+#include "options.h"
+#include "report.h"
+#include "runs.h"
+#include "timing.h"
+#include "workload.h"
+
+/* The CPU variant's tile: `rows` query rows by `kw` keys per score vector. */
+#define CPU_TILES(rows_, kw_) {.cpu_variant = 1, .rows = rows_, .wg = 1, .bk = 1, .kw = kw_}
+/* The GPU variant's tile: a work-group of `wg` query rows, `bk` keys per __local tile. */
+#define GPU_TILES(wg_, bk_) {.cpu_variant = 0, .rows = 1, .wg = wg_, .bk = bk_, .kw = 0}
+
+/* The tile space searched: CPU-variant (rows, score width) pairs (10 to 16 rows only fit the 32
+ * registers of AVX-512) and GPU-variant (work-group, key tile) pairs; the library still clamps
+ * each to the device's limits. */
+static const clattn_tiles tune_candidates[] = {
+    CPU_TILES(4, 8),   CPU_TILES(6, 8),   CPU_TILES(8, 8),    CPU_TILES(12, 8),   CPU_TILES(4, 16),
+    CPU_TILES(6, 16),  CPU_TILES(8, 16),  CPU_TILES(10, 16),  CPU_TILES(12, 16),  CPU_TILES(16, 16),
+    GPU_TILES(32, 16), GPU_TILES(32, 32), GPU_TILES(64, 16),  GPU_TILES(64, 32),  GPU_TILES(64, 64),
+    GPU_TILES(128, 32), GPU_TILES(128, 64),
+};
+
+/* The winner in host/tuning.c's designated-initialiser form, ready to paste. */
+static void print_row(const char *device, const clattn_tiles *t, double ms)
+{
+    printf("best: {.device = \"%s\", .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = {.cpu_variant = %d, "
+           ".rows = %d, .wg = %d, .bk = %d, .kw = %d}},  /* %.3f ms */\n",
+           device, t->cpu_variant, t->rows, t->wg, t->bk, t->kw, ms);
+}
+
+static int tune_device(const bench_options *o, const bench_timer *timer, bench_device *dev)
+{
+    pattern_id pattern = PATTERN_DENSE;
+    while (!o->patterns[pattern])
+        pattern++;
+    workload w;
+    int status = workload_create(o, pattern, o->lengths[o->num_lengths - 1], &w);
+    if (status)
+        return status;
+    const size_t count = sizeof tune_candidates / sizeof tune_candidates[0];
+    size_t best = count;
+    double best_ms = INFINITY;
+    printf("tuning %s: %s, B=%d H=%d Hkv=%d N=%d D=%d\n", dev->label, pattern_names[pattern], o->batch, o->heads,
+           o->kv_heads, w.n, o->head_dim);
+    for (size_t c = 0; c < count && !status; c++) {
+        const clattn_tiles *t = &tune_candidates[c];
+        bench_row row;
+        row_init(&row, 0, dev->label, &w);
+        clattn_context_force_tiles(dev->ctx, t);
+        if ((status = run_plan(timer, dev, &w, &row)) != 0)
+            break;
+        const double ms = row.time.ms_median;
+        printf("  %-5s rows=%-2d kw=%-2d wg=%-3d bk=%-2d  %9.3f ms  %7.1f GFLOP/s\n", t->cpu_variant ? "cpu" : "local",
+               t->rows, t->kw, t->wg, t->bk, ms, giga_per_second(w.flops, ms));
+        if (ms < best_ms) {
+            best_ms = ms;
+            best = c;
+        }
+    }
+    clattn_context_force_tiles(dev->ctx, NULL);
+    if (!status && best < count)
+        print_row(dev->label, &tune_candidates[best], best_ms);
+    workload_free(&w);
+    return status;
+}
+
+int tune_main(int argc, char **argv)
+{
+    bench_options o;
+    int status = options_parse(argc, argv, &o);
+    if (status)
+        return status < 0 ? 0 : status;
+    /* the first --device, else the default device ("") */
+    bench_device dev = {0};
+    bench_timer timer;
+    status = timer_init(&timer, o.warmup, o.repeat);
+    if (!status)
+        status = device_open(o.num_devices > 0 ? o.devices[0] : "", &dev);
+    if (!status && clattn_context_is_reference(dev.ctx)) {
+        fprintf(stderr, "clattn tune: the reference path has no tiles to tune\n");
+        status = EXIT_USAGE;
+    }
+    if (!status)
+        status = tune_device(&o, &timer, &dev);
+    clattn_context_free(dev.ctx);
+    timer_free(&timer);
+    return status;
+}

@@ -1,0 +1,84 @@
+/* Bench points: the problem of each pattern at one N, unit-normal inputs from a fixed seed, and
+ * the FLOPs counted from the keys each query row sees (clattn_visible_keys, SPEC.md's S(i)). */
+#include "workload.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "exit_status.h"
+#include "random.h"
+
+void workload_free(workload *w)
+{
+    clattn_visibility_free(&w->visibility);
+    free(w->out);
+    free(w->v);
+    free(w->k);
+    free(w->q);
+    free(w->global_idx);
+}
+
+/* 4 * D FLOPs per key a row sees (two multiply-adds: the score and the value). O(globals) per
+ * row for a window, so N = 262144 still counts in a moment. */
+static double count_flops(const workload *w)
+{
+    const clattn_problem *p = &w->problem;
+    long long keys = 0;
+    for (int row = 0; row < p->q_len; row++) /* row i sits at position i + Nk - Nq */
+        keys += clattn_visible_keys(&w->visibility, p->kv_len, row + p->kv_len - p->q_len);
+    return 4.0 * p->head_dim * (double)keys * p->batch * p->heads;
+}
+
+static clattn_problem problem_of(const bench_options *o, pattern_id pattern, int n)
+{
+    const int windowed = pattern >= PATTERN_WINDOW && pattern <= PATTERN_WINDOW_SUMMARY;
+    const int decode = pattern == PATTERN_DECODE;
+    return (clattn_problem){.batch = o->batch,
+                            .heads = o->heads,
+                            .kv_heads = o->kv_heads,
+                            .q_len = decode ? 1 : n,
+                            .kv_len = n,
+                            .head_dim = o->head_dim,
+                            .causal = pattern == PATTERN_CAUSAL || decode,
+                            .window = windowed,
+                            .window_left = windowed ? o->window : 0,
+                            .window_right = windowed ? o->window : 0,
+                            .num_global = pattern == PATTERN_WINDOW_GLOBAL ? (o->globals < n ? o->globals : n) : 0,
+                            .summary_block = pattern == PATTERN_WINDOW_SUMMARY ? o->summary_block : 0};
+}
+
+int workload_create(const bench_options *o, pattern_id pattern, int n, workload *w)
+{
+    *w = (workload){.problem = problem_of(o, pattern, n), .pattern = pattern, .n = n};
+    clattn_problem *p = &w->problem;
+    const int globals = p->num_global, block = p->summary_block;
+    w->num_summary = block > 0 ? (n + block - 1) / block : 0;
+    w->q_bytes = (size_t)o->batch * o->heads * p->q_len * o->head_dim * sizeof(float);
+    w->kv_bytes = (size_t)o->batch * o->kv_heads * n * o->head_dim * sizeof(float);
+    w->global_idx = malloc((size_t)(globals > 0 ? globals : 1) * sizeof(int));
+    w->q = malloc(w->q_bytes);
+    w->k = malloc(w->kv_bytes);
+    w->v = malloc(w->kv_bytes);
+    w->out = malloc(w->q_bytes);
+    if (!w->global_idx || !w->q || !w->k || !w->v || !w->out) {
+        workload_free(w);
+        fprintf(stderr, "clattn bench: N = %d: out of host memory for the inputs\n", n);
+        return EXIT_RUNTIME;
+    }
+    for (int g = 0; g < globals; g++)
+        w->global_idx[g] = (int)((long long)g * n / globals);
+    p->global_idx = w->global_idx;
+    const int status = clattn_visibility_init(&w->visibility, p);
+    if (status) {
+        workload_free(w);
+        fprintf(stderr, "clattn bench: %s N = %d: the problem is not valid: %s (%d)\n", pattern_names[pattern], n,
+                clattn_status_string(status), status);
+        return clattn_exit_status(status);
+    }
+    unsigned long long seed = 0x5eed;
+    random_normal(w->q, w->q_bytes / sizeof(float), &seed);
+    random_normal(w->k, w->kv_bytes / sizeof(float), &seed);
+    random_normal(w->v, w->kv_bytes / sizeof(float), &seed);
+    w->flops = count_flops(w);
+    return 0;
+}
