@@ -70,9 +70,9 @@ int workload_create(const bench_options *o, pattern_id pattern, int n, workload 
     p->global_idx = w->global_idx;
     const int status = clattn_visibility_init(&w->visibility, p);
     if (status) {
+        fprintf(stderr, "clattn bench: %s N = %d: the problem is not valid: %s (%d): %s\n", pattern_names[pattern], n,
+                clattn_status_string(status), status, w->visibility.message);
         workload_free(w);
-        fprintf(stderr, "clattn bench: %s N = %d: the problem is not valid: %s (%d)\n", pattern_names[pattern], n,
-                clattn_status_string(status), status);
         return clattn_exit_status(status);
     }
     unsigned long long seed = 0x5eed;

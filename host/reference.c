@@ -281,7 +281,7 @@ int clattn__reference_run(const clattn_problem *p, const clattn_host_tensors *t,
     run.num_workers = worker_count(run.num_pairs);
 
     if ((status = clattn_visibility_init(&vis, p)) != CLATTN_STATUS_OK) {
-        status = clattn__fail(err, status, "reference: the visibility of %d keys", p->kv_len);
+        status = clattn__fail(err, status, "reference: %s", vis.message);
         goto cleanup;
     }
     if ((status = build_summaries(&run, &summary, err)) != CLATTN_STATUS_OK)

@@ -1,6 +1,7 @@
 /* SPEC.md's S(i), written once: which keys of K, which summary tokens and how many extra keys a
  * query row sees. The reference path gathers its keys with these predicates; the bench counts
  * FLOPs and builds its baseline's masks with them; the tests derive expected results from them. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,13 +13,18 @@ int clattn_visibility_init(clattn_visibility *v, const clattn_problem *problem)
     if (v == NULL || problem == NULL)
         return CLATTN_STATUS_NULL_ARGUMENT;
     memset(v, 0, sizeof *v);
-    const int status = clattn__problem_normalize(problem, &v->problem, NULL);
-    if (status != CLATTN_STATUS_OK)
+    clattn__error err = {{0}};
+    const int status = clattn__problem_normalize(problem, &v->problem, &err);
+    if (status != CLATTN_STATUS_OK) {
+        snprintf(v->message, sizeof v->message, "%s", err.text);
         return status;
+    }
     if (v->problem.num_global > 0) {
         v->is_global = calloc((size_t)v->problem.kv_len, 1);
-        if (v->is_global == NULL)
+        if (v->is_global == NULL) {
+            snprintf(v->message, sizeof v->message, "the global-position table of %d keys", v->problem.kv_len);
             return CLATTN_STATUS_HOST_OUT_OF_MEMORY;
+        }
         for (int g = 0; g < v->problem.num_global; g++)
             v->is_global[v->problem.global_idx[g]] = 1;
     }

@@ -53,10 +53,11 @@ int clattn_device_list(clattn_device_info *out, int max, int *count);
 typedef struct {
     clattn_problem problem;  /* normalized copy: defaults resolved, global_idx still the caller's */
     unsigned char *is_global; /* [Nk]: 1 at the positions of G; NULL without global tokens */
+    char message[1024];       /* after a failed init: which field, which value */
 } clattn_visibility;
 
-/* Normalizes and validates `problem` (the statuses of clattn_plan_create) and builds the
- * global-position table; on failure *v needs no free. */
+/* Normalizes and validates `problem` (the statuses and messages of clattn_plan_create) and
+ * builds the global-position table; on failure *v needs no free and v->message says why. */
 int clattn_visibility_init(clattn_visibility *v, const clattn_problem *problem);
 void clattn_visibility_free(clattn_visibility *v); /* zeroes *v; freeing twice is a no-op */
 
