@@ -28,8 +28,8 @@ __kernel void peak(__global float *out, float a, float b)
     for (int c = 0; c < CLATTN_CHAINS; c++)
         sum += acc[c];
     // Stored so that the compiler keeps every chain; the value itself is meaningless.
-    out[get_global_id(0)] = sum.s0 + sum.s1 + sum.s2 + sum.s3 + sum.s4 + sum.s5 + sum.s6 + sum.s7 + sum.s8 +
-                            sum.s9 + sum.sa + sum.sb + sum.sc + sum.sd + sum.se + sum.sf;
+    out[get_global_id(0)] = sum.s0 + sum.s1 + sum.s2 + sum.s3 + sum.s4 + sum.s5 + sum.s6 + sum.s7 + sum.s8 + sum.s9 +
+                            sum.sa + sum.sb + sum.sc + sum.sd + sum.se + sum.sf;
 }
 
 // Copy bandwidth probe: each work-item copies one float4. The bench times it on buffers far

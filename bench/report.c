@@ -37,7 +37,8 @@ typedef struct {
 static const table_view full_view = {COL_COUNT, NULL, column_names};
 
 /* What a person reads at a glance (ci/demo.sh). */
-static const int brief_columns[] = {COL_DEVICE, COL_PATTERN, COL_N, COL_MS_MEDIAN, COL_GFLOPS, COL_PCT_PEAK, COL_SPEEDUP};
+static const int brief_columns[] = {COL_DEVICE, COL_PATTERN,  COL_N,      COL_MS_MEDIAN,
+                                    COL_GFLOPS, COL_PCT_PEAK, COL_SPEEDUP};
 static const char *const brief_headers[] = {"device", "pattern", "N", "ms", "GFLOP/s", "% peak", "x openblas"};
 static const table_view brief_view = {sizeof brief_columns / sizeof brief_columns[0], brief_columns, brief_headers};
 
@@ -88,11 +89,28 @@ void results_free(bench_results *r)
 static void row_fields(const bench_options *o, const bench_row *r, char fields[COL_COUNT][FIELD_SIZE])
 {
     static const int decimals[COL_COUNT] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 3, 3, 1, 1, 1, 2, 0, 1, 1, 1};
-    const double numbers[COL_COUNT] = {
-        0,           0,           o->batch,          o->heads,       o->kv_heads,       r->n,
-        o->head_dim, r->window,   r->globals,        r->plan_ms,     r->time.ms_median, r->time.ms_min,
-        r->time.ms_max,           r->time.wall_ms,   r->gflops,      r->peak_gflops,    r->pct_peak,
-        r->speedup,  (double)r->bytes,               r->gbps,        r->copy_gbps,      r->pct_copy};
+    const double numbers[COL_COUNT] = {0,
+                                       0,
+                                       o->batch,
+                                       o->heads,
+                                       o->kv_heads,
+                                       r->n,
+                                       o->head_dim,
+                                       r->window,
+                                       r->globals,
+                                       r->plan_ms,
+                                       r->time.ms_median,
+                                       r->time.ms_min,
+                                       r->time.ms_max,
+                                       r->time.wall_ms,
+                                       r->gflops,
+                                       r->peak_gflops,
+                                       r->pct_peak,
+                                       r->speedup,
+                                       (double)r->bytes,
+                                       r->gbps,
+                                       r->copy_gbps,
+                                       r->pct_copy};
     snprintf(fields[COL_DEVICE], FIELD_SIZE, "%s", r->label);
     snprintf(fields[COL_PATTERN], FIELD_SIZE, "%s", pattern_names[r->pattern]);
     for (int c = COL_FIRST_NUMBER; c < COL_COUNT; c++)

@@ -12,8 +12,8 @@ int device_open(const char *spec, bench_device *dev)
     *dev = (bench_device){0};
     const int status = clattn_context_create(&desc, &dev->ctx);
     if (status) {
-        fprintf(stderr, "clattn bench: --device '%s': %s (%d): %s\n", desc.device, clattn_status_string(status),
-                status, clattn_context_message(NULL));
+        fprintf(stderr, "clattn bench: --device '%s': %s (%d): %s\n", desc.device, clattn_status_string(status), status,
+                clattn_context_message(NULL));
         return clattn_exit_status(status);
     }
     const int reference = clattn_context_is_reference(dev->ctx);

@@ -14,18 +14,23 @@
 #include "workload.h"
 
 /* The CPU variant's tile: `rows` query rows by `kw` keys per score vector. */
-#define CPU_TILES(rows_, kw_) {.cpu_variant = 1, .rows = rows_, .wg = 1, .bk = 1, .kw = kw_}
+#define CPU_TILES(rows_, kw_)                                                                                          \
+    {                                                                                                                  \
+        .cpu_variant = 1, .rows = rows_, .wg = 1, .bk = 1, .kw = kw_                                                   \
+    }
 /* The GPU variant's tile: a work-group of `wg` query rows, `bk` keys per __local tile. */
-#define GPU_TILES(wg_, bk_) {.cpu_variant = 0, .rows = 1, .wg = wg_, .bk = bk_, .kw = 0}
+#define GPU_TILES(wg_, bk_)                                                                                            \
+    {                                                                                                                  \
+        .cpu_variant = 0, .rows = 1, .wg = wg_, .bk = bk_, .kw = 0                                                     \
+    }
 
 /* The tile space searched: CPU-variant (rows, score width) pairs (10 to 16 rows only fit the 32
  * registers of AVX-512) and GPU-variant (work-group, key tile) pairs; the library still clamps
  * each to the device's limits. */
 static const clattn_tiles tune_candidates[] = {
-    CPU_TILES(4, 8),   CPU_TILES(6, 8),   CPU_TILES(8, 8),    CPU_TILES(12, 8),   CPU_TILES(4, 16),
-    CPU_TILES(6, 16),  CPU_TILES(8, 16),  CPU_TILES(10, 16),  CPU_TILES(12, 16),  CPU_TILES(16, 16),
-    GPU_TILES(32, 16), GPU_TILES(32, 32), GPU_TILES(64, 16),  GPU_TILES(64, 32),  GPU_TILES(64, 64),
-    GPU_TILES(128, 32), GPU_TILES(128, 64),
+    CPU_TILES(4, 8),   CPU_TILES(6, 8),   CPU_TILES(8, 8),   CPU_TILES(12, 8),   CPU_TILES(4, 16),   CPU_TILES(6, 16),
+    CPU_TILES(8, 16),  CPU_TILES(10, 16), CPU_TILES(12, 16), CPU_TILES(16, 16),  GPU_TILES(32, 16),  GPU_TILES(32, 32),
+    GPU_TILES(64, 16), GPU_TILES(64, 32), GPU_TILES(64, 64), GPU_TILES(128, 32), GPU_TILES(128, 64),
 };
 
 /* The winner in host/tuning.c's designated-initialiser form, ready to paste. */

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The test command: install what is missing, build with -Wall -Wextra -Werror, run every test,
-# then the checking steps: sanitizers, Oclgrind on the kernels, and the fuzzers.
+# The test command: install what is missing, check the formatting, build with -Wall -Wextra
+# -Werror, run every test, then the checking steps: sanitizers, Oclgrind on the kernels, fuzzers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/install.sh
+ci/format.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCLATTN_WERROR=ON
 cmake --build build -j "$(nproc)"
 ctest --test-dir build --output-on-failure

@@ -70,15 +70,14 @@ typedef struct {
 // with `remaining` keys stored from `first` on.
 inline chunk_span make_span(int first, int lo, int hi, int remaining, bool edge)
 {
-    const chunk_span span = {max(0, lo - first) / 16, min(KC - 1, hi - first) / 16 + 1,
-                             min(KC, remaining), edge};
+    const chunk_span span = {max(0, lo - first) / 16, min(KC - 1, hi - first) / 16 + 1, min(KC, remaining), edge};
     return span;
 }
 
 // Scores of R rows against the span's keys, computed CLATTN_KW keys at a time so that the R
 // accumulators, one key vector and one broadcast fit the register file.
-inline void chunk_scores(float sc[R][KC], __global const float *q, const size_t *qoff,
-                         __global const float *panel, chunk_span span, float qscale)
+inline void chunk_scores(float sc[R][KC], __global const float *q, const size_t *qoff, __global const float *panel,
+                         chunk_span span, float qscale)
 {
     for (int h = span.g_lo * (16 / CLATTN_KW); h < span.g_hi * (16 / CLATTN_KW); h++) {
         kw_t s[R];
@@ -101,8 +100,7 @@ inline void chunk_scores(float sc[R][KC], __global const float *q, const size_t 
 // Online softmax of one chunk: turns the span's scores into weights in place and returns, per
 // row, the factor by which the running accumulator must be rescaled (1 when the row max did not
 // grow). The rows' maxima come first, so that one vector exp2 gives every row's factor.
-inline void chunk_softmax(row_state *st, float sc[R][KC], float *alpha, chunk_span span,
-                          const int16 ok[R][NV])
+inline void chunk_softmax(row_state *st, float sc[R][KC], float *alpha, chunk_span span, const int16 ok[R][NV])
 {
     float mnew[16], shift[16] __attribute__((aligned(64)));
     for (int r = 0; r < R; r++) {
@@ -168,8 +166,7 @@ inline void count_weighted_rows(int nonzero[KC], float p[R][KC], chunk_span span
 // acc = alpha * acc + P.V, one CLATTN_VW-wide column block of the accumulator at a time so that
 // the R partial rows stay in registers across the chunk's keys. Edge chunks skip masked keys
 // (weight exactly 0): NaN or inf planted in a masked value never reaches the output.
-inline void chunk_values(row_state *st, float p[R][KC], const float *alpha,
-                         __global const float *vals, chunk_span span)
+inline void chunk_values(row_state *st, float p[R][KC], const float *alpha, __global const float *vals, chunk_span span)
 {
     int nonzero[KC] __attribute__((aligned(64)));
     if (span.edge)
@@ -231,9 +228,8 @@ inline void chunk_values(row_state *st, float p[R][KC], const float *alpha,
 // memory, so it prefetches: K PREFETCH_KEYS keys ahead and V for the chunk's P.V pass, which
 // (decode, Nk = 32768, Zen 4) took it from about 0.57 to 0.82 of a plain read of the same
 // buffers; neither alone gave more than 0.70.
-inline void chunk_scores_rows(float sc[R][KC], __global const float *q, const size_t *qoff,
-                              __global const float *keys, __global const float *vals,
-                              chunk_span span, float qscale)
+inline void chunk_scores_rows(float sc[R][KC], __global const float *q, const size_t *qoff, __global const float *keys,
+                              __global const float *vals, chunk_span span, float qscale)
 {
     for (int u = 16 * span.g_lo; u < 16 * span.g_hi; u++) {
         wd_t s[R];
@@ -259,9 +255,9 @@ inline void chunk_scores_rows(float sc[R][KC], __global const float *q, const si
 }
 
 // One chunk: scores of its span, mask (edge chunks only), online softmax, P.V.
-inline void process_chunk(row_state *st, __global const float *q, const size_t *qoff,
-                          __global const float *keys, bool row_major, __global const float *vals,
-                          chunk_span span, float qscale, const int16 ok[R][NV])
+inline void process_chunk(row_state *st, __global const float *q, const size_t *qoff, __global const float *keys,
+                          bool row_major, __global const float *vals, chunk_span span, float qscale,
+                          const int16 ok[R][NV])
 {
     float sc[R][KC] __attribute__((aligned(64)));
     float alpha[16] __attribute__((aligned(64))); // R <= 16 rows' factors, as one vector
@@ -308,8 +304,7 @@ typedef struct {
 // The keys in [j_lo, j_hi] that meet the tile's band and [0, kv_len).
 inline index_range band_keys(const tile_rows *t, band_rule rule, int kv_len, int j_lo, int j_hi)
 {
-    const index_range kr = {max(j_lo, max(0, t->pmin - rule.left)),
-                             min(j_hi, min(kv_len - 1, t->pmax + rule.right))};
+    const index_range kr = {max(j_lo, max(0, t->pmin - rule.left)), min(j_hi, min(kv_len - 1, t->pmax + rule.right))};
     return kr;
 }
 
@@ -322,20 +317,18 @@ inline index_range chunks_of(index_range kr)
 
 // Chunk c (keys [c * KC, c * KC + KC)) of the tile's band keys `kr`, which it meets. Keys are
 // panels ([chunk][D][KC]) or, row_major, [Nk][D].
-inline void band_chunk(row_state *st, const tile_rows *t, __global const float *q,
-                       __global const float *keys, bool row_major, __global const float *v,
-                       size_t bhk, int nk, int kv_len, band_rule rule, index_range kr, int c,
-                       float qscale)
+inline void band_chunk(row_state *st, const tile_rows *t, __global const float *q, __global const float *keys,
+                       bool row_major, __global const float *v, size_t bhk, int nk, int kv_len, band_rule rule,
+                       index_range kr, int c, float qscale)
 {
     const int16 iota = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     int16 ok[R][NV];
     const int j0 = c * KC;
     // Only the 16-key groups that meet [kr.lo, kr.hi] are computed: a narrow band's edge chunks
     // would otherwise spend most of their time on keys the mask drops.
-    const chunk_span span =
-        make_span(j0, kr.lo, kr.hi, nk - j0,
-                  rule.dilation != 1 || j0 < t->pmax - rule.left ||
-                      j0 + KC - 1 > t->pmin + rule.right || j0 + KC > kv_len);
+    const chunk_span span = make_span(j0, kr.lo, kr.hi, nk - j0,
+                                      rule.dilation != 1 || j0 < t->pmax - rule.left ||
+                                          j0 + KC - 1 > t->pmin + rule.right || j0 + KC > kv_len);
     if (span.edge)
         for (int r = 0; r < R; r++)
             for (int w = span.g_lo; w < span.g_hi; w++) {
@@ -344,17 +337,16 @@ inline void band_chunk(row_state *st, const tile_rows *t, __global const float *
                 ok[r][w] = (j < kv_len) & (delta >= -rule.left) & (delta <= rule.right) &
                            (rule.dilation == 1 ? (int16)(-1) : (delta % rule.dilation == 0));
             }
-    __global const float *k = row_major ? keys + (bhk * nk + j0) * D
-                                        : keys + (bhk * ((nk + KC - 1) / KC) + c) * (D * KC);
+    __global const float *k =
+        row_major ? keys + (bhk * nk + j0) * D : keys + (bhk * ((nk + KC - 1) / KC) + c) * (D * KC);
     process_chunk(st, q, t->qoff, k, row_major, v + (bhk * nk + j0) * DV, span, qscale, ok);
 }
 
 // The tile's band keys within [j_lo, j_hi] (j_lo a multiple of KC), chunk by chunk (decode: one
 // tile per work-item).
-inline void walk_band(row_state *st, const tile_rows *t, __global const float *q,
-                      __global const float *keys, bool row_major, __global const float *v,
-                      size_t bhk, int nk, int kv_len, band_rule rule, int j_lo, int j_hi,
-                      float qscale)
+inline void walk_band(row_state *st, const tile_rows *t, __global const float *q, __global const float *keys,
+                      bool row_major, __global const float *v, size_t bhk, int nk, int kv_len, band_rule rule, int j_lo,
+                      int j_hi, float qscale)
 {
     const index_range kr = band_keys(t, rule, kv_len, j_lo, j_hi);
     const index_range chunks = chunks_of(kr);
@@ -364,11 +356,10 @@ inline void walk_band(row_state *st, const tile_rows *t, __global const float *q
 
 // Side keys [side_begin, side_begin + side_count): always edge chunks, since each key has its
 // own rule (side_visible).
-inline void walk_side(row_state *st, const tile_rows *t, __global const float *q,
-                      __global const float *side_keys, bool row_major,
-                      __global const float *side_v, __global const int *side_pos, int b,
-                      size_t bhk, int n_side, int n_global, int n_summary, int kv_len,
-                      band_rule rule, int side_begin, int side_count, float qscale)
+inline void walk_side(row_state *st, const tile_rows *t, __global const float *q, __global const float *side_keys,
+                      bool row_major, __global const float *side_v, __global const int *side_pos, int b, size_t bhk,
+                      int n_side, int n_global, int n_summary, int kv_len, band_rule rule, int side_begin,
+                      int side_count, float qscale)
 {
     const int side_end = side_begin + side_count;
     int16 ok[R][NV];
@@ -382,19 +373,14 @@ inline void walk_side(row_state *st, const tile_rows *t, __global const float *q
             const bool listed = s >= side_begin && s < side_end;
             const int spos = listed ? side_pos[(size_t)b * n_side + s] : -1;
             for (int r = 0; r < R; r++)
-                okv[r][u] = listed && side_visible(rule, t->pos[r], s, spos, n_global, n_summary,
-                                                   kv_len)
-                                ? -1
-                                : 0;
+                okv[r][u] = listed && side_visible(rule, t->pos[r], s, spos, n_global, n_summary, kv_len) ? -1 : 0;
         }
         for (int r = 0; r < R; r++)
             for (int w = span.g_lo; w < span.g_hi; w++)
                 ok[r][w] = PRIV(int16, okv[r], w);
-        __global const float *k = row_major
-                                      ? side_keys + (bhk * n_side + first) * D
-                                      : side_keys + (bhk * ((n_side + KC - 1) / KC) + c) * (D * KC);
-        process_chunk(st, q, t->qoff, k, row_major, side_v + (bhk * n_side + first) * DV, span,
-                      qscale, ok);
+        __global const float *k = row_major ? side_keys + (bhk * n_side + first) * D
+                                            : side_keys + (bhk * ((n_side + KC - 1) / KC) + c) * (D * KC);
+        process_chunk(st, q, t->qoff, k, row_major, side_v + (bhk * n_side + first) * DV, span, qscale, ok);
     }
 }
 
@@ -439,20 +425,18 @@ __kernel void attention(ATTENTION_ARGS)
     for (int c = c_lo; c <= c_hi; c++)
         for (int x = 0; x < count; x++)
             if (c >= chunks[x].lo && c <= chunks[x].hi)
-                band_chunk(&st[x], &t[x], q, k, false, v, bhk, nk, kv_len, rule, kr[x], c,
-                           qscale);
+                band_chunk(&st[x], &t[x], q, k, false, v, bhk, nk, kv_len, rule, kr[x], c, qscale);
 
     for (int x = 0; x < count; x++) {
-        walk_side(&st[x], &t[x], q, side_k, false, side_v, side_pos, b, bhk, n_side, n_global,
-                  n_summary, kv_len, rule, side_begin, side_count, qscale);
+        walk_side(&st[x], &t[x], q, side_k, false, side_v, side_pos, b, bhk, n_side, n_global, n_summary, kv_len, rule,
+                  side_begin, side_count, qscale);
         for (int r = 0; r < R; r++) {
             const int slot = tile_index[x] * R + r;
             if (slot >= num_rows)
                 break;
             const size_t row = (size_t)bh * nq + tile_row(rows, use_rows, slot);
             const bool padding = t[x].pos[r] >= kv_len;
-            write_row(out, lse, row, write_lse, st[x].acc[r], st[x].m[r],
-                      padding ? 0.0f : lane_sum(st[x].lsum[r]));
+            write_row(out, lse, row, write_lse, st[x].acc[r], st[x].m[r], padding ? 0.0f : lane_sum(st[x].lsum[r]));
         }
     }
 }

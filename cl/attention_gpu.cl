@@ -12,8 +12,8 @@ typedef struct {
 
 // Copies keys [j0, j0 + BK) (or the listed side keys) of one kv head into __local; rows past
 // `count` become zeros so no work-item reads outside the buffers.
-inline void stage_tile(__local float *ks, __local float *vs, __global const float *k,
-                       __global const float *vals, int count)
+inline void stage_tile(__local float *ks, __local float *vs, __global const float *k, __global const float *vals,
+                       int count)
 {
     for (int x = get_local_id(0); x < BK * D; x += CLATTN_WG)
         ks[x] = x / D < count ? k[x] : 0.0f;
@@ -21,8 +21,8 @@ inline void stage_tile(__local float *ks, __local float *vs, __global const floa
         vs[x] = x / DV < count ? vals[x] : 0.0f;
 }
 
-inline void process_tile(row_state *st, __global const float *qrow, __local const float *ks,
-                         __local const float *vs, const bool *ok, float qscale)
+inline void process_tile(row_state *st, __global const float *qrow, __local const float *ks, __local const float *vs,
+                         const bool *ok, float qscale)
 {
     float s[BK];
     float mtile = -INFINITY;
@@ -94,12 +94,11 @@ __kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void attention(A
     for (int s0 = side_begin; s0 < side_begin + side_count; s0 += BK) {
         const int count = min(BK, side_begin + side_count - s0);
         barrier(CLK_LOCAL_MEM_FENCE);
-        stage_tile(ks, vs, side_k + (bhk * n_side + s0) * D, side_v + (bhk * n_side + s0) * DV,
-                   count);
+        stage_tile(ks, vs, side_k + (bhk * n_side + s0) * D, side_v + (bhk * n_side + s0) * DV, count);
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int t = 0; t < BK; t++)
-            ok[t] = t < count && side_visible(rule, p, s0 + t, side_pos[(size_t)b * n_side + s0 + t],
-                                              n_global, n_summary, kv_len);
+            ok[t] = t < count &&
+                    side_visible(rule, p, s0 + t, side_pos[(size_t)b * n_side + s0 + t], n_global, n_summary, kv_len);
         process_tile(&st, qrow, ks, vs, ok, qscale);
     }
     if (slot < num_rows)

@@ -121,8 +121,7 @@ inline bool band_visible(band_rule rule, int p, int j, int kv_len)
 
 // Side keys are laid out [globals | summaries | extras]; spos is the key's position (a global
 // token's index, a summary block's last valid key, or -1 for an empty summary block).
-inline bool side_visible(band_rule rule, int p, int s, int spos, int n_global, int n_summary,
-                         int kv_len)
+inline bool side_visible(band_rule rule, int p, int s, int spos, int n_global, int n_summary, int kv_len)
 {
     if (s < n_global) // counted here only when the band has not counted it already
         return spos < kv_len && !(rule.causal && spos > p) && !band_visible(rule, p, spos, kv_len);
@@ -146,8 +145,8 @@ inline size_t kv_head_of(int bh, int heads, int kv_heads)
     return (size_t)b * kv_heads + hk;
 }
 
-inline void write_row(__global float *out, __global float *lse, size_t row, int write_lse,
-                      const float *acc, float m, float l)
+inline void write_row(__global float *out, __global float *lse, size_t row, int write_lse, const float *acc, float m,
+                      float l)
 {
     // l == 0: no visible key (padding); output 0 and LSE -inf, never NaN.
     const float inv = l > 0.0f ? 1.0f / l : 0.0f;
@@ -160,7 +159,8 @@ inline void write_row(__global float *out, __global float *lse, size_t row, int 
 // The arguments of the `attention` kernel, the same in both variants (the host sets them in this
 // order). The comments are block comments: a line comment would swallow the line continuation.
 // K and the side keys are row-major for the GPU variant and panels of KC keys (made by
-// pack_keys.cl) for the CPU variant.
+// pack_keys.cl) for the CPU variant. Laid out by hand, one argument per line.
+// clang-format off
 #define ATTENTION_ARGS                                                                             \
     __global const float *q,       /* [B, H, Nq, D] (pre-scale) */                                 \
     __global const float *k,       /* [B, Hkv, Nk, D], CPU: [B, Hkv, ceil(Nk/KC), D, KC] */        \
@@ -176,3 +176,4 @@ inline void write_row(__global float *out, __global float *lse, size_t row, int 
     int dilation, int causal, int n_side, int n_global, int n_summary, int side_begin,             \
     int side_count, float qscale, int write_lse, int reverse_tiles,                                \
     int item_tiles /* tiles of this work-item: 1 to CLATTN_TILES (CPU), 1 (GPU: one per group) */
+// clang-format on

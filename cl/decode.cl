@@ -5,18 +5,17 @@
 // the group's heads share each K and V row it reads, keys are read row-major (no panels to
 // pack), and every split writes a partial (m, l, acc) that combine_splits merges. Side keys go
 // to split 0.
-__kernel void attention_split(__global const float *q,        // [B, H, Nq, D]
-                              __global const float *k,        // [B, Hkv, Nk, D]
-                              __global const float *v,        // [B, Hkv, Nk, DV]
-                              __global const float *side_k,   // [B, Hkv, NS, D]
-                              __global const float *side_v,   // [B, Hkv, NS, DV]
-                              __global const int *side_pos,   // [B, NS]
-                              __global const int *seq_lens,   // [B]
-                              __global float *part_acc,       // [B, H, Nq, splits, DV]
-                              __global float *part_ml,        // [B, H, Nq, splits, 2]
-                              int heads, int kv_heads, int nq, int nk, int left, int right,
-                              int dilation, int causal, int n_side, int n_global, int n_summary,
-                              int split_len, float qscale)
+__kernel void attention_split(__global const float *q,      // [B, H, Nq, D]
+                              __global const float *k,      // [B, Hkv, Nk, D]
+                              __global const float *v,      // [B, Hkv, Nk, DV]
+                              __global const float *side_k, // [B, Hkv, NS, D]
+                              __global const float *side_v, // [B, Hkv, NS, DV]
+                              __global const int *side_pos, // [B, NS]
+                              __global const int *seq_lens, // [B]
+                              __global float *part_acc,     // [B, H, Nq, splits, DV]
+                              __global float *part_ml,      // [B, H, Nq, splits, 2]
+                              int heads, int kv_heads, int nq, int nk, int left, int right, int dilation, int causal,
+                              int n_side, int n_global, int n_summary, int split_len, float qscale)
 {
     const int split = get_global_id(0);
     const int splits = get_global_size(0);
@@ -41,11 +40,11 @@ __kernel void attention_split(__global const float *q,        // [B, H, Nq, D]
     span_rows(&t);
     row_state st;
     init_state(&st);
-    walk_band(&st, &t, q, k, true, v, bhk, nk, kv_len, rule, split * split_len,
-              split * split_len + split_len - 1, qscale);
+    walk_band(&st, &t, q, k, true, v, bhk, nk, kv_len, rule, split * split_len, split * split_len + split_len - 1,
+              qscale);
     if (split == 0)
-        walk_side(&st, &t, q, side_k, true, side_v, side_pos, b, bhk, n_side, n_global, n_summary,
-                  kv_len, rule, 0, n_side, qscale);
+        walk_side(&st, &t, q, side_k, true, side_v, side_pos, b, bhk, n_side, n_global, n_summary, kv_len, rule, 0,
+                  n_side, qscale);
 
     for (int r = 0; r < R && block * R + r < group_rows; r++) {
         const size_t part = row[r] * splits + split;

@@ -9,8 +9,7 @@ __kernel void side_keys(__global const float *src,      // [B, Hkv, N, width]
                         __global const int *global_idx, // [n_global]
                         __global const int *seq_lens,   // [B]
                         __global float *side,           // [B, Hkv, n_global+n_summary+n_extra, width]
-                        int n, int width, int kv_heads, int n_global, int n_summary, int n_extra,
-                        int block)
+                        int n, int width, int kv_heads, int n_global, int n_summary, int n_extra, int block)
 {
     const int n_side = n_global + n_summary + n_extra;
     const int x = get_global_id(0);

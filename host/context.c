@@ -21,19 +21,17 @@ static int query_caps(cl_device_id device, clattn__device_caps *caps, clattn__er
     if (rc == CL_SUCCESS)
         rc = clGetDeviceInfo(device, CL_DEVICE_TYPE, sizeof caps->type, &caps->type, NULL);
     if (rc == CL_SUCCESS)
-        rc = clGetDeviceInfo(device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof caps->compute_units,
-                             &caps->compute_units, NULL);
+        rc = clGetDeviceInfo(device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof caps->compute_units, &caps->compute_units,
+                             NULL);
     if (rc == CL_SUCCESS)
-        rc = clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof caps->max_work_group,
-                             &caps->max_work_group, NULL);
+        rc = clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof caps->max_work_group, &caps->max_work_group,
+                             NULL);
     if (rc == CL_SUCCESS)
         rc = clGetDeviceInfo(device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof caps->local_mem, &caps->local_mem, NULL);
     if (rc == CL_SUCCESS)
-        rc = clGetDeviceInfo(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof caps->max_alloc, &caps->max_alloc,
-                             NULL);
+        rc = clGetDeviceInfo(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof caps->max_alloc, &caps->max_alloc, NULL);
     if (rc == CL_SUCCESS)
-        rc = clGetDeviceInfo(device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof caps->global_mem, &caps->global_mem,
-                             NULL);
+        rc = clGetDeviceInfo(device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof caps->global_mem, &caps->global_mem, NULL);
     if (rc != CL_SUCCESS)
         return clattn__fail(err, rc, "clGetDeviceInfo failed: %s", clattn__cl_error_name(rc));
     return CLATTN_STATUS_OK;
@@ -96,8 +94,7 @@ int clattn_context_create(const clattn_context_desc *desc, clattn_context **out)
     int status = context_alloc(desc, &ctx, &err);
     if (status != CLATTN_STATUS_OK)
         return clattn__context_report(NULL, status, &err);
-    const char *spec = desc != NULL && desc->device != NULL && desc->device[0] != '\0' ? desc->device
-                                                                                         : default_spec();
+    const char *spec = desc != NULL && desc->device != NULL && desc->device[0] != '\0' ? desc->device : default_spec();
     if (strcmp(spec, "reference") == 0) {
         ctx->reference = 1;
         strcpy(ctx->caps.name, "reference (host, double precision)");
@@ -114,7 +111,7 @@ int clattn_context_create(const clattn_context_desc *desc, clattn_context **out)
             ctx->queue = clCreateCommandQueue(ctx->cl, ctx->device, CL_QUEUE_PROFILING_ENABLE, &rc);
         if (rc != CL_SUCCESS)
             status = clattn__fail(&err, rc, "device '%s': creating the context or queue failed: %s", spec,
-                                 clattn__cl_error_name(rc));
+                                  clattn__cl_error_name(rc));
     }
     if (status != CLATTN_STATUS_OK) {
         clattn_context_free(ctx);
@@ -124,8 +121,8 @@ int clattn_context_create(const clattn_context_desc *desc, clattn_context **out)
     return CLATTN_STATUS_OK;
 }
 
-int clattn_context_wrap(cl_context cl_ctx, cl_device_id device, cl_command_queue queue,
-                        const clattn_context_desc *desc, clattn_context **out)
+int clattn_context_wrap(cl_context cl_ctx, cl_device_id device, cl_command_queue queue, const clattn_context_desc *desc,
+                        clattn_context **out)
 {
     if (out == NULL)
         return CLATTN_STATUS_NULL_ARGUMENT;
@@ -197,8 +194,7 @@ void clattn__context_log(clattn_context *ctx, const char *fmt, ...)
     ctx->log(ctx->log_user, line);
 }
 
-void clattn_context_emulate_limits(clattn_context *ctx, size_t max_work_group, cl_ulong local_mem,
-                                   cl_ulong max_alloc)
+void clattn_context_emulate_limits(clattn_context *ctx, size_t max_work_group, cl_ulong local_mem, cl_ulong max_alloc)
 {
     if (max_work_group != 0)
         ctx->caps.max_work_group = max_work_group;

@@ -38,7 +38,7 @@ struct clattn_context {
     pthread_mutex_t message_lock;  /* guards message */
     char message[CLATTN_MESSAGE_SIZE];
     clattn__program_entry *programs;
-    int tiles_forced;           /* tests and `clattn tune`: forced_tiles instead of the table */
+    int tiles_forced; /* tests and `clattn tune`: forced_tiles instead of the table */
     clattn_tiles forced_tiles;
 };
 

@@ -21,8 +21,9 @@ int clattn__fail(clattn__error *err, int status, const char *fmt, ...)
 const char *clattn__cl_error_name(int code)
 {
     switch (code) {
-#define CLATTN_CL_NAME_(c) \
-    case c: return #c;
+#define CLATTN_CL_NAME_(c)                                                                                             \
+    case c:                                                                                                            \
+        return #c;
         CLATTN_CL_NAME_(CL_DEVICE_NOT_FOUND)
         CLATTN_CL_NAME_(CL_DEVICE_NOT_AVAILABLE)
         CLATTN_CL_NAME_(CL_COMPILER_NOT_AVAILABLE)
@@ -66,17 +67,20 @@ const char *clattn__cl_error_name(int code)
         CLATTN_CL_NAME_(CL_INVALID_BUFFER_SIZE)
         CLATTN_CL_NAME_(CL_INVALID_GLOBAL_WORK_SIZE)
 #undef CLATTN_CL_NAME_
-    default: return "CL_UNKNOWN_ERROR";
+    default:
+        return "CL_UNKNOWN_ERROR";
     }
 }
 
 const char *clattn_status_string(int status)
 {
     switch (status) {
-#define CLATTN_STATUS_CASE_(name, value, text) \
-    case value: return text;
+#define CLATTN_STATUS_CASE_(name, value, text)                                                                         \
+    case value:                                                                                                        \
+        return text;
         CLATTN_STATUS_TABLE(CLATTN_STATUS_CASE_)
 #undef CLATTN_STATUS_CASE_
-    default: return status < 0 ? clattn__cl_error_name(status) : "unknown clattn status";
+    default:
+        return status < 0 ? clattn__cl_error_name(status) : "unknown clattn status";
     }
 }

@@ -21,12 +21,11 @@ static int check_globals(const clattn_problem *p, clattn__error *err)
     if (p->num_global < 0)
         return clattn__fail(err, CLATTN_STATUS_INVALID_SIZE, "num_global = %d: must be >= 0", p->num_global);
     if (p->num_global == 0)
-        return p->global_qkv ? clattn__fail(err, CLATTN_STATUS_INVALID_PATTERN,
-                                           "global_qkv = %d without global tokens", p->global_qkv)
+        return p->global_qkv ? clattn__fail(err, CLATTN_STATUS_INVALID_PATTERN, "global_qkv = %d without global tokens",
+                                            p->global_qkv)
                              : CLATTN_STATUS_OK;
     if (p->global_idx == NULL)
-        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "global_idx is NULL with num_global = %d",
-                           p->num_global);
+        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "global_idx is NULL with num_global = %d", p->num_global);
     unsigned char *seen = calloc((size_t)p->kv_len, 1);
     if (seen == NULL)
         return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "global index set of %d keys", p->kv_len);
@@ -34,11 +33,10 @@ static int check_globals(const clattn_problem *p, clattn__error *err)
     for (int g = 0; g < p->num_global && status == CLATTN_STATUS_OK; g++) {
         const int idx = p->global_idx[g];
         if (idx < 0 || idx >= p->kv_len)
-            status = clattn__fail(err, CLATTN_STATUS_INVALID_GLOBAL_INDEX,
-                                 "global_idx[%d] = %d: outside [0, %d)", g, idx, p->kv_len);
+            status = clattn__fail(err, CLATTN_STATUS_INVALID_GLOBAL_INDEX, "global_idx[%d] = %d: outside [0, %d)", g,
+                                  idx, p->kv_len);
         else if (seen[idx])
-            status = clattn__fail(err, CLATTN_STATUS_INVALID_GLOBAL_INDEX,
-                                 "global_idx[%d] = %d: repeated", g, idx);
+            status = clattn__fail(err, CLATTN_STATUS_INVALID_GLOBAL_INDEX, "global_idx[%d] = %d: repeated", g, idx);
         else
             seen[idx] = 1;
     }
@@ -52,30 +50,29 @@ static int check_grid(const clattn_problem *p, clattn__error *err)
         return CLATTN_STATUS_OK;
     if ((int)p->grid_pattern < 0 || p->grid_pattern > CLATTN_GRID_WINDOW)
         return clattn__fail(err, CLATTN_STATUS_INVALID_PATTERN, "grid_pattern = %d: unknown", (int)p->grid_pattern);
-    if (p->grid_h <= 0 || p->grid_w <= 0 || (long long)p->grid_h * p->grid_w != p->q_len ||
-        p->q_len != p->kv_len)
+    if (p->grid_h <= 0 || p->grid_w <= 0 || (long long)p->grid_h * p->grid_w != p->q_len || p->q_len != p->kv_len)
         return clattn__fail(err, CLATTN_STATUS_INVALID_GRID,
-                           "grid %d x %d: must be positive with product q_len = kv_len (q_len = %d, kv_len = %d)",
-                           p->grid_h, p->grid_w, p->q_len, p->kv_len);
+                            "grid %d x %d: must be positive with product q_len = kv_len (q_len = %d, kv_len = %d)",
+                            p->grid_h, p->grid_w, p->q_len, p->kv_len);
     if (p->window || p->num_global > 0 || p->summary_block > 0 || p->extra_len > 0)
         return clattn__fail(err, CLATTN_STATUS_INVALID_PATTERN,
-                           "grid_pattern = %d cannot be combined with window, global, summary or extra keys",
-                           (int)p->grid_pattern);
+                            "grid_pattern = %d cannot be combined with window, global, summary or extra keys",
+                            (int)p->grid_pattern);
     if (p->grid_pattern == CLATTN_GRID_NEIGHBORHOOD) {
         if (p->grid_kernel_h < 1 || p->grid_kernel_w < 1)
             return clattn__fail(err, CLATTN_STATUS_INVALID_KERNEL_SIZE, "grid kernel %d x %d: sides must be >= 1",
-                               p->grid_kernel_h, p->grid_kernel_w);
+                                p->grid_kernel_h, p->grid_kernel_w);
         if (p->grid_dilation < 1)
             return clattn__fail(err, CLATTN_STATUS_INVALID_DILATION, "grid_dilation = %d: must be >= 1",
-                               p->grid_dilation);
+                                p->grid_dilation);
     }
     if (p->grid_pattern == CLATTN_GRID_WINDOW) {
         if (p->grid_window_size < 1)
             return clattn__fail(err, CLATTN_STATUS_INVALID_KERNEL_SIZE, "grid_window_size = %d: must be >= 1",
-                               p->grid_window_size);
+                                p->grid_window_size);
         if (p->grid_shift < 0 || p->grid_shift >= p->grid_window_size)
-            return clattn__fail(err, CLATTN_STATUS_INVALID_SHIFT, "grid_shift = %d: outside [0, %d)",
-                               p->grid_shift, p->grid_window_size);
+            return clattn__fail(err, CLATTN_STATUS_INVALID_SHIFT, "grid_shift = %d: outside [0, %d)", p->grid_shift,
+                                p->grid_window_size);
     }
     return CLATTN_STATUS_OK;
 }
@@ -99,29 +96,28 @@ int clattn__problem_normalize(const clattn_problem *in, clattn_problem *out, cla
     int status;
     if ((status = check_positive(err, "batch", p.batch)) || (status = check_positive(err, "heads", p.heads)) ||
         (status = check_positive(err, "kv_heads", p.kv_heads)) || (status = check_positive(err, "q_len", p.q_len)) ||
-        (status = check_positive(err, "kv_len", p.kv_len)) ||
-        (status = check_positive(err, "head_dim", p.head_dim)) ||
+        (status = check_positive(err, "kv_len", p.kv_len)) || (status = check_positive(err, "head_dim", p.head_dim)) ||
         (status = check_positive(err, "value_dim", p.value_dim)))
         return status;
     if (p.q_len > CLATTN_MAX_SEQ_LEN || p.kv_len > CLATTN_MAX_SEQ_LEN || p.extra_len > CLATTN_MAX_SEQ_LEN)
         return clattn__fail(err, CLATTN_STATUS_SIZE_OVERFLOW,
-                           "q_len = %d, kv_len = %d, extra_len = %d: at most %d, so that positions and "
-                           "distances fit in 32 bits",
-                           p.q_len, p.kv_len, p.extra_len, CLATTN_MAX_SEQ_LEN);
+                            "q_len = %d, kv_len = %d, extra_len = %d: at most %d, so that positions and "
+                            "distances fit in 32 bits",
+                            p.q_len, p.kv_len, p.extra_len, CLATTN_MAX_SEQ_LEN);
     if (p.heads % p.kv_heads != 0)
-        return clattn__fail(err, CLATTN_STATUS_INVALID_HEADS, "heads = %d is not a multiple of kv_heads = %d",
-                           p.heads, p.kv_heads);
+        return clattn__fail(err, CLATTN_STATUS_INVALID_HEADS, "heads = %d is not a multiple of kv_heads = %d", p.heads,
+                            p.kv_heads);
     if (p.head_dim > CLATTN_MAX_HEAD_DIM || p.value_dim > CLATTN_MAX_HEAD_DIM)
         return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED_HEAD_DIM,
-                           "head_dim = %d, value_dim = %d: at most %d is supported", p.head_dim, p.value_dim,
-                           CLATTN_MAX_HEAD_DIM);
+                            "head_dim = %d, value_dim = %d: at most %d is supported", p.head_dim, p.value_dim,
+                            CLATTN_MAX_HEAD_DIM);
     if (!(p.scale == 0.0f || isfinite(p.scale)))
         return clattn__fail(err, CLATTN_STATUS_INVALID_SIZE, "scale = %g: must be finite", (double)p.scale);
     if (p.scale == 0.0f)
         p.scale = (float)(1.0 / sqrt((double)p.head_dim));
     if (p.window && (p.window_left < 0 || p.window_right < 0))
-        return clattn__fail(err, CLATTN_STATUS_INVALID_WINDOW, "window = (%d, %d): sides must be >= 0",
-                           p.window_left, p.window_right);
+        return clattn__fail(err, CLATTN_STATUS_INVALID_WINDOW, "window = (%d, %d): sides must be >= 0", p.window_left,
+                            p.window_right);
     if (p.dilation < 1)
         return clattn__fail(err, CLATTN_STATUS_INVALID_DILATION, "dilation = %d: must be >= 1", p.dilation);
     if (p.dilation > 1 && !p.window)
@@ -166,16 +162,15 @@ int clattn__problem_bytes(const clattn_problem *p, clattn__tensor_bytes *bytes, 
     bytes->lse = tensor_bytes(p->batch, p->heads, p->q_len, 1);
     if (!bytes->q || !bytes->k || !bytes->v || !bytes->out || !bytes->lse)
         return clattn__fail(err, CLATTN_STATUS_SIZE_OVERFLOW,
-                           "B = %d, H = %d, Hkv = %d, Nq = %d, Nk = %d, D = %d, Dv = %d: a tensor has more than "
-                           "2^31 - 1 elements",
-                           p->batch, p->heads, p->kv_heads, p->q_len, p->kv_len, p->head_dim, p->value_dim);
+                            "B = %d, H = %d, Hkv = %d, Nq = %d, Nk = %d, D = %d, Dv = %d: a tensor has more than "
+                            "2^31 - 1 elements",
+                            p->batch, p->heads, p->kv_heads, p->q_len, p->kv_len, p->head_dim, p->value_dim);
     if (p->extra_len > 0) {
         bytes->kx = tensor_bytes(p->batch, p->kv_heads, p->extra_len, p->head_dim);
         bytes->vx = tensor_bytes(p->batch, p->kv_heads, p->extra_len, p->value_dim);
         if (!bytes->kx || !bytes->vx)
             return clattn__fail(err, CLATTN_STATUS_SIZE_OVERFLOW,
-                               "extra_len = %d: the extra key tensors have more than 2^31 - 1 elements",
-                               p->extra_len);
+                                "extra_len = %d: the extra key tensors have more than 2^31 - 1 elements", p->extra_len);
     }
     return CLATTN_STATUS_OK;
 }
@@ -187,7 +182,7 @@ int clattn__check_seq_lens(const clattn_problem *p, const int *seq_lens, clattn_
     for (int b = 0; b < p->batch; b++)
         if (seq_lens[b] < 0 || seq_lens[b] > p->kv_len)
             return clattn__fail(err, CLATTN_STATUS_INVALID_SEQ_LEN, "seq_lens[%d] = %d: outside [0, %d]", b,
-                               seq_lens[b], p->kv_len);
+                                seq_lens[b], p->kv_len);
     return CLATTN_STATUS_OK;
 }
 

@@ -172,7 +172,7 @@ static int build_from_source(clattn_context *ctx, const char *name, source_list 
     cl_program prog = clCreateProgramWithSource(ctx->cl, sources->count, sources->text, NULL, &rc);
     if (rc != CL_SUCCESS)
         return clattn__fail(err, rc, "kernel '%s': clCreateProgramWithSource failed: %s", name,
-                           clattn__cl_error_name(rc));
+                            clattn__cl_error_name(rc));
     rc = clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL);
     if (rc != CL_SUCCESS) {
         char log[CLATTN_MESSAGE_SIZE * 8] = "";
@@ -180,7 +180,7 @@ static int build_from_source(clattn_context *ctx, const char *name, source_list 
         clattn__context_log(ctx, "clattn: build log of kernel '%s' (%s):\n%s", name, options, log);
         clReleaseProgram(prog);
         return clattn__fail(err, rc, "kernel '%s' failed to build (%s) with options '%s': %.600s", name,
-                           clattn__cl_error_name(rc), options, log);
+                            clattn__cl_error_name(rc), options, log);
     }
     *out = prog;
     return CLATTN_STATUS_OK;
@@ -213,7 +213,7 @@ static int build_program(clattn_context *ctx, const char *name, const char *opti
 #define BASE_OPTIONS "-cl-std=CL1.2 -w "
 
 int clattn__program_get(clattn_context *ctx, const char *name, const char *specific, cl_program *out,
-                       clattn__error *err)
+                        clattn__error *err)
 {
     const size_t key_len = strlen(name) + strlen(BASE_OPTIONS) + strlen(specific) + 2;
     char *key = malloc(key_len);

@@ -11,7 +11,7 @@
  * failed build returns CL_BUILD_PROGRAM_FAILURE with the log's start in err and the whole log
  * sent to the context's log callback. */
 int clattn__program_get(clattn_context *ctx, const char *name, const char *specific, cl_program *out,
-                       clattn__error *err);
+                        clattn__error *err);
 
 /* Releases every cached program of ctx (context teardown). */
 void clattn__program_cache_clear(clattn_context *ctx);

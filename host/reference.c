@@ -18,10 +18,10 @@
 typedef struct {
     const clattn_problem *p;
     const clattn_host_tensors *t;
-    const clattn_visibility *vis;   /* S(i) of p */
-    const float *summary_k;         /* [B, Hkv, Ns, D], Ns = clattn__summary_count(p); or NULL */
-    const float *summary_v;         /* [B, Hkv, Ns, Dv]; or NULL */
-    size_t num_pairs;               /* B * H (batch, head) pairs: the units of work */
+    const clattn_visibility *vis; /* S(i) of p */
+    const float *summary_k;       /* [B, Hkv, Ns, D], Ns = clattn__summary_count(p); or NULL */
+    const float *summary_v;       /* [B, Hkv, Ns, Dv]; or NULL */
+    size_t num_pairs;             /* B * H (batch, head) pairs: the units of work */
     size_t num_workers;
 } shared_run;
 
@@ -295,7 +295,7 @@ int clattn__reference_run(const clattn_problem *p, const clattn_host_tensors *t,
         workers[allocated] = (worker){.run = &run, .first = allocated};
         if (!worker_alloc(&workers[allocated], capacity)) {
             status = clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY,
-                                 "reference: key list of %zu entries per worker", capacity);
+                                  "reference: key list of %zu entries per worker", capacity);
             goto cleanup;
         }
     }

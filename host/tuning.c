@@ -53,8 +53,7 @@ size_t clattn__tiles_local_bytes(const clattn_tiles *tiles, int d, int dv)
     return tiles->cpu_variant ? 0 : (size_t)tiles->bk * (size_t)(d + dv) * sizeof(float);
 }
 
-int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, clattn_tiles *out,
-                        clattn__error *err)
+int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, clattn_tiles *out, clattn__error *err)
 {
     const clattn__device_caps *caps = &ctx->caps;
     size_t i = 0;
@@ -70,10 +69,10 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows,
             t.bk /= 2;
         if ((size_t)t.wg > caps->max_work_group || clattn__tiles_local_bytes(&t, d, dv) > caps->local_mem)
             return clattn__fail(err, CLATTN_STATUS_DEVICE_LIMIT,
-                               "head_dim = %d, value_dim = %d: one key tile needs %zu bytes of local memory, "
-                               "the device has %llu (max work-group %zu)",
-                               d, dv, clattn__tiles_local_bytes(&t, d, dv), (unsigned long long)caps->local_mem,
-                               caps->max_work_group);
+                                "head_dim = %d, value_dim = %d: one key tile needs %zu bytes of local memory, "
+                                "the device has %llu (max work-group %zu)",
+                                d, dv, clattn__tiles_local_bytes(&t, d, dv), (unsigned long long)caps->local_mem,
+                                caps->max_work_group);
     }
     *out = t;
     return CLATTN_STATUS_OK;
@@ -83,8 +82,7 @@ void clattn__attention_options(const clattn_tiles *tiles, int d, int dv, char *b
 {
     /* Only the variant's own options: a GPU program does not depend on the key chunk. */
     if (!tiles->cpu_variant) {
-        snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_WG=%d -DCLATTN_BK=%d", d, dv,
-                 tiles->wg, tiles->bk);
+        snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_WG=%d -DCLATTN_BK=%d", d, dv, tiles->wg, tiles->bk);
         return;
     }
     int vw = 16, wd = 16;

@@ -38,8 +38,7 @@
  * the table), with at most max_rows rows per CPU tile (the rows a tile can hold: Nq, or a
  * decode tile's query group); fails with CLATTN_STATUS_DEVICE_LIMIT when no tile fits the
  * device's work-group size or local memory. */
-int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, clattn_tiles *out,
-                        clattn__error *err);
+int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, clattn_tiles *out, clattn__error *err);
 
 /* Bytes of __local memory the attention kernel uses with these tiles. */
 size_t clattn__tiles_local_bytes(const clattn_tiles *tiles, int d, int dv);

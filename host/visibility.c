@@ -74,9 +74,12 @@ static int grid_visible(const clattn_problem *p, int t, int j)
     const int r = t / p->grid_w, c = t % p->grid_w;
     const int rj = j / p->grid_w, cj = j % p->grid_w;
     switch (p->grid_pattern) {
-    case CLATTN_GRID_AXIAL_ROW: return rj == r;
-    case CLATTN_GRID_AXIAL_COLUMN: return cj == c;
-    case CLATTN_GRID_CRISS_CROSS: return rj == r || cj == c;
+    case CLATTN_GRID_AXIAL_ROW:
+        return rj == r;
+    case CLATTN_GRID_AXIAL_COLUMN:
+        return cj == c;
+    case CLATTN_GRID_CRISS_CROSS:
+        return rj == r || cj == c;
     case CLATTN_GRID_NEIGHBORHOOD:
         return in_neighborhood(r, rj, p->grid_h, p->grid_kernel_h, p->grid_dilation) &&
                in_neighborhood(c, cj, p->grid_w, p->grid_kernel_w, p->grid_dilation);
@@ -85,7 +88,8 @@ static int grid_visible(const clattn_problem *p, int t, int j)
                    swin_window(rj, p->grid_window_size, p->grid_shift) &&
                swin_window(c, p->grid_window_size, p->grid_shift) ==
                    swin_window(cj, p->grid_window_size, p->grid_shift);
-    case CLATTN_GRID_NONE: break;
+    case CLATTN_GRID_NONE:
+        break;
     }
     return 1; /* no grid rule */
 }

@@ -20,28 +20,28 @@ extern "C" {
  * 1016-1019 (FILE_IO, FILE_TRUNCATED, FILE_DTYPE, FILE_RANK) are retired and never reused: the
  * library reads no files; the clattn tool, which reads .npy files, keeps those numbers for itself.
  * ------------------------------------------------------------------------------------------- */
-#define CLATTN_STATUS_TABLE(X)                                                                   \
-    X(OK, 0, "success")                                                                          \
-    X(NULL_ARGUMENT, 1001, "a required handle, pointer or buffer is null")                       \
-    X(INVALID_SIZE, 1002, "a tensor size is zero or negative")                                   \
-    X(INVALID_HEADS, 1003, "heads is not a multiple of kv_heads")                                \
-    X(INVALID_WINDOW, 1004, "a window side is negative")                                         \
-    X(INVALID_DILATION, 1005, "a dilation is less than 1")                                       \
-    X(INVALID_BLOCK, 1006, "the summary block size is less than 1")                              \
-    X(INVALID_GLOBAL_INDEX, 1007, "a global token index is out of range or repeated")            \
-    X(INVALID_SEQ_LEN, 1008, "a seq_lens entry is outside [0, kv_len]")                          \
-    X(INVALID_GRID, 1009, "grid height times width is not the sequence length")                  \
-    X(INVALID_KERNEL_SIZE, 1010, "a neighborhood kernel size or window size is less than 1")     \
-    X(INVALID_SHIFT, 1011, "a window shift is outside [0, window size)")                         \
-    X(BUFFER_TOO_SMALL, 1012, "a buffer is smaller than the tensor it must hold")                \
-    X(SHAPE_MISMATCH, 1013, "tensor shapes disagree")                                            \
-    X(SIZE_OVERFLOW, 1014, "a byte count or element index overflows")                            \
-    X(UNSUPPORTED_HEAD_DIM, 1015, "the head dimension is not supported by the kernels")          \
-    X(INVALID_DEVICE_SPEC, 1020, "the device spec is malformed")                                 \
-    X(NO_DEVICE, 1021, "no OpenCL device matches the spec")                                      \
-    X(UNSUPPORTED, 1022, "the operation is not available on this context")                       \
-    X(DEVICE_LIMIT, 1023, "the problem exceeds a device limit")                                  \
-    X(HOST_OUT_OF_MEMORY, 1024, "a host allocation failed")                                      \
+#define CLATTN_STATUS_TABLE(X)                                                                                         \
+    X(OK, 0, "success")                                                                                                \
+    X(NULL_ARGUMENT, 1001, "a required handle, pointer or buffer is null")                                             \
+    X(INVALID_SIZE, 1002, "a tensor size is zero or negative")                                                         \
+    X(INVALID_HEADS, 1003, "heads is not a multiple of kv_heads")                                                      \
+    X(INVALID_WINDOW, 1004, "a window side is negative")                                                               \
+    X(INVALID_DILATION, 1005, "a dilation is less than 1")                                                             \
+    X(INVALID_BLOCK, 1006, "the summary block size is less than 1")                                                    \
+    X(INVALID_GLOBAL_INDEX, 1007, "a global token index is out of range or repeated")                                  \
+    X(INVALID_SEQ_LEN, 1008, "a seq_lens entry is outside [0, kv_len]")                                                \
+    X(INVALID_GRID, 1009, "grid height times width is not the sequence length")                                        \
+    X(INVALID_KERNEL_SIZE, 1010, "a neighborhood kernel size or window size is less than 1")                           \
+    X(INVALID_SHIFT, 1011, "a window shift is outside [0, window size)")                                               \
+    X(BUFFER_TOO_SMALL, 1012, "a buffer is smaller than the tensor it must hold")                                      \
+    X(SHAPE_MISMATCH, 1013, "tensor shapes disagree")                                                                  \
+    X(SIZE_OVERFLOW, 1014, "a byte count or element index overflows")                                                  \
+    X(UNSUPPORTED_HEAD_DIM, 1015, "the head dimension is not supported by the kernels")                                \
+    X(INVALID_DEVICE_SPEC, 1020, "the device spec is malformed")                                                       \
+    X(NO_DEVICE, 1021, "no OpenCL device matches the spec")                                                            \
+    X(UNSUPPORTED, 1022, "the operation is not available on this context")                                             \
+    X(DEVICE_LIMIT, 1023, "the problem exceeds a device limit")                                                        \
+    X(HOST_OUT_OF_MEMORY, 1024, "a host allocation failed")                                                            \
     X(INVALID_PATTERN, 1025, "the pattern combination is not valid")
 
 typedef enum {
@@ -78,8 +78,8 @@ typedef struct {
 
 int clattn_context_create(const clattn_context_desc *desc, clattn_context **out);
 /* Wraps a context and queue the caller already owns (both are retained, released on free). */
-int clattn_context_wrap(cl_context cl_ctx, cl_device_id device, cl_command_queue queue,
-                        const clattn_context_desc *desc, clattn_context **out);
+int clattn_context_wrap(cl_context cl_ctx, cl_device_id device, cl_command_queue queue, const clattn_context_desc *desc,
+                        clattn_context **out);
 void clattn_context_free(clattn_context *ctx); /* NULL is a no-op */
 
 /* The last detailed message (which argument, which value); "" when none. With NULL: the message
@@ -157,16 +157,16 @@ size_t clattn_plan_scratch_bytes(const clattn_plan *plan);
 /* Device buffers. lse, seq_lens and the pattern-specific tensors are optional (NULL). */
 typedef struct {
     cl_mem q, k, v, out;
-    cl_mem lse;        /* float32 [B, H, Nq] */
-    cl_mem qg, kg, vg; /* required when problem.global_qkv */
-    cl_mem kx, vx;     /* required when problem.extra_len > 0 */
+    cl_mem lse;          /* float32 [B, H, Nq] */
+    cl_mem qg, kg, vg;   /* required when problem.global_qkv */
+    cl_mem kx, vx;       /* required when problem.extra_len > 0 */
     const int *seq_lens; /* host array [B]; NULL: every entry is Nk */
 } clattn_buffers;
 
 /* Asynchronous: enqueues on `queue` (NULL: the context's), after the wait list; *event (if not
  * NULL) receives an event that completes when the output is written. */
-int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_buffers *buffers,
-                        cl_uint num_wait, const cl_event *wait, cl_event *event);
+int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_buffers *buffers, cl_uint num_wait,
+                        const cl_event *wait, cl_event *event);
 
 /* A host tensor: its data and its size in bytes (checked against the shape). */
 typedef struct {

@@ -28,8 +28,7 @@ typedef struct {
 void clattn_context_force_tiles(clattn_context *ctx, const clattn_tiles *tiles);
 
 /* Lowers the limits the plans honour, to emulate a smaller device; 0 keeps a limit as it is. */
-void clattn_context_emulate_limits(clattn_context *ctx, size_t max_work_group, cl_ulong local_mem,
-                                   cl_ulong max_alloc);
+void clattn_context_emulate_limits(clattn_context *ctx, size_t max_work_group, cl_ulong local_mem, cl_ulong max_alloc);
 
 /* ---------------------------------------------------------------------------------------------
  * Devices: every OpenCL device of every platform, in the order "P:D" specs count them.
@@ -51,7 +50,7 @@ int clattn_device_list(clattn_device_info *out, int max, int *count);
  * (FLOP counts, the unfused baseline's masks) and the tests all ask these functions.
  * ------------------------------------------------------------------------------------------- */
 typedef struct {
-    clattn_problem problem;  /* normalized copy: defaults resolved, global_idx still the caller's */
+    clattn_problem problem;   /* normalized copy: defaults resolved, global_idx still the caller's */
     unsigned char *is_global; /* [Nk]: 1 at the positions of G; NULL without global tokens */
     char message[1024];       /* after a failed init: which field, which value */
 } clattn_visibility;

@@ -100,8 +100,8 @@ int harness_tensors_alloc(const clattn_problem *problem, int with_lse, unsigned 
 
 void harness_tensors_free(harness_tensors *h)
 {
-    clattn_host_tensor *all[] = {&h->t.q, &h->t.k, &h->t.v, &h->t.out, &h->t.lse,
-                                 &h->t.qg, &h->t.kg, &h->t.vg, &h->t.kx, &h->t.vx};
+    clattn_host_tensor *all[] = {&h->t.q,  &h->t.k,  &h->t.v,  &h->t.out, &h->t.lse,
+                                 &h->t.qg, &h->t.kg, &h->t.vg, &h->t.kx,  &h->t.vx};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         free(all[i]->data);
     free(h->out_ref);

@@ -35,59 +35,60 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
         }
     /* MQA: 16 group rows, several tiles of one kv head; odd D (scalar dot products), Dv != D. */
     check_case(dev, ref, variant, "MQA D=7 Dv=20",
-          &(clattn_problem){
-              .batch = 2, .heads = 16, .kv_heads = 1, .q_len = 1, .kv_len = 777, .head_dim = 7, .value_dim = 20},
-          NULL);
+               &(clattn_problem){
+                   .batch = 2, .heads = 16, .kv_heads = 1, .q_len = 1, .kv_len = 777, .head_dim = 7, .value_dim = 20},
+               NULL);
     check_case(dev, ref, variant, "MHA D=80 Nq=3",
-          &(clattn_problem){.batch = 1, .heads = 3, .q_len = 3, .kv_len = 2049, .head_dim = 80, .causal = 1}, NULL);
+               &(clattn_problem){.batch = 1, .heads = 3, .q_len = 3, .kv_len = 2049, .head_dim = 80, .causal = 1},
+               NULL);
     /* Padding: entry 1 has 100 valid keys of 1500, entry 2 none at all. */
     static const int seq_lens[] = {1500, 100, 0};
     check_case(dev, ref, variant, "padding",
-          &(clattn_problem){
-              .batch = 3, .heads = 4, .kv_heads = 2, .q_len = 1, .kv_len = 1500, .head_dim = 128, .causal = 1},
-          seq_lens);
+               &(clattn_problem){
+                   .batch = 3, .heads = 4, .kv_heads = 2, .q_len = 1, .kv_len = 1500, .head_dim = 128, .causal = 1},
+               seq_lens);
     check_case(dev, ref, variant, "causal window 512,0",
-          &(clattn_problem){.batch = 1,
-                            .heads = 32,
-                            .kv_heads = 8,
-                            .q_len = 1,
-                            .kv_len = 4000,
-                            .head_dim = 128,
-                            .causal = 1,
-                            .window = 1,
-                            .window_left = 512,
-                            .window_right = 0},
-          NULL);
+               &(clattn_problem){.batch = 1,
+                                 .heads = 32,
+                                 .kv_heads = 8,
+                                 .q_len = 1,
+                                 .kv_len = 4000,
+                                 .head_dim = 128,
+                                 .causal = 1,
+                                 .window = 1,
+                                 .window_left = 512,
+                                 .window_right = 0},
+               NULL);
     check_case(dev, ref, variant, "window dilated Nq=2",
-          &(clattn_problem){.batch = 1,
-                            .heads = 4,
-                            .kv_heads = 4,
-                            .q_len = 2,
-                            .kv_len = 1000,
-                            .head_dim = 32,
-                            .window = 1,
-                            .window_left = 300,
-                            .window_right = 5,
-                            .dilation = 3},
-          NULL);
+               &(clattn_problem){.batch = 1,
+                                 .heads = 4,
+                                 .kv_heads = 4,
+                                 .q_len = 2,
+                                 .kv_len = 1000,
+                                 .head_dim = 32,
+                                 .window = 1,
+                                 .window_left = 300,
+                                 .window_right = 5,
+                                 .dilation = 3},
+               NULL);
     static const int globals[] = {0, 7, 500};
     static const int side_lens[] = {1201, 300}; /* global 500 lies in entry 1's padding */
     check_case(dev, ref, variant, "window+global+summary+x",
-          &(clattn_problem){.batch = 2,
-                            .heads = 8,
-                            .kv_heads = 2,
-                            .q_len = 1,
-                            .kv_len = 1201,
-                            .head_dim = 64,
-                            .causal = 1,
-                            .window = 1,
-                            .window_left = 100,
-                            .window_right = 0,
-                            .global_idx = globals,
-                            .num_global = 3,
-                            .summary_block = 64,
-                            .extra_len = 5},
-          side_lens);
+               &(clattn_problem){.batch = 2,
+                                 .heads = 8,
+                                 .kv_heads = 2,
+                                 .q_len = 1,
+                                 .kv_len = 1201,
+                                 .head_dim = 64,
+                                 .causal = 1,
+                                 .window = 1,
+                                 .window_left = 100,
+                                 .window_right = 0,
+                                 .global_idx = globals,
+                                 .num_global = 3,
+                                 .summary_block = 64,
+                                 .extra_len = 5},
+               side_lens);
 }
 
 int main(void)

@@ -31,15 +31,21 @@ static void add_cases(void)
     static const int dims[] = {16, 64, 80, 128, 256};
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
         for (int causal = 0; causal < 2; causal++)
-            cases[num_cases++] = (dense_case){{.batch = 1, .heads = 2, .q_len = lens[i], .head_dim = 64, .causal = causal}, NULL};
+            cases[num_cases++] =
+                (dense_case){{.batch = 1, .heads = 2, .q_len = lens[i], .head_dim = 64, .causal = causal}, NULL};
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
-        cases[num_cases++] = (dense_case){{.batch = 1, .heads = 1, .q_len = 65, .head_dim = dims[i], .causal = (int)i % 2}, NULL};
+        cases[num_cases++] =
+            (dense_case){{.batch = 1, .heads = 1, .q_len = 65, .head_dim = dims[i], .causal = (int)i % 2}, NULL};
     /* GQA, Dv != D, decode (Nq = 1), Nq < Nk and Nq > Nk, custom scale, padding. */
     cases[num_cases++] = (dense_case){{.batch = 2, .heads = 6, .kv_heads = 2, .q_len = 63, .head_dim = 64}, NULL};
-    cases[num_cases++] = (dense_case){{.batch = 1, .heads = 4, .kv_heads = 1, .q_len = 65, .head_dim = 80, .value_dim = 16, .causal = 1}, NULL};
-    cases[num_cases++] = (dense_case){{.batch = 1, .heads = 8, .kv_heads = 2, .q_len = 1, .kv_len = 1000, .head_dim = 128, .causal = 1}, NULL};
-    cases[num_cases++] = (dense_case){{.batch = 1, .heads = 2, .q_len = 7, .kv_len = 257, .head_dim = 64, .causal = 1}, NULL};
-    cases[num_cases++] = (dense_case){{.batch = 1, .heads = 2, .q_len = 65, .kv_len = 7, .head_dim = 16, .causal = 1}, NULL};
+    cases[num_cases++] = (dense_case){
+        {.batch = 1, .heads = 4, .kv_heads = 1, .q_len = 65, .head_dim = 80, .value_dim = 16, .causal = 1}, NULL};
+    cases[num_cases++] = (dense_case){
+        {.batch = 1, .heads = 8, .kv_heads = 2, .q_len = 1, .kv_len = 1000, .head_dim = 128, .causal = 1}, NULL};
+    cases[num_cases++] =
+        (dense_case){{.batch = 1, .heads = 2, .q_len = 7, .kv_len = 257, .head_dim = 64, .causal = 1}, NULL};
+    cases[num_cases++] =
+        (dense_case){{.batch = 1, .heads = 2, .q_len = 65, .kv_len = 7, .head_dim = 16, .causal = 1}, NULL};
     cases[num_cases++] = (dense_case){{.batch = 1, .heads = 2, .q_len = 63, .head_dim = 64, .scale = 0.5f}, NULL};
     cases[num_cases++] = (dense_case){{.batch = 2, .heads = 2, .q_len = 7, .head_dim = 16, .causal = 1}, pad2};
     cases[num_cases++] = (dense_case){{.batch = 3, .heads = 2, .kv_heads = 1, .q_len = 1000, .head_dim = 64}, pad3};
@@ -57,8 +63,7 @@ int main(void)
 {
     add_cases();
     /* CPU variant: 8- and 16-key score vectors, even and odd row counts. */
-    static const clattn_tiles variants[] = {
-        {1, 8, 1, 1, 8}, {1, 5, 1, 1, 16}, {0, 1, 64, 32, 0}, {0, 1, 16, 8, 0}};
+    static const clattn_tiles variants[] = {{1, 8, 1, 1, 8}, {1, 5, 1, 1, 16}, {0, 1, 64, 32, 0}, {0, 1, 16, 8, 0}};
     static const char *const names[] = {"cpu8x8", "cpu5x16", "local64", "local16"};
     if (harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant) == CHECK_SKIP)
         return CHECK_SKIP;

@@ -35,53 +35,159 @@ typedef struct {
     const char *value; /* text a failure's message must contain */
 } limit_case;
 
-#define GPU(wg, bk) 1, {0, 1, wg, bk, 0}
-#define CPU8 1, {1, 8, 1, 1, 16}
-#define TABLE 0, {0, 0, 0, 0, 0}
+#define GPU(wg, bk)                                                                                                    \
+    1,                                                                                                                 \
+    {                                                                                                                  \
+        0, 1, wg, bk, 0                                                                                                \
+    }
+#define CPU8                                                                                                           \
+    1,                                                                                                                 \
+    {                                                                                                                  \
+        1, 8, 1, 1, 16                                                                                                 \
+    }
+#define TABLE                                                                                                          \
+    0,                                                                                                                 \
+    {                                                                                                                  \
+        0, 0, 0, 0, 0                                                                                                  \
+    }
 
 static const int side_globals[] = {0, 40};
 static const int side_lens[] = {65, 30};
 
 /* With (D + Dv) * 4 bytes per key, local memory L allows floor(L / ((D + Dv) * 4)) keys per tile. */
 static const limit_case limit_cases[] = {
-    {"wg 16, 4 KiB local: BK 32 -> 8", {16, 4096, 0}, GPU(64, 32),
-     {.batch = 1, .heads = 2, .q_len = 65, .head_dim = 64, .causal = 1}, NULL, CLATTN_STATUS_OK, NULL},
-    {"wg 16, 4 KiB local, D 256: BK 32 -> 2", {16, 4096, 0}, GPU(64, 32),
-     {.batch = 1, .heads = 1, .q_len = 257, .head_dim = 256}, NULL, CLATTN_STATUS_OK, NULL},
-    {"2 KiB local, D 256: BK 1", {0, 2048, 0}, GPU(64, 32),
-     {.batch = 1, .heads = 1, .q_len = 257, .head_dim = 256, .causal = 1}, NULL, CLATTN_STATUS_OK, NULL},
-    {"wg 8, 1 KiB local, D 64 Dv 16: side keys, BK 4 -> 2", {8, 1024, 0}, GPU(64, 4),
-     {.batch = 2, .heads = 4, .kv_heads = 2, .q_len = 65, .head_dim = 64, .value_dim = 16, .window = 1,
-      .window_left = 8, .window_right = 8, .global_idx = side_globals, .num_global = 2, .summary_block = 16,
+    {"wg 16, 4 KiB local: BK 32 -> 8",
+     {16, 4096, 0},
+     GPU(64, 32),
+     {.batch = 1, .heads = 2, .q_len = 65, .head_dim = 64, .causal = 1},
+     NULL,
+     CLATTN_STATUS_OK,
+     NULL},
+    {"wg 16, 4 KiB local, D 256: BK 32 -> 2",
+     {16, 4096, 0},
+     GPU(64, 32),
+     {.batch = 1, .heads = 1, .q_len = 257, .head_dim = 256},
+     NULL,
+     CLATTN_STATUS_OK,
+     NULL},
+    {"2 KiB local, D 256: BK 1",
+     {0, 2048, 0},
+     GPU(64, 32),
+     {.batch = 1, .heads = 1, .q_len = 257, .head_dim = 256, .causal = 1},
+     NULL,
+     CLATTN_STATUS_OK,
+     NULL},
+    {"wg 8, 1 KiB local, D 64 Dv 16: side keys, BK 4 -> 2",
+     {8, 1024, 0},
+     GPU(64, 4),
+     {.batch = 2,
+      .heads = 4,
+      .kv_heads = 2,
+      .q_len = 65,
+      .head_dim = 64,
+      .value_dim = 16,
+      .window = 1,
+      .window_left = 8,
+      .window_right = 8,
+      .global_idx = side_globals,
+      .num_global = 2,
+      .summary_block = 16,
       .extra_len = 5},
-     side_lens, CLATTN_STATUS_OK, NULL},
-    {"wg 48 (not a power of two): WG 64 -> 32", {48, 0, 0}, GPU(64, 32),
-     {.batch = 1, .heads = 2, .q_len = 65, .head_dim = 64}, NULL, CLATTN_STATUS_OK, NULL},
-    {"wg 1: one row per work-group", {1, 0, 0}, GPU(64, 32),
-     {.batch = 1, .heads = 1, .q_len = 33, .head_dim = 16, .causal = 1}, NULL, CLATTN_STATUS_OK, NULL},
-    {"device limits, WG 256 BK 8", {0, 0, 0}, GPU(256, 8),
-     {.batch = 1, .heads = 2, .q_len = 257, .head_dim = 64, .causal = 1}, NULL, CLATTN_STATUS_OK, NULL},
-    {"device limits, WG 128 BK 128, D 256", {0, 0, 0}, GPU(128, 128),
-     {.batch = 1, .heads = 1, .q_len = 65, .head_dim = 256}, NULL, CLATTN_STATUS_OK, NULL},
-    {"16 bytes local, CPU variant (uses none)", {0, 16, 0}, CPU8,
-     {.batch = 1, .heads = 2, .q_len = 65, .head_dim = 64, .causal = 1}, NULL, CLATTN_STATUS_OK, NULL},
-    {"16 bytes local, table tiles", {0, 16, 0}, TABLE,
-     {.batch = 1, .heads = 2, .q_len = 65, .head_dim = 64}, NULL, CLATTN_STATUS_OK, NULL},
-    {"16 bytes local, GPU variant: no tile fits", {0, 16, 0}, GPU(64, 32),
-     {.batch = 1, .heads = 1, .q_len = 65, .head_dim = 64}, NULL, CLATTN_STATUS_DEVICE_LIMIT, "16"},
-    {"2047 bytes local, D 256: one key needs 2048", {0, 2047, 0}, GPU(64, 32),
-     {.batch = 1, .heads = 1, .q_len = 65, .head_dim = 256}, NULL, CLATTN_STATUS_DEVICE_LIMIT, "2047"},
+     side_lens,
+     CLATTN_STATUS_OK,
+     NULL},
+    {"wg 48 (not a power of two): WG 64 -> 32",
+     {48, 0, 0},
+     GPU(64, 32),
+     {.batch = 1, .heads = 2, .q_len = 65, .head_dim = 64},
+     NULL,
+     CLATTN_STATUS_OK,
+     NULL},
+    {"wg 1: one row per work-group",
+     {1, 0, 0},
+     GPU(64, 32),
+     {.batch = 1, .heads = 1, .q_len = 33, .head_dim = 16, .causal = 1},
+     NULL,
+     CLATTN_STATUS_OK,
+     NULL},
+    {"device limits, WG 256 BK 8",
+     {0, 0, 0},
+     GPU(256, 8),
+     {.batch = 1, .heads = 2, .q_len = 257, .head_dim = 64, .causal = 1},
+     NULL,
+     CLATTN_STATUS_OK,
+     NULL},
+    {"device limits, WG 128 BK 128, D 256",
+     {0, 0, 0},
+     GPU(128, 128),
+     {.batch = 1, .heads = 1, .q_len = 65, .head_dim = 256},
+     NULL,
+     CLATTN_STATUS_OK,
+     NULL},
+    {"16 bytes local, CPU variant (uses none)",
+     {0, 16, 0},
+     CPU8,
+     {.batch = 1, .heads = 2, .q_len = 65, .head_dim = 64, .causal = 1},
+     NULL,
+     CLATTN_STATUS_OK,
+     NULL},
+    {"16 bytes local, table tiles",
+     {0, 16, 0},
+     TABLE,
+     {.batch = 1, .heads = 2, .q_len = 65, .head_dim = 64},
+     NULL,
+     CLATTN_STATUS_OK,
+     NULL},
+    {"16 bytes local, GPU variant: no tile fits",
+     {0, 16, 0},
+     GPU(64, 32),
+     {.batch = 1, .heads = 1, .q_len = 65, .head_dim = 64},
+     NULL,
+     CLATTN_STATUS_DEVICE_LIMIT,
+     "16"},
+    {"2047 bytes local, D 256: one key needs 2048",
+     {0, 2047, 0},
+     GPU(64, 32),
+     {.batch = 1, .heads = 1, .q_len = 65, .head_dim = 256},
+     NULL,
+     CLATTN_STATUS_DEVICE_LIMIT,
+     "2047"},
     /* B=1, H=1, N=64, D=16: every tensor and the key panels are 4096 bytes (LSE 256). */
-    {"max alloc 4096 = largest tensor, CPU variant", {0, 0, 4096}, CPU8,
-     {.batch = 1, .heads = 1, .q_len = 64, .head_dim = 16}, NULL, CLATTN_STATUS_OK, NULL},
-    {"max alloc 4096 = largest tensor, GPU variant", {0, 0, 4096}, GPU(64, 32),
-     {.batch = 1, .heads = 1, .q_len = 64, .head_dim = 16}, NULL, CLATTN_STATUS_OK, NULL},
-    {"max alloc 4095, CPU variant: key panels", {0, 0, 4095}, CPU8,
-     {.batch = 1, .heads = 1, .q_len = 64, .head_dim = 16}, NULL, CLATTN_STATUS_DEVICE_LIMIT, "4095"},
-    {"max alloc 4095, GPU variant: tensors", {0, 0, 4095}, GPU(64, 32),
-     {.batch = 1, .heads = 1, .q_len = 64, .head_dim = 16}, NULL, CLATTN_STATUS_DEVICE_LIMIT, "4095"},
-    {"max alloc 4096, larger problem", {0, 0, 4096}, TABLE,
-     {.batch = 2, .heads = 2, .q_len = 65, .head_dim = 64}, NULL, CLATTN_STATUS_DEVICE_LIMIT, "4096"},
+    {"max alloc 4096 = largest tensor, CPU variant",
+     {0, 0, 4096},
+     CPU8,
+     {.batch = 1, .heads = 1, .q_len = 64, .head_dim = 16},
+     NULL,
+     CLATTN_STATUS_OK,
+     NULL},
+    {"max alloc 4096 = largest tensor, GPU variant",
+     {0, 0, 4096},
+     GPU(64, 32),
+     {.batch = 1, .heads = 1, .q_len = 64, .head_dim = 16},
+     NULL,
+     CLATTN_STATUS_OK,
+     NULL},
+    {"max alloc 4095, CPU variant: key panels",
+     {0, 0, 4095},
+     CPU8,
+     {.batch = 1, .heads = 1, .q_len = 64, .head_dim = 16},
+     NULL,
+     CLATTN_STATUS_DEVICE_LIMIT,
+     "4095"},
+    {"max alloc 4095, GPU variant: tensors",
+     {0, 0, 4095},
+     GPU(64, 32),
+     {.batch = 1, .heads = 1, .q_len = 64, .head_dim = 16},
+     NULL,
+     CLATTN_STATUS_DEVICE_LIMIT,
+     "4095"},
+    {"max alloc 4096, larger problem",
+     {0, 0, 4096},
+     TABLE,
+     {.batch = 2, .heads = 2, .q_len = 65, .head_dim = 64},
+     NULL,
+     CLATTN_STATUS_DEVICE_LIMIT,
+     "4096"},
 };
 
 /* Plan creation and one host run, for the cases that must fail: the status and where it came. */
@@ -214,7 +320,9 @@ static void check_host_run_over_max_alloc(clattn_context *dev, clattn_plan *plan
     if (q == NULL || out == NULL || k == NULL || v == NULL) {
         printf("SKIP K over max alloc: run_host: the host cannot reserve 2 x %zu bytes\n", h->k_bytes);
     } else {
-        const clattn_host_tensors t = {.q = {q, 256 * sizeof(float)}, .k = {k, h->k_bytes}, .v = {v, h->k_bytes},
+        const clattn_host_tensors t = {.q = {q, 256 * sizeof(float)},
+                                       .k = {k, h->k_bytes},
+                                       .v = {v, h->k_bytes},
                                        .out = {out, 256 * sizeof(float)}};
         const int s = clattn_plan_run_host(plan, &t);
         const char *msg = clattn_context_message(dev);
@@ -303,9 +411,12 @@ static void check_device_specs(void)
         const char *spec;
         int status;
     } specs[] = {
-        {"bogus", CLATTN_STATUS_INVALID_DEVICE_SPEC}, {"1:", CLATTN_STATUS_INVALID_DEVICE_SPEC},
-        {"0:0x", CLATTN_STATUS_INVALID_DEVICE_SPEC},  {"-1:0", CLATTN_STATUS_INVALID_DEVICE_SPEC},
-        {"0:-2", CLATTN_STATUS_INVALID_DEVICE_SPEC},  {"0:999", CLATTN_STATUS_NO_DEVICE},
+        {"bogus", CLATTN_STATUS_INVALID_DEVICE_SPEC},
+        {"1:", CLATTN_STATUS_INVALID_DEVICE_SPEC},
+        {"0:0x", CLATTN_STATUS_INVALID_DEVICE_SPEC},
+        {"-1:0", CLATTN_STATUS_INVALID_DEVICE_SPEC},
+        {"0:-2", CLATTN_STATUS_INVALID_DEVICE_SPEC},
+        {"0:999", CLATTN_STATUS_NO_DEVICE},
         {"99:0", CLATTN_STATUS_NO_DEVICE},
     };
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {

@@ -85,8 +85,8 @@ static size_t make_npy(unsigned char *image, int major, const char *header, size
 /* Runs an image through the parser and, written to a file, through the reader: both must give
  * `expect`, a message containing `needle` (and the path, for the reader), and on failure a
  * zeroed result. Returns the parsed tensor (caller frees) for the success cases. */
-static npy_tensor run_image(const char *name, const unsigned char *image, size_t size, int min_rank,
-                            int max_rank, int expect, const char *needle)
+static npy_tensor run_image(const char *name, const unsigned char *image, size_t size, int min_rank, int max_rank,
+                            int expect, const char *needle)
 {
     npy_tensor parsed, read;
     tool_error err = {{0}};
@@ -110,9 +110,9 @@ static npy_tensor run_image(const char *name, const unsigned char *image, size_t
     if (status != CLATTN_STATUS_OK)
         CHECK(parsed.data == NULL && parsed.rank == 0 && parsed.count == 0, "%s: failed parse left data", name);
     if (status == CLATTN_STATUS_OK && read_status == CLATTN_STATUS_OK) {
-        CHECK(parsed.rank == read.rank && parsed.count == read.count
-                  && memcmp(parsed.shape, read.shape, sizeof parsed.shape) == 0
-                  && (parsed.count == 0 || memcmp(parsed.data, read.data, parsed.count * sizeof(float)) == 0),
+        CHECK(parsed.rank == read.rank && parsed.count == read.count &&
+                  memcmp(parsed.shape, read.shape, sizeof parsed.shape) == 0 &&
+                  (parsed.count == 0 || memcmp(parsed.data, read.data, parsed.count * sizeof(float)) == 0),
               "%s: parse and read disagree", name);
     }
     npy_free(&read);
@@ -138,8 +138,8 @@ static void check_valid(const char *name, int major, const char *header, int ran
     npy_free(&t);
 }
 
-static void check_broken(const char *name, int major, const char *header, size_t data_bytes, int min_rank,
-                         int max_rank, int expect, const char *needle)
+static void check_broken(const char *name, int major, const char *header, size_t data_bytes, int min_rank, int max_rank,
+                         int expect, const char *needle)
 {
     unsigned char image[1024];
     const size_t size = make_npy(image, major, header, data_bytes);
@@ -152,12 +152,12 @@ static void check_broken(const char *name, int major, const char *header, size_t
 static void test_hand_made(void)
 {
     check_valid("v1.0", 1, F4_3, 1, (const long long[]){3});
-    check_valid("v2.0 reordered, odd spacing", 2,
-                "{ 'shape' : ( 2 ,3 ) ,\t'fortran_order' :False,'descr':'<f4'}\n", 2, (const long long[]){2, 3});
-    check_valid("v3.0 double quotes", 3, "{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (1, 2, 1, 2)}",
-                4, (const long long[]){1, 2, 1, 2});
-    check_valid("trailing comma in shape", 1, "{'fortran_order': False, 'shape': (2, 2, 3,), 'descr': '<f4', }",
-                3, (const long long[]){2, 2, 3});
+    check_valid("v2.0 reordered, odd spacing", 2, "{ 'shape' : ( 2 ,3 ) ,\t'fortran_order' :False,'descr':'<f4'}\n", 2,
+                (const long long[]){2, 3});
+    check_valid("v3.0 double quotes", 3, "{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (1, 2, 1, 2)}", 4,
+                (const long long[]){1, 2, 1, 2});
+    check_valid("trailing comma in shape", 1, "{'fortran_order': False, 'shape': (2, 2, 3,), 'descr': '<f4', }", 3,
+                (const long long[]){2, 2, 3});
     check_valid("zero dimension", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4), }\n", 2,
                 (const long long[]){0, 4});
 }
@@ -167,43 +167,42 @@ static void test_broken_headers(void)
     const int trunc = TOOL_STATUS_FILE_TRUNCATED, dtype = TOOL_STATUS_FILE_DTYPE;
     const int rank = TOOL_STATUS_FILE_RANK, overflow = CLATTN_STATUS_SIZE_OVERFLOW;
     check_broken("rank 0", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (), }", 4, 1, 4, rank, "rank 0");
-    check_broken("rank 5", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1), }", 4, 1, 4,
-                 rank, "rank 5");
+    check_broken("rank 5", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1), }", 4, 1, 4, rank,
+                 "rank 5");
     check_broken("rank 1 below min_rank 2", 1, F4_3, 12, 2, 4, rank, "rank 1");
     check_broken("<f8", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", 24, 1, 4, dtype, "'<f8'");
     check_broken(">f4", 1, "{'descr': '>f4', 'fortran_order': False, 'shape': (3,), }", 12, 1, 4, dtype, "'>f4'");
     check_broken("<i4", 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }", 12, 1, 4, dtype, "'<i4'");
     check_broken("<f2", 1, "{'descr': '<f2', 'fortran_order': False, 'shape': (3,), }", 6, 1, 4, dtype, "'<f2'");
-    check_broken("structured", 1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (3,), }", 12, 1,
-                 4, dtype, "structured");
-    check_broken("fortran_order True", 1, "{'descr': '<f4', 'fortran_order': True, 'shape': (3,), }", 12, 1, 4,
-                 dtype, "fortran_order");
-    check_broken("negative dimension", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, -3), }", 0, 1,
-                 4, trunc, "-3");
+    check_broken("structured", 1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (3,), }", 12, 1, 4, dtype,
+                 "structured");
+    check_broken("fortran_order True", 1, "{'descr': '<f4', 'fortran_order': True, 'shape': (3,), }", 12, 1, 4, dtype,
+                 "fortran_order");
+    check_broken("negative dimension", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, -3), }", 0, 1, 4,
+                 trunc, "-3");
     check_broken("product overflow", 1,
-                 "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4), }", 0, 1, 4,
-                 overflow, "4294967296");
+                 "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4), }", 0, 1, 4, overflow,
+                 "4294967296");
     check_broken("dimension beyond 64 bits", 1,
-                 "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", 0, 1, 4,
-                 overflow, "99999999999999999999");
+                 "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", 0, 1, 4, overflow,
+                 "99999999999999999999");
     check_broken("missing shape", 1, "{'descr': '<f4', 'fortran_order': False, }", 0, 1, 4, trunc, "'shape'");
     check_broken("missing descr", 1, "{'fortran_order': False, 'shape': (3,)}", 12, 1, 4, trunc, "'descr'");
-    check_broken("unterminated dict", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), ", 12, 1, 4,
-                 trunc, "unterminated");
-    check_broken("unterminated string", 1, "{'descr': '<f4', 'fortran_order': False, 'shape", 0, 1, 4, trunc,
+    check_broken("unterminated dict", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), ", 12, 1, 4, trunc,
+                 "unterminated");
+    check_broken("unterminated string", 1, "{'descr': '<f4', 'fortran_order': False, 'shape", 0, 1, 4, trunc, NULL);
+    check_broken("unterminated tuple", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, ", 0, 1, 4, trunc,
                  NULL);
-    check_broken("unterminated tuple", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, ", 0, 1, 4,
-                 trunc, NULL);
-    check_broken("unknown key", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), 'extra': 1}", 12, 1,
-                 4, trunc, "'extra'");
-    check_broken("repeated key", 1, "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (3,)}",
-                 12, 1, 4, trunc, "repeated");
-    check_broken("shape not a tuple", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3)}", 12, 1, 4,
-                 trunc, "(3,)");
-    check_broken("lower-case false", 1, "{'descr': '<f4', 'fortran_order': false, 'shape': (3,)}", 12, 1, 4,
-                 trunc, "True or False");
-    check_broken("text after the dict", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,)} x\n", 12, 1,
-                 4, trunc, "'x'");
+    check_broken("unknown key", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), 'extra': 1}", 12, 1, 4,
+                 trunc, "'extra'");
+    check_broken("repeated key", 1, "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (3,)}", 12, 1, 4,
+                 trunc, "repeated");
+    check_broken("shape not a tuple", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3)}", 12, 1, 4, trunc,
+                 "(3,)");
+    check_broken("lower-case false", 1, "{'descr': '<f4', 'fortran_order': false, 'shape': (3,)}", 12, 1, 4, trunc,
+                 "True or False");
+    check_broken("text after the dict", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,)} x\n", 12, 1, 4,
+                 trunc, "'x'");
     check_broken("no dict", 1, "   \n", 12, 1, 4, trunc, "'{'");
     check_broken("data one byte short", 1, F4_3, 11, 1, 4, trunc, "needs 12 bytes, 11 present");
     check_broken("one trailing byte", 1, F4_3, 13, 1, 4, trunc, "malformed");
@@ -269,8 +268,8 @@ static void check_round_trip(int rank, const long long *shape)
     CHECK(status == CLATTN_STATUS_OK, "read back rank %d: %d (%s)", rank, status, err.text);
     CHECK(t.rank == rank && memcmp(t.shape, shape, (size_t)rank * sizeof *shape) == 0 && t.count == count,
           "rank %d: shape or count changed", rank);
-    CHECK(count == 0 || (t.data != NULL && memcmp(t.data, data, count * sizeof(float)) == 0),
-          "rank %d: data changed", rank);
+    CHECK(count == 0 || (t.data != NULL && memcmp(t.data, data, count * sizeof(float)) == 0), "rank %d: data changed",
+          rank);
     npy_free(&t);
 
     size_t size = 0;

@@ -8,9 +8,9 @@
 
 #include "harness.h"
 
-#define TOLERANCE 2e-4  /* against the reference */
+#define TOLERANCE 2e-4 /* against the reference */
 #define MEAN_TOLERANCE 1e-5
-#define GUARD 4096      /* bytes after each output that must stay untouched */
+#define GUARD 4096 /* bytes after each output that must stay untouched */
 #define GUARD_BYTE 0xA5
 #define REPEATS 50
 
@@ -204,8 +204,7 @@ static void compare_backends(const backend *bes, int nbe, fixture *f, const char
         comparison c = {0};
         const int s = run_on(&bes[b], &f->vis.problem, &f->h.t);
         if (!s)
-            compare_rows(f, tensor(&f->h.t.out), tensor(&f->h.t.lse), f->h.out_ref, with_lse ? f->h.lse_ref : NULL,
-                         &c);
+            compare_rows(f, tensor(&f->h.t.out), tensor(&f->h.t.lse), f->h.out_ref, with_lse ? f->h.lse_ref : NULL, &c);
         char detail[200];
         describe(&c, detail, sizeof detail);
         const size_t used = strlen(detail);
@@ -224,12 +223,15 @@ static const numerics_case empty_cases[] = {
     {"causal padding {37, 20, 0}", {.batch = 3, .heads = 2, .q_len = 37, .head_dim = 32, .causal = 1}, pad3},
     {"causal Nq 40 > Nk 9", {.batch = 1, .heads = 2, .q_len = 40, .kv_len = 9, .head_dim = 16, .causal = 1}, NULL},
     {"causal Nq 40 > Nk 9, seq_lens {9, 3}",
-     {.batch = 2, .heads = 2, .q_len = 40, .kv_len = 9, .head_dim = 16, .causal = 1}, pad2},
+     {.batch = 2, .heads = 2, .q_len = 40, .kv_len = 9, .head_dim = 16, .causal = 1},
+     pad2},
     {"decode, seq_lens {50, 0, 49}", {.batch = 3, .heads = 2, .q_len = 1, .kv_len = 50, .head_dim = 64}, decode3},
     {"GQA causal, seq_lens {0, 65}",
-     {.batch = 2, .heads = 4, .kv_heads = 2, .q_len = 65, .head_dim = 64, .causal = 1}, gqa2},
+     {.batch = 2, .heads = 4, .kv_heads = 2, .q_len = 65, .head_dim = 64, .causal = 1},
+     gqa2},
     {"summary + extra keys, seq_lens {37, 0}",
-     {.batch = 2, .heads = 2, .q_len = 37, .head_dim = 16, .summary_block = 4, .extra_len = 2}, side2},
+     {.batch = 2, .heads = 2, .q_len = 37, .head_dim = 16, .summary_block = 4, .extra_len = 2},
+     side2},
 };
 
 static void check_empty_rows(const backend *bes, int nbe)
@@ -260,15 +262,28 @@ static const large_case large_cases[] = {
     /* 64 * 40^2 / 8 = 12800 */
     {{"dense D 64, |logit| <= 12800", {.batch = 1, .heads = 2, .q_len = 65, .head_dim = 64}, NULL}, 40.0f},
     {{"causal D 64, padding, |logit| <= 12800",
-      {.batch = 2, .heads = 2, .q_len = 130, .head_dim = 64, .causal = 1}, large_pad}, 40.0f},
+      {.batch = 2, .heads = 2, .q_len = 130, .head_dim = 64, .causal = 1},
+      large_pad},
+     40.0f},
     /* 6.25 * 16 * 10^2 = 10000 */
     {{"window + globals D 16, scale 6.25, |logit| <= 1e4",
-      {.batch = 2, .heads = 2, .q_len = 130, .head_dim = 16, .scale = 6.25f, .window = 1, .window_left = 7,
-       .window_right = 3, .global_idx = large_globals, .num_global = 2}, large_pad}, 10.0f},
+      {.batch = 2,
+       .heads = 2,
+       .q_len = 130,
+       .head_dim = 16,
+       .scale = 6.25f,
+       .window = 1,
+       .window_left = 7,
+       .window_right = 3,
+       .global_idx = large_globals,
+       .num_global = 2},
+      large_pad},
+     10.0f},
     /* Full summary blocks: their keys are means of +-c over 8, still exact. */
     {{"summary + extra D 32, |logit| <= 14142",
       {.batch = 1, .heads = 2, .q_len = 64, .head_dim = 32, .causal = 1, .summary_block = 8, .extra_len = 3},
-      NULL}, 50.0f},
+      NULL},
+     50.0f},
 };
 
 static void check_large_logits(const backend *bes, int nbe)
@@ -302,20 +317,37 @@ static const planted_case planted_cases[] = {
     {{"padding {37, 20, 0}", {.batch = 3, .heads = 2, .q_len = 37, .head_dim = 32}, plant_pad}, 0},
     {{"padding, NaN queries too", {.batch = 3, .heads = 2, .q_len = 37, .head_dim = 32}, plant_pad}, 1},
     {{"GQA causal padding {37, 20, 0}",
-      {.batch = 3, .heads = 4, .kv_heads = 2, .q_len = 37, .head_dim = 64, .causal = 1}, plant_pad}, 0},
+      {.batch = 3, .heads = 4, .kv_heads = 2, .q_len = 37, .head_dim = 64, .causal = 1},
+      plant_pad},
+     0},
     {{"decode, window (4, 0)",
-      {.batch = 1, .heads = 2, .q_len = 1, .kv_len = 40, .head_dim = 64, .window = 1, .window_left = 4}, NULL}, 0},
+      {.batch = 1, .heads = 2, .q_len = 1, .kv_len = 40, .head_dim = 64, .window = 1, .window_left = 4},
+      NULL},
+     0},
     {{"Nq 8, Nk 64, causal window (4, 0)",
-      {.batch = 1, .heads = 2, .q_len = 8, .kv_len = 64, .head_dim = 16, .causal = 1, .window = 1,
-       .window_left = 4}, NULL}, 0},
+      {.batch = 1, .heads = 2, .q_len = 8, .kv_len = 64, .head_dim = 16, .causal = 1, .window = 1, .window_left = 4},
+      NULL},
+     0},
     {{"decode, window (16, 0) dilation 2",
-      {.batch = 1, .heads = 1, .q_len = 1, .kv_len = 41, .head_dim = 32, .window = 1, .window_left = 16,
-       .dilation = 2}, NULL}, 0},
+      {.batch = 1, .heads = 1, .q_len = 1, .kv_len = 41, .head_dim = 32, .window = 1, .window_left = 16, .dilation = 2},
+      NULL},
+     0},
     {{"summary blocks of 4, padding {37, 21}",
-      {.batch = 2, .heads = 2, .q_len = 37, .head_dim = 16, .summary_block = 4}, plant_side}, 0},
+      {.batch = 2, .heads = 2, .q_len = 37, .head_dim = 16, .summary_block = 4},
+      plant_side},
+     0},
     {{"globals {2, 30}, window (3, 3), padding {37, 20}",
-      {.batch = 2, .heads = 2, .q_len = 37, .head_dim = 16, .window = 1, .window_left = 3, .window_right = 3,
-       .global_idx = plant_globals, .num_global = 2}, plant_pad}, 0},
+      {.batch = 2,
+       .heads = 2,
+       .q_len = 37,
+       .head_dim = 16,
+       .window = 1,
+       .window_left = 3,
+       .window_right = 3,
+       .global_idx = plant_globals,
+       .num_global = 2},
+      plant_pad},
+     0},
 };
 
 /* Whether key j of batch entry b is outside the set of every query (and of every summary mean). */
@@ -395,17 +427,34 @@ static const int const_pad[] = {65, 40}, const_globals[] = {0, 17};
 static const constant_case constant_cases[] = {
     {{"dense N 33 D 16", {.batch = 1, .heads = 2, .q_len = 33, .head_dim = 16}, NULL}, 0.5f, 0.5f},
     {{"GQA causal, padding {65, 40}",
-      {.batch = 2, .heads = 4, .kv_heads = 2, .q_len = 65, .head_dim = 64, .causal = 1}, const_pad}, 0.5f, 0.5f},
+      {.batch = 2, .heads = 4, .kv_heads = 2, .q_len = 65, .head_dim = 64, .causal = 1},
+      const_pad},
+     0.5f,
+     0.5f},
     {{"window (5, 2) N 50 D 32",
       {.batch = 1, .heads = 2, .q_len = 50, .head_dim = 32, .window = 1, .window_left = 5, .window_right = 2},
-      NULL}, 0.25f, 0.25f},
+      NULL},
+     0.25f,
+     0.25f},
     {{"causal Nq 7 < Nk 50", {.batch = 1, .heads = 1, .q_len = 7, .kv_len = 50, .head_dim = 16, .causal = 1}, NULL},
-     1.0f, 1.0f},
+     1.0f,
+     1.0f},
     {{"globals + window (3, 3) N 40",
-      {.batch = 1, .heads = 2, .q_len = 40, .head_dim = 16, .window = 1, .window_left = 3, .window_right = 3,
-       .global_idx = const_globals, .num_global = 2}, NULL}, 0.5f, 0.5f},
-    {{"every logit -12800 (Q = 40, K = -40)", {.batch = 1, .heads = 2, .q_len = 65, .head_dim = 64, .causal = 1},
-      NULL}, 40.0f, -40.0f},
+      {.batch = 1,
+       .heads = 2,
+       .q_len = 40,
+       .head_dim = 16,
+       .window = 1,
+       .window_left = 3,
+       .window_right = 3,
+       .global_idx = const_globals,
+       .num_global = 2},
+      NULL},
+     0.5f,
+     0.5f},
+    {{"every logit -12800 (Q = 40, K = -40)", {.batch = 1, .heads = 2, .q_len = 65, .head_dim = 64, .causal = 1}, NULL},
+     40.0f,
+     -40.0f},
 };
 
 /* want [rows, Dv] = mean of V over the keys each row sees (0 for an empty row). */
@@ -450,11 +499,18 @@ static void check_constant(const backend *bes, int nbe)
 /* Property 5: one plan run 50 times gives bit-identical O and LSE.                            */
 
 static const int busy_globals[] = {3, 50}, busy_pad[] = {97, 60};
-static const numerics_case busy_case = {
-    "globals, summary, extra, causal, padding",
-    {.batch = 2, .heads = 4, .kv_heads = 2, .q_len = 97, .head_dim = 64, .causal = 1, .global_idx = busy_globals,
-     .num_global = 2, .summary_block = 8, .extra_len = 4},
-    busy_pad};
+static const numerics_case busy_case = {"globals, summary, extra, causal, padding",
+                                        {.batch = 2,
+                                         .heads = 4,
+                                         .kv_heads = 2,
+                                         .q_len = 97,
+                                         .head_dim = 64,
+                                         .causal = 1,
+                                         .global_idx = busy_globals,
+                                         .num_global = 2,
+                                         .summary_block = 8,
+                                         .extra_len = 4},
+                                        busy_pad};
 
 static void check_determinism(const backend *be)
 {
@@ -506,12 +562,12 @@ static int canary_ok(const unsigned char *x, size_t bytes, size_t *unwritten, si
     return *unwritten == 0 && *guard_hits == 0;
 }
 
-static void report_canaries(const backend *be, const char *what, const unsigned char *const *outs,
-                            const size_t *bytes, int inputs_same)
+static void report_canaries(const backend *be, const char *what, const unsigned char *const *outs, const size_t *bytes,
+                            int inputs_same)
 {
     size_t unwritten[2], hits[2];
-    const int ok = canary_ok(outs[0], bytes[0], &unwritten[0], &hits[0]) &
-                   canary_ok(outs[1], bytes[1], &unwritten[1], &hits[1]);
+    const int ok =
+        canary_ok(outs[0], bytes[0], &unwritten[0], &hits[0]) & canary_ok(outs[1], bytes[1], &unwritten[1], &hits[1]);
     char detail[200];
     snprintf(detail, sizeof detail, "out: %zu unwritten, %zu guard bytes hit; lse: %zu unwritten, %zu hit; inputs %s",
              unwritten[0], hits[0], unwritten[1], hits[1], inputs_same ? "intact" : "WRITTEN");
@@ -587,8 +643,8 @@ static void check_device_canary(const backend *be, const numerics_case *nc)
     fixture f;
     if (!fixture_make(&f, nc))
         return;
-    const clattn_host_tensor *host[D_COUNT] = {&f.h.t.q, &f.h.t.k, &f.h.t.v, &f.h.t.kx, &f.h.t.vx, &f.h.t.out,
-                                               &f.h.t.lse};
+    const clattn_host_tensor *host[D_COUNT] = {&f.h.t.q,  &f.h.t.k,   &f.h.t.v,  &f.h.t.kx,
+                                               &f.h.t.vx, &f.h.t.out, &f.h.t.lse};
     cl_mem mem[D_COUNT] = {0};
     int ok = 1;
     for (int i = 0; i < D_COUNT; i++)
@@ -596,8 +652,14 @@ static void check_device_canary(const backend *be, const numerics_case *nc)
     clattn_plan *plan = NULL;
     clattn_context_force_tiles(be->ctx, be->tiles);
     int s = ok ? clattn_plan_create(be->ctx, &f.vis.problem, &plan) : CLATTN_STATUS_HOST_OUT_OF_MEMORY;
-    const clattn_buffers b = {.q = mem[D_Q], .k = mem[D_K], .v = mem[D_V], .out = mem[D_OUT], .lse = mem[D_LSE],
-                              .kx = mem[D_KX], .vx = mem[D_VX], .seq_lens = f.seq_lens};
+    const clattn_buffers b = {.q = mem[D_Q],
+                              .k = mem[D_K],
+                              .v = mem[D_V],
+                              .out = mem[D_OUT],
+                              .lse = mem[D_LSE],
+                              .kx = mem[D_KX],
+                              .vx = mem[D_VX],
+                              .seq_lens = f.seq_lens};
     if (!s)
         s = clattn_plan_enqueue(plan, NULL, &b, 0, NULL, NULL);
     unsigned char *back[D_COUNT] = {0};

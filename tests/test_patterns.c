@@ -16,7 +16,7 @@ static void report(int ok, const char *variant, const char *what, const clattn_p
 }
 
 static void check_case(clattn_context *dev, clattn_context *ref, const char *variant, const char *what,
-                  const clattn_problem *p, const int *seq_lens)
+                       const clattn_problem *p, const int *seq_lens)
 {
     double err = 0.0;
     const int s = harness_compare(dev, ref, p, seq_lens, 1, &err);
@@ -51,8 +51,14 @@ static void check_identical(clattn_context *dev, const char *variant, const char
 
 static clattn_problem window(int n, int d, int left, int right, int causal)
 {
-    return (clattn_problem){.batch = 1, .heads = 2, .q_len = n, .head_dim = d, .window = 1,
-                            .window_left = left, .window_right = right, .causal = causal};
+    return (clattn_problem){.batch = 1,
+                            .heads = 2,
+                            .q_len = n,
+                            .head_dim = d,
+                            .window = 1,
+                            .window_left = left,
+                            .window_right = right,
+                            .causal = causal};
 }
 
 static void run_device(clattn_context *dev, clattn_context *ref, const char *variant, int full)
@@ -64,8 +70,13 @@ static void run_device(clattn_context *dev, clattn_context *ref, const char *var
         for (int j = 0; j < nsides; j++)
             if (full || i == j || j == 0)
                 check_case(dev, ref, variant, "window",
-                           &(clattn_problem){.batch = 1, .heads = 2, .q_len = n, .head_dim = 64, .window = 1,
-                                             .window_left = sides[i], .window_right = sides[j],
+                           &(clattn_problem){.batch = 1,
+                                             .heads = 2,
+                                             .q_len = n,
+                                             .head_dim = 64,
+                                             .window = 1,
+                                             .window_left = sides[i],
+                                             .window_right = sides[j],
                                              .causal = (i + j) % 3 == 0},
                            NULL);
     clattn_problem dil = window(1000, 64, 40, 17, 0);
@@ -89,7 +100,8 @@ static void run_device(clattn_context *dev, clattn_context *ref, const char *var
         check_identical(dev, variant, "window (N,0) == causal", &left_only, &causal);
     }
     check_case(dev, ref, variant, "causal GQA, 64-key chunks",
-          &(clattn_problem){.batch = 1, .heads = 4, .kv_heads = 2, .q_len = 2100, .head_dim = 64, .causal = 1}, NULL);
+               &(clattn_problem){.batch = 1, .heads = 4, .kv_heads = 2, .q_len = 2100, .head_dim = 64, .causal = 1},
+               NULL);
 
     /* Global tokens: {}, {0}, {0, N/2, N-1}, every token; with and without Qg/Kg/Vg. */
     static int every[257];
@@ -126,16 +138,35 @@ static void run_device(clattn_context *dev, clattn_context *ref, const char *var
 
     /* Padding that cuts through a window and a summary block; all patterns at once. */
     static const int lens[] = {257, 100, 37, 0};
-    clattn_problem all = {.batch = 4, .heads = 4, .kv_heads = 2, .q_len = n, .head_dim = 64, .value_dim = 32,
-                          .window = 1, .window_left = 20, .window_right = 7, .causal = 1,
-                          .global_idx = g3, .num_global = 3, .summary_block = 30, .extra_len = 3};
+    clattn_problem all = {.batch = 4,
+                          .heads = 4,
+                          .kv_heads = 2,
+                          .q_len = n,
+                          .head_dim = 64,
+                          .value_dim = 32,
+                          .window = 1,
+                          .window_left = 20,
+                          .window_right = 7,
+                          .causal = 1,
+                          .global_idx = g3,
+                          .num_global = 3,
+                          .summary_block = 30,
+                          .extra_len = 3};
     check_case(dev, ref, variant, "everything + padding", &all, lens);
     all.causal = 0;
     all.dilation = 2;
     check_case(dev, ref, variant, "everything dilated + padding", &all, lens);
     /* Decode: one query at the last position with a causal window, plus Nq < Nk. */
-    clattn_problem decode = {.batch = 1, .heads = 8, .kv_heads = 2, .q_len = 1, .kv_len = 1000, .head_dim = 128,
-                             .window = 1, .window_left = 100, .window_right = 0, .causal = 1};
+    clattn_problem decode = {.batch = 1,
+                             .heads = 8,
+                             .kv_heads = 2,
+                             .q_len = 1,
+                             .kv_len = 1000,
+                             .head_dim = 128,
+                             .window = 1,
+                             .window_left = 100,
+                             .window_right = 0,
+                             .causal = 1};
     check_case(dev, ref, variant, "decode causal window", &decode, NULL);
     decode.q_len = 7;
     decode.summary_block = 64;

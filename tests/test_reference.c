@@ -18,12 +18,12 @@
 /* Fixtures: a normalized problem with every tensor it needs, filled with values in [-1, 1).    */
 
 typedef struct {
-    clattn_problem p;     /* normalized */
-    float *q, *k, *v;     /* [B, H, Nq, D], [B, Hkv, Nk, D], [B, Hkv, Nk, Dv] */
-    float *out, *lse;     /* [B, H, Nq, Dv], [B, H, Nq] */
-    float *qg, *kg, *vg;  /* shapes of q, k, v; only with global_qkv */
-    float *kx, *vx;       /* [B, Hkv, Nx, D], [B, Hkv, Nx, Dv]; only with extra keys */
-    const int *seq_lens;  /* [B] or NULL */
+    clattn_problem p;    /* normalized */
+    float *q, *k, *v;    /* [B, H, Nq, D], [B, Hkv, Nk, D], [B, Hkv, Nk, Dv] */
+    float *out, *lse;    /* [B, H, Nq, Dv], [B, H, Nq] */
+    float *qg, *kg, *vg; /* shapes of q, k, v; only with global_qkv */
+    float *kx, *vx;      /* [B, Hkv, Nx, D], [B, Hkv, Nx, Dv]; only with extra keys */
+    const int *seq_lens; /* [B] or NULL */
 } fixture;
 
 /* Uniform values, not bench/random.c's normal ones, on purpose: test_large_inputs bounds |O| by
@@ -50,11 +50,26 @@ static float *random_tensor(size_t count)
     return x;
 }
 
-static size_t q_count(const clattn_problem *p) { return (size_t)p->batch * p->heads * p->q_len * p->head_dim; }
-static size_t k_count(const clattn_problem *p) { return (size_t)p->batch * p->kv_heads * p->kv_len * p->head_dim; }
-static size_t v_count(const clattn_problem *p) { return (size_t)p->batch * p->kv_heads * p->kv_len * p->value_dim; }
-static size_t o_count(const clattn_problem *p) { return (size_t)p->batch * p->heads * p->q_len * p->value_dim; }
-static size_t lse_count(const clattn_problem *p) { return (size_t)p->batch * p->heads * p->q_len; }
+static size_t q_count(const clattn_problem *p)
+{
+    return (size_t)p->batch * p->heads * p->q_len * p->head_dim;
+}
+static size_t k_count(const clattn_problem *p)
+{
+    return (size_t)p->batch * p->kv_heads * p->kv_len * p->head_dim;
+}
+static size_t v_count(const clattn_problem *p)
+{
+    return (size_t)p->batch * p->kv_heads * p->kv_len * p->value_dim;
+}
+static size_t o_count(const clattn_problem *p)
+{
+    return (size_t)p->batch * p->heads * p->q_len * p->value_dim;
+}
+static size_t lse_count(const clattn_problem *p)
+{
+    return (size_t)p->batch * p->heads * p->q_len;
+}
 static size_t x_count(const clattn_problem *p, int width)
 {
     return (size_t)p->batch * p->kv_heads * p->extra_len * width;
@@ -207,8 +222,8 @@ static void check_row(const fixture *f, const char *what, int slice, int i, cons
     if (isinf(want_lse))
         CHECK(isinf(lse) && lse < 0, "%s: lse[slice %d, row %d] = %g, want -inf", what, slice, i, lse);
     else
-        CHECK(fabs(lse - want_lse) <= tol * (1.0 + fabs(want_lse)), "%s: lse[slice %d, row %d] = %.9g, want %.9g",
-              what, slice, i, lse, want_lse);
+        CHECK(fabs(lse - want_lse) <= tol * (1.0 + fabs(want_lse)), "%s: lse[slice %d, row %d] = %.9g, want %.9g", what,
+              slice, i, lse, want_lse);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -281,7 +296,8 @@ static void mark_grid(const clattn_problem *p, int t, unsigned char *mask)
                         swin_region(c, p->grid_window_size, p->grid_shift))
                     mask[y * w + x] = 1;
         break;
-    case CLATTN_GRID_NONE: break;
+    case CLATTN_GRID_NONE:
+        break;
     }
 }
 
@@ -396,64 +412,146 @@ static void test_visibility(void)
         {"causal + padding", {.batch = 3, .heads = 1, .q_len = 12, .head_dim = 1, .causal = 1}, lens3},
         {"decode", {.batch = 1, .heads = 1, .q_len = 1, .kv_len = 12, .head_dim = 1, .causal = 1}, NULL},
         {"Nq > Nk", {.batch = 1, .heads = 1, .q_len = 9, .kv_len = 4, .head_dim = 1}, NULL},
-        {"Nq > Nk causal + padding", {.batch = 2, .heads = 1, .q_len = 15, .kv_len = 11, .head_dim = 1, .causal = 1},
+        {"Nq > Nk causal + padding",
+         {.batch = 2, .heads = 1, .q_len = 15, .kv_len = 11, .head_dim = 1, .causal = 1},
          lens2},
         {"window (0, 0)", {.batch = 1, .heads = 1, .q_len = 9, .head_dim = 1, .window = 1}, NULL},
         {"window (7, 5) dilation 3",
-         {.batch = 1, .heads = 1, .q_len = 20, .head_dim = 1, .window = 1, .window_left = 7, .window_right = 5,
+         {.batch = 1,
+          .heads = 1,
+          .q_len = 20,
+          .head_dim = 1,
+          .window = 1,
+          .window_left = 7,
+          .window_right = 5,
           .dilation = 3},
          NULL},
         {"window (30, 30) dilation 3, wider than N",
-         {.batch = 1, .heads = 1, .q_len = 10, .head_dim = 1, .window = 1, .window_left = 30, .window_right = 30,
+         {.batch = 1,
+          .heads = 1,
+          .q_len = 10,
+          .head_dim = 1,
+          .window = 1,
+          .window_left = 30,
+          .window_right = 30,
           .dilation = 3},
          NULL},
         {"window (N, 0) causal",
-         {.batch = 1, .heads = 1, .q_len = 10, .head_dim = 1, .window = 1, .window_left = 10, .causal = 1}, NULL},
+         {.batch = 1, .heads = 1, .q_len = 10, .head_dim = 1, .window = 1, .window_left = 10, .causal = 1},
+         NULL},
         {"window (4, 6) dilation 2, Nq > Nk",
-         {.batch = 1, .heads = 1, .q_len = 14, .kv_len = 9, .head_dim = 1, .window = 1, .window_left = 4,
-          .window_right = 6, .dilation = 2},
+         {.batch = 1,
+          .heads = 1,
+          .q_len = 14,
+          .kv_len = 9,
+          .head_dim = 1,
+          .window = 1,
+          .window_left = 4,
+          .window_right = 6,
+          .dilation = 2},
          NULL},
         {"decode window (5, 0) dilation 3",
-         {.batch = 1, .heads = 1, .q_len = 1, .kv_len = 20, .head_dim = 1, .window = 1, .window_left = 5,
-          .dilation = 3, .causal = 1},
+         {.batch = 1,
+          .heads = 1,
+          .q_len = 1,
+          .kv_len = 20,
+          .head_dim = 1,
+          .window = 1,
+          .window_left = 5,
+          .dilation = 3,
+          .causal = 1},
          NULL},
         {"globals without a window, causal",
          {.batch = 1, .heads = 1, .q_len = 12, .head_dim = 1, .causal = 1, .global_idx = globals, .num_global = 3},
          NULL},
         {"window (2, 1) dilation 3 + globals",
-         {.batch = 1, .heads = 1, .q_len = 12, .head_dim = 1, .window = 1, .window_left = 2, .window_right = 1,
-          .dilation = 3, .global_idx = globals, .num_global = 3},
+         {.batch = 1,
+          .heads = 1,
+          .q_len = 12,
+          .head_dim = 1,
+          .window = 1,
+          .window_left = 2,
+          .window_right = 1,
+          .dilation = 3,
+          .global_idx = globals,
+          .num_global = 3},
          NULL},
         {"window (3, 0) + globals + causal + padding",
-         {.batch = 3, .heads = 1, .q_len = 12, .head_dim = 1, .window = 1, .window_left = 3, .causal = 1,
-          .global_idx = globals, .num_global = 3},
+         {.batch = 3,
+          .heads = 1,
+          .q_len = 12,
+          .head_dim = 1,
+          .window = 1,
+          .window_left = 3,
+          .causal = 1,
+          .global_idx = globals,
+          .num_global = 3},
          lens3},
         {"window (1, 1) + globals + causal, Nq < Nk",
-         {.batch = 1, .heads = 1, .q_len = 4, .kv_len = 12, .head_dim = 1, .window = 1, .window_left = 1,
-          .window_right = 1, .causal = 1, .global_idx = globals, .num_global = 3},
+         {.batch = 1,
+          .heads = 1,
+          .q_len = 4,
+          .kv_len = 12,
+          .head_dim = 1,
+          .window = 1,
+          .window_left = 1,
+          .window_right = 1,
+          .causal = 1,
+          .global_idx = globals,
+          .num_global = 3},
          NULL},
         {"global_qkv + summary + extra + causal + padding",
-         {.batch = 3, .heads = 1, .q_len = 12, .head_dim = 1, .window = 1, .window_left = 1, .window_right = 1,
-          .causal = 1, .global_idx = globals, .num_global = 3, .global_qkv = 1, .summary_block = 2, .extra_len = 2},
+         {.batch = 3,
+          .heads = 1,
+          .q_len = 12,
+          .head_dim = 1,
+          .window = 1,
+          .window_left = 1,
+          .window_right = 1,
+          .causal = 1,
+          .global_idx = globals,
+          .num_global = 3,
+          .global_qkv = 1,
+          .summary_block = 2,
+          .extra_len = 2},
          lens3},
         {"summary b = 1", {.batch = 1, .heads = 1, .q_len = 6, .head_dim = 1, .summary_block = 1}, NULL},
-        {"summary b = 1 causal", {.batch = 1, .heads = 1, .q_len = 6, .head_dim = 1, .causal = 1, .summary_block = 1},
+        {"summary b = 1 causal",
+         {.batch = 1, .heads = 1, .q_len = 6, .head_dim = 1, .causal = 1, .summary_block = 1},
          NULL},
         {"summary b = 3 + extra, causal, Nq < Nk, padding",
-         {.batch = 4, .heads = 1, .q_len = 5, .kv_len = 8, .head_dim = 1, .causal = 1, .summary_block = 3,
+         {.batch = 4,
+          .heads = 1,
+          .q_len = 5,
+          .kv_len = 8,
+          .head_dim = 1,
+          .causal = 1,
+          .summary_block = 3,
           .extra_len = 2},
          lens4},
-        {"summary b > N, causal", {.batch = 1, .heads = 1, .q_len = 7, .head_dim = 1, .causal = 1, .summary_block = 9},
+        {"summary b > N, causal",
+         {.batch = 1, .heads = 1, .q_len = 7, .head_dim = 1, .causal = 1, .summary_block = 9},
          NULL},
         {"summary b = 4 causal, Nq > Nk",
-         {.batch = 1, .heads = 1, .q_len = 13, .kv_len = 10, .head_dim = 1, .causal = 1, .summary_block = 4}, NULL},
+         {.batch = 1, .heads = 1, .q_len = 13, .kv_len = 10, .head_dim = 1, .causal = 1, .summary_block = 4},
+         NULL},
         {"window (2, 2) + globals + summary + extra + padding",
-         {.batch = 3, .heads = 1, .q_len = 12, .head_dim = 1, .window = 1, .window_left = 2, .window_right = 2,
-          .global_idx = globals, .num_global = 3, .summary_block = 5, .extra_len = 3},
+         {.batch = 3,
+          .heads = 1,
+          .q_len = 12,
+          .head_dim = 1,
+          .window = 1,
+          .window_left = 2,
+          .window_right = 2,
+          .global_idx = globals,
+          .num_global = 3,
+          .summary_block = 5,
+          .extra_len = 3},
          lens3},
         {"extra keys", {.batch = 1, .heads = 1, .q_len = 5, .head_dim = 1, .extra_len = 3}, NULL},
         {"extra keys, causal + padding",
-         {.batch = 4, .heads = 1, .q_len = 8, .head_dim = 1, .causal = 1, .extra_len = 1}, lens4},
+         {.batch = 4, .heads = 1, .q_len = 8, .head_dim = 1, .causal = 1, .extra_len = 1},
+         lens4},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         check_visibility(cases[c].what, &cases[c].p, cases[c].seq_lens);
@@ -500,24 +598,54 @@ static void test_probe_sequence_patterns(void)
     probe("causal, Nq < Nk", (clattn_problem){.batch = 1, .heads = 1, .q_len = 3, .kv_len = 7, .causal = 1}, NULL);
     /* Nq > Nk: the first rows sit before every key, so causal leaves them nothing. */
     probe("causal, Nq > Nk", (clattn_problem){.batch = 1, .heads = 1, .q_len = 5, .kv_len = 3, .causal = 1}, NULL);
-    probe("window (2, 1)", (clattn_problem){.batch = 1, .heads = 1, .q_len = 9, .window = 1, .window_left = 2,
-                                            .window_right = 1}, NULL);
-    probe("window (3, 2), Nq < Nk", (clattn_problem){.batch = 1, .heads = 1, .q_len = 4, .kv_len = 10, .window = 1,
-                                                     .window_left = 3, .window_right = 2}, NULL);
-    probe("window (5, 4) dilation 2", (clattn_problem){.batch = 1, .heads = 1, .q_len = 12, .window = 1,
-                                                       .window_left = 5, .window_right = 4, .dilation = 2}, NULL);
+    probe("window (2, 1)",
+          (clattn_problem){.batch = 1, .heads = 1, .q_len = 9, .window = 1, .window_left = 2, .window_right = 1}, NULL);
+    probe("window (3, 2), Nq < Nk",
+          (clattn_problem){
+              .batch = 1, .heads = 1, .q_len = 4, .kv_len = 10, .window = 1, .window_left = 3, .window_right = 2},
+          NULL);
+    probe("window (5, 4) dilation 2",
+          (clattn_problem){
+              .batch = 1, .heads = 1, .q_len = 12, .window = 1, .window_left = 5, .window_right = 4, .dilation = 2},
+          NULL);
 
     static const int globals[] = {5, 0, 9};
     probe("window (2, 1) dilation 2 + global",
-          (clattn_problem){.batch = 1, .heads = 1, .q_len = 12, .window = 1, .window_left = 2, .window_right = 1,
-                           .dilation = 2, .global_idx = globals, .num_global = 3}, NULL);
+          (clattn_problem){.batch = 1,
+                           .heads = 1,
+                           .q_len = 12,
+                           .window = 1,
+                           .window_left = 2,
+                           .window_right = 1,
+                           .dilation = 2,
+                           .global_idx = globals,
+                           .num_global = 3},
+          NULL);
     static const int lens[] = {12, 8, 0};
     probe("window (3, 0) + global + causal + padding",
-          (clattn_problem){.batch = 3, .heads = 2, .kv_heads = 1, .q_len = 12, .causal = 1, .window = 1,
-                           .window_left = 3, .window_right = 0, .global_idx = globals, .num_global = 3}, lens);
+          (clattn_problem){.batch = 3,
+                           .heads = 2,
+                           .kv_heads = 1,
+                           .q_len = 12,
+                           .causal = 1,
+                           .window = 1,
+                           .window_left = 3,
+                           .window_right = 0,
+                           .global_idx = globals,
+                           .num_global = 3},
+          lens);
     probe("global + causal, Nq < Nk",
-          (clattn_problem){.batch = 1, .heads = 1, .q_len = 4, .kv_len = 12, .causal = 1, .window = 1,
-                           .window_left = 1, .window_right = 1, .global_idx = globals, .num_global = 3}, NULL);
+          (clattn_problem){.batch = 1,
+                           .heads = 1,
+                           .q_len = 4,
+                           .kv_len = 12,
+                           .causal = 1,
+                           .window = 1,
+                           .window_left = 1,
+                           .window_right = 1,
+                           .global_idx = globals,
+                           .num_global = 3},
+          NULL);
 }
 
 static void test_probe_grid_patterns(void)
@@ -583,14 +711,21 @@ static void check_literal_set(const char *what, const clattn_problem *p, int t, 
     for (int e = 0; e < n; e++)
         want_mask[want[e]] = 1;
     expected_set(p, p->kv_len, t, mask);
-    CHECK(memcmp(mask, want_mask, (size_t)p->kv_len) == 0, "%s: brute-force set of token %d differs from SPEC",
-          what, t);
+    CHECK(memcmp(mask, want_mask, (size_t)p->kv_len) == 0, "%s: brute-force set of token %d differs from SPEC", what,
+          t);
 }
 
 static void test_literal_grid_sets(void)
 {
-    clattn_problem p = {.batch = 1, .heads = 1, .q_len = 20, .kv_len = 20, .grid_h = 4, .grid_w = 5,
-                        .grid_pattern = CLATTN_GRID_NEIGHBORHOOD, .grid_kernel_h = 3, .grid_kernel_w = 3,
+    clattn_problem p = {.batch = 1,
+                        .heads = 1,
+                        .q_len = 20,
+                        .kv_len = 20,
+                        .grid_h = 4,
+                        .grid_w = 5,
+                        .grid_pattern = CLATTN_GRID_NEIGHBORHOOD,
+                        .grid_kernel_h = 3,
+                        .grid_kernel_w = 3,
                         .grid_dilation = 2};
     /* (0,0): row group {0, 2} is shorter than the kernel (all of it); column group {0, 2, 4}. */
     check_literal_set("neighborhood", &p, 0, (const int[]){0, 2, 4, 10, 12, 14}, 6);
@@ -627,8 +762,11 @@ static void test_hand_two_keys(void)
         for (int custom = 0; custom <= 1; custom++) {
             const double scale = custom ? 0.5 : 1.0; /* default: 1 / sqrt(D) = 1 */
             fixture f;
-            fixture_make(&f, &(clattn_problem){.batch = 1, .heads = 1, .q_len = 2, .head_dim = 1,
-                                               .causal = causal, .scale = custom ? 0.5f : 0.0f}, NULL);
+            fixture_make(
+                &f,
+                &(clattn_problem){
+                    .batch = 1, .heads = 1, .q_len = 2, .head_dim = 1, .causal = causal, .scale = custom ? 0.5f : 0.0f},
+                NULL);
             memcpy(f.q, q, sizeof q);
             memcpy(f.k, k, sizeof k);
             memcpy(f.v, v, sizeof v);
@@ -702,8 +840,8 @@ static void test_pattern_identities(void)
 /* Grouped-query attention equals multi-head attention with each kv head copied to its group. */
 static void test_gqa_mapping(void)
 {
-    const clattn_problem gqa = {.batch = 2, .heads = 6, .kv_heads = 2, .q_len = 5, .kv_len = 7, .head_dim = 3,
-                                .value_dim = 2, .causal = 1};
+    const clattn_problem gqa = {
+        .batch = 2, .heads = 6, .kv_heads = 2, .q_len = 5, .kv_len = 7, .head_dim = 3, .value_dim = 2, .causal = 1};
     clattn_problem mha = gqa;
     mha.kv_heads = 6;
     fixture fg, fm;
@@ -716,8 +854,8 @@ static void test_gqa_mapping(void)
             const int kvh = h / 3; /* heads 0-2 read kv head 0, heads 3-5 kv head 1 */
             memcpy(at(fm.k, b * 6 + h, p->kv_len, 0, p->head_dim), at(fg.k, b * 2 + kvh, p->kv_len, 0, p->head_dim),
                    (size_t)p->kv_len * p->head_dim * sizeof(float));
-            memcpy(at(fm.v, b * 6 + h, p->kv_len, 0, p->value_dim),
-                   at(fg.v, b * 2 + kvh, p->kv_len, 0, p->value_dim), (size_t)p->kv_len * p->value_dim * sizeof(float));
+            memcpy(at(fm.v, b * 6 + h, p->kv_len, 0, p->value_dim), at(fg.v, b * 2 + kvh, p->kv_len, 0, p->value_dim),
+                   (size_t)p->kv_len * p->value_dim * sizeof(float));
         }
     if (fixture_run(&fg) == CLATTN_STATUS_OK && fixture_run(&fm) == CLATTN_STATUS_OK) {
         CHECK(same_floats(fg.out, fm.out, o_count(p)), "GQA: output differs from MHA with copied kv heads");
@@ -730,8 +868,8 @@ static void test_gqa_mapping(void)
 /* Extra keys in a dense problem equal the same keys appended to K and V. */
 static void test_extra_keys_append(void)
 {
-    const clattn_problem with_extra = {.batch = 2, .heads = 2, .q_len = 5, .head_dim = 3, .value_dim = 4,
-                                       .extra_len = 3};
+    const clattn_problem with_extra = {
+        .batch = 2, .heads = 2, .q_len = 5, .head_dim = 3, .value_dim = 4, .extra_len = 3};
     const clattn_problem appended = {.batch = 2, .heads = 2, .q_len = 5, .kv_len = 8, .head_dim = 3, .value_dim = 4};
     fixture fx, fa;
     fixture_make(&fx, &with_extra, NULL);
@@ -745,11 +883,11 @@ static void test_extra_keys_append(void)
     }
     if (fixture_run(&fx) == CLATTN_STATUS_OK && fixture_run(&fa) == CLATTN_STATUS_OK) {
         for (size_t e = 0; e < o_count(&fx.p); e++)
-            CHECK(fabs(fx.out[e] - fa.out[e]) <= 1e-6, "extra keys vs appended: out[%zu] = %.9g vs %.9g", e,
-                  fx.out[e], fa.out[e]);
+            CHECK(fabs(fx.out[e] - fa.out[e]) <= 1e-6, "extra keys vs appended: out[%zu] = %.9g vs %.9g", e, fx.out[e],
+                  fa.out[e]);
         for (size_t e = 0; e < lse_count(&fx.p); e++)
-            CHECK(fabs(fx.lse[e] - fa.lse[e]) <= 1e-6, "extra keys vs appended: lse[%zu] = %.9g vs %.9g", e,
-                  fx.lse[e], fa.lse[e]);
+            CHECK(fabs(fx.lse[e] - fa.lse[e]) <= 1e-6, "extra keys vs appended: lse[%zu] = %.9g vs %.9g", e, fx.lse[e],
+                  fa.lse[e]);
     }
     fixture_free(&fa);
     fixture_free(&fx);
@@ -764,8 +902,16 @@ static void test_summary_block_one(void)
 {
     for (int causal = 0; causal <= 1; causal++) {
         fixture f;
-        fixture_make(&f, &(clattn_problem){.batch = 1, .heads = 2, .kv_heads = 1, .q_len = 6, .head_dim = 3,
-                                           .value_dim = 4, .causal = causal, .summary_block = 1}, NULL);
+        fixture_make(&f,
+                     &(clattn_problem){.batch = 1,
+                                       .heads = 2,
+                                       .kv_heads = 1,
+                                       .q_len = 6,
+                                       .head_dim = 3,
+                                       .value_dim = 4,
+                                       .causal = causal,
+                                       .summary_block = 1},
+                     NULL);
         const clattn_problem *p = &f.p;
         if (fixture_run(&f) == CLATTN_STATUS_OK)
             for (int h = 0; h < 2; h++)
@@ -789,8 +935,18 @@ static void test_summary_extra_padding(void)
 {
     static const int lens[] = {8, 7, 5, 0};
     fixture f;
-    fixture_make(&f, &(clattn_problem){.batch = 4, .heads = 2, .kv_heads = 1, .q_len = 5, .kv_len = 8, .head_dim = 3,
-                                       .value_dim = 2, .causal = 1, .summary_block = 3, .extra_len = 2}, lens);
+    fixture_make(&f,
+                 &(clattn_problem){.batch = 4,
+                                   .heads = 2,
+                                   .kv_heads = 1,
+                                   .q_len = 5,
+                                   .kv_len = 8,
+                                   .head_dim = 3,
+                                   .value_dim = 2,
+                                   .causal = 1,
+                                   .summary_block = 3,
+                                   .extra_len = 2},
+                 lens);
     const clattn_problem *p = &f.p;
     if (fixture_run(&f) == CLATTN_STATUS_OK)
         for (int b = 0; b < 4; b++) {
@@ -859,9 +1015,19 @@ static void test_global_qkv(void)
 {
     static const int globals[] = {6, 2};
     static const int lens[] = {7};
-    const clattn_problem shared = {.batch = 1, .heads = 2, .q_len = 8, .head_dim = 3, .value_dim = 2, .causal = 1,
-                                   .window = 1, .window_left = 1, .window_right = 1, .global_idx = globals,
-                                   .num_global = 2, .summary_block = 2, .extra_len = 2};
+    const clattn_problem shared = {.batch = 1,
+                                   .heads = 2,
+                                   .q_len = 8,
+                                   .head_dim = 3,
+                                   .value_dim = 2,
+                                   .causal = 1,
+                                   .window = 1,
+                                   .window_left = 1,
+                                   .window_right = 1,
+                                   .global_idx = globals,
+                                   .num_global = 2,
+                                   .summary_block = 2,
+                                   .extra_len = 2};
     clattn_problem separate = shared;
     separate.global_qkv = 1;
     fixture fs, fp;
@@ -899,8 +1065,11 @@ static void test_global_qkv(void)
 static void test_large_inputs(void)
 {
     fixture f;
-    fixture_make(&f, &(clattn_problem){.batch = 1, .heads = 2, .q_len = 6, .head_dim = 4, .value_dim = 3,
-                                       .causal = 1, .summary_block = 2}, NULL);
+    fixture_make(
+        &f,
+        &(clattn_problem){
+            .batch = 1, .heads = 2, .q_len = 6, .head_dim = 4, .value_dim = 3, .causal = 1, .summary_block = 2},
+        NULL);
     const clattn_problem *p = &f.p;
     for (size_t e = 0; e < q_count(p); e++)
         f.q[e] *= 1e4f;
@@ -926,8 +1095,11 @@ static void test_optional_and_missing_tensors(void)
     fixture_run(&f);
     float *const with_lse = random_tensor(o_count(p));
     memcpy(with_lse, f.out, o_count(p) * sizeof(float));
-    clattn_host_tensors t = {.q = host(f.q, q_count(p)), .k = host(f.k, k_count(p)), .v = host(f.v, v_count(p)),
-                             .out = host(f.out, o_count(p)), .kx = host(f.kx, x_count(p, 2)),
+    clattn_host_tensors t = {.q = host(f.q, q_count(p)),
+                             .k = host(f.k, k_count(p)),
+                             .v = host(f.v, v_count(p)),
+                             .out = host(f.out, o_count(p)),
+                             .kx = host(f.kx, x_count(p, 2)),
                              .vx = host(f.vx, x_count(p, 2))};
     clattn__error err = {{0}};
     memset(f.out, 0xff, o_count(p) * sizeof(float));

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "random.h"
 #include "npy.h"
+#include "random.h"
 
 #define TOLERANCE 2e-4
 #define MAX_ARGS 40
@@ -341,8 +341,8 @@ static void check_run_case(const run_case *c, unsigned long long seed)
         if (c->lse)
             snprintf(lse_text, sizeof lse_text, ", LSE %.2e", err_lse);
         check(err_out <= TOLERANCE && err_lse <= TOLERANCE,
-               "run %-28s rank %d B=%d H=%d/%d Nq=%d Nk=%d D=%d Dv=%d: max err O %.2e%s", c->name, c->rank, c->batch,
-               c->heads, c->kv_heads, c->q_len, c->kv_len, c->head_dim, c->value_dim, err_out, lse_text);
+              "run %-28s rank %d B=%d H=%d/%d Nq=%d Nk=%d D=%d Dv=%d: max err O %.2e%s", c->name, c->rank, c->batch,
+              c->heads, c->kv_heads, c->q_len, c->kv_len, c->head_dim, c->value_dim, err_out, lse_text);
     } else {
         check(0, "run %s: %s", c->name, why);
     }
@@ -383,7 +383,10 @@ static const command_case command_cases[] = {
     {"no arguments", 2, 0, "usage", {NULL}},
     {"--help", 0, 1, "usage", {"--help", NULL}},
     {"devices lists the reference path", 0, 1, "reference", {"devices", NULL}},
-    {"bench --brief prints the short table", 0, 1, "GFLOP/s",
+    {"bench --brief prints the short table",
+     0,
+     1,
+     "GFLOP/s",
      {"bench", "--device", "reference", "--n", "16", "--h", "1", "--repeat", "1", "--warmup", "0", "--brief", NULL}},
     {"missing --q", 2, 0, "--q", {"run", K, V, OUT, NULL}},
     {"unknown option", 2, 0, "--bogus", {"run", Q, K, V, OUT, "--bogus", "1", NULL}},
@@ -430,9 +433,9 @@ static void check_command(const command_case *c, const char *absent)
     const int written = clear_dir(outdir, 1);
     const int ok = r.exited && r.code == c->expect && named && !wrong && written == 0;
     check(ok, "%-34s %s %d (want %d), %s %s '%s'%s%s%s%s%s", c->what, r.exited ? "exit" : "SIGNAL", r.code, c->expect,
-           c->on_stdout ? "stdout" : "stderr", named ? "names" : "does NOT name", c->needle,
-           wrong ? ", but prints " : "", wrong ? absent : "", written ? ", but an output file was written" : "",
-           ok ? "" : ": ", ok ? "" : first_line(text));
+          c->on_stdout ? "stdout" : "stderr", named ? "names" : "does NOT name", c->needle,
+          wrong ? ", but prints " : "", wrong ? absent : "", written ? ", but an output file was written" : "",
+          ok ? "" : ": ", ok ? "" : first_line(text));
 }
 
 /* ----------------------------------------------------------------------------------------- */

@@ -51,8 +51,8 @@ static void prime_message(clattn_context *ctx)
 
 /* One check: the status is `want`; a failure's message (when ctx can hold one) is fresh and names
  * `arg` and `value` (either may be NULL); `outputs_ok` says whether the outputs are as required. */
-static void expect(const clattn_context *ctx, const char *where, const char *what, int got, int want,
-                   const char *arg, const char *value, int outputs_ok)
+static void expect(const clattn_context *ctx, const char *where, const char *what, int got, int want, const char *arg,
+                   const char *value, int outputs_ok)
 {
     const char *msg = ctx != NULL ? clattn_context_message(ctx) : "";
     char stale[16];
@@ -76,16 +76,19 @@ typedef struct {
     int value;
 } field_set;
 
-#define SET(field, v) {#field, offsetof(clattn_problem, field), (int)(v)}
+#define SET(field, v)                                                                                                  \
+    {                                                                                                                  \
+#field, offsetof(clattn_problem, field), (int)(v)                                                              \
+    }
 /* A grid problem over 12 tokens (Nq = Nk = 12) with grid h x w. */
-#define GRID(pattern, h, w)                                                                              \
+#define GRID(pattern, h, w)                                                                                            \
     SET(q_len, 12), SET(kv_len, 12), SET(grid_pattern, CLATTN_GRID_##pattern), SET(grid_h, h), SET(grid_w, w)
 
 typedef struct {
-    field_set set[8];     /* applied over base_problem */
-    const int *globals;   /* global_idx, when not NULL */
-    float scale;          /* when nonzero */
-    int status;           /* wanted; OK cases show that the limits themselves pass */
+    field_set set[8];   /* applied over base_problem */
+    const int *globals; /* global_idx, when not NULL */
+    float scale;        /* when nonzero */
+    int status;         /* wanted; OK cases show that the limits themselves pass */
     const char *arg, *value;
 } problem_case;
 
@@ -118,7 +121,11 @@ static const problem_case problem_cases[] = {
     {{SET(window, 1), SET(window_left, -1), SET(window_right, 2)}, NULL, 0, S(INVALID_WINDOW), "window", "-1"},
     {{SET(window, 1), SET(window_left, 3), SET(window_right, -3)}, NULL, 0, S(INVALID_WINDOW), "window", "-3"},
     {{SET(window, 1), SET(window_left, 2), SET(window_right, 2), SET(dilation, -1)},
-     NULL, 0, S(INVALID_DILATION), "dilation", "-1"},
+     NULL,
+     0,
+     S(INVALID_DILATION),
+     "dilation",
+     "-1"},
     {{SET(dilation, -3)}, NULL, 0, S(INVALID_DILATION), "dilation", "-3"},
     {{SET(summary_block, -1)}, NULL, 0, S(INVALID_BLOCK), "summary_block", "-1"},
     {{SET(num_global, 2)}, globals_past_end, 0, S(INVALID_GLOBAL_INDEX), "global_idx", "8"},
@@ -129,29 +136,56 @@ static const problem_case problem_cases[] = {
     {{GRID(CRISS_CROSS, 0, 4)}, NULL, 0, S(INVALID_GRID), "grid", "0"},
     {{GRID(AXIAL_COLUMN, 3, 4), SET(kv_len, 8)}, NULL, 0, S(INVALID_GRID), "kv_len", "8"},
     {{GRID(NEIGHBORHOOD, 3, 4), SET(grid_kernel_h, 0), SET(grid_kernel_w, 3)},
-     NULL, 0, S(INVALID_KERNEL_SIZE), "kernel", "0"},
+     NULL,
+     0,
+     S(INVALID_KERNEL_SIZE),
+     "kernel",
+     "0"},
     {{GRID(NEIGHBORHOOD, 3, 4), SET(grid_kernel_h, 3), SET(grid_kernel_w, -1)},
-     NULL, 0, S(INVALID_KERNEL_SIZE), "kernel", "-1"},
+     NULL,
+     0,
+     S(INVALID_KERNEL_SIZE),
+     "kernel",
+     "-1"},
     {{GRID(NEIGHBORHOOD, 3, 4), SET(grid_kernel_h, 3), SET(grid_kernel_w, 3), SET(grid_dilation, -1)},
-     NULL, 0, S(INVALID_DILATION), "grid_dilation", "-1"},
+     NULL,
+     0,
+     S(INVALID_DILATION),
+     "grid_dilation",
+     "-1"},
     {{GRID(WINDOW, 3, 4), SET(grid_window_size, 0)}, NULL, 0, S(INVALID_KERNEL_SIZE), "grid_window_size", "0"},
-    {{GRID(WINDOW, 3, 4), SET(grid_window_size, 2), SET(grid_shift, -1)}, NULL, 0, S(INVALID_SHIFT),
-     "grid_shift", "-1"},
-    {{GRID(WINDOW, 3, 4), SET(grid_window_size, 2), SET(grid_shift, 2)}, NULL, 0, S(INVALID_SHIFT),
-     "grid_shift", "2"},
+    {{GRID(WINDOW, 3, 4), SET(grid_window_size, 2), SET(grid_shift, -1)},
+     NULL,
+     0,
+     S(INVALID_SHIFT),
+     "grid_shift",
+     "-1"},
+    {{GRID(WINDOW, 3, 4), SET(grid_window_size, 2), SET(grid_shift, 2)}, NULL, 0, S(INVALID_SHIFT), "grid_shift", "2"},
     {{SET(head_dim, 257)}, NULL, 0, S(UNSUPPORTED_HEAD_DIM), "head_dim", "257"},
     {{SET(value_dim, 300)}, NULL, 0, S(UNSUPPORTED_HEAD_DIM), "value_dim", "300"},
     /* 2^56 elements: the byte count fits in size_t, a 32-bit element index does not. */
-    {{SET(batch, 65536), SET(heads, 65536), SET(kv_heads, 0), SET(q_len, 65536), SET(kv_len, 0),
-      SET(head_dim, 256), SET(value_dim, 0)},
-     NULL, 0, S(SIZE_OVERFLOW), NULL, "65536"},
+    {{SET(batch, 65536), SET(heads, 65536), SET(kv_heads, 0), SET(q_len, 65536), SET(kv_len, 0), SET(head_dim, 256),
+      SET(value_dim, 0)},
+     NULL,
+     0,
+     S(SIZE_OVERFLOW),
+     NULL,
+     "65536"},
     /* 2^96 elements: the byte count itself overflows size_t. */
     {{SET(batch, 1 << 30), SET(heads, 1 << 30), SET(kv_heads, 0), SET(q_len, 1 << 28), SET(kv_len, 0),
       SET(head_dim, 256), SET(value_dim, 0)},
-     NULL, 0, S(SIZE_OVERFLOW), NULL, "1073741824"},
+     NULL,
+     0,
+     S(SIZE_OVERFLOW),
+     NULL,
+     "1073741824"},
     /* Q of exactly 2^31 elements, one more than a 32-bit index reaches. */
     {{SET(batch, 1), SET(heads, 1), SET(kv_heads, 1), SET(q_len, 1 << 27), SET(kv_len, 1)},
-     NULL, 0, S(SIZE_OVERFLOW), NULL, "134217728"},
+     NULL,
+     0,
+     S(SIZE_OVERFLOW),
+     NULL,
+     "134217728"},
     {{SET(q_len, (1 << 28) + 1)}, NULL, 0, S(SIZE_OVERFLOW), "q_len", "268435457"},
     {{SET(kv_len, (1 << 28) + 1)}, NULL, 0, S(SIZE_OVERFLOW), "kv_len", "268435457"},
     {{SET(extra_len, (1 << 28) + 1)}, NULL, 0, S(SIZE_OVERFLOW), "extra_len", "268435457"},
@@ -196,10 +230,10 @@ static void check_problem_cases(clattn_context *ctx, const char *where)
         char what[160];
         const clattn_problem p = apply_case(c, what, sizeof what);
         /* 2-D patterns run on the reference device only; valid grids are UNSUPPORTED elsewhere. */
-        const int want = c->status == CLATTN_STATUS_OK && p.grid_pattern != CLATTN_GRID_NONE &&
-                                 !clattn_context_is_reference(ctx)
-                             ? CLATTN_STATUS_UNSUPPORTED
-                             : c->status;
+        const int want =
+            c->status == CLATTN_STATUS_OK && p.grid_pattern != CLATTN_GRID_NONE && !clattn_context_is_reference(ctx)
+                ? CLATTN_STATUS_UNSUPPORTED
+                : c->status;
         clattn_plan *plan = (clattn_plan *)&plan; /* must come back NULL on failure */
         prime_message(ctx);
         const int s = clattn_plan_create(ctx, &p, &plan);
@@ -223,8 +257,10 @@ typedef struct {
     int output;
 } tensor_info;
 
-#define TENSOR(name, required, output) \
-    {#name, offsetof(clattn_host_tensors, name), offsetof(clattn_buffers, name), required, output}
+#define TENSOR(name, required, output)                                                                                 \
+    {                                                                                                                  \
+#name, offsetof(clattn_host_tensors, name), offsetof(clattn_buffers, name), required, output                   \
+    }
 static const tensor_info tensor_infos[T_COUNT] = {
     TENSOR(q, 1, 0),  TENSOR(k, 1, 0),  TENSOR(v, 1, 0),  TENSOR(out, 1, 1), TENSOR(lse, 0, 1),
     TENSOR(qg, 1, 0), TENSOR(kg, 1, 0), TENSOR(vg, 1, 0), TENSOR(kx, 1, 0),  TENSOR(vx, 1, 0),
@@ -232,9 +268,17 @@ static const tensor_info tensor_infos[T_COUNT] = {
 
 /* Global rows with their own Qg, Kg, Vg (global 6 is query row 4), extra keys, LSE. */
 static const int run_globals[] = {6, 1};
-static const clattn_problem run_problem = {.batch = 2, .heads = 4, .kv_heads = 2, .q_len = 6, .kv_len = 8,
-                                           .head_dim = 16, .value_dim = 8, .global_idx = run_globals,
-                                           .num_global = 2, .global_qkv = 1, .extra_len = 3};
+static const clattn_problem run_problem = {.batch = 2,
+                                           .heads = 4,
+                                           .kv_heads = 2,
+                                           .q_len = 6,
+                                           .kv_len = 8,
+                                           .head_dim = 16,
+                                           .value_dim = 8,
+                                           .global_idx = run_globals,
+                                           .num_global = 2,
+                                           .global_qkv = 1,
+                                           .extra_len = 3};
 
 /* Bytes each tensor of run_problem needs, computed here from SPEC.md's shapes. */
 static void tensor_needs(size_t *need)

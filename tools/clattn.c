@@ -182,7 +182,8 @@ static int derive_shape(const npy_tensor *in, run_args *a)
         p->extra_len = (int)x[2];
     }
     if (!status && a->seq_lens != NULL && a->num_seq_lens != p->batch) {
-        snprintf(a->message, sizeof a->message, "--seq-lens has %d entries, the batch is %d", a->num_seq_lens, p->batch);
+        snprintf(a->message, sizeof a->message, "--seq-lens has %d entries, the batch is %d", a->num_seq_lens,
+                 p->batch);
         return CLATTN_STATUS_SHAPE_MISMATCH;
     }
     return status;
@@ -267,11 +268,17 @@ static int cmd_run(int argc, char **argv)
         status = CLATTN_STATUS_HOST_OUT_OF_MEMORY;
     }
     if (!status) {
-        const clattn_host_tensors t = {
-            host_tensor(&in[IN_Q]),  host_tensor(&in[IN_K]),  host_tensor(&in[IN_V]),
-            {out, rows * a.problem.value_dim * sizeof *out}, {a.lse != NULL ? lse : NULL, rows * sizeof *lse},
-            host_tensor(&in[IN_QG]), host_tensor(&in[IN_KG]), host_tensor(&in[IN_VG]),
-            host_tensor(&in[IN_KX]), host_tensor(&in[IN_VX]), a.seq_lens};
+        const clattn_host_tensors t = {host_tensor(&in[IN_Q]),
+                                       host_tensor(&in[IN_K]),
+                                       host_tensor(&in[IN_V]),
+                                       {out, rows * a.problem.value_dim * sizeof *out},
+                                       {a.lse != NULL ? lse : NULL, rows * sizeof *lse},
+                                       host_tensor(&in[IN_QG]),
+                                       host_tensor(&in[IN_KG]),
+                                       host_tensor(&in[IN_VG]),
+                                       host_tensor(&in[IN_KX]),
+                                       host_tensor(&in[IN_VX]),
+                                       a.seq_lens};
         status = clattn_plan_run_host(plan, &t);
         if (status)
             snprintf(a.message, sizeof a.message, "%s", clattn_context_message(ctx));

@@ -25,11 +25,13 @@ static inline int clattn_exit_status(int status)
 static inline const char *tool_status_string(int status)
 {
     switch (status) {
-#define TOOL_STATUS_CASE_(name, value, text) \
-    case value: return text;
+#define TOOL_STATUS_CASE_(name, value, text)                                                                           \
+    case value:                                                                                                        \
+        return text;
         TOOL_STATUS_TABLE(TOOL_STATUS_CASE_)
 #undef TOOL_STATUS_CASE_
-    default: return clattn_status_string(status);
+    default:
+        return clattn_status_string(status);
     }
 }
 

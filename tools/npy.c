@@ -26,8 +26,7 @@ static void format_shape(char text[NPY_SHAPE_TEXT], int rank, const long long *s
 {
     size_t used = (size_t)snprintf(text, NPY_SHAPE_TEXT, "(");
     for (int i = 0; i < rank && used < NPY_SHAPE_TEXT; i++)
-        used += (size_t)snprintf(text + used, NPY_SHAPE_TEXT - used, "%s%lld", i ? ", " : "",
-                                 shape[i]);
+        used += (size_t)snprintf(text + used, NPY_SHAPE_TEXT - used, "%s%lld", i ? ", " : "", shape[i]);
     if (used < NPY_SHAPE_TEXT)
         snprintf(text + used, NPY_SHAPE_TEXT - used, rank == 1 ? ",)" : ")");
 }
@@ -48,8 +47,7 @@ static int shape_count(int rank, const long long *shape, size_t *count, tool_err
         if ((unsigned long long)shape[i] > limit / n) {
             char text[NPY_SHAPE_TEXT];
             format_shape(text, rank, shape);
-            return tool_fail(err, CLATTN_STATUS_SIZE_OVERFLOW,
-                               "shape %s: its byte count overflows size_t", text);
+            return tool_fail(err, CLATTN_STATUS_SIZE_OVERFLOW, "shape %s: its byte count overflows size_t", text);
         }
         n *= (size_t)shape[i];
     }
@@ -60,28 +58,25 @@ static int shape_count(int rank, const long long *shape, size_t *count, tool_err
 static int check_rank_range(int min_rank, int max_rank, tool_error *err)
 {
     if (min_rank < 1 || max_rank > NPY_MAX_RANK || min_rank > max_rank)
-        return tool_fail(err, CLATTN_STATUS_INVALID_SIZE, "rank range [%d, %d] is not within [1, %d]",
-                           min_rank, max_rank, NPY_MAX_RANK);
+        return tool_fail(err, CLATTN_STATUS_INVALID_SIZE, "rank range [%d, %d] is not within [1, %d]", min_rank,
+                         max_rank, NPY_MAX_RANK);
     return CLATTN_STATUS_OK;
 }
 
 /* Checks a parsed header against what the caller accepts; gives the element count. */
-static int check_header(const npy_header *h, int min_rank, int max_rank, size_t *count,
-                        tool_error *err)
+static int check_header(const npy_header *h, int min_rank, int max_rank, size_t *count, tool_error *err)
 {
     if (h->descr_len != 3 || memcmp(h->descr, "<f4", 3) != 0)
         return tool_fail(err, TOOL_STATUS_FILE_DTYPE,
-                           "dtype '%.*s' is not supported: only little-endian float32 '<f4' is",
-                           (int)(h->descr_len > 40 ? 40 : h->descr_len), h->descr);
+                         "dtype '%.*s' is not supported: only little-endian float32 '<f4' is",
+                         (int)(h->descr_len > 40 ? 40 : h->descr_len), h->descr);
     if (h->fortran_order)
-        return tool_fail(err, TOOL_STATUS_FILE_DTYPE,
-                           "fortran_order is True: only C-order arrays are supported");
+        return tool_fail(err, TOOL_STATUS_FILE_DTYPE, "fortran_order is True: only C-order arrays are supported");
     if (h->rank < min_rank || h->rank > max_rank)
-        return tool_fail(err, TOOL_STATUS_FILE_RANK, "rank %d is outside [%d, %d]", h->rank, min_rank,
-                           max_rank);
+        return tool_fail(err, TOOL_STATUS_FILE_RANK, "rank %d is outside [%d, %d]", h->rank, min_rank, max_rank);
     if (h->big_dim != NULL)
         return tool_fail(err, CLATTN_STATUS_SIZE_OVERFLOW, "dimension %.*s overflows a 64-bit integer",
-                           (int)(h->big_dim_len > 40 ? 40 : h->big_dim_len), h->big_dim);
+                         (int)(h->big_dim_len > 40 ? 40 : h->big_dim_len), h->big_dim);
     return shape_count(h->rank, h->shape, count, err);
 }
 
@@ -93,11 +88,10 @@ static int check_data_length(const npy_header *h, size_t count, size_t actual, t
     char text[NPY_SHAPE_TEXT];
     format_shape(text, h->rank, h->shape);
     if (actual < expected)
-        return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED,
-                           "truncated data: shape %s needs %zu bytes, %zu present", text, expected, actual);
-    return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED,
-                       "malformed: %zu bytes of data, shape %s needs %zu (%zu trailing)", actual, text, expected,
-                       actual - expected);
+        return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED, "truncated data: shape %s needs %zu bytes, %zu present", text,
+                         expected, actual);
+    return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED, "malformed: %zu bytes of data, shape %s needs %zu (%zu trailing)",
+                     actual, text, expected, actual - expected);
 }
 
 static int alloc_tensor(const npy_header *h, size_t count, npy_tensor *out, tool_error *err)
@@ -146,8 +140,7 @@ void npy_free(npy_tensor *t)
     memset(t, 0, sizeof *t);
 }
 
-int npy_parse(const unsigned char *bytes, size_t size, int min_rank, int max_rank,
-                     npy_tensor *out, tool_error *err)
+int npy_parse(const unsigned char *bytes, size_t size, int min_rank, int max_rank, npy_tensor *out, tool_error *err)
 {
     if (out == NULL || (bytes == NULL && size > 0))
         return tool_fail(err, CLATTN_STATUS_NULL_ARGUMENT, "npy parse: %s is NULL", out ? "bytes" : "out");
@@ -276,8 +269,7 @@ static size_t format_header(unsigned char *dst, size_t capacity, int rank, const
     char text[NPY_SHAPE_TEXT];
     format_shape(text, rank, shape);
     char *dict = (char *)dst + 10;
-    const int dict_len = snprintf(dict, capacity - 10, "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }",
-                                  text);
+    const int dict_len = snprintf(dict, capacity - 10, "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }", text);
     const size_t total = ((size_t)10 + (size_t)dict_len + 1 + 63) / 64 * 64;
     memset(dict + dict_len, ' ', total - 10 - (size_t)dict_len - 1);
     dst[total - 1] = '\n';
@@ -289,18 +281,16 @@ static size_t format_header(unsigned char *dst, size_t capacity, int rank, const
     return total;
 }
 
-static int check_write_args(const char *path, int rank, const long long *shape, const float *data,
-                            size_t *count, tool_error *err)
+static int check_write_args(const char *path, int rank, const long long *shape, const float *data, size_t *count,
+                            tool_error *err)
 {
     if (path == NULL || shape == NULL)
         return tool_fail(err, CLATTN_STATUS_NULL_ARGUMENT, "npy write: %s is NULL", path ? "shape" : "path");
     if (rank < 1 || rank > NPY_MAX_RANK)
-        return tool_fail(err, TOOL_STATUS_FILE_RANK, "%s: rank %d is outside [1, %d]", path, rank,
-                           NPY_MAX_RANK);
+        return tool_fail(err, TOOL_STATUS_FILE_RANK, "%s: rank %d is outside [1, %d]", path, rank, NPY_MAX_RANK);
     for (int i = 0; i < rank; i++) {
         if (shape[i] < 0)
-            return tool_fail(err, CLATTN_STATUS_INVALID_SIZE, "%s: shape[%d] = %lld is negative", path, i,
-                               shape[i]);
+            return tool_fail(err, CLATTN_STATUS_INVALID_SIZE, "%s: shape[%d] = %lld is negative", path, i, shape[i]);
     }
     const int status = shape_count(rank, shape, count, err);
     if (status == CLATTN_STATUS_OK && data == NULL && *count > 0)
@@ -348,8 +338,7 @@ static int replace_file(const char *from, const char *to)
     return rename(from, to);
 }
 
-int npy_write(const char *path, int rank, const long long *shape, const float *data,
-                     tool_error *err)
+int npy_write(const char *path, int rank, const long long *shape, const float *data, tool_error *err)
 {
     size_t count = 0;
     int status = check_write_args(path, rank, shape, data, &count, err);
@@ -361,18 +350,16 @@ int npy_write(const char *path, int rank, const long long *shape, const float *d
         return tool_fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "%s: temporary file name", path);
     FILE *f = open_temp(path, temp, temp_size);
     if (f == NULL) {
-        status = tool_fail(err, TOOL_STATUS_FILE_IO, "%s: cannot create a temporary file: %s", path,
-                             strerror(errno));
+        status = tool_fail(err, TOOL_STATUS_FILE_IO, "%s: cannot create a temporary file: %s", path, strerror(errno));
     } else {
         const int written = write_stream(f, rank, shape, data, count);
         const int saved = errno;
         const int closed = fclose(f) == 0;
         if (!written || !closed)
-            status = tool_fail(err, TOOL_STATUS_FILE_IO, "%s: cannot write: %s", path,
-                                 strerror(written ? errno : saved));
+            status =
+                tool_fail(err, TOOL_STATUS_FILE_IO, "%s: cannot write: %s", path, strerror(written ? errno : saved));
         else if (replace_file(temp, path) != 0)
-            status = tool_fail(err, TOOL_STATUS_FILE_IO, "%s: cannot replace with %s: %s", path, temp,
-                                 strerror(errno));
+            status = tool_fail(err, TOOL_STATUS_FILE_IO, "%s: cannot replace with %s: %s", path, temp, strerror(errno));
         if (status != CLATTN_STATUS_OK)
             remove(temp);
     }

@@ -42,18 +42,18 @@ static int malformed(const cursor *c, tool_error *err, const char *expected)
 {
     if (c->pos >= c->end)
         return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED,
-                           "npy header malformed: it ends inside the dict (unterminated) where %s was "
-                           "expected",
-                           expected);
+                         "npy header malformed: it ends inside the dict (unterminated) where %s was "
+                         "expected",
+                         expected);
     const unsigned char found = (unsigned char)*c->pos;
     const size_t at = (size_t)(c->pos - c->begin);
     if (found >= 0x20 && found < 0x7f)
         return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED,
-                           "npy header malformed at header byte %zu: found '%c' where %s was expected",
-                           at, found, expected);
+                         "npy header malformed at header byte %zu: found '%c' where %s was expected", at, found,
+                         expected);
     return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED,
-                       "npy header malformed at header byte %zu: found byte 0x%02x where %s was expected",
-                       at, found, expected);
+                     "npy header malformed at header byte %zu: found byte 0x%02x where %s was expected", at, found,
+                     expected);
 }
 
 /* A quoted string without escapes (dtype strings and keys have none). */
@@ -105,7 +105,7 @@ static int parse_dim(cursor *c, npy_header *h, long long *value, tool_error *err
         while (c->pos < c->end && *c->pos >= '0' && *c->pos <= '9')
             c->pos++;
         return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED, "npy header malformed: negative dimension %.*s",
-                           (int)(c->pos - start > 24 ? 24 : c->pos - start), start);
+                         (int)(c->pos - start > 24 ? 24 : c->pos - start), start);
     }
     const char *start = c->pos;
     long long v = 0;
@@ -151,8 +151,8 @@ static int parse_shape(cursor *c, npy_header *h, tool_error *err)
     }
     if (count == 1 && !comma)
         return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED,
-                           "npy header malformed: shape (%lld) is not a tuple; a 1-D shape is (%lld,)",
-                           h->shape[0], h->shape[0]);
+                         "npy header malformed: shape (%lld) is not a tuple; a 1-D shape is (%lld,)", h->shape[0],
+                         h->shape[0]);
     h->rank = count;
     return CLATTN_STATUS_OK;
 }
@@ -165,10 +165,10 @@ static int parse_value(cursor *c, const char *key, size_t key_len, npy_header *h
                                                           : NULL;
     if (seen == NULL)
         return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED, "npy header malformed: unknown key '%.*s'",
-                           (int)(key_len > 40 ? 40 : key_len), key);
+                         (int)(key_len > 40 ? 40 : key_len), key);
     if (*seen)
-        return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED, "npy header malformed: key '%.*s' repeated",
-                           (int)key_len, key);
+        return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED, "npy header malformed: key '%.*s' repeated", (int)key_len,
+                         key);
     *seen = 1;
     if (seen == &h->has_fortran)
         return parse_bool(c, &h->fortran_order, err);
@@ -176,8 +176,8 @@ static int parse_value(cursor *c, const char *key, size_t key_len, npy_header *h
         return parse_shape(c, h, err);
     if (!parse_string(c, &h->descr, &h->descr_len))
         return tool_fail(err, TOOL_STATUS_FILE_DTYPE,
-                           "npy descr is not a plain dtype string such as '<f4' (structured dtypes are "
-                           "not supported)");
+                         "npy descr is not a plain dtype string such as '<f4' (structured dtypes are "
+                         "not supported)");
     return CLATTN_STATUS_OK;
 }
 
@@ -203,9 +203,7 @@ static int parse_dict(cursor *c, npy_header *h, tool_error *err)
     }
     if (next_char(c) != -1)
         return malformed(c, err, "only whitespace after the dict");
-    const char *missing = !h->has_descr ? "descr" : !h->has_fortran ? "fortran_order"
-                                                  : !h->has_shape   ? "shape"
-                                                                    : NULL;
+    const char *missing = !h->has_descr ? "descr" : !h->has_fortran ? "fortran_order" : !h->has_shape ? "shape" : NULL;
     if (missing != NULL)
         return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED, "npy header malformed: no '%s' key", missing);
     return CLATTN_STATUS_OK;
@@ -222,8 +220,7 @@ size_t npy_preamble_size(unsigned char major)
     return major == 1 ? 10 : (major == 2 || major == 3) ? 12 : 0;
 }
 
-int npy_preamble_parse(const unsigned char *bytes, size_t size, size_t *preamble, size_t *header_len,
-                          tool_error *err)
+int npy_preamble_parse(const unsigned char *bytes, size_t size, size_t *preamble, size_t *header_len, tool_error *err)
 {
     if (size == 0)
         return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED, "empty file: no .npy magic");
@@ -233,26 +230,22 @@ int npy_preamble_parse(const unsigned char *bytes, size_t size, size_t *preamble
         for (size_t i = 0; i < magic_bytes; i++)
             snprintf(found + 3 * i, sizeof found - 3 * i, " %02x", bytes[i]);
         return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED,
-                           "malformed: not a .npy file, it begins with bytes%s instead of 93 4e 55 4d 50 59",
-                           found);
+                         "malformed: not a .npy file, it begins with bytes%s instead of 93 4e 55 4d 50 59", found);
     }
     if (size < NPY_PREFIX_BYTES)
-        return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED,
-                           "truncated: %zu bytes, shorter than the .npy preamble", size);
+        return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED, "truncated: %zu bytes, shorter than the .npy preamble", size);
     *preamble = npy_preamble_size(bytes[6]);
     if (*preamble == 0 || bytes[7] != 0)
         return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED,
-                           "malformed: unsupported .npy format version %u.%u (1.0, 2.0 and 3.0 are)",
-                           bytes[6], bytes[7]);
+                         "malformed: unsupported .npy format version %u.%u (1.0, 2.0 and 3.0 are)", bytes[6], bytes[7]);
     if (size < *preamble)
-        return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED,
-                           "truncated: %zu bytes, shorter than the .npy preamble", size);
+        return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED, "truncated: %zu bytes, shorter than the .npy preamble", size);
     *header_len = 0;
     for (size_t i = *preamble; i-- > NPY_PREFIX_BYTES;)
         *header_len = *header_len << 8 | bytes[i];
     if (*header_len > NPY_HEADER_LIMIT)
-        return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED, "malformed: header length %zu exceeds %d bytes",
-                           *header_len, NPY_HEADER_LIMIT);
+        return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED, "malformed: header length %zu exceeds %d bytes", *header_len,
+                         NPY_HEADER_LIMIT);
     return CLATTN_STATUS_OK;
 }
 
@@ -265,11 +258,10 @@ int npy_header_parse(const unsigned char *bytes, size_t size, npy_header *h, too
     if (status != CLATTN_STATUS_OK)
         return status;
     if (size - preamble < header_len)
-        return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED,
-                           "truncated header: %zu bytes expected, %zu present", header_len, size - preamble);
+        return tool_fail(err, TOOL_STATUS_FILE_TRUNCATED, "truncated header: %zu bytes expected, %zu present",
+                         header_len, size - preamble);
     h->data_offset = preamble + header_len;
     const char *text = (const char *)bytes + preamble;
     cursor c = {text, text, text + header_len};
     return parse_dict(&c, h, err);
 }
-

@@ -30,8 +30,7 @@ size_t npy_preamble_size(unsigned char major);
 
 /* Checks the magic and version of `bytes` and reads the header length that follows:
  * FILE_TRUNCATED when they are short, wrong or announce a header over 64 KiB. */
-int npy_preamble_parse(const unsigned char *bytes, size_t size, size_t *preamble, size_t *header_len,
-                       tool_error *err);
+int npy_preamble_parse(const unsigned char *bytes, size_t size, size_t *preamble, size_t *header_len, tool_error *err);
 
 /* Parses the preamble and dict of `bytes`; h->descr points into `bytes` afterwards. FILE_TRUNCATED
  * for malformed syntax, FILE_DTYPE for a descr that is not a plain string. */

@@ -69,8 +69,10 @@ static int parse_grid_pattern(run_args *a, const char *text)
     static const struct {
         const char *name;
         clattn_grid_pattern pattern;
-    } names[] = {{"axial-row", CLATTN_GRID_AXIAL_ROW},     {"axial-column", CLATTN_GRID_AXIAL_COLUMN},
-                 {"criss-cross", CLATTN_GRID_CRISS_CROSS}, {"neighborhood=", CLATTN_GRID_NEIGHBORHOOD},
+    } names[] = {{"axial-row", CLATTN_GRID_AXIAL_ROW},
+                 {"axial-column", CLATTN_GRID_AXIAL_COLUMN},
+                 {"criss-cross", CLATTN_GRID_CRISS_CROSS},
+                 {"neighborhood=", CLATTN_GRID_NEIGHBORHOOD},
                  {"window=", CLATTN_GRID_WINDOW}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const size_t len = strlen(names[i].name);
@@ -102,8 +104,8 @@ static int parse_flag(run_args *a, const char *flag, const char *value)
 {
     clattn_problem *p = &a->problem;
     const char **files[] = {&a->q, &a->k, &a->v, &a->out, &a->lse, &a->qg, &a->kg, &a->vg, &a->kx, &a->vx, &a->device};
-    static const char *file_flags[] = {"--q", "--k", "--v", "--out", "--lse", "--qg", "--kg", "--vg", "--kx", "--vx",
-                                       "--device"};
+    static const char *file_flags[] = {"--q",  "--k",  "--v",  "--out", "--lse",   "--qg",
+                                       "--kg", "--vg", "--kx", "--vx",  "--device"};
     for (size_t i = 0; i < sizeof file_flags / sizeof file_flags[0]; i++)
         if (strcmp(flag, file_flags[i]) == 0) {
             *files[i] = value;
@@ -176,7 +178,8 @@ int run_args_parse(int argc, char **argv, run_args *a)
             snprintf(a->message, sizeof a->message, "%s is required", names[i]);
             return TOOL_STATUS_USAGE;
         }
-    if ((a->qg != NULL) != (a->kg != NULL) || (a->kg != NULL) != (a->vg != NULL) || (a->kx != NULL) != (a->vx != NULL)) {
+    if ((a->qg != NULL) != (a->kg != NULL) || (a->kg != NULL) != (a->vg != NULL) ||
+        (a->kx != NULL) != (a->vx != NULL)) {
         snprintf(a->message, sizeof a->message, "--qg, --kg and --vg go together, and so do --kx and --vx");
         return TOOL_STATUS_USAGE;
     }

@@ -7,11 +7,11 @@
 
 typedef struct {
     const char *q, *k, *v, *out, *lse, *qg, *kg, *vg, *kx, *vx, *device; /* point into argv */
-    clattn_problem problem; /* the pattern; shapes come from the tensors */
-    int *globals;           /* owned, [problem.num_global] */
-    int *seq_lens;          /* owned, [num_seq_lens] */
+    clattn_problem problem;                                              /* the pattern; shapes come from the tensors */
+    int *globals;                                                        /* owned, [problem.num_global] */
+    int *seq_lens;                                                       /* owned, [num_seq_lens] */
     int num_seq_lens;
-    char message[1024];     /* why parsing failed: the flag and its value */
+    char message[1024]; /* why parsing failed: the flag and its value */
 } run_args;
 
 /* argv[0] is "run". Returns CLATTN_STATUS_OK or TOOL_STATUS_USAGE (tool_error.h), with the

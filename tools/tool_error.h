@@ -6,11 +6,11 @@
 
 /* 1016-1019 are the numbers these had in the library's table, which retired them when .npy I/O
  * moved here; the tool's newer codes start at 2001, above any the library will reach. */
-#define TOOL_STATUS_TABLE(X)                                                                     \
-    X(FILE_IO, 1016, "a file could not be opened, read or written")                              \
-    X(FILE_TRUNCATED, 1017, "a tensor file is truncated or malformed")                           \
-    X(FILE_DTYPE, 1018, "a tensor file has the wrong dtype or byte order")                       \
-    X(FILE_RANK, 1019, "a tensor file has the wrong rank")                                       \
+#define TOOL_STATUS_TABLE(X)                                                                                           \
+    X(FILE_IO, 1016, "a file could not be opened, read or written")                                                    \
+    X(FILE_TRUNCATED, 1017, "a tensor file is truncated or malformed")                                                 \
+    X(FILE_DTYPE, 1018, "a tensor file has the wrong dtype or byte order")                                             \
+    X(FILE_RANK, 1019, "a tensor file has the wrong rank")                                                             \
     X(USAGE, 2001, "bad command-line usage")
 
 typedef enum {
