@@ -28,9 +28,10 @@
  * registers of AVX-512) and GPU-variant (work-group, key tile) pairs; the library still clamps
  * each to the device's limits. */
 static const clattn_tiles tune_candidates[] = {
-    CPU_TILES(4, 8),   CPU_TILES(6, 8),   CPU_TILES(8, 8),   CPU_TILES(12, 8),   CPU_TILES(4, 16),   CPU_TILES(6, 16),
-    CPU_TILES(8, 16),  CPU_TILES(10, 16), CPU_TILES(12, 16), CPU_TILES(16, 16),  GPU_TILES(32, 16),  GPU_TILES(32, 32),
-    GPU_TILES(64, 16), GPU_TILES(64, 32), GPU_TILES(64, 64), GPU_TILES(128, 32), GPU_TILES(128, 64),
+    CPU_TILES(4, 8),   CPU_TILES(6, 8),   CPU_TILES(8, 8),    CPU_TILES(12, 8),   CPU_TILES(4, 16),  CPU_TILES(6, 16),
+    CPU_TILES(8, 16),  CPU_TILES(10, 16), CPU_TILES(12, 16),  CPU_TILES(16, 16),  CPU_TILES(4, 32),  CPU_TILES(6, 32),
+    CPU_TILES(8, 32),  CPU_TILES(10, 32), CPU_TILES(12, 32),  GPU_TILES(32, 16),  GPU_TILES(32, 32), GPU_TILES(64, 16),
+    GPU_TILES(64, 32), GPU_TILES(64, 64), GPU_TILES(128, 32), GPU_TILES(128, 64),
 };
 
 /* The winner in host/tuning.c's designated-initialiser form, ready to paste. */

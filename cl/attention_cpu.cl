@@ -21,13 +21,25 @@
 #error "CLATTN_TILES must be 1 to 8"
 #endif
 
-#if CLATTN_KW == 16
+// A score pass computes CLATTN_KW keys of R rows: KV vectors of KVW keys per row. With KW = 32 a
+// pass keeps 2R accumulators (and P.V two column blocks of R): on a core with two FMA pipes of 4
+// cycles' latency, 8 rows of one vector leave the pipes waiting and the loads of Q's broadcasts
+// outnumber the FMAs' slots; two vectors per row halve the loads per FMA.
+#if CLATTN_KW == 32
 typedef float16 kw_t;
 #define VLOAD_K vload16
+#define KV 2
+#elif CLATTN_KW == 16
+typedef float16 kw_t;
+#define VLOAD_K vload16
+#define KV 1
 #else
 typedef float8 kw_t;
 #define VLOAD_K vload8
+#define KV 1
 #endif
+#define KVW (CLATTN_KW / KV) // keys per score vector
+#define VB KV                // value column blocks per P.V pass
 
 typedef struct {
     float m[R];       // running max of each row's scores (log2 domain)
@@ -74,26 +86,40 @@ inline chunk_span make_span(int first, int lo, int hi, int remaining, bool edge)
     return span;
 }
 
-// Scores of R rows against the span's keys, computed CLATTN_KW keys at a time so that the R
-// accumulators, one key vector and one broadcast fit the register file.
+// Scores of R rows against the span's keys, computed CLATTN_KW keys at a time so that the R * KV
+// accumulators, the key vectors and one broadcast fit the register file. A pass may start before
+// the span or end after it (KW = 32 steps by 32 keys): the panel holds the whole chunk, and the
+// softmax reads only the span.
 inline void chunk_scores(float sc[R][KC], __global const float *q, const size_t *qoff, __global const float *panel,
                          chunk_span span, float qscale)
 {
-    for (int h = span.g_lo * (16 / CLATTN_KW); h < span.g_hi * (16 / CLATTN_KW); h++) {
-        kw_t s[R];
+    const int per_group = 16 / KVW; // score vectors per 16-key group
+    for (int h = span.g_lo * per_group / KV; h < (span.g_hi * per_group + KV - 1) / KV; h++) {
+        kw_t s[R][KV];
 #pragma unroll
         for (int r = 0; r < R; r++)
-            s[r] = (kw_t)(0.0f);
+#pragma unroll
+            for (int k = 0; k < KV; k++)
+                s[r][k] = (kw_t)(0.0f);
 #pragma unroll 4
         for (int d = 0; d < D; d++) {
-            const kw_t kv = VLOAD_K(h, panel + d * KC);
+            kw_t kv[KV];
 #pragma unroll
-            for (int r = 0; r < R; r++)
-                s[r] = fma((kw_t)(q[qoff[r] + d]), kv, s[r]);
+            for (int k = 0; k < KV; k++)
+                kv[k] = VLOAD_K(h * KV + k, panel + d * KC);
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const kw_t qb = (kw_t)(q[qoff[r] + d]);
+#pragma unroll
+                for (int k = 0; k < KV; k++)
+                    s[r][k] = fma(qb, kv[k], s[r][k]);
+            }
         }
 #pragma unroll
         for (int r = 0; r < R; r++)
-            PRIV(kw_t, sc[r], h) = s[r] * qscale;
+#pragma unroll
+            for (int k = 0; k < KV; k++)
+                PRIV(kw_t, sc[r], h * KV + k) = s[r][k] * qscale;
     }
 }
 
@@ -163,49 +189,79 @@ inline void count_weighted_rows(int nonzero[KC], float p[R][KC], chunk_span span
     }
 }
 
-// acc = alpha * acc + P.V, one CLATTN_VW-wide column block of the accumulator at a time so that
-// the R partial rows stay in registers across the chunk's keys. Edge chunks skip masked keys
-// (weight exactly 0): NaN or inf planted in a masked value never reaches the output.
+// Columns [c * VW, (c + nb) * VW) of acc = alpha * acc + P.V (nb <= VB), the weights p of the
+// chunk's keys; an edge chunk skips the keys no row weighs (nonzero, count_weighted_rows).
+inline void column_blocks(row_state *st, float p[R][KC], const float *alpha, __global const float *vals,
+                          chunk_span span, const int nonzero[KC], int t_end, int c, int nb)
+{
+    vw_t a[R][VB];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int b = 0; b < VB; b++)
+            if (b < nb)
+                a[r][b] = PRIV(vw_t, st->acc[r], c + b) * alpha[r];
+    if (!span.edge) {
+#pragma unroll 4
+        for (int t = 0; t < KC; t++) {
+            vw_t vv[VB];
+#pragma unroll
+            for (int b = 0; b < VB; b++)
+                if (b < nb)
+                    vv[b] = VLOAD_W(c + b, vals + (size_t)t * DV);
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const vw_t pb = (vw_t)(p[r][t]);
+#pragma unroll
+                for (int b = 0; b < VB; b++)
+                    if (b < nb)
+                        a[r][b] = fma(pb, vv[b], a[r][b]);
+            }
+        }
+    } else {
+        for (int t = 16 * span.g_lo; t < t_end; t++) {
+            if (nonzero[t] == 0)
+                continue;
+            vw_t vv[VB];
+#pragma unroll
+            for (int b = 0; b < VB; b++)
+                if (b < nb)
+                    vv[b] = VLOAD_W(c + b, vals + (size_t)t * DV);
+            const bool all = nonzero[t] == R;
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                if (all || p[r][t] != 0.0f) {
+                    const vw_t pb = (vw_t)(p[r][t]);
+#pragma unroll
+                    for (int b = 0; b < VB; b++)
+                        if (b < nb)
+                            a[r][b] = fma(pb, vv[b], a[r][b]);
+                }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int b = 0; b < VB; b++)
+            if (b < nb)
+                PRIV(vw_t, st->acc[r], c + b) = a[r][b];
+}
+
+// acc = alpha * acc + P.V, VB CLATTN_VW-wide column blocks of the accumulator at a time so that
+// the R * VB partial rows stay in registers across the chunk's keys (a last odd block alone).
+// Edge chunks skip masked keys (weight exactly 0): NaN or inf planted in a masked value never
+// reaches the output.
 inline void chunk_values(row_state *st, float p[R][KC], const float *alpha, __global const float *vals, chunk_span span)
 {
     int nonzero[KC] __attribute__((aligned(64)));
     if (span.edge)
         count_weighted_rows(nonzero, p, span);
     const int t_end = min(span.nvalid, 16 * span.g_hi);
-    for (int c = 0; c < DV / CLATTN_VW; c++) {
-        vw_t a[R];
-#pragma unroll
-        for (int r = 0; r < R; r++)
-            a[r] = PRIV(vw_t, st->acc[r], c) * alpha[r];
-        if (!span.edge) {
-#pragma unroll 4
-            for (int t = 0; t < KC; t++) {
-                const vw_t vv = VLOAD_W(c, vals + (size_t)t * DV);
-#pragma unroll
-                for (int r = 0; r < R; r++)
-                    a[r] = fma((vw_t)(p[r][t]), vv, a[r]);
-            }
-        } else {
-            for (int t = 16 * span.g_lo; t < t_end; t++) {
-                if (nonzero[t] == 0)
-                    continue;
-                const vw_t vv = VLOAD_W(c, vals + (size_t)t * DV);
-                if (nonzero[t] == R) {
-#pragma unroll
-                    for (int r = 0; r < R; r++)
-                        a[r] = fma((vw_t)(p[r][t]), vv, a[r]);
-                } else {
-#pragma unroll
-                    for (int r = 0; r < R; r++)
-                        if (p[r][t] != 0.0f)
-                            a[r] = fma((vw_t)(p[r][t]), vv, a[r]);
-                }
-            }
-        }
-#pragma unroll
-        for (int r = 0; r < R; r++)
-            PRIV(vw_t, st->acc[r], c) = a[r];
-    }
+    const int blocks = DV / CLATTN_VW;
+    for (int c = 0; c + VB <= blocks; c += VB)
+        column_blocks(st, p, alpha, vals, span, nonzero, t_end, c, VB);
+    if (blocks % VB != 0)
+        column_blocks(st, p, alpha, vals, span, nonzero, t_end, blocks - 1, 1);
 }
 
 // A hint that *p will be read soon, into the outer caches (x86: prefetcht2; prefetcht0 measured

@@ -18,7 +18,8 @@
 //                            chunk's reads; each tile's state is private (about
 //                            4 * ROWS * (DV + 17) bytes)
 //   -DCLATTN_KC=<16,32,64>   CPU variant: keys per panel and per chunk of the key loop
-//   -DCLATTN_KW=<8,16>       CPU variant: keys per score vector; ROWS * KW / (native width)
+//   -DCLATTN_KW=<8,16,32>    CPU variant: keys per score pass (32: two vectors per row, and two
+//                            value column blocks per P.V pass); ROWS * KW / (native width)
 //                            accumulators must fit the register file with room for 3 more
 //   -DCLATTN_WG=<8..256>     GPU variant: work-group size = query rows per tile (32, 64, 128)
 //   -DCLATTN_BK=<1..128>     GPU variant: keys per __local tile; (D + DV) * BK * 4 bytes must fit

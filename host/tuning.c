@@ -21,6 +21,15 @@ static const tile_entry tile_table[] = {
      .vendor = "Advanced Micro Devices",
      .type = CL_DEVICE_TYPE_GPU,
      .tiles = {.cpu_variant = 0, .rows = 1, .wg = 64, .bk = 32, .kw = 0}},
+    /* Intel's AVX-512 cores with two 512-bit FMA pipes (clattn tune on a Xeon through POCL,
+     * `pthread-skylake-avx512-Intel(R) Xeon(R) Processor`, dense N=4096): 8 rows of one 16-key
+     * vector left the pipes half idle (207 GFLOP/s at D=64); two vectors per row and two value
+     * blocks per P.V pass (KW = 32) gave 265 with 8 rows, 274 with 10, and at D=128 287 with 12
+     * rows: 24 accumulators, two key vectors and a broadcast of the 32 registers. */
+    {.device = "avx512",
+     .vendor = "GenuineIntel",
+     .type = CL_DEVICE_TYPE_CPU,
+     .tiles = {.cpu_variant = 1, .rows = 12, .wg = 1, .bk = 1, .kw = 32}},
     /* POCL's AVX-512 targets (clattn tune on a Zen 4, `pthread-skylake-avx512`): 32 registers
      * hold 8 rows of 16 scores with room to spare. On dense attention 6 to 12 rows measured
      * within 3.5% (the last run, with 4-tile work-items: 6 best); 8 led 10 by 3-8% on window

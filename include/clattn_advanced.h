@@ -20,7 +20,7 @@ typedef struct {
     int rows;        /* CPU variant: query rows per tile (a work-item takes several tiles) */
     int wg;          /* GPU variant: work-group size = query rows per tile */
     int bk;          /* GPU variant: keys per __local tile */
-    int kw;          /* CPU variant: keys per score vector (8 or 16) */
+    int kw;          /* CPU variant: keys per score pass (8, 16, or 32: two vectors per row) */
 } clattn_tiles;
 
 /* The plans created after this call use these tiles (still clamped to the device's limits);

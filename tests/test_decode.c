@@ -93,8 +93,8 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
 
 int main(void)
 {
-    static const clattn_tiles variants[] = {{1, 6, 1, 1, 16}, {1, 4, 1, 1, 8}, {0, 1, 32, 16, 0}};
-    static const char *const names[] = {"cpu6", "cpu4", "local"};
+    static const clattn_tiles variants[] = {{1, 6, 1, 1, 16}, {1, 4, 1, 1, 8}, {1, 5, 1, 1, 32}, {0, 1, 32, 16, 0}};
+    static const char *const names[] = {"cpu6", "cpu4", "cpu5x32", "local"};
     if (harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant) == CHECK_SKIP)
         return CHECK_SKIP;
     return check_exit();
