@@ -38,8 +38,8 @@ static const clattn_tiles tune_candidates[] = {
 static void print_row(const char *device, const clattn_tiles *t, double ms)
 {
     printf("best: {.device = \"%s\", .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = {.cpu_variant = %d, "
-           ".rows = %d, .wg = %d, .bk = %d, .kw = %d}},  /* %.3f ms */\n",
-           device, t->cpu_variant, t->rows, t->wg, t->bk, t->kw, ms);
+           ".rows = %d, .wg = %d, .bk = %d, .kw = %d, .item_tiles = %d}},  /* %.3f ms */\n",
+           device, t->cpu_variant, t->rows, t->wg, t->bk, t->kw, t->item_tiles, ms);
 }
 
 static int tune_device(const bench_options *o, const bench_timer *timer, bench_device *dev)

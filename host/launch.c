@@ -86,8 +86,8 @@ static cl_mem or_unread(cl_mem mem, cl_mem fallback)
     return mem != NULL ? mem : fallback;
 }
 
-/* Tiles per work-item of the CPU variant for a launch of `tiles` tiles per (batch, head):
- * CLATTN_ITEM_TILES, halved while that leaves fewer than CLATTN_ITEMS_PER_CU work-items per
+/* Tiles per work-item of the CPU variant for a launch of `tiles` tiles per (batch, head): the
+ * plan's item_tiles, halved while that leaves fewer than CLATTN_ITEMS_PER_CU work-items per
  * compute unit. (1 for the GPU variant, whose work-group owns one tile.) */
 static int item_tiles(const clattn_plan *plan, size_t tiles)
 {
@@ -95,7 +95,7 @@ static int item_tiles(const clattn_plan *plan, size_t tiles)
         return 1;
     const size_t heads = (size_t)plan->p.batch * plan->p.heads;
     const size_t wanted = clattn__plan_wanted_items(plan);
-    int t = CLATTN_ITEM_TILES;
+    int t = plan->tiles.item_tiles;
     while (t > 1 && (tiles + t - 1) / t * heads < wanted)
         t /= 2;
     return t;

@@ -71,6 +71,10 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows,
     clattn_tiles t = ctx->tiles_forced ? ctx->forced_tiles : tile_table[i].tiles;
     if (t.cpu_variant && t.rows > max_rows)
         t.rows = max_rows; /* decode: a tile of repeated rows would only repeat work */
+    if (t.item_tiles <= 0 || !t.cpu_variant)
+        t.item_tiles = t.cpu_variant ? CLATTN_ITEM_TILES : 1;
+    if (t.item_tiles > CLATTN_MAX_ITEM_TILES)
+        t.item_tiles = CLATTN_MAX_ITEM_TILES;
     if (!t.cpu_variant) {
         while (t.wg > 1 && (size_t)t.wg > caps->max_work_group)
             t.wg /= 2;
@@ -102,7 +106,7 @@ void clattn__attention_options(const clattn_tiles *tiles, int d, int dv, char *b
     snprintf(buf, size,
              "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_VW=%d -DCLATTN_WD=%d -DCLATTN_ROWS=%d "
              "-DCLATTN_KW=%d -DCLATTN_KC=%d -DCLATTN_TILES=%d",
-             d, dv, vw, wd, tiles->rows, tiles->kw, CLATTN_KEY_CHUNK, CLATTN_ITEM_TILES);
+             d, dv, vw, wd, tiles->rows, tiles->kw, CLATTN_KEY_CHUNK, tiles->item_tiles);
 }
 
 void clattn__pack_options(int d, char *buf, size_t size)

@@ -19,14 +19,13 @@
  * work and a slow item does not hold up the end. */
 #define CLATTN_ITEMS_PER_CU 4
 
-/* Most tiles of query rows per work-item of the CPU variant's attention kernel (-DCLATTN_TILES).
- * The item walks them chunk by chunk, so each chunk's K panel and values come from memory or L3
- * once for all of them. A launch with fewer than CLATTN_ITEMS_PER_CU items per compute unit at
- * this count gives each item fewer tiles (the global-rows pass, short sequences). */
+/* Most tiles of query rows per work-item of the CPU variant's attention kernel (-DCLATTN_TILES)
+ * when the tiles do not say (clattn_tiles.item_tiles = 0), and the largest they may say. The item
+ * walks them chunk by chunk, so each chunk's K panel and values come from memory or L3 once for
+ * all of them. A launch with fewer than CLATTN_ITEMS_PER_CU items per compute unit at this count
+ * gives each item fewer tiles (the global-rows pass, short sequences). */
 #define CLATTN_ITEM_TILES 4
-#if CLATTN_ITEM_TILES < 1 || CLATTN_ITEM_TILES > 8
-#error "CLATTN_ITEM_TILES must be 1 to 8 (cl/attention_cpu.cl's CLATTN_TILES)"
-#endif
+#define CLATTN_MAX_ITEM_TILES 8 /* cl/attention_cpu.cl's limit of CLATTN_TILES */
 
 /* Decode (CPU variant, at most CLATTN_SPLIT_MAX_QUERIES query rows, no global rows) splits the
  * keys so that each compute unit gets CLATTN_ITEMS_PER_CU work-items, each split at least

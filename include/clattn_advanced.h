@@ -21,6 +21,8 @@ typedef struct {
     int wg;          /* GPU variant: work-group size = query rows per tile */
     int bk;          /* GPU variant: keys per __local tile */
     int kw;          /* CPU variant: keys per score pass (8, 16, or 32: two vectors per row) */
+    int item_tiles;  /* CPU variant: most tiles per work-item, which share each key chunk's reads
+                      * (1 to 8; 0: the default, 4) */
 } clattn_tiles;
 
 /* The plans created after this call use these tiles (still clamped to the device's limits);
