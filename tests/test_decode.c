@@ -93,7 +93,10 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
 
 int main(void)
 {
-    static const clattn_tiles variants[] = {{1, 6, 1, 1, 16}, {1, 4, 1, 1, 8}, {1, 5, 1, 1, 32}, {0, 1, 32, 16, 0}};
+    static const clattn_tiles variants[] = {{.cpu_variant = 1, .rows = 6, .wg = 1, .bk = 1, .kw = 16},
+                                            {.cpu_variant = 1, .rows = 4, .wg = 1, .bk = 1, .kw = 8},
+                                            {.cpu_variant = 1, .rows = 5, .wg = 1, .bk = 1, .kw = 32},
+                                            {.cpu_variant = 0, .rows = 1, .wg = 32, .bk = 16, .kw = 0}};
     static const char *const names[] = {"cpu6", "cpu4", "cpu5x32", "local"};
     if (harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant) == CHECK_SKIP)
         return CHECK_SKIP;

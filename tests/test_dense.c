@@ -64,8 +64,11 @@ int main(void)
     add_cases();
     /* CPU variant: 8-, 16- and 32-key score passes (32: two vectors per row, and P.V two column
      * blocks, with an odd block left when Dv / 16 is odd), even and odd row counts. */
-    static const clattn_tiles variants[] = {
-        {1, 7, 1, 1, 32}, {1, 8, 1, 1, 8}, {1, 5, 1, 1, 16}, {0, 1, 64, 32, 0}, {0, 1, 16, 8, 0}};
+    static const clattn_tiles variants[] = {{.cpu_variant = 1, .rows = 7, .wg = 1, .bk = 1, .kw = 32},
+                                            {.cpu_variant = 1, .rows = 8, .wg = 1, .bk = 1, .kw = 8},
+                                            {.cpu_variant = 1, .rows = 5, .wg = 1, .bk = 1, .kw = 16},
+                                            {.cpu_variant = 0, .rows = 1, .wg = 64, .bk = 32, .kw = 0},
+                                            {.cpu_variant = 0, .rows = 1, .wg = 16, .bk = 8, .kw = 0}};
     static const char *const names[] = {"cpu7x32", "cpu8x8", "cpu5x16", "local64", "local16"};
     if (harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant) == CHECK_SKIP)
         return CHECK_SKIP;

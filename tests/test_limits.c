@@ -35,20 +35,20 @@ typedef struct {
     const char *value; /* text a failure's message must contain */
 } limit_case;
 
-#define GPU(wg, bk)                                                                                                    \
+#define GPU(wg_, bk_)                                                                                                  \
     1,                                                                                                                 \
     {                                                                                                                  \
-        0, 1, wg, bk, 0                                                                                                \
+        .cpu_variant = 0, .rows = 1, .wg = wg_, .bk = bk_                                                              \
     }
 #define CPU8                                                                                                           \
     1,                                                                                                                 \
     {                                                                                                                  \
-        1, 8, 1, 1, 16                                                                                                 \
+        .cpu_variant = 1, .rows = 8, .wg = 1, .bk = 1, .kw = 16                                                        \
     }
 #define TABLE                                                                                                          \
     0,                                                                                                                 \
     {                                                                                                                  \
-        0, 0, 0, 0, 0                                                                                                  \
+        .cpu_variant = 0                                                                                               \
     }
 
 static const int side_globals[] = {0, 40};
@@ -270,7 +270,7 @@ static int make_huge_problem(clattn_context *dev, huge_problem *h)
 static void check_cpu_plan_scratch(clattn_context *dev, const huge_problem *h)
 {
     clattn_plan *plan = NULL;
-    clattn_context_force_tiles(dev, &(clattn_tiles){1, 8, 1, 1, 16});
+    clattn_context_force_tiles(dev, &(clattn_tiles){.cpu_variant = 1, .rows = 8, .wg = 1, .bk = 1, .kw = 16});
     clattn_problem p = h->p;
     p.q_len = CLATTN_SPLIT_MAX_QUERIES + 1; /* past the decode path, which reads K unpacked */
     const int s = clattn_plan_create(dev, &p, &plan);
@@ -351,7 +351,8 @@ static void check_real_max_alloc(const char *spec)
     }
     check_cpu_plan_scratch(dev, &h);
     clattn_plan *plan = NULL;
-    clattn_context_force_tiles(dev, &(clattn_tiles){0, 1, 64, 32, 0}); /* scratch stays small */
+    clattn_context_force_tiles(
+        dev, &(clattn_tiles){.cpu_variant = 0, .rows = 1, .wg = 64, .bk = 32, .kw = 0}); /* scratch stays small */
     const int s = clattn_plan_create(dev, &h.p, &plan);
     report(s == CLATTN_STATUS_OK, "K over max alloc, GPU variant: plan_create", s ? clattn_context_message(dev) : "");
     if (s == CLATTN_STATUS_OK) {

@@ -705,7 +705,8 @@ static void check_canaries(const backend *be)
 
 int main(void)
 {
-    static const clattn_tiles cpu_tiles = {1, 8, 1, 1, 16}, local_tiles = {0, 1, 64, 32, 0};
+    static const clattn_tiles cpu_tiles = {.cpu_variant = 1, .rows = 8, .wg = 1, .bk = 1, .kw = 16},
+                              local_tiles = {.cpu_variant = 0, .rows = 1, .wg = 64, .bk = 32, .kw = 0};
     backend bes[3] = {{"reference", NULL, NULL}, {"cpu8", NULL, &cpu_tiles}, {"local64", NULL, &local_tiles}};
     if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &bes[0].ctx))
         return 1;

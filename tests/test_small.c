@@ -55,7 +55,9 @@ int main(void)
          .num_global = 2,
          .global_qkv = 1},
     };
-    static const clattn_tiles variants[] = {{1, 4, 1, 1, 16}, {1, 3, 1, 1, 32}, {0, 1, 16, 8, 0}};
+    static const clattn_tiles variants[] = {{.cpu_variant = 1, .rows = 4, .wg = 1, .bk = 1, .kw = 16},
+                                            {.cpu_variant = 1, .rows = 3, .wg = 1, .bk = 1, .kw = 32},
+                                            {.cpu_variant = 0, .rows = 1, .wg = 16, .bk = 8, .kw = 0}};
     printf("device %s: %s\n", specs[0], clattn_context_device_name(dev));
     for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
         clattn_context_force_tiles(dev, &variants[v]);
