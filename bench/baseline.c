@@ -1,6 +1,6 @@
 /* The unfused OpenBLAS baseline: per head S = scale Q Kᵀ into an N x NK scratch, a masked softmax
  * per row, O = P V. Summary tokens (block means) are appended to the keys; the mask comes from
- * S(i) (clattn_key_visible, clattn_summary_visible) once per point, like a caller's mask tensor. */
+ * S(i) (clattn_visibility_key, clattn_visibility_summary) once per point, like a caller's mask tensor. */
 #include "baseline.h"
 
 #include <cblas.h>
@@ -27,8 +27,8 @@ int baseline_applies(const workload *w)
 /* Whether row i (at position i: Nq = N) sees key j of the N keys followed by the summary tokens. */
 static int key_visible(const workload *w, int i, int j)
 {
-    return j < w->n ? clattn_key_visible(&w->visibility, w->n, i, j)
-                    : clattn_summary_visible(&w->visibility, w->n, i, j - w->n);
+    return j < w->n ? clattn_visibility_key(&w->visibility, w->n, i, j)
+                    : clattn_visibility_summary(&w->visibility, w->n, i, j - w->n);
 }
 
 /* x [N, D] followed by the mean of every block of rows. */

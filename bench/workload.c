@@ -1,5 +1,5 @@
 /* Bench points: the problem of each pattern at one N, unit-normal inputs from a fixed seed, and
- * the FLOPs counted from the keys each query row sees (clattn_visible_keys, SPEC.md's S(i)). */
+ * the FLOPs counted from the keys each query row sees (clattn_visibility_count, SPEC.md's S(i)). */
 #include "workload.h"
 
 #include <stdio.h>
@@ -25,7 +25,7 @@ static double count_flops(const workload *w)
     const clattn_problem *p = &w->problem;
     long long keys = 0;
     for (int row = 0; row < p->q_len; row++) /* row i sits at position i + Nk - Nq */
-        keys += clattn_visible_keys(&w->visibility, p->kv_len, row + p->kv_len - p->q_len);
+        keys += clattn_visibility_count(&w->visibility, p->kv_len, row + p->kv_len - p->q_len);
     return 4.0 * p->head_dim * (double)keys * p->batch * p->heads;
 }
 

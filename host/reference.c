@@ -75,12 +75,12 @@ static size_t gather_keys(worker *w, const head_keys *hk, const query_row *row, 
     const float *v = separate ? hk->vg : hk->v;
     size_t n = 0;
     for (int j = 0; j < p->kv_len; j++)
-        if (clattn_key_visible(w->run->vis, row->valid, row->pos, j))
+        if (clattn_visibility_key(w->run->vis, row->valid, row->pos, j))
             n = push_key(w, n, k + (size_t)j * p->head_dim, v + (size_t)j * p->value_dim);
     if (separate)
         return n; /* Longformer's global projection sees neither summary nor extra keys */
     for (int c = 0; c < hk->num_summary; c++)
-        if (clattn_summary_visible(w->run->vis, row->valid, row->pos, c))
+        if (clattn_visibility_summary(w->run->vis, row->valid, row->pos, c))
             n = push_key(w, n, hk->sk + (size_t)c * p->head_dim, hk->sv + (size_t)c * p->value_dim);
     for (int x = 0; x < p->extra_len; x++)
         n = push_key(w, n, hk->xk + (size_t)x * p->head_dim, hk->xv + (size_t)x * p->value_dim);
@@ -130,7 +130,7 @@ static void attend_row(worker *w, const head_keys *hk, size_t index, int i)
     const shared_run *run = w->run;
     const clattn_problem *p = run->p;
     const int pos = i + p->kv_len - p->q_len;
-    const query_row row = {.pos = pos, .valid = hk->valid, .global = clattn_row_is_global(run->vis, pos)};
+    const query_row row = {.pos = pos, .valid = hk->valid, .global = clattn_visibility_row_global(run->vis, pos)};
     const int separate = row.global && p->global_qkv;
     const float *q = (const float *)(separate ? run->t->qg.data : run->t->q.data) + index * (size_t)p->head_dim;
     /* A padding row keeps the empty set: output 0, LSE -inf. */

@@ -39,7 +39,7 @@ void clattn_visibility_free(clattn_visibility *v)
     memset(v, 0, sizeof *v);
 }
 
-int clattn_row_is_global(const clattn_visibility *v, int pos)
+int clattn_visibility_row_global(const clattn_visibility *v, int pos)
 {
     return v->is_global != NULL && pos >= 0 && pos < v->problem.kv_len && v->is_global[pos];
 }
@@ -110,12 +110,12 @@ static int last_key(const clattn_problem *p, int valid, int pos)
 /* Padding and causal cut every pattern; a global row is dense; otherwise the window joined by
  * the global columns, or the grid rule, or with neither every key. Each j is asked once, so no
  * key is counted twice however many rules admit it. */
-int clattn_key_visible(const clattn_visibility *v, int valid, int pos, int j)
+int clattn_visibility_key(const clattn_visibility *v, int valid, int pos, int j)
 {
     const clattn_problem *p = &v->problem;
     if (pos >= valid || j < 0 || j > last_key(p, valid, pos))
         return 0;
-    if (clattn_row_is_global(v, pos))
+    if (clattn_visibility_row_global(v, pos))
         return 1;
     if (p->window)
         return (v->is_global != NULL && v->is_global[j]) || in_window(p, pos, j);
@@ -123,7 +123,7 @@ int clattn_key_visible(const clattn_visibility *v, int valid, int pos, int j)
 }
 
 /* Summary c is visible under causal only once its whole (valid part of the) block is. */
-int clattn_summary_visible(const clattn_visibility *v, int valid, int pos, int c)
+int clattn_visibility_summary(const clattn_visibility *v, int valid, int pos, int c)
 {
     const clattn_problem *p = &v->problem;
     const long long block_end = ((long long)c + 1) * p->summary_block;
@@ -163,13 +163,13 @@ static long long summary_keys(const clattn_problem *p, int valid, int pos)
     return pos < 0 ? 0 : (pos + 1) / p->summary_block;
 }
 
-long long clattn_visible_keys(const clattn_visibility *v, int valid, int pos)
+long long clattn_visibility_count(const clattn_visibility *v, int valid, int pos)
 {
     const clattn_problem *p = &v->problem;
     if (pos >= valid)
         return 0;
     const int last = last_key(p, valid, pos);
-    const int global_row = clattn_row_is_global(v, pos);
+    const int global_row = clattn_visibility_row_global(v, pos);
     long long count = 0;
     if (last >= 0) {
         if (global_row || (!p->window && p->grid_pattern == CLATTN_GRID_NONE))

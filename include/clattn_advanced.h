@@ -66,18 +66,18 @@ void clattn_visibility_free(clattn_visibility *v); /* zeroes *v; freeing twice i
  * its batch entry (seq_lens[b], or Nk). A row with p(i) >= valid is padding and sees nothing. */
 
 /* 1 when the row at `pos` is a global row (p(i) in G): it sees every key. */
-int clattn_row_is_global(const clattn_visibility *v, int pos);
+int clattn_visibility_row_global(const clattn_visibility *v, int pos);
 
 /* 1 when key j of K (of Kg for a separately projected global row) is in S(i). */
-int clattn_key_visible(const clattn_visibility *v, int valid, int pos, int j);
+int clattn_visibility_key(const clattn_visibility *v, int valid, int pos, int j);
 
 /* 1 when summary token c (of ceil(valid / b)) is in S(i); the row is not padding. */
-int clattn_summary_visible(const clattn_visibility *v, int valid, int pos, int c);
+int clattn_visibility_summary(const clattn_visibility *v, int valid, int pos, int c);
 
 /* |S(i)|: the keys of K, the summary tokens and the extra keys the row sees (a separately
  * projected global row sees neither summary nor extra keys). O(globals) for a window, O(Nk)
  * for a grid pattern. */
-long long clattn_visible_keys(const clattn_visibility *v, int valid, int pos);
+long long clattn_visibility_count(const clattn_visibility *v, int valid, int pos);
 
 #ifdef __cplusplus
 }

@@ -75,7 +75,7 @@ static void row_place(const fixture *f, size_t r, int *valid, int *pos)
 /* A row with no visible key, summary or extra: SPEC.md wants 0 and LSE -inf. */
 static int row_empty(const fixture *f, int valid, int pos)
 {
-    return clattn_visible_keys(&f->vis, valid, pos) == 0;
+    return clattn_visibility_count(&f->vis, valid, pos) == 0;
 }
 
 static void fixture_free(fixture *f)
@@ -360,7 +360,7 @@ static int masked_everywhere(const fixture *f, int b, int j)
     if (p->summary_block > 0)
         return 0; /* a valid key joins its block's mean, which every row may see */
     for (int i = 0; i < p->q_len; i++)
-        if (clattn_key_visible(&f->vis, valid, i + p->kv_len - p->q_len, j))
+        if (clattn_visibility_key(&f->vis, valid, i + p->kv_len - p->q_len, j))
             return 0;
     return 1;
 }
@@ -471,7 +471,7 @@ static void visible_means(const fixture *f, float *want)
             double sum = 0.0;
             int n = 0;
             for (int j = 0; j < p->kv_len; j++)
-                if (clattn_key_visible(&f->vis, valid, pos, j)) {
+                if (clattn_visibility_key(&f->vis, valid, pos, j)) {
                     sum += tensor(&f->h.t.v)[(kv * p->kv_len + j) * p->value_dim + e];
                     n++;
                 }

@@ -381,17 +381,17 @@ static void check_visibility(const char *what, const clattn_problem *in, const i
             unsigned char mask[MAX_KEYS];
             const int count = expected_count(p, valid, i, mask);
             for (int j = 0; j < p->kv_len; j++)
-                CHECK((clattn_key_visible(&v, valid, pos, j) != 0) == mask[j],
-                      "%s: entry %d row %d key %d: clattn_key_visible says %d, brute force %d", what, b, i, j,
-                      clattn_key_visible(&v, valid, pos, j), mask[j]);
+                CHECK((clattn_visibility_key(&v, valid, pos, j) != 0) == mask[j],
+                      "%s: entry %d row %d key %d: clattn_visibility_key says %d, brute force %d", what, b, i, j,
+                      clattn_visibility_key(&v, valid, pos, j), mask[j]);
             /* a global row with its own projections sees no summary token, whatever the rule says */
             for (int c = 0; c < summary_blocks(p, valid) && !(p->global_qkv && is_global(p, pos)); c++)
-                CHECK((clattn_summary_visible(&v, valid, pos, c) != 0) == expected_summary(p, valid, pos, c),
-                      "%s: entry %d row %d summary %d: clattn_summary_visible says %d", what, b, i, c,
-                      clattn_summary_visible(&v, valid, pos, c));
-            CHECK(clattn_visible_keys(&v, valid, pos) == count,
-                  "%s: entry %d row %d: clattn_visible_keys says %lld, brute force %d", what, b, i,
-                  clattn_visible_keys(&v, valid, pos), count);
+                CHECK((clattn_visibility_summary(&v, valid, pos, c) != 0) == expected_summary(p, valid, pos, c),
+                      "%s: entry %d row %d summary %d: clattn_visibility_summary says %d", what, b, i, c,
+                      clattn_visibility_summary(&v, valid, pos, c));
+            CHECK(clattn_visibility_count(&v, valid, pos) == count,
+                  "%s: entry %d row %d: clattn_visibility_count says %lld, brute force %d", what, b, i,
+                  clattn_visibility_count(&v, valid, pos), count);
         }
     }
     clattn_visibility_free(&v);
