@@ -140,8 +140,8 @@ inline void chunk_softmax(row_state *st, float sc[R][KC], float *alpha, chunk_sp
                 sr = select((float16)(-INFINITY), sr, ok[r][v]);
                 PRIV(float16, sc[r], v) = sr;
             }
-            // max, not fmax: a NaN score reaches the output through exp2 either way, and max
-            // skips fmax's NaN tests.
+            // max, not fmax: a NaN score reaches the output either way (through exp2, or the
+            // sum when the row has nothing else), and max skips fmax's NaN tests.
             h16 = max(h16, sr);
         }
         const float8 h8 = max(h16.lo, h16.hi);
@@ -158,10 +158,24 @@ inline void chunk_softmax(row_state *st, float sc[R][KC], float *alpha, chunk_sp
     for (int r = 0; r < R; r++) {
         st->m[r] = mnew[r];
         float16 lsum = st->lsum[r] * alpha[r];
-        if (mnew[r] == -INFINITY) { // nothing visible in this row yet: every weight is 0
+        if (mnew[r] == -INFINITY) {
+            // No finite logit in this row yet: every weight is 0, and the sum keeps what the
+            // visible keys had (write_row): NaN for a NaN logit (max skipped it), -0 when all
+            // were -inf. A rare branch: with finite inputs, a row of the tile not yet in its band.
+            int16 seen = (int16)(span.edge ? 0 : -1), nan = (int16)(0);
 #pragma unroll
-            for (int v = 0; v < NV; v++)
+            for (int v = 0; v < NV; v++) {
+                if (v >= span.g_lo && v < span.g_hi) {
+                    nan |= isnan(PRIV(float16, sc[r], v)); // masked keys are -inf by now
+                    if (span.edge)
+                        seen |= ok[r][v];
+                }
                 PRIV(float16, sc[r], v) = (float16)(0.0f);
+            }
+            if (any(nan))
+                st->lsum[r] = (float16)(NAN);
+            else if (any(seen))
+                st->lsum[r] = copysign(lsum, (float16)(-1.0f));
             continue;
         }
 #pragma unroll

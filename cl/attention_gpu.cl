@@ -34,8 +34,12 @@ inline void process_tile(row_state *st, __global const float *qrow, __local cons
         mtile = fmax(mtile, s[t]);
     }
     const float mnew = fmax(st->m, mtile);
-    if (mnew == -INFINITY)
+    if (mnew == -INFINITY) { // no finite logit yet: l records visible NaN (NaN) or -inf (-0) ones, write_row
+        for (int t = 0; t < BK; t++)
+            if (ok[t])
+                st->l = isnan(s[t]) ? NAN : copysign(st->l, -1.0f);
         return;
+    }
     if (mnew > st->m) {
         const float alpha = exp2(st->m - mnew);
         st->l *= alpha;

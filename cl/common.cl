@@ -146,15 +146,25 @@ inline size_t kv_head_of(int bh, int heads, int kv_heads)
     return (size_t)b * kv_heads + hk;
 }
 
+// The row's sum of weights l also says whether it met a non-finite input (SPEC.md: never hidden):
+//   +0   no visible key (padding): output 0 and LSE -inf, never NaN;
+//   NaN  a NaN logit, or a +inf one (its weight is 2^(inf - inf)): out and LSE NaN, as in the
+//        reference, whose max-subtracted softmax meets the same NaN;
+//   -0   visible keys, every logit -inf so far: weights of 0 here, but IEEE arithmetic makes them
+//        exp(-inf - -inf) = NaN when the row's max ends -inf, so a -0 that lasts gives NaN. A later
+//        finite max turns it into a plain sum, the -inf logits weighing 0.
+// Infinities in V reach acc by arithmetic alone. All of it is settled once per row (here, and
+// where a row has no finite max yet), so the key loops carry none of it.
 inline void write_row(__global float *out, __global float *lse, size_t row, int write_lse, const float *acc, float m,
                       float l)
 {
-    // l == 0: no visible key (padding); output 0 and LSE -inf, never NaN.
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    const bool empty = as_uint(l) == 0;
+    const float sum = empty ? 1.0f : l == 0.0f ? NAN : l;
+    const float inv = 1.0f / sum;
     for (int dv = 0; dv < DV; dv++)
-        out[row * DV + dv] = l > 0.0f ? acc[dv] * inv : 0.0f;
+        out[row * DV + dv] = empty ? 0.0f : acc[dv] * inv;
     if (write_lse)
-        lse[row] = l > 0.0f ? (m + log2(l)) * M_LN2_F : -INFINITY;
+        lse[row] = empty ? -INFINITY : (m + log2(sum)) * M_LN2_F;
 }
 
 // The arguments of the `attention` kernel, the same in both variants (the host sets them in this

@@ -56,7 +56,9 @@ __kernel void attention_split(__global const float *q,      // [B, H, Nq, D]
 }
 
 // Merges the splits' partial results of one query row: O = sum_s 2^(m_s - M) acc_s / L with
-// M = max m_s and L = sum_s 2^(m_s - M) l_s. A split that saw no key (l = 0) adds nothing.
+// M = max m_s and L = sum_s 2^(m_s - M) l_s. A split that saw no key (l = +0) adds nothing; the
+// others carry their NaN or -0 sums (write_row) into L: a -0 split weighs 2^(-inf - M), 0 beside
+// a finite M and NaN when no split has a finite max, as the row's one softmax would.
 __kernel void combine_splits(__global const float *part_acc, // [rows, splits, DV]
                              __global const float *part_ml,  // [rows, splits, 2]
                              __global float *out,            // [rows, DV]
@@ -69,14 +71,14 @@ __kernel void combine_splits(__global const float *part_acc, // [rows, splits, D
     __global const float *ml = part_ml + (size_t)row * splits * 2;
     float m = -INFINITY;
     for (int s = 0; s < splits; s++)
-        if (ml[2 * s + 1] > 0.0f)
+        if (as_uint(ml[2 * s + 1]) != 0)
             m = max(m, ml[2 * s]);
     float l = 0.0f;
     float acc[DV];
     for (int dv = 0; dv < DV; dv++)
         acc[dv] = 0.0f;
     for (int s = 0; s < splits; s++) {
-        if (!(ml[2 * s + 1] > 0.0f))
+        if (as_uint(ml[2 * s + 1]) == 0)
             continue;
         const float w = exp2(ml[2 * s] - m);
         l += w * ml[2 * s + 1];

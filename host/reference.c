@@ -97,7 +97,13 @@ static double dot(const float *a, const float *b, int n)
 
 /* out [Dv] = softmax over the n gathered keys of scale * q·k, applied to their values, with the
  * maximum subtracted first so that large logits cannot overflow. Returns the log of the
- * denominator of the unshifted softmax; an empty set gives 0 and -inf rather than 0/0. */
+ * denominator of the unshifted softmax; an empty set gives 0 and -inf rather than 0/0.
+ * Non-finite inputs go through this formula as IEEE arithmetic has them, which is what SPEC.md
+ * means and what the kernels match class by class (NaN, +inf, -inf, finite; cl/common.cl's
+ * write_row): a NaN logit has weight exp(NaN - max), NaN, whatever the max (`>` skips it); a +inf
+ * logit makes the max +inf and its weight exp(inf - inf), NaN; a -inf logit weighs exp(-inf - max)
+ * = 0 beside a finite max, and when every logit is -inf so is the max and every weight is
+ * exp(-inf + inf), NaN; an infinite value times a positive weight stays infinite, times 0 is NaN. */
 static double softmax_gathered(const worker *w, size_t n, const float *q, float *out)
 {
     const clattn_problem *p = w->run->p;

@@ -1,6 +1,7 @@
 /* Numerics every backend (reference, CPU and local-memory kernels) must show: empty rows give 0 and
- * LSE -inf, 1e4 logits stay finite, NaN/inf in masked keys never reach O, constant Q = K gives
- * mean(V), 50 runs are bit-identical, and nothing is written past the outputs (canaries). */
+ * LSE -inf, 1e4 logits stay finite, NaN/inf in masked keys never reach O, NaN/inf in used ones reach
+ * it as IEEE arithmetic has it, constant Q = K gives mean(V), 50 runs are bit-identical, and nothing
+ * is written past the outputs (canaries). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #define GUARD 4096 /* bytes after each output that must stay untouched */
 #define GUARD_BYTE 0xA5
 #define REPEATS 50
+#define MAX_BACKENDS 4 /* the reference and a device's three kernel variants */
 
 static void report(int ok, const char *backend, const char *property, const char *what, const char *detail)
 {
@@ -702,33 +704,283 @@ static void check_canaries(const backend *be)
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* Property 7: a NaN or an infinity planted where some rows use it (SPEC.md: in a query, in a    */
+/* key a row sees, in the value of such a key) reaches those rows as IEEE arithmetic carries it  */
+/* through the reference's max-subtracted softmax, and no other row. Every output element and    */
+/* LSE of a backend is NaN, +inf, -inf or finite as the reference's is, finite ones within the   */
+/* tolerance. On the reference itself: a row that does not use the planted value is finite (or   */
+/* empty); one that uses it in its query, a whole key or a whole value has no finite output.     */
+/* One element of a key is the exception: its infinity makes the logit +inf (NaN through inf -   */
+/* inf) or -inf, a weight of exactly 0, and so a finite row, as IEEE arithmetic has it.          */
 
-int main(void)
-{
-    static const clattn_tiles cpu_tiles = {.cpu_variant = 1, .rows = 8, .wg = 1, .bk = 1, .kw = 16},
-                              local_tiles = {.cpu_variant = 0, .rows = 1, .wg = 64, .bk = 32, .kw = 0};
-    backend bes[3] = {{"reference", NULL, NULL}, {"cpu8", NULL, &cpu_tiles}, {"local64", NULL, &local_tiles}};
-    if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &bes[0].ctx))
-        return 1;
-    char specs[1][16];
-    const int ndev = harness_devices(specs, 1);
-    int nbe = 1;
-    if (ndev > 0 && clattn_context_create(&(clattn_context_desc){.device = specs[0]}, &bes[1].ctx) == 0) {
-        printf("device %s: %s\n", specs[0], clattn_context_device_name(bes[1].ctx));
-        bes[2].ctx = bes[1].ctx;
-        nbe = 3;
-    } else if (ndev > 0) {
-        check(0, "device %s: %s", specs[0], clattn_context_message(NULL));
+typedef enum { SITE_Q, SITE_K_ELEMENT, SITE_K_ROW, SITE_V_ROW, SITE_PADDING, SITE_COUNT } site;
+
+static const char *const site_names[SITE_COUNT] = {"Q element", "K element", "K row", "V row", "padding K, V, Q"};
+
+typedef struct {
+    numerics_case c;
+    int query; /* row i of batch entry 0, head 0 whose element 1 is planted (SITE_Q) */
+    int key;   /* key j of batch entry 0, kv head 0 whose K or V is planted */
+} nonfinite_case;
+
+static const int nf_pad[] = {37, 20}, nf_causal_pad[] = {70, 50}, nf_globals[] = {2, 70}, nf_globals_pad[] = {90, 60},
+                 nf_decode_pad[] = {600, 300};
+
+/* Planted once at a key of the band (30) and once at a global key (70, a side key of the window rows). */
+#define NF_WINDOW_GLOBALS                                                                                              \
+    {                                                                                                                  \
+        .batch = 2, .heads = 2, .q_len = 90, .head_dim = 16, .window = 1, .window_left = 5, .window_right = 2,         \
+        .global_idx = nf_globals, .num_global = 2                                                                      \
     }
+
+static const nonfinite_case nonfinite_cases[] = {
+    {{"dense, padding {37, 20}", {.batch = 2, .heads = 2, .q_len = 37, .head_dim = 32}, nf_pad}, 5, 9},
+    {{"GQA causal, padding {70, 50}",
+      {.batch = 2, .heads = 4, .kv_heads = 2, .q_len = 70, .head_dim = 16, .causal = 1},
+      nf_causal_pad},
+     66,
+     40},
+    /* Key 63 ends chunk 0: row 67 sees only it there, before the keys of chunk 1. */
+    {{"causal window (4, 0), key 63",
+      {.batch = 1, .heads = 2, .q_len = 100, .head_dim = 16, .causal = 1, .window = 1, .window_left = 4},
+      NULL},
+     67,
+     63},
+    /* One key per row: an infinite Q or K element makes the row's only logit +inf or -inf, NaN either way. */
+    {{"window (0, 0)", {.batch = 1, .heads = 2, .q_len = 40, .head_dim = 16, .window = 1}, NULL}, 20, 20},
+    {{"window (5, 2) + globals {2, 70}, padding {90, 60}", NF_WINDOW_GLOBALS, nf_globals_pad}, 30, 30},
+    {{"window (5, 2) + globals, a global key planted", NF_WINDOW_GLOBALS, nf_globals_pad}, 80, 70},
+    {{"causal summary blocks of 4, padding {37, 20}",
+      {.batch = 2, .heads = 2, .q_len = 37, .head_dim = 16, .causal = 1, .summary_block = 4},
+      nf_pad},
+     30,
+     13},
+    /* Nq <= 4: the CPU variant splits the keys (attention_split, combine_splits). */
+    {{"decode GQA Nq 3, Nk 600, padding {600, 300}",
+      {.batch = 2, .heads = 4, .kv_heads = 2, .q_len = 3, .kv_len = 600, .head_dim = 32},
+      nf_decode_pad},
+     1,
+     400},
+    {{"decode window (0, 0) Nq 2, Nk 600",
+      {.batch = 1, .heads = 2, .q_len = 2, .kv_len = 600, .head_dim = 32, .window = 1},
+      NULL},
+     1,
+     599},
+    {{"decode causal window (100, 0) Nq 2, Nk 600",
+      {.batch = 1, .heads = 2, .q_len = 2, .kv_len = 600, .head_dim = 32, .causal = 1, .window = 1, .window_left = 100},
+      NULL},
+     0,
+     498}, /* row 0 (p = 598) sees it, row 1 (p = 599) does not */
+};
+
+/* What one backend's runs over a case's plantings came to. */
+typedef struct {
+    size_t class_diff; /* output and LSE elements whose class (NaN, +inf, -inf, finite) differs */
+    size_t leaked;     /* rows that do not use the planted value with a non-finite output */
+    size_t hidden;     /* rows that use a planted query, key row or value row with a finite output */
+    double err;        /* largest error where both are finite (LSE relative to max(1, |LSE|)) */
+    char first[96];    /* the first planting with a fault */
+} nonfinite_tally;
+
+static int fp_class(float x)
+{
+    return isnan(x) ? 1 : x == INFINITY ? 2 : x == -INFINITY ? 3 : 0;
+}
+
+/* The first padding key of the first batch entry that has one; -1 when none has. */
+static int padding_entry(const fixture *f)
+{
+    for (int b = 0; f->seq_lens != NULL && b < f->vis.problem.batch; b++)
+        if (f->seq_lens[b] < f->vis.problem.kv_len)
+            return b;
+    return -1;
+}
+
+/* Writes x at the site (keys and values of kv head 0 of batch entry 0, or a padding entry). */
+static void plant_site(fixture *f, const nonfinite_case *nc, site s, float x)
+{
+    const clattn_problem *p = &f->vis.problem;
+    float *q = tensor(&f->h.t.q), *k = tensor(&f->h.t.k), *v = tensor(&f->h.t.v);
+    const size_t key = (size_t)nc->key;
+    if (s == SITE_Q)
+        q[(size_t)nc->query * p->head_dim + 1] = x;
+    if (s == SITE_K_ELEMENT)
+        k[key * p->head_dim + 1] = x;
+    for (int e = 0; s == SITE_K_ROW && e < p->head_dim; e++)
+        k[key * p->head_dim + e] = x;
+    for (int e = 0; s == SITE_V_ROW && e < p->value_dim; e++)
+        v[key * p->value_dim + e] = x;
+    const int b = padding_entry(f);
+    if (s != SITE_PADDING || b < 0)
+        return;
+    const int j = f->seq_lens[b]; /* the entry's first padding key, in every kv head */
+    for (int h = 0; h < p->kv_heads; h++) {
+        const size_t row = ((size_t)b * p->kv_heads + h) * p->kv_len + j;
+        for (int e = 0; e < p->head_dim; e++)
+            k[row * p->head_dim + e] = x;
+        for (int e = 0; e < p->value_dim; e++)
+            v[row * p->value_dim + e] = x;
+    }
+    const int i = j - (p->kv_len - p->q_len); /* the entry's first padding query, p(i) = j, if any */
+    for (int h = 0; i >= 0 && i < p->q_len && h < p->heads; h++)
+        for (int e = 0; e < p->head_dim; e++)
+            q[(((size_t)b * p->heads + h) * p->q_len + i) * p->head_dim + e] = x;
+}
+
+/* Whether row r of O uses the planted site: its own query, or key j of kv head 0 of batch entry 0
+ * (directly or through the mean of its summary block). */
+static int row_uses(const fixture *f, const nonfinite_case *nc, site s, size_t r)
+{
+    const clattn_problem *p = &f->vis.problem;
+    int valid, pos;
+    row_place(f, r, &valid, &pos);
+    const size_t bh = r / (size_t)p->q_len;
+    if (pos >= valid || s == SITE_PADDING)
+        return 0;
+    if (s == SITE_Q)
+        return r == (size_t)nc->query;
+    if (bh / (size_t)(p->heads / p->kv_heads) != 0) /* batch entry 0 and a head of kv head 0 */
+        return 0;
+    const int j = nc->key;
+    return clattn_visibility_key(&f->vis, valid, pos, j) ||
+           (p->summary_block > 0 && j < valid && clattn_visibility_summary(&f->vis, valid, pos, j / p->summary_block));
+}
+
+static void tally_fault(nonfinite_tally *t, const char *why, site s, float x)
+{
+    if (t->first[0] == '\0')
+        snprintf(t->first, sizeof t->first, "; first: %s = %g%s", site_names[s], (double)x, why);
+}
+
+/* One run's out and lse: on the reference, against SPEC.md's rules; on a device, against the
+ * reference's out_ref and lse_ref, class by class. */
+static void tally_run(const fixture *f, const nonfinite_case *nc, site s, float x, const float *out, const float *lse,
+                      int is_reference, nonfinite_tally *t)
+{
+    const int dv = f->vis.problem.value_dim;
+    const size_t before = t->class_diff + t->leaked + t->hidden;
+    for (size_t r = 0; r < f->rows; r++) {
+        const int uses = row_uses(f, nc, s, r);
+        int finite = 0, nonfinite = 0;
+        for (int e = 0; e < dv; e++) {
+            const float got = out[r * dv + e], want = f->h.out_ref[r * dv + e];
+            finite += isfinite(got) != 0;
+            nonfinite += !isfinite(got);
+            if (!is_reference && fp_class(got) != fp_class(want))
+                t->class_diff++;
+            else if (!is_reference && isfinite(got))
+                t->err = worse(t->err, fabs((double)got - want));
+        }
+        if (is_reference) {
+            int valid, pos;
+            row_place(f, r, &valid, &pos);
+            const int empty = row_empty(f, valid, pos);
+            t->leaked += !uses && (nonfinite > 0 || isnan(lse[r]) || lse[r] == INFINITY || (!empty && isinf(lse[r])));
+            t->hidden += uses && s != SITE_K_ELEMENT && finite > 0;
+        } else if (fp_class(lse[r]) != fp_class(f->h.lse_ref[r])) {
+            t->class_diff++;
+        } else if (isfinite(lse[r])) {
+            const double scale = fabs(f->h.lse_ref[r]) > 1.0 ? fabs(f->h.lse_ref[r]) : 1.0;
+            t->err = worse(t->err, fabs((double)lse[r] - f->h.lse_ref[r]) / scale);
+        }
+    }
+    if (t->class_diff + t->leaked + t->hidden > before)
+        tally_fault(t, "", s, x);
+}
+
+static void check_nonfinite(const backend *bes, int nbe)
+{
+    static const float values[] = {NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < sizeof nonfinite_cases / sizeof nonfinite_cases[0]; i++) {
+        const nonfinite_case *nc = &nonfinite_cases[i];
+        fixture f;
+        if (!fixture_make(&f, &nc->c))
+            continue;
+        const clattn_host_tensor *inputs[3] = {&f.h.t.q, &f.h.t.k, &f.h.t.v};
+        float *clean[3];
+        for (int t = 0; t < 3; t++) {
+            clean[t] = malloc(inputs[t]->bytes);
+            if (clean[t] != NULL)
+                memcpy(clean[t], inputs[t]->data, inputs[t]->bytes);
+        }
+        nonfinite_tally tally[MAX_BACKENDS] = {0};
+        int plantings = 0;
+        for (int s = 0; s < SITE_COUNT && clean[0] != NULL && clean[1] != NULL && clean[2] != NULL; s++) {
+            if (s == SITE_PADDING && padding_entry(&f) < 0)
+                continue;
+            for (size_t x = 0; x < sizeof values / sizeof values[0]; x++) {
+                plant_site(&f, nc, (site)s, values[x]);
+                plantings++;
+                for (int b = 0; b < nbe; b++) {
+                    clattn_host_tensors t = b == 0 ? expected_tensors(&f) : f.h.t;
+                    if (run_on(&bes[b], &f.vis.problem, &t) != CLATTN_STATUS_OK) {
+                        tally[b].class_diff++;
+                        tally_fault(&tally[b], " (could not run)", (site)s, values[x]);
+                    } else {
+                        tally_run(&f, nc, (site)s, values[x], t.out.data, t.lse.data, b == 0, &tally[b]);
+                    }
+                }
+                for (int t = 0; t < 3; t++)
+                    memcpy(inputs[t]->data, clean[t], inputs[t]->bytes);
+            }
+        }
+        for (int b = 0; b < nbe; b++) {
+            const nonfinite_tally *t = &tally[b];
+            char detail[240];
+            snprintf(detail, sizeof detail, "%d plantings: %zu class differences, %zu leaked, %zu hidden, err %.2e%s",
+                     plantings, t->class_diff, t->leaked, t->hidden, t->err, t->first);
+            report(plantings > 0 && t->class_diff + t->leaked + t->hidden == 0 && t->err <= TOLERANCE, bes[b].name,
+                   "non-finite", nc->c.what, detail);
+        }
+        for (int t = 0; t < 3; t++)
+            free(clean[t]);
+        fixture_free(&f);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------- */
+
+/* Every property on the reference and, when there is one, a device's kernel variants (bes[1..]). */
+static void check_backends(const backend *bes, int nbe)
+{
     check_empty_rows(bes, nbe);
     check_large_logits(bes, nbe);
     check_planted(bes, nbe);
+    check_nonfinite(bes, nbe);
     check_constant(bes, nbe);
     for (int b = 0; b < nbe; b++) {
         check_determinism(&bes[b]);
         check_canaries(&bes[b]);
     }
-    clattn_context_free(bes[1].ctx);
+}
+
+int main(void)
+{
+    static const clattn_tiles cpu_tiles = {.cpu_variant = 1, .rows = 8, .wg = 1, .bk = 1, .kw = 16},
+                              cpu32_tiles = {.cpu_variant = 1, .rows = 8, .wg = 1, .bk = 1, .kw = 32},
+                              local_tiles = {.cpu_variant = 0, .rows = 1, .wg = 64, .bk = 32, .kw = 0};
+    backend bes[MAX_BACKENDS] = {{"reference", NULL, NULL},
+                                 {"cpu8", NULL, &cpu_tiles},
+                                 {"cpu8kw32", NULL, &cpu32_tiles},
+                                 {"local64", NULL, &local_tiles}};
+    if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &bes[0].ctx))
+        return 1;
+    char specs[HARNESS_MAX_DEVICES][16];
+    const int ndev = harness_devices(specs, HARNESS_MAX_DEVICES);
+    for (int d = 0; d < ndev || (ndev == 0 && d == 0); d++) {
+        clattn_context *dev = NULL;
+        int nbe = 1;
+        if (ndev > 0 && clattn_context_create(&(clattn_context_desc){.device = specs[d]}, &dev) == 0) {
+            printf("device %s: %s\n", specs[d], clattn_context_device_name(dev));
+            for (nbe = 1; nbe < MAX_BACKENDS; nbe++)
+                bes[nbe].ctx = dev;
+        } else if (ndev > 0) {
+            check(0, "device %s: %s", specs[d], clattn_context_message(NULL));
+            continue;
+        }
+        check_backends(bes, nbe);
+        clattn_context_free(dev);
+    }
     clattn_context_free(bes[0].ctx);
     const int status = check_exit();
     if (status == 0 && ndev == 0)
