@@ -190,23 +190,25 @@ inline void chunk_softmax(row_state *st, float sc[R][KC], float *alpha, chunk_sp
     }
 }
 
-// For each key of an edge chunk's span, how many of the R rows give it a nonzero weight: 0 (the
-// key is skipped), R (no row needs a test) or in between (each row is tested).
-inline void count_weighted_rows(int nonzero[KC], float p[R][KC], chunk_span span)
+// For each key of an edge chunk's span, how many of the R rows see it: 0 (the key is skipped), R
+// (no row needs a test) or in between (each row is tested). The mask, not the weight, decides:
+// a visible key whose weight is 0 (a -inf logit, or one that underflows) still multiplies its
+// value, as the reference does, so that 0 * NaN and 0 * inf give NaN.
+inline void count_visible_rows(int visible[KC], const int16 ok[R][NV], chunk_span span)
 {
     for (int v = span.g_lo; v < span.g_hi; v++) {
         int16 n = (int16)(0);
 #pragma unroll
         for (int r = 0; r < R; r++)
-            n -= isnotequal(PRIV(float16, p[r], v), (float16)(0.0f)); // -1 where true
-        PRIV(int16, nonzero, v) = n;
+            n -= ok[r][v]; // -1 where visible
+        PRIV(int16, visible, v) = n;
     }
 }
 
 // Columns [c * VW, (c + nb) * VW) of acc = alpha * acc + P.V (nb <= VB), the weights p of the
-// chunk's keys; an edge chunk skips the keys no row weighs (nonzero, count_weighted_rows).
+// chunk's keys; an edge chunk skips the keys no row sees (visible, count_visible_rows).
 inline void column_blocks(row_state *st, float p[R][KC], const float *alpha, __global const float *vals,
-                          chunk_span span, const int nonzero[KC], int t_end, int c, int nb)
+                          chunk_span span, const int16 ok[R][NV], const int visible[KC], int t_end, int c, int nb)
 {
     vw_t a[R][VB];
 #pragma unroll
@@ -234,17 +236,17 @@ inline void column_blocks(row_state *st, float p[R][KC], const float *alpha, __g
         }
     } else {
         for (int t = 16 * span.g_lo; t < t_end; t++) {
-            if (nonzero[t] == 0)
+            if (visible[t] == 0)
                 continue;
             vw_t vv[VB];
 #pragma unroll
             for (int b = 0; b < VB; b++)
                 if (b < nb)
                     vv[b] = VLOAD_W(c + b, vals + (size_t)t * DV);
-            const bool all = nonzero[t] == R;
+            const bool all = visible[t] == R;
 #pragma unroll
             for (int r = 0; r < R; r++)
-                if (all || p[r][t] != 0.0f) {
+                if (all || PRIV(const int, ok[r], t)) {
                     const vw_t pb = (vw_t)(p[r][t]);
 #pragma unroll
                     for (int b = 0; b < VB; b++)
@@ -263,19 +265,20 @@ inline void column_blocks(row_state *st, float p[R][KC], const float *alpha, __g
 
 // acc = alpha * acc + P.V, VB CLATTN_VW-wide column blocks of the accumulator at a time so that
 // the R * VB partial rows stay in registers across the chunk's keys (a last odd block alone).
-// Edge chunks skip masked keys (weight exactly 0): NaN or inf planted in a masked value never
-// reaches the output.
-inline void chunk_values(row_state *st, float p[R][KC], const float *alpha, __global const float *vals, chunk_span span)
+// Edge chunks skip masked keys (`ok`): NaN or inf planted in a masked value never reaches the
+// output.
+inline void chunk_values(row_state *st, float p[R][KC], const float *alpha, __global const float *vals, chunk_span span,
+                         const int16 ok[R][NV])
 {
-    int nonzero[KC] __attribute__((aligned(64)));
+    int visible[KC] __attribute__((aligned(64)));
     if (span.edge)
-        count_weighted_rows(nonzero, p, span);
+        count_visible_rows(visible, ok, span);
     const int t_end = min(span.nvalid, 16 * span.g_hi);
     const int blocks = DV / CLATTN_VW;
     for (int c = 0; c + VB <= blocks; c += VB)
-        column_blocks(st, p, alpha, vals, span, nonzero, t_end, c, VB);
+        column_blocks(st, p, alpha, vals, span, ok, visible, t_end, c, VB);
     if (blocks % VB != 0)
-        column_blocks(st, p, alpha, vals, span, nonzero, t_end, blocks - 1, 1);
+        column_blocks(st, p, alpha, vals, span, ok, visible, t_end, blocks - 1, 1);
 }
 
 // A hint that *p will be read soon, into the outer caches (x86: prefetcht2; prefetcht0 measured
@@ -336,7 +339,7 @@ inline void process_chunk(row_state *st, __global const float *q, const size_t *
     else
         chunk_scores(sc, q, qoff, keys, span, qscale);
     chunk_softmax(st, sc, alpha, span, ok);
-    chunk_values(st, sc, alpha, vals, span);
+    chunk_values(st, sc, alpha, vals, span, ok);
 }
 
 // The query rows of a tile: positions, Q offsets and the span of their positions.

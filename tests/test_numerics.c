@@ -719,8 +719,9 @@ static const char *const site_names[SITE_COUNT] = {"Q element", "K element", "K 
 
 typedef struct {
     numerics_case c;
-    int query; /* row i of batch entry 0, head 0 whose element 1 is planted (SITE_Q) */
-    int key;   /* key j of batch entry 0, kv head 0 whose K or V is planted */
+    int query;       /* row i of batch entry 0, head 0 whose element 1 is planted (SITE_Q) */
+    int key;         /* key j of batch entry 0, kv head 0 whose K or V is planted */
+    float magnitude; /* 0: normal inputs; else Q and K are +-magnitude: one-hot softmax */
 } nonfinite_case;
 
 static const int nf_pad[] = {37, 20}, nf_causal_pad[] = {70, 50}, nf_globals[] = {2, 70}, nf_globals_pad[] = {90, 60},
@@ -734,43 +735,63 @@ static const int nf_pad[] = {37, 20}, nf_causal_pad[] = {70, 50}, nf_globals[] =
     }
 
 static const nonfinite_case nonfinite_cases[] = {
-    {{"dense, padding {37, 20}", {.batch = 2, .heads = 2, .q_len = 37, .head_dim = 32}, nf_pad}, 5, 9},
+    {{"dense, padding {37, 20}", {.batch = 2, .heads = 2, .q_len = 37, .head_dim = 32}, nf_pad}, 5, 9, 0.0f},
     {{"GQA causal, padding {70, 50}",
       {.batch = 2, .heads = 4, .kv_heads = 2, .q_len = 70, .head_dim = 16, .causal = 1},
       nf_causal_pad},
      66,
-     40},
+     40,
+     0.0f},
     /* Key 63 ends chunk 0: row 67 sees only it there, before the keys of chunk 1. */
     {{"causal window (4, 0), key 63",
       {.batch = 1, .heads = 2, .q_len = 100, .head_dim = 16, .causal = 1, .window = 1, .window_left = 4},
       NULL},
      67,
-     63},
+     63,
+     0.0f},
     /* One key per row: an infinite Q or K element makes the row's only logit +inf or -inf, NaN either way. */
-    {{"window (0, 0)", {.batch = 1, .heads = 2, .q_len = 40, .head_dim = 16, .window = 1}, NULL}, 20, 20},
-    {{"window (5, 2) + globals {2, 70}, padding {90, 60}", NF_WINDOW_GLOBALS, nf_globals_pad}, 30, 30},
-    {{"window (5, 2) + globals, a global key planted", NF_WINDOW_GLOBALS, nf_globals_pad}, 80, 70},
+    {{"window (0, 0)", {.batch = 1, .heads = 2, .q_len = 40, .head_dim = 16, .window = 1}, NULL}, 20, 20, 0.0f},
+    {{"window (5, 2) + globals {2, 70}, padding {90, 60}", NF_WINDOW_GLOBALS, nf_globals_pad}, 30, 30, 0.0f},
+    {{"window (5, 2) + globals, a global key planted", NF_WINDOW_GLOBALS, nf_globals_pad}, 80, 70, 0.0f},
     {{"causal summary blocks of 4, padding {37, 20}",
       {.batch = 2, .heads = 2, .q_len = 37, .head_dim = 16, .causal = 1, .summary_block = 4},
       nf_pad},
      30,
-     13},
+     13,
+     0.0f},
     /* Nq <= 4: the CPU variant splits the keys (attention_split, combine_splits). */
     {{"decode GQA Nq 3, Nk 600, padding {600, 300}",
       {.batch = 2, .heads = 4, .kv_heads = 2, .q_len = 3, .kv_len = 600, .head_dim = 32},
       nf_decode_pad},
      1,
-     400},
+     400,
+     0.0f},
     {{"decode window (0, 0) Nq 2, Nk 600",
       {.batch = 1, .heads = 2, .q_len = 2, .kv_len = 600, .head_dim = 32, .window = 1},
       NULL},
      1,
-     599},
+     599,
+     0.0f},
     {{"decode causal window (100, 0) Nq 2, Nk 600",
       {.batch = 1, .heads = 2, .q_len = 2, .kv_len = 600, .head_dim = 32, .causal = 1, .window = 1, .window_left = 100},
       NULL},
      0,
-     498}, /* row 0 (p = 598) sees it, row 1 (p = 599) does not */
+     498, /* row 0 (p = 598) sees it, row 1 (p = 599) does not */
+     0.0f},
+    /* Logits +-1e4: the planted key's weight is exactly 0 for most rows, and 0 * NaN is NaN. */
+    {{"window (7, 3), |logit| 1e4",
+      {.batch = 1,
+       .heads = 2,
+       .q_len = 70,
+       .head_dim = 16,
+       .scale = 6.25f,
+       .window = 1,
+       .window_left = 7,
+       .window_right = 3},
+      NULL},
+     20,
+     40,
+     10.0f},
 };
 
 /* What one backend's runs over a case's plantings came to. */
@@ -896,6 +917,10 @@ static void check_nonfinite(const backend *bes, int nbe)
         fixture f;
         if (!fixture_make(&f, &nc->c))
             continue;
+        if (nc->magnitude > 0.0f) {
+            to_signs(&f.h.t.q, nc->magnitude);
+            to_signs(&f.h.t.k, nc->magnitude);
+        }
         const clattn_host_tensor *inputs[3] = {&f.h.t.q, &f.h.t.k, &f.h.t.v};
         float *clean[3];
         for (int t = 0; t < 3; t++) {
