@@ -19,9 +19,8 @@
 /* The file's keys: first the device's identity, then the tile fields with their ranges (the
  * kernels' limits: cl/common.cl lists them). */
 enum { KEY_DEVICE, KEY_VENDOR, KEY_DRIVER, KEY_FIRST_TILE, KEY_COUNT = KEY_FIRST_TILE + 6 };
-static const char *const key_names[KEY_COUNT] = {"device", "vendor", "driver", "cpu_variant",
-                                                 "rows",   "wg",     "bk",     "kw",
-                                                 "item_tiles"};
+static const char *const key_names[KEY_COUNT] = {"device", "vendor", "driver", "cpu_variant", "rows",
+                                                 "wg",     "bk",     "kw",     "item_tiles"};
 static const struct {
     size_t offset;
     int min, max;
@@ -160,8 +159,10 @@ int clattn__tuning_cache_load(const clattn_context *ctx, clattn_tiles *out)
     char *text = (char *)clattn__read_file(path, TILES_FILE_MAX, &size, &absent);
     if (text == NULL) {
         if (!absent)
-            clattn__context_log(ctx, "clattn: ignoring tuned tiles %s: unreadable, empty or over %d bytes; using the "
-                                     "tile table", path, TILES_FILE_MAX);
+            clattn__context_log(ctx,
+                                "clattn: ignoring tuned tiles %s: unreadable, empty or over %d bytes; using the "
+                                "tile table",
+                                path, TILES_FILE_MAX);
         return 0;
     }
     int found = 0;

@@ -31,7 +31,8 @@ static void log_line(void *user, const char *message)
 static int same_tiles(const clattn_tiles *a, const clattn_tiles *b)
 {
     return a->cpu_variant == b->cpu_variant && a->rows == b->rows && a->kw == b->kw &&
-           (!a->cpu_variant || a->item_tiles == b->item_tiles) && (a->cpu_variant || (a->wg == b->wg && a->bk == b->bk));
+           (!a->cpu_variant || a->item_tiles == b->item_tiles) &&
+           (a->cpu_variant || (a->wg == b->wg && a->bk == b->bk));
 }
 
 /* The tiles of a fresh plan of `problem` on dev (created with the log reset first). */
@@ -182,8 +183,8 @@ static void check_cannot_save(const char *spec, const char *cache_dir, clattn_co
     if (getenv("CLATTN_CACHE_DIR") == NULL &&
         clattn_context_create(&(clattn_context_desc){.device = spec}, &dev) == CLATTN_STATUS_OK) {
         const int status = clattn_context_save_tiles(dev, &saved, NULL, 0);
-        check(status == CLATTN_STATUS_UNSUPPORTED && clattn_context_cache_dir(dev) == NULL,
-              "no cache directory: %s", clattn_context_message(dev));
+        check(status == CLATTN_STATUS_UNSUPPORTED && clattn_context_cache_dir(dev) == NULL, "no cache directory: %s",
+              clattn_context_message(dev));
         clattn_context_free(dev);
     } else
         printf("skip: no-cache-directory check ($CLATTN_CACHE_DIR is set)\n");
