@@ -13,7 +13,7 @@
 #define PEAK_MAX_ITERS (1 << 24)
 #define PEAK_ITEMS_PER_CU 2048         /* work-items: enough to fill a GPU core (POCL: a group per core) */
 #define PEAK_ROUNDS 5                  /* turns over the chain counts when choosing one */
-#define PEAK_TIE 0.95                  /* a count this close to the fastest counts as fast */
+#define PEAK_TIE 0.90                  /* a count this close to the fastest counts as fast */
 #define COPY_BYTES ((size_t)256 << 20) /* far beyond the caches of CPUs and GPUs */
 #define COPY_RUNS 5
 #define BUILD_LOG_SIZE 8192

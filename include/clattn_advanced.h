@@ -29,7 +29,8 @@ typedef struct {
 } clattn_tiles;
 
 /* The plans created after this call use these tiles (still clamped to the device's limits);
- * NULL goes back to the table. Not thread-safe against plan creation on the same context. */
+ * NULL goes back to the saved tiles or the table. Not thread-safe against plan creation on the
+ * same context. */
 void clattn_context_force_tiles(clattn_context *ctx, const clattn_tiles *tiles);
 
 /* Saves tiles as the tuned tiles of ctx's device and driver: a small text file in the cache
