@@ -35,7 +35,7 @@ static int open_state(const bench_options *o, bench_state *s)
     *s = (bench_state){.o = o, .results = {.o = o}};
     int status = timer_init(&s->timer, o->warmup, o->repeat);
     for (int i = 0; i < o->num_devices && !status; i++)
-        if ((status = device_open(o->devices[i], &s->devices[i])) == 0)
+        if ((status = device_open(o->devices[i], o->cache_dir, &s->devices[i])) == 0)
             s->num_devices++;
     s->results.baseline = s->num_devices; /* the baseline's rows come after every device's */
     return status;
@@ -44,41 +44,89 @@ static int open_state(const bench_options *o, bench_state *s)
 static void free_state(bench_state *s)
 {
     results_free(&s->results);
-    for (int d = s->num_devices - 1; d >= 0; d--)
+    for (int d = s->num_devices - 1; d >= 0; d--) {
+        peak_probe_free(&s->devices[d].peak);
         clattn_context_free(s->devices[d].ctx);
+    }
     timer_free(&s->timer);
 }
 
-/* The peak and the copy bandwidth, measured once per OpenCL device of the process. */
+/* The device whose probes stand for device i: the first one on the same OpenCL device. */
+static bench_device *probe_owner(bench_state *s, int i)
+{
+    int j = 0;
+    while (clattn_context_cl_device(s->devices[j].ctx) != clattn_context_cl_device(s->devices[i].ctx))
+        j++;
+    return &s->devices[j];
+}
+
+/* The copy bandwidth, measured once per OpenCL device of the process, and the FMA probe's chain
+ * count, chosen once; the probe is then sampled by sample_peaks(). */
 static int measure_devices(bench_state *s)
 {
     for (int i = 0; i < s->num_devices; i++) {
         bench_device *dev = &s->devices[i];
         if (clattn_context_is_reference(dev->ctx))
             continue;
-        for (int j = 0; j < i; j++)
-            if (clattn_context_cl_device(s->devices[j].ctx) == clattn_context_cl_device(dev->ctx)) {
-                dev->peak_gflops = s->devices[j].peak_gflops;
-                dev->copy_gbps = s->devices[j].copy_gbps;
-            }
-        if (dev->peak_gflops == 0.0) {
-            fprintf(stderr, "clattn bench: measuring the fp32 FMA peak and copy bandwidth of %s\n", dev->label);
-            const char *step = NULL;
-            const cl_int rc = probes_measure(dev->ctx, &dev->peak_gflops, &dev->copy_gbps, &step);
-            if (rc != CL_SUCCESS)
-                return runtime_error(dev, step, rc);
+        const bench_device *owner = probe_owner(s, i);
+        if (owner != dev) {
+            dev->copy_gbps = owner->copy_gbps;
+            continue;
         }
+        fprintf(stderr, "clattn bench: measuring the fp32 FMA peak and copy bandwidth of %s\n", dev->label);
+        const char *step = NULL;
+        cl_int rc = peak_probe_init(dev->ctx, &dev->peak, &step);
+        if (rc == CL_SUCCESS)
+            rc = copy_probe_measure(dev->ctx, &dev->copy_gbps, &step);
+        if (rc != CL_SUCCESS)
+            return runtime_error(dev, step, rc);
     }
     return 0;
 }
 
-/* The rates of a timed row; dev: NULL for the baseline, which has no measured peak or bandwidth. */
+/* A sample of each device's FMA probe: taken before every point and after the last, so that the
+ * peak the rows are measured against saw the same machine as their workloads. */
+static int sample_peaks(bench_state *s)
+{
+    for (int i = 0; i < s->num_devices; i++) {
+        peak_probe *p = &s->devices[i].peak;
+        if (p->kernel == NULL)
+            continue;
+        const cl_int rc = peak_probe_sample(p);
+        if (rc != CL_SUCCESS)
+            return runtime_error(&s->devices[i], "sampling the FMA peak", rc);
+        fprintf(stderr, "clattn bench: %s FMA probe (%d chains):", s->devices[i].label, p->chains);
+        for (int k = p->num_samples - PEAK_SAMPLE_LAUNCHES; k < p->num_samples; k++)
+            fprintf(stderr, " %.1f", p->samples[k]);
+        fprintf(stderr, " GFLOP/s\n");
+    }
+    return 0;
+}
+
+/* Every row of an OpenCL device against the median and extremes of all of its probe's samples. */
+static void results_peaks(bench_state *s)
+{
+    for (int i = 0; i < s->num_devices; i++) {
+        double median = 0.0, min = 0.0, max = 0.0;
+        peak_probe_summary(&probe_owner(s, i)->peak, &median, &min, &max);
+        for (size_t r = 0; r < s->results.num_rows; r++) {
+            bench_row *row = &s->results.rows[r];
+            if (row->device != i)
+                continue;
+            row->peak_gflops = median;
+            row->peak_min = min;
+            row->peak_max = max;
+            row->pct_peak = percent(row->gflops, median);
+        }
+    }
+}
+
+/* The rates of a timed row (its peak comes at the end, from results_peaks); dev: NULL for the
+ * baseline, which has no measured bandwidth. */
 static int record_row(bench_state *s, bench_row *row, const workload *w, const bench_device *dev)
 {
     const double ms = row->time.ms_median;
     row->gflops = giga_per_second(w->flops, ms);
-    row->peak_gflops = dev != NULL ? dev->peak_gflops : 0.0;
-    row->pct_peak = percent(row->gflops, row->peak_gflops);
     row->gbps = giga_per_second((double)(2 * w->q_bytes + 2 * w->kv_bytes), ms);
     row->copy_gbps = dev != NULL ? dev->copy_gbps : 0.0;
     row->pct_copy = percent(row->gbps, row->copy_gbps);
@@ -117,7 +165,8 @@ static int run_sweep(bench_state *s)
     for (int p = 0; p < PATTERN_COUNT && !status; p++)
         for (int i = 0; i < s->o->num_lengths && s->o->patterns[p] && !status; i++) {
             workload w;
-            if ((status = workload_create(s->o, (pattern_id)p, s->o->lengths[i], &w)) == 0) {
+            if ((status = sample_peaks(s)) == 0 &&
+                (status = workload_create(s->o, (pattern_id)p, s->o->lengths[i], &w)) == 0) {
                 status = bench_point(s, &w);
                 workload_free(&w);
             }
@@ -131,6 +180,10 @@ int bench_main(int argc, char **argv)
     int status = options_parse(argc, argv, &o);
     if (status)
         return status < 0 ? 0 : status;
+    if (o.save) {
+        fprintf(stderr, "clattn bench: --save: only clattn tune saves tiles (see clattn bench --help)\n");
+        return EXIT_USAGE;
+    }
     if (o.num_devices == 0)
         options_default_devices(&o);
     FILE *plot = NULL; /* opened before the sweep, so that a bad path costs no run */
@@ -144,7 +197,10 @@ int bench_main(int argc, char **argv)
         status = measure_devices(&s);
     if (!status)
         status = run_sweep(&s);
+    if (!status)
+        status = sample_peaks(&s);
     /* What finished before a failure is still worth printing. */
+    results_peaks(&s);
     results_speedups(&s.results);
     results_print(&s.results);
     if (plot != NULL) {

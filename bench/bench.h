@@ -9,7 +9,8 @@
 int bench_main(int argc, char **argv);
 
 /* Runs `clattn tune ...` (argv[0] = "tune"; bench's flags, first --device, first pattern, largest
- * --n): prints each candidate's time and the winning row for host/tuning.c's table. */
+ * --n): prints each candidate's time and the winning row for host/tuning.c's table; --save also
+ * stores the winner in the cache directory, where plans on this device and driver find it. */
 int tune_main(int argc, char **argv);
 
 #endif

@@ -18,12 +18,16 @@ static void usage(void)
 {
     puts("usage: clattn bench [--device SPEC]... [--pattern LIST] [--n LIST] [--b B] [--h H] [--hkv HKV]\n"
          "                    [--d D] [--window W] [--globals G] [--summary-block S] [--repeat R]\n"
-         "                    [--warmup W] [--json | --csv | --brief] [--plot FILE.svg]\n"
+         "                    [--warmup W] [--json | --csv | --brief] [--plot FILE.svg] [--cache-dir DIR]\n"
+         "       clattn tune [the same] [--save]\n"
          "  --device   cpu, gpu, P:D or reference, repeatable (default: every OpenCL device, reference)\n"
          "  --pattern  dense, causal, window, window-global, window-summary, decode (default dense);\n"
          "             decode: one query row against N keys, causal\n"
          "  --n        sequence lengths (default 512,1024,2048)\n"
          "  --brief    a table of device, pattern, N, ms, GFLOP/s, % of peak and x the baseline only\n"
+         "  --cache-dir  compiled programs and tuned tiles (default $CLATTN_CACHE_DIR): plans use the\n"
+         "               tiles saved there for their device and driver\n"
+         "  --save       tune: save the winning tiles for this device and driver in the cache directory\n"
          "  defaults:  --b 1 --h 8 --hkv H --d 64 --window 256 (L = R = W) --globals 16\n"
          "             --summary-block 64 --repeat 10 --warmup 2");
 }
@@ -121,6 +125,12 @@ static int parse_value(bench_options *o, const char *flag, const char *value)
         return parse_list(o, flag, value, add_pattern);
     if (strcmp(flag, "--n") == 0)
         return parse_list(o, flag, value, add_length);
+    if (strcmp(flag, "--cache-dir") == 0) {
+        if (value[0] == '\0')
+            return usage_error(flag, value, "expected a directory");
+        o->cache_dir = value;
+        return 0;
+    }
     if (strcmp(flag, "--plot") != 0)
         return usage_error("argument", flag, "unknown option");
     o->plot = value;
@@ -147,6 +157,8 @@ int options_parse(int argc, char **argv, bench_options *o)
             o->format = FORMAT_CSV;
         else if (strcmp(argv[i], "--brief") == 0)
             o->format = FORMAT_BRIEF;
+        else if (strcmp(argv[i], "--save") == 0)
+            o->save = 1;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage();
             return -1;

@@ -29,7 +29,9 @@ typedef struct {
     int num_lengths;
     int batch, heads, kv_heads, head_dim, window, globals, summary_block, repeat, warmup;
     output_format format;
-    const char *plot; /* SVG path, or NULL */
+    const char *plot;      /* SVG path, or NULL */
+    const char *cache_dir; /* --cache-dir, or NULL: $CLATTN_CACHE_DIR, else none */
+    int save;              /* tune: store the winner in the cache directory */
 } bench_options;
 
 /* Returns 0, EXIT_USAGE (the message printed), or -1 when --help was answered. Devices are

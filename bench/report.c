@@ -20,12 +20,12 @@ enum {
     COL_GFLOPS = 14,
     COL_PCT_PEAK = 16,
     COL_SPEEDUP = 17,
-    COL_COUNT = 22
+    COL_COUNT = 24
 };
 static const char *const column_names[COL_COUNT] = {
-    "device",   "pattern", "B",         "H",      "Hkv",       "N",       "D",      "window",
-    "globals",  "plan_ms", "ms_median", "ms_min", "ms_max",    "wall_ms", "gflops", "peak_gflops",
-    "pct_peak", "speedup", "bytes",     "gbps",   "copy_gbps", "pct_copy"};
+    "device",   "pattern", "B",         "H",      "Hkv",       "N",        "D",        "window",
+    "globals",  "plan_ms", "ms_median", "ms_min", "ms_max",    "wall_ms",  "gflops",   "peak_gflops",
+    "pct_peak", "speedup", "bytes",     "gbps",   "copy_gbps", "pct_copy", "peak_min", "peak_max"};
 
 /* A table: which columns, under which headers. */
 typedef struct {
@@ -88,7 +88,7 @@ void results_free(bench_results *r)
 /* Every column as text; an empty speedup means no baseline for the row. */
 static void row_fields(const bench_options *o, const bench_row *r, char fields[COL_COUNT][FIELD_SIZE])
 {
-    static const int decimals[COL_COUNT] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 3, 3, 1, 1, 1, 2, 0, 1, 1, 1};
+    static const int decimals[COL_COUNT] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 3, 3, 1, 1, 1, 2, 0, 1, 1, 1, 1, 1};
     const double numbers[COL_COUNT] = {0,
                                        0,
                                        o->batch,
@@ -110,7 +110,9 @@ static void row_fields(const bench_options *o, const bench_row *r, char fields[C
                                        (double)r->bytes,
                                        r->gbps,
                                        r->copy_gbps,
-                                       r->pct_copy};
+                                       r->pct_copy,
+                                       r->peak_min,
+                                       r->peak_max};
     snprintf(fields[COL_DEVICE], FIELD_SIZE, "%s", r->label);
     snprintf(fields[COL_PATTERN], FIELD_SIZE, "%s", pattern_names[r->pattern]);
     for (int c = COL_FIRST_NUMBER; c < COL_COUNT; c++)

@@ -6,9 +6,9 @@
 
 #include "exit_status.h"
 
-int device_open(const char *spec, bench_device *dev)
+int device_open(const char *spec, const char *cache_dir, bench_device *dev)
 {
-    const clattn_context_desc desc = {.device = spec};
+    const clattn_context_desc desc = {.device = spec, .cache_dir = cache_dir};
     *dev = (bench_device){0};
     const int status = clattn_context_create(&desc, &dev->ctx);
     if (status) {

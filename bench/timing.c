@@ -34,8 +34,7 @@ static int compare_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Sorts the samples; returns the median and sets the extremes. */
-static double summarize(double *samples, int n, double *min, double *max)
+double median_of(double *samples, int n, double *min, double *max)
 {
     qsort(samples, (size_t)n, sizeof *samples, compare_double);
     *min = samples[0];
@@ -69,8 +68,8 @@ int time_runs(const bench_timer *t, run_fn run, void *state, run_times *out)
             wall[i - t->warmup] = elapsed;
         }
     }
-    out->ms_median = summarize(device, t->repeat, &out->ms_min, &out->ms_max);
-    out->wall_ms = summarize(wall, t->repeat, &min, &max);
+    out->ms_median = median_of(device, t->repeat, &out->ms_min, &out->ms_max);
+    out->wall_ms = median_of(wall, t->repeat, &min, &max);
     return 0;
 }
 

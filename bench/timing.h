@@ -28,6 +28,9 @@ typedef int (*run_fn)(void *state, double *device_ms);
  * the first failing run's status. */
 int time_runs(const bench_timer *t, run_fn run, void *state, run_times *out);
 
+/* Sorts n > 0 samples; returns their median and sets their extremes. */
+double median_of(double *samples, int n, double *min, double *max);
+
 /* Milliseconds of a monotonic clock. */
 double now_ms(void);
 

@@ -1,6 +1,7 @@
 /* `clattn tune`: times every candidate tile shape on the first --device for the first pattern
- * and the largest length (with the bench's runs), and prints the winner as a row for the table
- * in host/tuning.c. Declared in bench.h beside bench_main. */
+ * and the largest length (with the bench's runs), then the best CPU shape's tiles per work-item,
+ * prints the winner as a row for the table in host/tuning.c, and with --save stores it in the
+ * cache directory for this device and driver. Declared in bench.h beside bench_main. */
 #include <math.h>
 #include <stdio.h>
 
@@ -34,6 +35,11 @@ static const clattn_tiles tune_candidates[] = {
     GPU_TILES(64, 32), GPU_TILES(64, 64), GPU_TILES(128, 32), GPU_TILES(128, 64),
 };
 
+/* Tiles per work-item tried for the best CPU-variant shape: the blocking, timed once the shape is
+ * known rather than multiplied into the whole space. The default, 4, is timed again beside the
+ * others and the three decide among themselves, so that they meet the machine in the same state. */
+static const int tune_item_tiles[] = {2, 4, 8};
+
 /* The winner in host/tuning.c's designated-initialiser form, ready to paste. */
 static void print_row(const char *device, const clattn_tiles *t, double ms)
 {
@@ -42,7 +48,31 @@ static void print_row(const char *device, const clattn_tiles *t, double ms)
            device, t->cpu_variant, t->rows, t->wg, t->bk, t->kw, t->item_tiles, ms);
 }
 
-static int tune_device(const bench_options *o, const bench_timer *timer, bench_device *dev)
+/* Times w's plan with tiles t forced; prints the candidate's line, and keeps it in *best when it
+ * is faster than *best_ms. */
+static int time_candidate(const bench_timer *timer, bench_device *dev, const workload *w, const clattn_tiles *t,
+                          clattn_tiles *best, double *best_ms)
+{
+    bench_row row;
+    row_init(&row, 0, dev->label, w);
+    clattn_context_force_tiles(dev->ctx, t);
+    const int status = run_plan(timer, dev, w, &row);
+    clattn_context_force_tiles(dev->ctx, NULL);
+    if (status)
+        return status;
+    const double ms = row.time.ms_median;
+    printf("  %-5s rows=%-2d kw=%-2d it=%d wg=%-3d bk=%-2d  %9.3f ms  %7.1f GFLOP/s\n",
+           t->cpu_variant ? "cpu" : "local", t->rows, t->kw, t->item_tiles, t->wg, t->bk, ms,
+           giga_per_second(w->flops, ms));
+    if (ms < *best_ms) {
+        *best_ms = ms;
+        *best = *t;
+    }
+    return 0;
+}
+
+/* The tile shapes at the default blocking, then the blocking of the best CPU-variant shape. */
+static int tune_device(const bench_options *o, const bench_timer *timer, bench_device *dev, clattn_tiles *best)
 {
     pattern_id pattern = PATTERN_DENSE;
     while (!o->patterns[pattern])
@@ -51,31 +81,34 @@ static int tune_device(const bench_options *o, const bench_timer *timer, bench_d
     int status = workload_create(o, pattern, o->lengths[o->num_lengths - 1], &w);
     if (status)
         return status;
-    const size_t count = sizeof tune_candidates / sizeof tune_candidates[0];
-    size_t best = count;
     double best_ms = INFINITY;
     printf("tuning %s: %s, B=%d H=%d Hkv=%d N=%d D=%d\n", dev->label, pattern_names[pattern], o->batch, o->heads,
            o->kv_heads, w.n, o->head_dim);
-    for (size_t c = 0; c < count && !status; c++) {
-        const clattn_tiles *t = &tune_candidates[c];
-        bench_row row;
-        row_init(&row, 0, dev->label, &w);
-        clattn_context_force_tiles(dev->ctx, t);
-        if ((status = run_plan(timer, dev, &w, &row)) != 0)
-            break;
-        const double ms = row.time.ms_median;
-        printf("  %-5s rows=%-2d kw=%-2d wg=%-3d bk=%-2d  %9.3f ms  %7.1f GFLOP/s\n", t->cpu_variant ? "cpu" : "local",
-               t->rows, t->kw, t->wg, t->bk, ms, giga_per_second(w.flops, ms));
-        if (ms < best_ms) {
-            best_ms = ms;
-            best = c;
-        }
+    for (size_t c = 0; c < sizeof tune_candidates / sizeof tune_candidates[0] && !status; c++)
+        status = time_candidate(timer, dev, &w, &tune_candidates[c], best, &best_ms);
+    const clattn_tiles shape = *best;
+    if (shape.cpu_variant)
+        best_ms = INFINITY; /* the blocking's three runs decide among themselves */
+    for (size_t i = 0; i < sizeof tune_item_tiles / sizeof tune_item_tiles[0] && shape.cpu_variant && !status; i++) {
+        clattn_tiles t = shape;
+        t.item_tiles = tune_item_tiles[i];
+        status = time_candidate(timer, dev, &w, &t, best, &best_ms);
     }
-    clattn_context_force_tiles(dev->ctx, NULL);
-    if (!status && best < count)
-        print_row(dev->label, &tune_candidates[best], best_ms);
+    if (!status)
+        print_row(dev->label, best, best_ms);
     workload_free(&w);
     return status;
+}
+
+/* --save: the winner into the cache directory, for the plans of this device and driver. */
+static int save_tiles(bench_device *dev, const clattn_tiles *best)
+{
+    char path[4096];
+    const int status = clattn_context_save_tiles(dev->ctx, best, path, sizeof path);
+    if (status)
+        return runtime_error(dev, "saving the tiles", status);
+    printf("saved: %s (plans on this device and driver now use these tiles)\n", path);
+    return 0;
 }
 
 int tune_main(int argc, char **argv)
@@ -87,15 +120,22 @@ int tune_main(int argc, char **argv)
     /* the first --device, else the default device ("") */
     bench_device dev = {0};
     bench_timer timer;
+    clattn_tiles best = {0};
     status = timer_init(&timer, o.warmup, o.repeat);
     if (!status)
-        status = device_open(o.num_devices > 0 ? o.devices[0] : "", &dev);
+        status = device_open(o.num_devices > 0 ? o.devices[0] : "", o.cache_dir, &dev);
     if (!status && clattn_context_is_reference(dev.ctx)) {
         fprintf(stderr, "clattn tune: the reference path has no tiles to tune\n");
         status = EXIT_USAGE;
     }
+    if (!status && o.save && clattn_context_cache_dir(dev.ctx) == NULL) {
+        fprintf(stderr, "clattn tune: --save needs a cache directory: --cache-dir DIR or $CLATTN_CACHE_DIR\n");
+        status = EXIT_USAGE;
+    }
     if (!status)
-        status = tune_device(&o, &timer, &dev);
+        status = tune_device(&o, &timer, &dev, &best);
+    if (!status && o.save)
+        status = save_tiles(&dev, &best);
     clattn_context_free(dev.ctx);
     timer_free(&timer);
     return status;

@@ -182,7 +182,7 @@ int clattn__context_report(clattn_context *ctx, int status, const clattn__error 
     return status;
 }
 
-void clattn__context_log(clattn_context *ctx, const char *fmt, ...)
+void clattn__context_log(const clattn_context *ctx, const char *fmt, ...)
 {
     if (ctx == NULL || ctx->log == NULL)
         return;
@@ -240,6 +240,11 @@ cl_device_id clattn_context_cl_device(const clattn_context *ctx)
 cl_command_queue clattn_context_queue(const clattn_context *ctx)
 {
     return ctx != NULL ? ctx->queue : NULL;
+}
+
+const char *clattn_context_cache_dir(const clattn_context *ctx)
+{
+    return ctx != NULL ? ctx->cache_dir : NULL;
 }
 
 void clattn_context_force_tiles(clattn_context *ctx, const clattn_tiles *tiles)

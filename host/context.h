@@ -46,7 +46,7 @@ struct clattn_context {
 int clattn__context_report(clattn_context *ctx, int status, const clattn__error *err);
 
 /* Sends a line to the log callback, if any. */
-void clattn__context_log(clattn_context *ctx, const char *fmt, ...)
+void clattn__context_log(const clattn_context *ctx, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif

@@ -155,6 +155,14 @@ void clattn_plan_free(clattn_plan *plan)
     free(plan);
 }
 
+int clattn_plan_tiles(const clattn_plan *plan, clattn_tiles *out)
+{
+    if (plan == NULL || out == NULL)
+        return CLATTN_STATUS_NULL_ARGUMENT;
+    *out = plan->tiles;
+    return plan->ctx->reference ? CLATTN_STATUS_UNSUPPORTED : CLATTN_STATUS_OK;
+}
+
 size_t clattn_plan_scratch_bytes(const clattn_plan *plan)
 {
     return plan != NULL ? plan->scratch_bytes : 0;

@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "cache_file.h"
 
 struct clattn__program_entry {
     char *key; /* program + '\n' + options */
@@ -82,48 +83,22 @@ static int load_sources(const char *program, source_list *s, clattn__error *err)
     return CLATTN_STATUS_OK;
 }
 
-static uint64_t fnv1a(uint64_t h, const char *text)
-{
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return (h ^ 0xff) * 1099511628211ull; /* a separator, so "ab"+"c" differs from "a"+"bc" */
-}
-
-/* The hash covers every source text in order (fnv1a separates them), the options and the device. */
+/* The hash covers every source text in order (the hash separates them), the options and the device. */
 static void cache_path(const clattn_context *ctx, const source_list *sources, const char *options, char *path,
                        size_t size)
 {
-    uint64_t h = 14695981039346656037ull;
+    uint64_t h = CLATTN_HASH_SEED;
     for (cl_uint i = 0; i < sources->count; i++)
-        h = fnv1a(h, sources->text[i]);
-    h = fnv1a(h, options);
-    h = fnv1a(h, ctx->caps.name);
-    h = fnv1a(h, ctx->caps.vendor);
-    h = fnv1a(h, ctx->caps.driver);
+        h = clattn__hash_text(h, sources->text[i]);
+    h = clattn__hash_text(h, options);
+    h = clattn__hash_device(h, &ctx->caps);
     snprintf(path, size, "%s/clattn-%016llx.bin", ctx->cache_dir, (unsigned long long)h);
-}
-
-static unsigned char *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    unsigned char *data = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (data = malloc((size_t)n)) != NULL && fread(data, 1, (size_t)n, f) != (size_t)n) {
-        free(data);
-        data = NULL;
-    }
-    fclose(f);
-    *size = data != NULL ? (size_t)n : 0;
-    return data;
 }
 
 static cl_program load_binary(clattn_context *ctx, const char *path, const char *options)
 {
     size_t size = 0;
-    unsigned char *data = read_file(path, &size);
+    unsigned char *data = clattn__read_file(path, SIZE_MAX, &size, NULL);
     if (data == NULL)
         return NULL;
     cl_int rc, bin_rc;
@@ -149,17 +124,9 @@ static void store_binary(clattn_context *ctx, cl_program prog, const char *path)
     if (data == NULL)
         return;
     unsigned char *bins[1] = {data};
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-    FILE *f = NULL;
-    int ok = clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS &&
-             (f = fopen(tmp, "wb")) != NULL && fwrite(data, 1, size, f) == size;
-    if (f != NULL)
-        ok = fclose(f) == 0 && ok;
-    if (!(ok && rename(tmp, path) == 0)) {
-        remove(tmp);
+    if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) != CL_SUCCESS ||
+        clattn__write_file(path, data, size) != 0)
         clattn__context_log(ctx, "clattn: could not write program cache %s", path);
-    }
     free(data);
 }
 

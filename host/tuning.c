@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tuning_cache.h"
+
 typedef struct {
     const char *device; /* substring of CL_DEVICE_NAME, or NULL */
     const char *vendor; /* substring of CL_DEVICE_VENDOR, or NULL */
@@ -65,10 +67,15 @@ size_t clattn__tiles_local_bytes(const clattn_tiles *tiles, int d, int dv)
 int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, clattn_tiles *out, clattn__error *err)
 {
     const clattn__device_caps *caps = &ctx->caps;
-    size_t i = 0;
-    while (!matches(&tile_table[i], caps))
-        i++; /* the last entry matches every device */
-    clattn_tiles t = ctx->tiles_forced ? ctx->forced_tiles : tile_table[i].tiles;
+    clattn_tiles t;
+    if (ctx->tiles_forced)
+        t = ctx->forced_tiles;
+    else if (!clattn__tuning_cache_load(ctx, &t)) {
+        size_t i = 0;
+        while (!matches(&tile_table[i], caps))
+            i++; /* the last entry matches every device */
+        t = tile_table[i].tiles;
+    }
     if (t.cpu_variant && t.rows > max_rows)
         t.rows = max_rows; /* decode: a tile of repeated rows would only repeat work */
     if (t.item_tiles <= 0 || !t.cpu_variant)

@@ -34,9 +34,9 @@
 #define CLATTN_SPLIT_MIN_KEYS 256
 
 /* Chooses tiles for head dims d (Q, K) and dv (V) on a context's device (its forced tiles, else
- * the table), with at most max_rows rows per CPU tile (the rows a tile can hold: Nq, or a
- * decode tile's query group); fails with CLATTN_STATUS_DEVICE_LIMIT when no tile fits the
- * device's work-group size or local memory. */
+ * the tiles saved in its cache directory for this device and driver, else the table), with at most max_rows rows per
+ * CPU tile (the rows a tile can hold: Nq, or a decode tile's query group); fails with CLATTN_STATUS_DEVICE_LIMIT when
+ * no tile fits the device's work-group size or local memory. */
 int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, clattn_tiles *out, clattn__error *err);
 
 /* Bytes of __local memory the attention kernel uses with these tiles. */

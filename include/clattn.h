@@ -18,7 +18,8 @@ extern "C" {
  * (CL_OUT_OF_RESOURCES, CL_BUILD_PROGRAM_FAILURE, ...); positive values are clattn's own.
  * One table generates the enum and clattn_status_string().
  * 1016-1019 (FILE_IO, FILE_TRUNCATED, FILE_DTYPE, FILE_RANK) are retired and never reused: the
- * library reads no files; the clattn tool, which reads .npy files, keeps those numbers for itself.
+ * library reads no tensor files (only its own cache directory); the clattn tool, which reads .npy
+ * files, keeps those numbers for itself.
  * ------------------------------------------------------------------------------------------- */
 #define CLATTN_STATUS_TABLE(X)                                                                                         \
     X(OK, 0, "success")                                                                                                \
@@ -42,7 +43,8 @@ extern "C" {
     X(UNSUPPORTED, 1022, "the operation is not available on this context")                                             \
     X(DEVICE_LIMIT, 1023, "the problem exceeds a device limit")                                                        \
     X(HOST_OUT_OF_MEMORY, 1024, "a host allocation failed")                                                            \
-    X(INVALID_PATTERN, 1025, "the pattern combination is not valid")
+    X(INVALID_PATTERN, 1025, "the pattern combination is not valid")                                                   \
+    X(CACHE_WRITE_FAILED, 1026, "a file could not be written to the cache directory")
 
 typedef enum {
 #define CLATTN_STATUS_ENUM_(name, value, text) CLATTN_STATUS_##name = value,
@@ -68,8 +70,9 @@ typedef struct {
      * path, no OpenCL). NULL or "": $CLATTN_DEVICE, else the first GPU, else the first CPU
      * device, else the reference path. */
     const char *device;
-    /* Opt-in on-disk program cache: compiled binaries are stored there, keyed by a hash of the
-     * kernel source, build options, device and driver. NULL: $CLATTN_CACHE_DIR, else none. */
+    /* Opt-in on-disk cache: compiled binaries are stored there, keyed by a hash of the kernel
+     * source, build options, device and driver, and plans read the tiles `clattn tune --save`
+     * stored there for their device and driver. NULL: $CLATTN_CACHE_DIR, else none. */
     const char *cache_dir;
     /* Receives build logs and notes; NULL discards them. */
     clattn_log_fn log;

@@ -12,8 +12,11 @@ extern "C" {
 #endif
 
 /* ---------------------------------------------------------------------------------------------
- * Tiles: the attention kernel's variant and tile sizes. Plans take them from a table keyed by
- * device name, vendor and type; a context can force others (tests, `clattn tune`).
+ * Tiles: the attention kernel's variant and tile sizes. A plan takes the tiles its context
+ * forces (tests, `clattn tune`), else those saved in the context's cache directory for its
+ * device and driver (`clattn tune --save`), else the table's row for the device name, vendor
+ * and type. A saved file that does not parse strictly, or names another device or driver, is
+ * ignored with a note to the log callback: plan creation never fails because of it.
  * ------------------------------------------------------------------------------------------- */
 typedef struct {
     int cpu_variant; /* 1: barrier-free register-blocked kernel; 0: __local tiles */
@@ -26,8 +29,24 @@ typedef struct {
 } clattn_tiles;
 
 /* The plans created after this call use these tiles (still clamped to the device's limits);
- * NULL goes back to the table. Not thread-safe against plan creation on the same context. */
+ * NULL goes back to the saved tiles or the table. Not thread-safe against plan creation on the
+ * same context. */
 void clattn_context_force_tiles(clattn_context *ctx, const clattn_tiles *tiles);
+
+/* Saves tiles as the tuned tiles of ctx's device and driver: a small text file in the cache
+ * directory (clattn_context_desc.cache_dir or $CLATTN_CACHE_DIR), written to a temporary file and
+ * renamed, which the plans created afterwards read. path (may be NULL) receives the file's path.
+ * Fails with CLATTN_STATUS_UNSUPPORTED without a cache directory, on the reference path or for
+ * tiles outside the kernels' ranges, and CLATTN_STATUS_CACHE_WRITE_FAILED when the file cannot
+ * be written. */
+int clattn_context_save_tiles(clattn_context *ctx, const clattn_tiles *tiles, char *path, size_t path_size);
+
+/* The context's cache directory, or NULL when it has none. */
+const char *clattn_context_cache_dir(const clattn_context *ctx);
+
+/* The tiles a plan runs with, after the device's limits and the problem's rows clamped them.
+ * CLATTN_STATUS_UNSUPPORTED for a plan of the reference path, which has none. */
+int clattn_plan_tiles(const clattn_plan *plan, clattn_tiles *out);
 
 /* Lowers the limits the plans honour, to emulate a smaller device; 0 keeps a limit as it is. */
 void clattn_context_emulate_limits(clattn_context *ctx, size_t max_work_group, cl_ulong local_mem, cl_ulong max_alloc);

@@ -388,6 +388,7 @@ static const command_case command_cases[] = {
      1,
      "GFLOP/s",
      {"bench", "--device", "reference", "--n", "16", "--h", "1", "--repeat", "1", "--warmup", "0", "--brief", NULL}},
+    {"bench --save (tune's flag)", 2, 0, "--save", {"bench", "--device", "reference", "--save", NULL}},
     {"missing --q", 2, 0, "--q", {"run", K, V, OUT, NULL}},
     {"unknown option", 2, 0, "--bogus", {"run", Q, K, V, OUT, "--bogus", "1", NULL}},
     {"--window -1", 2, 0, "-1", {"run", Q, K, V, OUT, "--window", "-1", NULL}},

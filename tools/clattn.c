@@ -25,6 +25,7 @@ static const char usage_text[] =
     "      tensors: little-endian float32 .npy of rank 4 [B,H,N,D], 3 [H,N,D] or 2 [N,D]\n"
     "  bench [options]              benchmark devices (clattn bench --help)\n"
     "  tune [bench options]         time the kernel tile sizes on one device, print the best\n"
+    "                               (--save: keep it in the cache directory for this device)\n"
     "\n"
     "SPEC: cpu, gpu, P:D or reference; default $CLATTN_DEVICE, else the first GPU, else the\n"
     "first OpenCL CPU device, else reference.\n";

@@ -1,0 +1,68 @@
+/* Files in the context's cache directory: hashed keys, whole-file reads, and writes to a
+ * temporary file renamed into place (a crash or a concurrent process never leaves half a file). */
+#define _POSIX_C_SOURCE 200809L /* getpid */
+
+#include "cache_file.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+uint64_t clattn__hash_text(uint64_t h, const char *text)
+{
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return (h ^ 0xff) * 1099511628211ull;
+}
+
+uint64_t clattn__hash_device(uint64_t h, const clattn__device_caps *caps)
+{
+    h = clattn__hash_text(h, caps->name);
+    h = clattn__hash_text(h, caps->vendor);
+    return clattn__hash_text(h, caps->driver);
+}
+
+unsigned char *clattn__read_file(const char *path, size_t max_size, size_t *size, int *absent)
+{
+    *size = 0;
+    errno = 0;
+    FILE *f = fopen(path, "rb");
+    if (absent != NULL)
+        *absent = f == NULL && errno == ENOENT;
+    if (f == NULL)
+        return NULL;
+    unsigned char *data = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && (unsigned long)n <= max_size &&
+        fseek(f, 0, SEEK_SET) == 0 && (data = malloc((size_t)n + 1)) != NULL) {
+        if (fread(data, 1, (size_t)n, f) == (size_t)n) {
+            data[n] = '\0';
+            *size = (size_t)n;
+        } else {
+            free(data);
+            data = NULL;
+        }
+    }
+    fclose(f);
+    return data;
+}
+
+int clattn__write_file(const char *path, const void *data, size_t size)
+{
+    const size_t tmp_size = strlen(path) + 32;
+    char *tmp = malloc(tmp_size);
+    if (tmp == NULL)
+        return -1;
+    snprintf(tmp, tmp_size, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    int ok = f != NULL && fwrite(data, 1, size, f) == size;
+    if (f != NULL)
+        ok = fclose(f) == 0 && ok;
+    ok = ok && rename(tmp, path) == 0;
+    if (!ok)
+        remove(tmp);
+    free(tmp);
+    return ok ? 0 : -1;
+}
