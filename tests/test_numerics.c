@@ -1,6 +1,7 @@
-/* Numerics every backend (reference, CPU and local-memory kernels) must show: empty rows give 0 and
- * LSE -inf, 1e4 logits stay finite, NaN/inf in masked keys never reach O, constant Q = K gives
- * mean(V), 50 runs are bit-identical, and nothing is written past the outputs (canaries). */
+/* Numerics every backend (reference; CPU and local-memory kernels on every OpenCL device) must
+ * show: empty rows give 0 and LSE -inf, 1e4 logits stay finite, NaN/inf in masked keys never
+ * reach O, constant Q = K gives mean(V), 50 runs are bit-identical, and nothing is written past
+ * the outputs (canaries). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@
 
 static void report(int ok, const char *backend, const char *property, const char *what, const char *detail)
 {
-    check(ok, "%-9s %-12s %-44s %s", backend, property, what, detail);
+    check(ok, "%-11s %-12s %-44s %s", backend, property, what, detail);
 }
 
 /* A context, and for a device the kernel variant its plans are forced to. */
@@ -707,18 +708,21 @@ int main(void)
 {
     static const clattn_tiles cpu_tiles = {.cpu_variant = 1, .rows = 8, .wg = 1, .bk = 1, .kw = 16},
                               local_tiles = {.cpu_variant = 0, .rows = 1, .wg = 64, .bk = 32, .kw = 0};
-    backend bes[3] = {{"reference", NULL, NULL}, {"cpu8", NULL, &cpu_tiles}, {"local64", NULL, &local_tiles}};
+    static const clattn_tiles *const tiles[2] = {&cpu_tiles, &local_tiles};
+    static const char *const variants[2] = {"cpu8", "local64"};
+    /* The reference, then for each device its two variants on one context. */
+    char specs[HARNESS_MAX_DEVICES][16], names[1 + 2 * HARNESS_MAX_DEVICES][32];
+    backend bes[1 + 2 * HARNESS_MAX_DEVICES] = {{"reference", NULL, NULL}};
     if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &bes[0].ctx))
         return 1;
-    char specs[1][16];
-    const int ndev = harness_devices(specs, 1);
+    const int ndev = harness_devices(specs, HARNESS_MAX_DEVICES);
     int nbe = 1;
-    if (ndev > 0 && clattn_context_create(&(clattn_context_desc){.device = specs[0]}, &bes[1].ctx) == 0) {
-        printf("device %s: %s\n", specs[0], clattn_context_device_name(bes[1].ctx));
-        bes[2].ctx = bes[1].ctx;
-        nbe = 3;
-    } else if (ndev > 0) {
-        check(0, "device %s: %s", specs[0], clattn_context_message(NULL));
+    for (int d = 0; d < ndev; d++) {
+        clattn_context *dev = harness_open(specs[d]);
+        for (int v = 0; dev != NULL && v < 2; v++, nbe++) {
+            snprintf(names[nbe], sizeof names[0], "%.*s %s", (int)sizeof specs[d], specs[d], variants[v]);
+            bes[nbe] = (backend){names[nbe], dev, tiles[v]};
+        }
     }
     check_empty_rows(bes, nbe);
     check_large_logits(bes, nbe);
@@ -728,9 +732,10 @@ int main(void)
         check_determinism(&bes[b]);
         check_canaries(&bes[b]);
     }
-    clattn_context_free(bes[1].ctx);
+    for (int b = 1; b < nbe; b += 2)
+        clattn_context_free(bes[b].ctx);
     clattn_context_free(bes[0].ctx);
-    const int status = check_exit();
+    const int status = harness_exit();
     if (status == 0 && ndev == 0)
         return check_skip("reference checks passed; kernel variants not run: " HARNESS_NO_DEVICE);
     return status;
