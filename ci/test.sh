@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The test command: install what is missing, check the formatting, build with -Wall -Wextra
-# -Werror, run every test, then the checking steps: sanitizers, Oclgrind on the kernels, fuzzers.
+# -Werror, run every test on every OpenCL device (POCL, and Intel's CPU runtime where
+# ci/install.sh could add it), then the checking steps: sanitizers, Oclgrind on the kernels, fuzzers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/install.sh
 ci/format.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCLATTN_WERROR=ON
 cmake --build build -j "$(nproc)"
+build/clattn devices
 ctest --test-dir build --output-on-failure
 ci/sanitizers.sh
 ci/oclgrind.sh build

@@ -22,6 +22,68 @@ int harness_devices(char specs[][16], int max)
     return count;
 }
 
+static char skipped[400]; /* why the first unusable device was left out; empty when none was */
+
+static void skip_device(const char *spec, const char *why)
+{
+    char line[sizeof skipped];
+    snprintf(line, sizeof line, "device %s: %s", spec, why);
+    printf("SKIP %s\n", line);
+    if (skipped[0] == '\0')
+        memcpy(skipped, line, sizeof skipped);
+}
+
+/* 1 when the device of ctx builds a one-line kernel; else 0 with the OpenCL code and the start of
+ * the build log in why. */
+static int builds_trivial_kernel(clattn_context *ctx, char *why, size_t size)
+{
+    static const char *source = "kernel void probe(global float *x) { x[get_global_id(0)] = 1.0f; }";
+    cl_device_id device = clattn_context_cl_device(ctx);
+    cl_int rc = CL_SUCCESS;
+    cl_program program = clCreateProgramWithSource(clattn_context_cl_context(ctx), 1, &source, NULL, &rc);
+    if (rc == CL_SUCCESS)
+        rc = clBuildProgram(program, 1, &device, "", NULL, NULL);
+    if (rc != CL_SUCCESS) {
+        size_t bytes = 0;
+        char *log = NULL;
+        if (program != NULL &&
+            clGetProgramBuildInfo(program, device, CL_PROGRAM_BUILD_LOG, 0, NULL, &bytes) == CL_SUCCESS)
+            log = calloc(bytes + 1, 1);
+        if (log != NULL)
+            clGetProgramBuildInfo(program, device, CL_PROGRAM_BUILD_LOG, bytes, log, NULL);
+        snprintf(why, size, "its OpenCL C compiler cannot build a one-line kernel (OpenCL error %d) %s", rc,
+                 log != NULL ? log : "");
+        free(log);
+    }
+    if (program != NULL)
+        clReleaseProgram(program);
+    return rc == CL_SUCCESS;
+}
+
+clattn_context *harness_open(const char *spec)
+{
+    clattn_context *ctx = NULL;
+    char why[sizeof skipped - 32];
+    if (clattn_context_create(&(clattn_context_desc){.device = spec}, &ctx)) {
+        snprintf(why, sizeof why, "no context: %s", clattn_context_message(NULL));
+        skip_device(spec, why);
+        return NULL;
+    }
+    if (!builds_trivial_kernel(ctx, why, sizeof why)) {
+        skip_device(spec, why);
+        clattn_context_free(ctx);
+        return NULL;
+    }
+    printf("device %s: %s\n", spec, clattn_context_device_name(ctx));
+    return ctx;
+}
+
+int harness_exit(void)
+{
+    const int status = check_exit();
+    return status == 0 && skipped[0] != '\0' ? check_skip(skipped) : status;
+}
+
 int harness_each_variant(const clattn_tiles *tiles, const char *const *names, size_t count, harness_body body)
 {
     char specs[HARNESS_MAX_DEVICES][16];
@@ -31,23 +93,20 @@ int harness_each_variant(const clattn_tiles *tiles, const char *const *names, si
     clattn_context *ref = NULL;
     if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &ref)) {
         check(0, "reference context: %s", clattn_context_message(NULL));
-        return 0;
+        return check_exit();
     }
     for (int d = 0; d < ndev; d++) {
-        clattn_context *dev = NULL;
-        if (clattn_context_create(&(clattn_context_desc){.device = specs[d]}, &dev)) {
-            check(0, "device %s: %s", specs[d], clattn_context_message(NULL));
+        clattn_context *dev = harness_open(specs[d]);
+        if (dev == NULL)
             continue;
-        }
-        printf("device %s: %s\n", specs[d], clattn_context_device_name(dev));
-        for (size_t v = 0; v < count; v++) {
-            clattn_context_force_tiles(dev, &tiles[v]);
-            body(dev, ref, names[v], v);
+        for (size_t v = 0; v < (tiles != NULL ? count : 1); v++) {
+            clattn_context_force_tiles(dev, tiles != NULL ? &tiles[v] : NULL);
+            body(dev, ref, tiles != NULL ? names[v] : "table", v);
         }
         clattn_context_free(dev);
     }
     clattn_context_free(ref);
-    return 0;
+    return harness_exit();
 }
 
 static int alloc_tensor(clattn_host_tensor *t, size_t bytes, int random, unsigned long long *seed)

@@ -17,9 +17,23 @@
  * none or they cannot be listed (the caller skips). */
 int harness_devices(char specs[][16], int max);
 
-/* Calls body for every OpenCL device and every tile variant (forced on the device's context),
- * with a reference context beside it. Returns CHECK_SKIP, the reason printed, when no device
- * exists; else 0, with a failed check for each context that could not be created. */
+/* A context on the device `spec` (from harness_devices), its name printed as "device P:D: name".
+ * NULL when the device cannot be used at all: its context cannot be created, or its OpenCL C
+ * compiler cannot build a one-line kernel, as when an installed runtime does not work on this CPU.
+ * That is the machine's fault, not the kernels': "SKIP device P:D: <why>" is printed and
+ * harness_exit() reports the test skipped. A device that passes and then fails a clattn plan
+ * (its kernels do not build there, or give wrong results) fails the test. */
+clattn_context *harness_open(const char *spec);
+
+/* check_exit(), but CHECK_SKIP, with the first unusable device's reason printed, when no check
+ * failed and harness_open left a device out: such a test did not run everywhere, so it does not
+ * pass. */
+int harness_exit(void);
+
+/* Calls body for every usable OpenCL device (harness_open) and every tile variant (forced on the
+ * device's context), with a reference context beside it; tiles NULL: once per device, on the tile
+ * table's choice (variant "table"). Returns the test's exit status: CHECK_SKIP, the reason printed,
+ * when no device exists, else harness_exit()'s. */
 typedef void (*harness_body)(clattn_context *dev, clattn_context *ref, const char *variant, size_t index);
 int harness_each_variant(const clattn_tiles *tiles, const char *const *names, size_t count, harness_body body);
 

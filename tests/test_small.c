@@ -1,74 +1,67 @@
-/* Every pattern on tiny shapes, both kernel variants, against the reference: quick everywhere,
- * and small enough for ci/oclgrind.sh to run under Oclgrind's race and bounds checks. */
+/* Every pattern on tiny shapes, both kernel variants, on every OpenCL device, against the
+ * reference: quick everywhere, and small enough for ci/oclgrind.sh to run under Oclgrind's race
+ * and bounds checks. */
 #include <stdio.h>
 
 #include "harness.h"
 
 #define TOLERANCE 2e-4
 
+static const int globals[] = {12, 0};
+static const int lens[] = {19, 11};
+static const clattn_problem cases[] = {
+    {.batch = 1, .heads = 2, .kv_heads = 1, .q_len = 19, .head_dim = 16},
+    {.batch = 1, .heads = 2, .q_len = 19, .head_dim = 8, .value_dim = 4, .causal = 1},
+    {.batch = 1, .heads = 1, .q_len = 1, .kv_len = 37, .head_dim = 16, .causal = 1, .window = 1, .window_left = 9},
+    {.batch = 1,
+     .heads = 2,
+     .q_len = 19,
+     .head_dim = 16,
+     .window = 1,
+     .window_left = 3,
+     .window_right = 2,
+     .dilation = 2},
+    {.batch = 2,
+     .heads = 2,
+     .kv_heads = 1,
+     .q_len = 19,
+     .head_dim = 16,
+     .window = 1,
+     .window_left = 4,
+     .window_right = 1,
+     .causal = 1,
+     .global_idx = globals,
+     .num_global = 2,
+     .summary_block = 5,
+     .extra_len = 2},
+    {.batch = 1,
+     .heads = 1,
+     .q_len = 19,
+     .head_dim = 16,
+     .window = 1,
+     .window_left = 2,
+     .window_right = 2,
+     .global_idx = globals,
+     .num_global = 2,
+     .global_qkv = 1},
+};
+
+static void run_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
+{
+    (void)index;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        double err = 0.0;
+        const int *seq_lens = cases[c].batch == 2 ? lens : NULL;
+        const int s = harness_compare(dev, ref, &cases[c], seq_lens, 1, &err);
+        check(s == CLATTN_STATUS_OK && err <= TOLERANCE, "%s case %zu: max err %.2e", variant, c, err);
+    }
+}
+
 int main(void)
 {
-    char specs[1][16];
-    if (harness_devices(specs, 1) == 0)
-        return check_skip(HARNESS_NO_DEVICE);
-    clattn_context *dev = NULL, *ref = NULL;
-    if (clattn_context_create(&(clattn_context_desc){.device = specs[0]}, &dev) ||
-        clattn_context_create(&(clattn_context_desc){.device = "reference"}, &ref)) {
-        check(0, "context: %s", clattn_context_message(NULL));
-        return check_exit();
-    }
-    static const int globals[] = {12, 0};
-    static const int lens[] = {19, 11};
-    const clattn_problem cases[] = {
-        {.batch = 1, .heads = 2, .kv_heads = 1, .q_len = 19, .head_dim = 16},
-        {.batch = 1, .heads = 2, .q_len = 19, .head_dim = 8, .value_dim = 4, .causal = 1},
-        {.batch = 1, .heads = 1, .q_len = 1, .kv_len = 37, .head_dim = 16, .causal = 1, .window = 1, .window_left = 9},
-        {.batch = 1,
-         .heads = 2,
-         .q_len = 19,
-         .head_dim = 16,
-         .window = 1,
-         .window_left = 3,
-         .window_right = 2,
-         .dilation = 2},
-        {.batch = 2,
-         .heads = 2,
-         .kv_heads = 1,
-         .q_len = 19,
-         .head_dim = 16,
-         .window = 1,
-         .window_left = 4,
-         .window_right = 1,
-         .causal = 1,
-         .global_idx = globals,
-         .num_global = 2,
-         .summary_block = 5,
-         .extra_len = 2},
-        {.batch = 1,
-         .heads = 1,
-         .q_len = 19,
-         .head_dim = 16,
-         .window = 1,
-         .window_left = 2,
-         .window_right = 2,
-         .global_idx = globals,
-         .num_global = 2,
-         .global_qkv = 1},
-    };
     static const clattn_tiles variants[] = {{.cpu_variant = 1, .rows = 4, .wg = 1, .bk = 1, .kw = 16},
                                             {.cpu_variant = 1, .rows = 3, .wg = 1, .bk = 1, .kw = 32},
                                             {.cpu_variant = 0, .rows = 1, .wg = 16, .bk = 8, .kw = 0}};
-    printf("device %s: %s\n", specs[0], clattn_context_device_name(dev));
-    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
-        clattn_context_force_tiles(dev, &variants[v]);
-        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-            double err = 0.0;
-            const int *seq_lens = cases[c].batch == 2 ? lens : NULL;
-            const int s = harness_compare(dev, ref, &cases[c], seq_lens, 1, &err);
-            check(s == CLATTN_STATUS_OK && err <= TOLERANCE, "variant %zu case %zu: max err %.2e", v, c, err);
-        }
-    }
-    clattn_context_free(ref);
-    clattn_context_free(dev);
-    return check_exit();
+    static const char *const names[] = {"cpu4x16", "cpu3x32", "local16"};
+    return harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant);
 }

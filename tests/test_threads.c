@@ -1,6 +1,7 @@
-/* Concurrency: 8 threads x 100 calls on one shared context, each thread with its own plan (created
- * concurrently: the program cache is contended) and queue, results checked against a precomputed
- * reference, and faults whose message is read back. Run it under ThreadSanitizer (-DCLATTN_TSAN=ON). */
+/* Concurrency: on every OpenCL device, 8 threads x 100 calls on one shared context, each thread with
+ * its own plan (created concurrently: the program cache is contended) and queue, results checked
+ * against a precomputed reference, and faults whose message is read back. Run it under
+ * ThreadSanitizer (-DCLATTN_TSAN=ON). */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 
 #include <math.h>
@@ -209,20 +210,13 @@ static double seconds_since(const struct timespec *start)
     return (double)(now.tv_sec - start->tv_sec) + 1e-9 * (double)(now.tv_nsec - start->tv_nsec);
 }
 
-int main(void)
+/* The threads on one device's shared context, then one check per thread. */
+static void run_device(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
 {
-    char specs[1][16];
-    if (harness_devices(specs, 1) == 0)
-        return check_skip(HARNESS_NO_DEVICE);
-    clattn_context *ref = NULL, *dev = NULL;
-    if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &ref) ||
-        clattn_context_create(&(clattn_context_desc){.device = specs[0]}, &dev)) {
-        check(0, "context: %s", clattn_context_message(NULL));
-        clattn_context_free(ref);
-        return check_exit();
-    }
-    printf("device %s: %s; %d threads x %d calls\n", specs[0], clattn_context_device_name(dev), THREADS, CALLS);
+    (void)variant, (void)index;
+    printf("%d threads x %d calls\n", THREADS, CALLS);
     static thread_state states[THREADS];
+    memset(states, 0, sizeof states);
     const int prepared = prepare(ref, dev, states);
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
@@ -247,7 +241,9 @@ int main(void)
     printf("%d threads x %d calls in %.2f s\n", THREADS, CALLS, elapsed);
     for (int i = 0; i < THREADS; i++)
         harness_tensors_free(&states[i].h);
-    clattn_context_free(dev);
-    clattn_context_free(ref);
-    return check_exit();
+}
+
+int main(void)
+{
+    return harness_each_variant(NULL, NULL, 1, run_device);
 }

@@ -713,14 +713,12 @@ int main(void)
     char specs[HARNESS_MAX_DEVICES][16];
     const int ndev = harness_devices(specs, HARNESS_MAX_DEVICES);
     for (int d = 0; d < ndev; d++) {
-        clattn_context *dev = NULL;
-        const int sd = clattn_context_create(&(clattn_context_desc){.device = specs[d]}, &dev);
-        expect(NULL, "context", specs[d], sd, CLATTN_STATUS_OK, NULL, NULL, 1);
-        if (sd == CLATTN_STATUS_OK)
+        clattn_context *dev = harness_open(specs[d]);
+        if (dev != NULL)
             check_context(dev, specs[d]);
         clattn_context_free(dev);
     }
-    const int status = check_exit();
+    const int status = harness_exit();
     if (status == 0 && ndev == 0)
         return check_skip("reference checks passed; device checks not run: " HARNESS_NO_DEVICE);
     return status;
