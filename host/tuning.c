@@ -23,6 +23,12 @@ static const tile_entry tile_table[] = {
      .vendor = "Advanced Micro Devices",
      .type = CL_DEVICE_TYPE_GPU,
      .tiles = {.cpu_variant = 0, .rows = 1, .wg = 64, .bk = 32, .kw = 0}},
+    /* Intel's OpenCL CPU runtime (PyPI intel-opencl-rt), whose device name says no ISA: clattn tune on
+     * the Xeon below, dense N=1024, found 16 rows x 16 keys best (9.4 ms, 6 x 16 10.8, 12 x 32 12.8). */
+    {.device = NULL,
+     .vendor = "Intel(R) Corporation",
+     .type = CL_DEVICE_TYPE_CPU,
+     .tiles = {.cpu_variant = 1, .rows = 16, .wg = 1, .bk = 1, .kw = 16}},
     /* Intel's AVX-512 cores with two 512-bit FMA pipes (clattn tune on a Xeon through POCL,
      * `pthread-skylake-avx512-Intel(R) Xeon(R) Processor`, dense N=4096): 8 rows of one 16-key
      * vector left the pipes half idle (207 GFLOP/s at D=64); two vectors per row and two value
