@@ -36,8 +36,13 @@ inline void process_tile(row_state *st, __global const float *qrow, __local cons
     const float mnew = fmax(st->m, mtile);
     if (mnew == -INFINITY) { // no finite logit yet: l records visible NaN (NaN) or -inf (-0) ones, write_row
         for (int t = 0; t < BK; t++)
-            if (ok[t])
+            if (ok[t]) {
                 st->l = isnan(s[t]) ? NAN : copysign(st->l, -1.0f);
+                // Their weight is 0, and 0 times an infinite or NaN value is NaN (as in the
+                // reference and the CPU variant); a finite value leaves acc as it is.
+                for (int dv = 0; dv < DV; dv++)
+                    st->acc[dv] = fma(0.0f, vs[t * DV + dv], st->acc[dv]);
+            }
         return;
     }
     if (mnew > st->m) {

@@ -1,13 +1,15 @@
 /* Files in the context's cache directory: hashed keys, whole-file reads, and writes to a
  * temporary file renamed into place (a crash or a concurrent process never leaves half a file). */
-#define _POSIX_C_SOURCE 200809L /* getpid */
+#define _POSIX_C_SOURCE 200809L /* open, fstat, mkstemp, fdopen */
 
 #include "cache_file.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 uint64_t clattn__hash_text(uint64_t h, const char *text)
@@ -28,9 +30,14 @@ unsigned char *clattn__read_file(const char *path, size_t max_size, size_t *size
 {
     *size = 0;
     errno = 0;
-    FILE *f = fopen(path, "rb");
+    /* Non-blocking, and only a regular file: a FIFO planted at the path must not hang the caller. */
+    const int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (absent != NULL)
-        *absent = f == NULL && errno == ENOENT;
+        *absent = fd < 0 && errno == ENOENT;
+    struct stat st;
+    FILE *f = NULL;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (f = fdopen(fd, "rb")) == NULL))
+        close(fd);
     if (f == NULL)
         return NULL;
     unsigned char *data = NULL;
@@ -51,17 +58,22 @@ unsigned char *clattn__read_file(const char *path, size_t max_size, size_t *size
 
 int clattn__write_file(const char *path, const void *data, size_t size)
 {
-    const size_t tmp_size = strlen(path) + 32;
+    /* A fresh temporary file of our own (mkstemp: unique per call, created exclusively, so two
+     * writers never share one and a name planted beforehand is never followed). */
+    const size_t tmp_size = strlen(path) + 8;
     char *tmp = malloc(tmp_size);
     if (tmp == NULL)
         return -1;
-    snprintf(tmp, tmp_size, "%s.%ld.tmp", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
+    snprintf(tmp, tmp_size, "%s.XXXXXX", path);
+    const int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (fd >= 0 && f == NULL)
+        close(fd);
     int ok = f != NULL && fwrite(data, 1, size, f) == size;
     if (f != NULL)
         ok = fclose(f) == 0 && ok;
     ok = ok && rename(tmp, path) == 0;
-    if (!ok)
+    if (!ok && fd >= 0)
         remove(tmp);
     free(tmp);
     return ok ? 0 : -1;

@@ -18,11 +18,11 @@
 int harness_devices(char specs[][16], int max);
 
 /* A context on the device `spec` (from harness_devices), its name printed as "device P:D: name".
- * NULL when the device cannot be used at all: its context cannot be created, or its OpenCL C
- * compiler cannot build a one-line kernel, as when an installed runtime does not work on this CPU.
- * That is the machine's fault, not the kernels': "SKIP device P:D: <why>" is printed and
- * harness_exit() reports the test skipped. A device that passes and then fails a clattn plan
- * (its kernels do not build there, or give wrong results) fails the test. */
+ * NULL when the device's OpenCL runtime cannot be used at all, probed without clattn: it cannot
+ * make a context or build a one-line kernel, as when an installed runtime does not work on this
+ * CPU. That is the machine's fault, not clattn's: "SKIP device P:D: <why>" is printed and
+ * harness_exit() reports the test skipped. When the runtime works, a failed clattn context (also
+ * NULL), a clattn plan that does not build or a wrong result fails the test. */
 clattn_context *harness_open(const char *spec);
 
 /* check_exit(), but CHECK_SKIP, with the first unusable device's reason printed, when no check

@@ -966,12 +966,51 @@ static void check_nonfinite(const backend *bes, int nbe)
 /* ------------------------------------------------------------------------------------------- */
 
 /* Every property on the reference and, when there is one, a device's kernel variants (bes[1..]). */
+/* Keys 0..39 whose logits are all -inf (Q positive, K -inf), one of them with an infinite value:
+ * every row that sees it gets weight 0 times inf = NaN, in the reference's one softmax, even when
+ * the first key tiles (GPU variant: 32 keys) hold nothing but those keys. */
+static void check_infinite_value_behind_minus_inf(const backend *bes, int nbe)
+{
+    static const numerics_case c = {
+        "keys 0..39 at -inf, V[0] = +inf", {.batch = 1, .heads = 2, .q_len = 100, .head_dim = 16, .causal = 1}, NULL};
+    fixture f;
+    if (!fixture_make(&f, &c)) {
+        check(0, "non-finite: could not make '%s'", c.what);
+        return;
+    }
+    const clattn_problem *p = &f.vis.problem;
+    to_constant(&f.h.t.q, 1.0f);
+    for (int h = 0; h < p->kv_heads; h++)
+        for (int j = 0; j < 40; j++)
+            for (int e = 0; e < p->head_dim; e++)
+                tensor(&f.h.t.k)[((size_t)h * p->kv_len + j) * p->head_dim + e] = -INFINITY;
+    for (int h = 0; h < p->kv_heads; h++)
+        tensor(&f.h.t.v)[(size_t)h * p->kv_len * p->value_dim] = INFINITY;
+    for (int b = 0; b < nbe; b++) {
+        clattn_host_tensors t = b == 0 ? expected_tensors(&f) : f.h.t;
+        size_t differ = 0, nan_rows = 0;
+        const int status = run_on(&bes[b], p, &t);
+        for (size_t r = 0; status == CLATTN_STATUS_OK && r < f.rows; r++) {
+            const float *out = (const float *)t.out.data + r * p->value_dim;
+            nan_rows += isnan(out[0]) != 0;
+            for (int e = 0; b > 0 && e < p->value_dim; e++)
+                differ += fp_class(out[e]) != fp_class(f.h.out_ref[r * p->value_dim + e]);
+        }
+        report(status == CLATTN_STATUS_OK && differ == 0 && nan_rows == f.rows, bes[b].name, "non-finite", c.what,
+               status   ? clattn_status_string(status)
+               : differ ? "class differs from the reference"
+                        : "NaN rows");
+    }
+    fixture_free(&f);
+}
+
 static void check_backends(const backend *bes, int nbe)
 {
     check_empty_rows(bes, nbe);
     check_large_logits(bes, nbe);
     check_planted(bes, nbe);
     check_nonfinite(bes, nbe);
+    check_infinite_value_behind_minus_inf(bes, nbe);
     check_constant(bes, nbe);
     for (int b = 0; b < nbe; b++) {
         check_determinism(&bes[b]);
