@@ -12,8 +12,8 @@ typedef struct {
 
 // Copies keys [j0, j0 + BK) (or the listed side keys) of one kv head into __local; rows past
 // `count` become zeros so no work-item reads outside the buffers.
-inline void stage_tile(__local float *ks, __local float *vs, __global const float *k, __global const float *vals,
-                       int count)
+inline __attribute__((always_inline)) void stage_tile(__local float *ks, __local float *vs, __global const float *k,
+                                                      __global const float *vals, int count)
 {
     for (int x = get_local_id(0); x < BK * D; x += CLATTN_WG)
         ks[x] = x / D < count ? k[x] : 0.0f;
@@ -21,8 +21,9 @@ inline void stage_tile(__local float *ks, __local float *vs, __global const floa
         vs[x] = x / DV < count ? vals[x] : 0.0f;
 }
 
-inline void process_tile(row_state *st, __global const float *qrow, __local const float *ks, __local const float *vs,
-                         const bool *ok, float qscale)
+inline __attribute__((always_inline)) void process_tile(row_state *st, __global const float *qrow,
+                                                        __local const float *ks, __local const float *vs,
+                                                        const bool *ok, float qscale)
 {
     float s[BK];
     float mtile = -INFINITY;
@@ -39,9 +40,11 @@ inline void process_tile(row_state *st, __global const float *qrow, __local cons
             if (ok[t]) {
                 st->l = isnan(s[t]) ? NAN : copysign(st->l, -1.0f);
                 // Their weight is 0, and 0 times an infinite or NaN value is NaN (as in the
-                // reference and the CPU variant); a finite value leaves acc as it is.
+                // reference and the CPU variant); a finite value leaves acc as it is. A product
+                // and a sum, not fma(0, v, acc): clang 15's AMDGPU library-call pass folds that
+                // fma to acc, NaN and infinity notwithstanding.
                 for (int dv = 0; dv < DV; dv++)
-                    st->acc[dv] = fma(0.0f, vs[t * DV + dv], st->acc[dv]);
+                    st->acc[dv] += 0.0f * vs[t * DV + dv];
             }
         return;
     }

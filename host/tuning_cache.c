@@ -17,18 +17,33 @@
 #define TILES_FILE_MAX 4096 /* a file written by clattn_context_save_tiles takes well under 1 KiB */
 
 /* The file's keys: first the device's identity, then the tile fields with their ranges (the
- * kernels' limits: cl/common.cl lists them). */
-enum { KEY_DEVICE, KEY_VENDOR, KEY_DRIVER, KEY_FIRST_TILE, KEY_COUNT = KEY_FIRST_TILE + 6 };
-static const char *const key_names[KEY_COUNT] = {"device", "vendor", "driver", "cpu_variant", "rows",
-                                                 "wg",     "bk",     "kw",     "item_tiles"};
+ * kernels' limits: cl/common.cl lists them). One table names each key once. */
+#define TILE_FIELD(name, min, max)                                                                                     \
+    {                                                                                                                  \
+#name, offsetof(clattn_tiles, name), min, max                                                                  \
+    }
 static const struct {
+    const char *name;
     size_t offset;
     int min, max;
-} tile_fields[KEY_COUNT - KEY_FIRST_TILE] = {
-    {offsetof(clattn_tiles, cpu_variant), 0, 1}, {offsetof(clattn_tiles, rows), 1, 16},
-    {offsetof(clattn_tiles, wg), 1, 1024},       {offsetof(clattn_tiles, bk), 1, 128},
-    {offsetof(clattn_tiles, kw), 0, 32},         {offsetof(clattn_tiles, item_tiles), 0, CLATTN_MAX_ITEM_TILES},
+} tile_fields[] = {
+    TILE_FIELD(cpu_variant, 0, 1), TILE_FIELD(rows, 1, 16), TILE_FIELD(wg, 1, 1024),
+    TILE_FIELD(bk, 1, 128),        TILE_FIELD(kw, 0, 32),   TILE_FIELD(item_tiles, 0, CLATTN_MAX_ITEM_TILES),
 };
+#undef TILE_FIELD
+enum {
+    KEY_DEVICE,
+    KEY_VENDOR,
+    KEY_DRIVER,
+    KEY_FIRST_TILE,
+    KEY_COUNT = KEY_FIRST_TILE + (int)(sizeof tile_fields / sizeof tile_fields[0])
+};
+static const char *const device_keys[KEY_FIRST_TILE] = {"device", "vendor", "driver"};
+
+static const char *key_name(int key)
+{
+    return key < KEY_FIRST_TILE ? device_keys[key] : tile_fields[key - KEY_FIRST_TILE].name;
+}
 
 static int *tile_field(clattn_tiles *t, int key)
 {
@@ -37,7 +52,7 @@ static int *tile_field(clattn_tiles *t, int key)
 
 static int tile_value(const clattn_tiles *t, int key)
 {
-    return *(const int *)((const char *)t + tile_fields[key - KEY_FIRST_TILE].offset);
+    return *tile_field((clattn_tiles *)t, key);
 }
 
 static const char *device_field(const clattn__device_caps *caps, int key)
@@ -52,7 +67,7 @@ static int check_tiles(const clattn_tiles *t, char *why, size_t why_size)
         const int value = tile_value(t, k), min = tile_fields[k - KEY_FIRST_TILE].min,
                   max = tile_fields[k - KEY_FIRST_TILE].max;
         if (value < min || value > max) {
-            snprintf(why, why_size, "%s = %d is outside [%d, %d]", key_names[k], value, min, max);
+            snprintf(why, why_size, "%s = %d is outside [%d, %d]", key_name(k), value, min, max);
             return -1;
         }
     }
@@ -89,25 +104,25 @@ static int parse_line(const clattn__device_caps *caps, char *line, int seen[KEY_
     *eq = '\0';
     const char *value = eq + 1;
     int key = 0;
-    while (key < KEY_COUNT && strcmp(line, key_names[key]) != 0)
+    while (key < KEY_COUNT && strcmp(line, key_name(key)) != 0)
         key++;
     if (key == KEY_COUNT) {
         snprintf(why, why_size, "unknown key '%.64s'", line);
         return -1;
     }
     if (seen[key]++) {
-        snprintf(why, why_size, "key '%s' repeated", key_names[key]);
+        snprintf(why, why_size, "key '%s' repeated", key_name(key));
         return -1;
     }
     if (key < KEY_FIRST_TILE) {
         if (strcmp(value, device_field(caps, key)) == 0)
             return 0;
-        snprintf(why, why_size, "%s '%.200s' is not this context's ('%.200s')", key_names[key], value,
+        snprintf(why, why_size, "%s '%.200s' is not this context's ('%.200s')", key_name(key), value,
                  device_field(caps, key));
         return -1;
     }
     if (parse_int(value, tile_field(t, key)) != 0) {
-        snprintf(why, why_size, "%s = '%.64s' is not an integer", key_names[key], value);
+        snprintf(why, why_size, "%s = '%.64s' is not an integer", key_name(key), value);
         return -1;
     }
     return 0;
@@ -132,7 +147,7 @@ static int parse_tiles(const clattn__device_caps *caps, char *text, clattn_tiles
     }
     for (int k = 0; k < KEY_COUNT; k++)
         if (!seen[k]) {
-            snprintf(why, why_size, "key '%s' missing", key_names[k]);
+            snprintf(why, why_size, "key '%s' missing", key_name(k));
             return -1;
         }
     if (check_tiles(&t, why, why_size) != 0)
@@ -196,13 +211,14 @@ int clattn_context_save_tiles(clattn_context *ctx, const clattn_tiles *tiles, ch
         status = clattn__fail(&err, CLATTN_STATUS_UNSUPPORTED, "tiles: %s", why);
     if (status == CLATTN_STATUS_OK) {
         tiles_path(ctx, file, sizeof file);
-        const int len = snprintf(text, sizeof text,
-                                 "# clattn tuned tiles (clattn tune --save), read by plans on this device and driver\n"
-                                 "device=%s\nvendor=%s\ndriver=%s\ncpu_variant=%d\nrows=%d\nwg=%d\nbk=%d\nkw=%d\n"
-                                 "item_tiles=%d\n",
-                                 ctx->caps.name, ctx->caps.vendor, ctx->caps.driver, tiles->cpu_variant, tiles->rows,
-                                 tiles->wg, tiles->bk, tiles->kw, tiles->item_tiles);
-        if (clattn__write_file(file, text, (size_t)len) != 0)
+        size_t len = (size_t)snprintf(
+            text, sizeof text, "# clattn tuned tiles (clattn tune --save), read by plans on this device and driver\n");
+        for (int k = 0; k < KEY_COUNT && len < sizeof text; k++)
+            len += (size_t)(k < KEY_FIRST_TILE ? snprintf(text + len, sizeof text - len, "%s=%s\n", key_name(k),
+                                                          device_field(&ctx->caps, k))
+                                               : snprintf(text + len, sizeof text - len, "%s=%d\n", key_name(k),
+                                                          tile_value(tiles, k)));
+        if (len >= sizeof text || clattn__write_file(file, text, len) != 0)
             status = clattn__fail(&err, CLATTN_STATUS_CACHE_WRITE_FAILED, "cache_dir '%s': could not write %s",
                                   ctx->cache_dir, file);
     }
