@@ -24,20 +24,10 @@ static const char *kernel_source(const char *name, char **owned)
 #ifdef CLATTN_KERNEL_DIR
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.cl", CLATTN_KERNEL_DIR, name);
-    FILE *f = fopen(path, "rb");
-    if (f != NULL) {
-        char *text = NULL;
-        if (fseek(f, 0, SEEK_END) == 0) {
-            const long size = ftell(f);
-            if (size >= 0 && fseek(f, 0, SEEK_SET) == 0 && (text = malloc((size_t)size + 1)) != NULL) {
-                text[fread(text, 1, (size_t)size, f)] = '\0';
-                *owned = text;
-            }
-        }
-        fclose(f);
-        if (text != NULL)
-            return text;
-    }
+    size_t size = 0;
+    *owned = (char *)clattn__read_file(path, SIZE_MAX, &size, NULL);
+    if (*owned != NULL)
+        return *owned;
 #endif
     return clattn__embedded_source(name);
 }
