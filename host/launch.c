@@ -269,26 +269,10 @@ static cl_int enqueue_passes(clattn_plan *plan, command_chain *chain, const clat
     return rc == CL_SUCCESS ? enqueue_attention(plan, chain, &dense) : rc;
 }
 
-int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_buffers *buffers, cl_uint num_wait,
-                        const cl_event *wait, cl_event *event)
+int clattn__plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_buffers *buffers, cl_uint num_wait,
+                         const cl_event *wait, cl_event *event, clattn__error *err)
 {
-    if (plan == NULL)
-        return CLATTN_STATUS_NULL_ARGUMENT;
-    clattn_context *ctx = plan->ctx;
-    clattn__error err = {{0}};
-    if (buffers == NULL)
-        return clattn__context_report(ctx, clattn__fail(&err, CLATTN_STATUS_NULL_ARGUMENT, "buffers is NULL"), &err);
-    if (ctx->reference)
-        return clattn__context_report(
-            ctx, clattn__fail(&err, CLATTN_STATUS_UNSUPPORTED, "the reference device has no OpenCL buffers"), &err);
-    if (num_wait > 0 && wait == NULL)
-        return clattn__context_report(
-            ctx, clattn__fail(&err, CLATTN_STATUS_NULL_ARGUMENT, "wait is NULL with num_wait = %u", num_wait), &err);
-    const int status = clattn__check_device_buffers(&plan->p, buffers, &err);
-    if (status)
-        return clattn__context_report(ctx, status, &err);
-
-    command_chain chain = {queue != NULL ? queue : ctx->queue, num_wait, wait, NULL};
+    command_chain chain = {queue != NULL ? queue : plan->ctx->queue, num_wait, wait, NULL};
     cl_int rc = upload_lengths(plan, chain.queue, buffers->seq_lens);
     if (rc == CL_SUCCESS)
         rc = enqueue_passes(plan, &chain, buffers);
@@ -297,12 +281,32 @@ int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_
             clWaitForEvents(1, &chain.last); /* nothing of this run may still be running */
             clReleaseEvent(chain.last);
         }
-        return clattn__context_report(
-            ctx, clattn__fail(&err, rc, "enqueueing attention failed: %s", clattn__cl_error_name(rc)), &err);
+        return clattn__fail(err, rc, "enqueueing attention failed: %s", clattn__cl_error_name(rc));
     }
     if (event != NULL)
         *event = chain.last;
     else
         clReleaseEvent(chain.last);
     return CLATTN_STATUS_OK;
+}
+
+int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_buffers *buffers, cl_uint num_wait,
+                        const cl_event *wait, cl_event *event)
+{
+    if (plan == NULL)
+        return CLATTN_STATUS_NULL_ARGUMENT;
+    clattn_context *ctx = plan->ctx;
+    clattn__error err = {{0}};
+    int status = CLATTN_STATUS_OK;
+    if (buffers == NULL)
+        status = clattn__fail(&err, CLATTN_STATUS_NULL_ARGUMENT, "buffers is NULL");
+    else if (ctx->reference)
+        status = clattn__fail(&err, CLATTN_STATUS_UNSUPPORTED, "the reference device has no OpenCL buffers");
+    else if (num_wait > 0 && wait == NULL)
+        status = clattn__fail(&err, CLATTN_STATUS_NULL_ARGUMENT, "wait is NULL with num_wait = %u", num_wait);
+    else
+        status = clattn__check_device_buffers(&plan->p, buffers, &err);
+    if (!status)
+        status = clattn__plan_enqueue(plan, queue, buffers, num_wait, wait, event, &err);
+    return clattn__context_report(ctx, status, &err);
 }

@@ -48,6 +48,11 @@ static inline size_t clattn__plan_wanted_items(const clattn_plan *plan)
     return (size_t)CLATTN_ITEMS_PER_CU * plan->ctx->caps.compute_units;
 }
 
+/* clattn_plan_enqueue on buffers already checked (clattn__check_device_buffers, or made to the
+ * tensors' sizes): the passes, with a failure's message in err rather than the context's. */
+int clattn__plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_buffers *buffers, cl_uint num_wait,
+                         const cl_event *wait, cl_event *event, clattn__error *err);
+
 /* Creates the scratch buffers the plan's kernels, tiles and splits need (counted in
  * scratch_bytes) and uploads the global indices and rows, which stay fixed for the plan's life. */
 int clattn__plan_create_scratch(clattn_plan *plan, clattn__error *err);

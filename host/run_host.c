@@ -1,7 +1,5 @@
 /* clattn_plan_run_host, the blocking call on host memory: on the reference device the host
  * reference itself, elsewhere device copies of the tensors, one enqueue, and the output read back. */
-#include <stdio.h>
-
 #include "plan.h"
 #include "problem.h"
 #include "reference.h"
@@ -36,8 +34,8 @@ static int run_on_device(clattn_plan *plan, const clattn_host_tensors *t, clattn
     const clattn_buffers bufs = {CLATTN__TENSORS(CLATTN__DEVICE_COPY_).seq_lens = t->seq_lens};
 #undef CLATTN__DEVICE_COPY_
     cl_event done = NULL;
-    if (!status && (status = clattn_plan_enqueue(plan, plan->ctx->queue, &bufs, 0, NULL, &done)) != 0)
-        snprintf(err->text, sizeof err->text, "%s", plan->ctx->message);
+    if (!status) /* the buffers were made to the checked tensors' sizes */
+        status = clattn__plan_enqueue(plan, plan->ctx->queue, &bufs, 0, NULL, &done, err);
     cl_int rc = CL_SUCCESS;
     if (!status)
         rc = clEnqueueReadBuffer(plan->ctx->queue, mem[CLATTN__T_OUT], CL_TRUE, 0, needs[CLATTN__T_OUT].bytes,
