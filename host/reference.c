@@ -13,6 +13,7 @@
 
 #include "clattn_advanced.h"
 #include "problem.h"
+#include "visibility.h"
 
 /* What every worker reads: the problem, its tensors and the tables built once per run. */
 typedef struct {
@@ -286,7 +287,7 @@ int clattn__reference_run(const clattn_problem *p, const clattn_host_tensors *t,
     shared_run run = {.p = p, .t = t, .vis = &vis, .num_pairs = (size_t)p->batch * (size_t)p->heads};
     run.num_workers = worker_count(run.num_pairs);
 
-    if ((status = clattn_visibility_init(&vis, p)) != CLATTN_STATUS_OK) {
+    if ((status = clattn__visibility_init_normalized(&vis, p)) != CLATTN_STATUS_OK) {
         status = clattn__fail(err, status, "reference: %s", vis.message);
         goto cleanup;
     }

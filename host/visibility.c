@@ -1,24 +1,18 @@
 /* SPEC.md's S(i), written once: which keys of K, which summary tokens and how many extra keys a
  * query row sees. The reference path gathers its keys with these predicates; the bench counts
  * FLOPs and builds its baseline's masks with them; the tests derive expected results from them. */
+#include "visibility.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "clattn_advanced.h"
 #include "problem.h"
 
-int clattn_visibility_init(clattn_visibility *v, const clattn_problem *problem)
+int clattn__visibility_init_normalized(clattn_visibility *v, const clattn_problem *normalized)
 {
-    if (v == NULL || problem == NULL)
-        return CLATTN_STATUS_NULL_ARGUMENT;
     memset(v, 0, sizeof *v);
-    clattn__error err = {{0}};
-    const int status = clattn__problem_normalize(problem, &v->problem, &err);
-    if (status != CLATTN_STATUS_OK) {
-        snprintf(v->message, sizeof v->message, "%s", err.text);
-        return status;
-    }
+    v->problem = *normalized;
     if (v->problem.num_global > 0) {
         v->is_global = calloc((size_t)v->problem.kv_len, 1);
         if (v->is_global == NULL) {
@@ -29,6 +23,21 @@ int clattn_visibility_init(clattn_visibility *v, const clattn_problem *problem)
             v->is_global[v->problem.global_idx[g]] = 1;
     }
     return CLATTN_STATUS_OK;
+}
+
+int clattn_visibility_init(clattn_visibility *v, const clattn_problem *problem)
+{
+    if (v == NULL || problem == NULL)
+        return CLATTN_STATUS_NULL_ARGUMENT;
+    clattn_problem normalized;
+    clattn__error err = {{0}};
+    const int status = clattn__problem_normalize(problem, &normalized, &err);
+    if (status != CLATTN_STATUS_OK) {
+        memset(v, 0, sizeof *v);
+        snprintf(v->message, sizeof v->message, "%s", err.text);
+        return status;
+    }
+    return clattn__visibility_init_normalized(v, &normalized);
 }
 
 void clattn_visibility_free(clattn_visibility *v)
