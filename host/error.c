@@ -1,4 +1,4 @@
-/* Status strings (generated from the table in clattn.h), OpenCL error names, and the
+/* Status strings and names (generated from the table in clattn.h), OpenCL error names, and the
  * formatting helper every validation uses. */
 #include "error.h"
 
@@ -82,5 +82,18 @@ const char *clattn_status_string(int status)
 #undef CLATTN_STATUS_CASE_
     default:
         return status < 0 ? clattn__cl_error_name(status) : "unknown clattn status";
+    }
+}
+
+const char *clattn_status_name(int status)
+{
+    switch (status) {
+#define CLATTN_STATUS_NAME_(name, value, text)                                                                         \
+    case value:                                                                                                        \
+        return "CLATTN_STATUS_" #name;
+        CLATTN_STATUS_TABLE(CLATTN_STATUS_NAME_)
+#undef CLATTN_STATUS_NAME_
+    default:
+        return status < 0 ? clattn__cl_error_name(status) : "CLATTN_STATUS_UNKNOWN";
     }
 }

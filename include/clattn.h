@@ -13,10 +13,29 @@
 extern "C" {
 #endif
 
+/* The version of this header; clattn_version() gives the library's, which differs when a program
+ * runs against another build than it was compiled with. CMake and the Python package read their
+ * version from CLATTN_VERSION_STRING, so this is the one place it is written. */
+#define CLATTN_VERSION_MAJOR 0
+#define CLATTN_VERSION_MINOR 1
+#define CLATTN_VERSION_PATCH 0
+#define CLATTN_VERSION_STRING "0.1.0"
+
+/* The shared library exports only what carries CLATTN_API (it is built with -fvisibility=hidden
+ * and CLATTN_BUILDING); the library's internal clattn__ functions stay hidden. */
+#if defined(CLATTN_BUILDING) && (defined(__GNUC__) || defined(__clang__))
+#define CLATTN_API __attribute__((visibility("default")))
+#else
+#define CLATTN_API
+#endif
+
+/* "MAJOR.MINOR.PATCH" of the library this program runs against. */
+CLATTN_API const char *clattn_version(void);
+
 /* ---------------------------------------------------------------------------------------------
  * Status codes. 0 is success; negative values are OpenCL's own codes, passed through unchanged
  * (CL_OUT_OF_RESOURCES, CL_BUILD_PROGRAM_FAILURE, ...); positive values are clattn's own.
- * One table generates the enum and clattn_status_string().
+ * One table generates the enum, clattn_status_string() and clattn_status_name().
  * 1016-1019 (FILE_IO, FILE_TRUNCATED, FILE_DTYPE, FILE_RANK) are retired and never reused: the
  * library reads no tensor files (only its own cache directory); the clattn tool, which reads .npy
  * files, keeps those numbers for itself.
@@ -53,7 +72,10 @@ typedef enum {
 } clattn_status;
 
 /* A fixed text for any status (clattn's, OpenCL's, or unknown); never NULL. */
-const char *clattn_status_string(int status);
+CLATTN_API const char *clattn_status_string(int status);
+/* The status's name: "CLATTN_STATUS_INVALID_WINDOW", OpenCL's "CL_OUT_OF_RESOURCES", or
+ * "CLATTN_STATUS_UNKNOWN"; never NULL. For bindings that raise errors by name. */
+CLATTN_API const char *clattn_status_name(int status);
 
 /* ---------------------------------------------------------------------------------------------
  * Context: one device, a program cache, a log sink and the last error message.
@@ -79,22 +101,22 @@ typedef struct {
     void *log_user;
 } clattn_context_desc;
 
-int clattn_context_create(const clattn_context_desc *desc, clattn_context **out);
+CLATTN_API int clattn_context_create(const clattn_context_desc *desc, clattn_context **out);
 /* Wraps a context and queue the caller already owns (both are retained, released on free). */
-int clattn_context_wrap(cl_context cl_ctx, cl_device_id device, cl_command_queue queue, const clattn_context_desc *desc,
-                        clattn_context **out);
-void clattn_context_free(clattn_context *ctx); /* NULL is a no-op */
+CLATTN_API int clattn_context_wrap(cl_context cl_ctx, cl_device_id device, cl_command_queue queue,
+                                   const clattn_context_desc *desc, clattn_context **out);
+CLATTN_API void clattn_context_free(clattn_context *ctx); /* NULL is a no-op */
 
 /* The last detailed message (which argument, which value); "" when none. With NULL: the message
  * of this thread's last failed clattn_context_create or clattn_context_wrap. */
-const char *clattn_context_message(const clattn_context *ctx);
+CLATTN_API const char *clattn_context_message(const clattn_context *ctx);
 /* 1 for the double-precision host reference path, 0 for an OpenCL device. */
-int clattn_context_is_reference(const clattn_context *ctx);
+CLATTN_API int clattn_context_is_reference(const clattn_context *ctx);
 /* Human-readable device name; the OpenCL handles (NULL on the reference path). */
-const char *clattn_context_device_name(const clattn_context *ctx);
-cl_context clattn_context_cl_context(const clattn_context *ctx);
-cl_device_id clattn_context_cl_device(const clattn_context *ctx);
-cl_command_queue clattn_context_queue(const clattn_context *ctx);
+CLATTN_API const char *clattn_context_device_name(const clattn_context *ctx);
+CLATTN_API cl_context clattn_context_cl_context(const clattn_context *ctx);
+CLATTN_API cl_device_id clattn_context_cl_device(const clattn_context *ctx);
+CLATTN_API cl_command_queue clattn_context_queue(const clattn_context *ctx);
 
 /* ---------------------------------------------------------------------------------------------
  * Problem: shapes and pattern, fixed at plan creation. Fill with designated initialisers;
@@ -151,11 +173,11 @@ typedef struct {
  * ------------------------------------------------------------------------------------------- */
 typedef struct clattn_plan clattn_plan;
 
-int clattn_plan_create(clattn_context *ctx, const clattn_problem *problem, clattn_plan **out);
-void clattn_plan_free(clattn_plan *plan); /* NULL is a no-op */
+CLATTN_API int clattn_plan_create(clattn_context *ctx, const clattn_problem *problem, clattn_plan **out);
+CLATTN_API void clattn_plan_free(clattn_plan *plan); /* NULL is a no-op */
 
 /* Bytes of device memory one run takes beyond the caller's tensors (scratch buffers). */
-size_t clattn_plan_scratch_bytes(const clattn_plan *plan);
+CLATTN_API size_t clattn_plan_scratch_bytes(const clattn_plan *plan);
 
 /* Device buffers. lse, seq_lens and the pattern-specific tensors are optional (NULL). */
 typedef struct {
@@ -168,8 +190,8 @@ typedef struct {
 
 /* Asynchronous: enqueues on `queue` (NULL: the context's), after the wait list; *event (if not
  * NULL) receives an event that completes when the output is written. */
-int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_buffers *buffers, cl_uint num_wait,
-                        const cl_event *wait, cl_event *event);
+CLATTN_API int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_buffers *buffers,
+                                   cl_uint num_wait, const cl_event *wait, cl_event *event);
 
 /* A host tensor: its data and its size in bytes (checked against the shape). */
 typedef struct {
@@ -186,7 +208,7 @@ typedef struct {
 } clattn_host_tensors;
 
 /* Blocking convenience call on host memory (on any context, the reference path included). */
-int clattn_plan_run_host(clattn_plan *plan, const clattn_host_tensors *tensors);
+CLATTN_API int clattn_plan_run_host(clattn_plan *plan, const clattn_host_tensors *tensors);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,10 @@
 /* clattn's advanced interface: what the tool, the bench and the tests need beyond clattn.h
  * (forced tile sizes, emulated device limits, the device list, SPEC.md's visibility rule).
  * Unlike clattn.h it may change between minor versions, the way zstd keeps its experimental
- * API behind ZSTD_STATIC_LINKING_ONLY: include it only where you accept that. */
+ * API behind ZSTD_STATIC_LINKING_ONLY: include it only where you accept that. It is installed and
+ * its functions are exported by the shared library (the Python package lists devices with them);
+ * before 1.0 the SONAME changes with every minor version, so no program loads a library whose
+ * advanced API differs from the one it was built against. */
 #ifndef CLATTN_ADVANCED_H
 #define CLATTN_ADVANCED_H
 
@@ -31,7 +34,7 @@ typedef struct {
 /* The plans created after this call use these tiles (still clamped to the device's limits);
  * NULL goes back to the saved tiles or the table. Not thread-safe against plan creation on the
  * same context. */
-void clattn_context_force_tiles(clattn_context *ctx, const clattn_tiles *tiles);
+CLATTN_API void clattn_context_force_tiles(clattn_context *ctx, const clattn_tiles *tiles);
 
 /* Saves tiles as the tuned tiles of ctx's device and driver: a small text file in the cache
  * directory (clattn_context_desc.cache_dir or $CLATTN_CACHE_DIR), written to a temporary file and
@@ -39,17 +42,18 @@ void clattn_context_force_tiles(clattn_context *ctx, const clattn_tiles *tiles);
  * Fails with CLATTN_STATUS_UNSUPPORTED without a cache directory, on the reference path or for
  * tiles outside the kernels' ranges, and CLATTN_STATUS_CACHE_WRITE_FAILED when the file cannot
  * be written. */
-int clattn_context_save_tiles(clattn_context *ctx, const clattn_tiles *tiles, char *path, size_t path_size);
+CLATTN_API int clattn_context_save_tiles(clattn_context *ctx, const clattn_tiles *tiles, char *path, size_t path_size);
 
 /* The context's cache directory, or NULL when it has none. */
-const char *clattn_context_cache_dir(const clattn_context *ctx);
+CLATTN_API const char *clattn_context_cache_dir(const clattn_context *ctx);
 
 /* The tiles a plan runs with, after the device's limits and the problem's rows clamped them.
  * CLATTN_STATUS_UNSUPPORTED for a plan of the reference path, which has none. */
-int clattn_plan_tiles(const clattn_plan *plan, clattn_tiles *out);
+CLATTN_API int clattn_plan_tiles(const clattn_plan *plan, clattn_tiles *out);
 
 /* Lowers the limits the plans honour, to emulate a smaller device; 0 keeps a limit as it is. */
-void clattn_context_emulate_limits(clattn_context *ctx, size_t max_work_group, cl_ulong local_mem, cl_ulong max_alloc);
+CLATTN_API void clattn_context_emulate_limits(clattn_context *ctx, size_t max_work_group, cl_ulong local_mem,
+                                              cl_ulong max_alloc);
 
 /* ---------------------------------------------------------------------------------------------
  * Devices: every OpenCL device of every platform, in the order "P:D" specs count them.
@@ -64,7 +68,7 @@ typedef struct {
 /* Fills up to `max` entries of `out` (may be NULL when max is 0) and sets *count to the number
  * of devices present. No platform installed is 0 devices and success; another OpenCL failure
  * is returned as its code. */
-int clattn_device_list(clattn_device_info *out, int max, int *count);
+CLATTN_API int clattn_device_list(clattn_device_info *out, int max, int *count);
 
 /* ---------------------------------------------------------------------------------------------
  * Visibility: which keys each query row sees (SPEC.md's S(i)). The reference path, the bench
@@ -78,25 +82,25 @@ typedef struct {
 
 /* Normalizes and validates `problem` (the statuses and messages of clattn_plan_create) and
  * builds the global-position table; on failure *v needs no free and v->message says why. */
-int clattn_visibility_init(clattn_visibility *v, const clattn_problem *problem);
-void clattn_visibility_free(clattn_visibility *v); /* zeroes *v; freeing twice is a no-op */
+CLATTN_API int clattn_visibility_init(clattn_visibility *v, const clattn_problem *problem);
+CLATTN_API void clattn_visibility_free(clattn_visibility *v); /* zeroes *v; freeing twice is a no-op */
 
 /* A query row is placed by its position p(i) = i + Nk - Nq and by `valid`, the valid keys of
  * its batch entry (seq_lens[b], or Nk). A row with p(i) >= valid is padding and sees nothing. */
 
 /* 1 when the row at `pos` is a global row (p(i) in G): it sees every key. */
-int clattn_visibility_row_global(const clattn_visibility *v, int pos);
+CLATTN_API int clattn_visibility_row_global(const clattn_visibility *v, int pos);
 
 /* 1 when key j of K (of Kg for a separately projected global row) is in S(i). */
-int clattn_visibility_key(const clattn_visibility *v, int valid, int pos, int j);
+CLATTN_API int clattn_visibility_key(const clattn_visibility *v, int valid, int pos, int j);
 
 /* 1 when summary token c (of ceil(valid / b)) is in S(i); the row is not padding. */
-int clattn_visibility_summary(const clattn_visibility *v, int valid, int pos, int c);
+CLATTN_API int clattn_visibility_summary(const clattn_visibility *v, int valid, int pos, int c);
 
 /* |S(i)|: the keys of K, the summary tokens and the extra keys the row sees (a separately
  * projected global row sees neither summary nor extra keys). O(globals) for a window, O(Nk)
  * for a grid pattern. */
-long long clattn_visibility_count(const clattn_visibility *v, int valid, int pos);
+CLATTN_API long long clattn_visibility_count(const clattn_visibility *v, int valid, int pos);
 
 #ifdef __cplusplus
 }
