@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: install what is missing, check the formatting, build with -Wall -Wextra
 # -Werror, run every test on every OpenCL device (POCL, and Intel's CPU runtime where
-# ci/install.sh could add it), then the checking steps: sanitizers, Oclgrind on the kernels, fuzzers.
+# ci/install.sh could add it), the Python package's tests after `pip install .` into a fresh venv
+# (ci/python.sh), then the checking steps: sanitizers, Oclgrind on the kernels, fuzzers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/install.sh
@@ -10,6 +11,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCLATTN_WERROR=ON
 cmake --build build -j "$(nproc)"
 build/clattn devices
 ctest --test-dir build --output-on-failure
+ci/python.sh
 ci/sanitizers.sh
 ci/oclgrind.sh build
 ci/fuzz.sh

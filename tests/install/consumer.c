@@ -49,8 +49,16 @@ int main(void)
         }
     static const int globals[] = {3, 20};
     static const int seq_lens[] = {N, 30};
-    const clattn_problem problem = {.batch = B, .heads = H, .kv_heads = HKV, .q_len = N, .head_dim = D, .causal = 1,
-                                    .window = 1, .window_left = 5, .window_right = 2, .global_idx = globals,
+    const clattn_problem problem = {.batch = B,
+                                    .heads = H,
+                                    .kv_heads = HKV,
+                                    .q_len = N,
+                                    .head_dim = D,
+                                    .causal = 1,
+                                    .window = 1,
+                                    .window_left = 5,
+                                    .window_right = 2,
+                                    .global_idx = globals,
                                     .num_global = 2};
     const clattn_host_tensors in = {.q = {q, sizeof q}, .k = {k, sizeof k}, .v = {v, sizeof v}, .seq_lens = seq_lens};
     int is_reference = 0;

@@ -22,12 +22,13 @@ echo "installed:"
 
 # Only the API leaves the shared library: every exported function is clattn_*, none clattn__*.
 so=$(find "$prefix" -name 'libclattn.so.*.*.*' | head -n 1)
-exported=$(nm -D --defined-only "$so" | awk '$2 == "T" {print $3}')
-[ -n "$exported" ] || fail "$so exports no function"
+exported=$(nm -D --defined-only "$so" | awk '{print $3}')
+[ -n "$exported" ] || fail "$so exports nothing"
 if stray=$(grep -vE '^clattn_[a-z]' <<<"$exported"); then
     fail "$so exports what is not the API: $stray"
 fi
-echo "exported: $(wc -l <<<"$exported") functions, all clattn_*; SONAME $(readelf -d "$so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')"
+soname=$(readelf -d "$so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
+echo "exported: $(wc -l <<<"$exported") symbols, all clattn_*; SONAME $soname"
 
 cmake -S "$here" -B "$tmp/cmake" -DCMAKE_C_COMPILER="$cc" -DCMAKE_PREFIX_PATH="$prefix" \
     -DCMAKE_BUILD_TYPE=Release >"$tmp/configure.log" 2>&1 || { cat "$tmp/configure.log"; fail "find_package failed"; }
