@@ -18,11 +18,13 @@ GRID_PATTERNS = {
     "window": (5, ("grid_window_size", "grid_shift"), (0,)),
 }
 INT_MAX = 2**31 - 1
-SUMMARY_TAILS = ("merge", "own")
-# The summary tails this library build computes: it keeps the left-over keys as a block of their
-# own. "merge" joins them to the last block (SPEC.md 5); it arrives with clattn_problem's
-# summary_tail field, and this package passes it on once that field exists.
-SUPPORTED_SUMMARY_TAILS = ("own",)
+# summary_tail's names and the values of clattn_problem.summary_tail (0, the default, is SPEC.md's
+# default, "merge": the left-over keys join the last block). A library whose problem has no such
+# field (_library.Problem mirrors the header; tests/test_layout.py holds them equal) keeps the
+# left-over keys as a block of their own, so it computes "own" alone.
+SUMMARY_TAILS = {"merge": 0, "own": 1}
+HAS_SUMMARY_TAIL = "summary_tail" in dict(Problem._fields_)
+SUPPORTED_SUMMARY_TAILS = tuple(SUMMARY_TAILS) if HAS_SUMMARY_TAIL else ("own",)
 
 
 def shape4(shape):
@@ -122,6 +124,8 @@ def make_problem(shapes, *, causal, window, dilation, global_tokens, summary_blo
                 f"clattn: summary_tail = {summary_tail!r} is not in this library build, which keeps the left-over "
                 "keys as a block of their own: pass summary_tail='own'"
             )
+        if HAS_SUMMARY_TAIL:
+            p.summary_tail = SUMMARY_TAILS[summary_tail]
     if scale is not None:
         p.scale = float(scale)
         if p.scale == 0.0 or math.isnan(p.scale):
