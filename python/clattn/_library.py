@@ -119,7 +119,11 @@ _PROTOTYPES = {
 
 
 def _load():
-    lib = ctypes.CDLL(_path())
+    path = _path()
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as error:  # most often: no OpenCL ICD loader (libOpenCL.so.1) on this machine
+        raise ImportError(f"clattn: cannot load {path}: {error}") from error
     for name, (restype, argtypes) in _PROTOTYPES.items():
         function = getattr(lib, name)
         function.restype = restype
