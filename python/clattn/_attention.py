@@ -26,7 +26,7 @@ def _gather(q, k, v, qkv_global, extra):
 def _seq_lens(seq_lens, batch):
     if seq_lens is None:
         return None
-    values = _problem._ints("seq_lens", seq_lens)
+    values = _problem.c_ints("seq_lens", seq_lens)
     if len(values) != batch:
         raise fail("SHAPE_MISMATCH", f"seq_lens has {len(values)} entries, the batch is {batch}")
     return (ctypes.c_int * batch)(*values)

@@ -36,7 +36,7 @@ def _show(shape):
     return "[" + ",".join(str(n) for n in shape) + "]"
 
 
-def _ints(name, value, count=None):
+def c_ints(name, value, count=None):
     """`value` as a tuple of C ints, `count` of them when given (an int alone stands for one)."""
     values = (value,) if isinstance(value, numbers.Integral) else tuple(value)
     if (count is not None and len(values) not in count) or not all(
@@ -54,7 +54,7 @@ def _grid(p, grid, pattern):
         if grid is not None or pattern is not None:
             raise ValueError("clattn: grid and grid_pattern go together")
         return
-    p.grid_h, p.grid_w = _ints("grid", grid, (2,))
+    p.grid_h, p.grid_w = c_ints("grid", grid, (2,))
     if isinstance(pattern, str):
         name, _, text = pattern.partition("=")
         try:
@@ -67,7 +67,7 @@ def _grid(p, grid, pattern):
         raise ValueError(f"clattn: grid_pattern {pattern!r}: expected one of {', '.join(GRID_PATTERNS)}")
     value, fields, defaults = GRID_PATTERNS[name]
     least = len(fields) - len(defaults)
-    args = _ints("grid_pattern", args, range(least, len(fields) + 1))
+    args = c_ints("grid_pattern", args, range(least, len(fields) + 1))
     p.grid_pattern = value
     for field, n in zip(fields, args + defaults[len(args) - least :]):
         setattr(p, field, n)
@@ -108,15 +108,15 @@ def make_problem(shapes, *, causal, window, dilation, global_tokens, summary_blo
     p.global_qkv = int("qg" in shapes)
     p.causal = int(bool(causal))
     if window is not None:
-        left, *right = _ints("window", window, (1, 2))
+        left, *right = c_ints("window", window, (1, 2))
         p.window, p.window_left, p.window_right = 1, left, right[0] if right else left
-    (p.dilation,) = _ints("dilation", dilation, (1,))
+    (p.dilation,) = c_ints("dilation", dilation, (1,))
     if p.dilation == 0:  # 0 would read as the default, 1
         raise fail("INVALID_DILATION", "dilation = 0: must be at least 1")
     if summary_tail not in SUMMARY_TAILS:
         raise ValueError(f"clattn: summary_tail = {summary_tail!r}: expected 'merge' or 'own'")
     if summary_block is not None:
-        (p.summary_block,) = _ints("summary_block", summary_block, (1,))
+        (p.summary_block,) = c_ints("summary_block", summary_block, (1,))
         if p.summary_block == 0:
             raise fail("INVALID_BLOCK", "summary_block = 0: must be at least 1")
         if summary_tail not in SUPPORTED_SUMMARY_TAILS:
@@ -132,7 +132,7 @@ def make_problem(shapes, *, causal, window, dilation, global_tokens, summary_blo
             raise ValueError(f"clattn: scale = {scale!r}: must be a nonzero number (None: 1/sqrt(D))")
     globals_array = None
     if global_tokens is not None:
-        tokens = _ints("global_tokens", global_tokens)
+        tokens = c_ints("global_tokens", global_tokens)
         globals_array = (ctypes.c_int * max(len(tokens), 1))(*tokens)
         p.global_idx = ctypes.cast(globals_array, ctypes.POINTER(ctypes.c_int))
         p.num_global = len(tokens)
