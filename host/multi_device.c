@@ -55,8 +55,8 @@ static int add_device(clattn_multi *m, const char *spec, const clattn_multi_desc
 {
     if (m->count == MAX_MULTI_DEVICES)
         return clattn__fail(err, CLATTN_STATUS_INVALID_DEVICE_SPEC, "devices: more than %d", MAX_MULTI_DEVICES);
-    const clattn_context_desc cd = {.device = spec, .cache_dir = desc->cache_dir, .log = desc->log,
-                                    .log_user = desc->log_user};
+    const clattn_context_desc cd = {
+        .device = spec, .cache_dir = desc->cache_dir, .log = desc->log, .log_user = desc->log_user};
     const int status = clattn_context_create(&cd, &m->devices[m->count]);
     if (status)
         return clattn__fail(err, status, "device '%s': %s", spec, clattn_context_message(NULL));
@@ -362,7 +362,7 @@ static int prepare_share(device_run *r)
         if (k != CLATTN__T_OUT && k != CLATTN__T_LSE)
             copy_share(mp, s, whole[k].bytes, r->copies[k], w->data, 1);
     }
-    r->mine.seq_lens = r->whole->seq_lens == NULL       ? NULL
+    r->mine.seq_lens = r->whole->seq_lens == NULL      ? NULL
                        : mp->dim == CLATTN_SPLIT_BATCH ? r->whole->seq_lens + s->first
                                                        : r->whole->seq_lens;
     return CLATTN_STATUS_OK;
@@ -374,8 +374,7 @@ static void *run_share(void *arg)
     const device_share *s = &r->mp->share[r->device];
     r->status = prepare_share(r);
     if (!r->status && (r->status = clattn_plan_run_host(s->plan, &r->mine)) != 0)
-        device_failure(&r->err, r->status, r->device, "run",
-                       clattn_context_message(r->mp->multi->devices[r->device]));
+        device_failure(&r->err, r->status, r->device, "run", clattn_context_message(r->mp->multi->devices[r->device]));
     if (!r->status) {
         clattn__tensor_need whole[CLATTN__T_COUNT];
         clattn__tensor_needs(&r->mp->p, whole);

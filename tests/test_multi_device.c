@@ -144,9 +144,9 @@ static void check_enqueue(clattn_multi *m, clattn_context *ref, const char *what
         for (int k = 0; k < 2 && !s; k++) {
             const size_t unit = whole[k]->bytes / blocks / (size_t)units, run = unit * (size_t)count;
             for (size_t b = 0; b < blocks && !s; b++)
-                s = clEnqueueReadBuffer(clattn_context_queue(clattn_multi_device(m, i)), dev[k], CL_TRUE, b * run,
-                                        run, (char *)whole[k]->data + share_offset(b, units, first, unit), 1,
-                                        &events[i], NULL);
+                s = clEnqueueReadBuffer(clattn_context_queue(clattn_multi_device(m, i)), dev[k], CL_TRUE, b * run, run,
+                                        (char *)whole[k]->data + share_offset(b, units, first, unit), 1, &events[i],
+                                        NULL);
         }
     }
     const double e = s ? INFINITY
@@ -229,8 +229,7 @@ int main(void)
     check_enqueue(m, ref, "batch split", &batch_split, even);
     /* A malformed list and a bad weight fail with a status, not a crash. */
     clattn_multi *bad = NULL;
-    check(clattn_multi_create(&(clattn_multi_desc){.devices = "0:0,,0:0"}, &bad) ==
-              CLATTN_STATUS_INVALID_DEVICE_SPEC,
+    check(clattn_multi_create(&(clattn_multi_desc){.devices = "0:0,,0:0"}, &bad) == CLATTN_STATUS_INVALID_DEVICE_SPEC,
           "empty entry in the list: %s", clattn_multi_message(NULL));
     clattn_multi_plan *mp = NULL;
     const double negative[] = {1.0, -1.0};
