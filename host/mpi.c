@@ -30,12 +30,12 @@ struct clattn_mpi_plan {
 
 /* A sliding window's exchange: the key range a rank needs, and one message per rank pair. */
 typedef struct {
-    int lo, hi;          /* keys [lo, hi) this rank's rows need */
-    int *send_first;     /* [P] first key sent to each rank (count in send_count) */
-    int *send_count;     /* [P] */
-    int *recv_first;     /* [P] */
-    int *recv_count;     /* [P] */
-    float *send, *recv;  /* packed [K rows | V rows] per message, back to back */
+    int lo, hi;           /* keys [lo, hi) this rank's rows need */
+    int *send_first;      /* [P] first key sent to each rank (count in send_count) */
+    int *send_count;      /* [P] */
+    int *recv_first;      /* [P] */
+    int *recv_count;      /* [P] */
+    float *send, *recv;   /* packed [K rows | V rows] per message, back to back */
     float *k_all, *v_all; /* [B, Hkv, hi - lo, D or Dv] */
 } halo_state;
 
@@ -111,12 +111,12 @@ static int check_plan(clattn_mpi_plan *mp, const clattn_problem *problem, clattn
             return clattn__fail(err, CLATTN_STATUS_INVALID_SIZE, "rank %d: k_count = %d", s, mp->k_count[s]);
         total += mp->k_count[s];
         if (kv_floats(p, mp->k_count[s]) > (size_t)INT32_MAX)
-            return clattn__fail(err, CLATTN_STATUS_SIZE_OVERFLOW, "rank %d: a shard of %d keys is over 2^31 floats",
-                                s, mp->k_count[s]);
+            return clattn__fail(err, CLATTN_STATUS_SIZE_OVERFLOW, "rank %d: a shard of %d keys is over 2^31 floats", s,
+                                mp->k_count[s]);
     }
     if (total != p->kv_len)
-        return clattn__fail(err, CLATTN_STATUS_SHAPE_MISMATCH, "the ranks' k_count add up to %lld, kv_len = %d",
-                            total, p->kv_len);
+        return clattn__fail(err, CLATTN_STATUS_SHAPE_MISMATCH, "the ranks' k_count add up to %lld, kv_len = %d", total,
+                            p->kv_len);
     mp->p.global_idx = NULL; /* without a window they change no S(i) */
     mp->p.num_global = 0;
     mp->offset = p->kv_len - p->q_len;
@@ -546,8 +546,8 @@ static int run_halo(clattn_mpi_plan *mp, run_state *st, const clattn_host_tensor
         const long long e = (long long)split + right;
         const int stop = e > h->hi ? h->hi : (int)e;
         halo_keys(mp, st, h->lo, stop - h->lo);
-        status = run_rows(mp, st, t, 0, split - qa, st->k_tmp, st->v_tmp, h->lo, stop - h->lo, CLATTN__BLOCK_ALIGNED,
-                          err);
+        status =
+            run_rows(mp, st, t, 0, split - qa, st->k_tmp, st->v_tmp, h->lo, stop - h->lo, CLATTN__BLOCK_ALIGNED, err);
     }
     const int first = end - right > split ? end - right : split; /* rows that reach past the shard */
     if (!status && h->hi > end && first < end) {

@@ -82,8 +82,8 @@ static int get_plan(clattn__block_runner *r, const clattn_problem *l, clattn_pla
     return CLATTN_STATUS_OK;
 }
 
-void clattn__copy_rows(float *dst, int dst_rows, int dst_first, const float *src, int src_rows, int src_first,
-                       int rows, size_t heads, int width)
+void clattn__copy_rows(float *dst, int dst_rows, int dst_first, const float *src, int src_rows, int src_first, int rows,
+                       size_t heads, int width)
 {
     const size_t w = (size_t)width;
     for (size_t h = 0; h < heads; h++)

@@ -58,8 +58,8 @@ void clattn__block_runner_free(clattn__block_runner *r);
 
 /* Copies rows [src_first, src_first + rows) of each of `heads` heads of src (src_rows rows a head)
  * to rows [dst_first, dst_first + rows) of dst (dst_rows rows a head); rows of `width` floats. */
-void clattn__copy_rows(float *dst, int dst_rows, int dst_first, const float *src, int src_rows, int src_first,
-                       int rows, size_t heads, int width);
+void clattn__copy_rows(float *dst, int dst_rows, int dst_first, const float *src, int src_rows, int src_first, int rows,
+                       size_t heads, int width);
 
 /* Merges `rows` partial results (o [rows, dv], lse [rows]) into the accumulated ones by
  * log-sum-exp; an accumulator starts at o = 0, lse = -inf. */

@@ -117,8 +117,7 @@ static void collective_check(int ok, const char *what, const clattn_problem *p, 
         check_at(__func__, __LINE__, 0, "%s", what); /* every rank's exit status reports it */
 }
 
-static void check_case(clattn_context *ctx, const char *what, const clattn_problem *p, const int *seq_lens,
-                       int unequal)
+static void check_case(clattn_context *ctx, const char *what, const clattn_problem *p, const int *seq_lens, int unequal)
 {
     harness_tensors h;
     if (harness_tensors_alloc(p, 1, 2026u + (unsigned)p->q_len, &h)) {
@@ -152,8 +151,8 @@ static void check_case(clattn_context *ctx, const char *what, const clattn_probl
         float *want_o = head_rows(h.t.out.data, qh, p->q_len, qf, qc, dv);
         float *want_l = head_rows(h.t.lse.data, qh, p->q_len, qf, qc, 1);
         err = fmax(max_diff(a.o, want_o, qh * (size_t)qc * (size_t)dv), max_diff(a.lse, want_l, qh * (size_t)qc));
-        identical = memcmp(a.o, b.o, qh * (size_t)qc * (size_t)dv * 4) == 0 &&
-                    memcmp(a.lse, b.lse, qh * (size_t)qc * 4) == 0;
+        identical =
+            memcmp(a.o, b.o, qh * (size_t)qc * (size_t)dv * 4) == 0 && memcmp(a.lse, b.lse, qh * (size_t)qc * 4) == 0;
         free(want_l);
         free(want_o);
     }
@@ -234,8 +233,8 @@ int main(int argc, char **argv)
                                     .window = 1,
                                     .window_left = 30,
                                     .window_right = 0};
-    const clattn_problem decode = {.batch = 1, .heads = 4, .kv_heads = 2, .q_len = 1, .kv_len = 157, .head_dim = 64,
-                                   .causal = 1};
+    const clattn_problem decode = {
+        .batch = 1, .heads = 4, .kv_heads = 2, .q_len = 1, .kv_len = 157, .head_dim = 64, .causal = 1};
     const clattn_problem decode_window = {.batch = 1,
                                           .heads = 2,
                                           .q_len = 3,

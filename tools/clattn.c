@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "bench.h"
+#ifdef CLATTN_HAVE_MPI
+#include "bench_mpi.h"
+#endif
 #include "clattn.h"
 #include "clattn_advanced.h"
 #include "exit_status.h"
@@ -307,8 +310,14 @@ int main(int argc, char **argv)
         return cmd_devices();
     if (strcmp(argv[1], "run") == 0)
         return cmd_run(argc - 1, argv + 1);
-    if (strcmp(argv[1], "bench") == 0)
+    if (strcmp(argv[1], "bench") == 0) {
+#ifdef CLATTN_HAVE_MPI
+        for (int i = 2; i < argc; i++)
+            if (strcmp(argv[i], "--mpi") == 0)
+                return bench_mpi_main(argc - 1, argv + 1);
+#endif
         return bench_main(argc - 1, argv + 1);
+    }
     if (strcmp(argv[1], "tune") == 0)
         return tune_main(argc - 1, argv + 1);
     fprintf(stderr, "clattn: unknown command '%s'\n\n%s", argv[1], usage_text);
