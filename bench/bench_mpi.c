@@ -116,8 +116,7 @@ static int bench_point(const bench_options *o, clattn_context *ctx, pattern_id p
         print_traffic(&p, &s, rank, size);
     } else if (rank == 0)
         fprintf(stderr, "clattn bench --mpi: %s N = %d: %s (%d): %s\n", pattern_names[pattern], n,
-                clattn_status_string(status ? status : worst), status ? status : worst,
-                clattn_context_message(ctx));
+                clattn_status_string(status ? status : worst), status ? status : worst, clattn_context_message(ctx));
     free(samples);
     free_shard(&s.t);
     clattn_mpi_plan_free(s.plan);
@@ -141,8 +140,7 @@ int bench_mpi_main(int argc, char **argv)
     free(args);
     clattn_context *ctx = NULL;
     if (code == 0) {
-        const clattn_context_desc desc = {.device = o.num_devices > 0 ? o.devices[0] : NULL,
-                                          .cache_dir = o.cache_dir};
+        const clattn_context_desc desc = {.device = o.num_devices > 0 ? o.devices[0] : NULL, .cache_dir = o.cache_dir};
         const int status = clattn_context_create(&desc, &ctx);
         if (status) {
             fprintf(stderr, "clattn bench --mpi: rank %d: %s\n", rank, clattn_context_message(NULL));

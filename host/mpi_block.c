@@ -23,6 +23,8 @@ static int reserve(float **buf, size_t *have, size_t n, clattn__error *err)
 /* The block's valid keys of batch entry b. */
 static int local_valid(const clattn__block *b, const int *seq_lens, int entry)
 {
+    if (b->k_valid != NULL)
+        return b->k_valid[entry];
     const int v = seq_lens[entry] - b->k_first;
     return v < 0 ? 0 : v > b->nk ? b->nk : v;
 }
@@ -39,20 +41,24 @@ static clattn_problem local_problem(const clattn_problem *w, const clattn__block
     l.value_dim = w->value_dim;
     l.scale = w->scale;
     l.kv_len = b->nk;
-    if (b->mode == CLATTN__BLOCK_ALIGNED) {
+    if (b->mode == CLATTN__BLOCK_ALIGNED || b->mode == CLATTN__BLOCK_ALIGNED_DENSE) {
         /* q_len = keys' end - first row: then p(i) = i + kv_len - q_len is the row's position
          * relative to k_first, as in the whole problem. */
         l.causal = w->causal;
-        l.window = w->window;
-        l.window_left = w->window_left;
-        l.window_right = w->window_right;
-        l.dilation = w->dilation;
+        if (b->mode == CLATTN__BLOCK_ALIGNED) {
+            l.window = w->window;
+            l.window_left = w->window_left;
+            l.window_right = w->window_right;
+            l.dilation = w->dilation;
+            l.num_global = b->num_globals;
+        }
         *pad = b->k_first + b->nk - (b->q_first + b->nq);
     } else {
         /* No rule but the keys' padding: the rows may sit anywhere before the first invalid key,
          * which dummy rows at the end push them to. */
         int least = b->nk;
-        for (int e = 0; seq_lens != NULL && b->mode == CLATTN__BLOCK_VISIBLE && e < w->batch; e++) {
+        const int masked = b->mode == CLATTN__BLOCK_VISIBLE && (seq_lens != NULL || b->k_valid != NULL);
+        for (int e = 0; masked && e < w->batch; e++) {
             const int v = local_valid(b, seq_lens, e);
             least = v < least ? v : least;
         }
@@ -62,18 +68,35 @@ static clattn_problem local_problem(const clattn_problem *w, const clattn__block
     return l;
 }
 
-static int get_plan(clattn__block_runner *r, const clattn_problem *l, clattn_plan **out, clattn__error *err)
+static int same_plan(const clattn__cached_plan *c, const clattn_problem *l, const int *globals)
+{
+    return c->plan != NULL && memcmp(&c->local, l, sizeof *l) == 0 &&
+           (l->num_global == 0 || memcmp(c->globals, globals, (size_t)l->num_global * sizeof(int)) == 0);
+}
+
+/* A plan of the local problem l (global_idx NULL) with the global tokens `globals`, from the
+ * cache or created into its oldest slot. */
+static int get_plan(clattn__block_runner *r, const clattn_problem *l, const int *globals, clattn_plan **out,
+                    clattn__error *err)
 {
     for (int i = 0; i < CLATTN__BLOCK_PLANS; i++)
-        if (r->cache[i].plan != NULL && memcmp(&r->cache[i].local, l, sizeof *l) == 0) {
+        if (same_plan(&r->cache[i], l, globals)) {
             *out = r->cache[i].plan;
             return CLATTN_STATUS_OK;
         }
     clattn__cached_plan *slot = &r->cache[r->next_slot];
     r->next_slot = (r->next_slot + 1) % CLATTN__BLOCK_PLANS;
     clattn_plan_free(slot->plan);
-    slot->plan = NULL;
-    const int status = clattn_plan_create(r->ctx, l, &slot->plan);
+    free(slot->globals);
+    memset(slot, 0, sizeof *slot);
+    const size_t bytes = (size_t)(l->num_global > 0 ? l->num_global : 1) * sizeof(int);
+    slot->globals = malloc(bytes);
+    if (slot->globals == NULL)
+        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "%d global indices", l->num_global);
+    memcpy(slot->globals, globals, l->num_global > 0 ? bytes : 0);
+    clattn_problem with_globals = *l;
+    with_globals.global_idx = slot->globals;
+    const int status = clattn_plan_create(r->ctx, &with_globals, &slot->plan);
     if (status)
         return clattn__fail(err, status, "block plan (Nq = %d, Nk = %d): %s", l->q_len, l->kv_len,
                             clattn_context_message(r->ctx));
@@ -98,13 +121,13 @@ int clattn__block_run(clattn__block_runner *r, const clattn__block *b, const int
     int pad = 0;
     const clattn_problem l = local_problem(w, b, seq_lens, &pad);
     int *lens = NULL;
-    if (seq_lens != NULL && b->mode != CLATTN__BLOCK_EXTRA) {
+    if ((seq_lens != NULL || b->k_valid != NULL) && b->mode != CLATTN__BLOCK_EXTRA) {
         for (int e = 0; e < w->batch; e++)
             r->lens[e] = local_valid(b, seq_lens, e);
         lens = r->lens;
     }
     clattn_plan *plan = NULL;
-    int status = get_plan(r, &l, &plan, err);
+    int status = get_plan(r, &l, b->globals, &plan, err);
     const size_t heads = (size_t)w->batch * (size_t)w->heads;
     const size_t nk = (size_t)w->batch * (size_t)w->kv_heads * (size_t)b->nk;
     const float *q = b->q;
@@ -156,8 +179,10 @@ int clattn__block_runner_init(clattn__block_runner *r, clattn_context *ctx, cons
 
 void clattn__block_runner_free(clattn__block_runner *r)
 {
-    for (int i = CLATTN__BLOCK_PLANS - 1; i >= 0; i--)
+    for (int i = CLATTN__BLOCK_PLANS - 1; i >= 0; i--) {
         clattn_plan_free(r->cache[i].plan);
+        free(r->cache[i].globals);
+    }
     free(r->lse_pad);
     free(r->o_pad);
     free(r->q_pad);

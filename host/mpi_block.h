@@ -14,6 +14,9 @@ typedef enum {
     /* Keys [k_first, k_first + nk) end at or after the query rows, whose positions the block
      * keeps exactly (every rule of the pattern applies: causal, window, dilation, padding). */
     CLATTN__BLOCK_ALIGNED,
+    /* The same, for rows that see every key (global rows, a ring's decode rows): only causal and
+     * padding apply, not the window. */
+    CLATTN__BLOCK_ALIGNED_DENSE,
     /* Every query row sees every valid key of the range (keys before a causal row, keys of a
      * dense problem): only padding of the keys applies. */
     CLATTN__BLOCK_VISIBLE,
@@ -22,7 +25,8 @@ typedef enum {
 } clattn__block_mode;
 
 typedef struct {
-    clattn_problem local;
+    clattn_problem local; /* global_idx NULL: the indices are in `globals` */
+    int *globals;
     clattn_plan *plan;
 } clattn__cached_plan;
 
@@ -50,6 +54,9 @@ typedef struct {
     const float *k, *v;
     int k_first, nk;
     clattn__block_mode mode;
+    const int *globals; /* aligned modes: global tokens among the block's keys, as block indices */
+    int num_globals;
+    const int *k_valid; /* visible mode: [B] valid keys of each batch entry instead of seq_lens' */
 } clattn__block;
 
 int clattn__block_run(clattn__block_runner *r, const clattn__block *b, const int *seq_lens, float *o, float *lse,

@@ -247,6 +247,37 @@ int main(int argc, char **argv)
     const int globals[] = {0, 33, 80};
     const clattn_problem dense_globals = {
         .batch = 1, .heads = 2, .q_len = 95, .head_dim = 32, .causal = 1, .global_idx = globals, .num_global = 3};
+    const int spread[] = {89, 0, 17, 44, 45};
+    const int some[] = {60, 3, 30, 88};
+    const clattn_problem window_globals = {.batch = 1,
+                                           .heads = 4,
+                                           .kv_heads = 2,
+                                           .q_len = 90,
+                                           .head_dim = 32,
+                                           .window = 1,
+                                           .window_left = 7,
+                                           .window_right = 5,
+                                           .global_idx = spread,
+                                           .num_global = 5};
+    const clattn_problem wide_globals = {.batch = 1,
+                                         .heads = 2,
+                                         .q_len = 90,
+                                         .head_dim = 32,
+                                         .window = 1,
+                                         .window_left = 40,
+                                         .window_right = 35,
+                                         .global_idx = some,
+                                         .num_global = 4};
+    const clattn_problem causal_window_globals = {.batch = 2,
+                                                  .heads = 2,
+                                                  .q_len = 90,
+                                                  .head_dim = 32,
+                                                  .causal = 1,
+                                                  .window = 1,
+                                                  .window_left = 20,
+                                                  .global_idx = some,
+                                                  .num_global = 4};
+    const clattn_problem decode_dense = {.batch = 1, .heads = 2, .q_len = 3, .kv_len = 157, .head_dim = 32};
     check_case(ctx, "dense GQA", &dense, NULL, 0);
     check_case(ctx, "dense GQA unequal shards", &dense, NULL, 1);
     check_case(ctx, "dense padding", &dense_pad, lens, 0);
@@ -258,7 +289,12 @@ int main(int argc, char **argv)
     check_case(ctx, "causal sliding window", &sliding, NULL, 1);
     check_case(ctx, "decode causal GQA", &decode, NULL, 0);
     check_case(ctx, "decode window", &decode_window, NULL, 1);
+    check_case(ctx, "decode dense", &decode_dense, NULL, 1);
     check_case(ctx, "extra keys", &extra, NULL, 0);
+    check_case(ctx, "window + globals GQA", &window_globals, NULL, 0);
+    check_case(ctx, "window + globals unequal", &window_globals, NULL, 1);
+    check_case(ctx, "wide window + globals", &wide_globals, NULL, 0);
+    check_case(ctx, "causal window + globals pad", &causal_window_globals, lens_window, 1);
     check_case(ctx, "causal + globals", &dense_globals, NULL, 0);
     check_bad_rank(ctx);
     clattn_context_free(ctx);
