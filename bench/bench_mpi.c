@@ -1,7 +1,7 @@
 /* `clattn bench --mpi`, under mpirun: each pattern and N run sequence parallel over the ranks
  * (clattn_mpi.h), equal shards; rank 0 prints the slowest rank's median time per run and what every
  * rank sent and received, beside what the patterns should move: (P - 1) / P of K and V for the
- * ring, the L + R halo keys for a window. */
+ * ring, the L + R halo keys for a window (the causal zigzag's moves of rows, counted apart). */
 #include "bench_mpi.h"
 
 #include <stdio.h>
@@ -65,18 +65,20 @@ static void print_traffic(const clattn_problem *p, shard_run *s, int rank, int s
 {
     clattn_mpi_traffic mine;
     clattn_mpi_plan_traffic(s->plan, &mine);
-    unsigned long long row[4] = {mine.bytes_sent, mine.bytes_received, mine.messages_sent, mine.messages_received};
-    unsigned long long *all = rank == 0 ? malloc(4 * sizeof row[0] * (size_t)size) : NULL;
-    MPI_Gather(row, 4, MPI_UNSIGNED_LONG_LONG, all, 4, MPI_UNSIGNED_LONG_LONG, 0, MPI_COMM_WORLD);
+    unsigned long long row[5] = {mine.bytes_sent, mine.bytes_received, mine.messages_sent, mine.messages_received,
+                                 mine.layout_bytes_received};
+    unsigned long long *all = rank == 0 ? malloc(5 * sizeof row[0] * (size_t)size) : NULL;
+    MPI_Gather(row, 5, MPI_UNSIGNED_LONG_LONG, all, 5, MPI_UNSIGNED_LONG_LONG, 0, MPI_COMM_WORLD);
     if (rank != 0 || all == NULL)
         return;
     const int hkv = p->kv_heads ? p->kv_heads : p->heads, dv = p->value_dim ? p->value_dim : p->head_dim;
     const double key_row = (double)p->batch * hkv * (p->head_dim + dv) * sizeof(float);
     const double kv_all = key_row * (p->kv_len ? p->kv_len : p->q_len);
     for (int r = 0; r < size; r++) {
-        const unsigned long long *a = all + 4 * r;
-        printf("    rank %d: sent %llu B in %llu messages, received %llu B in %llu (%.4f of K+V, %.1f key rows)\n", r,
-               a[0], a[2], a[1], a[3], a[1] / kv_all, a[1] / key_row);
+        const unsigned long long *a = all + 5 * r, pattern = a[1] - a[4];
+        printf("    rank %d: sent %llu B in %llu messages, received %llu B in %llu; without the zigzag's moves %llu B "
+               "= %.4f of K+V = %.1f key rows\n",
+               r, a[0], a[2], a[1], a[3], pattern, pattern / kv_all, pattern / key_row);
     }
     free(all);
 }

@@ -231,8 +231,9 @@ int clattn__mpi_alloc(float **out, size_t n, const char *what, clattn__error *er
 }
 
 /* How a run goes: the halo for a window; for dense and causal problems, the queries gathered to
- * the keys when they are fewer than a shard's keys (a decode), else the ring. */
-typedef enum { RUN_HALO, RUN_GATHERED, RUN_RING } run_kind;
+ * the keys when they are fewer than a shard's keys (a decode), else the ring, balanced by the
+ * zigzag when causal with a query for every key. */
+typedef enum { RUN_HALO, RUN_GATHERED, RUN_RING, RUN_ZIGZAG } run_kind;
 
 static run_kind run_kind_of(const clattn_mpi_plan *mp)
 {
@@ -240,7 +241,9 @@ static run_kind run_kind_of(const clattn_mpi_plan *mp)
     if (p->window)
         return RUN_HALO;
     const long long rows = (long long)p->q_len * p->heads, keys = (long long)p->kv_len / mp->size * p->kv_heads;
-    return rows <= keys && p->q_len < p->kv_len ? RUN_GATHERED : RUN_RING;
+    if (rows <= keys && p->q_len < p->kv_len)
+        return RUN_GATHERED;
+    return p->causal && p->q_len == p->kv_len && mp->size > 1 ? RUN_ZIGZAG : RUN_RING;
 }
 
 /* Positions of the rows gathered to every rank: the global tokens' query rows under a window,
@@ -281,11 +284,13 @@ static int prepare_run(const clattn_mpi_plan *mp, clattn__mpi_run *st, const cla
     if (kind == RUN_HALO)
         status = clattn__mpi_halo_prepare(mp, st, &most_keys, err);
     else if (kind == RUN_RING)
-        status = clattn__mpi_ring_prepare(mp, st, err);
+        status = clattn__mpi_ring_prepare(mp, st, mp->k_count, err);
     int *pos = NULL, n = 0;
-    if (!status && kind != RUN_RING)
+    if (!status && kind == RUN_ZIGZAG)
+        status = clattn__mpi_zigzag_prepare(mp, st, &n, &most_keys, err);
+    else if (!status && kind != RUN_RING)
         status = gathered_positions(mp, &pos, &n, err);
-    if (!status && n > 0)
+    if (!status && n > 0 && kind != RUN_ZIGZAG)
         status = clattn__mpi_rows_prepare(mp, st, pos, n, err);
     free(pos);
     const size_t rows = heads * (size_t)(n > nq ? n : nq), keys = (size_t)p->batch * (size_t)p->kv_heads * most_keys;
@@ -307,6 +312,7 @@ static int prepare_run(const clattn_mpi_plan *mp, clattn__mpi_run *st, const cla
 static void free_run(clattn__mpi_run *st)
 {
     free(st->k_valid);
+    clattn__mpi_zigzag_free(st);
     clattn__mpi_gathered_free(&st->keys);
     free(st->merged);
     free(st->records);
@@ -366,6 +372,8 @@ static int run_pattern(clattn_mpi_plan *mp, clattn__mpi_run *st, const clattn_ho
     int status = CLATTN_STATUS_OK;
     if (kind == RUN_RING)
         return clattn__mpi_ring(mp, st, t, err);
+    if (kind == RUN_ZIGZAG)
+        return clattn__mpi_zigzag(mp, st, t, err);
     if (kind == RUN_HALO)
         status = clattn__mpi_halo(mp, st, t, err);
     if (status == CLATTN_STATUS_MPI || st->rows.n == 0)

@@ -71,8 +71,8 @@ int clattn__mpi_gather(clattn_mpi_plan *mp, clattn__mpi_gathered *g, const clatt
             clattn__copy_rows(g->packed, own, i, t->q.data, mp->q_count[r], x - q0, 1, qh, p->head_dim);
         else {
             clattn__copy_rows(g->packed, own, i, t->k.data, mp->k_count[r], x - kf, 1, kh, p->head_dim);
-            clattn__copy_rows(g->packed + kh * (size_t)own * (size_t)p->head_dim, own, i, t->v.data,
-                              mp->k_count[r], x - kf, 1, kh, p->value_dim);
+            clattn__copy_rows(g->packed + kh * (size_t)own * (size_t)p->head_dim, own, i, t->v.data, mp->k_count[r],
+                              x - kf, 1, kh, p->value_dim);
         }
     }
     int *counts = malloc(2 * (size_t)P * sizeof(int));
@@ -187,7 +187,8 @@ static int rows_over_shard(clattn_mpi_plan *mp, clattn__mpi_run *st, const clatt
     const int *pos = st->rows.pos, n = st->rows.n;
     const int kf = mp->k_first[mp->rank], kc = mp->k_count[mp->rank], end = kf + kc;
     const size_t kh = (size_t)p->batch * (size_t)p->kv_heads;
-    const clattn__mpi_keys whole = {.k = t->k.data, .v = t->v.data, .k_first = kf, .nk = kc, .mode = CLATTN__BLOCK_VISIBLE};
+    const clattn__mpi_keys whole = {
+        .k = t->k.data, .v = t->v.data, .k_first = kf, .nk = kc, .mode = CLATTN__BLOCK_VISIBLE};
     int status = CLATTN_STATUS_OK;
     for (int i = 0; i < n && kc > 0 && !status;) {
         if (!p->causal || pos[i] >= end - 1)

@@ -32,11 +32,11 @@ typedef struct {
 
 /* A sliding window's exchange: the key range this rank's rows need, one message per rank pair. */
 typedef struct {
-    int lo, hi;                    /* keys [lo, hi) */
-    int *send_first, *send_count;  /* [P] keys sent to each rank */
-    int *recv_first, *recv_count;  /* [P] keys received from each rank */
-    float *send, *recv;            /* packed [K rows | V rows] per message, back to back */
-    float *k_all, *v_all;          /* [B, Hkv, hi - lo, D or Dv] */
+    int lo, hi;                   /* keys [lo, hi) */
+    int *send_first, *send_count; /* [P] keys sent to each rank */
+    int *recv_first, *recv_count; /* [P] keys received from each rank */
+    float *send, *recv;           /* packed [K rows | V rows] per message, back to back */
+    float *k_all, *v_all;         /* [B, Hkv, hi - lo, D or Dv] */
 } clattn__mpi_halo_state;
 
 /* Rows or keys at given positions, gathered from their ranks to every rank. */
@@ -55,11 +55,14 @@ typedef struct {
     float *k_tmp, *v_tmp;             /* a block's keys: room for the most keys */
     float *ring[2];                   /* [K | V] of the largest shard */
     clattn__mpi_halo_state halo;
-    clattn__mpi_gathered rows;  /* global rows or decode rows */
-    float *rows_o, *rows_lse;   /* their accumulated result; records to merge */
-    float *records, *merged;    /* [B, H, n, 1 + Dv] */
-    clattn__mpi_gathered keys;  /* global keys of a window */
-    int *k_valid;               /* [B] */
+    clattn__mpi_gathered rows; /* global rows or decode rows */
+    float *rows_o, *rows_lse;  /* their accumulated result; records to merge */
+    float *records, *merged;   /* [B, H, n, 1 + Dv] */
+    clattn__mpi_gathered keys; /* global keys of a window */
+    clattn__mpi_rows zig;      /* the zigzag's rows: its Q, O and LSE */
+    float *zig_k, *zig_v;      /* its keys and values */
+    int *zig_counts;           /* [P] keys of each rank's two chunks */
+    int *k_valid;              /* [B] */
 } clattn__mpi_run;
 
 int clattn__mpi_failed(int rc, const char *what, clattn__error *err);
@@ -81,9 +84,22 @@ typedef struct {
 int clattn__mpi_run_rows(clattn_mpi_plan *mp, clattn__mpi_run *st, const clattn__mpi_rows *set, int row0, int rows,
                          int pos0, const clattn__mpi_keys *keys, const int *seq_lens, clattn__error *err);
 
-/* Ring attention (mpi_ring.c). */
-int clattn__mpi_ring_prepare(const clattn_mpi_plan *mp, clattn__mpi_run *st, clattn__error *err);
+/* Ring attention (mpi_ring.c): counts[P] keys each rank passes; block computes with the keys and
+ * values of rank src while the next travel. */
+typedef int (*clattn__ring_block)(clattn_mpi_plan *mp, clattn__mpi_run *st, int src, const float *k, const float *v,
+                                  void *user, clattn__error *err);
+int clattn__mpi_ring_prepare(const clattn_mpi_plan *mp, clattn__mpi_run *st, const int *counts, clattn__error *err);
+int clattn__mpi_ring_pass(clattn_mpi_plan *mp, clattn__mpi_run *st, const float *k, const float *v, const int *counts,
+                          clattn__ring_block block, void *user, clattn__error *err);
+/* The plain ring over the callers' shards. */
 int clattn__mpi_ring(clattn_mpi_plan *mp, clattn__mpi_run *st, const clattn_host_tensors *t, clattn__error *err);
+
+/* Causal with Nq = Nk (mpi_zigzag.c): the sequence cut into 2P chunks, rank r computing chunks r and
+ * 2P - 1 - r (moved there and back with MPI_Alltoallv), so that every rank has the same work. */
+int clattn__mpi_zigzag_prepare(const clattn_mpi_plan *mp, clattn__mpi_run *st, int *rows, size_t *most_keys,
+                               clattn__error *err);
+int clattn__mpi_zigzag(clattn_mpi_plan *mp, clattn__mpi_run *st, const clattn_host_tensors *t, clattn__error *err);
+void clattn__mpi_zigzag_free(clattn__mpi_run *st);
 
 /* A window's halo exchange and its global keys (mpi_halo.c). */
 int clattn__mpi_halo_prepare(const clattn_mpi_plan *mp, clattn__mpi_run *st, size_t *most_keys, clattn__error *err);

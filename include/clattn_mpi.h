@@ -30,12 +30,17 @@ extern "C" {
  * - a sliding window: each rank receives the L keys before its shard and the R after it (from as
  *   many ranks as the window spans) while it computes the rows that need none of them;
  * - dense and causal: ring attention, K and V shards passed around the ring while each rank
- *   computes its rows against the shard it holds (causal: only the shards at or before its own);
+ *   computes its rows against the shard it holds; causal with Nq = Nk balanced by a zigzag (the
+ *   sequence cut into 2P chunks, rank r computing chunks r and 2P - 1 - r: rows moved there and
+ *   back); fewer query rows than a shard has keys (a decode): the rows gathered to every rank
+ *   instead, their partial results merged on their owners;
  * - extra keys Kx, Vx: the same on every rank (replicated);
  * - padding: seq_lens over the whole sequence, the same on every rank;
- * - global tokens without a window and without separate Qg, Kg, Vg change no S(i) (dense and
- *   causal rows already see them) and are accepted. Not yet: global tokens with a window, separate
- *   global projections, summary tokens, grid patterns (CLATTN_STATUS_UNSUPPORTED).
+ * - global tokens with a window: their K and V rows gathered to every rank, their query rows
+ *   computed by every rank over its keys and merged on the owner; without a window they change no
+ *   S(i) (dense and causal rows already see them).
+ * Not yet (CLATTN_STATUS_UNSUPPORTED): summary tokens, separate global projections Qg, Kg, Vg,
+ * grid patterns, q_len > kv_len.
  * ------------------------------------------------------------------------------------------- */
 typedef struct clattn_mpi_plan clattn_mpi_plan;
 
@@ -54,10 +59,14 @@ void clattn_mpi_plan_shard(const clattn_mpi_plan *plan, int *k_first, int *k_cou
  * Outputs are written only when every rank succeeds. */
 int clattn_mpi_plan_run_host(clattn_mpi_plan *plan, const clattn_host_tensors *tensors);
 
-/* What this rank sent and received in its last run (payload bytes, messages). */
+/* What this rank sent and received in its last run: payload bytes and messages, all of it, and the
+ * part that moved rows between the callers' shards and the causal zigzag's chunks (Q, K, V there,
+ * O and LSE back). Collectives count what a ring algorithm moves: an allgather passes on every
+ * rank's part but one, an allreduce 2 (P - 1) / P of its data. */
 typedef struct {
     unsigned long long bytes_sent, bytes_received;
     unsigned long long messages_sent, messages_received;
+    unsigned long long layout_bytes_sent, layout_bytes_received;
 } clattn_mpi_traffic;
 
 void clattn_mpi_plan_traffic(const clattn_mpi_plan *plan, clattn_mpi_traffic *out);

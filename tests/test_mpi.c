@@ -1,8 +1,9 @@
 /* Sequence parallel over MPI (clattn_mpi.h), run under `mpirun -np P`: every rank makes the whole
  * inputs (the same seed), runs them as one call on its device, then runs its shard across the ranks;
  * its shard of O and LSE must match the single call within 2e-4 and be bit-identical when run
- * again. Dense, causal, windows wider than a shard (with dilation, padding), decode, GQA, extra
- * keys, unequal and empty shards, and a bad input on one rank that every rank must report. */
+ * again. Dense (ring), causal (zigzag), windows wider than a shard (with dilation, padding), windows
+ * with global tokens on several ranks, decode (rows gathered), GQA, extra keys, unequal and empty
+ * shards, and a bad input on one rank that every rank must report. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +214,7 @@ int main(int argc, char **argv)
     const int lens_window[] = {90, 47};
     const clattn_problem dense = {.batch = 1, .heads = 4, .kv_heads = 2, .q_len = 97, .head_dim = 32};
     const clattn_problem causal = {.batch = 2, .heads = 2, .q_len = 101, .head_dim = 64, .causal = 1};
+    const clattn_problem causal_gqa = {.batch = 1, .heads = 4, .kv_heads = 2, .q_len = 83, .head_dim = 32, .causal = 1};
     const clattn_problem dense_pad = {.batch = 2, .heads = 2, .kv_heads = 1, .q_len = 101, .head_dim = 32};
     const clattn_problem wide = {
         .batch = 1, .heads = 2, .q_len = 90, .head_dim = 32, .window = 1, .window_left = 40, .window_right = 35};
@@ -283,6 +285,7 @@ int main(int argc, char **argv)
     check_case(ctx, "dense padding", &dense_pad, lens, 0);
     check_case(ctx, "causal padding", &causal, lens, 0);
     check_case(ctx, "causal unequal shards", &causal, lens, 1);
+    check_case(ctx, "causal GQA", &causal_gqa, NULL, 0);
     check_case(ctx, "window L, R over a shard", &wide, NULL, 0);
     check_case(ctx, "window unequal shards", &wide, NULL, 1);
     check_case(ctx, "window dilated GQA padding", &dilated, lens_window, 0);
