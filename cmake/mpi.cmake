@@ -7,7 +7,7 @@ if(CLATTN_MPI)
     if(MPI_C_FOUND)
         set(CLATTN_HAVE_MPI ON)
         add_library(clattn_mpi STATIC host/mpi.c host/mpi_block.c host/mpi_ring.c host/mpi_halo.c host/mpi_gathered.c
-                host/mpi_zigzag.c)
+                host/mpi_zigzag.c host/mpi_summary.c)
         target_include_directories(clattn_mpi PUBLIC include PRIVATE host)
         target_link_libraries(clattn_mpi PUBLIC clattn MPI::MPI_C m)
     else()

@@ -64,10 +64,10 @@ static int check_plan(clattn_mpi_plan *mp, const clattn_problem *problem, clattn
     if (status)
         return status;
     const clattn_problem *p = &mp->p;
-    if (p->grid_pattern != CLATTN_GRID_NONE || p->summary_block > 0 || p->global_qkv)
+    if (p->grid_pattern != CLATTN_GRID_NONE || (p->summary_block > 0 && p->causal) || p->global_qkv)
         return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED,
-                            "across ranks: grid patterns, summary tokens and separate global projections are not "
-                            "available yet");
+                            "across ranks: grid patterns, summary tokens with causal and separate global projections "
+                            "are not available yet");
     if (p->q_len > p->kv_len)
         return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED, "across ranks: q_len = %d > kv_len = %d", p->q_len,
                             p->kv_len);
@@ -293,6 +293,8 @@ static int prepare_run(const clattn_mpi_plan *mp, clattn__mpi_run *st, const cla
     if (!status && n > 0 && kind != RUN_ZIGZAG)
         status = clattn__mpi_rows_prepare(mp, st, pos, n, err);
     free(pos);
+    if (!status && p->summary_block > 0)
+        status = clattn__mpi_summary_prepare(mp, st, &most_keys, err);
     const size_t rows = heads * (size_t)(n > nq ? n : nq), keys = (size_t)p->batch * (size_t)p->kv_heads * most_keys;
     if (!status)
         status = clattn__mpi_alloc(&st->part_o, rows * (size_t)p->value_dim, "partial output", err);
@@ -311,6 +313,8 @@ static int prepare_run(const clattn_mpi_plan *mp, clattn__mpi_run *st, const cla
 
 static void free_run(clattn__mpi_run *st)
 {
+    free(st->means);
+    free(st->sums);
     free(st->k_valid);
     clattn__mpi_zigzag_free(st);
     clattn__mpi_gathered_free(&st->keys);
@@ -417,6 +421,14 @@ int clattn_mpi_plan_run_host(clattn_mpi_plan *plan, const clattn_host_tensors *t
     const int nq = mp->q_count[mp->rank];
     if (!status) {
         status = run_pattern(mp, &st, tensors, &err);
+        if (p->summary_block > 0 && status != CLATTN_STATUS_MPI) { /* every rank joins its allreduce */
+            clattn__error summary_err = {{0}};
+            const int summary = clattn__mpi_summary(mp, &st, tensors, &summary_err);
+            if (!status && summary) {
+                status = summary;
+                err = summary_err;
+            }
+        }
         const clattn__mpi_keys extra = {
             .k = tensors->kx.data, .v = tensors->vx.data, .nk = p->extra_len, .mode = CLATTN__BLOCK_EXTRA};
         if (!status && p->extra_len > 0)

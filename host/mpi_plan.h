@@ -1,6 +1,7 @@
 /* The sequence-parallel plan and one run's state, shared by the files of its patterns: mpi.c (the
  * plan, agreement, the run), mpi_ring.c (dense and causal), mpi_halo.c (windows, global keys) and
- * mpi_gathered.c (rows gathered to every rank: global rows, decode). */
+ * mpi_gathered.c (rows gathered to every rank: global rows, decode), mpi_zigzag.c (causal balance)
+ * and mpi_summary.c (summary tokens). */
 #ifndef CLATTN_MPI_PLAN_H
 #define CLATTN_MPI_PLAN_H
 
@@ -63,6 +64,7 @@ typedef struct {
     float *zig_k, *zig_v;      /* its keys and values */
     int *zig_counts;           /* [P] keys of each rank's two chunks */
     int *k_valid;              /* [B] */
+    float *sums, *means;       /* summary tokens: [B, Hkv, Ns, D] then [B, Hkv, Ns, Dv] */
 } clattn__mpi_run;
 
 int clattn__mpi_failed(int rc, const char *what, clattn__error *err);
@@ -115,5 +117,10 @@ int clattn__mpi_gather(clattn_mpi_plan *mp, clattn__mpi_gathered *g, const clatt
 void clattn__mpi_gathered_free(clattn__mpi_gathered *g);
 int clattn__mpi_rows_prepare(const clattn_mpi_plan *mp, clattn__mpi_run *st, const int *pos, int n, clattn__error *err);
 int clattn__mpi_rows_run(clattn_mpi_plan *mp, clattn__mpi_run *st, const clattn_host_tensors *t, clattn__error *err);
+
+/* Summary tokens without causal (mpi_summary.c): block sums added across ranks, their means seen
+ * by every row. */
+int clattn__mpi_summary_prepare(const clattn_mpi_plan *mp, clattn__mpi_run *st, size_t *most_keys, clattn__error *err);
+int clattn__mpi_summary(clattn_mpi_plan *mp, clattn__mpi_run *st, const clattn_host_tensors *t, clattn__error *err);
 
 #endif

@@ -26,10 +26,10 @@ static ranges shard_of(const clattn_mpi_plan *mp, int s)
 static ranges zigzag_of(const clattn_mpi_plan *mp, int s)
 {
     const int late = 2 * mp->size - 1 - s;
-    return (ranges){.first = {chunk_start(mp, s), chunk_start(mp, late)},
-                    .count = {chunk_start(mp, s + 1) - chunk_start(mp, s),
-                              chunk_start(mp, late + 1) - chunk_start(mp, late)},
-                    .n = 2};
+    return (ranges){
+        .first = {chunk_start(mp, s), chunk_start(mp, late)},
+        .count = {chunk_start(mp, s + 1) - chunk_start(mp, s), chunk_start(mp, late + 1) - chunk_start(mp, late)},
+        .n = 2};
 }
 
 static int rows_of(const ranges *r)
@@ -55,8 +55,9 @@ static size_t walk_overlaps(const ranges *from, const ranges *to, const ranges *
     for (int i = 0; i < from->n; i++)
         for (int j = 0; j < to->n; j++) {
             const int a = from->first[i] > to->first[j] ? from->first[i] : to->first[j];
-            const int b = from->first[i] + from->count[i] < to->first[j] + to->count[j] ? from->first[i] + from->count[i]
-                                                                                         : to->first[j] + to->count[j];
+            const int b = from->first[i] + from->count[i] < to->first[j] + to->count[j]
+                              ? from->first[i] + from->count[i]
+                              : to->first[j] + to->count[j];
             if (b <= a)
                 continue;
             const int row = row_of(local, local_is_from ? i : j, a), rows = rows_of(local);
@@ -82,8 +83,8 @@ static int move_rows(clattn_mpi_plan *mp, layout_fn from, layout_fn to, size_t h
     int *counts = malloc(4 * (size_t)P * sizeof(int));
     int status = CLATTN_STATUS_OK;
     if (send == NULL || recv == NULL || counts == NULL)
-        status = clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "zigzag buffers of %zu and %zu floats",
-                              out_total, in_total);
+        status = clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "zigzag buffers of %zu and %zu floats", out_total,
+                              in_total);
     int *sdispl = counts + P, *rcounts = counts + 2 * P, *rdispl = counts + 3 * P;
     size_t at = 0, got = 0;
     for (int d = 0; d < P && !status; d++) {
@@ -99,9 +100,9 @@ static int move_rows(clattn_mpi_plan *mp, layout_fn from, layout_fn to, size_t h
     if (status)
         for (int d = 0; d < P && counts != NULL; d++)
             counts[d] = sdispl[d] = rcounts[d] = rdispl[d] = 0;
-    const int rc = counts == NULL ? MPI_ERR_NO_MEM
-                                  : MPI_Alltoallv(send, counts, sdispl, MPI_FLOAT, recv, rcounts, rdispl, MPI_FLOAT,
-                                                  mp->comm);
+    const int rc = counts == NULL
+                       ? MPI_ERR_NO_MEM
+                       : MPI_Alltoallv(send, counts, sdispl, MPI_FLOAT, recv, rcounts, rdispl, MPI_FLOAT, mp->comm);
     if (!status && rc != MPI_SUCCESS)
         status = clattn__mpi_failed(rc, "MPI_Alltoallv of the zigzag", err);
     for (int s = 0; s < P && !status; s++) {
@@ -190,14 +191,14 @@ static int zigzag_block(clattn_mpi_plan *mp, clattn__mpi_run *st, int src, const
         for (int kq = 0; kq < 2 && !status; kq++) {
             if (held_chunk[kk] > my_chunk[kq])
                 continue;
-            const clattn__mpi_keys keys = {
-                .k = st->k_tmp,
-                .v = st->v_tmp,
-                .k_first = held.first[kk],
-                .nk = nk,
-                .mode = held_chunk[kk] == my_chunk[kq] ? CLATTN__BLOCK_ALIGNED : CLATTN__BLOCK_VISIBLE};
-            status = clattn__mpi_run_rows(mp, st, &st->zig, kq == 0 ? 0 : mine.count[0], mine.count[kq],
-                                          mine.first[kq], &keys, t->seq_lens, err);
+            const clattn__mpi_keys keys = {.k = st->k_tmp,
+                                           .v = st->v_tmp,
+                                           .k_first = held.first[kk],
+                                           .nk = nk,
+                                           .mode = held_chunk[kk] == my_chunk[kq] ? CLATTN__BLOCK_ALIGNED
+                                                                                  : CLATTN__BLOCK_VISIBLE};
+            status = clattn__mpi_run_rows(mp, st, &st->zig, kq == 0 ? 0 : mine.count[0], mine.count[kq], mine.first[kq],
+                                          &keys, t->seq_lens, err);
         }
     }
     return status;

@@ -39,8 +39,10 @@ extern "C" {
  * - global tokens with a window: their K and V rows gathered to every rank, their query rows
  *   computed by every rank over its keys and merged on the owner; without a window they change no
  *   S(i) (dense and causal rows already see them).
- * Not yet (CLATTN_STATUS_UNSUPPORTED): summary tokens, separate global projections Qg, Kg, Vg,
- * grid patterns, q_len > kv_len.
+ * - summary tokens without causal: each rank sums its keys into their blocks, an allreduce adds
+ *   the sums (blocks need not align with shards), every row sees the means.
+ * Not yet (CLATTN_STATUS_UNSUPPORTED): summary tokens with causal, separate global projections
+ * Qg, Kg, Vg, grid patterns, q_len > kv_len.
  * ------------------------------------------------------------------------------------------- */
 typedef struct clattn_mpi_plan clattn_mpi_plan;
 

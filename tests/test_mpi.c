@@ -280,6 +280,17 @@ int main(int argc, char **argv)
                                                   .global_idx = some,
                                                   .num_global = 4};
     const clattn_problem decode_dense = {.batch = 1, .heads = 2, .q_len = 3, .kv_len = 157, .head_dim = 32};
+    const clattn_problem window_summary = {.batch = 2,
+                                           .heads = 2,
+                                           .q_len = 90,
+                                           .head_dim = 32,
+                                           .window = 1,
+                                           .window_left = 9,
+                                           .window_right = 4,
+                                           .summary_block = 7,
+                                           .extra_len = 3};
+    const clattn_problem dense_summary = {
+        .batch = 1, .heads = 4, .kv_heads = 2, .q_len = 61, .head_dim = 32, .summary_block = 5};
     check_case(ctx, "dense GQA", &dense, NULL, 0);
     check_case(ctx, "dense GQA unequal shards", &dense, NULL, 1);
     check_case(ctx, "dense padding", &dense_pad, lens, 0);
@@ -298,6 +309,9 @@ int main(int argc, char **argv)
     check_case(ctx, "window + globals unequal", &window_globals, NULL, 1);
     check_case(ctx, "wide window + globals", &wide_globals, NULL, 0);
     check_case(ctx, "causal window + globals pad", &causal_window_globals, lens_window, 1);
+    check_case(ctx, "window + summary + extra pad", &window_summary, lens_window, 0);
+    check_case(ctx, "window + summary unequal", &window_summary, NULL, 1);
+    check_case(ctx, "dense summary GQA", &dense_summary, NULL, 1);
     check_case(ctx, "causal + globals", &dense_globals, NULL, 0);
     check_bad_rank(ctx);
     clattn_context_free(ctx);
