@@ -64,10 +64,9 @@ static int check_plan(clattn_mpi_plan *mp, const clattn_problem *problem, clattn
     if (status)
         return status;
     const clattn_problem *p = &mp->p;
-    if (p->grid_pattern != CLATTN_GRID_NONE || (p->summary_block > 0 && p->causal) || p->global_qkv)
+    if (p->grid_pattern != CLATTN_GRID_NONE || p->global_qkv)
         return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED,
-                            "across ranks: grid patterns, summary tokens with causal and separate global projections "
-                            "are not available yet");
+                            "across ranks: grid patterns and separate global projections are not available yet");
     if (p->q_len > p->kv_len)
         return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED, "across ranks: q_len = %d > kv_len = %d", p->q_len,
                             p->kv_len);

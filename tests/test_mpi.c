@@ -212,6 +212,7 @@ int main(int argc, char **argv)
     }
     const int lens[] = {101, 60};
     const int lens_window[] = {90, 47};
+    const int lens_causal_summary[] = {97, 50};
     const clattn_problem dense = {.batch = 1, .heads = 4, .kv_heads = 2, .q_len = 97, .head_dim = 32};
     const clattn_problem causal = {.batch = 2, .heads = 2, .q_len = 101, .head_dim = 64, .causal = 1};
     const clattn_problem causal_gqa = {.batch = 1, .heads = 4, .kv_heads = 2, .q_len = 83, .head_dim = 32, .causal = 1};
@@ -291,6 +292,16 @@ int main(int argc, char **argv)
                                            .extra_len = 3};
     const clattn_problem dense_summary = {
         .batch = 1, .heads = 4, .kv_heads = 2, .q_len = 61, .head_dim = 32, .summary_block = 5};
+    const clattn_problem causal_summary = {
+        .batch = 2, .heads = 4, .kv_heads = 2, .q_len = 97, .head_dim = 32, .causal = 1, .summary_block = 6};
+    const clattn_problem sliding_summary = {.batch = 2,
+                                            .heads = 2,
+                                            .q_len = 90,
+                                            .head_dim = 32,
+                                            .causal = 1,
+                                            .window = 1,
+                                            .window_left = 12,
+                                            .summary_block = 8};
     check_case(ctx, "dense GQA", &dense, NULL, 0);
     check_case(ctx, "dense GQA unequal shards", &dense, NULL, 1);
     check_case(ctx, "dense padding", &dense_pad, lens, 0);
@@ -312,6 +323,8 @@ int main(int argc, char **argv)
     check_case(ctx, "window + summary + extra pad", &window_summary, lens_window, 0);
     check_case(ctx, "window + summary unequal", &window_summary, NULL, 1);
     check_case(ctx, "dense summary GQA", &dense_summary, NULL, 1);
+    check_case(ctx, "causal summary GQA padding", &causal_summary, lens_causal_summary, 1);
+    check_case(ctx, "causal window + summary pad", &sliding_summary, lens_window, 0);
     check_case(ctx, "causal + globals", &dense_globals, NULL, 0);
     check_bad_rank(ctx);
     clattn_context_free(ctx);
