@@ -100,7 +100,7 @@ static int get_plan(clattn__block_runner *r, const clattn_problem *l, const int 
     if (status)
         return clattn__fail(err, status, "block plan (Nq = %d, Nk = %d): %s", l->q_len, l->kv_len,
                             clattn_context_message(r->ctx));
-    slot->local = *l;
+    memcpy(&slot->local, l, sizeof *l); /* padding bytes too: same_plan compares them */
     *out = slot->plan;
     return CLATTN_STATUS_OK;
 }

@@ -78,8 +78,8 @@ static void check_pattern(const char *tool, const char *mpiexec, const char *dev
              "%s -n 3 --oversubscribe %s run %s --out %s/many.npy --lse %s/many_lse.npy %s --device %s --mpi", mpiexec,
              tool, inputs, dir, dir, flags, device);
     const int a = shell(one), b = shell(many);
-    const double e = a == 0 && b == 0 ? fmax(file_diff("one.npy", "many.npy"), file_diff("one_lse.npy", "many_lse.npy"))
-                                      : INFINITY;
+    const double e =
+        a == 0 && b == 0 ? fmax(file_diff("one.npy", "many.npy"), file_diff("one_lse.npy", "many_lse.npy")) : INFINITY;
     check(a == 0 && b == 0 && e <= TOLERANCE, "%-24s one process exit %d, 3 ranks exit %d, max difference %.2e", what,
           a, b, e);
 }
@@ -107,8 +107,10 @@ int main(int argc, char **argv)
     check_pattern(argv[1], argv[2], specs[0], "causal padding extra keys", inputs, extra);
     check_pattern(argv[1], argv[2], specs[0], "decode causal", decode, "--causal");
     char missing[1024], out[128];
-    snprintf(missing, sizeof missing, "%s -n 3 --oversubscribe %s run --q %s/absent.npy --k %s/k.npy --v %s/v.npy "
-             "--out %s/bad.npy --device %s --mpi 2>/dev/null", argv[2], argv[1], dir, dir, dir, dir, specs[0]);
+    snprintf(missing, sizeof missing,
+             "%s -n 3 --oversubscribe %s run --q %s/absent.npy --k %s/k.npy --v %s/v.npy "
+             "--out %s/bad.npy --device %s --mpi 2>/dev/null",
+             argv[2], argv[1], dir, dir, dir, dir, specs[0]);
     snprintf(out, sizeof out, "%s/bad.npy", dir);
     const int rc = shell(missing);
     check(rc == 2 && access(out, F_OK) != 0, "a missing input: 3 ranks exit %d (2 expected), nothing written", rc);

@@ -120,4 +120,3 @@ int run_io_write_outputs(run_args *a, const npy_tensor *q, const float *out, con
         snprintf(a->message, sizeof a->message, "%s", err.text);
     return status;
 }
-

@@ -135,21 +135,21 @@ static int run_ranks(run_args *a, npy_tensor *in, int rank, int size)
         clattn_mpi_plan_shard(plan, &me.k_first, &me.k_count, &me.q_first, &me.q_count);
     const size_t qh = (size_t)p->batch * (size_t)p->heads, kh = (size_t)p->batch * (size_t)p->kv_heads;
     const size_t x = kh * (size_t)p->extra_len;
-    piece mine_in[3] = {{NULL, qh, me.q_count, p->head_dim}, {NULL, kh, me.k_count, p->head_dim},
-                        {NULL, kh, me.k_count, p->value_dim}};
+    piece mine_in[3] = {
+        {NULL, qh, me.q_count, p->head_dim}, {NULL, kh, me.k_count, p->head_dim}, {NULL, kh, me.k_count, p->value_dim}};
     piece mine_out[2] = {{NULL, qh, me.q_count, p->value_dim}, {NULL, qh, me.q_count, 1}};
     float *kx = rank == 0 ? in[IN_KX].data : malloc(x * (size_t)p->head_dim * sizeof(float) + 4);
     float *vx = rank == 0 ? in[IN_VX].data : malloc(x * (size_t)p->value_dim * sizeof(float) + 4);
     if (!status) {
         int ok = all != NULL && ((kx != NULL && vx != NULL) || x == 0);
         for (int i = 0; i < 3; i++)
-            ok &= (mine_in[i].data = malloc(mine_in[i].heads * (size_t)mine_in[i].rows * (size_t)mine_in[i].width *
-                                                sizeof(float) +
-                                            4)) != NULL;
+            ok &= (mine_in[i].data = malloc(
+                       mine_in[i].heads * (size_t)mine_in[i].rows * (size_t)mine_in[i].width * sizeof(float) + 4)) !=
+                  NULL;
         for (int i = 0; i < 2; i++)
-            ok &= (mine_out[i].data = malloc(mine_out[i].heads * (size_t)mine_out[i].rows *
-                                                 (size_t)mine_out[i].width * sizeof(float) +
-                                             4)) != NULL;
+            ok &= (mine_out[i].data = malloc(
+                       mine_out[i].heads * (size_t)mine_out[i].rows * (size_t)mine_out[i].width * sizeof(float) + 4)) !=
+                  NULL;
         if (!ok)
             snprintf(a->message, sizeof a->message, "no memory for this rank's shard");
         status = agree(ok ? 0 : CLATTN_STATUS_HOST_OUT_OF_MEMORY, rank, a);
@@ -193,11 +193,12 @@ static int run_ranks(run_args *a, npy_tensor *in, int rank, int size)
         lse = rank == 0 ? malloc(rows * sizeof(float) + 4) : NULL;
         piece whole_out[2] = {{out, qh, p->q_len, p->value_dim}, {lse, qh, p->q_len, 1}};
         const int rc = rank == 0 && (out == NULL || lse == NULL) ? MPI_ERR_NO_MEM
-                                                                : gather(whole_out, mine_out, 2, all, rank, size);
+                                                                 : gather(whole_out, mine_out, 2, all, rank, size);
         if (rc != MPI_SUCCESS)
             snprintf(a->message, sizeof a->message, "gathering the output failed");
-        status = rc == MPI_SUCCESS && rank == 0 ? run_io_write_outputs(a, &in[IN_Q], out, lse) : rc == MPI_SUCCESS ? 0
-                                                                                                : CLATTN_STATUS_MPI;
+        status = rc == MPI_SUCCESS && rank == 0 ? run_io_write_outputs(a, &in[IN_Q], out, lse)
+                 : rc == MPI_SUCCESS            ? 0
+                                                : CLATTN_STATUS_MPI;
         status = agree(status, rank, a);
     }
     free(lse);
