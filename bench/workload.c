@@ -20,16 +20,16 @@ void workload_free(workload *w)
 
 /* 4 * D FLOPs per key a row sees (two multiply-adds: the score and the value). O(globals) per
  * row for a window, so N = 262144 still counts in a moment. */
-static double count_flops(const workload *w)
+double workload_flops(const clattn_visibility *v)
 {
-    const clattn_problem *p = &w->problem;
+    const clattn_problem *p = &v->problem;
     long long keys = 0;
     for (int row = 0; row < p->q_len; row++) /* row i sits at position i + Nk - Nq */
-        keys += clattn_visibility_count(&w->visibility, p->kv_len, row + p->kv_len - p->q_len);
+        keys += clattn_visibility_count(v, p->kv_len, row + p->kv_len - p->q_len);
     return 4.0 * p->head_dim * (double)keys * p->batch * p->heads;
 }
 
-static clattn_problem problem_of(const bench_options *o, pattern_id pattern, int n)
+clattn_problem workload_problem(const bench_options *o, pattern_id pattern, int n)
 {
     const int windowed = pattern >= PATTERN_WINDOW && pattern <= PATTERN_WINDOW_SUMMARY;
     const int decode = pattern == PATTERN_DECODE;
@@ -49,7 +49,7 @@ static clattn_problem problem_of(const bench_options *o, pattern_id pattern, int
 
 int workload_create(const bench_options *o, pattern_id pattern, int n, workload *w)
 {
-    *w = (workload){.problem = problem_of(o, pattern, n), .pattern = pattern, .n = n};
+    *w = (workload){.problem = workload_problem(o, pattern, n), .pattern = pattern, .n = n};
     clattn_problem *p = &w->problem;
     const int globals = p->num_global, block = p->summary_block;
     w->num_summary = block > 0 ? (n + block - 1) / block : 0;
@@ -79,6 +79,6 @@ int workload_create(const bench_options *o, pattern_id pattern, int n, workload 
     random_normal(w->q, w->q_bytes / sizeof(float), &seed);
     random_normal(w->k, w->kv_bytes / sizeof(float), &seed);
     random_normal(w->v, w->kv_bytes / sizeof(float), &seed);
-    w->flops = count_flops(w);
+    w->flops = workload_flops(&w->visibility);
     return 0;
 }

@@ -19,6 +19,12 @@ typedef struct {
     double flops; /* 4 * D * (keys each query sees), summed over rows, heads and batch */
 } workload;
 
+/* The problem of a pattern at N (global_idx left NULL; workload_create fills it). */
+clattn_problem workload_problem(const bench_options *o, pattern_id pattern, int n);
+
+/* 4 * D FLOPs per key each row sees (S(i) of v's problem), summed over rows, heads and batch. */
+double workload_flops(const clattn_visibility *v);
+
 /* Returns 0 or an exit status (the message printed); on failure *w needs no free. */
 int workload_create(const bench_options *o, pattern_id pattern, int n, workload *w);
 void workload_free(workload *w);

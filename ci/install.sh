@@ -3,7 +3,8 @@
 # OpenCL CPU runtime as a second OpenCL implementation beside POCL. Sourced by ci/demo.sh and
 # ci/test.sh; installs nothing that is already there.
 packages=(build-essential cmake pkg-config ocl-icd-opencl-dev opencl-c-headers ocl-icd-libopencl1
-          pocl-opencl-icd clinfo libopenblas-dev clang clang-format libclang-rt-14-dev oclgrind python3-venv)
+          pocl-opencl-icd clinfo libopenblas-dev clang clang-format libclang-rt-14-dev oclgrind python3-venv
+          libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -13,6 +14,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# CI runs as root, which mpirun refuses unless told, the way OpenMPI documents: both variables.
+if [ "$(id -u)" = 0 ]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 
 # Intel's OpenCL CPU runtime comes from PyPI into a venv of its own: CLATTN_INTEL_OCL names its

@@ -16,7 +16,7 @@ set(CLATTN_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/clattn)
 # the bench and the Python package (clattn.devices()) use them. Including it is the caller's
 # opt-in to an API that may change with any minor version; the SONAME changes with the minor
 # version before 1.0, so a program built against one never loads another.
-install(FILES include/clattn.h include/clattn_advanced.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES include/clattn.h include/clattn_advanced.h include/clattn_multi.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS clattn clattn_shared EXPORT clattnTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

@@ -1,0 +1,241 @@
+/* Several devices in one call (clattn_multi.h): the split result against the reference and
+ * against one device's own result, on host memory and on per-device buffers, with given and
+ * measured weights, over odd sizes, GQA, padding, decode, windows and global tokens. With one
+ * usable device it is listed twice, so that the split still runs. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clattn_multi.h"
+#include "harness.h"
+
+#define TOLERANCE 2e-4
+
+static double max_diff(const float *a, const float *b, size_t n)
+{
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (isinf(a[i]) || isinf(b[i])) {
+            if (a[i] != b[i])
+                return INFINITY;
+            continue;
+        }
+        const double d = fabs((double)a[i] - (double)b[i]);
+        worst = isnan(d) ? INFINITY : d > worst ? d : worst;
+    }
+    return worst;
+}
+
+/* O and LSE of `h` run as a single call on ctx, into out/lse. */
+static int single_run(clattn_context *ctx, const clattn_problem *p, harness_tensors *h, float *out, float *lse)
+{
+    clattn_host_tensors t = h->t;
+    t.out.data = out;
+    t.lse.data = lse;
+    clattn_plan *plan = NULL;
+    int s = clattn_plan_create(ctx, p, &plan);
+    if (!s)
+        s = clattn_plan_run_host(plan, &t);
+    if (s)
+        printf("  %s: %s\n", clattn_context_device_name(ctx), clattn_context_message(ctx));
+    clattn_plan_free(plan);
+    return s;
+}
+
+static void check_case(clattn_multi *m, clattn_context *ref, const char *what, const clattn_problem *p,
+                       const int *seq_lens, const double *weights)
+{
+    harness_tensors h;
+    if (harness_tensors_alloc(p, 1, 4242u + (unsigned)p->q_len, &h)) {
+        check(0, "%s: allocation", what);
+        return;
+    }
+    h.t.seq_lens = seq_lens;
+    const size_t no = h.t.out.bytes / sizeof(float), nl = h.t.lse.bytes / sizeof(float);
+    float *one_out = malloc(h.t.out.bytes), *one_lse = malloc(h.t.lse.bytes);
+    clattn_multi_plan *mp = NULL;
+    int s = one_out == NULL || one_lse == NULL ? CLATTN_STATUS_HOST_OUT_OF_MEMORY : 0;
+    if (!s)
+        s = single_run(ref, p, &h, h.out_ref, h.lse_ref);
+    if (!s)
+        s = single_run(clattn_multi_device(m, 0), p, &h, one_out, one_lse);
+    if (!s && (s = clattn_multi_plan_create(m, p, weights, &mp)) != 0)
+        printf("  plan: %s\n", clattn_multi_message(m));
+    if (!s && (s = clattn_multi_plan_run_host(mp, &h.t)) != 0)
+        printf("  run: %s\n", clattn_multi_message(m));
+    char shares[128] = "";
+    for (int i = 0, at = 0; !s && i < clattn_multi_device_count(m) && at < (int)sizeof shares; i++) {
+        clattn_split_dim dim;
+        int first, count;
+        clattn_multi_plan_share(mp, i, &dim, &first, &count, NULL);
+        at += snprintf(shares + at, sizeof shares - (size_t)at, "%s%s[%d,+%d)", i ? " " : "",
+                       dim == CLATTN_SPLIT_KV_HEADS ? "kvh" : "b", first, count);
+    }
+    double e_ref = INFINITY, e_one = INFINITY;
+    if (!s) {
+        e_ref = fmax(max_diff(h.t.out.data, h.out_ref, no), max_diff(h.t.lse.data, h.lse_ref, nl));
+        e_one = fmax(max_diff(h.t.out.data, one_out, no), max_diff(h.t.lse.data, one_lse, nl));
+    }
+    check(!s && e_ref <= TOLERANCE && e_one <= TOLERANCE, "%-22s %s vs reference %.2e, vs one device %.2e", what,
+          shares, e_ref, e_one);
+    clattn_multi_plan_free(mp);
+    free(one_lse);
+    free(one_out);
+    harness_tensors_free(&h);
+}
+
+/* Device i's share of a whole host tensor: `blocks` runs of count units of `unit` bytes. */
+static size_t share_offset(size_t b, int units, int first, size_t unit)
+{
+    return (b * (size_t)units + (size_t)first) * unit;
+}
+
+/* The per-device cl_mem entry point: each device's share copied into buffers of its own. */
+static void check_enqueue(clattn_multi *m, clattn_context *ref, const char *what, const clattn_problem *p,
+                          const double *weights)
+{
+    harness_tensors h;
+    if (harness_tensors_alloc(p, 1, 99u, &h)) {
+        check(0, "%s: allocation", what);
+        return;
+    }
+    const int n = clattn_multi_device_count(m);
+    clattn_multi_plan *mp = NULL;
+    int s = single_run(ref, p, &h, h.out_ref, h.lse_ref);
+    if (!s && (s = clattn_multi_plan_create(m, p, weights, &mp)) != 0)
+        printf("  plan: %s\n", clattn_multi_message(m));
+    clattn_buffers *bufs = calloc((size_t)n, sizeof *bufs);
+    cl_event *events = calloc((size_t)n, sizeof *events);
+    const int hkv = p->kv_heads ? p->kv_heads : p->heads;
+    for (int i = 0; i < n && !s; i++) {
+        clattn_split_dim dim;
+        int first, count;
+        clattn_multi_plan_share(mp, i, &dim, &first, &count, NULL);
+        if (count == 0)
+            continue;
+        const size_t blocks = dim == CLATTN_SPLIT_KV_HEADS ? (size_t)p->batch : 1;
+        const int units = dim == CLATTN_SPLIT_KV_HEADS ? hkv : p->batch;
+        const clattn_host_tensor *whole[] = {&h.t.q, &h.t.k, &h.t.v, &h.t.out, &h.t.lse};
+        cl_mem *dev[] = {&bufs[i].q, &bufs[i].k, &bufs[i].v, &bufs[i].out, &bufs[i].lse};
+        clattn_context *ctx = clattn_multi_device(m, i);
+        for (int k = 0; k < 5 && !s; k++) {
+            const size_t unit = whole[k]->bytes / blocks / (size_t)units, run = unit * (size_t)count;
+            cl_int rc;
+            *dev[k] = clCreateBuffer(clattn_context_cl_context(ctx), CL_MEM_READ_WRITE, run * blocks, NULL, &rc);
+            for (size_t b = 0; b < blocks && rc == CL_SUCCESS && k < 3; b++)
+                rc = clEnqueueWriteBuffer(clattn_context_queue(ctx), *dev[k], CL_TRUE, b * run, run,
+                                          (char *)whole[k]->data + share_offset(b, units, first, unit), 0, NULL, NULL);
+            s = rc;
+        }
+    }
+    if (!s && (s = clattn_multi_plan_enqueue(mp, bufs, events)) != 0)
+        printf("  enqueue: %s\n", clattn_multi_message(m));
+    for (int i = 0; i < n && !s; i++) {
+        clattn_split_dim dim;
+        int first, count;
+        clattn_multi_plan_share(mp, i, &dim, &first, &count, NULL);
+        if (count == 0)
+            continue;
+        const size_t blocks = dim == CLATTN_SPLIT_KV_HEADS ? (size_t)p->batch : 1;
+        const int units = dim == CLATTN_SPLIT_KV_HEADS ? hkv : p->batch;
+        const clattn_host_tensor *whole[] = {&h.t.out, &h.t.lse};
+        const cl_mem dev[] = {bufs[i].out, bufs[i].lse};
+        for (int k = 0; k < 2 && !s; k++) {
+            const size_t unit = whole[k]->bytes / blocks / (size_t)units, run = unit * (size_t)count;
+            for (size_t b = 0; b < blocks && !s; b++)
+                s = clEnqueueReadBuffer(clattn_context_queue(clattn_multi_device(m, i)), dev[k], CL_TRUE, b * run, run,
+                                        (char *)whole[k]->data + share_offset(b, units, first, unit), 1, &events[i],
+                                        NULL);
+        }
+    }
+    const double e = s ? INFINITY
+                       : fmax(max_diff(h.t.out.data, h.out_ref, h.t.out.bytes / sizeof(float)),
+                              max_diff(h.t.lse.data, h.lse_ref, h.t.lse.bytes / sizeof(float)));
+    check(!s && e <= TOLERANCE, "%-22s per-device buffers vs reference %.2e", what, e);
+    for (int i = 0; i < n && bufs != NULL; i++) {
+        cl_mem all[] = {bufs[i].q, bufs[i].k, bufs[i].v, bufs[i].out, bufs[i].lse};
+        for (int k = 0; k < 5; k++)
+            if (all[k] != NULL)
+                clReleaseMemObject(all[k]);
+        if (events[i] != NULL)
+            clReleaseEvent(events[i]);
+    }
+    free(events);
+    free(bufs);
+    clattn_multi_plan_free(mp);
+    harness_tensors_free(&h);
+}
+
+/* The device list: the first two usable devices, or the one usable device twice. */
+static int device_list(char *list, size_t size)
+{
+    char specs[HARNESS_MAX_DEVICES][16];
+    const int ndev = harness_devices(specs, HARNESS_MAX_DEVICES);
+    const char *usable[2] = {NULL, NULL};
+    int found = 0;
+    for (int d = 0; d < ndev && found < 2; d++) {
+        clattn_context *ctx = harness_open(specs[d]);
+        if (ctx != NULL)
+            usable[found++] = specs[d];
+        clattn_context_free(ctx);
+    }
+    if (found == 0)
+        return 0;
+    if (found == 1)
+        printf("one usable device: %s listed twice, so that the split logic still runs\n", usable[0]);
+    snprintf(list, size, "%s,%s", usable[0], usable[found == 2 ? 1 : 0]);
+    return 1;
+}
+
+int main(void)
+{
+    char list[64];
+    if (!device_list(list, sizeof list))
+        return check_failures() ? check_exit() : check_skip(HARNESS_NO_DEVICE);
+    clattn_multi *m = NULL;
+    clattn_context *ref = NULL;
+    if (clattn_multi_create(&(clattn_multi_desc){.devices = list}, &m) ||
+        clattn_context_create(&(clattn_context_desc){.device = "reference"}, &ref)) {
+        check(0, "devices '%s': %s %s", list, clattn_multi_message(NULL), clattn_context_message(NULL));
+        clattn_multi_free(m);
+        return check_exit();
+    }
+    printf("devices '%s': %d contexts\n", list, clattn_multi_device_count(m));
+    const double even[] = {1.0, 1.0}, skewed[] = {3.0, 1.0};
+    const int lens3[] = {61, 0, 77};
+    const int globals[] = {3, 40, 71};
+    const clattn_problem dense = {.batch = 2, .heads = 6, .kv_heads = 3, .q_len = 77, .head_dim = 40};
+    const clattn_problem causal_gqa = {.batch = 1, .heads = 8, .kv_heads = 4, .q_len = 93, .head_dim = 64, .causal = 1};
+    const clattn_problem batch_split = {.batch = 3, .heads = 4, .kv_heads = 1, .q_len = 77, .head_dim = 24};
+    const clattn_problem decode = {.batch = 1, .heads = 6, .kv_heads = 2, .q_len = 1, .kv_len = 301, .head_dim = 64};
+    const clattn_problem window = {.batch = 1,
+                                   .heads = 4,
+                                   .kv_heads = 2,
+                                   .q_len = 150,
+                                   .head_dim = 32,
+                                   .window = 1,
+                                   .window_left = 13,
+                                   .window_right = 6,
+                                   .global_idx = globals,
+                                   .num_global = 3};
+    check_case(m, ref, "dense GQA even", &dense, NULL, even);
+    check_case(m, ref, "dense GQA skewed", &dense, NULL, skewed);
+    check_case(m, ref, "causal GQA measured", &causal_gqa, NULL, NULL);
+    check_case(m, ref, "batch split padding", &batch_split, lens3, skewed);
+    check_case(m, ref, "decode", &decode, NULL, even);
+    check_case(m, ref, "window + globals", &window, NULL, even);
+    check_enqueue(m, ref, "heads split", &causal_gqa, skewed);
+    check_enqueue(m, ref, "batch split", &batch_split, even);
+    /* A malformed list and a bad weight fail with a status, not a crash. */
+    clattn_multi *bad = NULL;
+    check(clattn_multi_create(&(clattn_multi_desc){.devices = "0:0,,0:0"}, &bad) == CLATTN_STATUS_INVALID_DEVICE_SPEC,
+          "empty entry in the list: %s", clattn_multi_message(NULL));
+    clattn_multi_plan *mp = NULL;
+    const double negative[] = {1.0, -1.0};
+    check(clattn_multi_plan_create(m, &dense, negative, &mp) == CLATTN_STATUS_INVALID_SIZE && mp == NULL,
+          "negative weight: %s", clattn_multi_message(m));
+    clattn_context_free(ref);
+    clattn_multi_free(m);
+    return harness_exit();
+}

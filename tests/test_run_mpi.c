@@ -1,0 +1,121 @@
+/* `clattn run ... --mpi` end to end (argv[1]: the tool, argv[2]: mpiexec): three ranks, rank 0
+ * reading and writing the .npy files, must write what one process writes (within 2e-4) for a
+ * window with global tokens, causal with padding and a decode; a missing input must fail every
+ * rank with the tool's usage status and write nothing. */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "npy.h"
+#include "random.h"
+
+#define TOLERANCE 2e-4
+
+static char dir[64];
+
+static int write_random(const char *name, int b, int h, int n, int d, unsigned long long seed)
+{
+    const long long shape[4] = {b, h, n, d};
+    const size_t count = (size_t)b * h * n * d;
+    float *x = malloc(count * sizeof *x);
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    tool_error err;
+    int ok = x != NULL;
+    if (ok) {
+        random_normal(x, count, &seed);
+        ok = npy_write(path, 4, shape, x, &err) == CLATTN_STATUS_OK;
+    }
+    free(x);
+    return ok;
+}
+
+/* The exit status of a shell command (-1 when it did not exit). */
+static int shell(const char *command)
+{
+    const int rc = system(command);
+    return rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static double file_diff(const char *a, const char *b)
+{
+    char pa[128], pb[128];
+    snprintf(pa, sizeof pa, "%s/%s", dir, a);
+    snprintf(pb, sizeof pb, "%s/%s", dir, b);
+    npy_tensor x = {0}, y = {0};
+    tool_error err;
+    double worst = INFINITY;
+    if (npy_read(pa, 1, 4, &x, &err) == 0 && npy_read(pb, 1, 4, &y, &err) == 0 && x.count == y.count &&
+        x.rank == y.rank && memcmp(x.shape, y.shape, sizeof x.shape) == 0) {
+        worst = 0.0;
+        for (size_t i = 0; i < x.count; i++) {
+            if (isinf(x.data[i]) || isinf(y.data[i])) {
+                worst = x.data[i] == y.data[i] ? worst : INFINITY;
+                continue;
+            }
+            const double d = fabs((double)x.data[i] - (double)y.data[i]);
+            worst = isnan(d) ? INFINITY : d > worst ? d : worst;
+        }
+    }
+    npy_free(&y);
+    npy_free(&x);
+    return worst;
+}
+
+static void check_pattern(const char *tool, const char *mpiexec, const char *device, const char *what,
+                          const char *inputs, const char *flags)
+{
+    char one[1024], many[1024];
+    snprintf(one, sizeof one, "%s run %s --out %s/one.npy --lse %s/one_lse.npy %s --device %s", tool, inputs, dir, dir,
+             flags, device);
+    snprintf(many, sizeof many,
+             "%s -n 3 --oversubscribe %s run %s --out %s/many.npy --lse %s/many_lse.npy %s --device %s --mpi", mpiexec,
+             tool, inputs, dir, dir, flags, device);
+    const int a = shell(one), b = shell(many);
+    const double e =
+        a == 0 && b == 0 ? fmax(file_diff("one.npy", "many.npy"), file_diff("one_lse.npy", "many_lse.npy")) : INFINITY;
+    check(a == 0 && b == 0 && e <= TOLERANCE, "%-24s one process exit %d, 3 ranks exit %d, max difference %.2e", what,
+          a, b, e);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3)
+        return check_skip("usage: test_run_mpi TOOL MPIEXEC");
+    char specs[HARNESS_MAX_DEVICES][16];
+    if (harness_devices(specs, HARNESS_MAX_DEVICES) == 0)
+        return check_skip(HARNESS_NO_DEVICE);
+    snprintf(dir, sizeof dir, "/tmp/clattn_run_mpi_XXXXXX");
+    if (mkdtemp(dir) == NULL || !write_random("q.npy", 2, 4, 75, 32, 1) || !write_random("k.npy", 2, 2, 75, 32, 2) ||
+        !write_random("v.npy", 2, 2, 75, 32, 3) || !write_random("qd.npy", 2, 4, 1, 32, 4) ||
+        !write_random("kx.npy", 2, 2, 3, 32, 5) || !write_random("vx.npy", 2, 2, 3, 32, 6)) {
+        check(0, "setup: writing the inputs in %s", dir);
+        return check_exit();
+    }
+    char inputs[512], decode[512];
+    snprintf(inputs, sizeof inputs, "--q %s/q.npy --k %s/k.npy --v %s/v.npy", dir, dir, dir);
+    snprintf(decode, sizeof decode, "--q %s/qd.npy --k %s/k.npy --v %s/v.npy", dir, dir, dir);
+    check_pattern(argv[1], argv[2], specs[0], "window + globals", inputs, "--window 9,4 --global 3,40,70");
+    char extra[256];
+    snprintf(extra, sizeof extra, "--causal --seq-lens 75,41 --kx %s/kx.npy --vx %s/vx.npy", dir, dir);
+    check_pattern(argv[1], argv[2], specs[0], "causal padding extra keys", inputs, extra);
+    check_pattern(argv[1], argv[2], specs[0], "decode causal", decode, "--causal");
+    char missing[1024], out[128];
+    snprintf(missing, sizeof missing,
+             "%s -n 3 --oversubscribe %s run --q %s/absent.npy --k %s/k.npy --v %s/v.npy "
+             "--out %s/bad.npy --device %s --mpi 2>/dev/null",
+             argv[2], argv[1], dir, dir, dir, dir, specs[0]);
+    snprintf(out, sizeof out, "%s/bad.npy", dir);
+    const int rc = shell(missing);
+    check(rc == 2 && access(out, F_OK) != 0, "a missing input: 3 ranks exit %d (2 expected), nothing written", rc);
+    char clean[128];
+    snprintf(clean, sizeof clean, "rm -rf %s", dir);
+    shell(clean);
+    return check_exit();
+}

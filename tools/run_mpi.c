@@ -1,0 +1,244 @@
+/* `clattn run ... --mpi` under mpirun: rank 0 reads the whole .npy files and sends every rank its
+ * shard (equal shares of the tokens: Q rows, K and V rows; extra keys to all), the ranks run the
+ * problem sequence parallel (clattn_mpi.h), and rank 0 gathers O and LSE and writes them whole. */
+#include "run_mpi.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clattn_mpi.h"
+#include "exit_status.h"
+#include "run_io.h"
+
+#define TAG_SHARD 1801
+
+typedef struct {
+    int k_first, k_count, q_first, q_count;
+} shard;
+
+/* Rows [first, first + count) of every head of a [heads, rows, width] tensor, packed; or back. */
+static void pack_rows(float *packed, const float *whole, size_t heads, int rows, int first, int count, int width,
+                      int unpack)
+{
+    const size_t w = (size_t)width, n = (size_t)count * w;
+    for (size_t h = 0; h < heads; h++) {
+        float *a = packed + h * n;
+        float *b = (float *)whole + (h * (size_t)rows + (size_t)first) * w;
+        memcpy(unpack ? b : a, unpack ? a : b, n * sizeof(float));
+    }
+}
+
+typedef struct {
+    float *data;
+    size_t heads;
+    int rows, width;
+} piece;
+
+/* Rank 0 sends each rank its rows of each input; the others receive theirs. */
+static int scatter(const piece *whole, piece *mine, int count, const shard *all, int rank, int size, int is_q)
+{
+    int rc = MPI_SUCCESS;
+    for (int i = 0; i < count && rc == MPI_SUCCESS; i++) {
+        for (int d = 0; d < size && rank == 0 && rc == MPI_SUCCESS; d++) {
+            const int first = is_q ? all[d].q_first : all[d].k_first, n = is_q ? all[d].q_count : all[d].k_count;
+            float *dst = d == 0 ? mine[i].data : malloc(whole[i].heads * (size_t)n * (size_t)whole[i].width * 4 + 4);
+            if (dst == NULL)
+                return MPI_ERR_NO_MEM;
+            pack_rows(dst, whole[i].data, whole[i].heads, whole[i].rows, first, n, whole[i].width, 0);
+            if (d > 0) {
+                rc = MPI_Send(dst, (int)(whole[i].heads * (size_t)n * (size_t)whole[i].width), MPI_FLOAT, d, TAG_SHARD,
+                              MPI_COMM_WORLD);
+                free(dst);
+            }
+        }
+        if (rank > 0)
+            rc = MPI_Recv(mine[i].data, (int)(mine[i].heads * (size_t)mine[i].rows * (size_t)mine[i].width), MPI_FLOAT,
+                          0, TAG_SHARD, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    }
+    return rc;
+}
+
+/* Rank 0 receives each rank's rows of O and LSE into the whole tensors. */
+static int gather(piece *whole, const piece *mine, int count, const shard *all, int rank, int size)
+{
+    int rc = MPI_SUCCESS;
+    for (int i = 0; i < count && rc == MPI_SUCCESS; i++) {
+        if (rank > 0) {
+            rc = MPI_Send(mine[i].data, (int)(mine[i].heads * (size_t)mine[i].rows * (size_t)mine[i].width), MPI_FLOAT,
+                          0, TAG_SHARD, MPI_COMM_WORLD);
+            continue;
+        }
+        for (int d = 0; d < size && rc == MPI_SUCCESS; d++) {
+            const size_t n = whole[i].heads * (size_t)all[d].q_count * (size_t)whole[i].width;
+            float *src = d == 0 ? mine[i].data : malloc(n * sizeof(float) + 4);
+            if (src == NULL)
+                return MPI_ERR_NO_MEM;
+            if (d > 0)
+                rc = MPI_Recv(src, (int)n, MPI_FLOAT, d, TAG_SHARD, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            if (rc == MPI_SUCCESS)
+                pack_rows(src, whole[i].data, whole[i].heads, whole[i].rows, all[d].q_first, all[d].q_count,
+                          whole[i].width, 1);
+            if (d > 0)
+                free(src);
+        }
+    }
+    return rc;
+}
+
+/* One status for every rank: rank 0's when it failed (its message printed), else the worst. */
+static int agree(int status, int rank, const run_args *a)
+{
+    int worst = 0;
+    const int mine = status != 0;
+    MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (!worst)
+        return 0;
+    int code = status;
+    MPI_Allreduce(MPI_IN_PLACE, &code, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (status)
+        fprintf(stderr, "clattn: rank %d: %s (%s)\n", rank, a->message, tool_status_string(status));
+    return code;
+}
+
+static int run_ranks(run_args *a, npy_tensor *in, int rank, int size)
+{
+    int status = CLATTN_STATUS_OK;
+    if (rank == 0 && (status = run_io_read_inputs(a, in)) == CLATTN_STATUS_OK)
+        status = run_io_derive_shape(in, a);
+    MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (status) {
+        if (rank == 0)
+            fprintf(stderr, "clattn: %s (%s)\n", a->message, tool_status_string(status));
+        return status;
+    }
+    MPI_Bcast(&a->problem, (int)sizeof a->problem, MPI_BYTE, 0, MPI_COMM_WORLD);
+    clattn_problem *p = &a->problem;
+    p->global_idx = a->globals; /* every rank parsed the same arguments */
+    if (p->kv_heads == 0)
+        p->kv_heads = p->heads;
+    /* Equal shares of the tokens; the plan says which query rows each share holds. */
+    const int k_count = (int)((long long)p->kv_len * (rank + 1) / size - (long long)p->kv_len * rank / size);
+    clattn_context *ctx = NULL;
+    clattn_mpi_plan *plan = NULL;
+    status = clattn_context_create(&(clattn_context_desc){.device = a->device}, &ctx);
+    snprintf(a->message, sizeof a->message, "%s", clattn_context_message(NULL));
+    status = agree(status, rank, a);
+    if (!status) {
+        status = clattn_mpi_plan_create(ctx, MPI_COMM_WORLD, p, k_count, &plan); /* the same on every rank */
+        if (status && rank == 0)
+            fprintf(stderr, "clattn: %s (%s)\n", clattn_context_message(ctx), tool_status_string(status));
+    }
+    shard *all = malloc((size_t)size * sizeof *all);
+    shard me = {0};
+    if (!status)
+        clattn_mpi_plan_shard(plan, &me.k_first, &me.k_count, &me.q_first, &me.q_count);
+    const size_t qh = (size_t)p->batch * (size_t)p->heads, kh = (size_t)p->batch * (size_t)p->kv_heads;
+    const size_t x = kh * (size_t)p->extra_len;
+    piece mine_in[3] = {
+        {NULL, qh, me.q_count, p->head_dim}, {NULL, kh, me.k_count, p->head_dim}, {NULL, kh, me.k_count, p->value_dim}};
+    piece mine_out[2] = {{NULL, qh, me.q_count, p->value_dim}, {NULL, qh, me.q_count, 1}};
+    float *kx = rank == 0 ? in[IN_KX].data : malloc(x * (size_t)p->head_dim * sizeof(float) + 4);
+    float *vx = rank == 0 ? in[IN_VX].data : malloc(x * (size_t)p->value_dim * sizeof(float) + 4);
+    if (!status) {
+        int ok = all != NULL && ((kx != NULL && vx != NULL) || x == 0);
+        for (int i = 0; i < 3; i++)
+            ok &= (mine_in[i].data = malloc(
+                       mine_in[i].heads * (size_t)mine_in[i].rows * (size_t)mine_in[i].width * sizeof(float) + 4)) !=
+                  NULL;
+        for (int i = 0; i < 2; i++)
+            ok &= (mine_out[i].data = malloc(
+                       mine_out[i].heads * (size_t)mine_out[i].rows * (size_t)mine_out[i].width * sizeof(float) + 4)) !=
+                  NULL;
+        if (!ok)
+            snprintf(a->message, sizeof a->message, "no memory for this rank's shard");
+        status = agree(ok ? 0 : CLATTN_STATUS_HOST_OUT_OF_MEMORY, rank, a);
+    }
+    if (!status) {
+        const piece whole_q = {in[IN_Q].data, qh, p->q_len, p->head_dim};
+        const piece whole_kv[2] = {{in[IN_K].data, kh, p->kv_len, p->head_dim},
+                                   {in[IN_V].data, kh, p->kv_len, p->value_dim}};
+        int rc = MPI_Allgather(&me, 4, MPI_INT, all, 4, MPI_INT, MPI_COMM_WORLD);
+        if (rc == MPI_SUCCESS)
+            rc = scatter(&whole_q, mine_in, 1, all, rank, size, 1);
+        if (rc == MPI_SUCCESS)
+            rc = scatter(whole_kv, mine_in + 1, 2, all, rank, size, 0);
+        if (rc == MPI_SUCCESS && x > 0)
+            rc = MPI_Bcast(kx, (int)(x * (size_t)p->head_dim), MPI_FLOAT, 0, MPI_COMM_WORLD);
+        if (rc == MPI_SUCCESS && x > 0)
+            rc = MPI_Bcast(vx, (int)(x * (size_t)p->value_dim), MPI_FLOAT, 0, MPI_COMM_WORLD);
+        snprintf(a->message, sizeof a->message, "sending the shards failed");
+        status = agree(rc == MPI_SUCCESS ? 0 : CLATTN_STATUS_MPI, rank, a);
+    }
+    if (!status) {
+        const size_t f = sizeof(float);
+        const clattn_host_tensors t = {
+            .q = {mine_in[0].data, qh * (size_t)me.q_count * (size_t)p->head_dim * f},
+            .k = {mine_in[1].data, kh * (size_t)me.k_count * (size_t)p->head_dim * f},
+            .v = {mine_in[2].data, kh * (size_t)me.k_count * (size_t)p->value_dim * f},
+            .out = {mine_out[0].data, qh * (size_t)me.q_count * (size_t)p->value_dim * f},
+            .lse = {mine_out[1].data, qh * (size_t)me.q_count * f},
+            .kx = {kx, x * (size_t)p->head_dim * f},
+            .vx = {vx, x * (size_t)p->value_dim * f},
+            .seq_lens = a->seq_lens,
+        };
+        status = clattn_mpi_plan_run_host(plan, &t); /* every rank returns the same status */
+        if (status && rank == 0)
+            fprintf(stderr, "clattn: %s (%s)\n", clattn_context_message(ctx), tool_status_string(status));
+    }
+    float *out = NULL, *lse = NULL;
+    if (!status) {
+        const size_t rows = qh * (size_t)p->q_len;
+        out = rank == 0 ? malloc(rows * (size_t)p->value_dim * sizeof(float) + 4) : NULL;
+        lse = rank == 0 ? malloc(rows * sizeof(float) + 4) : NULL;
+        piece whole_out[2] = {{out, qh, p->q_len, p->value_dim}, {lse, qh, p->q_len, 1}};
+        const int rc = rank == 0 && (out == NULL || lse == NULL) ? MPI_ERR_NO_MEM
+                                                                 : gather(whole_out, mine_out, 2, all, rank, size);
+        if (rc != MPI_SUCCESS)
+            snprintf(a->message, sizeof a->message, "gathering the output failed");
+        status = rc == MPI_SUCCESS && rank == 0 ? run_io_write_outputs(a, &in[IN_Q], out, lse)
+                 : rc == MPI_SUCCESS            ? 0
+                                                : CLATTN_STATUS_MPI;
+        status = agree(status, rank, a);
+    }
+    free(lse);
+    free(out);
+    clattn_mpi_plan_free(plan);
+    clattn_context_free(ctx);
+    for (int i = 1; i >= 0; i--)
+        free(mine_out[i].data);
+    for (int i = 2; i >= 0; i--)
+        free(mine_in[i].data);
+    if (rank > 0) {
+        free(vx);
+        free(kx);
+    }
+    free(all);
+    return status;
+}
+
+int run_mpi_main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    char **args = malloc((size_t)argc * sizeof *args);
+    int nargs = 0;
+    for (int i = 0; args != NULL && i < argc; i++)
+        if (strcmp(argv[i], "--mpi") != 0)
+            args[nargs++] = argv[i];
+    run_args a = {0};
+    npy_tensor in[IN_COUNT] = {{0}};
+    int status = args == NULL ? CLATTN_STATUS_HOST_OUT_OF_MEMORY : run_args_parse(nargs, args, &a);
+    if (status && rank == 0)
+        fprintf(stderr, "clattn: %s (%s)\n", a.message, tool_status_string(status));
+    if (!status)
+        status = run_ranks(&a, in, rank, size);
+    for (int i = IN_COUNT - 1; i >= 0; i--)
+        npy_free(&in[i]);
+    run_args_free(&a);
+    free(args);
+    MPI_Finalize();
+    return status == CLATTN_STATUS_MPI ? EXIT_RUNTIME : clattn_exit_status(status);
+}
