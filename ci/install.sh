@@ -3,7 +3,8 @@
 # OpenCL CPU runtime as a second OpenCL implementation beside POCL. Sourced by ci/demo.sh and
 # ci/test.sh; installs nothing that is already there.
 packages=(build-essential cmake pkg-config ocl-icd-opencl-dev opencl-c-headers ocl-icd-libopencl1
-          pocl-opencl-icd clinfo libopenblas-dev clang clang-format libclang-rt-14-dev oclgrind python3-venv)
+          pocl-opencl-icd clinfo libopenblas-dev clang clang-format libclang-rt-14-dev oclgrind python3-venv
+          clang-15 libclc-15 liboclgrind-dev llvm-dev) # the last four: ci/gpu_static.sh
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

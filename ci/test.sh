@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: install what is missing, check the formatting, build with -Wall -Wextra
 # -Werror, run every test on every OpenCL device (POCL, and Intel's CPU runtime where
-# ci/install.sh could add it), then the checking steps: sanitizers, Oclgrind on the kernels, fuzzers.
+# ci/install.sh could add it), then the checking steps: sanitizers, Oclgrind on the kernels, the
+# GPU programs' resources and coalescing for NVIDIA and AMD GPUs, fuzzers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/install.sh
@@ -12,5 +13,6 @@ build/clattn devices
 ctest --test-dir build --output-on-failure
 ci/sanitizers.sh
 ci/oclgrind.sh build
+ci/gpu_static.sh build
 ci/fuzz.sh
 echo "ci/test.sh: all steps passed"
