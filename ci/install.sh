@@ -4,7 +4,7 @@
 # ci/test.sh; installs nothing that is already there.
 packages=(build-essential cmake pkg-config ocl-icd-opencl-dev opencl-c-headers ocl-icd-libopencl1
           pocl-opencl-icd clinfo libopenblas-dev clang clang-format libclang-rt-14-dev oclgrind python3-venv
-          libopenmpi-dev openmpi-bin)
+          libopenmpi-dev openmpi-bin clang-15 libclc-15 liboclgrind-dev llvm-dev) # the last four: ci/gpu_static.sh
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

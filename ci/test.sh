@@ -2,7 +2,8 @@
 # The test command: install what is missing, check the formatting, build with -Wall -Wextra
 # -Werror, run every test on every OpenCL device (POCL, and Intel's CPU runtime where
 # ci/install.sh could add it), the Python package's tests after `pip install .` into a fresh venv
-# (ci/python.sh), then the checking steps: sanitizers, Oclgrind on the kernels, fuzzers.
+# (ci/python.sh), then the checking steps: sanitizers, Oclgrind on the kernels, the GPU programs'
+# resources and coalescing for NVIDIA and AMD GPUs, fuzzers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/install.sh
@@ -14,5 +15,6 @@ ctest --test-dir build --output-on-failure
 ci/python.sh
 ci/sanitizers.sh
 ci/oclgrind.sh build
+ci/gpu_static.sh build
 ci/fuzz.sh
 echo "ci/test.sh: all steps passed"

@@ -1,6 +1,6 @@
-// What both attention programs share (common.cl + attention_cpu.cl + decode.cl for CPUs,
-// common.cl + attention_gpu.cl for GPUs): build options, vector types, the visibility rules,
-// row output and the attention kernel's argument list.
+// What the attention programs share (common.cl + attention_cpu.cl + decode.cl for CPUs,
+// common.cl + attention_gpu.cl and common.cl + decode_gpu.cl for GPUs): build options, vector types, the visibility
+// rules, row output and the attention kernel's argument list.
 //
 // Flash-style attention over a band of keys plus a list of side keys (global, summary and extra
 // tokens), with a running-max online softmax; never materialises a score matrix. Dense, causal
@@ -155,16 +155,29 @@ inline size_t kv_head_of(int bh, int heads, int kv_heads)
 //        finite max turns it into a plain sum, the -inf logits weighing 0.
 // Infinities in V reach acc by arithmetic alone. All of it is settled once per row (here, and
 // where a row has no finite max yet), so the key loops carry none of it.
+// row_value and row_lse apply it to one output value and to the LSE.
+inline float row_divisor(float l)
+{
+    return as_uint(l) == 0 ? 1.0f : l == 0.0f ? NAN : l;
+}
+
+inline float row_value(float acc, float l)
+{
+    return as_uint(l) == 0 ? 0.0f : acc * (1.0f / row_divisor(l));
+}
+
+inline float row_lse(float m, float l)
+{
+    return as_uint(l) == 0 ? -INFINITY : (m + log2(row_divisor(l))) * M_LN2_F;
+}
+
 inline void write_row(__global float *out, __global float *lse, size_t row, int write_lse, const float *acc, float m,
                       float l)
 {
-    const bool empty = as_uint(l) == 0;
-    const float sum = empty ? 1.0f : l == 0.0f ? NAN : l;
-    const float inv = 1.0f / sum;
     for (int dv = 0; dv < DV; dv++)
-        out[row * DV + dv] = empty ? 0.0f : acc[dv] * inv;
+        out[row * DV + dv] = row_value(acc[dv], l);
     if (write_lse)
-        lse[row] = empty ? -INFINITY : (m + log2(sum)) * M_LN2_F;
+        lse[row] = row_lse(m, l);
 }
 
 // The arguments of the `attention` kernel, the same in both variants (the host sets them in this

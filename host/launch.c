@@ -1,7 +1,8 @@
 /* A run of a plan on device buffers: key packing (CPU variant), the side keys (globals,
  * summaries, extras), the banded attention pass over every row, and a dense pass over the
- * global rows. Decode (a few query rows, CPU variant) instead splits the keys: attention_split,
- * then combine_splits. Every launch is chained to the previous one by its event. */
+ * global rows. Decode (a few query rows) instead splits the keys: attention_split, then
+ * combine_splits on the CPU variant; split_keys, then merge_splits on the GPU variant, which also
+ * runs its global rows that way. Every launch is chained to the previous one by its event. */
 #include "plan.h"
 #include "problem.h"
 
@@ -219,11 +220,51 @@ static cl_int enqueue_split(clattn_plan *plan, command_chain *chain, const clatt
     return rc == CL_SUCCESS ? chain_launch(chain, plan->combine, 1, &all_rows, &one) : rc;
 }
 
+/* GPU variant: a pass's rows (decode's, or the global rows) split over the keys they see, then the
+ * merge of the splits into the pass's out and lse (cl/decode_gpu.cl). */
+static cl_int enqueue_split_gpu(clattn_plan *plan, command_chain *chain, const attention_pass *pass)
+{
+    const clattn_problem *p = &plan->p;
+    const cl_mem side_k = or_unread(plan->side_k, pass->keys);
+    const cl_mem side_v = or_unread(plan->side_v, pass->v);
+    const kernel_arg args[] = {
+        ARG(pass->q),        ARG(pass->keys),        ARG(pass->v),         ARG(side_k),           ARG(side_v),
+        ARG(plan->side_pos), ARG(plan->seq_lens),    ARG(plan->rows),      ARG(plan->part_acc),   ARG(plan->part_ml),
+        ARG(p->heads),       ARG(p->kv_heads),       ARG(p->q_len),        ARG(p->kv_len),        ARG(pass->num_rows),
+        ARG(pass->use_rows), ARG(pass->left),        ARG(pass->right),     ARG(pass->dilation),   ARG(p->causal),
+        ARG(plan->n_side),   ARG(p->num_global),     ARG(plan->n_summary), ARG(pass->side_begin), ARG(pass->side_count),
+        ARG(plan->key_lo),   ARG(plan->band_splits), ARG(plan->split_len), ARG(plan->qscale)};
+    cl_int rc = set_args(plan->split, args, sizeof args / sizeof args[0]);
+    const clattn__split_tiles *t = &plan->split_tiles;
+    const int group_rows = p->heads / p->kv_heads * pass->num_rows;
+    const size_t local[3] = {(size_t)t->wg, 1, 1};
+    const size_t global[3] = {(size_t)plan->splits * t->wg, (size_t)((group_rows + t->rb - 1) / t->rb),
+                              (size_t)p->batch * p->kv_heads};
+    if (rc == CL_SUCCESS)
+        rc = chain_launch(chain, plan->split, 3, global, local);
+
+    const cl_mem lse = or_unread(pass->lse, pass->out);
+    const int write_lse = pass->lse != NULL;
+    const kernel_arg merge[] = {
+        ARG(plan->part_acc), ARG(plan->part_ml),  ARG(plan->rows),     ARG(pass->out),    ARG(lse),
+        ARG(p->q_len),       ARG(pass->num_rows), ARG(pass->use_rows), ARG(plan->splits), ARG(write_lse)};
+    if (rc == CL_SUCCESS)
+        rc = set_args(plan->combine, merge, sizeof merge / sizeof merge[0]);
+    /* One work-item per value column: the smallest halving of the work-group that covers Dv. */
+    size_t cols = (size_t)t->wg;
+    while (cols > 1 && cols / 2 >= (size_t)p->value_dim)
+        cols /= 2;
+    const size_t merge_local[2] = {cols, 1};
+    const size_t merge_global[2] = {((size_t)p->value_dim + cols - 1) / cols * cols,
+                                    (size_t)p->batch * p->heads * pass->num_rows};
+    return rc == CL_SUCCESS ? chain_launch(chain, plan->combine, 2, merge_global, merge_local) : rc;
+}
+
 static cl_int enqueue_passes(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
 {
     const clattn_problem *p = &plan->p;
     const int panels = clattn__plan_packs_keys(plan);
-    if (plan->splits > 0)
+    if (plan->decode && plan->tiles.cpu_variant)
         return enqueue_split(plan, chain, bufs);
     cl_int rc = CL_SUCCESS;
     if (panels)
@@ -241,6 +282,8 @@ static cl_int enqueue_passes(clattn_plan *plan, command_chain *chain, const clat
                            0,         plan->n_side,
                            p->causal};
     band_sides(p, &band.left, &band.right);
+    if (plan->decode) /* GPU variant */
+        return rc == CL_SUCCESS ? enqueue_split_gpu(plan, chain, &band) : rc;
     if (rc == CL_SUCCESS)
         rc = enqueue_attention(plan, chain, &band);
     if (rc != CL_SUCCESS || plan->n_global_rows == 0)
@@ -266,7 +309,9 @@ static cl_int enqueue_passes(clattn_plan *plan, command_chain *chain, const clat
             dense.keys = plan->kg_panels;
         }
     }
-    return rc == CL_SUCCESS ? enqueue_attention(plan, chain, &dense) : rc;
+    if (rc != CL_SUCCESS)
+        return rc;
+    return plan->tiles.cpu_variant ? enqueue_attention(plan, chain, &dense) : enqueue_split_gpu(plan, chain, &dense);
 }
 
 int clattn__plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_buffers *buffers, cl_uint num_wait,

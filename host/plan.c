@@ -33,17 +33,25 @@ static int create_kernel(clattn_plan *plan, const char *source, const char *name
 static int create_kernels(clattn_plan *plan, clattn__error *err)
 {
     const clattn_problem *p = &plan->p;
+    const int cpu = plan->tiles.cpu_variant;
     char options[512];
     clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
-    /* Each variant's program: the common part, the variant, and for the CPU the decode split. */
-    const char *attention = plan->tiles.cpu_variant ? "common+attention_cpu+decode" : "common+attention_gpu";
-    int status;
-    if (plan->splits > 0) {
+    /* Each variant's program: the common part, the variant, and for the CPU the decode split. The
+     * GPU's split is a program of its own: decode builds no attention kernel. */
+    const char *attention = cpu ? "common+attention_cpu+decode" : CLATTN_GPU_ATTENTION_PROGRAM;
+    int status = CLATTN_STATUS_OK;
+    if (plan->decode && cpu) {
         status = create_kernel(plan, attention, "attention_split", options, &plan->split, err);
         if (!status)
             status = create_kernel(plan, attention, "combine_splits", options, &plan->combine, err);
-    } else
+    } else if (!plan->decode)
         status = create_kernel(plan, attention, "attention", options, &plan->attention, err);
+    if (!status && !cpu && plan->splits > 0) {
+        clattn__split_options(&plan->split_tiles, p->head_dim, p->value_dim, options, sizeof options);
+        status = create_kernel(plan, CLATTN_GPU_SPLIT_PROGRAM, "split_keys", options, &plan->split, err);
+        if (!status)
+            status = create_kernel(plan, CLATTN_GPU_SPLIT_PROGRAM, "merge_splits", options, &plan->combine, err);
+    }
     if (!status && clattn__plan_packs_keys(plan)) {
         char pack_options[64];
         clattn__pack_options(p->head_dim, pack_options, sizeof pack_options);
@@ -54,8 +62,8 @@ static int create_kernels(clattn_plan *plan, clattn__error *err)
     return status;
 }
 
-/* Decode: enough key splits that every compute unit gets several work-items, none shorter than
- * CLATTN_SPLIT_MIN_KEYS keys. */
+/* CPU variant's decode: enough key splits that every compute unit gets several work-items, none
+ * shorter than CLATTN_SPLIT_MIN_KEYS keys. */
 static void choose_splits(clattn_plan *plan)
 {
     const clattn_problem *p = &plan->p;
@@ -71,6 +79,51 @@ static void choose_splits(clattn_plan *plan)
     len = (len + CLATTN_KEY_CHUNK - 1) / CLATTN_KEY_CHUNK * CLATTN_KEY_CHUNK;
     plan->split_len = (int)len;
     plan->splits = (int)(((long long)p->kv_len + len - 1) / len);
+    plan->split_rows = p->q_len;
+}
+
+/* GPU variant: the keys in the band of the split pass's rows, [*lo, *hi]. Decode's rows sit at the
+ * last positions, so only a window's left side cuts the band; the global rows see every key, up
+ * to the last of them with causal. */
+static void split_band(const clattn_plan *plan, int *lo, int *hi)
+{
+    const clattn_problem *p = &plan->p;
+    const long long first = (long long)p->kv_len - p->q_len - p->window_left;
+    *lo = plan->decode && p->window && first > 0 ? (int)first : 0;
+    *hi =
+        !plan->decode && p->causal ? plan->global_rows[plan->n_global_rows - 1] + p->kv_len - p->q_len : p->kv_len - 1;
+}
+
+/* GPU variant: the split over the keys of decode or of the global-rows pass (launch.c). Enough
+ * splits that each compute unit gets CLATTN_SPLIT_GPU_GROUPS_PER_CU work-groups, none shorter
+ * than CLATTN_SPLIT_GPU_MIN_KEYS keys; the pass's side keys (decode: all of them; global rows:
+ * the summary and extra keys, none with Qg/Kg/Vg) take splits of the same length after the band's. */
+static int choose_gpu_splits(clattn_plan *plan, clattn__error *err)
+{
+    const clattn_problem *p = &plan->p;
+    plan->split_rows = plan->decode ? p->q_len : plan->n_global_rows;
+    const int group_rows = p->heads / p->kv_heads * plan->split_rows;
+    int status = clattn__choose_split_tiles(plan->ctx, p->head_dim, p->value_dim, group_rows, &plan->split_tiles, err);
+    if (status)
+        return status;
+    int lo, hi;
+    split_band(plan, &lo, &hi);
+    const long long keys = (long long)hi - lo + 1, bn = plan->split_tiles.bn;
+    const size_t groups =
+        (size_t)p->batch * p->kv_heads * ((group_rows + plan->split_tiles.rb - 1) / plan->split_tiles.rb);
+    const size_t wanted = (size_t)CLATTN_SPLIT_GPU_GROUPS_PER_CU * plan->ctx->caps.compute_units;
+    long long splits = groups >= wanted ? 1 : (long long)((wanted + groups - 1) / groups);
+    const long long most = (keys + CLATTN_SPLIT_GPU_MIN_KEYS - 1) / CLATTN_SPLIT_GPU_MIN_KEYS;
+    if (splits > most)
+        splits = most;
+    long long len = (keys + splits - 1) / splits;
+    len = (len + bn - 1) / bn * bn;
+    const int side = plan->decode ? plan->n_side : p->global_qkv ? 0 : plan->n_side - p->num_global;
+    plan->key_lo = lo;
+    plan->split_len = (int)len;
+    plan->band_splits = (int)((keys + len - 1) / len);
+    plan->splits = plan->band_splits + (int)((side + len - 1) / len);
+    return CLATTN_STATUS_OK;
 }
 
 /* Global tokens: a sorted private copy, and the query rows that sit at global positions. */
@@ -120,14 +173,16 @@ int clattn_plan_create(clattn_context *ctx, const clattn_problem *problem, clatt
                                   "grid_pattern = %d: 2-D patterns run on the reference device only",
                                   (int)plan->p.grid_pattern);
         /* Decode candidates: a tile holds rows of every head of a kv head's query group. */
-        const int decode = plan->p.q_len <= CLATTN_SPLIT_MAX_QUERIES && plan->n_global_rows == 0;
+        plan->decode = plan->p.q_len <= CLATTN_SPLIT_MAX_QUERIES && plan->n_global_rows == 0;
         const int group_rows = plan->p.heads / plan->p.kv_heads * plan->p.q_len;
         if (!status)
-            status = clattn__choose_tiles(ctx, plan->p.head_dim, plan->p.value_dim, decode ? group_rows : plan->p.q_len,
-                                          &plan->tiles, &err);
+            status = clattn__choose_tiles(ctx, plan->p.head_dim, plan->p.value_dim,
+                                          plan->decode ? group_rows : plan->p.q_len, &plan->tiles, &err);
         plan->qscale = plan->p.scale * (float)CL_M_LOG2E;
-        if (!status && decode && plan->tiles.cpu_variant)
+        if (!status && plan->decode && plan->tiles.cpu_variant)
             choose_splits(plan);
+        else if (!status && !plan->tiles.cpu_variant && (plan->decode || plan->n_global_rows > 0))
+            status = choose_gpu_splits(plan, &err);
         if (!status)
             status = create_kernels(plan, &err);
         if (!status)

@@ -14,8 +14,14 @@ struct clattn_plan {
     int n_global_rows;
     int n_summary, n_side; /* side keys: [globals | summaries | extras] */
     clattn_tiles tiles;
-    int splits;    /* decode: key splits (0: the banded pass instead) */
-    int split_len; /* decode: keys per split, a multiple of CLATTN_KEY_CHUNK */
+    int decode;     /* a few query rows: a split over the keys runs instead of the banded pass */
+    int splits;     /* key splits of decode, or (GPU variant) of the global-rows pass; 0: none */
+    int split_len;  /* keys per split, a multiple of CLATTN_KEY_CHUNK (CPU) or of split_tiles.bn (GPU) */
+    int split_rows; /* query rows per (batch, head) of the split pass: Nq, or the global rows */
+    /* GPU variant's split (cl/decode_gpu.cl): splits [0, band_splits) cover the band from key_lo
+     * on, the rest the pass's side keys. */
+    int band_splits, key_lo;
+    clattn__split_tiles split_tiles;
     cl_kernel attention, pack, side, split, combine;
     /* scratch (device): NULL where the problem does not need it */
     cl_mem k_panels;    /* [B, Hkv, ceil(Nk/KC), D, KC]           CPU variant, not decode */
@@ -27,8 +33,8 @@ struct clattn_plan {
     cl_mem seq_lens;    /* int [B] */
     cl_mem rows;        /* int [max(1, n_global_rows)] */
     cl_mem global_buf;  /* int [max(1, num_global)] */
-    cl_mem part_acc;    /* [B, H, Nq, splits, Dv]                   decode */
-    cl_mem part_ml;     /* [B, H, Nq, splits, 2] running max and sum  decode */
+    cl_mem part_acc;    /* [B, H, split_rows, splits, Dv]           splits */
+    cl_mem part_ml;     /* [B, H, split_rows, splits, 2] running max and sum */
     float qscale;       /* the scale times log2(e): the kernels' softmax is in base 2 */
     size_t scratch_bytes;
     int *host_seq_lens; /* [B] last uploaded */
@@ -39,7 +45,7 @@ struct clattn_plan {
 /* The CPU variant reads K as panels, except decode, which reads it row-major. */
 static inline int clattn__plan_packs_keys(const clattn_plan *plan)
 {
-    return plan->tiles.cpu_variant && plan->splits == 0;
+    return plan->tiles.cpu_variant && !plan->decode;
 }
 
 /* Work-items a CPU-variant launch aims for: CLATTN_ITEMS_PER_CU per compute unit. */

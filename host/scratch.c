@@ -1,5 +1,5 @@
 /* A plan's scratch: the device buffers its passes write between launches (key panels, side
- * keys, decode partials) and the small index buffers, sized once at plan creation. */
+ * keys, split partials) and the small index buffers, sized once at plan creation. */
 #include <stdlib.h>
 
 #include "plan.h"
@@ -36,7 +36,7 @@ int clattn__plan_create_scratch(clattn_plan *plan, clattn__error *err)
     if (panels)
         status = create_buffer(plan, panel_bytes(plan, p->kv_len), "key panels", &plan->k_panels, err);
     if (!status && plan->splits > 0) {
-        const size_t parts = (size_t)p->batch * p->heads * p->q_len * plan->splits;
+        const size_t parts = (size_t)p->batch * p->heads * plan->split_rows * plan->splits;
         status =
             create_buffer(plan, parts * p->value_dim * sizeof(float), "split partial outputs", &plan->part_acc, err);
         if (!status)

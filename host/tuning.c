@@ -70,6 +70,27 @@ size_t clattn__tiles_local_bytes(const clattn_tiles *tiles, int d, int dv)
     return tiles->cpu_variant ? 0 : (size_t)tiles->bk * (size_t)(d + dv) * sizeof(float);
 }
 
+/* The largest halving of wg (at least 1) that the device's work-groups take. */
+static int fit_work_group(int wg, const clattn__device_caps *caps)
+{
+    while (wg > 1 && (size_t)wg > caps->max_work_group)
+        wg /= 2;
+    return wg;
+}
+
+/* CLATTN_STATUS_DEVICE_LIMIT, naming `what`, when a kernel of wg work-items and `bytes` of local
+ * memory does not fit the device. */
+static int check_fits(const clattn__device_caps *caps, int wg, size_t bytes, int d, int dv, const char *what,
+                      clattn__error *err)
+{
+    if ((size_t)wg <= caps->max_work_group && bytes <= caps->local_mem)
+        return CLATTN_STATUS_OK;
+    return clattn__fail(err, CLATTN_STATUS_DEVICE_LIMIT,
+                        "head_dim = %d, value_dim = %d: %s needs %zu bytes of local memory, the device has %llu (max "
+                        "work-group %zu)",
+                        d, dv, what, bytes, (unsigned long long)caps->local_mem, caps->max_work_group);
+}
+
 int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, clattn_tiles *out, clattn__error *err)
 {
     const clattn__device_caps *caps = &ctx->caps;
@@ -89,16 +110,12 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows,
     if (t.item_tiles > CLATTN_MAX_ITEM_TILES)
         t.item_tiles = CLATTN_MAX_ITEM_TILES;
     if (!t.cpu_variant) {
-        while (t.wg > 1 && (size_t)t.wg > caps->max_work_group)
-            t.wg /= 2;
+        t.wg = fit_work_group(t.wg, caps);
         while (t.bk > 1 && clattn__tiles_local_bytes(&t, d, dv) > caps->local_mem)
             t.bk /= 2;
-        if ((size_t)t.wg > caps->max_work_group || clattn__tiles_local_bytes(&t, d, dv) > caps->local_mem)
-            return clattn__fail(err, CLATTN_STATUS_DEVICE_LIMIT,
-                                "head_dim = %d, value_dim = %d: one key tile needs %zu bytes of local memory, "
-                                "the device has %llu (max work-group %zu)",
-                                d, dv, clattn__tiles_local_bytes(&t, d, dv), (unsigned long long)caps->local_mem,
-                                caps->max_work_group);
+        const int status = check_fits(caps, t.wg, clattn__tiles_local_bytes(&t, d, dv), d, dv, "one key tile", err);
+        if (status)
+            return status;
     }
     *out = t;
     return CLATTN_STATUS_OK;
@@ -125,4 +142,38 @@ void clattn__attention_options(const clattn_tiles *tiles, int d, int dv, char *b
 void clattn__pack_options(int d, char *buf, size_t size)
 {
     snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_KC=%d", d, CLATTN_KEY_CHUNK);
+}
+
+size_t clattn__split_local_bytes(const clattn__split_tiles *t, int d, int dv)
+{
+    const size_t bn = (size_t)t->bn, rb = (size_t)t->rb;
+    return (bn * (size_t)(d + dv) + rb * (size_t)d + 2 * rb * (bn + 1) + rb) * sizeof(float);
+}
+
+int clattn__choose_split_tiles(const clattn_context *ctx, int d, int dv, int group_rows, clattn__split_tiles *out,
+                               clattn__error *err)
+{
+    const clattn__device_caps *caps = &ctx->caps;
+    clattn__split_tiles t = {CLATTN_SPLIT_GPU_WG, CLATTN_SPLIT_GPU_BN,
+                             group_rows < CLATTN_SPLIT_GPU_MAX_RB ? group_rows : CLATTN_SPLIT_GPU_MAX_RB};
+    t.wg = fit_work_group(t.wg, caps);
+    if (t.bn > t.wg)
+        t.bn = t.wg;
+    /* Fewer keys per tile first (down to 8), then fewer rows per block, then fewer keys again. */
+    while (clattn__split_local_bytes(&t, d, dv) > caps->local_mem && (t.bn > 1 || t.rb > 1)) {
+        if (t.bn > 8 || (t.bn > 1 && t.rb == 1))
+            t.bn /= 2;
+        else
+            t.rb = (t.rb + 1) / 2;
+    }
+    const int status = check_fits(caps, t.wg, clattn__split_local_bytes(&t, d, dv), d, dv, "the key split", err);
+    if (!status)
+        *out = t;
+    return status;
+}
+
+void clattn__split_options(const clattn__split_tiles *t, int d, int dv, char *buf, size_t size)
+{
+    snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_SPLIT_WG=%d -DCLATTN_SPLIT_BN=%d -DCLATTN_SPLIT_RB=%d",
+             d, dv, t->wg, t->bn, t->rb);
 }

@@ -33,6 +33,42 @@
 #define CLATTN_SPLIT_MAX_QUERIES 4
 #define CLATTN_SPLIT_MIN_KEYS 256
 
+/* The GPU variant's split over the keys (cl/decode_gpu.cl: decode and the global rows): a plan
+ * splits the keys its rows see so that each compute unit gets CLATTN_SPLIT_GPU_GROUPS_PER_CU
+ * work-groups, each split at least CLATTN_SPLIT_GPU_MIN_KEYS keys long. A work-group of
+ * CLATTN_SPLIT_GPU_WG items stages CLATTN_SPLIT_GPU_BN keys at a time for a block of at most
+ * CLATTN_SPLIT_GPU_MAX_RB query rows of a kv head's group: 32 keys make a warp's lanes the tile's
+ * keys. 8 rows (a GQA group of 8 heads, or 4 heads times 2 decode rows) compiled for sm_90 at
+ * D = 128 to 72 registers and 39 KB of __local; 16 rows took 135 registers. */
+#define CLATTN_SPLIT_GPU_WG 128
+#define CLATTN_SPLIT_GPU_BN 32
+#define CLATTN_SPLIT_GPU_MAX_RB 8
+#define CLATTN_SPLIT_GPU_MIN_KEYS 128
+#define CLATTN_SPLIT_GPU_GROUPS_PER_CU 4
+
+/* The GPU variant's programs (program.h's lists of sources): the attention kernel, and the split
+ * over the keys with its merge. */
+#define CLATTN_GPU_ATTENTION_PROGRAM "common+attention_gpu"
+#define CLATTN_GPU_SPLIT_PROGRAM "common+decode_gpu"
+
+/* Sizes of the GPU split kernel (its -DCLATTN_SPLIT_* options). */
+typedef struct {
+    int wg; /* work-group size, a multiple of bn */
+    int bn; /* keys per __local tile */
+    int rb; /* query rows per block */
+} clattn__split_tiles;
+
+/* Chooses the GPU split kernel's sizes for head dims d and dv and a query group of group_rows rows,
+ * within the device's work-group size and local memory; CLATTN_STATUS_DEVICE_LIMIT when nothing fits. */
+int clattn__choose_split_tiles(const clattn_context *ctx, int d, int dv, int group_rows, clattn__split_tiles *out,
+                               clattn__error *err);
+
+/* Bytes of __local memory split_keys uses with these sizes. */
+size_t clattn__split_local_bytes(const clattn__split_tiles *t, int d, int dv);
+
+/* Build options of the GPU split program (cl/common.cl + cl/decode_gpu.cl). */
+void clattn__split_options(const clattn__split_tiles *t, int d, int dv, char *buf, size_t size);
+
 /* Chooses tiles for head dims d (Q, K) and dv (V) on a context's device (its forced tiles, else
  * the tiles saved in its cache directory for this device and driver, else the table), with at most max_rows rows per
  * CPU tile (the rows a tile can hold: Nq, or a decode tile's query group); fails with CLATTN_STATUS_DEVICE_LIMIT when

@@ -3,7 +3,7 @@
  * reference: 1 to 4 query rows, key counts around the panel and split sizes, GQA and MQA (more
  * group rows than one tile holds), odd head dims, Dv != D, padding, windows, dilation, global,
  * summary and extra keys, and O and LSE both. The GPU variant runs the same cases through its
- * banded pass. */
+ * own split (cl/decode_gpu.cl), whose row blocks hold up to 16 rows of a query group. */
 #include <stdio.h>
 
 #include "harness.h"
@@ -40,6 +40,16 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
                NULL);
     check_case(dev, ref, variant, "MHA D=80 Nq=3",
                &(clattn_problem){.batch = 1, .heads = 3, .q_len = 3, .kv_len = 2049, .head_dim = 80, .causal = 1},
+               NULL);
+    /* Long keys: many splits; 96 rows of one kv head's group: several row blocks. (Shapes whose
+     * programs earlier cases built: Intel's runtime takes seconds per program.) */
+    check_case(dev, ref, variant, "long keys GQA 4",
+               &(clattn_problem){
+                   .batch = 1, .heads = 32, .kv_heads = 8, .q_len = 1, .kv_len = 20001, .head_dim = 128, .causal = 1},
+               NULL);
+    check_case(dev, ref, variant, "MQA 32 heads Nq=3",
+               &(clattn_problem){
+                   .batch = 2, .heads = 32, .kv_heads = 1, .q_len = 3, .kv_len = 1333, .head_dim = 64, .causal = 1},
                NULL);
     /* Padding: entry 1 has 100 valid keys of 1500, entry 2 none at all. */
     static const int seq_lens[] = {1500, 100, 0};
@@ -89,6 +99,25 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
                                  .summary_block = 64,
                                  .extra_len = 5},
                side_lens);
+    /* Every rule at once with Nq = 3: entry 2's two valid keys make all its rows padding. */
+    static const int all_lens[] = {2500, 1800, 2};
+    check_case(dev, ref, variant, "everything Nq=3 + padding",
+               &(clattn_problem){.batch = 3,
+                                 .heads = 8,
+                                 .kv_heads = 2,
+                                 .q_len = 3,
+                                 .kv_len = 2500,
+                                 .head_dim = 64,
+                                 .causal = 1,
+                                 .window = 1,
+                                 .window_left = 700,
+                                 .window_right = 0,
+                                 .dilation = 2,
+                                 .global_idx = (const int[]){3, 1000, 2400},
+                                 .num_global = 3,
+                                 .summary_block = 100,
+                                 .extra_len = 4},
+               all_lens);
 }
 
 int main(void)

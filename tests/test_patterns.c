@@ -123,6 +123,26 @@ static void run_device(clattn_context *dev, clattn_context *ref, const char *var
                 check_case(dev, ref, variant, "window + global (Qg,Kg,Vg)", &p, NULL);
             }
         }
+    /* Global rows over long keys (the GPU variant splits their keys): GQA, padding, with and
+     * without Qg/Kg/Vg, summary and extra keys beside the second. */
+    static const int long_globals[] = {1499, 0, 700}, long_lens[] = {1500, 900};
+    clattn_problem longer = {.batch = 2,
+                             .heads = 4,
+                             .kv_heads = 2,
+                             .q_len = 1500,
+                             .head_dim = 64,
+                             .window = 1,
+                             .window_left = 16,
+                             .window_right = 16,
+                             .global_idx = long_globals,
+                             .num_global = 3,
+                             .global_qkv = 1};
+    check_case(dev, ref, variant, "long global rows (Qg,Kg,Vg)", &longer, long_lens);
+    longer.global_qkv = 0;
+    longer.causal = 1;
+    longer.summary_block = 50;
+    longer.extra_len = 2;
+    check_case(dev, ref, variant, "long global rows + summary", &longer, long_lens);
     /* Summary tokens: b = 1, b > N, a partial last block; extra keys. */
     const int blocks[] = {1, 16, 60, n + 3};
     for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++)

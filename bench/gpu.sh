@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The prepared GPU run (shared/GPU.md): on a machine with an NVIDIA GPU, CUDA and PyTorch but no
+# package registry, one command does everything and leaves its results under $OUT:
+#   the OpenCL ICD loader and headers unpacked from carried .deb files (where the system lacks
+#   them) and NVIDIA's OpenCL driver named to the loader; the build; `clattn devices`; the device
+#   tests; `clattn bench` on the GPU (dense and causal N = 4096, H = 32, D = 64 and 128; window
+#   +-256 at N = 4K to 256K; decode with GQA); PyTorch's scaled_dot_product_attention in fp32 on
+#   the same shapes (bench/gpu_peer.py) and a table of the two (summary.txt).
+# Every step runs even when an earlier one failed; steps.txt has each step's status and seconds.
+# Prepare here with `bench/gpu.sh --fetch-debs`; on the GPU machine run `bench/gpu.sh` with the
+# gpu-debs folder carried along (git ignores it). `--small` runs it all here on POCL.
+#
+# usage: bench/gpu.sh [--small] [--device SPEC] [--debs DIR] [--use-debs]
+#        bench/gpu.sh --fetch-debs [--debs DIR]     (here, with a package registry)
+#   --small       small sizes, to run the script end to end on a CPU device (POCL)
+#   --device      clattn's device for the bench (default gpu)
+#   --debs        folder of ocl-icd-libopencl1, ocl-icd-opencl-dev, opencl-c-headers and clinfo
+#                 .deb files (default gpu-debs, which git ignores: `run` must carry it)
+#   --use-debs    unpack them even where the system has an OpenCL loader and headers
+#   --fetch-debs  download those packages into --debs with apt-get download, and stop
+# Environment: OUT (default ./gpu-out), PYTHON (default python3, with torch), GPU_TEST_TIMEOUT
+# (seconds for all the device tests, default 180), JOBS (build and test jobs, default nproc).
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+small=0 device=gpu debs=gpu-debs use_debs=0 fetch=0
+while [ $# -gt 0 ]; do
+    case $1 in
+    --small) small=1 ;;
+    --device) device=$2 && shift ;;
+    --debs) debs=$2 && shift ;;
+    --use-debs) use_debs=1 ;;
+    --fetch-debs) fetch=1 ;;
+    *) sed -n 2,22p "$0" && exit 2 ;;
+    esac
+    shift
+done
+debs_packages=(ocl-icd-libopencl1 ocl-icd-opencl-dev opencl-c-headers clinfo)
+if [ "$fetch" = 1 ]; then
+    mkdir -p "$debs" && cd "$debs" && apt-get download "${debs_packages[@]}" && ls -l
+    exit
+fi
+out=$(realpath -m "${OUT:-gpu-out}")
+mkdir -p "$out"
+python=${PYTHON:-python3}
+jobs=${JOBS:-$(nproc)}
+started=$(date +%s)
+: >"$out/steps.txt"
+failures=0
+
+# step NAME COMMAND...: runs it with its output in $out/NAME.txt (and the last lines on the
+# terminal), records status and seconds in steps.txt.
+step() {
+    local name=$1 t0 rc
+    shift
+    t0=$(date +%s)
+    echo "== $name: $*"
+    "$@" >"$out/$name.txt" 2>&1
+    rc=$?
+    tail -n 15 "$out/$name.txt"
+    printf '%-16s rc=%-3s %5ss  %s\n' "$name" "$rc" $(($(date +%s) - t0)) "$*" | tee -a "$out/steps.txt"
+    [ "$rc" = 0 ] || failures=$((failures + 1))
+    return "$rc"
+}
+
+# The machine, as found.
+{
+    date -u
+    uname -a
+    nvidia-smi 2>&1 | head -20
+    ldconfig -p | grep -iE 'libOpenCL|nvidia-opencl' || echo "ldconfig: no libOpenCL or libnvidia-opencl"
+    ls /etc/OpenCL/vendors 2>&1
+    "$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())' 2>&1
+    command -v cmake cc gcc
+} >"$out/machine.txt" 2>&1
+
+# The ICD loader and headers: the system's, else the carried .deb files unpacked under /tmp (no
+# system folder is written).
+cmake_opencl=()
+if [ "$use_debs" = 1 ] || ! ldconfig -p | grep -q 'libOpenCL\.so\.1 ' || [ ! -e /usr/include/CL/cl.h ]; then
+    root=/tmp/clattn-opencl-root
+    mkdir -p "$root"
+    for f in "$debs"/*.deb; do
+        [ -e "$f" ] || { echo "bench/gpu.sh: no OpenCL loader here and no .deb files in $debs" | tee -a "$out/steps.txt"; break; }
+        dpkg -x "$f" "$root"
+    done
+    lib=$(dirname "$(find "$root" -name 'libOpenCL.so.1*' | head -1)")
+    export LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    export PATH=$root/usr/bin:$PATH
+    cmake_opencl=(-DOpenCL_INCLUDE_DIR="$root/usr/include" -DOpenCL_LIBRARY="$lib/libOpenCL.so.1")
+    echo "OpenCL loader and headers from $debs, unpacked in $root" | tee -a "$out/steps.txt"
+fi
+# NVIDIA's OpenCL driver, named to the loader when the system's vendors folder does not.
+if [ -z "${OCL_ICD_VENDORS:-}" ] && ! grep -qs nvidia /etc/OpenCL/vendors/*.icd; then
+    nv=$({ ldconfig -p | sed -n 's/.*libnvidia-opencl\.so\.1 .*=> //p'
+        ls /usr/lib/x86_64-linux-gnu/libnvidia-opencl.so.1 /usr/local/nvidia/lib64/libnvidia-opencl.so.1 \
+            /usr/lib64/libnvidia-opencl.so.1 /usr/local/cuda/compat/libnvidia-opencl.so.1; } 2>/dev/null | head -1)
+    if [ -n "$nv" ]; then
+        mkdir -p /tmp/clattn-icd
+        echo "$nv" >/tmp/clattn-icd/nvidia.icd
+        cp /etc/OpenCL/vendors/*.icd /tmp/clattn-icd/ 2>/dev/null
+        export OCL_ICD_VENDORS=/tmp/clattn-icd
+        echo "OCL_ICD_VENDORS=/tmp/clattn-icd: $nv" | tee -a "$out/steps.txt"
+    else
+        echo "no libnvidia-opencl.so.1 found: the system's OpenCL vendors only" | tee -a "$out/steps.txt"
+    fi
+fi
+command -v clinfo >/dev/null && step clinfo clinfo -l
+
+step configure cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release "${cmake_opencl[@]}"
+step build cmake --build build-gpu -j "$jobs"
+step devices build-gpu/clattn devices
+step tests timeout "${GPU_TEST_TIMEOUT:-180}" ctest --test-dir build-gpu --output-on-failure -j "$jobs" --timeout 200
+
+# The bench and its peer on the same shapes: NAME, then `clattn bench` options (gpu_peer.py takes
+# the same ones).
+if [ "$small" = 1 ]; then
+    runs=("dense-d64|--pattern dense,causal --n 256 --h 4 --d 64"
+          "dense-d128|--pattern dense,causal --n 256 --h 4 --d 128"
+          "window|--pattern window --window 256 --n 512,1024,2048 --h 4 --d 64"
+          "decode|--pattern decode --n 1024,4096 --h 8 --hkv 2 --d 128")
+    peer_device=$("$python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null ||
+        echo cuda)
+    repeat=(--repeat 3 --warmup 1)
+else
+    runs=("dense-d64|--pattern dense,causal --n 4096 --h 32 --d 64"
+          "dense-d128|--pattern dense,causal --n 4096 --h 32 --d 128"
+          "window|--pattern window --window 256 --n 4096,16384,65536,262144 --h 32 --d 64"
+          "decode|--pattern decode --n 4096,32768,131072 --h 32 --hkv 8 --d 128")
+    peer_device=cuda
+    repeat=(--repeat 5 --warmup 2)
+fi
+for run in "${runs[@]}"; do
+    name=${run%%|*}
+    read -ra options <<<"${run#*|}"
+    step "bench-$name" build-gpu/clattn bench --device "$device" "${options[@]}" "${repeat[@]}" --json
+    step "peer-$name" "$python" bench/gpu_peer.py time "${options[@]}" "${repeat[@]}" --device "$peer_device"
+done
+"$python" bench/gpu_peer.py summary "$out"/bench-*.txt "$out"/peer-*.txt >"$out/summary.txt" 2>&1 ||
+    grep -h '^{' "$out"/bench-*.txt >"$out/summary.txt"
+cat "$out/summary.txt"
+echo "bench/gpu.sh: $failures step(s) failed, $(($(date +%s) - started)) s in all; results in $out" |
+    tee -a "$out/steps.txt"
+[ "$failures" = 0 ]
