@@ -19,13 +19,17 @@ extern "C" {
  * ignored with a note to the log callback: plan creation never fails because of it.
  * ------------------------------------------------------------------------------------------- */
 typedef struct {
-    int cpu_variant; /* 1: barrier-free register-blocked kernel; 0: __local tiles */
+    int cpu_variant; /* 1: barrier-free register-blocked kernel; 0: the GPU variant (__local tiles) */
     int rows;        /* CPU variant: query rows per tile (a work-item takes several tiles) */
-    int wg;          /* GPU variant: work-group size = query rows per tile */
-    int bk;          /* GPU variant: keys per __local tile */
     int kw;          /* CPU variant: keys per score pass (8, 16, or 32: two vectors per row) */
     int item_tiles;  /* CPU variant: most tiles per work-item, which share each key chunk's reads
                       * (1 to 8; 0: the default, 4) */
+    /* GPU variant: a work-group of (bm / tm) * (bn / tn) work-items owns bm query rows and walks
+     * tiles of bn keys; each work-item holds a tm x tn block of scores (tm * tn <= 32). */
+    int bm;      /* query rows per work-group, a multiple of tm (1 to 256) */
+    int bn;      /* keys per tile, a multiple of tn (1 to 256) */
+    int tm, tn;  /* register block (1 to 32 each) */
+    int reqd_wg; /* 1: the kernel declares reqd_work_group_size (0 for compilers that do worse) */
 } clattn_tiles;
 
 /* The plans created after this call use these tiles (still clamped to the device's limits);
