@@ -16,7 +16,11 @@ extern "C" {
  * forces (tests, `clattn tune`), else those saved in the context's cache directory for its
  * device and driver (`clattn tune --save`), else the table's row for the device name, vendor
  * and type. A saved file that does not parse strictly, or names another device or driver, is
- * ignored with a note to the log callback: plan creation never fails because of it.
+ * ignored with a note to the log callback: plan creation never fails because of it. The
+ * environment variable CLATTN_VARIANT=gpu|cpu, a developer knob, makes plans whose tiles are not
+ * forced pass over saved tiles and table rows of the other variant (the variant's generic row
+ * where none matches the device); another value fails plan creation. GPU tiles that do not fit
+ * the device shrink (docs/GPU.md).
  * ------------------------------------------------------------------------------------------- */
 typedef struct {
     int cpu_variant; /* 1: barrier-free register-blocked kernel; 0: the GPU variant (__local tiles) */
