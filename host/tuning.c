@@ -93,11 +93,16 @@ size_t clattn__tiles_local_bytes(const clattn_tiles *t, int d, int dv)
 {
     if (t->cpu_variant)
         return 0;
-    /* Q [bm][QS], K then V [bn][max(QS, dv)], P [bm][PS], the row reductions [bm][bn / tn]. */
+    /* Q [bm][QS], K then V [bn][max(QS, dv)], P [bm][PS], the row reductions [bm][bn / tn]; each
+     * array 16-byte aligned, so counted in whole float4s. */
     const int ct = t->bn / t->tn;
     const size_t qs = padded_stride(d, 1), kvs = qs > (size_t)dv ? qs : (size_t)dv, bm = (size_t)t->bm,
                  bn = (size_t)t->bn;
-    return sizeof(float) * (bm * qs + bn * kvs + bm * padded_stride(t->bn, ct) + bm * (size_t)ct);
+    const size_t floats[4] = {bm * qs, bn * kvs, bm * padded_stride(t->bn, ct), bm * (size_t)ct};
+    size_t bytes = 0;
+    for (int i = 0; i < 4; i++)
+        bytes += (floats[i] + 3) / 4 * 4 * sizeof(float);
+    return bytes;
 }
 
 size_t clattn__tiles_group_size(const clattn_tiles *t)
@@ -157,8 +162,8 @@ int clattn__tiles_shrink(clattn_tiles *t)
 }
 
 /* Floats of the output block a GPU-variant work-item holds in registers: tm rows by its share of
- * the dv columns. At D = Dv = 128 the NVIDIA row holds 64 and compiles to 200 registers on sm_90;
- * 128 (D = 256) takes 254 of the 255, and fewer column threads spill. */
+ * the dv columns. At D = Dv = 128 the NVIDIA row holds 64 and compiles to about 200 registers on
+ * sm_90; 128 (D = 256) takes 254 of the 255, and fewer column threads spill (docs/GPU.md). */
 #define GPU_OUTPUT_FLOATS 64
 
 static size_t output_floats(const clattn_tiles *t, int dv)
