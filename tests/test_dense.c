@@ -52,10 +52,14 @@ static void add_cases(void)
     cases[num_cases++] = (dense_case){{.batch = 3, .heads = 2, .q_len = 1000, .head_dim = 64, .causal = 1}, pad3};
 }
 
+/* The variants (main's list) that run the full grid: the first of each kernel variant. */
+#define FULL_CPU 0
+#define FULL_GPU 3
+
 static void run_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
 {
     for (int i = 0; i < num_cases; i++)
-        if (index == 0 || i % 3 == 0 || cases[i].p.q_len == 1000) /* the full grid once per device */
+        if (index == FULL_CPU || index == FULL_GPU || i % 3 == 0 || cases[i].p.q_len == 1000)
             check_case(dev, ref, variant, &cases[i]);
 }
 
