@@ -1,5 +1,6 @@
-/* `clattn tune`: times every candidate tile shape on the first --device for the first pattern
- * and the largest length (with the bench's runs), then the best CPU shape's tiles per work-item,
+/* `clattn tune`: times every candidate tile shape of the device's kind (CPU-variant shapes on a
+ * CPU, GPU-variant tiles elsewhere) on the first --device for the first pattern and the largest
+ * length (with the bench's runs), then the best CPU shape's tiles per work-item,
  * prints the winner as a row for the table in host/tuning.c, and with --save stores it in the
  * cache directory for this device and driver. Declared in bench.h beside bench_main. */
 #include <math.h>
@@ -17,22 +18,28 @@
 /* The CPU variant's tile: `rows` query rows by `kw` keys per score vector. */
 #define CPU_TILES(rows_, kw_)                                                                                          \
     {                                                                                                                  \
-        .cpu_variant = 1, .rows = rows_, .wg = 1, .bk = 1, .kw = kw_                                                   \
+        .cpu_variant = 1, .rows = rows_, .kw = kw_                                                                     \
     }
-/* The GPU variant's tile: a work-group of `wg` query rows, `bk` keys per __local tile. */
-#define GPU_TILES(wg_, bk_)                                                                                            \
+/* The GPU variant's tile: work-groups of `bm` query rows walking tiles of `bn` keys, each
+ * work-item a `tm` x `tn` block of scores. */
+#define GPU_TILES(bm_, bn_, tm_, tn_)                                                                                  \
     {                                                                                                                  \
-        .cpu_variant = 0, .rows = 1, .wg = wg_, .bk = bk_, .kw = 0                                                     \
+        .cpu_variant = 0, .rows = 1, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = 1                          \
     }
 
-/* The tile space searched: CPU-variant (rows, score width) pairs (10 to 16 rows only fit the 32
- * registers of AVX-512) and GPU-variant (work-group, key tile) pairs; the library still clamps
- * each to the device's limits. */
-static const clattn_tiles tune_candidates[] = {
-    CPU_TILES(4, 8),   CPU_TILES(6, 8),   CPU_TILES(8, 8),    CPU_TILES(12, 8),   CPU_TILES(4, 16),  CPU_TILES(6, 16),
-    CPU_TILES(8, 16),  CPU_TILES(10, 16), CPU_TILES(12, 16),  CPU_TILES(16, 16),  CPU_TILES(4, 32),  CPU_TILES(6, 32),
-    CPU_TILES(8, 32),  CPU_TILES(10, 32), CPU_TILES(12, 32),  GPU_TILES(32, 16),  GPU_TILES(32, 32), GPU_TILES(64, 16),
-    GPU_TILES(64, 32), GPU_TILES(64, 64), GPU_TILES(128, 32), GPU_TILES(128, 64),
+/* The tile spaces searched: CPU-variant (rows, score width) pairs on CPU devices (10 to 16 rows
+ * only fit the 32 registers of AVX-512), GPU-variant tiles elsewhere: work-groups of 64 to 256
+ * work-items, register blocks from 2 x 2 (small register files) to 8 x 4. The library still
+ * shrinks each to the device's limits. */
+static const clattn_tiles cpu_candidates[] = {
+    CPU_TILES(4, 8),  CPU_TILES(6, 8),  CPU_TILES(8, 8),   CPU_TILES(12, 8),  CPU_TILES(4, 16),
+    CPU_TILES(6, 16), CPU_TILES(8, 16), CPU_TILES(10, 16), CPU_TILES(12, 16), CPU_TILES(16, 16),
+    CPU_TILES(4, 32), CPU_TILES(6, 32), CPU_TILES(8, 32),  CPU_TILES(10, 32), CPU_TILES(12, 32),
+};
+static const clattn_tiles gpu_candidates[] = {
+    GPU_TILES(64, 32, 4, 4),  GPU_TILES(32, 32, 4, 4), GPU_TILES(64, 64, 4, 8),  GPU_TILES(128, 32, 8, 4),
+    GPU_TILES(128, 32, 4, 4), GPU_TILES(64, 64, 4, 4), GPU_TILES(64, 16, 4, 2),  GPU_TILES(32, 32, 2, 4),
+    GPU_TILES(64, 32, 2, 4),  GPU_TILES(32, 16, 2, 2), GPU_TILES(128, 64, 8, 4),
 };
 
 /* Tiles per work-item tried for the best CPU-variant shape: the blocking, timed once the shape is
@@ -43,9 +50,14 @@ static const int tune_item_tiles[] = {2, 4, 8};
 /* The winner in host/tuning.c's designated-initialiser form, ready to paste. */
 static void print_row(const char *device, const clattn_tiles *t, double ms)
 {
-    printf("best: {.device = \"%s\", .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = {.cpu_variant = %d, "
-           ".rows = %d, .wg = %d, .bk = %d, .kw = %d, .item_tiles = %d}},  /* %.3f ms */\n",
-           device, t->cpu_variant, t->rows, t->wg, t->bk, t->kw, t->item_tiles, ms);
+    if (t->cpu_variant)
+        printf("best: {.device = \"%s\", .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = {.cpu_variant = 1, "
+               ".rows = %d, .kw = %d, .item_tiles = %d}},  /* %.3f ms */\n",
+               device, t->rows, t->kw, t->item_tiles, ms);
+    else
+        printf("best: {.device = \"%s\", .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(%d, %d, %d, "
+               "%d, %d)},  /* %.3f ms */\n",
+               device, t->bm, t->bn, t->tm, t->tn, t->reqd_wg, ms);
 }
 
 /* Times w's plan with tiles t forced; prints the candidate's line, and keeps it in *best when it
@@ -57,13 +69,21 @@ static int time_candidate(const bench_timer *timer, bench_device *dev, const wor
     row_init(&row, 0, dev->label, w);
     clattn_context_force_tiles(dev->ctx, t);
     const int status = run_plan(timer, dev, w, &row);
+    clattn_tiles used = *t; /* the GPU tiles that ran, which the library may have shrunk to fit */
+    clattn_plan *plan = NULL;
+    if (!status && !t->cpu_variant && clattn_plan_create(dev->ctx, &w->problem, &plan) == CLATTN_STATUS_OK)
+        clattn_plan_tiles(plan, &used); /* the program is cached: no second compile */
+    clattn_plan_free(plan);
     clattn_context_force_tiles(dev->ctx, NULL);
     if (status)
         return status;
     const double ms = row.time.ms_median;
-    printf("  %-5s rows=%-2d kw=%-2d it=%d wg=%-3d bk=%-2d  %9.3f ms  %7.1f GFLOP/s\n",
-           t->cpu_variant ? "cpu" : "local", t->rows, t->kw, t->item_tiles, t->wg, t->bk, ms,
-           giga_per_second(w->flops, ms));
+    if (t->cpu_variant)
+        printf("  cpu rows=%-2d kw=%-2d it=%d  %9.3f ms  %7.1f GFLOP/s\n", t->rows, t->kw, t->item_tiles, ms,
+               giga_per_second(w->flops, ms));
+    else
+        printf("  gpu bm=%-3d bn=%-3d tm=%d tn=%d (ran %dx%d)  %9.3f ms  %7.1f GFLOP/s\n", t->bm, t->bn, t->tm, t->tn,
+               used.bm, used.bn, ms, giga_per_second(w->flops, ms));
     if (ms < *best_ms) {
         *best_ms = ms;
         *best = *t;
@@ -84,8 +104,14 @@ static int tune_device(const bench_options *o, const bench_timer *timer, bench_d
     double best_ms = INFINITY;
     printf("tuning %s: %s, B=%d H=%d Hkv=%d N=%d D=%d\n", dev->label, pattern_names[pattern], o->batch, o->heads,
            o->kv_heads, w.n, o->head_dim);
-    for (size_t c = 0; c < sizeof tune_candidates / sizeof tune_candidates[0] && !status; c++)
-        status = time_candidate(timer, dev, &w, &tune_candidates[c], best, &best_ms);
+    cl_device_type type = CL_DEVICE_TYPE_CPU;
+    clGetDeviceInfo(clattn_context_cl_device(dev->ctx), CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    const int cpu = (type & CL_DEVICE_TYPE_CPU) != 0;
+    const clattn_tiles *candidates = cpu ? cpu_candidates : gpu_candidates;
+    const size_t count =
+        cpu ? sizeof cpu_candidates / sizeof cpu_candidates[0] : sizeof gpu_candidates / sizeof gpu_candidates[0];
+    for (size_t c = 0; c < count && !status; c++)
+        status = time_candidate(timer, dev, &w, &candidates[c], best, &best_ms);
     const clattn_tiles shape = *best;
     if (shape.cpu_variant)
         best_ms = INFINITY; /* the blocking's three runs decide among themselves */

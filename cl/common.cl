@@ -21,9 +21,8 @@
 //   -DCLATTN_KW=<8,16,32>    CPU variant: keys per score pass (32: two vectors per row, and two
 //                            value column blocks per P.V pass); ROWS * KW / (native width)
 //                            accumulators must fit the register file with room for 3 more
-//   -DCLATTN_WG=<8..256>     GPU variant: work-group size = query rows per tile (32, 64, 128)
-//   -DCLATTN_BK=<1..128>     GPU variant: keys per __local tile; (D + DV) * BK * 4 bytes must fit
-//                            the device's local memory (the host checks)
+//   -DCLATTN_BM, BN, TM, TN  GPU variant: rows per work-group, keys per tile, each work-item's
+//                            register block (attention_gpu.cl)
 #ifndef CLATTN_D
 #define CLATTN_D 64
 #endif
@@ -47,12 +46,6 @@
 #endif
 #ifndef CLATTN_TILES
 #define CLATTN_TILES 4
-#endif
-#ifndef CLATTN_WG
-#define CLATTN_WG 64
-#endif
-#ifndef CLATTN_BK
-#define CLATTN_BK 32
 #endif
 
 #define D CLATTN_D
@@ -155,27 +148,42 @@ inline size_t kv_head_of(int bh, int heads, int kv_heads)
 //        finite max turns it into a plain sum, the -inf logits weighing 0.
 // Infinities in V reach acc by arithmetic alone. All of it is settled once per row (here, and
 // where a row has no finite max yet), so the key loops carry none of it.
-// row_value and row_lse apply it to one output value and to the LSE.
-inline float row_divisor(float l)
+// The GPU kernels apply the same rule through these helpers, a block of columns or one column at a
+// time.
+inline bool row_empty(float l)
 {
-    return as_uint(l) == 0 ? 1.0f : l == 0.0f ? NAN : l;
+    return as_uint(l) == 0;
 }
 
+// The row's sum as the rule reads it: 1 for an empty row (whose output is 0 anyway), NaN for -0.
+inline float row_sum(float l)
+{
+    return row_empty(l) ? 1.0f : l == 0.0f ? NAN : l;
+}
+
+inline float row_inverse(float l)
+{
+    return 1.0f / row_sum(l);
+}
+
+// One output value of the row (the decode merge writes a column at a time).
 inline float row_value(float acc, float l)
 {
-    return as_uint(l) == 0 ? 0.0f : acc * (1.0f / row_divisor(l));
+    return row_empty(l) ? 0.0f : acc * row_inverse(l);
 }
 
 inline float row_lse(float m, float l)
 {
-    return as_uint(l) == 0 ? -INFINITY : (m + log2(row_divisor(l))) * M_LN2_F;
+    return row_empty(l) ? -INFINITY : (m + log2(row_sum(l))) * M_LN2_F;
 }
 
 inline void write_row(__global float *out, __global float *lse, size_t row, int write_lse, const float *acc, float m,
                       float l)
 {
+    const bool empty = row_empty(l);
+    const float inv = row_inverse(l);
     for (int dv = 0; dv < DV; dv++)
-        out[row * DV + dv] = row_value(acc[dv], l);
+        out[row * DV + dv] = empty ? 0.0f : acc[dv] * inv;
     if (write_lse)
         lse[row] = row_lse(m, l);
 }

@@ -105,7 +105,7 @@ static int item_tiles(const clattn_plan *plan, size_t tiles)
 static cl_int enqueue_attention(clattn_plan *plan, command_chain *chain, const attention_pass *pass)
 {
     const clattn_problem *p = &plan->p;
-    const size_t per_tile = (size_t)(plan->tiles.cpu_variant ? plan->tiles.rows : plan->tiles.wg);
+    const size_t per_tile = (size_t)clattn__tiles_group_rows(&plan->tiles);
     const size_t tiles = ((size_t)pass->num_rows + per_tile - 1) / per_tile;
     const int per_item = item_tiles(plan, tiles);
     const cl_mem side_k = or_unread(clattn__plan_packs_keys(plan) ? plan->side_panels : plan->side_k, pass->keys);
@@ -122,7 +122,7 @@ static cl_int enqueue_attention(clattn_plan *plan, command_chain *chain, const a
     const cl_int rc = set_args(plan->attention, args, sizeof args / sizeof args[0]);
     if (rc != CL_SUCCESS)
         return rc;
-    const size_t local[2] = {plan->tiles.cpu_variant ? 1 : (size_t)plan->tiles.wg, 1};
+    const size_t local[2] = {clattn__tiles_group_size(&plan->tiles), 1};
     const size_t global[2] = {(tiles + per_item - 1) / per_item * local[0], (size_t)p->batch * p->heads};
     return chain_launch(chain, plan->attention, 2, global, local);
 }

@@ -30,22 +30,41 @@ static int create_kernel(clattn_plan *plan, const char *source, const char *name
     return CLATTN_STATUS_OK;
 }
 
+/* The attention kernel; for the GPU variant, rebuilt with smaller tiles while the compiled
+ * kernel's own limits (work-group size, local memory) refuse the tiles, so that no enqueue fails. */
+static int create_attention(clattn_plan *plan, const char *program, clattn__error *err)
+{
+    const clattn_problem *p = &plan->p;
+    for (;;) {
+        char options[512];
+        clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
+        int rebuild = 0;
+        int status = create_kernel(plan, program, "attention", options, &plan->attention, err);
+        if (!status)
+            status = clattn__tiles_fit_kernel(plan->ctx, plan->attention, &plan->tiles, &rebuild, err);
+        if (status || !rebuild)
+            return status;
+        clReleaseKernel(plan->attention);
+        plan->attention = NULL;
+    }
+}
+
 static int create_kernels(clattn_plan *plan, clattn__error *err)
 {
     const clattn_problem *p = &plan->p;
     const int cpu = plan->tiles.cpu_variant;
-    char options[512];
-    clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
     /* Each variant's program: the common part, the variant, and for the CPU the decode split. The
      * GPU's split is a program of its own: decode builds no attention kernel. */
     const char *attention = cpu ? "common+attention_cpu+decode" : CLATTN_GPU_ATTENTION_PROGRAM;
+    char options[512];
     int status = CLATTN_STATUS_OK;
     if (plan->decode && cpu) {
+        clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
         status = create_kernel(plan, attention, "attention_split", options, &plan->split, err);
         if (!status)
             status = create_kernel(plan, attention, "combine_splits", options, &plan->combine, err);
     } else if (!plan->decode)
-        status = create_kernel(plan, attention, "attention", options, &plan->attention, err);
+        status = create_attention(plan, attention, err);
     if (!status && !cpu && plan->splits > 0) {
         clattn__split_options(&plan->split_tiles, p->head_dim, p->value_dim, options, sizeof options);
         status = create_kernel(plan, CLATTN_GPU_SPLIT_PROGRAM, "split_keys", options, &plan->split, err);

@@ -3,6 +3,7 @@
 #include "tuning.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tuning_cache.h"
@@ -14,21 +15,36 @@ typedef struct {
     clattn_tiles tiles;
 } tile_entry;
 
+/* The GPU variant's rows: starting points from the shape of fast GPU attention (FlashAttention 2,
+ * CLBlast's GEMM; see docs/GPU.md), not yet measured on the GPUs themselves. A row whose __local
+ * tiles do not fit a device or a head dimension is shrunk at plan creation (clattn__tiles_shrink). */
+#define GPU_TILES(bm_, bn_, tm_, tn_, reqd_)                                                                           \
+    {                                                                                                                  \
+        .cpu_variant = 0, .rows = 1, .kw = 0, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = reqd_             \
+    }
+
 static const tile_entry tile_table[] = {
-    {.device = NULL,
-     .vendor = "NVIDIA",
-     .type = CL_DEVICE_TYPE_GPU,
-     .tiles = {.cpu_variant = 0, .rows = 1, .wg = 64, .bk = 32, .kw = 0}},
+    /* 128 work-items of 4 x 4 scores: 168 registers, no stack frame on sm_90 at D = 64; D = 128
+     * (62 KB of __local at BM 64) is shrunk to BM 32 on its 48 KB. */
+    {.device = NULL, .vendor = "NVIDIA", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(64, 32, 4, 4, 1)},
+    /* 64 KB of LDS: BM 64 fits D = 128 as it is; 128 work-items are two wavefronts. */
     {.device = NULL,
      .vendor = "Advanced Micro Devices",
      .type = CL_DEVICE_TYPE_GPU,
-     .tiles = {.cpu_variant = 0, .rows = 1, .wg = 64, .bk = 32, .kw = 0}},
+     .tiles = GPU_TILES(64, 32, 4, 4, 1)},
+    /* Intel GPUs: a SIMD16 thread has 64 floats of registers per work-item in the default GRF
+     * mode, so half the rows per work-item. */
+    {.device = NULL, .vendor = "Intel", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 1)},
+    /* ARM Mali: about 64 registers per thread, 2 x 2 blocks. */
+    {.device = NULL, .vendor = "ARM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 16, 2, 2, 1)},
+    /* Qualcomm Adreno: no reqd_work_group_size (CLBlast leaves it out there). */
+    {.device = NULL, .vendor = "QUALCOMM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 0)},
     /* Intel's OpenCL CPU runtime (PyPI intel-opencl-rt), whose device name says no ISA: clattn tune on
      * the Xeon below, dense N=1024, found 16 rows x 16 keys best (9.4 ms, 6 x 16 10.8, 12 x 32 12.8). */
     {.device = NULL,
      .vendor = "Intel(R) Corporation",
      .type = CL_DEVICE_TYPE_CPU,
-     .tiles = {.cpu_variant = 1, .rows = 16, .wg = 1, .bk = 1, .kw = 16}},
+     .tiles = {.cpu_variant = 1, .rows = 16, .kw = 16}},
     /* Intel's AVX-512 cores with two 512-bit FMA pipes (clattn tune on a Xeon through POCL,
      * `pthread-skylake-avx512-Intel(R) Xeon(R) Processor`, dense N=4096): 8 rows of one 16-key
      * vector left the pipes half idle (207 GFLOP/s at D=64); two vectors per row and two value
@@ -37,25 +53,18 @@ static const tile_entry tile_table[] = {
     {.device = "avx512",
      .vendor = "GenuineIntel",
      .type = CL_DEVICE_TYPE_CPU,
-     .tiles = {.cpu_variant = 1, .rows = 12, .wg = 1, .bk = 1, .kw = 32}},
+     .tiles = {.cpu_variant = 1, .rows = 12, .kw = 32}},
     /* POCL's AVX-512 targets (clattn tune on a Zen 4, `pthread-skylake-avx512`): 32 registers
      * hold 8 rows of 16 scores with room to spare. On dense attention 6 to 12 rows measured
      * within 3.5% (the last run, with 4-tile work-items: 6 best); 8 led 10 by 3-8% on window
      * 256, whose edges cost more with taller tiles. */
-    {.device = "avx512",
-     .vendor = NULL,
-     .type = CL_DEVICE_TYPE_CPU,
-     .tiles = {.cpu_variant = 1, .rows = 8, .wg = 1, .bk = 1, .kw = 16}},
+    {.device = "avx512", .vendor = NULL, .type = CL_DEVICE_TYPE_CPU, .tiles = {.cpu_variant = 1, .rows = 8, .kw = 16}},
     /* Any CPU, tuned on POCL's AVX2 target (clattn tune): 6 rows by 16 keys or 16 value columns
-     * are 12 accumulators, plus two loaded vectors and a broadcast: the 16 ymm registers. */
-    {.device = NULL,
-     .vendor = NULL,
-     .type = CL_DEVICE_TYPE_CPU,
-     .tiles = {.cpu_variant = 1, .rows = 6, .wg = 1, .bk = 1, .kw = 16}},
-    {.device = NULL,
-     .vendor = NULL,
-     .type = CL_DEVICE_TYPE_ALL,
-     .tiles = {.cpu_variant = 0, .rows = 1, .wg = 64, .bk = 32, .kw = 0}},
+     * are 12 accumulators, plus two loaded vectors and a broadcast: the 16 ymm registers. The
+     * CPU variant's generic row (CLATTN_VARIANT=cpu on another device takes it). */
+    {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_CPU, .tiles = {.cpu_variant = 1, .rows = 6, .kw = 16}},
+    /* Any other device, and the GPU variant's generic row (CLATTN_VARIANT=gpu on a CPU). */
+    {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(32, 32, 4, 4, 1)},
 };
 
 static int matches(const tile_entry *e, const clattn__device_caps *caps)
@@ -65,9 +74,135 @@ static int matches(const tile_entry *e, const clattn__device_caps *caps)
            (e->type == CL_DEVICE_TYPE_ALL || (caps->type & e->type) != 0);
 }
 
-size_t clattn__tiles_local_bytes(const clattn_tiles *tiles, int d, int dv)
+/* The GPU kernel's vector width over a row of n floats, and the row's stride in __local: one padding
+ * unit more when the row holds an even number of units, the unit being the vector or (P's rows)
+ * the `writers` per row when they are a multiple of it (cl/attention_gpu.cl's QW and QS, PW, PU
+ * and PS). */
+static int vector_width(int n)
 {
-    return tiles->cpu_variant ? 0 : (size_t)tiles->bk * (size_t)(d + dv) * sizeof(float);
+    return n % 4 == 0 ? 4 : n % 2 == 0 ? 2 : 1;
+}
+
+static size_t padded_stride(int n, int writers)
+{
+    const int w = vector_width(n), unit = writers % w == 0 ? writers : w;
+    return (size_t)n + ((n / unit) % 2 == 0 ? (size_t)unit : 0);
+}
+
+size_t clattn__tiles_local_bytes(const clattn_tiles *t, int d, int dv)
+{
+    if (t->cpu_variant)
+        return 0;
+    /* Q [bm][QS], K then V [bn][max(QS, dv)], P [bm][PS], the row reductions [bm][bn / tn]; each
+     * array 16-byte aligned, so counted in whole float4s. */
+    const int ct = t->bn / t->tn;
+    const size_t qs = padded_stride(d, 1), kvs = qs > (size_t)dv ? qs : (size_t)dv, bm = (size_t)t->bm,
+                 bn = (size_t)t->bn;
+    const size_t floats[4] = {bm * qs, bn * kvs, bm * padded_stride(t->bn, ct), bm * (size_t)ct};
+    size_t bytes = 0;
+    for (int i = 0; i < 4; i++)
+        bytes += (floats[i] + 3) / 4 * 4 * sizeof(float);
+    return bytes;
+}
+
+size_t clattn__tiles_group_size(const clattn_tiles *t)
+{
+    return t->cpu_variant ? 1 : (size_t)(t->bm / t->tm) * (size_t)(t->bn / t->tn);
+}
+
+int clattn__tiles_group_rows(const clattn_tiles *t)
+{
+    return t->cpu_variant ? t->rows : t->bm;
+}
+
+int clattn__tiles_check(const clattn_tiles *t, char *why, size_t size)
+{
+    if (t->cpu_variant)
+        return 0;
+    if (t->tm < 1 || t->tn < 1 || t->bm < t->tm || t->bn < t->tn || t->bm % t->tm != 0 || t->bn % t->tn != 0 ||
+        t->tm * t->tn > 32) {
+        snprintf(why, size,
+                 "GPU tiles bm = %d, bn = %d, tm = %d, tn = %d: bm must be a multiple of tm, bn of tn, tm * tn <= 32",
+                 t->bm, t->bn, t->tm, t->tn);
+        return -1;
+    }
+    return 0;
+}
+
+/* Halves the keys per tile: the register block's columns first (so the column threads, which
+ * share the output's columns, stay), then the column threads. 0 when bn is 1. */
+static int shrink_keys(clattn_tiles *t)
+{
+    int ct = t->bn / t->tn;
+    if (t->tn > 1)
+        t->tn /= 2;
+    else if (ct > 1)
+        ct /= 2;
+    else
+        return 0;
+    t->bn = ct * t->tn;
+    return 1;
+}
+
+int clattn__tiles_shrink(clattn_tiles *t)
+{
+    int rt = t->bm / t->tm;
+    if (t->bn >= t->bm && shrink_keys(t))
+        return 1;
+    if (rt > 1)
+        rt /= 2;
+    else if (shrink_keys(t))
+        return 1;
+    else if (t->tm > 1)
+        t->tm /= 2;
+    else
+        return 0;
+    t->bm = rt * t->tm;
+    return 1;
+}
+
+/* Floats of the output block a GPU-variant work-item holds in registers: tm rows by its share of
+ * the dv columns. At D = Dv = 128 the NVIDIA row holds 64 and compiles to about 200 registers on
+ * sm_90; 128 (D = 256) takes 254 of the 255, and fewer column threads spill (docs/GPU.md). */
+#define GPU_OUTPUT_FLOATS 64
+
+static size_t output_floats(const clattn_tiles *t, int dv)
+{
+    const size_t ow = (size_t)vector_width(dv), groups = (size_t)dv / ow, ct = (size_t)(t->bn / t->tn);
+    return (size_t)t->tm * ((groups + ct - 1) / ct) * ow;
+}
+
+/* The variant CLATTN_VARIANT forces (developer knob): 1 cpu, 0 gpu, -1 unset; -2 for another value. */
+static int forced_variant(void)
+{
+    const char *env = getenv("CLATTN_VARIANT");
+    if (env == NULL || env[0] == '\0')
+        return -1;
+    return strcmp(env, "cpu") == 0 ? 1 : strcmp(env, "gpu") == 0 ? 0 : -2;
+}
+
+/* The table's row for the device, of the variant `want` when it is 0 or 1: the first such row
+ * that matches the device, else that variant's generic row (no device or vendor named). */
+static clattn_tiles table_tiles(const clattn__device_caps *caps, int want)
+{
+    const size_t count = sizeof tile_table / sizeof tile_table[0];
+    size_t generic = count - 1; /* the last entry matches every device */
+    for (size_t i = 0; i < count; i++) {
+        const tile_entry *e = &tile_table[i];
+        if (want >= 0 && e->tiles.cpu_variant != want)
+            continue;
+        if (matches(e, caps))
+            return e->tiles;
+        if (e->device == NULL && e->vendor == NULL)
+            generic = i;
+    }
+    return tile_table[generic].tiles;
+}
+
+static int gpu_tiles_fit(const clattn_tiles *t, int d, int dv, const clattn__device_caps *caps)
+{
+    return clattn__tiles_group_size(t) <= caps->max_work_group &&
+           clattn__tiles_local_bytes(t, d, dv) <= caps->local_mem;
 }
 
 /* The largest halving of wg (at least 1) that the device's work-groups take. */
@@ -94,15 +229,18 @@ static int check_fits(const clattn__device_caps *caps, int wg, size_t bytes, int
 int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, clattn_tiles *out, clattn__error *err)
 {
     const clattn__device_caps *caps = &ctx->caps;
+    const int want = forced_variant();
+    if (want == -2)
+        return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED, "CLATTN_VARIANT = '%.64s': expected 'gpu' or 'cpu'",
+                            getenv("CLATTN_VARIANT"));
     clattn_tiles t;
     if (ctx->tiles_forced)
         t = ctx->forced_tiles;
-    else if (!clattn__tuning_cache_load(ctx, &t)) {
-        size_t i = 0;
-        while (!matches(&tile_table[i], caps))
-            i++; /* the last entry matches every device */
-        t = tile_table[i].tiles;
-    }
+    else if (!clattn__tuning_cache_load(ctx, &t) || (want >= 0 && t.cpu_variant != want))
+        t = table_tiles(caps, want);
+    char why[256];
+    if (clattn__tiles_check(&t, why, sizeof why) != 0)
+        return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED, "%s", why);
     if (t.cpu_variant && t.rows > max_rows)
         t.rows = max_rows; /* decode: a tile of repeated rows would only repeat work */
     if (t.item_tiles <= 0 || !t.cpu_variant)
@@ -110,10 +248,14 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows,
     if (t.item_tiles > CLATTN_MAX_ITEM_TILES)
         t.item_tiles = CLATTN_MAX_ITEM_TILES;
     if (!t.cpu_variant) {
-        t.wg = fit_work_group(t.wg, caps);
-        while (t.bk > 1 && clattn__tiles_local_bytes(&t, d, dv) > caps->local_mem)
-            t.bk /= 2;
-        const int status = check_fits(caps, t.wg, clattn__tiles_local_bytes(&t, d, dv), d, dv, "one key tile", err);
+        while (output_floats(&t, dv) > GPU_OUTPUT_FLOATS && t.tm > 1) {
+            t.bm = t.bm / t.tm * (t.tm / 2); /* as many row threads, each with half the rows */
+            t.tm /= 2;
+        }
+        while (!gpu_tiles_fit(&t, d, dv, caps) && clattn__tiles_shrink(&t))
+            ;
+        const int status = check_fits(caps, (int)clattn__tiles_group_size(&t), clattn__tiles_local_bytes(&t, d, dv), d,
+                                      dv, "the smallest GPU tiles", err);
         if (status)
             return status;
     }
@@ -121,11 +263,42 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows,
     return CLATTN_STATUS_OK;
 }
 
+int clattn__tiles_fit_kernel(const clattn_context *ctx, cl_kernel kernel, clattn_tiles *t, int *rebuild,
+                             clattn__error *err)
+{
+    *rebuild = 0;
+    if (t->cpu_variant)
+        return CLATTN_STATUS_OK;
+    size_t kernel_wg = 0;
+    cl_ulong kernel_local = 0;
+    cl_int rc =
+        clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kernel_wg, &kernel_wg, NULL);
+    if (rc == CL_SUCCESS)
+        rc = clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof kernel_local, &kernel_local,
+                                      NULL);
+    if (rc != CL_SUCCESS)
+        return clattn__fail(err, rc, "clGetKernelWorkGroupInfo failed: %s", clattn__cl_error_name(rc));
+    const size_t group = clattn__tiles_group_size(t);
+    if (group <= kernel_wg && kernel_local <= ctx->caps.local_mem)
+        return CLATTN_STATUS_OK;
+    if (clattn__tiles_shrink(t)) {
+        *rebuild = 1;
+        return CLATTN_STATUS_OK;
+    }
+    return clattn__fail(err, CLATTN_STATUS_DEVICE_LIMIT,
+                        "the attention kernel with the smallest GPU tiles needs %zu work-items and %llu bytes of "
+                        "local memory; the compiled kernel allows %zu work-items, the device has %llu bytes",
+                        group, (unsigned long long)kernel_local, kernel_wg, (unsigned long long)ctx->caps.local_mem);
+}
+
 void clattn__attention_options(const clattn_tiles *tiles, int d, int dv, char *buf, size_t size)
 {
     /* Only the variant's own options: a GPU program does not depend on the key chunk. */
     if (!tiles->cpu_variant) {
-        snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_WG=%d -DCLATTN_BK=%d", d, dv, tiles->wg, tiles->bk);
+        snprintf(buf, size,
+                 "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_BM=%d -DCLATTN_BN=%d -DCLATTN_TM=%d -DCLATTN_TN=%d "
+                 "-DCLATTN_REQD_WG=%d",
+                 d, dv, tiles->bm, tiles->bn, tiles->tm, tiles->tn, tiles->reqd_wg != 0);
         return;
     }
     int vw = 16, wd = 16;

@@ -71,12 +71,37 @@ void clattn__split_options(const clattn__split_tiles *t, int d, int dv, char *bu
 
 /* Chooses tiles for head dims d (Q, K) and dv (V) on a context's device (its forced tiles, else
  * the tiles saved in its cache directory for this device and driver, else the table), with at most max_rows rows per
- * CPU tile (the rows a tile can hold: Nq, or a decode tile's query group); fails with CLATTN_STATUS_DEVICE_LIMIT when
- * no tile fits the device's work-group size or local memory. */
+ * CPU tile (the rows a tile can hold: Nq, or a decode tile's query group). CLATTN_VARIANT=gpu|cpu (a developer knob)
+ * forces a variant where the tiles are not forced: saved tiles of the other variant are passed over for the table's
+ * row of that variant for the device, else its generic row. The GPU variant's tiles take fewer rows per work-item
+ * where its output block would crowd the registers (large Dv), then shrink (clattn__tiles_shrink) until they fit the
+ * device's work-group size and local memory; CLATTN_STATUS_DEVICE_LIMIT when the smallest do not,
+ * CLATTN_STATUS_UNSUPPORTED for malformed forced tiles or another CLATTN_VARIANT. */
 int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, clattn_tiles *out, clattn__error *err);
 
-/* Bytes of __local memory the attention kernel uses with these tiles. */
+/* Bytes of __local memory the attention kernel uses with these tiles: the GPU variant's layout
+ * (cl/attention_gpu.cl), mirrored here to choose tiles before building. */
 size_t clattn__tiles_local_bytes(const clattn_tiles *tiles, int d, int dv);
+
+/* Work-items per work-group of the attention kernel (1 for the CPU variant) and query rows per
+ * work-group (CPU variant: rows per tile). */
+size_t clattn__tiles_group_size(const clattn_tiles *tiles);
+int clattn__tiles_group_rows(const clattn_tiles *tiles);
+
+/* 0 when the GPU variant's tiles are well formed (bm a multiple of tm, bn of tn, tm * tn <= 32;
+ * always for the CPU variant), else -1 with why. */
+int clattn__tiles_check(const clattn_tiles *tiles, char *why, size_t size);
+
+/* One step down the GPU variant's ladder of smaller tiles: fewer keys while bn >= bm (the register
+ * block's columns, then column threads), else fewer row threads, else fewer keys, else fewer rows
+ * per work-item. 0 when the tiles are already 1 x 1. */
+int clattn__tiles_shrink(clattn_tiles *tiles);
+
+/* After building the GPU variant's attention kernel: when its CL_KERNEL_WORK_GROUP_SIZE is below
+ * the tiles' work-group or its CL_KERNEL_LOCAL_MEM_SIZE above the device's local memory, shrinks
+ * the tiles one step and sets *rebuild; CLATTN_STATUS_DEVICE_LIMIT when they cannot shrink. */
+int clattn__tiles_fit_kernel(const clattn_context *ctx, cl_kernel kernel, clattn_tiles *tiles, int *rebuild,
+                             clattn__error *err);
 
 /* Build options of the attention program (cl/common.cl and its variant's files) for these tiles. */
 void clattn__attention_options(const clattn_tiles *tiles, int d, int dv, char *buf, size_t size);

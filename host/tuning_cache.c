@@ -27,8 +27,11 @@ static const struct {
     size_t offset;
     int min, max;
 } tile_fields[] = {
-    TILE_FIELD(cpu_variant, 0, 1), TILE_FIELD(rows, 1, 16), TILE_FIELD(wg, 1, 1024),
-    TILE_FIELD(bk, 1, 128),        TILE_FIELD(kw, 0, 32),   TILE_FIELD(item_tiles, 0, CLATTN_MAX_ITEM_TILES),
+    TILE_FIELD(cpu_variant, 0, 1), TILE_FIELD(rows, 1, 16),
+    TILE_FIELD(kw, 0, 32),         TILE_FIELD(item_tiles, 0, CLATTN_MAX_ITEM_TILES),
+    TILE_FIELD(bm, 0, 256),        TILE_FIELD(bn, 0, 256),
+    TILE_FIELD(tm, 0, 32),         TILE_FIELD(tn, 0, 32),
+    TILE_FIELD(reqd_wg, 0, 1),
 };
 #undef TILE_FIELD
 enum {
@@ -60,7 +63,8 @@ static const char *device_field(const clattn__device_caps *caps, int key)
     return key == KEY_DEVICE ? caps->name : key == KEY_VENDOR ? caps->vendor : caps->driver;
 }
 
-/* 0 when every field is in range (the CPU variant's kw is 8, 16 or 32), else -1 with why. */
+/* 0 when every field is in range (the CPU variant's kw is 8, 16 or 32; the GPU variant's blocks
+ * divide its tiles: clattn__tiles_check), else -1 with why. */
 static int check_tiles(const clattn_tiles *t, char *why, size_t why_size)
 {
     for (int k = KEY_FIRST_TILE; k < KEY_COUNT; k++) {
@@ -75,7 +79,7 @@ static int check_tiles(const clattn_tiles *t, char *why, size_t why_size)
         snprintf(why, why_size, "kw = %d: the CPU variant takes 8, 16 or 32", t->kw);
         return -1;
     }
-    return 0;
+    return clattn__tiles_check(t, why, why_size);
 }
 
 /* A decimal int and nothing else (no sign but '-', no spaces). */

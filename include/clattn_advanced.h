@@ -19,16 +19,24 @@ extern "C" {
  * forces (tests, `clattn tune`), else those saved in the context's cache directory for its
  * device and driver (`clattn tune --save`), else the table's row for the device name, vendor
  * and type. A saved file that does not parse strictly, or names another device or driver, is
- * ignored with a note to the log callback: plan creation never fails because of it.
+ * ignored with a note to the log callback: plan creation never fails because of it. The
+ * environment variable CLATTN_VARIANT=gpu|cpu, a developer knob, makes plans whose tiles are not
+ * forced pass over saved tiles and table rows of the other variant (the variant's generic row
+ * where none matches the device); another value fails plan creation. GPU tiles that do not fit
+ * the device shrink (docs/GPU.md).
  * ------------------------------------------------------------------------------------------- */
 typedef struct {
-    int cpu_variant; /* 1: barrier-free register-blocked kernel; 0: __local tiles */
+    int cpu_variant; /* 1: barrier-free register-blocked kernel; 0: the GPU variant (__local tiles) */
     int rows;        /* CPU variant: query rows per tile (a work-item takes several tiles) */
-    int wg;          /* GPU variant: work-group size = query rows per tile */
-    int bk;          /* GPU variant: keys per __local tile */
     int kw;          /* CPU variant: keys per score pass (8, 16, or 32: two vectors per row) */
     int item_tiles;  /* CPU variant: most tiles per work-item, which share each key chunk's reads
                       * (1 to 8; 0: the default, 4) */
+    /* GPU variant: a work-group of (bm / tm) * (bn / tn) work-items owns bm query rows and walks
+     * tiles of bn keys; each work-item holds a tm x tn block of scores (tm * tn <= 32). */
+    int bm;      /* query rows per work-group, a multiple of tm (1 to 256) */
+    int bn;      /* keys per tile, a multiple of tn (1 to 256) */
+    int tm, tn;  /* register block (1 to 32 each) */
+    int reqd_wg; /* 1: the kernel declares reqd_work_group_size (0 for compilers that do worse) */
 } clattn_tiles;
 
 /* The plans created after this call use these tiles (still clamped to the device's limits);

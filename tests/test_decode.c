@@ -122,10 +122,10 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
 
 int main(void)
 {
-    static const clattn_tiles variants[] = {{.cpu_variant = 1, .rows = 6, .wg = 1, .bk = 1, .kw = 16},
-                                            {.cpu_variant = 1, .rows = 4, .wg = 1, .bk = 1, .kw = 8},
-                                            {.cpu_variant = 1, .rows = 5, .wg = 1, .bk = 1, .kw = 32},
-                                            {.cpu_variant = 0, .rows = 1, .wg = 32, .bk = 16, .kw = 0}};
-    static const char *const names[] = {"cpu6", "cpu4", "cpu5x32", "local"};
+    static const clattn_tiles variants[] = {{.cpu_variant = 1, .rows = 6, .kw = 16},
+                                            {.cpu_variant = 1, .rows = 4, .kw = 8},
+                                            {.cpu_variant = 1, .rows = 5, .kw = 32},
+                                            {.cpu_variant = 0, .rows = 1, .bm = 16, .bn = 32, .tm = 2, .tn = 4}};
+    static const char *const names[] = {"cpu6", "cpu4", "cpu5x32", "gpu"};
     return harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant);
 }

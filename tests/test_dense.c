@@ -52,10 +52,14 @@ static void add_cases(void)
     cases[num_cases++] = (dense_case){{.batch = 3, .heads = 2, .q_len = 1000, .head_dim = 64, .causal = 1}, pad3};
 }
 
+/* The variants (main's list) that run the full grid: the first of each kernel variant. */
+#define FULL_CPU 0
+#define FULL_GPU 3
+
 static void run_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
 {
     for (int i = 0; i < num_cases; i++)
-        if (index == 0 || i % 3 == 0 || cases[i].p.q_len == 1000) /* the full grid once per device */
+        if (index == FULL_CPU || index == FULL_GPU || i % 3 == 0 || cases[i].p.q_len == 1000)
             check_case(dev, ref, variant, &cases[i]);
 }
 
@@ -63,12 +67,15 @@ int main(void)
 {
     add_cases();
     /* CPU variant: 8-, 16- and 32-key score passes (32: two vectors per row, and P.V two column
-     * blocks, with an odd block left when Dv / 16 is odd), even and odd row counts. */
-    static const clattn_tiles variants[] = {{.cpu_variant = 1, .rows = 7, .wg = 1, .bk = 1, .kw = 32},
-                                            {.cpu_variant = 1, .rows = 8, .wg = 1, .bk = 1, .kw = 8},
-                                            {.cpu_variant = 1, .rows = 5, .wg = 1, .bk = 1, .kw = 16},
-                                            {.cpu_variant = 0, .rows = 1, .wg = 64, .bk = 32, .kw = 0},
-                                            {.cpu_variant = 0, .rows = 1, .wg = 16, .bk = 8, .kw = 0}};
-    static const char *const names[] = {"cpu7x32", "cpu8x8", "cpu5x16", "local64", "local16"};
+     * blocks, with an odd block left when Dv / 16 is odd), even and odd row counts.
+     * GPU variant: the NVIDIA and AMD rows' tiles, and tiles that are no powers of two (8 x 4
+     * work-items of 3 x 3 scores). */
+    static const clattn_tiles variants[] = {
+        {.cpu_variant = 1, .rows = 7, .kw = 32},
+        {.cpu_variant = 1, .rows = 8, .kw = 8},
+        {.cpu_variant = 1, .rows = 5, .kw = 16},
+        {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1},
+        {.cpu_variant = 0, .rows = 1, .bm = 24, .bn = 12, .tm = 3, .tn = 3}};
+    static const char *const names[] = {"cpu7x32", "cpu8x8", "cpu5x16", "gpu64", "gpu24x12"};
     return harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant);
 }

@@ -35,15 +35,15 @@ typedef struct {
     const char *value; /* text a failure's message must contain */
 } limit_case;
 
-#define GPU(wg_, bk_)                                                                                                  \
+#define GPU(bm_, bn_, tm_, tn_)                                                                                        \
     1,                                                                                                                 \
     {                                                                                                                  \
-        .cpu_variant = 0, .rows = 1, .wg = wg_, .bk = bk_                                                              \
+        .cpu_variant = 0, .rows = 1, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = 1                          \
     }
 #define CPU8                                                                                                           \
     1,                                                                                                                 \
     {                                                                                                                  \
-        .cpu_variant = 1, .rows = 8, .wg = 1, .bk = 1, .kw = 16                                                        \
+        .cpu_variant = 1, .rows = 8, .kw = 16                                                                          \
     }
 #define TABLE                                                                                                          \
     0,                                                                                                                 \
@@ -54,32 +54,35 @@ typedef struct {
 static const int side_globals[] = {0, 40};
 static const int side_lens[] = {65, 30};
 
-/* With (D + Dv) * 4 bytes per key, local memory L allows floor(L / ((D + Dv) * 4)) keys per tile. */
+/* The GPU variant's __local bytes (cl/attention_gpu.cl, host/tuning.c): 4 * (bm * QS + bn * max(QS, Dv) + bm * PS +
+ * bm * bn / tn), each array rounded up to 16 bytes, with QS = D + 4 here (D = 64: 68; 128: 132; 256: 260) and PS
+ * about bn (1 x 1 tiles at D = 256: 260 + 260 + 1 + 1 floats, 2112 bytes rounded). Too large a tile shrinks (fewer
+ * keys while bn >= bm, else fewer row threads, ..., then fewer rows per work-item) until it fits. */
 static const limit_case limit_cases[] = {
-    {"wg 16, 4 KiB local: BK 32 -> 8",
+    {"wg 16, 4 KiB local: 64 x 32 -> 8 x 4",
      {16, 4096, 0},
-     GPU(64, 32),
+     GPU(64, 32, 4, 4),
      {.batch = 1, .heads = 2, .q_len = 65, .head_dim = 64, .causal = 1},
      NULL,
      CLATTN_STATUS_OK,
      NULL},
-    {"wg 16, 4 KiB local, D 256: BK 32 -> 2",
+    {"wg 16, 4 KiB local, D 256: 1 x 1 tiles",
      {16, 4096, 0},
-     GPU(64, 32),
+     GPU(64, 32, 4, 4),
      {.batch = 1, .heads = 1, .q_len = 257, .head_dim = 256},
      NULL,
      CLATTN_STATUS_OK,
      NULL},
-    {"2 KiB local, D 256: BK 1",
-     {0, 2048, 0},
-     GPU(64, 32),
+    {"2112 bytes local, D 256: 1 x 1 tiles need 2112",
+     {0, 2112, 0},
+     GPU(64, 32, 4, 4),
      {.batch = 1, .heads = 1, .q_len = 257, .head_dim = 256, .causal = 1},
      NULL,
      CLATTN_STATUS_OK,
      NULL},
-    {"wg 8, 1 KiB local, D 64 Dv 16: side keys, BK 4 -> 2",
+    {"wg 8, 1 KiB local, D 64 Dv 16: side keys, 1 x 1 tiles",
      {8, 1024, 0},
-     GPU(64, 4),
+     GPU(64, 4, 4, 4),
      {.batch = 2,
       .heads = 4,
       .kv_heads = 2,
@@ -96,31 +99,61 @@ static const limit_case limit_cases[] = {
      side_lens,
      CLATTN_STATUS_OK,
      NULL},
-    {"wg 48 (not a power of two): WG 64 -> 32",
+    {"wg 48 (not a power of two): WG 128 -> 32",
      {48, 0, 0},
-     GPU(64, 32),
+     GPU(64, 32, 4, 4),
      {.batch = 1, .heads = 2, .q_len = 65, .head_dim = 64},
      NULL,
      CLATTN_STATUS_OK,
      NULL},
-    {"wg 1: one row per work-group",
+    {"wg 1: one work-item per work-group",
      {1, 0, 0},
-     GPU(64, 32),
+     GPU(64, 32, 4, 4),
      {.batch = 1, .heads = 1, .q_len = 33, .head_dim = 16, .causal = 1},
      NULL,
      CLATTN_STATUS_OK,
      NULL},
-    {"device limits, WG 256 BK 8",
+    {"device limits, WG 256 (128 x 32, 4 x 4)",
      {0, 0, 0},
-     GPU(256, 8),
+     GPU(128, 32, 4, 4),
      {.batch = 1, .heads = 2, .q_len = 257, .head_dim = 64, .causal = 1},
      NULL,
      CLATTN_STATUS_OK,
      NULL},
-    {"device limits, WG 128 BK 128, D 256",
+    {"device limits, 128 x 128 tiles, D 256",
      {0, 0, 0},
-     GPU(128, 128),
+     GPU(128, 128, 4, 4),
      {.batch = 1, .heads = 1, .q_len = 65, .head_dim = 256},
+     NULL,
+     CLATTN_STATUS_OK,
+     NULL},
+    /* NVIDIA's 48 KB: the NVIDIA row fits D = 64 (37,376 bytes) and shrinks to 32 x 32 at D = 128 (39,424) and to
+     * 16 x 16 at D = 256; AMD's 64 KB holds 64 x 32 at D = 128 (61,952). */
+    {"48 KiB local, D 64: NVIDIA row",
+     {0, 49152, 0},
+     GPU(64, 32, 4, 4),
+     {.batch = 2, .heads = 4, .kv_heads = 2, .q_len = 200, .head_dim = 64, .causal = 1},
+     NULL,
+     CLATTN_STATUS_OK,
+     NULL},
+    {"48 KiB local, D 128: 64 x 32 -> 32 x 32",
+     {0, 49152, 0},
+     GPU(64, 32, 4, 4),
+     {.batch = 1, .heads = 4, .kv_heads = 1, .q_len = 150, .kv_len = 170, .head_dim = 128, .causal = 1},
+     NULL,
+     CLATTN_STATUS_OK,
+     NULL},
+    {"48 KiB local, D 256 Dv 200: shrunk",
+     {0, 49152, 0},
+     GPU(64, 32, 4, 4),
+     {.batch = 1, .heads = 2, .q_len = 100, .head_dim = 256, .value_dim = 200, .window = 1, .window_left = 40},
+     NULL,
+     CLATTN_STATUS_OK,
+     NULL},
+    {"64 KiB local, D 128: AMD row",
+     {0, 65536, 0},
+     GPU(64, 32, 4, 4),
+     {.batch = 1, .heads = 2, .q_len = 130, .head_dim = 128},
      NULL,
      CLATTN_STATUS_OK,
      NULL},
@@ -140,18 +173,18 @@ static const limit_case limit_cases[] = {
      NULL},
     {"16 bytes local, GPU variant: no tile fits",
      {0, 16, 0},
-     GPU(64, 32),
+     GPU(64, 32, 4, 4),
      {.batch = 1, .heads = 1, .q_len = 65, .head_dim = 64},
      NULL,
      CLATTN_STATUS_DEVICE_LIMIT,
      "16"},
-    {"2047 bytes local, D 256: one key needs 2048",
-     {0, 2047, 0},
-     GPU(64, 32),
+    {"2111 bytes local, D 256: 1 x 1 tiles need 2112",
+     {0, 2111, 0},
+     GPU(64, 32, 4, 4),
      {.batch = 1, .heads = 1, .q_len = 65, .head_dim = 256},
      NULL,
      CLATTN_STATUS_DEVICE_LIMIT,
-     "2047"},
+     "2111"},
     /* B=1, H=1, N=64, D=16: every tensor and the key panels are 4096 bytes (LSE 256). */
     {"max alloc 4096 = largest tensor, CPU variant",
      {0, 0, 4096},
@@ -162,7 +195,7 @@ static const limit_case limit_cases[] = {
      NULL},
     {"max alloc 4096 = largest tensor, GPU variant",
      {0, 0, 4096},
-     GPU(64, 32),
+     GPU(64, 32, 4, 4),
      {.batch = 1, .heads = 1, .q_len = 64, .head_dim = 16},
      NULL,
      CLATTN_STATUS_OK,
@@ -176,7 +209,7 @@ static const limit_case limit_cases[] = {
      "4095"},
     {"max alloc 4095, GPU variant: tensors",
      {0, 0, 4095},
-     GPU(64, 32),
+     GPU(64, 32, 4, 4),
      {.batch = 1, .heads = 1, .q_len = 64, .head_dim = 16},
      NULL,
      CLATTN_STATUS_DEVICE_LIMIT,
@@ -270,7 +303,7 @@ static int make_huge_problem(clattn_context *dev, huge_problem *h)
 static void check_cpu_plan_scratch(clattn_context *dev, const huge_problem *h)
 {
     clattn_plan *plan = NULL;
-    clattn_context_force_tiles(dev, &(clattn_tiles){.cpu_variant = 1, .rows = 8, .wg = 1, .bk = 1, .kw = 16});
+    clattn_context_force_tiles(dev, &(clattn_tiles){.cpu_variant = 1, .rows = 8, .kw = 16});
     clattn_problem p = h->p;
     p.q_len = CLATTN_SPLIT_MAX_QUERIES + 1; /* past the decode path, which reads K unpacked */
     const int s = clattn_plan_create(dev, &p, &plan);
@@ -352,7 +385,7 @@ static void check_real_max_alloc(const char *spec)
     check_cpu_plan_scratch(dev, &h);
     clattn_plan *plan = NULL;
     clattn_context_force_tiles(
-        dev, &(clattn_tiles){.cpu_variant = 0, .rows = 1, .wg = 64, .bk = 32, .kw = 0}); /* scratch stays small */
+        dev, &(clattn_tiles){.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4}); /* small scratch */
     const int s = clattn_plan_create(dev, &h.p, &plan);
     report(s == CLATTN_STATUS_OK, "K over max alloc, GPU variant: plan_create", s ? clattn_context_message(dev) : "");
     if (s == CLATTN_STATUS_OK) {
@@ -372,7 +405,8 @@ static void check_dense_grid(const char *spec, clattn_context *ref)
         const char *name;
         int forced;
         clattn_tiles tiles;
-    } variants[] = {{"table", TABLE}, {"wg64", GPU(64, 32)}, {"wg128", GPU(128, 16)}, {"wg256", GPU(256, 8)}};
+    } variants[] = {
+        {"table", TABLE}, {"wg64", GPU(32, 32, 4, 4)}, {"wg128", GPU(64, 32, 4, 4)}, {"wg256", GPU(128, 32, 4, 4)}};
     static const clattn_problem problems[] = {
         {.batch = 1, .heads = 2, .q_len = 1, .kv_len = 65, .head_dim = 64, .causal = 1},
         {.batch = 1, .heads = 2, .q_len = 63, .head_dim = 16},

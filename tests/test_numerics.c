@@ -14,7 +14,7 @@
 #define GUARD 4096 /* bytes after each output that must stay untouched */
 #define GUARD_BYTE 0xA5
 #define REPEATS 50
-#define MAX_BACKENDS 4 /* the reference and a device's three kernel variants */
+#define MAX_BACKENDS 5 /* the reference and a device's four kernel variants */
 
 static void report(int ok, const char *backend, const char *property, const char *what, const char *detail)
 {
@@ -968,7 +968,7 @@ static void check_nonfinite(const backend *bes, int nbe)
 /* Every property on the reference and, when there is one, a device's kernel variants (bes[1..]). */
 /* Keys 0..39 whose logits are all -inf (Q positive, K -inf), one of them with an infinite value:
  * every row that sees it gets weight 0 times inf = NaN, in the reference's one softmax, even when
- * the first key tiles (GPU variant: 32 keys) hold nothing but those keys. */
+ * the first key tiles (GPU variant: 32 or 8 keys) hold nothing but those keys. */
 static void check_infinite_value_behind_minus_inf(const backend *bes, int nbe)
 {
     static const numerics_case c = {
@@ -1020,13 +1020,18 @@ static void check_backends(const backend *bes, int nbe)
 
 int main(void)
 {
-    static const clattn_tiles cpu_tiles = {.cpu_variant = 1, .rows = 8, .wg = 1, .bk = 1, .kw = 16},
-                              cpu32_tiles = {.cpu_variant = 1, .rows = 8, .wg = 1, .bk = 1, .kw = 32},
-                              local_tiles = {.cpu_variant = 0, .rows = 1, .wg = 64, .bk = 32, .kw = 0};
+    /* GPU variant: the NVIDIA row's tiles, and 8 x 8 tiles of 2 x 2 blocks, whose rows' sums
+     * (and their +0 / -0 / NaN rule) are combined across 4 work-items. */
+    static const clattn_tiles cpu_tiles = {.cpu_variant = 1, .rows = 8, .kw = 16},
+                              cpu32_tiles = {.cpu_variant = 1, .rows = 8, .kw = 32},
+                              gpu_tiles =
+                                  {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1},
+                              gpu8_tiles = {.cpu_variant = 0, .rows = 1, .bm = 8, .bn = 8, .tm = 2, .tn = 2};
     backend bes[MAX_BACKENDS] = {{"reference", NULL, NULL},
                                  {"cpu8", NULL, &cpu_tiles},
                                  {"cpu8kw32", NULL, &cpu32_tiles},
-                                 {"local64", NULL, &local_tiles}};
+                                 {"gpu64", NULL, &gpu_tiles},
+                                 {"gpu8", NULL, &gpu8_tiles}};
     if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &bes[0].ctx))
         return 1;
     char specs[HARNESS_MAX_DEVICES][16];

@@ -17,7 +17,7 @@
 /* Odd sizes, so that the saved tiles (5 rows, 3 tiles per item) end mid-tile. */
 static const clattn_problem problem = {.batch = 1, .heads = 2, .q_len = 67, .head_dim = 32};
 /* No table row has 5 rows, so these can only come from the file. */
-static const clattn_tiles saved = {.cpu_variant = 1, .rows = 5, .wg = 1, .bk = 1, .kw = 16, .item_tiles = 3};
+static const clattn_tiles saved = {.cpu_variant = 1, .rows = 5, .kw = 16, .item_tiles = 3};
 
 static char log_text[4096]; /* the log callback's lines since the last reset, joined by " | " */
 
@@ -32,7 +32,7 @@ static int same_tiles(const clattn_tiles *a, const clattn_tiles *b)
 {
     return a->cpu_variant == b->cpu_variant && a->rows == b->rows && a->kw == b->kw &&
            (!a->cpu_variant || a->item_tiles == b->item_tiles) &&
-           (a->cpu_variant || (a->wg == b->wg && a->bk == b->bk));
+           (a->cpu_variant || (a->bm == b->bm && a->bn == b->bn && a->tm == b->tm && a->tn == b->tn));
 }
 
 /* The tiles of a fresh plan of `problem` on dev (created with the log reset first). */
@@ -88,7 +88,7 @@ static const corrupt_case corrupt_cases[] = {
     {"a CPU kw the kernel lacks", "kw", "kw=24", "kw = 24"},
     {"not an integer", "rows", "rows=5x", "is not an integer"},
     {"a sign", "rows", "rows=+5", "is not an integer"},
-    {"an unknown key", "wg", "colour=blue", "unknown key 'colour'"},
+    {"an unknown key", "bm", "colour=blue", "unknown key 'colour'"},
     {"a missing key", "item_tiles", "", "key 'item_tiles' missing"},
     {"a repeated key", "rows", "rows=5\nrows=6", "key 'rows' repeated"},
     {"a line without '='", "rows", "rows 5", "line 6: not key=value"},
@@ -142,7 +142,7 @@ static void check_device(const char *spec, const char *cache_dir, clattn_context
     status = harness_compare(dev, ref, &problem, NULL, 1, &err);
     check(status == CLATTN_STATUS_OK && err <= TOLERANCE, "saved tiles match the reference: max error %.3g", err);
 
-    const clattn_tiles forced = {.cpu_variant = 1, .rows = 3, .wg = 1, .bk = 1, .kw = 8, .item_tiles = 2};
+    const clattn_tiles forced = {.cpu_variant = 1, .rows = 3, .kw = 8, .item_tiles = 2};
     clattn_context_force_tiles(dev, &forced);
     status = plan_tiles(dev, &t);
     check(status == CLATTN_STATUS_OK && same_tiles(&t, &forced), "forced tiles come before saved ones: rows %d, kw %d",
@@ -160,7 +160,7 @@ static void check_device(const char *spec, const char *cache_dir, clattn_context
         check_corrupt(dev, path, good, &table);
     free(good);
 
-    const clattn_tiles bad = {.cpu_variant = 1, .rows = 17, .wg = 1, .bk = 1, .kw = 16};
+    const clattn_tiles bad = {.cpu_variant = 1, .rows = 17, .kw = 16};
     status = clattn_context_save_tiles(dev, &bad, NULL, 0);
     check(status == CLATTN_STATUS_UNSUPPORTED && strstr(clattn_context_message(dev), "rows = 17") != NULL,
           "saving rows 17: %s", clattn_context_message(dev));
