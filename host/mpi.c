@@ -87,7 +87,8 @@ static int check_plan(clattn_mpi_plan *mp, const clattn_problem *problem, clattn
     mp->globals = malloc((size_t)(p->num_global > 0 ? p->num_global : 1) * sizeof(int));
     if (mp->globals == NULL)
         return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "%d global indices", p->num_global);
-    memcpy(mp->globals, p->global_idx, (size_t)p->num_global * sizeof(int));
+    if (p->num_global > 0)
+        memcpy(mp->globals, p->global_idx, (size_t)p->num_global * sizeof(int));
     qsort(mp->globals, (size_t)p->num_global, sizeof(int), compare_int);
     mp->p.global_idx = mp->globals;
     mp->offset = p->kv_len - p->q_len;
