@@ -86,11 +86,11 @@ static void print_traffic(const clattn_problem *p, shard_run *s, int rank, int s
 static int bench_point(const bench_options *o, clattn_context *ctx, pattern_id pattern, int n, int rank, int size)
 {
     clattn_problem p = workload_problem(o, pattern, n);
-    if (p.num_global > 0 || p.summary_block > 0) {
-        if (rank == 0)
-            printf("%-8s N=%-8d skipped: not available across ranks yet\n", pattern_names[pattern], n);
-        return 0;
-    }
+    int *globals = malloc((size_t)(p.num_global > 0 ? p.num_global : 1) * sizeof(int));
+    if (globals == NULL)
+        return EXIT_RUNTIME;
+    workload_global_positions(n, p.num_global, globals);
+    p.global_idx = globals;
     shard_run s;
     memset(&s, 0, sizeof s);
     int status = clattn_mpi_plan_create(ctx, MPI_COMM_WORLD, &p, n / size + (rank < n % size), &s.plan);
@@ -122,6 +122,7 @@ static int bench_point(const bench_options *o, clattn_context *ctx, pattern_id p
     free(samples);
     free_shard(&s.t);
     clattn_mpi_plan_free(s.plan);
+    free(globals);
     return status ? clattn_exit_status(status) : worst ? EXIT_RUNTIME : 0;
 }
 

@@ -29,6 +29,12 @@ double workload_flops(const clattn_visibility *v)
     return 4.0 * p->head_dim * (double)keys * p->batch * p->heads;
 }
 
+void workload_global_positions(int n, int globals, int *out)
+{
+    for (int g = 0; g < globals; g++)
+        out[g] = (int)((long long)g * n / globals);
+}
+
 clattn_problem workload_problem(const bench_options *o, pattern_id pattern, int n)
 {
     const int windowed = pattern >= PATTERN_WINDOW && pattern <= PATTERN_WINDOW_SUMMARY;
@@ -65,8 +71,7 @@ int workload_create(const bench_options *o, pattern_id pattern, int n, workload 
         fprintf(stderr, "clattn bench: N = %d: out of host memory for the inputs\n", n);
         return EXIT_RUNTIME;
     }
-    for (int g = 0; g < globals; g++)
-        w->global_idx[g] = (int)((long long)g * n / globals);
+    workload_global_positions(n, globals, w->global_idx);
     p->global_idx = w->global_idx;
     const int status = clattn_visibility_init(&w->visibility, p);
     if (status) {

@@ -22,6 +22,9 @@ typedef struct {
 /* The problem of a pattern at N (global_idx left NULL; workload_create fills it). */
 clattn_problem workload_problem(const bench_options *o, pattern_id pattern, int n);
 
+/* The bench's global tokens: `globals` positions spread evenly over [0, n). */
+void workload_global_positions(int n, int globals, int *out);
+
 /* 4 * D FLOPs per key each row sees (S(i) of v's problem), summed over rows, heads and batch. */
 double workload_flops(const clattn_visibility *v);
 

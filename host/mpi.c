@@ -87,7 +87,8 @@ static int check_plan(clattn_mpi_plan *mp, const clattn_problem *problem, clattn
     mp->globals = malloc((size_t)(p->num_global > 0 ? p->num_global : 1) * sizeof(int));
     if (mp->globals == NULL)
         return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "%d global indices", p->num_global);
-    memcpy(mp->globals, p->global_idx, (size_t)p->num_global * sizeof(int));
+    if (p->num_global > 0)
+        memcpy(mp->globals, p->global_idx, (size_t)p->num_global * sizeof(int));
     qsort(mp->globals, (size_t)p->num_global, sizeof(int), compare_int);
     mp->p.global_idx = mp->globals;
     mp->offset = p->kv_len - p->q_len;
@@ -278,7 +279,7 @@ static int prepare_run(const clattn_mpi_plan *mp, clattn__mpi_run *st, const cla
     memset(acc_o, 0, heads * (size_t)nq * (size_t)p->value_dim * sizeof(float));
     for (size_t i = 0; i < heads * (size_t)nq; i++)
         acc_lse[i] = -INFINITY;
-    size_t most_keys = (size_t)mp->k_count[mp->rank];
+    size_t most_keys = 0; /* keys a block slices into k_tmp */
     const run_kind kind = run_kind_of(mp);
     if (kind == RUN_HALO)
         status = clattn__mpi_halo_prepare(mp, st, &most_keys, err);
@@ -289,8 +290,11 @@ static int prepare_run(const clattn_mpi_plan *mp, clattn__mpi_run *st, const cla
         status = clattn__mpi_zigzag_prepare(mp, st, &n, &most_keys, err);
     else if (!status && kind != RUN_RING)
         status = gathered_positions(mp, &pos, &n, err);
-    if (!status && n > 0 && kind != RUN_ZIGZAG)
+    if (!status && n > 0 && kind != RUN_ZIGZAG) {
         status = clattn__mpi_rows_prepare(mp, st, pos, n, err);
+        if ((size_t)mp->k_count[mp->rank] > most_keys) /* a causal prefix of this rank's keys */
+            most_keys = (size_t)mp->k_count[mp->rank];
+    }
     free(pos);
     if (!status && p->summary_block > 0)
         status = clattn__mpi_summary_prepare(mp, st, &most_keys, err);

@@ -93,7 +93,8 @@ static int get_plan(clattn__block_runner *r, const clattn_problem *l, const int 
     slot->globals = malloc(bytes);
     if (slot->globals == NULL)
         return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "%d global indices", l->num_global);
-    memcpy(slot->globals, globals, l->num_global > 0 ? bytes : 0);
+    if (l->num_global > 0)
+        memcpy(slot->globals, globals, bytes);
     clattn_problem with_globals = *l;
     with_globals.global_idx = slot->globals;
     const int status = clattn_plan_create(r->ctx, &with_globals, &slot->plan);
@@ -109,7 +110,7 @@ void clattn__copy_rows(float *dst, int dst_rows, int dst_first, const float *src
                        size_t heads, int width)
 {
     const size_t w = (size_t)width;
-    for (size_t h = 0; h < heads; h++)
+    for (size_t h = 0; h < heads && rows > 0; h++) /* a shard of no rows may have no buffer */
         memcpy(dst + (h * (size_t)dst_rows + (size_t)dst_first) * w,
                src + (h * (size_t)src_rows + (size_t)src_first) * w, (size_t)rows * w * sizeof(float));
 }

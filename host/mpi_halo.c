@@ -35,6 +35,22 @@ static void halo_overlap(const clattn_mpi_plan *mp, int from, int to, int *first
     *count = from != to && b > a ? b - a : 0;
 }
 
+/* This rank's rows at or after `split` see no key before its shard; rows at or after `first` see
+ * keys after it; the rows before `split` see no key at or after `stop`. */
+static void edges(const clattn_mpi_plan *mp, int *split, int *first, int *stop)
+{
+    const clattn_problem *p = &mp->p;
+    const int r = mp->rank, kf = mp->k_first[r], end = kf + mp->k_count[r], qa = mp->q_first[r] + mp->offset;
+    const int right = p->causal ? 0 : p->window_right;
+    int lo, hi;
+    needed_keys(mp, r, &lo, &hi);
+    const long long edge = (long long)kf + p->window_left;
+    *split = edge < qa ? qa : edge > end ? end : (int)edge;
+    *first = end - right > *split ? end - right : *split;
+    const long long e = (long long)*split + right;
+    *stop = e > hi ? hi : (int)e;
+}
+
 int clattn__mpi_halo_prepare(const clattn_mpi_plan *mp, clattn__mpi_run *st, size_t *most_keys, clattn__error *err)
 {
     clattn__mpi_halo_state *h = &st->halo;
@@ -64,7 +80,14 @@ int clattn__mpi_halo_prepare(const clattn_mpi_plan *mp, clattn__mpi_run *st, siz
         status = clattn__mpi_alloc(&h->v_all, all * (size_t)p->value_dim, "halo values", err);
     if (!status && p->num_global > 0)
         status = clattn__mpi_gathered_prepare(mp, &st->keys, mp->globals, p->num_global, 0, err);
-    *most_keys = (size_t)(h->hi - h->lo > p->num_global ? h->hi - h->lo : p->num_global);
+    /* Blocks slice [lo, stop) and [end, hi) out of the halo range (the rest run on the shard),
+     * the global keys out of theirs. */
+    int split, first, stop;
+    edges(mp, &split, &first, &stop);
+    const int end = mp->k_first[mp->rank] + mp->k_count[mp->rank];
+    const int most = stop - h->lo > h->hi - end ? stop - h->lo : h->hi - end;
+    const int need = most > p->num_global ? most : p->num_global;
+    *most_keys = need > 0 && (size_t)need > *most_keys ? (size_t)need : *most_keys;
     return status;
 }
 
@@ -242,12 +265,8 @@ int clattn__mpi_halo(clattn_mpi_plan *mp, clattn__mpi_run *st, const clattn_host
     int rc = post_exchange(mp, h, t, req, &nreq);
     const int kf = mp->k_first[r], end = kf + mp->k_count[r];
     const int qa = mp->q_first[r] + mp->offset;
-    const int right = p->causal ? 0 : p->window_right;
-    /* Rows at or after `split` see no key before this shard; rows at or after `first` see keys
-     * after it. */
-    const long long edge = (long long)kf + p->window_left;
-    const int split = edge < qa ? qa : edge > end ? end : (int)edge;
-    const int first = end - right > split ? end - right : split;
+    int split, first, stop;
+    edges(mp, &split, &first, &stop);
     if (!status)
         status = window_block(mp, st, t, split - qa, end - split, kf, end, globals, err);
     if (rc == MPI_SUCCESS && nreq > 0)
@@ -259,8 +278,6 @@ int clattn__mpi_halo(clattn_mpi_plan *mp, clattn__mpi_run *st, const clattn_host
     }
     if (st->own.n > 0)
         assemble(mp, h, t);
-    const long long e = (long long)split + right;
-    const int stop = e > h->hi ? h->hi : (int)e;
     if (!status && st->own.n > 0)
         status = window_block(mp, st, t, 0, split - qa, h->lo, stop, globals, err);
     if (!status && st->own.n > 0 && h->hi > end)

@@ -25,9 +25,11 @@ int clattn__mpi_ring_pass(clattn_mpi_plan *mp, clattn__mpi_run *st, const float 
     const clattn_problem *p = &mp->p;
     const int r = mp->rank, P = mp->size;
     const size_t kh = (size_t)p->batch * (size_t)p->kv_heads;
-    memcpy(st->ring[0], k, kh * (size_t)counts[r] * (size_t)p->head_dim * sizeof(float));
-    memcpy(st->ring[0] + kh * (size_t)counts[r] * (size_t)p->head_dim, v,
-           kh * (size_t)counts[r] * (size_t)p->value_dim * sizeof(float));
+    if (counts[r] > 0) { /* a shard of no keys may have no buffer */
+        memcpy(st->ring[0], k, kh * (size_t)counts[r] * (size_t)p->head_dim * sizeof(float));
+        memcpy(st->ring[0] + kh * (size_t)counts[r] * (size_t)p->head_dim, v,
+               kh * (size_t)counts[r] * (size_t)p->value_dim * sizeof(float));
+    }
     int status = CLATTN_STATUS_OK;
     for (int step = 0; step < P; step++) {
         const int src = ((r - step) % P + P) % P, next = (src - 1 + P) % P;

@@ -191,6 +191,15 @@ static void check_bad_rank(clattn_context *ctx)
     const int s2 = clattn_mpi_plan_create(ctx, MPI_COMM_WORLD, &p, rank == 0 ? 1 : shard_keys(50, 0), &bad);
     collective_check(s2 == CLATTN_STATUS_SHAPE_MISMATCH, "shards that do not add up", &p, 0.0, 1);
     clattn_mpi_plan_free(bad);
+    /* What the ranks cannot split yet fails on every rank alike. */
+    clattn_problem own_globals = p;
+    const int g[] = {7};
+    own_globals.global_idx = g;
+    own_globals.num_global = 1;
+    own_globals.global_qkv = 1;
+    bad = NULL;
+    const int s3 = clattn_mpi_plan_create(ctx, MPI_COMM_WORLD, &own_globals, shard_keys(50, 0), &bad);
+    collective_check(s3 == CLATTN_STATUS_UNSUPPORTED && bad == NULL, "Qg, Kg, Vg: unsupported", &p, 0.0, 1);
     free(r.o);
     free(r.lse);
     clattn_mpi_plan_free(mp);

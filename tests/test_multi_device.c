@@ -227,6 +227,12 @@ int main(void)
     check_case(m, ref, "window + globals", &window, NULL, even);
     check_enqueue(m, ref, "heads split", &causal_gqa, skewed);
     check_enqueue(m, ref, "batch split", &batch_split, even);
+    /* Wildcards: every CPU device (both runtimes here are CPU devices). */
+    clattn_multi *cpus = NULL;
+    const int sc = clattn_multi_create(&(clattn_multi_desc){.devices = "cpu:*"}, &cpus);
+    check(sc == CLATTN_STATUS_OK && clattn_multi_device_count(cpus) >= 1, "'cpu:*': %d device(s) %s",
+          clattn_multi_device_count(cpus), sc ? clattn_multi_message(NULL) : "");
+    clattn_multi_free(cpus);
     /* A malformed list and a bad weight fail with a status, not a crash. */
     clattn_multi *bad = NULL;
     check(clattn_multi_create(&(clattn_multi_desc){.devices = "0:0,,0:0"}, &bad) == CLATTN_STATUS_INVALID_DEVICE_SPEC,
