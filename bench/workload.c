@@ -51,8 +51,7 @@ int workload_create(const bench_options *o, pattern_id pattern, int n, workload 
 {
     *w = (workload){.problem = problem_of(o, pattern, n), .pattern = pattern, .n = n};
     clattn_problem *p = &w->problem;
-    const int globals = p->num_global, block = p->summary_block;
-    w->num_summary = block > 0 ? (n + block - 1) / block : 0;
+    const int globals = p->num_global;
     w->q_bytes = (size_t)o->batch * o->heads * p->q_len * o->head_dim * sizeof(float);
     w->kv_bytes = (size_t)o->batch * o->kv_heads * n * o->head_dim * sizeof(float);
     w->global_idx = malloc((size_t)(globals > 0 ? globals : 1) * sizeof(int));
@@ -75,6 +74,7 @@ int workload_create(const bench_options *o, pattern_id pattern, int n, workload 
         workload_free(w);
         return clattn_exit_status(status);
     }
+    w->num_summary = clattn_visibility_summary_count(&w->visibility, n);
     unsigned long long seed = 0x5eed;
     random_normal(w->q, w->q_bytes / sizeof(float), &seed);
     random_normal(w->k, w->kv_bytes / sizeof(float), &seed);

@@ -64,11 +64,21 @@ static cl_int enqueue_side(clattn_plan *plan, command_chain *chain, cl_mem src, 
     const clattn_problem *p = &plan->p;
     if (extra == NULL)
         extra = src; /* never read: n_extra is 0 */
-    const kernel_arg args[] = {
-        ARG(src),          ARG(extra),           ARG(plan->global_buf), ARG(plan->seq_lens), ARG(side),
-        ARG(p->kv_len),    ARG(width),           ARG(p->kv_heads),      ARG(p->num_global),  ARG(plan->n_summary),
-        ARG(p->extra_len), ARG(p->summary_block)};
-    const cl_int rc = set_args(plan->side, args, 12);
+    const int tail_own = p->summary_tail == CLATTN_SUMMARY_TAIL_OWN;
+    const kernel_arg args[] = {ARG(src),
+                               ARG(extra),
+                               ARG(plan->global_buf),
+                               ARG(plan->seq_lens),
+                               ARG(side),
+                               ARG(p->kv_len),
+                               ARG(width),
+                               ARG(p->kv_heads),
+                               ARG(p->num_global),
+                               ARG(plan->n_summary),
+                               ARG(p->extra_len),
+                               ARG(p->summary_block),
+                               ARG(tail_own)};
+    const cl_int rc = set_args(plan->side, args, sizeof args / sizeof args[0]);
     const size_t global[2] = {(size_t)plan->n_side * width, (size_t)p->batch * p->kv_heads};
     return rc != CL_SUCCESS ? rc : chain_launch(chain, plan->side, 2, global, NULL);
 }
@@ -134,10 +144,12 @@ static void fill_side_positions(const clattn_plan *plan, const int *seq_lens, in
         int *row = pos + (size_t)b * plan->n_side;
         for (int g = 0; g < p->num_global; g++)
             row[g] = p->global_idx[g];
+        const int blocks = clattn__summary_blocks(p, seq_lens[b]);
         for (int c = 0; c < plan->n_summary; c++) {
-            const long long start = (long long)c * p->summary_block;
-            const long long end = start + p->summary_block < seq_lens[b] ? start + p->summary_block : seq_lens[b];
-            row[p->num_global + c] = start < seq_lens[b] ? (int)(end - 1) : -1;
+            int start, end;
+            if (c < blocks)
+                clattn__summary_keys(p, seq_lens[b], c, &start, &end);
+            row[p->num_global + c] = c < blocks ? end - 1 : -1; /* its last key; -1: no block */
         }
         for (int x = 0; x < p->extra_len; x++)
             row[p->num_global + plan->n_summary + x] = 0;

@@ -128,6 +128,8 @@ static const problem_case problem_cases[] = {
      "-1"},
     {{SET(dilation, -3)}, NULL, 0, S(INVALID_DILATION), "dilation", "-3"},
     {{SET(summary_block, -1)}, NULL, 0, S(INVALID_BLOCK), "summary_block", "-1"},
+    {{SET(summary_block, 3), SET(summary_tail, 2)}, NULL, 0, S(INVALID_PATTERN), "summary_tail", "2"},
+    {{SET(summary_tail, 1)}, NULL, 0, S(INVALID_PATTERN), "summary_tail", "1"},
     {{SET(num_global, 2)}, globals_past_end, 0, S(INVALID_GLOBAL_INDEX), "global_idx", "8"},
     {{SET(num_global, 1)}, globals_negative, 0, S(INVALID_GLOBAL_INDEX), "global_idx", "-1"},
     {{SET(num_global, 3)}, globals_repeated, 0, S(INVALID_GLOBAL_INDEX), "global_idx", "2"},

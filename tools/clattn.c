@@ -19,7 +19,7 @@ static const char usage_text[] =
     "  devices                      list OpenCL devices (P:D index) and the reference path\n"
     "  run --q Q.npy --k K.npy --v V.npy --out O.npy [options]\n"
     "      [--lse L.npy] [--causal] [--window L,R | --window W] [--dilation D]\n"
-    "      [--global I,J,...] [--summary-block B] [--qg F --kg F --vg F] [--kx F --vx F]\n"
+    "      [--global I,J,...] [--summary-block B [--summary-tail merge|own]] [--qg F --kg F --vg F] [--kx F --vx F]\n"
     "      [--seq-lens N0,N1,...] [--scale S] [--device SPEC]\n"
     "      [--grid H,W --grid-pattern axial-row|axial-column|criss-cross|neighborhood=KH,KW[,D]|window=M[,S]]\n"
     "      tensors: little-endian float32 .npy of rank 4 [B,H,N,D], 3 [H,N,D] or 2 [N,D]\n"
