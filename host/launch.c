@@ -2,16 +2,8 @@
  * summaries, extras), the banded attention pass over every row, and a dense pass over the
  * global rows. Decode (a few query rows, CPU variant) instead splits the keys: attention_split,
  * then combine_splits. Every launch is chained to the previous one by its event. */
-#include "plan.h"
+#include "launch.h"
 #include "problem.h"
-
-/* Events chain the commands of one run, so that out-of-order queues are safe too. */
-typedef struct {
-    cl_command_queue queue;
-    cl_uint num_wait;
-    const cl_event *wait;
-    cl_event last;
-} command_chain;
 
 static cl_int chain_launch(command_chain *chain, cl_kernel kernel, cl_uint dims, const size_t *global,
                            const size_t *local)
@@ -30,11 +22,6 @@ static cl_int chain_launch(command_chain *chain, cl_kernel kernel, cl_uint dims,
 }
 
 /* Sets kernel arguments from a list of (size, pointer) pairs. */
-typedef struct {
-    size_t size;
-    const void *value;
-} kernel_arg;
-
 static cl_int set_args(cl_kernel kernel, const kernel_arg *args, cl_uint count)
 {
     for (cl_uint i = 0; i < count; i++) {
@@ -44,11 +31,6 @@ static cl_int set_args(cl_kernel kernel, const kernel_arg *args, cl_uint count)
     }
     return CL_SUCCESS;
 }
-
-#define ARG(x)                                                                                                         \
-    {                                                                                                                  \
-        sizeof(x), &(x)                                                                                                \
-    }
 
 static cl_int enqueue_pack(clattn_plan *plan, command_chain *chain, cl_mem keys, cl_mem panels, int n)
 {
@@ -287,7 +269,7 @@ int clattn__plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn
     command_chain chain = {queue != NULL ? queue : plan->ctx->queue, num_wait, wait, NULL};
     cl_int rc = upload_lengths(plan, chain.queue, buffers->seq_lens);
     if (rc == CL_SUCCESS)
-        rc = enqueue_passes(plan, &chain, buffers);
+        rc = plan->grid != NULL ? clattn__grid_enqueue(plan, &chain, buffers) : enqueue_passes(plan, &chain, buffers);
     if (rc != CL_SUCCESS) {
         if (chain.last != NULL) {
             clWaitForEvents(1, &chain.last); /* nothing of this run may still be running */
@@ -321,4 +303,21 @@ int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_
     if (!status)
         status = clattn__plan_enqueue(plan, queue, buffers, num_wait, wait, event, &err);
     return clattn__context_report(ctx, status, &err);
+}
+
+/* The helpers above, for host/launch_grid.c. */
+cl_int clattn__chain_launch(command_chain *chain, cl_kernel kernel, cl_uint dims, const size_t *global,
+                            const size_t *local)
+{
+    return chain_launch(chain, kernel, dims, global, local);
+}
+
+cl_int clattn__set_args(cl_kernel kernel, const kernel_arg *args, cl_uint count)
+{
+    return set_args(kernel, args, count);
+}
+
+cl_int clattn__enqueue_pack(clattn_plan *plan, command_chain *chain, cl_mem keys, cl_mem panels, int n)
+{
+    return enqueue_pack(plan, chain, keys, panels, n);
 }

@@ -14,9 +14,8 @@ static int compare_int(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Kernel `name` of program `source` (cl/ file names joined by '+', see program.h) built with `options`. */
-static int create_kernel(clattn_plan *plan, const char *source, const char *name, const char *options, cl_kernel *out,
-                         clattn__error *err)
+int clattn__plan_kernel(clattn_plan *plan, const char *source, const char *name, const char *options, cl_kernel *out,
+                        clattn__error *err)
 {
     cl_program prog;
     int status = clattn__program_get(plan->ctx, source, options, &prog, err);
@@ -39,18 +38,18 @@ static int create_kernels(clattn_plan *plan, clattn__error *err)
     const char *attention = plan->tiles.cpu_variant ? "common+attention_cpu+decode" : "common+attention_gpu";
     int status;
     if (plan->splits > 0) {
-        status = create_kernel(plan, attention, "attention_split", options, &plan->split, err);
+        status = clattn__plan_kernel(plan, attention, "attention_split", options, &plan->split, err);
         if (!status)
-            status = create_kernel(plan, attention, "combine_splits", options, &plan->combine, err);
+            status = clattn__plan_kernel(plan, attention, "combine_splits", options, &plan->combine, err);
     } else
-        status = create_kernel(plan, attention, "attention", options, &plan->attention, err);
+        status = clattn__plan_kernel(plan, attention, "attention", options, &plan->attention, err);
     if (!status && clattn__plan_packs_keys(plan)) {
         char pack_options[64];
         clattn__pack_options(p->head_dim, pack_options, sizeof pack_options);
-        status = create_kernel(plan, "pack_keys", "pack_keys", pack_options, &plan->pack, err);
+        status = clattn__plan_kernel(plan, "pack_keys", "pack_keys", pack_options, &plan->pack, err);
     }
     if (!status && plan->n_side > 0)
-        status = create_kernel(plan, "side_keys", "side_keys", "", &plan->side, err);
+        status = clattn__plan_kernel(plan, "side_keys", "side_keys", "", &plan->side, err);
     return status;
 }
 
@@ -116,21 +115,20 @@ int clattn_plan_create(clattn_context *ctx, const clattn_problem *problem, clatt
         plan->n_summary = clattn__summary_count(&plan->p);
         plan->n_side = plan->p.num_global + plan->n_summary + plan->p.extra_len;
         if (plan->p.grid_pattern != CLATTN_GRID_NONE)
-            status = clattn__fail(&err, CLATTN_STATUS_UNSUPPORTED,
-                                  "grid_pattern = %d: 2-D patterns run on the reference device only",
-                                  (int)plan->p.grid_pattern);
+            status = clattn__grid_plan_create(plan, &err);
         /* Decode candidates: a tile holds rows of every head of a kv head's query group. */
         const int decode = plan->p.q_len <= CLATTN_SPLIT_MAX_QUERIES && plan->n_global_rows == 0;
         const int group_rows = plan->p.heads / plan->p.kv_heads * plan->p.q_len;
-        if (!status)
+        const int banded = plan->grid == NULL;
+        if (!status && banded)
             status = clattn__choose_tiles(ctx, plan->p.head_dim, plan->p.value_dim, decode ? group_rows : plan->p.q_len,
                                           &plan->tiles, &err);
         plan->qscale = plan->p.scale * (float)CL_M_LOG2E;
-        if (!status && decode && plan->tiles.cpu_variant)
+        if (!status && banded && decode && plan->tiles.cpu_variant)
             choose_splits(plan);
-        if (!status)
+        if (!status && banded)
             status = create_kernels(plan, &err);
-        if (!status)
+        if (!status && banded)
             status = clattn__plan_create_scratch(plan, &err);
     }
     if (status != CLATTN_STATUS_OK) {
@@ -145,6 +143,7 @@ void clattn_plan_free(clattn_plan *plan)
 {
     if (plan == NULL)
         return;
+    clattn__grid_plan_free(plan);
     clattn__plan_free_scratch(plan);
     cl_kernel kernels[] = {plan->side, plan->pack, plan->attention, plan->split, plan->combine};
     for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)

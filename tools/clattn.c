@@ -211,7 +211,7 @@ static clattn_host_tensor host_tensor(const npy_tensor *t)
     return (clattn_host_tensor){t->data, t->count * sizeof(float)};
 }
 
-/* Creates the context and plan; a pattern the device kernels lack runs on the reference path. */
+/* Creates the context and plan: every pattern runs on every device, so there is no fallback. */
 static int make_plan(run_args *a, clattn_context **ctx, clattn_plan **plan)
 {
     int status = clattn_context_create(&(clattn_context_desc){.device = a->device}, ctx);
@@ -220,14 +220,6 @@ static int make_plan(run_args *a, clattn_context **ctx, clattn_plan **plan)
         return status;
     }
     status = clattn_plan_create(*ctx, &a->problem, plan);
-    if (status == CLATTN_STATUS_UNSUPPORTED) {
-        fprintf(stderr, "clattn: %s; using the reference device\n", clattn_context_message(*ctx));
-        clattn_context_free(*ctx);
-        *ctx = NULL;
-        status = clattn_context_create(&(clattn_context_desc){.device = "reference"}, ctx);
-        if (!status)
-            status = clattn_plan_create(*ctx, &a->problem, plan);
-    }
     if (status)
         snprintf(a->message, sizeof a->message, "%s", *ctx != NULL ? clattn_context_message(*ctx) : "");
     return status;
