@@ -11,10 +11,14 @@
 #define CLATTN_GRID_TW 1
 #endif
 
+// Ints per tile of the tile table (host/grid.h): first row, rows, first column, columns, and
+// whether the tile sees the keys of the tile before it.
+#define GRID_TILE_INTS 5
+
 typedef struct {
-    int tok;               // the query's token (row-major grid index), its row of Q and O
-    int rlo[2], rn[2];     // per part: interval of key rows (n 0: the part is absent)
-    int clo[2], cn[2];     // per part: interval of key columns
+    int tok;           // the query's token (row-major grid index), its row of Q and O
+    int rlo[2], rn[2]; // per part: interval of key rows (n 0: the part is absent)
+    int clo[2], cn[2]; // per part: interval of key columns
 } grid_query;
 
 // The query at kernel coordinates (r, c). The axis table is [orig_r H][orig_c W], then per part

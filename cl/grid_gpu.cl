@@ -3,7 +3,7 @@
 // query each, and walks the tile's runs of key slots CLATTN_BK at a time: the group stages the
 // keys, values and slot coordinates in __local memory, then each work-item runs the online
 // softmax of its own query over them, with its rectangle test (grid_visible) as the mask.
-// K and V come as rows in slot order.
+// K and V are read in token order, a row where the key table's token column says.
 #define BK CLATTN_BK
 
 typedef struct {
@@ -11,18 +11,21 @@ typedef struct {
     float acc[DV];
 } grid_row;
 
-// Slots [j0, j0 + count) into __local; rows past count become zeros and slots that see nothing.
+// Slots [j0, j0 + count) into __local: first their coordinates and tokens, then (after a
+// barrier) the K and V rows of those tokens; rows past count become zeros and slots that see
+// nothing.
 inline void grid_stage(__local float *ks, __local float *vs, __local int *kinfo, __global const float *k,
                        __global const float *v, __global const int *keys, int nslots, int j0, int count)
 {
-    for (int x = get_local_id(0); x < BK * D; x += CLATTN_WG)
-        ks[x] = x / D < count ? k[(size_t)j0 * D + x] : 0.0f;
-    for (int x = get_local_id(0); x < BK * DV; x += CLATTN_WG)
-        vs[x] = x / DV < count ? v[(size_t)j0 * DV + x] : 0.0f;
     for (int x = get_local_id(0); x < 3 * BK; x += CLATTN_WG) {
         const int t = x % BK, field = x / BK;
         kinfo[x] = t < count ? keys[field * nslots + j0 + t] : -1;
     }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int x = get_local_id(0); x < BK * D; x += CLATTN_WG)
+        ks[x] = x / D < count ? k[(size_t)kinfo[2 * BK + x / D] * D + x % D] : 0.0f;
+    for (int x = get_local_id(0); x < BK * DV; x += CLATTN_WG)
+        vs[x] = x / DV < count ? v[(size_t)kinfo[2 * BK + x / DV] * DV + x % DV] : 0.0f;
 }
 
 // One staged block for one query. A row with no finite logit yet keeps m = -inf; l records a
@@ -69,14 +72,17 @@ inline void grid_block(grid_row *st, __global const float *qrow, __local const f
 
 __kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void
 grid_attention(__global const float *q,      // [B, H, N, D], token order
-               __global const float *k,      // [B, Hkv, N, D], slot order
-               __global const float *v,      // [B, Hkv, N, DV], slot order
-               __global const int *tiles,    // host/grid.c: [4 ntiles], run offsets, runs
+               __global const float *k,      // [B, Hkv, N, D], token order
+               __global const float *v,      // [B, Hkv, N, DV], token order
+               __global const int *tiles,    // host/grid.c: tiles, run offsets, runs
                __global const int *axis,     // host/grid.c's axis table
                __global const int *keys,     // [3 nslots] kernel row, column, token
                __global const int *seq_lens, // [B]
                __global float *out,          // [B, H, N, DV]
                __global float *lse,          // [B, H, N] when write_lse
+               __global float *scratch,      // the CPU variant's (unused here: one argument list)
+               __global int *scratch_info,   // the same
+               int lanes, int per_item,      // the same
                int heads, int kv_heads, int h, int w, int nparts, int ntiles, int nslots, int causal, float qscale,
                int write_lse)
 {
@@ -88,7 +94,8 @@ grid_attention(__global const float *q,      // [B, H, N, D], token order
     const int b = bh / heads;
     const size_t bhk = kv_head_of(bh, heads, kv_heads);
     const int n = h * w, kv_len = seq_lens[b];
-    const int r0 = tiles[4 * tile], th = tiles[4 * tile + 1], c0 = tiles[4 * tile + 2], tw = tiles[4 * tile + 3];
+    __global const int *t = tiles + GRID_TILE_INTS * tile;
+    const int r0 = t[0], th = t[1], c0 = t[2], tw = t[3];
     const int s = get_local_id(0);
     const bool live = s / CLATTN_GRID_TW < th && s % CLATTN_GRID_TW < tw;
     const grid_query gq =
@@ -102,7 +109,7 @@ grid_attention(__global const float *q,      // [B, H, N, D], token order
     st.l = 0.0f;
     for (int dv = 0; dv < DV; dv++)
         st.acc[dv] = 0.0f;
-    __global const int *offsets = tiles + 4 * ntiles;
+    __global const int *offsets = tiles + GRID_TILE_INTS * ntiles;
     __global const int *runs = offsets + ntiles + 1;
     bool ok[BK];
     for (int x = offsets[tile]; x < offsets[tile + 1]; x++) {

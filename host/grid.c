@@ -16,10 +16,10 @@ typedef enum { ORDER_ROW_MAJOR, ORDER_COLUMN_MAJOR, ORDER_WINDOW_MAJOR } slot_or
  * interval of keys for every query. */
 typedef struct {
     int len;
-    int *orig;          /* [len] grid index of kernel coordinate i */
-    int *seg;           /* [len] first kernel coordinate of i's segment (group or window) */
-    int *seg_end;       /* [len] one past its last */
-    int *lo[2], *n[2];  /* [len] per part */
+    int *orig;         /* [len] grid index of kernel coordinate i */
+    int *seg;          /* [len] first kernel coordinate of i's segment (group or window) */
+    int *seg_end;      /* [len] one past its last */
+    int *lo[2], *n[2]; /* [len] per part */
 } axis;
 
 /* The pattern as two axis kinds per part, and the kernel size, dilation, window and shift of the
@@ -246,13 +246,15 @@ static int tile_runs(const pattern_axes *a, const axis *rows, const axis *cols, 
     return merge_runs(out, count);
 }
 
-/* Work of a run as the kernels do it: the CPU variant computes whole 16-key groups (and pays a
- * chunk's set-up, about 8 lanes' worth), the GPU variant stages the run's keys. */
-static long long run_lanes(interval run, int cpu)
+/* Work of a tile that sees `keys` keys, as the kernels do it: the CPU variant packs them (about
+ * as much work per key as 8 query rows' worth of score and value lanes) and computes whole
+ * 16-key groups for its th x tw rows, plus a chunk's set-up; the GPU variant's work-group of
+ * `slots` items stages and scores every key. */
+static long long tile_work(long long keys, int cpu, int rows, int slots)
 {
     if (!cpu)
-        return run.hi - run.lo;
-    return 16LL * ((run.hi - 1) / 16 - run.lo / 16 + 1) + 8;
+        return keys * slots;
+    return ((keys + 15) / 16 * 16 + 8) * (rows + 2) + 8 * keys;
 }
 
 /* Tiles of th x tw: their estimated cost (and, when g is not NULL, their tables into g). */
@@ -269,13 +271,17 @@ static long long tiling(const pattern_axes *a, const axis *rows, const axis *col
     pieces(rows, th, rp);
     pieces(cols, tw, cp);
     long long cost = 0;
-    const long long per_lane = cpu ? th * tw + 2 : slots;
     for (int i = 0; i < nr; i++)
         for (int j = 0; j < nc; j++) {
             const int count = tile_runs(a, rows, cols, rp + 2 * i, cp + 2 * j, scratch);
             const int tile = i * nc + j;
+            int keys = 0;
+            for (int r = 0; r < count; r++)
+                keys += scratch[r].hi - scratch[r].lo;
+            if (g != NULL && keys > g->max_keys)
+                g->max_keys = keys;
+            cost += tile_work(keys, cpu, th * tw, slots);
             for (int r = 0; r < count; r++) {
-                cost += run_lanes(scratch[r], cpu) * per_lane;
                 if (g != NULL) {
                     g->runs[g->ntiles + 1 + 2 * (g->runs[tile] + r)] = scratch[r].lo;
                     g->runs[g->ntiles + 1 + 2 * (g->runs[tile] + r) + 1] = scratch[r].hi - scratch[r].lo;
@@ -283,8 +289,8 @@ static long long tiling(const pattern_axes *a, const axis *rows, const axis *col
             }
             if (g != NULL) {
                 g->runs[tile + 1] = g->runs[tile] + count;
-                const int t[4] = {rp[2 * i], rp[2 * i + 1], cp[2 * j], cp[2 * j + 1]};
-                memcpy(g->tiles + 4 * tile, t, sizeof t);
+                const int t[CLATTN__GRID_TILE_INTS] = {rp[2 * i], rp[2 * i + 1], cp[2 * j], cp[2 * j + 1], 0};
+                memcpy(g->tiles + CLATTN__GRID_TILE_INTS * tile, t, sizeof t);
             }
         }
     free(rp);
@@ -346,16 +352,69 @@ static int fill_tables(const pattern_axes *a, const axis *rows, const axis *cols
     }
     for (int i = 0; i < 3 * g->nslots; i++)
         g->keys[i] = -1;
-    g->identity = 1;
     for (int r = 0; r < h; r++)
         for (int c = 0; c < w; c++) {
             const int s = slot_of(a, rows, cols, r, c), token = rows->orig[r] * w + cols->orig[c];
             g->keys[s] = r;
             g->keys[g->nslots + s] = c;
             g->keys[2 * g->nslots + s] = token;
-            g->identity &= s == token;
         }
     return 1;
+}
+
+typedef struct {
+    int first, index; /* a tile's first key slot, and its place */
+} tile_key;
+
+static int compare_tile_key(const void *a, const void *b)
+{
+    const tile_key *x = a, *y = b;
+    if (x->first != y->first)
+        return (x->first > y->first) - (x->first < y->first);
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+/* Whether tiles a and b (of g, before sorting) have the same runs. */
+static int same_runs(const clattn__grid *g, int a, int b)
+{
+    const int *offsets = g->runs, *runs = g->runs + g->ntiles + 1;
+    const int count = offsets[a + 1] - offsets[a];
+    return count == offsets[b + 1] - offsets[b] &&
+           memcmp(runs + 2 * offsets[a], runs + 2 * offsets[b], 2 * (size_t)count * sizeof(int)) == 0;
+}
+
+/* Sorts the tiles by their first key slot, so that the tiles of one key set follow one another
+ * (a CPU work-item packs their keys once), and marks each tile that has its predecessor's keys. */
+static int sort_tiles(clattn__grid *g)
+{
+    const size_t n = (size_t)g->ntiles, ti = CLATTN__GRID_TILE_INTS;
+    tile_key *order = malloc(n * sizeof *order);
+    int *tiles = malloc(n * ti * sizeof(int)), *runs = malloc((n + 1 + 2 * (size_t)g->nruns) * sizeof(int));
+    const int ok = order != NULL && tiles != NULL && runs != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        const int count = g->runs[i + 1] - g->runs[i];
+        order[i] = (tile_key){count > 0 ? g->runs[n + 1 + 2 * (size_t)g->runs[i]] : -1, (int)i};
+    }
+    if (ok) {
+        qsort(order, n, sizeof *order, compare_tile_key);
+        runs[0] = 0;
+        for (size_t i = 0; i < n; i++) {
+            const int from = order[i].index, count = g->runs[from + 1] - g->runs[from];
+            memcpy(tiles + ti * i, g->tiles + ti * (size_t)from, ti * sizeof(int));
+            tiles[ti * i + ti - 1] = i > 0 && same_runs(g, order[i - 1].index, from);
+            runs[i + 1] = runs[i] + count;
+            memcpy(runs + n + 1 + 2 * (size_t)runs[i], g->runs + n + 1 + 2 * (size_t)g->runs[from],
+                   2 * (size_t)count * sizeof(int));
+        }
+        free(g->tiles);
+        free(g->runs);
+        g->tiles = tiles, g->runs = runs;
+        tiles = runs = NULL;
+    }
+    free(order);
+    free(tiles);
+    free(runs);
+    return ok;
 }
 
 int clattn__grid_build(const clattn_problem *p, int slots, int cpu, int chunk, clattn__grid *g, clattn__error *err)
@@ -386,9 +445,10 @@ int clattn__grid_build(const clattn_problem *p, int slots, int cpu, int chunk, c
         ok = g->nruns >= 0;
     }
     if (ok) {
-        g->tiles = malloc(4 * (size_t)g->ntiles * sizeof(int));
+        g->tiles = malloc(CLATTN__GRID_TILE_INTS * (size_t)g->ntiles * sizeof(int));
         g->runs = calloc((size_t)g->ntiles + 1 + 2 * (size_t)g->nruns, sizeof(int));
-        ok = g->tiles != NULL && g->runs != NULL && tiling(&a, &rows, &cols, g->th, g->tw, cpu, slots, scratch, g) >= 0 &&
+        ok = g->tiles != NULL && g->runs != NULL &&
+             tiling(&a, &rows, &cols, g->th, g->tw, cpu, slots, scratch, g) >= 0 && sort_tiles(g) &&
              fill_tables(&a, &rows, &cols, chunk, g);
     }
     free(scratch);

@@ -1,6 +1,6 @@
 /* 2-D grid patterns on a device: the plan (tile sides from host/grid.c, the grid kernel of the
- * plan's variant, the tables on the device, K and V in slot order where it is not the token
- * order) and a run's passes: the slot-order copies, the CPU variant's key panels, the kernel. */
+ * plan's variant, the tables on the device, the CPU variant's per-work-item scratch) and a run,
+ * which is one launch of that kernel on K and V as the caller gave them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +11,9 @@
 
 struct clattn__grid_plan {
     clattn__grid geo;
-    cl_kernel order;                  /* cl/grid_order.cl; NULL when slot order is token order */
-    cl_mem tiles, axis, keys;         /* host/grid.c's tables */
-    cl_mem k_order, v_order;          /* K and V in slot order; NULL when it is token order */
+    cl_mem tiles, axis, keys;   /* host/grid.c's tables; tiles also holds the run offsets and runs */
+    cl_mem scratch, info;       /* CPU variant: each work-item's packed keys; else 1-element stand-ins */
+    int items, per_item, lanes; /* CPU variant: work-items per (batch, head), tiles and keys of each */
 };
 
 /* Most query slots of a CPU tile: cl/attention_cpu.cl keeps the rows' factors in one float16. */
@@ -28,8 +28,9 @@ static int upload_table(clattn_plan *plan, const int *data, size_t count, const 
         return status;
     const cl_int rc =
         clEnqueueWriteBuffer(plan->ctx->queue, *out, CL_TRUE, 0, count * sizeof(int), data, 0, NULL, NULL);
-    return rc == CL_SUCCESS ? CLATTN_STATUS_OK
-                            : clattn__fail(err, rc, "uploading the grid's %s failed: %s", what, clattn__cl_error_name(rc));
+    return rc == CL_SUCCESS
+               ? CLATTN_STATUS_OK
+               : clattn__fail(err, rc, "uploading the grid's %s failed: %s", what, clattn__cl_error_name(rc));
 }
 
 /* The GPU variant also stages three ints per key (its slot's coordinates and token). */
@@ -41,19 +42,36 @@ static size_t gpu_local_bytes(const clattn_tiles *t, int d, int dv)
 static int create_kernels(clattn_plan *plan, clattn__error *err)
 {
     const clattn_problem *p = &plan->p;
-    const int cpu = plan->tiles.cpu_variant;
     char options[600];
     clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options - 32);
     snprintf(options + strlen(options), 32, " -DCLATTN_GRID_TW=%d", plan->grid->geo.tw);
-    int status = clattn__plan_kernel(plan, cpu ? "common+attention_cpu+grid_common+grid_cpu" : "common+grid_common+grid_gpu",
-                                     "grid_attention", options, &plan->attention, err);
-    if (!status && cpu) {
-        char pack_options[64];
-        clattn__pack_options(p->head_dim, pack_options, sizeof pack_options);
-        status = clattn__plan_kernel(plan, "pack_keys", "pack_keys", pack_options, &plan->pack, err);
-    }
-    if (!status && !plan->grid->geo.identity)
-        status = clattn__plan_kernel(plan, "grid_order", "grid_order", "", &plan->grid->order, err);
+    const char *program =
+        plan->tiles.cpu_variant ? "common+attention_cpu+grid_common+grid_cpu" : "common+grid_common+grid_gpu";
+    return clattn__plan_kernel(plan, program, "grid_attention", options, &plan->attention, err);
+}
+
+/* The CPU variant's work-items: enough per (batch, head) that the launch has
+ * CLATTN_ITEMS_PER_CU per compute unit, each taking the same number of tiles, and each with
+ * scratch for the keys of the largest tile (host/grid.c's max_keys, in whole chunks). The GPU
+ * variant gets stand-ins: both kernels take one argument list. */
+static int create_item_scratch(clattn_plan *plan, clattn__error *err)
+{
+    const clattn_problem *p = &plan->p;
+    clattn__grid_plan *g = plan->grid;
+    const size_t heads = (size_t)p->batch * p->heads, wanted = clattn__plan_wanted_items(plan);
+    size_t items = (wanted + heads - 1) / heads;
+    if (items > (size_t)g->geo.ntiles)
+        items = (size_t)g->geo.ntiles;
+    g->per_item = (int)(((size_t)g->geo.ntiles + items - 1) / items);
+    g->items = (g->geo.ntiles + g->per_item - 1) / g->per_item;
+    g->lanes = (g->geo.max_keys + CLATTN_KEY_CHUNK - 1) / CLATTN_KEY_CHUNK * CLATTN_KEY_CHUNK;
+    const size_t all = plan->tiles.cpu_variant ? (size_t)g->items * heads * (size_t)g->lanes : 0;
+    const size_t widths = (size_t)p->head_dim + (size_t)p->value_dim;
+    int status = clattn__plan_buffer(plan, all > 0 ? all * widths * sizeof(float) : sizeof(float),
+                                     "packed keys of the grid kernel", &g->scratch, err);
+    if (!status)
+        status = clattn__plan_buffer(plan, all > 0 ? all * 3 * sizeof(int) : sizeof(int),
+                                     "packed key coordinates of the grid kernel", &g->info, err);
     return status;
 }
 
@@ -82,34 +100,29 @@ int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err)
     status = clattn__grid_build(p, slots, t->cpu_variant, CLATTN_KEY_CHUNK, &g->geo, err);
     if (status)
         return status;
-    if (t->cpu_variant)
-        t->rows = g->geo.th * g->geo.tw; /* the kernel's R: one tile of th x tw queries per work-item */
+    if (t->cpu_variant) {
+        t->rows = g->geo.th * g->geo.tw; /* the kernel's R: one tile of th x tw queries at a time */
+        /* A tile's packed keys are few (a 7 x 7 neighborhood's 2 x 4 tile sees 80): 32-key score
+         * passes would round them up to more lanes than 16-key ones. */
+        t->kw = 16;
+    }
     plan->qscale = p->scale * (float)CL_M_LOG2E;
     const clattn__grid *geo = &g->geo;
     if ((status = create_kernels(plan, err)) || (status = clattn__plan_create_scratch(plan, err)) ||
-        (status = upload_table(plan, geo->tiles, 4 * (size_t)geo->ntiles, "tiles", &g->tiles, err)) ||
         (status = upload_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &g->axis, err)) ||
         (status = upload_table(plan, geo->keys, 3 * (size_t)geo->nslots, "key table", &g->keys, err)))
         return status;
-    /* the tiles buffer holds the tiles, then the run offsets and the runs */
-    clReleaseMemObject(g->tiles);
-    g->tiles = NULL;
-    const size_t tile_ints = 4 * (size_t)geo->ntiles + (size_t)geo->ntiles + 1 + 2 * (size_t)geo->nruns;
-    int *packed = malloc(tile_ints * sizeof(int));
+    /* the tiles, then the run offsets and the runs, in one buffer */
+    const size_t tile_ints = CLATTN__GRID_TILE_INTS * (size_t)geo->ntiles,
+                 run_ints = (size_t)geo->ntiles + 1 + 2 * (size_t)geo->nruns;
+    int *packed = malloc((tile_ints + run_ints) * sizeof(int));
     if (packed == NULL)
         return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "grid tiles");
-    memcpy(packed, geo->tiles, 4 * (size_t)geo->ntiles * sizeof(int));
-    memcpy(packed + 4 * (size_t)geo->ntiles, geo->runs, (tile_ints - 4 * (size_t)geo->ntiles) * sizeof(int));
-    status = upload_table(plan, packed, tile_ints, "tiles and runs", &g->tiles, err);
+    memcpy(packed, geo->tiles, tile_ints * sizeof(int));
+    memcpy(packed + tile_ints, geo->runs, run_ints * sizeof(int));
+    status = upload_table(plan, packed, tile_ints + run_ints, "tiles and runs", &g->tiles, err);
     free(packed);
-    if (status || geo->identity)
-        return status;
-    const size_t bhk_n = (size_t)p->batch * p->kv_heads * p->kv_len;
-    status = clattn__plan_buffer(plan, bhk_n * p->head_dim * sizeof(float), "keys in slot order", &g->k_order, err);
-    if (!status)
-        status = clattn__plan_buffer(plan, bhk_n * p->value_dim * sizeof(float), "values in slot order", &g->v_order,
-                                     err);
-    return status;
+    return status ? status : create_item_scratch(plan, err);
 }
 
 void clattn__grid_plan_free(clattn_plan *plan)
@@ -117,55 +130,31 @@ void clattn__grid_plan_free(clattn_plan *plan)
     clattn__grid_plan *g = plan->grid;
     if (g == NULL)
         return;
-    cl_mem buffers[] = {g->tiles, g->axis, g->keys, g->k_order, g->v_order};
+    cl_mem buffers[] = {g->tiles, g->axis, g->keys, g->scratch, g->info};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
         if (buffers[i] != NULL)
             clReleaseMemObject(buffers[i]);
-    if (g->order != NULL)
-        clReleaseKernel(g->order);
     clattn__grid_free(&g->geo);
     free(g);
     plan->grid = NULL;
-}
-
-/* rows [B, Hkv, N, width] into slot order. */
-static cl_int enqueue_order(clattn_plan *plan, command_chain *chain, cl_mem src, cl_mem dst, int width)
-{
-    const clattn__grid_plan *g = plan->grid;
-    const int n = plan->p.kv_len, tokens_at = 2 * g->geo.nslots;
-    const kernel_arg args[] = {ARG(src), ARG(g->keys), ARG(dst), ARG(n), ARG(width), ARG(tokens_at)};
-    const cl_int rc = clattn__set_args(g->order, args, sizeof args / sizeof args[0]);
-    const size_t global[2] = {(size_t)n * width, (size_t)plan->p.batch * plan->p.kv_heads};
-    return rc != CL_SUCCESS ? rc : clattn__chain_launch(chain, g->order, 2, global, NULL);
 }
 
 cl_int clattn__grid_enqueue(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
 {
     const clattn_problem *p = &plan->p;
     clattn__grid_plan *g = plan->grid;
-    cl_mem keys = bufs->k, values = bufs->v;
-    cl_int rc = CL_SUCCESS;
-    if (!g->geo.identity) {
-        rc = enqueue_order(plan, chain, bufs->k, g->k_order, p->head_dim);
-        if (rc == CL_SUCCESS)
-            rc = enqueue_order(plan, chain, bufs->v, g->v_order, p->value_dim);
-        keys = g->k_order;
-        values = g->v_order;
-    }
-    if (rc == CL_SUCCESS && plan->tiles.cpu_variant) {
-        rc = clattn__enqueue_pack(plan, chain, keys, plan->k_panels, p->kv_len);
-        keys = plan->k_panels;
-    }
     const cl_mem lse = bufs->lse != NULL ? bufs->lse : bufs->out; /* not written without write_lse */
     const int write_lse = bufs->lse != NULL;
     const int h = g->geo.h, w = g->geo.w, nparts = g->geo.nparts, ntiles = g->geo.ntiles, nslots = g->geo.nslots;
-    const kernel_arg args[] = {ARG(bufs->q),     ARG(keys),     ARG(values),   ARG(g->tiles),       ARG(g->axis),
-                               ARG(g->keys),     ARG(plan->seq_lens), ARG(bufs->out), ARG(lse),     ARG(p->heads),
-                               ARG(p->kv_heads), ARG(h),        ARG(w),        ARG(nparts),         ARG(ntiles),
-                               ARG(nslots),      ARG(p->causal), ARG(plan->qscale), ARG(write_lse)};
-    if (rc == CL_SUCCESS)
-        rc = clattn__set_args(plan->attention, args, sizeof args / sizeof args[0]);
-    const size_t local[2] = {plan->tiles.cpu_variant ? 1 : (size_t)plan->tiles.wg, 1};
-    const size_t global[2] = {(size_t)ntiles * local[0], (size_t)p->batch * p->heads};
+    const kernel_arg args[] = {ARG(bufs->q),     ARG(bufs->k),      ARG(bufs->v),        ARG(g->tiles),
+                               ARG(g->axis),     ARG(g->keys),      ARG(plan->seq_lens), ARG(bufs->out),
+                               ARG(lse),         ARG(g->scratch),   ARG(g->info),        ARG(g->lanes),
+                               ARG(g->per_item), ARG(p->heads),     ARG(p->kv_heads),    ARG(h),
+                               ARG(w),           ARG(nparts),       ARG(ntiles),         ARG(nslots),
+                               ARG(p->causal),   ARG(plan->qscale), ARG(write_lse)};
+    const cl_int rc = clattn__set_args(plan->attention, args, sizeof args / sizeof args[0]);
+    const int cpu = plan->tiles.cpu_variant;
+    const size_t local[2] = {cpu ? 1 : (size_t)plan->tiles.wg, 1};
+    const size_t global[2] = {cpu ? (size_t)g->items : (size_t)ntiles * local[0], (size_t)p->batch * p->heads};
     return rc == CL_SUCCESS ? clattn__chain_launch(chain, plan->attention, 2, global, local) : rc;
 }

@@ -39,10 +39,11 @@ struct clattn_plan {
     clattn__grid_plan *grid; /* a 2-D grid pattern's tables, kernels and scratch; else NULL */
 };
 
-/* The CPU variant reads K as panels, except decode, which reads it row-major. */
+/* The CPU variant reads K as panels, except decode, which reads it row-major, and the 2-D grid
+ * kernel, which packs each tile's keys itself. */
 static inline int clattn__plan_packs_keys(const clattn_plan *plan)
 {
-    return plan->tiles.cpu_variant && plan->splits == 0;
+    return plan->tiles.cpu_variant && plan->splits == 0 && plan->grid == NULL;
 }
 
 /* Work-items a CPU-variant launch aims for: CLATTN_ITEMS_PER_CU per compute unit. */

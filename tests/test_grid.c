@@ -8,8 +8,8 @@
 
 #define TOLERANCE 2e-4
 
-static const char *const pattern_names[] = {"none", "axial-row", "axial-column", "criss-cross", "neighborhood",
-                                            "window"};
+static const char *const pattern_names[] = {"none",        "axial-row",    "axial-column",
+                                            "criss-cross", "neighborhood", "window"};
 
 static void check_grid(clattn_context *dev, clattn_context *ref, const char *variant, const clattn_problem *p,
                        const int *seq_lens)
@@ -73,8 +73,8 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
         clattn_grid_pattern pattern;
         int kh, kw, dilation, size, shift;
     } large[] = {{CLATTN_GRID_NEIGHBORHOOD, 7, 7, 1, 0, 0}, {CLATTN_GRID_NEIGHBORHOOD, 13, 5, 2, 0, 0},
-                 {CLATTN_GRID_WINDOW, 0, 0, 1, 8, 4},      {CLATTN_GRID_WINDOW, 0, 0, 1, 7, 0},
-                 {CLATTN_GRID_CRISS_CROSS, 0, 0, 1, 0, 0}, {CLATTN_GRID_AXIAL_COLUMN, 0, 0, 1, 0, 0}};
+                 {CLATTN_GRID_WINDOW, 0, 0, 1, 8, 4},       {CLATTN_GRID_WINDOW, 0, 0, 1, 7, 0},
+                 {CLATTN_GRID_CRISS_CROSS, 0, 0, 1, 0, 0},  {CLATTN_GRID_AXIAL_COLUMN, 0, 0, 1, 0, 0}};
     for (size_t c = 0; c < sizeof large / sizeof large[0]; c++) {
         if (!full && c % 2)
             continue;
