@@ -29,22 +29,40 @@ static double count_flops(const workload *w)
     return 4.0 * p->head_dim * (double)keys * p->batch * p->heads;
 }
 
+/* The 2-D grid fields of a pattern (none for the sequence patterns). */
+static void grid_of(const bench_options *o, pattern_id pattern, int n, clattn_problem *p)
+{
+    static const clattn_grid_pattern grids[] = {CLATTN_GRID_AXIAL_ROW, CLATTN_GRID_CRISS_CROSS,
+                                                CLATTN_GRID_NEIGHBORHOOD, CLATTN_GRID_WINDOW};
+    if (pattern < PATTERN_AXIAL)
+        return;
+    p->grid_pattern = grids[pattern - PATTERN_AXIAL];
+    options_grid(o, n, &p->grid_h, &p->grid_w);
+    p->grid_kernel_h = o->kernel_h;
+    p->grid_kernel_w = o->kernel_w;
+    p->grid_dilation = o->grid_dilation;
+    p->grid_window_size = o->swin_size;
+    p->grid_shift = o->swin_shift;
+}
+
 static clattn_problem problem_of(const bench_options *o, pattern_id pattern, int n)
 {
     const int windowed = pattern >= PATTERN_WINDOW && pattern <= PATTERN_WINDOW_SUMMARY;
     const int decode = pattern == PATTERN_DECODE;
-    return (clattn_problem){.batch = o->batch,
-                            .heads = o->heads,
-                            .kv_heads = o->kv_heads,
-                            .q_len = decode ? 1 : n,
-                            .kv_len = n,
-                            .head_dim = o->head_dim,
-                            .causal = pattern == PATTERN_CAUSAL || decode,
-                            .window = windowed,
-                            .window_left = windowed ? o->window : 0,
-                            .window_right = windowed ? o->window : 0,
-                            .num_global = pattern == PATTERN_WINDOW_GLOBAL ? (o->globals < n ? o->globals : n) : 0,
-                            .summary_block = pattern == PATTERN_WINDOW_SUMMARY ? o->summary_block : 0};
+    clattn_problem p = {.batch = o->batch,
+                        .heads = o->heads,
+                        .kv_heads = o->kv_heads,
+                        .q_len = decode ? 1 : n,
+                        .kv_len = n,
+                        .head_dim = o->head_dim,
+                        .causal = pattern == PATTERN_CAUSAL || decode,
+                        .window = windowed,
+                        .window_left = windowed ? o->window : 0,
+                        .window_right = windowed ? o->window : 0,
+                        .num_global = pattern == PATTERN_WINDOW_GLOBAL ? (o->globals < n ? o->globals : n) : 0,
+                        .summary_block = pattern == PATTERN_WINDOW_SUMMARY ? o->summary_block : 0};
+    grid_of(o, pattern, n, &p);
+    return p;
 }
 
 int workload_create(const bench_options *o, pattern_id pattern, int n, workload *w)

@@ -422,7 +422,7 @@ typedef struct {
     int expect;         /* exit status */
     int on_stdout;      /* the needle is looked for on stdout (else stderr) */
     const char *needle; /* the offending flag or value the message must name */
-    const char *args[16];
+    const char *args[24];
 } command_case;
 
 static const command_case command_cases[] = {
@@ -435,6 +435,16 @@ static const command_case command_cases[] = {
      "GFLOP/s",
      {"bench", "--device", "reference", "--n", "16", "--h", "1", "--repeat", "1", "--warmup", "0", "--brief", NULL}},
     {"bench --save (tune's flag)", 2, 0, "--save", {"bench", "--device", "reference", "--save", NULL}},
+    {"bench 2-D patterns on a 6x5 grid",
+     0,
+     1,
+     "criss-cross",
+     {"bench",    "--device", "reference", "--pattern", "axial,criss-cross,neighborhood,swin",
+      "--grid",   "6,5",      "--n",       "30",        "--kernel",
+      "3,3",      "--swin",   "4,2",       "--h",       "1",
+      "--repeat", "1",        "--warmup",  "0",         "--brief",
+      NULL}},
+    {"bench --swin 4,4 (shift >= M)", 2, 0, "--swin", {"bench", "--device", "reference", "--swin", "4,4", NULL}},
     {"missing --q", 2, 0, "--q", {"run", K, V, OUT, NULL}},
     {"unknown option", 2, 0, "--bogus", {"run", Q, K, V, OUT, "--bogus", "1", NULL}},
     {"--window -1", 2, 0, "-1", {"run", Q, K, V, OUT, "--window", "-1", NULL}},
