@@ -31,19 +31,25 @@ static int key_visible(const workload *w, int i, int j)
                     : clattn_visibility_summary(&w->visibility, w->n, i, j - w->n);
 }
 
-/* x [N, D] followed by the mean of every block of rows. */
-static void append_block_means(const float *x, int n, int d, int block, float *out)
+/* x [N, D] followed by the mean of every summary block of rows (clattn_visibility_summary_of_key
+ * says which block a row joins). */
+static void append_block_means(const workload *w, const float *x, int n, int d, float *out)
 {
     memcpy(out, x, (size_t)n * d * sizeof(float));
-    float *mean = out + (size_t)n * d;
-    for (int start = 0; start < n; start += block, mean += d) {
-        const int end = start + block < n ? start + block : n;
-        memset(mean, 0, (size_t)d * sizeof(float));
-        for (int j = start; j < end; j++)
-            for (int c = 0; c < d; c++)
-                mean[c] += x[(size_t)j * d + c];
-        for (int c = 0; c < d; c++)
-            mean[c] /= (float)(end - start);
+    float *means = out + (size_t)n * d;
+    memset(means, 0, (size_t)w->num_summary * d * sizeof(float));
+    int first = 0; /* the first row of the current block */
+    for (int j = 0; j < n; j++) {
+        const int c = clattn_visibility_summary_of_key(&w->visibility, n, j);
+        if (c < 0)
+            continue;
+        for (int e = 0; e < d; e++)
+            means[(size_t)c * d + e] += x[(size_t)j * d + e];
+        const int last = j + 1 == n || clattn_visibility_summary_of_key(&w->visibility, n, j + 1) != c;
+        for (int e = 0; last && e < d; e++)
+            means[(size_t)c * d + e] /= (float)(j + 1 - first);
+        if (last)
+            first = j + 1;
     }
 }
 
@@ -72,8 +78,8 @@ static int blas_run_once(void *state, double *device_ms)
             const size_t kv_offset = ((size_t)b * p->kv_heads + kh) * n * d;
             const float *keys = r->w->k + kv_offset, *values = r->w->v + kv_offset;
             if (r->keys != NULL) {
-                append_block_means(keys, n, d, p->summary_block, r->keys);
-                append_block_means(values, n, d, p->summary_block, r->values);
+                append_block_means(r->w, keys, n, d, r->keys);
+                append_block_means(r->w, values, n, d, r->values);
                 keys = r->keys;
                 values = r->values;
             }

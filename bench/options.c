@@ -11,19 +11,24 @@
 #include "clattn_advanced.h"
 #include "exit_status.h"
 
-const char *const pattern_names[PATTERN_COUNT] = {"dense",         "causal",         "window",
-                                                  "window-global", "window-summary", "decode"};
+const char *const pattern_names[PATTERN_COUNT] = {"dense",  "causal", "window",      "window-global", "window-summary",
+                                                  "decode", "axial",  "criss-cross", "neighborhood",  "swin"};
 
 static void usage(void)
 {
     puts("usage: clattn bench [--device SPEC]... [--pattern LIST] [--n LIST] [--b B] [--h H] [--hkv HKV]\n"
          "                    [--d D] [--window W] [--globals G] [--summary-block S] [--repeat R]\n"
+         "                    [--grid H,W] [--kernel KH,KW[,D]] [--swin M[,S]]\n"
          "                    [--warmup W] [--json | --csv | --brief] [--plot FILE.svg] [--cache-dir DIR]\n"
          "       clattn tune [the same] [--save]\n"
          "  --device   cpu, gpu, P:D or reference, repeatable (default: every OpenCL device, reference)\n"
-         "  --pattern  dense, causal, window, window-global, window-summary, decode (default dense);\n"
-         "             decode: one query row against N keys, causal\n"
+         "  --pattern  dense, causal, window, window-global, window-summary, decode, axial, criss-cross,\n"
+         "             neighborhood, swin (default dense); decode: one query row against N keys, causal;\n"
+         "             the last four: 2-D patterns (axial: axial-row) on a grid of N tokens\n"
          "  --n        sequence lengths (default 512,1024,2048)\n"
+         "  --grid H,W the grid of the 2-D patterns (adds N = H * W); other N: the squarest grid\n"
+         "  --kernel KH,KW[,D]  neighborhood kernel and dilation (default 7,7,1)\n"
+         "  --swin M[,S]        Swin window and shift (default 8,4)\n"
          "  --brief    a table of device, pattern, N, ms, GFLOP/s, % of peak and x the baseline only\n"
          "  --cache-dir  compiled programs and tuned tiles (default $CLATTN_CACHE_DIR): plans use the\n"
          "               tiles saved there for their device and driver\n"
@@ -59,7 +64,9 @@ static int add_pattern(bench_options *o, const char *flag, const char *name)
             o->patterns[p] = 1;
             return 0;
         }
-    return usage_error(flag, name, "unknown pattern (dense, causal, window, window-global, window-summary, decode)");
+    return usage_error(flag, name,
+                       "unknown pattern (dense, causal, window, window-global, window-summary, decode, axial, "
+                       "criss-cross, neighborhood, swin)");
 }
 
 static int add_length(bench_options *o, const char *flag, const char *text)
@@ -106,6 +113,59 @@ static int add_device(bench_options *o, const char *flag, const char *spec)
     return 0;
 }
 
+/* Between min_count and max_count comma-separated integers >= min into out. */
+static int parse_ints(const char *flag, const char *text, int min, int min_count, int max_count, int *out)
+{
+    int count = 0;
+    for (const char *p = text;; p++) {
+        char item[32];
+        const size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof item || count == max_count)
+            return usage_error(flag, text, "expected comma-separated integers");
+        memcpy(item, p, len);
+        item[len] = '\0';
+        const int status = parse_int(flag, item, min, &out[count++]);
+        if (status)
+            return status;
+        if (p[len] == '\0')
+            break;
+        p += len;
+    }
+    return count < min_count ? usage_error(flag, text, "too few values") : 0;
+}
+
+/* --grid H,W, --kernel KH,KW[,D], --swin M[,S]; 1 when flag is none of them (*status untouched). */
+static int parse_grid_flag(bench_options *o, const char *flag, const char *value, int *status)
+{
+    if (strcmp(flag, "--grid") == 0) {
+        int hw[2];
+        if ((*status = parse_ints(flag, value, 1, 2, 2, hw)) == 0) {
+            if ((long long)hw[0] * hw[1] > INT_MAX)
+                return *status = usage_error(flag, value, "the grid has too many tokens"), 0;
+            o->grid_h = hw[0], o->grid_w = hw[1];
+            char n[24];
+            snprintf(n, sizeof n, "%d", hw[0] * hw[1]);
+            *status = add_length(o, flag, n);
+        }
+        return 0;
+    }
+    if (strcmp(flag, "--kernel") == 0) {
+        int k[3] = {0, 0, 1};
+        *status = parse_ints(flag, value, 1, 2, 3, k);
+        o->kernel_h = k[0], o->kernel_w = k[1], o->grid_dilation = k[2];
+        return 0;
+    }
+    if (strcmp(flag, "--swin") == 0) {
+        int m[2] = {0, 0};
+        *status = parse_ints(flag, value, 0, 1, 2, m);
+        if (!*status && (m[0] < 1 || m[1] >= m[0]))
+            *status = usage_error(flag, value, "expected M >= 1 and 0 <= S < M");
+        o->swin_size = m[0], o->swin_shift = m[1];
+        return 0;
+    }
+    return 1;
+}
+
 /* A flag that takes a value; a missing value arrives as "" and fails like a bad one. */
 static int parse_value(bench_options *o, const char *flag, const char *value)
 {
@@ -119,6 +179,9 @@ static int parse_value(bench_options *o, const char *flag, const char *value)
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (strcmp(flag, ints[i].flag) == 0)
             return parse_int(flag, value, ints[i].min, ints[i].field);
+    int status = 0;
+    if (!parse_grid_flag(o, flag, value, &status))
+        return status;
     if (strcmp(flag, "--device") == 0)
         return add_device(o, flag, value);
     if (strcmp(flag, "--pattern") == 0)
@@ -146,6 +209,11 @@ int options_parse(int argc, char **argv, bench_options *o)
                          .window = 256,
                          .globals = 16,
                          .summary_block = 64,
+                         .kernel_h = 7,
+                         .kernel_w = 7,
+                         .grid_dilation = 1,
+                         .swin_size = 8,
+                         .swin_shift = 4,
                          .repeat = 10,
                          .warmup = 2,
                          .format = FORMAT_TABLE};
@@ -185,6 +253,19 @@ int options_parse(int argc, char **argv, bench_options *o)
         any_pattern |= o->patterns[p];
     o->patterns[PATTERN_DENSE] |= !any_pattern;
     return 0;
+}
+
+void options_grid(const bench_options *o, int n, int *h, int *w)
+{
+    if (o->grid_h > 0 && (long long)o->grid_h * o->grid_w == n) {
+        *h = o->grid_h, *w = o->grid_w;
+        return;
+    }
+    *h = 1;
+    for (int d = 1; (long long)d * d <= n; d++)
+        if (n % d == 0)
+            *h = d;
+    *w = n / *h;
 }
 
 void options_default_devices(bench_options *o)

@@ -13,6 +13,11 @@ typedef enum {
     PATTERN_WINDOW_GLOBAL,
     PATTERN_WINDOW_SUMMARY,
     PATTERN_DECODE, /* one query row at the last position, causal: a step of generation */
+    /* 2-D grid patterns (SPEC.md): N tokens as a grid_h x grid_w grid (options_grid) */
+    PATTERN_AXIAL,        /* axial-row */
+    PATTERN_CRISS_CROSS,  /* row and column */
+    PATTERN_NEIGHBORHOOD, /* kernel_h x kernel_w, dilation grid_dilation */
+    PATTERN_SWIN,         /* windows of swin_size, shifted by swin_shift */
     PATTERN_COUNT
 } pattern_id;
 
@@ -28,6 +33,9 @@ typedef struct {
     int lengths[MAX_LENGTHS];    /* ascending, no repeats, so that plotted series run left to right */
     int num_lengths;
     int batch, heads, kv_heads, head_dim, window, globals, summary_block, repeat, warmup;
+    int grid_h, grid_w;                    /* --grid: the grid of N = H * W (0: near-square grids) */
+    int kernel_h, kernel_w, grid_dilation; /* --kernel KH,KW[,D] of the neighborhood pattern */
+    int swin_size, swin_shift;             /* --swin M[,S] */
     output_format format;
     const char *plot;      /* SVG path, or NULL */
     const char *cache_dir; /* --cache-dir, or NULL: $CLATTN_CACHE_DIR, else none */
@@ -37,6 +45,10 @@ typedef struct {
 /* Returns 0, EXIT_USAGE (the message printed), or -1 when --help was answered. Devices are
  * left empty when no --device was given. */
 int options_parse(int argc, char **argv, bench_options *o);
+
+/* The grid of a 2-D pattern with n tokens: --grid when its product is n, else the most nearly
+ * square h x w = n (h <= w). */
+void options_grid(const bench_options *o, int n, int *h, int *w);
 
 /* Every OpenCL device as "P:D", then the reference path. */
 void options_default_devices(bench_options *o);

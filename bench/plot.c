@@ -122,7 +122,8 @@ int plot_write(const bench_results *r, FILE *f)
 {
     static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
                                          "#9467bd", "#8c564b", "#e377c2", "#17becf"};
-    static const char *const dashes[] = {"none", "8 4", "2 3", "8 3 2 3", "12 3 2 3 2 3", "12 4 4 4"};
+    static const char *const dashes[] = {"none",     "8 4", "2 3",     "8 3 2 3", "12 3 2 3 2 3",
+                                         "12 4 4 4", "1 2", "6 2 1 2", "4 4",     "10 2 2 2 2 2"};
     _Static_assert(sizeof dashes / sizeof dashes[0] == PATTERN_COUNT, "a dash style for every pattern");
     const svg_panel panels[2] = {panel_for(r, 80.0, 0), panel_for(r, 620.0, 1)};
     const char *labels[MAX_DEVICES + 1] = {0}; /* by device index; the baseline last */

@@ -35,30 +35,47 @@ void workload_global_positions(int n, int globals, int *out)
         out[g] = (int)((long long)g * n / globals);
 }
 
+/* The 2-D grid fields of a pattern (none for the sequence patterns). */
+static void grid_of(const bench_options *o, pattern_id pattern, int n, clattn_problem *p)
+{
+    static const clattn_grid_pattern grids[] = {CLATTN_GRID_AXIAL_ROW, CLATTN_GRID_CRISS_CROSS,
+                                                CLATTN_GRID_NEIGHBORHOOD, CLATTN_GRID_WINDOW};
+    if (pattern < PATTERN_AXIAL)
+        return;
+    p->grid_pattern = grids[pattern - PATTERN_AXIAL];
+    options_grid(o, n, &p->grid_h, &p->grid_w);
+    p->grid_kernel_h = o->kernel_h;
+    p->grid_kernel_w = o->kernel_w;
+    p->grid_dilation = o->grid_dilation;
+    p->grid_window_size = o->swin_size;
+    p->grid_shift = o->swin_shift;
+}
+
 clattn_problem workload_problem(const bench_options *o, pattern_id pattern, int n)
 {
     const int windowed = pattern >= PATTERN_WINDOW && pattern <= PATTERN_WINDOW_SUMMARY;
     const int decode = pattern == PATTERN_DECODE;
-    return (clattn_problem){.batch = o->batch,
-                            .heads = o->heads,
-                            .kv_heads = o->kv_heads,
-                            .q_len = decode ? 1 : n,
-                            .kv_len = n,
-                            .head_dim = o->head_dim,
-                            .causal = pattern == PATTERN_CAUSAL || decode,
-                            .window = windowed,
-                            .window_left = windowed ? o->window : 0,
-                            .window_right = windowed ? o->window : 0,
-                            .num_global = pattern == PATTERN_WINDOW_GLOBAL ? (o->globals < n ? o->globals : n) : 0,
-                            .summary_block = pattern == PATTERN_WINDOW_SUMMARY ? o->summary_block : 0};
+    clattn_problem p = {.batch = o->batch,
+                        .heads = o->heads,
+                        .kv_heads = o->kv_heads,
+                        .q_len = decode ? 1 : n,
+                        .kv_len = n,
+                        .head_dim = o->head_dim,
+                        .causal = pattern == PATTERN_CAUSAL || decode,
+                        .window = windowed,
+                        .window_left = windowed ? o->window : 0,
+                        .window_right = windowed ? o->window : 0,
+                        .num_global = pattern == PATTERN_WINDOW_GLOBAL ? (o->globals < n ? o->globals : n) : 0,
+                        .summary_block = pattern == PATTERN_WINDOW_SUMMARY ? o->summary_block : 0};
+    grid_of(o, pattern, n, &p);
+    return p;
 }
 
 int workload_create(const bench_options *o, pattern_id pattern, int n, workload *w)
 {
     *w = (workload){.problem = workload_problem(o, pattern, n), .pattern = pattern, .n = n};
     clattn_problem *p = &w->problem;
-    const int globals = p->num_global, block = p->summary_block;
-    w->num_summary = block > 0 ? (n + block - 1) / block : 0;
+    const int globals = p->num_global;
     w->q_bytes = (size_t)o->batch * o->heads * p->q_len * o->head_dim * sizeof(float);
     w->kv_bytes = (size_t)o->batch * o->kv_heads * n * o->head_dim * sizeof(float);
     w->global_idx = malloc((size_t)(globals > 0 ? globals : 1) * sizeof(int));
@@ -80,6 +97,7 @@ int workload_create(const bench_options *o, pattern_id pattern, int n, workload 
         workload_free(w);
         return clattn_exit_status(status);
     }
+    w->num_summary = clattn_visibility_summary_count(&w->visibility, n);
     unsigned long long seed = 0x5eed;
     random_normal(w->q, w->q_bytes / sizeof(float), &seed);
     random_normal(w->k, w->kv_bytes / sizeof(float), &seed);

@@ -3,16 +3,8 @@
  * global rows. Decode (a few query rows) instead splits the keys: attention_split, then
  * combine_splits on the CPU variant; split_keys, then merge_splits on the GPU variant, which also
  * runs its global rows that way. Every launch is chained to the previous one by its event. */
-#include "plan.h"
+#include "launch.h"
 #include "problem.h"
-
-/* Events chain the commands of one run, so that out-of-order queues are safe too. */
-typedef struct {
-    cl_command_queue queue;
-    cl_uint num_wait;
-    const cl_event *wait;
-    cl_event last;
-} command_chain;
 
 static cl_int chain_launch(command_chain *chain, cl_kernel kernel, cl_uint dims, const size_t *global,
                            const size_t *local)
@@ -31,11 +23,6 @@ static cl_int chain_launch(command_chain *chain, cl_kernel kernel, cl_uint dims,
 }
 
 /* Sets kernel arguments from a list of (size, pointer) pairs. */
-typedef struct {
-    size_t size;
-    const void *value;
-} kernel_arg;
-
 static cl_int set_args(cl_kernel kernel, const kernel_arg *args, cl_uint count)
 {
     for (cl_uint i = 0; i < count; i++) {
@@ -45,11 +32,6 @@ static cl_int set_args(cl_kernel kernel, const kernel_arg *args, cl_uint count)
     }
     return CL_SUCCESS;
 }
-
-#define ARG(x)                                                                                                         \
-    {                                                                                                                  \
-        sizeof(x), &(x)                                                                                                \
-    }
 
 static cl_int enqueue_pack(clattn_plan *plan, command_chain *chain, cl_mem keys, cl_mem panels, int n)
 {
@@ -65,11 +47,21 @@ static cl_int enqueue_side(clattn_plan *plan, command_chain *chain, cl_mem src, 
     const clattn_problem *p = &plan->p;
     if (extra == NULL)
         extra = src; /* never read: n_extra is 0 */
-    const kernel_arg args[] = {
-        ARG(src),          ARG(extra),           ARG(plan->global_buf), ARG(plan->seq_lens), ARG(side),
-        ARG(p->kv_len),    ARG(width),           ARG(p->kv_heads),      ARG(p->num_global),  ARG(plan->n_summary),
-        ARG(p->extra_len), ARG(p->summary_block)};
-    const cl_int rc = set_args(plan->side, args, 12);
+    const int tail_own = p->summary_tail == CLATTN_SUMMARY_TAIL_OWN;
+    const kernel_arg args[] = {ARG(src),
+                               ARG(extra),
+                               ARG(plan->global_buf),
+                               ARG(plan->seq_lens),
+                               ARG(side),
+                               ARG(p->kv_len),
+                               ARG(width),
+                               ARG(p->kv_heads),
+                               ARG(p->num_global),
+                               ARG(plan->n_summary),
+                               ARG(p->extra_len),
+                               ARG(p->summary_block),
+                               ARG(tail_own)};
+    const cl_int rc = set_args(plan->side, args, sizeof args / sizeof args[0]);
     const size_t global[2] = {(size_t)plan->n_side * width, (size_t)p->batch * p->kv_heads};
     return rc != CL_SUCCESS ? rc : chain_launch(chain, plan->side, 2, global, NULL);
 }
@@ -135,10 +127,12 @@ static void fill_side_positions(const clattn_plan *plan, const int *seq_lens, in
         int *row = pos + (size_t)b * plan->n_side;
         for (int g = 0; g < p->num_global; g++)
             row[g] = p->global_idx[g];
+        const int blocks = clattn__summary_blocks(p, seq_lens[b]);
         for (int c = 0; c < plan->n_summary; c++) {
-            const long long start = (long long)c * p->summary_block;
-            const long long end = start + p->summary_block < seq_lens[b] ? start + p->summary_block : seq_lens[b];
-            row[p->num_global + c] = start < seq_lens[b] ? (int)(end - 1) : -1;
+            int start, end;
+            if (c < blocks)
+                clattn__summary_keys(p, seq_lens[b], c, &start, &end);
+            row[p->num_global + c] = c < blocks ? end - 1 : -1; /* its last key; -1: no block */
         }
         for (int x = 0; x < p->extra_len; x++)
             row[p->num_global + plan->n_summary + x] = 0;
@@ -320,7 +314,7 @@ int clattn__plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn
     command_chain chain = {queue != NULL ? queue : plan->ctx->queue, num_wait, wait, NULL};
     cl_int rc = upload_lengths(plan, chain.queue, buffers->seq_lens);
     if (rc == CL_SUCCESS)
-        rc = enqueue_passes(plan, &chain, buffers);
+        rc = plan->grid != NULL ? clattn__grid_enqueue(plan, &chain, buffers) : enqueue_passes(plan, &chain, buffers);
     if (rc != CL_SUCCESS) {
         if (chain.last != NULL) {
             clWaitForEvents(1, &chain.last); /* nothing of this run may still be running */
@@ -354,4 +348,21 @@ int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_
     if (!status)
         status = clattn__plan_enqueue(plan, queue, buffers, num_wait, wait, event, &err);
     return clattn__context_report(ctx, status, &err);
+}
+
+/* The helpers above, for host/launch_grid.c. */
+cl_int clattn__chain_launch(command_chain *chain, cl_kernel kernel, cl_uint dims, const size_t *global,
+                            const size_t *local)
+{
+    return chain_launch(chain, kernel, dims, global, local);
+}
+
+cl_int clattn__set_args(cl_kernel kernel, const kernel_arg *args, cl_uint count)
+{
+    return set_args(kernel, args, count);
+}
+
+cl_int clattn__enqueue_pack(clattn_plan *plan, command_chain *chain, cl_mem keys, cl_mem panels, int n)
+{
+    return enqueue_pack(plan, chain, keys, panels, n);
 }

@@ -1,8 +1,9 @@
 /* Summary tokens across ranks: each rank sums its keys and values into the blocks they belong to,
  * whichever rank a block starts on, an allreduce adds the ranks' sums (a block cut by a shard
  * boundary gets both parts), and every rank's rows see the block means as keys of their own, in
- * the same softmax. Blocks as the reference path cuts them: ceil(valid / b) per batch entry, the
- * last one averaging the keys it has. With causal, a row at p sees the floor((p + 1) / b) full
+ * the same softmax. Blocks as summary_tail own cuts them: ceil(valid / b) per batch entry, the
+ * last one averaging the keys it has (mpi.c refuses the default rule, whose left-over keys join
+ * the last block, where the two differ). With causal, a row at p sees the floor((p + 1) / b) full
  * blocks before it, so the rows p, p + b, p + 2b, ... see one block more each: a causal block of
  * its own for each of the b classes of rows; a partial last block is seen by the last valid row
  * alone, one logit added on the host. */

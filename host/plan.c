@@ -14,9 +14,8 @@ static int compare_int(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Kernel `name` of program `source` (cl/ file names joined by '+', see program.h) built with `options`. */
-static int create_kernel(clattn_plan *plan, const char *source, const char *name, const char *options, cl_kernel *out,
-                         clattn__error *err)
+int clattn__plan_kernel(clattn_plan *plan, const char *source, const char *name, const char *options, cl_kernel *out,
+                        clattn__error *err)
 {
     cl_program prog;
     int status = clattn__program_get(plan->ctx, source, options, &prog, err);
@@ -39,7 +38,7 @@ static int create_attention(clattn_plan *plan, const char *program, clattn__erro
         char options[512];
         clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
         int rebuild = 0;
-        int status = create_kernel(plan, program, "attention", options, &plan->attention, err);
+        int status = clattn__plan_kernel(plan, program, "attention", options, &plan->attention, err);
         if (!status)
             status = clattn__tiles_fit_kernel(plan->ctx, plan->attention, &plan->tiles, &rebuild, err);
         if (status || !rebuild)
@@ -60,24 +59,24 @@ static int create_kernels(clattn_plan *plan, clattn__error *err)
     int status = CLATTN_STATUS_OK;
     if (plan->decode && cpu) {
         clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
-        status = create_kernel(plan, attention, "attention_split", options, &plan->split, err);
+        status = clattn__plan_kernel(plan, attention, "attention_split", options, &plan->split, err);
         if (!status)
-            status = create_kernel(plan, attention, "combine_splits", options, &plan->combine, err);
+            status = clattn__plan_kernel(plan, attention, "combine_splits", options, &plan->combine, err);
     } else if (!plan->decode)
         status = create_attention(plan, attention, err);
     if (!status && !cpu && plan->splits > 0) {
         clattn__split_options(&plan->split_tiles, p->head_dim, p->value_dim, options, sizeof options);
-        status = create_kernel(plan, CLATTN_GPU_SPLIT_PROGRAM, "split_keys", options, &plan->split, err);
+        status = clattn__plan_kernel(plan, CLATTN_GPU_SPLIT_PROGRAM, "split_keys", options, &plan->split, err);
         if (!status)
-            status = create_kernel(plan, CLATTN_GPU_SPLIT_PROGRAM, "merge_splits", options, &plan->combine, err);
+            status = clattn__plan_kernel(plan, CLATTN_GPU_SPLIT_PROGRAM, "merge_splits", options, &plan->combine, err);
     }
     if (!status && clattn__plan_packs_keys(plan)) {
         char pack_options[64];
         clattn__pack_options(p->head_dim, pack_options, sizeof pack_options);
-        status = create_kernel(plan, "pack_keys", "pack_keys", pack_options, &plan->pack, err);
+        status = clattn__plan_kernel(plan, "pack_keys", "pack_keys", pack_options, &plan->pack, err);
     }
     if (!status && plan->n_side > 0)
-        status = create_kernel(plan, "side_keys", "side_keys", "", &plan->side, err);
+        status = clattn__plan_kernel(plan, "side_keys", "side_keys", "", &plan->side, err);
     return status;
 }
 
@@ -188,23 +187,22 @@ int clattn_plan_create(clattn_context *ctx, const clattn_problem *problem, clatt
         plan->n_summary = clattn__summary_count(&plan->p);
         plan->n_side = plan->p.num_global + plan->n_summary + plan->p.extra_len;
         if (plan->p.grid_pattern != CLATTN_GRID_NONE)
-            status = clattn__fail(&err, CLATTN_STATUS_UNSUPPORTED,
-                                  "grid_pattern = %d: 2-D patterns run on the reference device only",
-                                  (int)plan->p.grid_pattern);
+            status = clattn__grid_plan_create(plan, &err);
+        const int banded = plan->grid == NULL;
         /* Decode candidates: a tile holds rows of every head of a kv head's query group. */
-        plan->decode = plan->p.q_len <= CLATTN_SPLIT_MAX_QUERIES && plan->n_global_rows == 0;
+        plan->decode = banded && plan->p.q_len <= CLATTN_SPLIT_MAX_QUERIES && plan->n_global_rows == 0;
         const int group_rows = plan->p.heads / plan->p.kv_heads * plan->p.q_len;
-        if (!status)
+        if (!status && banded)
             status = clattn__choose_tiles(ctx, plan->p.head_dim, plan->p.value_dim,
                                           plan->decode ? group_rows : plan->p.q_len, &plan->tiles, &err);
         plan->qscale = plan->p.scale * (float)CL_M_LOG2E;
-        if (!status && plan->decode && plan->tiles.cpu_variant)
+        if (!status && banded && plan->decode && plan->tiles.cpu_variant)
             choose_splits(plan);
-        else if (!status && !plan->tiles.cpu_variant && (plan->decode || plan->n_global_rows > 0))
+        else if (!status && banded && !plan->tiles.cpu_variant && (plan->decode || plan->n_global_rows > 0))
             status = choose_gpu_splits(plan, &err);
-        if (!status)
+        if (!status && banded)
             status = create_kernels(plan, &err);
-        if (!status)
+        if (!status && banded)
             status = clattn__plan_create_scratch(plan, &err);
     }
     if (status != CLATTN_STATUS_OK) {
@@ -219,6 +217,7 @@ void clattn_plan_free(clattn_plan *plan)
 {
     if (plan == NULL)
         return;
+    clattn__grid_plan_free(plan);
     clattn__plan_free_scratch(plan);
     cl_kernel kernels[] = {plan->side, plan->pack, plan->attention, plan->split, plan->combine};
     for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)

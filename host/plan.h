@@ -6,6 +6,8 @@
 #include "context.h"
 #include "tuning.h"
 
+typedef struct clattn__grid_plan clattn__grid_plan; /* host/launch_grid.c */
+
 struct clattn_plan {
     clattn_context *ctx;
     clattn_problem p; /* normalized; p.global_idx points at global_idx below */
@@ -37,15 +39,17 @@ struct clattn_plan {
     cl_mem part_ml;     /* [B, H, split_rows, splits, 2] running max and sum */
     float qscale;       /* the scale times log2(e): the kernels' softmax is in base 2 */
     size_t scratch_bytes;
-    int *host_seq_lens; /* [B] last uploaded */
-    int *host_side_pos; /* [B, NS] last uploaded */
-    int uploaded;       /* host_* match the device copies */
+    int *host_seq_lens;      /* [B] last uploaded */
+    int *host_side_pos;      /* [B, NS] last uploaded */
+    int uploaded;            /* host_* match the device copies */
+    clattn__grid_plan *grid; /* a 2-D grid pattern's tables, kernels and scratch; else NULL */
 };
 
-/* The CPU variant reads K as panels, except decode, which reads it row-major. */
+/* The CPU variant reads K as panels, except decode, which reads it row-major, and the 2-D grid
+ * kernel, which packs each tile's keys itself. */
 static inline int clattn__plan_packs_keys(const clattn_plan *plan)
 {
-    return plan->tiles.cpu_variant && !plan->decode;
+    return plan->tiles.cpu_variant && !plan->decode && plan->grid == NULL;
 }
 
 /* Work-items a CPU-variant launch aims for: CLATTN_ITEMS_PER_CU per compute unit. */
@@ -65,5 +69,18 @@ int clattn__plan_create_scratch(clattn_plan *plan, clattn__error *err);
 
 /* Releases whatever clattn__plan_create_scratch created, even after it failed half-way. */
 void clattn__plan_free_scratch(clattn_plan *plan);
+
+/* A device buffer of `bytes` for the plan (what: its name in a failure's message), counted in
+ * scratch_bytes; fails with CLATTN_STATUS_DEVICE_LIMIT beyond the device's largest allocation. */
+int clattn__plan_buffer(clattn_plan *plan, size_t bytes, const char *what, cl_mem *out, clattn__error *err);
+
+/* Kernel `name` of program `source` (cl/ file names joined by '+', see program.h) built with
+ * `options`. */
+int clattn__plan_kernel(clattn_plan *plan, const char *source, const char *name, const char *options, cl_kernel *out,
+                        clattn__error *err);
+
+/* 2-D grid patterns (host/launch_grid.c): the plan's tiles, kernels and scratch, its release. */
+int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err);
+void clattn__grid_plan_free(clattn_plan *plan);
 
 #endif

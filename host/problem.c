@@ -124,6 +124,12 @@ int clattn__problem_normalize(const clattn_problem *in, clattn_problem *out, cla
         return clattn__fail(err, CLATTN_STATUS_INVALID_PATTERN, "dilation = %d without a window", p.dilation);
     if (p.summary_block < 0)
         return clattn__fail(err, CLATTN_STATUS_INVALID_BLOCK, "summary_block = %d: must be >= 1", p.summary_block);
+    if (p.summary_tail != CLATTN_SUMMARY_TAIL_MERGE && p.summary_tail != CLATTN_SUMMARY_TAIL_OWN)
+        return clattn__fail(err, CLATTN_STATUS_INVALID_PATTERN, "summary_tail = %d: unknown (0 merge, 1 own)",
+                            (int)p.summary_tail);
+    if (p.summary_tail != CLATTN_SUMMARY_TAIL_MERGE && p.summary_block == 0)
+        return clattn__fail(err, CLATTN_STATUS_INVALID_PATTERN, "summary_tail = %d without summary tokens",
+                            (int)p.summary_tail);
     if (p.extra_len < 0)
         return clattn__fail(err, CLATTN_STATUS_INVALID_SIZE, "extra_len = %d: must be >= 0", p.extra_len);
     if ((status = check_globals(&p, err)) || (status = check_grid(&p, err)))

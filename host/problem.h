@@ -62,10 +62,29 @@ static inline int clattn__valid_keys(const clattn_problem *p, const int *seq_len
     return seq_lens != NULL ? seq_lens[b] : p->kv_len;
 }
 
-/* Number of summary tokens of a normalized problem (0 without summary). */
+/* Summary tokens of a batch entry with `valid` keys (SPEC.md 5): one per full block, the left-over
+ * keys joining the last one, or with summary_tail OWN a partial block of their own. */
+static inline int clattn__summary_blocks(const clattn_problem *p, int valid)
+{
+    if (p->summary_block <= 0)
+        return 0;
+    const int full = valid / p->summary_block;
+    return p->summary_tail == CLATTN_SUMMARY_TAIL_OWN ? full + (valid % p->summary_block != 0) : full;
+}
+
+/* Keys [*start, *end) of summary block c < clattn__summary_blocks(p, valid): b keys, except the
+ * last block, which runs to `valid` (merged left-over keys, or a partial block). */
+static inline void clattn__summary_keys(const clattn_problem *p, int valid, int c, int *start, int *end)
+{
+    *start = c * p->summary_block; /* c * b <= valid: no overflow */
+    *end = c == clattn__summary_blocks(p, valid) - 1 ? valid : *start + p->summary_block;
+}
+
+/* Number of summary token slots of a normalized problem: those of a batch entry without padding
+ * (0 without summary). */
 static inline int clattn__summary_count(const clattn_problem *p)
 {
-    return p->summary_block > 0 ? p->kv_len / p->summary_block + (p->kv_len % p->summary_block != 0) : 0;
+    return clattn__summary_blocks(p, p->kv_len);
 }
 
 #endif

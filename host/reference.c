@@ -44,7 +44,7 @@ typedef struct {
     const float *sk, *sv; /* [Ns, D], [Ns, Dv]: summary tokens; NULL without them */
     const float *xk, *xv; /* [Nx, D], [Nx, Dv]: extra keys; NULL without them */
     int valid;            /* keys j >= valid are padding */
-    int num_summary;      /* summary tokens of this batch entry: ceil(valid / b) */
+    int num_summary;      /* summary tokens of this batch entry (clattn__summary_blocks) */
 } head_keys;
 
 /* One query row: its position and the facts every key test asks about it. */
@@ -147,12 +147,6 @@ static void attend_row(worker *w, const head_keys *hk, size_t index, int i)
         ((float *)run->t->lse.data)[index] = (float)lse;
 }
 
-/* ceil(n / block), without the overflow of n + block - 1 when block is near INT_MAX. */
-static int block_count(int n, int block)
-{
-    return n / block + (n % block != 0);
-}
-
 static head_keys head_keys_of(const shared_run *run, size_t pair)
 {
     const clattn_problem *p = run->p;
@@ -172,7 +166,7 @@ static head_keys head_keys_of(const shared_run *run, size_t pair)
         .xk = p->extra_len > 0 ? rows_of(t->kx.data, kv, p->extra_len, p->head_dim) : NULL,
         .xv = p->extra_len > 0 ? rows_of(t->vx.data, kv, p->extra_len, p->value_dim) : NULL,
         .valid = valid,
-        .num_summary = ns > 0 ? block_count(valid, p->summary_block) : 0,
+        .num_summary = clattn__summary_blocks(p, valid),
     };
 }
 
@@ -188,17 +182,19 @@ static void *work(void *arg)
     return NULL;
 }
 
-/* means [ceil(valid / block), width] = block means of the rows of x [valid.., width], summed in
- * double and rounded once to float32, the precision of every other key. */
-static void block_means(const float *x, int valid, int block, int width, float *means)
+/* means [blocks, width] = the summary blocks' means (clattn__summary_keys) of the rows of
+ * x [valid.., width], summed in double and rounded once to float32, the precision of every other
+ * key. */
+static void block_means(const clattn_problem *p, const float *x, int valid, int width, float *means)
 {
-    for (size_t lo = 0, c = 0; lo < (size_t)valid; lo += (size_t)block, c++) {
-        const size_t hi = lo + (size_t)block < (size_t)valid ? lo + (size_t)block : (size_t)valid;
+    for (int c = 0; c < clattn__summary_blocks(p, valid); c++) {
+        int lo, hi;
+        clattn__summary_keys(p, valid, c, &lo, &hi);
         for (int e = 0; e < width; e++) {
             double sum = 0.0;
-            for (size_t j = lo; j < hi; j++)
-                sum += (double)x[j * (size_t)width + (size_t)e];
-            means[c * (size_t)width + (size_t)e] = (float)(sum / (double)(hi - lo));
+            for (int j = lo; j < hi; j++)
+                sum += (double)x[(size_t)j * (size_t)width + (size_t)e];
+            means[(size_t)c * (size_t)width + (size_t)e] = (float)(sum / (double)(hi - lo));
         }
     }
 }
@@ -221,9 +217,9 @@ static int build_summaries(shared_run *run, float **summary, clattn__error *err)
     float *const sv = sk + kv_count * ns * (size_t)p->head_dim;
     for (size_t kv = 0; kv < kv_count; kv++) {
         const int valid = clattn__valid_keys(p, run->t->seq_lens, (int)(kv / (size_t)p->kv_heads));
-        block_means(rows_of(run->t->k.data, kv, p->kv_len, p->head_dim), valid, p->summary_block, p->head_dim,
+        block_means(p, rows_of(run->t->k.data, kv, p->kv_len, p->head_dim), valid, p->head_dim,
                     sk + kv * ns * (size_t)p->head_dim);
-        block_means(rows_of(run->t->v.data, kv, p->kv_len, p->value_dim), valid, p->summary_block, p->value_dim,
+        block_means(p, rows_of(run->t->v.data, kv, p->kv_len, p->value_dim), valid, p->value_dim,
                     sv + kv * ns * (size_t)p->value_dim);
     }
     run->summary_k = sk;

@@ -4,7 +4,7 @@
 
 #include "plan.h"
 
-static int create_buffer(clattn_plan *plan, size_t bytes, const char *what, cl_mem *out, clattn__error *err)
+int clattn__plan_buffer(clattn_plan *plan, size_t bytes, const char *what, cl_mem *out, clattn__error *err)
 {
     const clattn__device_caps *caps = &plan->ctx->caps;
     if (bytes > caps->max_alloc)
@@ -34,35 +34,37 @@ int clattn__plan_create_scratch(clattn_plan *plan, clattn__error *err)
     const int panels = clattn__plan_packs_keys(plan);
     int status = CLATTN_STATUS_OK;
     if (panels)
-        status = create_buffer(plan, panel_bytes(plan, p->kv_len), "key panels", &plan->k_panels, err);
+        status = clattn__plan_buffer(plan, panel_bytes(plan, p->kv_len), "key panels", &plan->k_panels, err);
     if (!status && plan->splits > 0) {
         const size_t parts = (size_t)p->batch * p->heads * plan->split_rows * plan->splits;
-        status =
-            create_buffer(plan, parts * p->value_dim * sizeof(float), "split partial outputs", &plan->part_acc, err);
+        status = clattn__plan_buffer(plan, parts * p->value_dim * sizeof(float), "split partial outputs",
+                                     &plan->part_acc, err);
         if (!status)
-            status = create_buffer(plan, parts * 2 * sizeof(float), "split partial sums", &plan->part_ml, err);
+            status = clattn__plan_buffer(plan, parts * 2 * sizeof(float), "split partial sums", &plan->part_ml, err);
     }
     if (!status && panels && p->global_qkv)
-        status = create_buffer(plan, panel_bytes(plan, p->kv_len), "global key panels", &plan->kg_panels, err);
+        status = clattn__plan_buffer(plan, panel_bytes(plan, p->kv_len), "global key panels", &plan->kg_panels, err);
     if (!status && plan->n_side > 0) {
-        status = create_buffer(plan, bhk * plan->n_side * p->head_dim * sizeof(float), "side keys", &plan->side_k, err);
+        status = clattn__plan_buffer(plan, bhk * plan->n_side * p->head_dim * sizeof(float), "side keys", &plan->side_k,
+                                     err);
         if (!status)
-            status = create_buffer(plan, bhk * plan->n_side * p->value_dim * sizeof(float), "side values",
-                                   &plan->side_v, err);
+            status = clattn__plan_buffer(plan, bhk * plan->n_side * p->value_dim * sizeof(float), "side values",
+                                         &plan->side_v, err);
         if (!status && panels)
-            status = create_buffer(plan, panel_bytes(plan, plan->n_side), "side key panels", &plan->side_panels, err);
+            status =
+                clattn__plan_buffer(plan, panel_bytes(plan, plan->n_side), "side key panels", &plan->side_panels, err);
     }
     const size_t n_pos = (size_t)p->batch * (plan->n_side > 0 ? plan->n_side : 1);
     if (!status)
-        status = create_buffer(plan, n_pos * sizeof(int), "side positions", &plan->side_pos, err);
+        status = clattn__plan_buffer(plan, n_pos * sizeof(int), "side positions", &plan->side_pos, err);
     if (!status)
-        status = create_buffer(plan, (size_t)p->batch * sizeof(int), "seq_lens", &plan->seq_lens, err);
+        status = clattn__plan_buffer(plan, (size_t)p->batch * sizeof(int), "seq_lens", &plan->seq_lens, err);
     if (!status)
-        status = create_buffer(plan, (size_t)(plan->n_global_rows > 0 ? plan->n_global_rows : 1) * sizeof(int),
-                               "global rows", &plan->rows, err);
+        status = clattn__plan_buffer(plan, (size_t)(plan->n_global_rows > 0 ? plan->n_global_rows : 1) * sizeof(int),
+                                     "global rows", &plan->rows, err);
     if (!status)
-        status = create_buffer(plan, (size_t)(p->num_global > 0 ? p->num_global : 1) * sizeof(int), "global indices",
-                               &plan->global_buf, err);
+        status = clattn__plan_buffer(plan, (size_t)(p->num_global > 0 ? p->num_global : 1) * sizeof(int),
+                                     "global indices", &plan->global_buf, err);
     if (status)
         return status;
     plan->host_seq_lens = calloc((size_t)p->batch, sizeof(int));

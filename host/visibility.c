@@ -131,13 +131,30 @@ int clattn_visibility_key(const clattn_visibility *v, int valid, int pos, int j)
     return p->grid_pattern == CLATTN_GRID_NONE || grid_visible(p, pos, j);
 }
 
-/* Summary c is visible under causal only once its whole (valid part of the) block is. */
+int clattn_visibility_summary_count(const clattn_visibility *v, int valid)
+{
+    return clattn__summary_blocks(&v->problem, valid);
+}
+
+int clattn_visibility_summary_of_key(const clattn_visibility *v, int valid, int j)
+{
+    const int blocks = clattn__summary_blocks(&v->problem, valid);
+    if (j < 0 || j >= valid || blocks == 0)
+        return -1;
+    const int c = j / v->problem.summary_block;
+    return c < blocks ? c : blocks - 1; /* a merged left-over key belongs to the last block */
+}
+
+/* Summary c is visible under causal only once its whole block is: its last key, which for a
+ * merged last block is the batch entry's last valid key. */
 int clattn_visibility_summary(const clattn_visibility *v, int valid, int pos, int c)
 {
     const clattn_problem *p = &v->problem;
-    const long long block_end = ((long long)c + 1) * p->summary_block;
-    const long long last = (block_end < valid ? block_end : valid) - 1;
-    return pos < valid && (!p->causal || last <= pos);
+    if (pos >= valid || c < 0 || c >= clattn__summary_blocks(p, valid))
+        return 0;
+    int start, end;
+    clattn__summary_keys(p, valid, c, &start, &end);
+    return !p->causal || end - 1 <= pos;
 }
 
 /* floor(a / b) for b > 0 and any sign of a. */
@@ -165,11 +182,12 @@ static long long window_keys(const clattn_visibility *v, int pos, int last)
 /* Summary tokens of a batch entry with `valid` keys that the row at pos sees. */
 static long long summary_keys(const clattn_problem *p, int valid, int pos)
 {
-    const long long blocks = valid / p->summary_block + (valid % p->summary_block != 0);
+    const long long blocks = clattn__summary_blocks(p, valid);
     if (!p->causal || pos >= valid - 1)
         return blocks;
-    /* block c ends at (c + 1) * b - 1 <= pos */
-    return pos < 0 ? 0 : (pos + 1) / p->summary_block;
+    /* a block c < blocks - 1 ends at (c + 1) * b - 1 <= pos; the last one at valid - 1 > pos */
+    const long long ended = pos < 0 ? 0 : (pos + 1) / p->summary_block;
+    return ended < blocks - 1 ? ended : (blocks > 0 ? blocks - 1 : 0);
 }
 
 long long clattn_visibility_count(const clattn_visibility *v, int valid, int pos)

@@ -133,6 +133,11 @@ typedef enum {
     CLATTN_GRID_WINDOW        /* Swin: grid_window_size, grid_shift */
 } clattn_grid_pattern;
 
+/* Where the summary tokens' left-over keys go (SPEC.md 5): the Nk_valid mod b keys after the last
+ * full block join that block, as LongT5 does (no summary token at all when Nk_valid < b), or form
+ * a partial block of their own (ceil(Nk_valid / b) blocks). */
+typedef enum { CLATTN_SUMMARY_TAIL_MERGE = 0, CLATTN_SUMMARY_TAIL_OWN } clattn_summary_tail;
+
 typedef struct {
     int batch;     /* B */
     int heads;     /* H */
@@ -156,14 +161,16 @@ typedef struct {
     int num_global;
     int global_qkv; /* nonzero: global rows use separate Qg, Kg, Vg tensors (run arguments) */
 
-    int summary_block; /* LongT5 transient-global block size b; 0: no summary tokens */
+    int summary_block; /* LongT5 transient-global block size b; 0: no summary tokens (see summary_tail) */
     int extra_len;     /* Nx: caller's extra keys Kx [B,Hkv,Nx,D], Vx [B,Hkv,Nx,Dv]; 0: none */
 
-    /* 2-D grid patterns (Nq == Nk == grid_h * grid_w); reference path only for now. */
+    /* 2-D grid patterns (Nq == Nk == grid_h * grid_w). */
     clattn_grid_pattern grid_pattern;
     int grid_h, grid_w;
     int grid_kernel_h, grid_kernel_w, grid_dilation; /* neighborhood; dilation 0: 1 */
     int grid_window_size, grid_shift;                /* Swin window */
+
+    clattn_summary_tail summary_tail; /* 0: left-over keys join the last summary block */
 } clattn_problem;
 
 /* ---------------------------------------------------------------------------------------------

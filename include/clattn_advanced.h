@@ -102,7 +102,15 @@ CLATTN_API int clattn_visibility_row_global(const clattn_visibility *v, int pos)
 /* 1 when key j of K (of Kg for a separately projected global row) is in S(i). */
 CLATTN_API int clattn_visibility_key(const clattn_visibility *v, int valid, int pos, int j);
 
-/* 1 when summary token c (of ceil(valid / b)) is in S(i); the row is not padding. */
+/* Summary tokens of a batch entry with `valid` keys: floor(valid / b), or ceil(valid / b) when
+ * the left-over keys keep a block of their own (summary_tail); 0 without summary tokens. */
+CLATTN_API int clattn_visibility_summary_count(const clattn_visibility *v, int valid);
+
+/* The summary block that key j (< valid) averages into, or -1 when it joins none (valid < b with
+ * the left-over keys merged, or no summary tokens). */
+CLATTN_API int clattn_visibility_summary_of_key(const clattn_visibility *v, int valid, int j);
+
+/* 1 when summary token c (of clattn_visibility_summary_count) is in S(i); the row is not padding. */
 CLATTN_API int clattn_visibility_summary(const clattn_visibility *v, int valid, int pos, int c);
 
 /* |S(i)|: the keys of K, the summary tokens and the extra keys the row sees (a separately

@@ -359,8 +359,8 @@ static int masked_everywhere(const fixture *f, int b, int j)
     const int valid = valid_keys(f, b);
     if (j >= valid)
         return 1;
-    if (p->summary_block > 0)
-        return 0; /* a valid key joins its block's mean, which every row may see */
+    if (clattn_visibility_summary_of_key(&f->vis, valid, j) >= 0)
+        return 0; /* a key that joins a block's mean, which every row may see */
     for (int i = 0; i < p->q_len; i++)
         if (clattn_visibility_key(&f->vis, valid, i + p->kv_len - p->q_len, j))
             return 0;
@@ -864,7 +864,7 @@ static int row_uses(const fixture *f, const nonfinite_case *nc, site s, size_t r
         return 0;
     const int j = nc->key;
     return clattn_visibility_key(&f->vis, valid, pos, j) ||
-           (p->summary_block > 0 && j < valid && clattn_visibility_summary(&f->vis, valid, pos, j / p->summary_block));
+           clattn_visibility_summary(&f->vis, valid, pos, clattn_visibility_summary_of_key(&f->vis, valid, j));
 }
 
 static void tally_fault(nonfinite_tally *t, const char *why, site s, float x)

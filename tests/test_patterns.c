@@ -143,14 +143,17 @@ static void run_device(clattn_context *dev, clattn_context *ref, const char *var
     longer.summary_block = 50;
     longer.extra_len = 2;
     check_case(dev, ref, variant, "long global rows + summary", &longer, long_lens);
-    /* Summary tokens: b = 1, b > N, a partial last block; extra keys. */
-    const int blocks[] = {1, 16, 60, n + 3};
+    /* Summary tokens: b = 1, b = N, b > N (no token when the left-over keys merge), left-over
+     * keys (257 mod 16 = 1, 257 mod 60 = 17), under both tail rules; extra keys. */
+    const int blocks[] = {1, 16, 60, n, n + 3};
     for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++)
-        for (int causal_flag = 0; causal_flag < 2; causal_flag++) {
-            clattn_problem p = window(n, 64, 8, 8, causal_flag);
-            p.summary_block = blocks[b];
-            check_case(dev, ref, variant, "window + summary", &p, NULL);
-        }
+        for (int tail = CLATTN_SUMMARY_TAIL_MERGE; tail <= CLATTN_SUMMARY_TAIL_OWN; tail++)
+            for (int causal_flag = 0; causal_flag < 2; causal_flag++) {
+                clattn_problem p = window(n, 64, 8, 8, causal_flag);
+                p.summary_block = blocks[b];
+                p.summary_tail = (clattn_summary_tail)tail;
+                check_case(dev, ref, variant, tail ? "window + summary (own)" : "window + summary (merge)", &p, NULL);
+            }
     clattn_problem extra = window(65, 80, 4, 4, 1);
     extra.extra_len = 5;
     extra.value_dim = 16;
@@ -173,6 +176,12 @@ static void run_device(clattn_context *dev, clattn_context *ref, const char *var
                           .summary_block = 30,
                           .extra_len = 3};
     check_case(dev, ref, variant, "everything + padding", &all, lens);
+    all.summary_tail = CLATTN_SUMMARY_TAIL_OWN;
+    check_case(dev, ref, variant, "everything + padding (own)", &all, lens);
+    all.summary_tail = CLATTN_SUMMARY_TAIL_MERGE;
+    all.summary_block = 50; /* 37 valid keys: fewer than a block */
+    check_case(dev, ref, variant, "everything + Nk_valid < b", &all, lens);
+    all.summary_block = 30;
     all.causal = 0;
     all.dilation = 2;
     check_case(dev, ref, variant, "everything dilated + padding", &all, lens);
@@ -188,10 +197,20 @@ static void run_device(clattn_context *dev, clattn_context *ref, const char *var
                              .window_right = 0,
                              .causal = 1};
     check_case(dev, ref, variant, "decode causal window", &decode, NULL);
-    decode.q_len = 7;
+    /* 1000 keys in blocks of 64: 40 left over join the last block, which only the last
+     * position sees (decode and the last of 7 rows); padding {1000, 990} cuts it. */
+    static const int decode_lens[] = {1000, 990};
     decode.summary_block = 64;
+    decode.batch = 2;
+    check_case(dev, ref, variant, "decode causal merged summary", &decode, decode_lens);
+    decode.summary_tail = CLATTN_SUMMARY_TAIL_OWN;
+    check_case(dev, ref, variant, "decode causal summary (own)", &decode, decode_lens);
+    decode.batch = 1;
+    decode.q_len = 7;
     decode.global_idx = g3;
     decode.num_global = 3;
+    check_case(dev, ref, variant, "Nq<Nk window+global+summary", &decode, NULL);
+    decode.summary_tail = CLATTN_SUMMARY_TAIL_MERGE;
     check_case(dev, ref, variant, "Nq<Nk window+global+summary", &decode, NULL);
 }
 

@@ -336,17 +336,28 @@ static int expected_set(const clattn_problem *p, int valid, int i, unsigned char
     return count;
 }
 
-/* Summary token c of a batch entry with `valid` keys: the mean of keys [c b, (c + 1) b) cut at
- * valid, seen by every row that is not padding, under causal once its last key is. */
-static int expected_summary(const clattn_problem *p, int valid, int pos, int c)
-{
-    const int last = (c + 1) * p->summary_block < valid ? (c + 1) * p->summary_block - 1 : valid - 1;
-    return pos < valid && (!p->causal || last <= pos);
-}
-
+/* Summary blocks of a batch entry with `valid` keys: one per full block of b, the left-over keys
+ * joining the last (none at all when valid < b), or with summary_tail OWN a partial block of
+ * their own. */
 static int summary_blocks(const clattn_problem *p, int valid)
 {
-    return p->summary_block > 0 ? (valid + p->summary_block - 1) / p->summary_block : 0;
+    if (p->summary_block <= 0)
+        return 0;
+    if (p->summary_tail == CLATTN_SUMMARY_TAIL_OWN)
+        return (valid + p->summary_block - 1) / p->summary_block;
+    return valid / p->summary_block;
+}
+
+/* The last key of summary block c: b keys on, except the last block, which ends at valid - 1. */
+static int summary_last_key(const clattn_problem *p, int valid, int c)
+{
+    return c == summary_blocks(p, valid) - 1 ? valid - 1 : (c + 1) * p->summary_block - 1;
+}
+
+/* Summary token c, seen by every row that is not padding, under causal once its last key is. */
+static int expected_summary(const clattn_problem *p, int valid, int pos, int c)
+{
+    return pos < valid && (!p->causal || summary_last_key(p, valid, c) <= pos);
 }
 
 /* |S(i)|: mask [Nk] as expected_set leaves it, plus the summary tokens and the extra keys; a
@@ -385,6 +396,18 @@ static void check_visibility(const char *what, const clattn_problem *in, const i
                       "%s: entry %d row %d key %d: clattn_visibility_key says %d, brute force %d", what, b, i, j,
                       clattn_visibility_key(&v, valid, pos, j), mask[j]);
             /* a global row with its own projections sees no summary token, whatever the rule says */
+            CHECK(clattn_visibility_summary_count(&v, valid) == summary_blocks(p, valid),
+                  "%s: entry %d: clattn_visibility_summary_count says %d, brute force %d", what, b,
+                  clattn_visibility_summary_count(&v, valid), summary_blocks(p, valid));
+            for (int j = 0; j < valid && i == 0; j++) {
+                int want = -1;
+                for (int c = 0; c < summary_blocks(p, valid); c++)
+                    if (want < 0 && j <= summary_last_key(p, valid, c))
+                        want = c;
+                CHECK(clattn_visibility_summary_of_key(&v, valid, j) == want,
+                      "%s: entry %d key %d: clattn_visibility_summary_of_key says %d, brute force %d", what, b, j,
+                      clattn_visibility_summary_of_key(&v, valid, j), want);
+            }
             for (int c = 0; c < summary_blocks(p, valid) && !(p->global_qkv && is_global(p, pos)); c++)
                 CHECK((clattn_visibility_summary(&v, valid, pos, c) != 0) == expected_summary(p, valid, pos, c),
                       "%s: entry %d row %d summary %d: clattn_visibility_summary says %d", what, b, i, c,
@@ -553,8 +576,16 @@ static void test_visibility(void)
          {.batch = 4, .heads = 1, .q_len = 8, .head_dim = 1, .causal = 1, .extra_len = 1},
          lens4},
     };
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         check_visibility(cases[c].what, &cases[c].p, cases[c].seq_lens);
+        if (cases[c].p.summary_block > 0) { /* the left-over keys as a block of their own */
+            clattn_problem own = cases[c].p;
+            own.summary_tail = CLATTN_SUMMARY_TAIL_OWN;
+            char what[160];
+            snprintf(what, sizeof what, "%s, tail own", cases[c].what);
+            check_visibility(what, &own, cases[c].seq_lens);
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -929,64 +960,70 @@ static void test_summary_block_one(void)
     }
 }
 
-/* Block means with a partial last block, per batch entry's valid length, with the causal
- * visibility rule, extra keys, GQA, Nq < Nk and padding rows, all in one problem. */
+/* Block means per batch entry's valid length (blocks with and without left-over keys, fewer keys
+ * than one block, none), under both tail rules, with the causal visibility rule, extra keys, GQA,
+ * Nq < Nk and padding rows, all in one problem. */
 static void test_summary_extra_padding(void)
 {
-    static const int lens[] = {8, 7, 5, 0};
-    fixture f;
-    fixture_make(&f,
-                 &(clattn_problem){.batch = 4,
-                                   .heads = 2,
-                                   .kv_heads = 1,
-                                   .q_len = 5,
-                                   .kv_len = 8,
-                                   .head_dim = 3,
-                                   .value_dim = 2,
-                                   .causal = 1,
-                                   .summary_block = 3,
-                                   .extra_len = 2},
-                 lens);
-    const clattn_problem *p = &f.p;
-    if (fixture_run(&f) == CLATTN_STATUS_OK)
-        for (int b = 0; b < 4; b++) {
-            const int valid = lens[b];
-            float means_k[MAX_KEYS][MAX_DIM], means_v[MAX_KEYS][MAX_DIM];
-            int blocks = 0;
-            for (int lo = 0; lo < valid; lo += 3, blocks++) {
-                const int n = valid - lo < 3 ? valid - lo : 3;
-                for (int e = 0; e < 3; e++) {
-                    double sum = 0.0;
-                    for (int j = lo; j < lo + n; j++)
-                        sum += at(f.k, b, 8, j, 3)[e];
-                    means_k[blocks][e] = (float)(sum / n);
-                }
-                for (int e = 0; e < 2; e++) {
-                    double sum = 0.0;
-                    for (int j = lo; j < lo + n; j++)
-                        sum += at(f.v, b, 8, j, 2)[e];
-                    means_v[blocks][e] = (float)(sum / n);
-                }
-            }
-            for (int h = 0; h < 2; h++)
-                for (int i = 0; i < 5; i++) {
-                    const int pos = i + 3;
-                    key_list list = {.d = 3, .dv = 2};
-                    if (pos < valid) {
-                        for (int j = 0; j <= pos; j++)
-                            key_list_add(&list, at(f.k, b, 8, j, 3), at(f.v, b, 8, j, 2));
-                        for (int c = 0; c < blocks; c++)
-                            if (expected_summary(p, valid, pos, c))
-                                key_list_add(&list, means_k[c], means_v[c]);
-                        for (int x = 0; x < 2; x++)
-                            key_list_add(&list, at(f.kx, b, 2, x, 3), at(f.vx, b, 2, x, 2));
+    static const int lens[] = {8, 7, 6, 5, 2, 0};
+    enum { entries = 6 };
+    for (int tail = CLATTN_SUMMARY_TAIL_MERGE; tail <= CLATTN_SUMMARY_TAIL_OWN; tail++) {
+        fixture f;
+        fixture_make(&f,
+                     &(clattn_problem){.batch = entries,
+                                       .heads = 2,
+                                       .kv_heads = 1,
+                                       .q_len = 5,
+                                       .kv_len = 8,
+                                       .head_dim = 3,
+                                       .value_dim = 2,
+                                       .causal = 1,
+                                       .summary_block = 3,
+                                       .extra_len = 2,
+                                       .summary_tail = (clattn_summary_tail)tail},
+                     lens);
+        const clattn_problem *p = &f.p;
+        const char *what = tail ? "summary (tail own) + extra + padding" : "summary (tail merged) + extra + padding";
+        if (fixture_run(&f) == CLATTN_STATUS_OK)
+            for (int b = 0; b < entries; b++) {
+                const int valid = lens[b];
+                float means_k[MAX_KEYS][MAX_DIM], means_v[MAX_KEYS][MAX_DIM];
+                const int blocks = summary_blocks(p, valid);
+                for (int c = 0; c < blocks; c++) {
+                    const int lo = c * 3, n = summary_last_key(p, valid, c) + 1 - lo;
+                    for (int e = 0; e < 3; e++) {
+                        double sum = 0.0;
+                        for (int j = lo; j < lo + n; j++)
+                            sum += at(f.k, b, 8, j, 3)[e];
+                        means_k[c][e] = (float)(sum / n);
                     }
-                    double want[MAX_DIM];
-                    const double want_lse = naive_attend(at(f.q, b * 2 + h, 5, i, 3), p->scale, &list, want);
-                    check_row(&f, "summary + extra + padding", b * 2 + h, i, want, want_lse, 1e-6);
+                    for (int e = 0; e < 2; e++) {
+                        double sum = 0.0;
+                        for (int j = lo; j < lo + n; j++)
+                            sum += at(f.v, b, 8, j, 2)[e];
+                        means_v[c][e] = (float)(sum / n);
+                    }
                 }
-        }
-    fixture_free(&f);
+                for (int h = 0; h < 2; h++)
+                    for (int i = 0; i < 5; i++) {
+                        const int pos = i + 3;
+                        key_list list = {.d = 3, .dv = 2};
+                        if (pos < valid) {
+                            for (int j = 0; j <= pos; j++)
+                                key_list_add(&list, at(f.k, b, 8, j, 3), at(f.v, b, 8, j, 2));
+                            for (int c = 0; c < blocks; c++)
+                                if (expected_summary(p, valid, pos, c))
+                                    key_list_add(&list, means_k[c], means_v[c]);
+                            for (int x = 0; x < 2; x++)
+                                key_list_add(&list, at(f.kx, b, 2, x, 3), at(f.vx, b, 2, x, 2));
+                        }
+                        double want[MAX_DIM];
+                        const double want_lse = naive_attend(at(f.q, b * 2 + h, 5, i, 3), p->scale, &list, want);
+                        check_row(&f, what, b * 2 + h, i, want, want_lse, 1e-6);
+                    }
+            }
+        fixture_free(&f);
+    }
 }
 
 /* Padding: rows past seq_len give exactly 0 and -inf; the others ignore keys past seq_len. */

@@ -46,6 +46,18 @@ static const clattn_problem cases[] = {
      .num_global = 2,
      .global_qkv = 1},
     {.batch = 1, .heads = 2, .kv_heads = 1, .q_len = 19, .kv_len = 40, .head_dim = 128, .value_dim = 72, .causal = 1},
+/* one small case of each 2-D pattern, on a 5 x 7 grid */
+#define SMALL_GRID(pattern, ...)                                                                                       \
+    {                                                                                                                  \
+        .batch = 1, .heads = 2, .kv_heads = 1, .q_len = 35, .head_dim = 16, .value_dim = 8,                            \
+        .grid_pattern = CLATTN_GRID_##pattern, .grid_h = 5, .grid_w = 7, __VA_ARGS__                                   \
+    }
+    SMALL_GRID(AXIAL_ROW, .causal = 0),
+    SMALL_GRID(AXIAL_COLUMN, .causal = 0),
+    SMALL_GRID(CRISS_CROSS, .causal = 1),
+    SMALL_GRID(NEIGHBORHOOD, .grid_kernel_h = 3, .grid_kernel_w = 3, .grid_dilation = 2),
+    SMALL_GRID(WINDOW, .grid_window_size = 4, .grid_shift = 2),
+#undef SMALL_GRID
 };
 
 static void run_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)

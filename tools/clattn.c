@@ -24,7 +24,7 @@ static const char usage_text[] =
     "  devices                      list OpenCL devices (P:D index) and the reference path\n"
     "  run --q Q.npy --k K.npy --v V.npy --out O.npy [options]\n"
     "      [--lse L.npy] [--causal] [--window L,R | --window W] [--dilation D]\n"
-    "      [--global I,J,...] [--summary-block B] [--qg F --kg F --vg F] [--kx F --vx F]\n"
+    "      [--global I,J,...] [--summary-block B [--summary-tail merge|own]] [--qg F --kg F --vg F] [--kx F --vx F]\n"
     "      [--seq-lens N0,N1,...] [--scale S] [--device SPEC]\n"
     "      [--grid H,W --grid-pattern axial-row|axial-column|criss-cross|neighborhood=KH,KW[,D]|window=M[,S]]\n"
     "      tensors: little-endian float32 .npy of rank 4 [B,H,N,D], 3 [H,N,D] or 2 [N,D]\n"
@@ -116,7 +116,7 @@ static int cmd_devices(void)
 /* run                                                                                        */
 /* ----------------------------------------------------------------------------------------- */
 
-/* Creates the context and plan; a pattern the device kernels lack runs on the reference path. */
+/* Creates the context and plan: every pattern runs on every device, so there is no fallback. */
 static int make_plan(run_args *a, clattn_context **ctx, clattn_plan **plan)
 {
     int status = clattn_context_create(&(clattn_context_desc){.device = a->device}, ctx);
@@ -125,14 +125,6 @@ static int make_plan(run_args *a, clattn_context **ctx, clattn_plan **plan)
         return status;
     }
     status = clattn_plan_create(*ctx, &a->problem, plan);
-    if (status == CLATTN_STATUS_UNSUPPORTED) {
-        fprintf(stderr, "clattn: %s; using the reference device\n", clattn_context_message(*ctx));
-        clattn_context_free(*ctx);
-        *ctx = NULL;
-        status = clattn_context_create(&(clattn_context_desc){.device = "reference"}, ctx);
-        if (!status)
-            status = clattn_plan_create(*ctx, &a->problem, plan);
-    }
     if (status)
         snprintf(a->message, sizeof a->message, "%s", *ctx != NULL ? clattn_context_message(*ctx) : "");
     return status;

@@ -143,6 +143,12 @@ static int parse_flag(run_args *a, const char *flag, const char *value)
             return bad_value(a, flag, value, "expected a nonzero number");
         return CLATTN_STATUS_OK;
     }
+    if (strcmp(flag, "--summary-tail") == 0) {
+        if (strcmp(value, "merge") != 0 && strcmp(value, "own") != 0)
+            return bad_value(a, flag, value, "expected merge or own");
+        p->summary_tail = value[0] == 'o' ? CLATTN_SUMMARY_TAIL_OWN : CLATTN_SUMMARY_TAIL_MERGE;
+        return CLATTN_STATUS_OK;
+    }
     if (strcmp(flag, "--grid") == 0) {
         int status = parse_ints(a, flag, value, v, 2, 2, NULL);
         p->grid_h = v[0];

@@ -1,7 +1,6 @@
 """clattn.attention: one call of SPEC.md's attention on NumPy arrays, PyTorch CPU tensors (a
 blocking run on host memory) or PyOpenCL arrays (enqueued on their own queue, no host copy)."""
 import ctypes
-import warnings
 
 from . import _context, _problem, _tensors
 from ._errors import Error, check, fail
@@ -47,19 +46,6 @@ def _context_for(device, tensors, on_device):
     if device is not None and not isinstance(device, str):
         raise TypeError(f"clattn: device = {device!r}: expected None, a device spec or a clattn.Context")
     return _context.shared_context(device or "", lambda: _context.Context(device))
-
-
-def _plan(ctx, problem, key, on_device):
-    """The plan, on the reference path when the device kernels lack the pattern (as the tool does,
-    with a warning in place of its note), except for PyOpenCL arrays, which must stay on device."""
-    try:
-        return ctx, ctx.plan(key, problem)
-    except Error as error:
-        if error.name != "CLATTN_STATUS_UNSUPPORTED" or on_device or ctx.is_reference:
-            raise
-        warnings.warn(f"clattn: {error.message}; using the reference path", stacklevel=3)
-        ctx = _context.shared_context("reference", lambda: _context.Context("reference"))
-        return ctx, ctx.plan(key, problem)
 
 
 def _outputs(q, problem, return_lse):
@@ -127,7 +113,7 @@ def attention(q, k, v, *, causal=False, window=None, dilation=1, global_tokens=N
         grid_pattern=grid_pattern)
     lens = _seq_lens(seq_lens, problem.batch)
     ctx = _context_for(device, tensors, on_device)
-    ctx, plan = _plan(ctx, problem, _problem.plan_key(problem, globals_array), on_device)
+    plan = ctx.plan(_problem.plan_key(problem, globals_array), problem)
     (out, out_view), (lse, lse_view) = _outputs(tensors["q"], problem, return_lse)
     (_enqueue if on_device else _run_host)(ctx, plan, tensors, out_view, lse_view, lens)
     return (out, lse) if return_lse else out

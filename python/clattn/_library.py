@@ -38,6 +38,7 @@ class Problem(ctypes.Structure):
         ("grid_dilation", ctypes.c_int),
         ("grid_window_size", ctypes.c_int),
         ("grid_shift", ctypes.c_int),
+        ("summary_tail", ctypes.c_int),
     ]
 
 

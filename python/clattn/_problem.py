@@ -19,12 +19,8 @@ GRID_PATTERNS = {
 }
 INT_MAX = 2**31 - 1
 # summary_tail's names and the values of clattn_problem.summary_tail (0, the default, is SPEC.md's
-# default, "merge": the left-over keys join the last block). A library whose problem has no such
-# field (_library.Problem mirrors the header; tests/test_layout.py holds them equal) keeps the
-# left-over keys as a block of their own, so it computes "own" alone.
+# default, "merge": the left-over keys join the last block; "own": they keep a block of their own).
 SUMMARY_TAILS = {"merge": 0, "own": 1}
-HAS_SUMMARY_TAIL = "summary_tail" in dict(Problem._fields_)
-SUPPORTED_SUMMARY_TAILS = tuple(SUMMARY_TAILS) if HAS_SUMMARY_TAIL else ("own",)
 
 
 def shape4(shape):
@@ -119,13 +115,7 @@ def make_problem(shapes, *, causal, window, dilation, global_tokens, summary_blo
         (p.summary_block,) = c_ints("summary_block", summary_block, (1,))
         if p.summary_block == 0:
             raise fail("INVALID_BLOCK", "summary_block = 0: must be at least 1")
-        if summary_tail not in SUPPORTED_SUMMARY_TAILS:
-            raise NotImplementedError(
-                f"clattn: summary_tail = {summary_tail!r} is not in this library build, which keeps the left-over "
-                "keys as a block of their own: pass summary_tail='own'"
-            )
-        if HAS_SUMMARY_TAIL:
-            p.summary_tail = SUMMARY_TAILS[summary_tail]
+        p.summary_tail = SUMMARY_TAILS[summary_tail]
     if scale is not None:
         p.scale = float(scale)
         if p.scale == 0.0 or math.isnan(p.scale):

@@ -118,18 +118,6 @@ def test_meaningless_arguments(qkv, options, words):
         clattn.attention(*qkv, device="reference", **options)
 
 
-def test_summary_merge_not_yet(qkv):
-    """The default tail, "merge", raises NotImplementedError until the library computes it; a
-    call without summary tokens never asks."""
-    from clattn import _problem
-
-    clattn.attention(*qkv, device="reference")
-    if "merge" in _problem.SUPPORTED_SUMMARY_TAILS:
-        pytest.skip("this library build has summary_tail='merge'")
-    with pytest.raises(NotImplementedError, match="own"):
-        clattn.attention(*qkv, summary_block=4, device="reference")
-
-
 def test_closed_context(qkv):
     ctx = clattn.Context("reference")
     ctx.close()

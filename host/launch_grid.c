@@ -1,0 +1,173 @@
+/* 2-D grid patterns on a device: the plan (tile sides from host/grid.c, the grid kernel of the
+ * plan's variant, the tables on the device, the CPU variant's per-work-item scratch) and a run,
+ * which is one launch of that kernel on K and V as the caller gave them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grid.h"
+#include "launch.h"
+#include "tuning.h"
+
+struct clattn__grid_plan {
+    clattn__grid geo;
+    cl_mem tiles, axis, keys;   /* host/grid.c's tables; tiles also holds the run offsets and runs */
+    cl_mem scratch, info;       /* CPU variant: each work-item's packed keys; else 1-element stand-ins */
+    int items, per_item, lanes; /* CPU variant: work-items per (batch, head), tiles and keys of each */
+    int wg, bk;                 /* GPU variant: work-items (query slots) of a tile, keys staged at a time */
+};
+
+/* Most query slots of a CPU tile: cl/attention_cpu.cl keeps the rows' factors in one float16. */
+#define GRID_CPU_MAX_SLOTS 16
+
+/* A table of `count` ints on the device, uploaded once for the plan's life. */
+static int upload_table(clattn_plan *plan, const int *data, size_t count, const char *what, cl_mem *out,
+                        clattn__error *err)
+{
+    int status = clattn__plan_buffer(plan, count * sizeof(int), what, out, err);
+    if (status)
+        return status;
+    const cl_int rc =
+        clEnqueueWriteBuffer(plan->ctx->queue, *out, CL_TRUE, 0, count * sizeof(int), data, 0, NULL, NULL);
+    return rc == CL_SUCCESS
+               ? CLATTN_STATUS_OK
+               : clattn__fail(err, rc, "uploading the grid's %s failed: %s", what, clattn__cl_error_name(rc));
+}
+
+/* The GPU variant's __local: bk keys and values, and three ints per key (its slot's coordinates
+ * and token). */
+static size_t gpu_local_bytes(int bk, int d, int dv)
+{
+    return (size_t)bk * ((size_t)(d + dv) * sizeof(float) + 3 * sizeof(int));
+}
+
+static int create_kernels(clattn_plan *plan, clattn__error *err)
+{
+    const clattn_problem *p = &plan->p;
+    const clattn__grid_plan *g = plan->grid;
+    char options[600];
+    if (plan->tiles.cpu_variant)
+        clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options - 32);
+    else
+        snprintf(options, sizeof options - 32, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_WG=%d -DCLATTN_BK=%d",
+                 p->head_dim, p->value_dim, g->wg, g->bk);
+    snprintf(options + strlen(options), 32, " -DCLATTN_GRID_TW=%d", g->geo.tw);
+    const char *program =
+        plan->tiles.cpu_variant ? "common+attention_cpu+grid_common+grid_cpu" : "common+grid_common+grid_gpu";
+    return clattn__plan_kernel(plan, program, "grid_attention", options, &plan->attention, err);
+}
+
+/* The CPU variant's work-items: enough per (batch, head) that the launch has
+ * CLATTN_ITEMS_PER_CU per compute unit, each taking the same number of tiles, and each with
+ * scratch for the keys of the largest tile (host/grid.c's max_keys, in whole chunks). The GPU
+ * variant gets stand-ins: both kernels take one argument list. */
+static int create_item_scratch(clattn_plan *plan, clattn__error *err)
+{
+    const clattn_problem *p = &plan->p;
+    clattn__grid_plan *g = plan->grid;
+    const size_t heads = (size_t)p->batch * p->heads, wanted = clattn__plan_wanted_items(plan);
+    size_t items = (wanted + heads - 1) / heads;
+    if (items > (size_t)g->geo.ntiles)
+        items = (size_t)g->geo.ntiles;
+    g->per_item = (int)(((size_t)g->geo.ntiles + items - 1) / items);
+    g->items = (g->geo.ntiles + g->per_item - 1) / g->per_item;
+    g->lanes = (g->geo.max_keys + CLATTN_KEY_CHUNK - 1) / CLATTN_KEY_CHUNK * CLATTN_KEY_CHUNK;
+    const size_t all = plan->tiles.cpu_variant ? (size_t)g->items * heads * (size_t)g->lanes : 0;
+    const size_t widths = (size_t)p->head_dim + (size_t)p->value_dim;
+    int status = clattn__plan_buffer(plan, all > 0 ? all * widths * sizeof(float) : sizeof(float),
+                                     "packed keys of the grid kernel", &g->scratch, err);
+    if (!status)
+        status = clattn__plan_buffer(plan, all > 0 ? all * 3 * sizeof(int) : sizeof(int),
+                                     "packed key coordinates of the grid kernel", &g->info, err);
+    return status;
+}
+
+int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err)
+{
+    const clattn_problem *p = &plan->p;
+    plan->grid = calloc(1, sizeof *plan->grid);
+    if (plan->grid == NULL)
+        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "grid plan");
+    clattn__grid_plan *g = plan->grid;
+    int status = clattn__choose_tiles(plan->ctx, p->head_dim, p->value_dim, p->q_len, &plan->tiles, err);
+    if (status)
+        return status;
+    clattn_tiles *t = &plan->tiles;
+    if (!t->cpu_variant) {
+        /* One query per work-item, as many as the attention tiles' rows (so forced tiles steer it
+         * too), staging as many keys at a time as they do. */
+        g->wg = clattn__tiles_group_rows(t);
+        while (g->wg > 1 && (size_t)g->wg > plan->ctx->caps.max_work_group)
+            g->wg /= 2;
+        g->bk = t->bn;
+        while (g->bk > 1 && gpu_local_bytes(g->bk, p->head_dim, p->value_dim) > plan->ctx->caps.local_mem)
+            g->bk /= 2;
+        if (gpu_local_bytes(g->bk, p->head_dim, p->value_dim) > plan->ctx->caps.local_mem)
+            return clattn__fail(err, CLATTN_STATUS_DEVICE_LIMIT,
+                                "head_dim = %d, value_dim = %d: one key tile of the grid kernel needs %zu bytes of "
+                                "local memory, the device has %llu",
+                                p->head_dim, p->value_dim, gpu_local_bytes(g->bk, p->head_dim, p->value_dim),
+                                (unsigned long long)plan->ctx->caps.local_mem);
+    }
+    const int slots = !t->cpu_variant ? g->wg : t->rows < GRID_CPU_MAX_SLOTS ? t->rows : GRID_CPU_MAX_SLOTS;
+    status = clattn__grid_build(p, slots, t->cpu_variant, CLATTN_KEY_CHUNK, &g->geo, err);
+    if (status)
+        return status;
+    if (t->cpu_variant) {
+        t->rows = g->geo.th * g->geo.tw; /* the kernel's R: one tile of th x tw queries at a time */
+        /* A tile's packed keys are few (a 7 x 7 neighborhood's 2 x 4 tile sees 80): 32-key score
+         * passes would round them up to more lanes than 16-key ones. */
+        t->kw = 16;
+    }
+    plan->qscale = p->scale * (float)CL_M_LOG2E;
+    const clattn__grid *geo = &g->geo;
+    if ((status = create_kernels(plan, err)) || (status = clattn__plan_create_scratch(plan, err)) ||
+        (status = upload_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &g->axis, err)) ||
+        (status = upload_table(plan, geo->keys, 3 * (size_t)geo->nslots, "key table", &g->keys, err)))
+        return status;
+    /* the tiles, then the run offsets and the runs, in one buffer */
+    const size_t tile_ints = CLATTN__GRID_TILE_INTS * (size_t)geo->ntiles,
+                 run_ints = (size_t)geo->ntiles + 1 + 2 * (size_t)geo->nruns;
+    int *packed = malloc((tile_ints + run_ints) * sizeof(int));
+    if (packed == NULL)
+        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "grid tiles");
+    memcpy(packed, geo->tiles, tile_ints * sizeof(int));
+    memcpy(packed + tile_ints, geo->runs, run_ints * sizeof(int));
+    status = upload_table(plan, packed, tile_ints + run_ints, "tiles and runs", &g->tiles, err);
+    free(packed);
+    return status ? status : create_item_scratch(plan, err);
+}
+
+void clattn__grid_plan_free(clattn_plan *plan)
+{
+    clattn__grid_plan *g = plan->grid;
+    if (g == NULL)
+        return;
+    cl_mem buffers[] = {g->tiles, g->axis, g->keys, g->scratch, g->info};
+    for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
+        if (buffers[i] != NULL)
+            clReleaseMemObject(buffers[i]);
+    clattn__grid_free(&g->geo);
+    free(g);
+    plan->grid = NULL;
+}
+
+cl_int clattn__grid_enqueue(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
+{
+    const clattn_problem *p = &plan->p;
+    clattn__grid_plan *g = plan->grid;
+    const cl_mem lse = bufs->lse != NULL ? bufs->lse : bufs->out; /* not written without write_lse */
+    const int write_lse = bufs->lse != NULL;
+    const int h = g->geo.h, w = g->geo.w, nparts = g->geo.nparts, ntiles = g->geo.ntiles, nslots = g->geo.nslots;
+    const kernel_arg args[] = {ARG(bufs->q),     ARG(bufs->k),      ARG(bufs->v),        ARG(g->tiles),
+                               ARG(g->axis),     ARG(g->keys),      ARG(plan->seq_lens), ARG(bufs->out),
+                               ARG(lse),         ARG(g->scratch),   ARG(g->info),        ARG(g->lanes),
+                               ARG(g->per_item), ARG(p->heads),     ARG(p->kv_heads),    ARG(h),
+                               ARG(w),           ARG(nparts),       ARG(ntiles),         ARG(nslots),
+                               ARG(p->causal),   ARG(plan->qscale), ARG(write_lse)};
+    const cl_int rc = clattn__set_args(plan->attention, args, sizeof args / sizeof args[0]);
+    const int cpu = plan->tiles.cpu_variant;
+    const size_t local[2] = {cpu ? 1 : (size_t)g->wg, 1};
+    const size_t global[2] = {cpu ? (size_t)g->items : (size_t)ntiles * local[0], (size_t)p->batch * p->heads};
+    return rc == CL_SUCCESS ? clattn__chain_launch(chain, plan->attention, 2, global, local) : rc;
+}

@@ -1,0 +1,125 @@
+/* The 2-D grid patterns (axial row and column, criss-cross, neighborhood with dilation, Swin
+ * windows with shift) on every OpenCL device and both kernel variants, against the reference:
+ * grids that are no tile multiple, kernels of 3, 7, 13 and larger than the grid, dilations 1 to
+ * 3, shifts 0 and M/2, GQA, B > 1, padding, causal and LSE. */
+#include <stdio.h>
+
+#include "harness.h"
+
+#define TOLERANCE 2e-4
+
+static const char *const pattern_names[] = {"none",        "axial-row",    "axial-column",
+                                            "criss-cross", "neighborhood", "window"};
+
+static void check_grid(clattn_context *dev, clattn_context *ref, const char *variant, const clattn_problem *p,
+                       const int *seq_lens)
+{
+    double err = 0.0;
+    const int s = harness_compare(dev, ref, p, seq_lens, 1, &err);
+    check(s == CLATTN_STATUS_OK && err <= TOLERANCE,
+          "%-8s %-12s %2dx%-2d k %dx%d dil %d M %d shift %d B %d H %d/%d D %d/%d causal %d pad %d: %.2e", variant,
+          pattern_names[p->grid_pattern], p->grid_h, p->grid_w, p->grid_kernel_h, p->grid_kernel_w, p->grid_dilation,
+          p->grid_window_size, p->grid_shift, p->batch, p->heads, p->kv_heads ? p->kv_heads : p->heads, p->head_dim,
+          p->value_dim ? p->value_dim : p->head_dim, p->causal, seq_lens != NULL, err);
+}
+
+static clattn_problem grid(int h, int w, clattn_grid_pattern pattern)
+{
+    return (clattn_problem){.batch = 2,
+                            .heads = 4,
+                            .kv_heads = 2,
+                            .q_len = h * w,
+                            .head_dim = 32,
+                            .value_dim = 16,
+                            .grid_pattern = pattern,
+                            .grid_h = h,
+                            .grid_w = w};
+}
+
+static void run_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
+{
+    static const int grids[][2] = {{7, 9}, {14, 14}, {31, 17}};
+    const int full = index == 0; /* the other variants take every other case */
+    int count = 0;
+    for (size_t g = 0; g < sizeof grids / sizeof grids[0]; g++) {
+        const int h = grids[g][0], w = grids[g][1];
+        for (int pattern = CLATTN_GRID_AXIAL_ROW; pattern <= CLATTN_GRID_CRISS_CROSS; pattern++) {
+            const clattn_problem p = grid(h, w, (clattn_grid_pattern)pattern);
+            check_grid(dev, ref, variant, &p, NULL);
+        }
+        static const int kernels[] = {3, 7, 13, 40}; /* 40: larger than every grid side */
+        for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++)
+            for (int dilation = 1; dilation <= 3; dilation++) {
+                if (!full && count++ % 2)
+                    continue;
+                clattn_problem p = grid(h, w, CLATTN_GRID_NEIGHBORHOOD);
+                p.grid_kernel_h = kernels[k];
+                p.grid_kernel_w = kernels[k] == 3 ? 5 : kernels[k];
+                p.grid_dilation = dilation;
+                check_grid(dev, ref, variant, &p, NULL);
+            }
+        static const int sizes[] = {4, 7};
+        for (size_t m = 0; m < sizeof sizes / sizeof sizes[0]; m++)
+            for (int half = 0; half <= 1; half++) {
+                clattn_problem p = grid(h, w, CLATTN_GRID_WINDOW);
+                p.grid_window_size = sizes[m];
+                p.grid_shift = half ? sizes[m] / 2 : 0;
+                check_grid(dev, ref, variant, &p, NULL);
+            }
+    }
+
+    /* 64 x 48 at D = 64: the bench's shapes, smaller; multi-head attention (no GQA). */
+    static const struct {
+        clattn_grid_pattern pattern;
+        int kh, kw, dilation, size, shift;
+    } large[] = {{CLATTN_GRID_NEIGHBORHOOD, 7, 7, 1, 0, 0}, {CLATTN_GRID_NEIGHBORHOOD, 13, 5, 2, 0, 0},
+                 {CLATTN_GRID_WINDOW, 0, 0, 1, 8, 4},       {CLATTN_GRID_WINDOW, 0, 0, 1, 7, 0},
+                 {CLATTN_GRID_CRISS_CROSS, 0, 0, 1, 0, 0},  {CLATTN_GRID_AXIAL_COLUMN, 0, 0, 1, 0, 0}};
+    for (size_t c = 0; c < sizeof large / sizeof large[0]; c++) {
+        if (!full && c % 2)
+            continue;
+        clattn_problem p = {.batch = 1,
+                            .heads = 2,
+                            .q_len = 64 * 48,
+                            .head_dim = 64,
+                            .grid_pattern = large[c].pattern,
+                            .grid_h = 64,
+                            .grid_w = 48,
+                            .grid_kernel_h = large[c].kh,
+                            .grid_kernel_w = large[c].kw,
+                            .grid_dilation = large[c].dilation,
+                            .grid_window_size = large[c].size,
+                            .grid_shift = large[c].shift};
+        check_grid(dev, ref, variant, &p, NULL);
+    }
+
+    /* Padding that cuts the grid (and a batch entry of nothing), causal, scale. */
+    static const int lens[] = {196, 150};
+    clattn_problem nb = grid(14, 14, CLATTN_GRID_NEIGHBORHOOD);
+    nb.grid_kernel_h = nb.grid_kernel_w = 7;
+    check_grid(dev, ref, variant, &nb, lens);
+    nb.causal = 1;
+    nb.grid_dilation = 2;
+    nb.scale = 0.3f;
+    check_grid(dev, ref, variant, &nb, lens);
+    static const int lens0[] = {0, 77};
+    clattn_problem win = grid(14, 14, CLATTN_GRID_WINDOW);
+    win.grid_window_size = 4;
+    win.grid_shift = 2;
+    check_grid(dev, ref, variant, &win, lens0);
+    clattn_problem cc = grid(7, 9, CLATTN_GRID_CRISS_CROSS);
+    cc.causal = 1;
+    cc.kv_heads = 1; /* multi-query */
+    static const int lens_cc[] = {0, 40};
+    check_grid(dev, ref, variant, &cc, lens_cc);
+}
+
+int main(void)
+{
+    static const clattn_tiles variants[] = {{.cpu_variant = 1, .rows = 6, .kw = 16},
+                                            {.cpu_variant = 1, .rows = 16, .kw = 32},
+                                            {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 2, .tn = 2},
+                                            {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 8, .tm = 4, .tn = 2}};
+    static const char *const names[] = {"cpu6", "cpu16x32", "local32", "local64"};
+    return harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant);
+}
