@@ -193,7 +193,7 @@ static int run(clattn_context *ctx, const clattn_problem *p, const clattn_host_t
     return s;
 }
 
-static double max_abs_diff(const float *a, const float *b, size_t n)
+double harness_max_diff(const float *a, const float *b, size_t n)
 {
     double worst = 0.0;
     for (size_t i = 0; i < n; i++) {
@@ -224,9 +224,9 @@ int harness_compare(clattn_context *dev, clattn_context *ref, const clattn_probl
     if (!s)
         s = run(dev, p, &h.t);
     if (!s) {
-        *max_err = max_abs_diff(h.t.out.data, h.out_ref, h.t.out.bytes / sizeof(float));
+        *max_err = harness_max_diff(h.t.out.data, h.out_ref, h.t.out.bytes / sizeof(float));
         if (with_lse) {
-            const double e = max_abs_diff(h.t.lse.data, h.lse_ref, h.t.lse.bytes / sizeof(float));
+            const double e = harness_max_diff(h.t.lse.data, h.lse_ref, h.t.lse.bytes / sizeof(float));
             *max_err = e > *max_err ? e : *max_err;
         }
     }

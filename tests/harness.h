@@ -57,4 +57,8 @@ int harness_compare(clattn_context *dev, clattn_context *ref, const clattn_probl
  * queue alive while a buffer's last command came from it, so count only once plans are freed.) */
 cl_uint harness_context_refs(const clattn_context *ctx);
 
+/* The largest |a[i] - b[i]|; infinity when a NaN appears or infinities differ (equal infinities
+ * agree). */
+double harness_max_diff(const float *a, const float *b, size_t n);
+
 #endif

@@ -26,21 +26,6 @@ static float *head_rows(const float *src, size_t heads, int rows, int first, int
     return dst;
 }
 
-static double max_diff(const float *a, const float *b, size_t n)
-{
-    double worst = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        if (isinf(a[i]) || isinf(b[i])) {
-            if (a[i] != b[i])
-                return INFINITY;
-            continue;
-        }
-        const double d = fabs((double)a[i] - (double)b[i]);
-        worst = isnan(d) ? INFINITY : d > worst ? d : worst;
-    }
-    return worst;
-}
-
 /* Keys per rank: equal shards, or shares 1, 2, 3, ... with rank 1 empty when there are 3 ranks or
  * more (a shard of no tokens still passes the ring on). */
 static int shard_keys(int n, int unequal)
@@ -151,7 +136,8 @@ static void check_case(clattn_context *ctx, const char *what, const clattn_probl
         const int dv = p->value_dim ? p->value_dim : p->head_dim;
         float *want_o = head_rows(h.t.out.data, qh, p->q_len, qf, qc, dv);
         float *want_l = head_rows(h.t.lse.data, qh, p->q_len, qf, qc, 1);
-        err = fmax(max_diff(a.o, want_o, qh * (size_t)qc * (size_t)dv), max_diff(a.lse, want_l, qh * (size_t)qc));
+        err = fmax(harness_max_diff(a.o, want_o, qh * (size_t)qc * (size_t)dv),
+                   harness_max_diff(a.lse, want_l, qh * (size_t)qc));
         identical =
             memcmp(a.o, b.o, qh * (size_t)qc * (size_t)dv * 4) == 0 && memcmp(a.lse, b.lse, qh * (size_t)qc * 4) == 0;
         free(want_l);

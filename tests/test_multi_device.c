@@ -12,21 +12,6 @@
 
 #define TOLERANCE 2e-4
 
-static double max_diff(const float *a, const float *b, size_t n)
-{
-    double worst = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        if (isinf(a[i]) || isinf(b[i])) {
-            if (a[i] != b[i])
-                return INFINITY;
-            continue;
-        }
-        const double d = fabs((double)a[i] - (double)b[i]);
-        worst = isnan(d) ? INFINITY : d > worst ? d : worst;
-    }
-    return worst;
-}
-
 /* O and LSE of `h` run as a single call on ctx, into out/lse. */
 static int single_run(clattn_context *ctx, const clattn_problem *p, harness_tensors *h, float *out, float *lse)
 {
@@ -74,8 +59,8 @@ static void check_case(clattn_multi *m, clattn_context *ref, const char *what, c
     }
     double e_ref = INFINITY, e_one = INFINITY;
     if (!s) {
-        e_ref = fmax(max_diff(h.t.out.data, h.out_ref, no), max_diff(h.t.lse.data, h.lse_ref, nl));
-        e_one = fmax(max_diff(h.t.out.data, one_out, no), max_diff(h.t.lse.data, one_lse, nl));
+        e_ref = fmax(harness_max_diff(h.t.out.data, h.out_ref, no), harness_max_diff(h.t.lse.data, h.lse_ref, nl));
+        e_one = fmax(harness_max_diff(h.t.out.data, one_out, no), harness_max_diff(h.t.lse.data, one_lse, nl));
     }
     check(!s && e_ref <= TOLERANCE && e_one <= TOLERANCE, "%-22s %s vs reference %.2e, vs one device %.2e", what,
           shares, e_ref, e_one);
@@ -150,8 +135,8 @@ static void check_enqueue(clattn_multi *m, clattn_context *ref, const char *what
         }
     }
     const double e = s ? INFINITY
-                       : fmax(max_diff(h.t.out.data, h.out_ref, h.t.out.bytes / sizeof(float)),
-                              max_diff(h.t.lse.data, h.lse_ref, h.t.lse.bytes / sizeof(float)));
+                       : fmax(harness_max_diff(h.t.out.data, h.out_ref, h.t.out.bytes / sizeof(float)),
+                              harness_max_diff(h.t.lse.data, h.lse_ref, h.t.lse.bytes / sizeof(float)));
     check(!s && e <= TOLERANCE, "%-22s per-device buffers vs reference %.2e", what, e);
     for (int i = 0; i < n && bufs != NULL; i++) {
         cl_mem all[] = {bufs[i].q, bufs[i].k, bufs[i].v, bufs[i].out, bufs[i].lse};
