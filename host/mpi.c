@@ -57,20 +57,6 @@ static int compare_int(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Summary blocks across ranks follow the partial-last-block rule (mpi_summary.c); under the
- * default rule, whose left-over keys join the last block, they agree with it only when no batch
- * entry has left-over keys. */
-static int check_summary_tail(const clattn_problem *p, int valid, clattn__error *err)
-{
-    if (p->summary_block <= 0 || p->summary_tail != CLATTN_SUMMARY_TAIL_MERGE || valid % p->summary_block == 0)
-        return CLATTN_STATUS_OK;
-    return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED,
-                        "across ranks: %d valid keys leave %d keys after the last summary block of %d; merging them "
-                        "into it (summary_tail merge) is not available yet: use summary_tail own, or lengths that "
-                        "are multiples of the block",
-                        valid, valid % p->summary_block, p->summary_block);
-}
-
 /* The checks every rank makes alike (the whole problem) or on its own (its count). */
 static int check_plan(clattn_mpi_plan *mp, const clattn_problem *problem, clattn__error *err)
 {
@@ -84,10 +70,6 @@ static int check_plan(clattn_mpi_plan *mp, const clattn_problem *problem, clattn
     if (p->q_len > p->kv_len)
         return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED, "across ranks: q_len = %d > kv_len = %d", p->q_len,
                             p->kv_len);
-    if (!status)
-        status = check_summary_tail(p, p->kv_len, err);
-    if (status)
-        return status;
     long long total = 0;
     for (int s = 0; s < mp->size; s++) {
         if (mp->k_count[s] < 0)
@@ -238,8 +220,6 @@ static int check_shard(const clattn_mpi_plan *mp, const clattn_host_tensors *t, 
         status = check_tensor(&t->vx, xh * (size_t)p->value_dim, "vx", err);
     if (!status)
         status = clattn__check_seq_lens(p, t->seq_lens, err);
-    for (int e = 0; e < p->batch && !status && t->seq_lens != NULL; e++)
-        status = check_summary_tail(p, t->seq_lens[e], err);
     return status;
 }
 

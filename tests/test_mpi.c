@@ -284,8 +284,7 @@ int main(int argc, char **argv)
                                            .window_left = 9,
                                            .window_right = 4,
                                            .summary_block = 7,
-                                           .extra_len = 3,
-                                           .summary_tail = CLATTN_SUMMARY_TAIL_OWN};
+                                           .extra_len = 3};
     const clattn_problem dense_summary = {.batch = 1,
                                           .heads = 4,
                                           .kv_heads = 2,
@@ -293,17 +292,13 @@ int main(int argc, char **argv)
                                           .head_dim = 32,
                                           .summary_block = 5,
                                           .summary_tail = CLATTN_SUMMARY_TAIL_OWN};
-    /* The default tail rule, with no left-over keys (where the two rules agree). */
+    /* No left-over keys: the two tail rules agree. */
     const clattn_problem aligned_summary = {
         .batch = 1, .heads = 4, .kv_heads = 2, .q_len = 60, .head_dim = 32, .causal = 1, .summary_block = 5};
-    const clattn_problem causal_summary = {.batch = 2,
-                                           .heads = 4,
-                                           .kv_heads = 2,
-                                           .q_len = 97,
-                                           .head_dim = 32,
-                                           .causal = 1,
-                                           .summary_block = 6,
-                                           .summary_tail = CLATTN_SUMMARY_TAIL_OWN};
+    const clattn_problem causal_summary = {
+        .batch = 2, .heads = 4, .kv_heads = 2, .q_len = 97, .head_dim = 32, .causal = 1, .summary_block = 6};
+    clattn_problem causal_summary_own = causal_summary;
+    causal_summary_own.summary_tail = CLATTN_SUMMARY_TAIL_OWN;
     const clattn_problem sliding_summary = {.batch = 2,
                                             .heads = 2,
                                             .q_len = 90,
@@ -336,7 +331,8 @@ int main(int argc, char **argv)
     check_case(ctx, "dense summary GQA", &dense_summary, NULL, 1);
     check_case(ctx, "causal summary GQA padding", &causal_summary, lens_causal_summary, 1);
     check_case(ctx, "causal window + summary pad", &sliding_summary, lens_window, 0);
-    check_case(ctx, "causal summary, default tail rule", &aligned_summary, NULL, 1);
+    check_case(ctx, "causal summary, no left-over keys", &aligned_summary, NULL, 1);
+    check_case(ctx, "causal summary GQA padding, own tail", &causal_summary_own, lens_causal_summary, 1);
     check_case(ctx, "causal + globals", &dense_globals, NULL, 0);
     check_bad_rank(ctx);
     clattn_context_free(ctx);
