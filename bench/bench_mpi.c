@@ -132,15 +132,8 @@ int bench_mpi_main(int argc, char **argv)
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    /* bench's own options, less --mpi */
-    char **args = malloc((size_t)argc * sizeof *args);
-    int nargs = 0;
-    for (int i = 0; args != NULL && i < argc; i++)
-        if (strcmp(argv[i], "--mpi") != 0)
-            args[nargs++] = argv[i];
-    bench_options o;
-    int code = args == NULL ? EXIT_RUNTIME : options_parse(nargs, args, &o);
-    free(args);
+    bench_options o; /* bench's own options: tools/clattn.c took --mpi out */
+    int code = options_parse(argc, argv, &o);
     clattn_context *ctx = NULL;
     if (code == 0) {
         const clattn_context_desc desc = {.device = o.num_devices > 0 ? o.devices[0] : NULL, .cache_dir = o.cache_dir};

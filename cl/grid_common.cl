@@ -11,6 +11,25 @@
 #define CLATTN_GRID_TW 1
 #endif
 
+// The arguments of `grid_attention`, the same in both variants (host/launch_grid.c sets them in
+// this order; the GPU variant leaves the CPU's scratch unused).
+// clang-format off
+#define GRID_ATTENTION_ARGS                                                                        \
+    __global const float *q,       /* [B, H, N, D], token order */                                 \
+    __global const float *k,       /* [B, Hkv, N, D], token order */                               \
+    __global const float *v,       /* [B, Hkv, N, DV], token order */                              \
+    __global const int *tiles,     /* host/grid.c: tiles, run offsets, runs */                     \
+    __global const int *axis,      /* host/grid.c's axis table */                                  \
+    __global const int *keys,      /* [3 nslots] kernel row, column, token */                      \
+    __global const int *seq_lens,  /* [B] */                                                       \
+    __global float *out,           /* [B, H, N, DV] */                                             \
+    __global float *lse,           /* [B, H, N] when write_lse */                                  \
+    __global float *scratch,       /* CPU: per work-item [lanes (D + DV)] floats */                \
+    __global int *scratch_info,    /* CPU: per work-item [3 lanes] ints */                         \
+    int lanes, int per_item, int heads, int kv_heads, int h, int w, int nparts, int ntiles,        \
+    int nslots, int causal, float qscale, int write_lse
+// clang-format on
+
 // Ints per tile of the tile table (host/grid.h): first row, rows, first column, columns, and
 // whether the tile sees the keys of the tile before it.
 #define GRID_TILE_INTS 5

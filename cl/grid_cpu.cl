@@ -61,19 +61,7 @@ inline int grid_pack(__global float *kp, __global float *vp, __global int *info,
     return u;
 }
 
-__kernel void grid_attention(__global const float *q,      // [B, H, N, D], token order
-                             __global const float *k,      // [B, Hkv, N, D], token order
-                             __global const float *v,      // [B, Hkv, N, DV], token order
-                             __global const int *tiles,    // host/grid.c: tiles, run offsets, runs
-                             __global const int *axis,     // host/grid.c's axis table
-                             __global const int *keys,     // [3 nslots] kernel row, column, token
-                             __global const int *seq_lens, // [B]
-                             __global float *out,          // [B, H, N, DV]
-                             __global float *lse,          // [B, H, N] when write_lse
-                             __global float *scratch,      // per work-item: [lanes (D + DV)] floats
-                             __global int *scratch_info,   // per work-item: [3 lanes] ints
-                             int lanes, int per_item, int heads, int kv_heads, int h, int w, int nparts, int ntiles,
-                             int nslots, int causal, float qscale, int write_lse)
+__kernel void grid_attention(GRID_ATTENTION_ARGS)
 {
     const int bh = get_global_id(1);
     const int b = bh / heads;

@@ -70,21 +70,7 @@ inline void grid_block(grid_row *st, __global const float *qrow, __local const f
     }
 }
 
-__kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void
-grid_attention(__global const float *q,      // [B, H, N, D], token order
-               __global const float *k,      // [B, Hkv, N, D], token order
-               __global const float *v,      // [B, Hkv, N, DV], token order
-               __global const int *tiles,    // host/grid.c: tiles, run offsets, runs
-               __global const int *axis,     // host/grid.c's axis table
-               __global const int *keys,     // [3 nslots] kernel row, column, token
-               __global const int *seq_lens, // [B]
-               __global float *out,          // [B, H, N, DV]
-               __global float *lse,          // [B, H, N] when write_lse
-               __global float *scratch,      // the CPU variant's (unused here: one argument list)
-               __global int *scratch_info,   // the same
-               int lanes, int per_item,      // the same
-               int heads, int kv_heads, int h, int w, int nparts, int ntiles, int nslots, int causal, float qscale,
-               int write_lse)
+__kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void grid_attention(GRID_ATTENTION_ARGS)
 {
     __local float ks[BK * D];
     __local float vs[BK * DV];

@@ -180,6 +180,23 @@ static int cmd_run(int argc, char **argv)
     return code;
 }
 
+#ifdef CLATTN_HAVE_MPI
+/* Removes every "--mpi" from argv[0..*argc) in place (the MPI entry points parse the rest as the
+ * plain command would); 1 when there was one. */
+static int take_mpi_flag(int *argc, char **argv)
+{
+    int kept = 0;
+    for (int i = 0; i < *argc; i++)
+        if (strcmp(argv[i], "--mpi") != 0)
+            argv[kept++] = argv[i];
+    const int found = kept < *argc;
+    if (found)
+        argv[kept] = NULL;
+    *argc = kept;
+    return found;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
@@ -188,21 +205,20 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "devices") == 0)
         return cmd_devices();
+    int n = argc - 1; /* the command's arguments, argv + 1 */
     if (strcmp(argv[1], "run") == 0) {
 #ifdef CLATTN_HAVE_MPI
-        for (int i = 2; i < argc; i++)
-            if (strcmp(argv[i], "--mpi") == 0)
-                return run_mpi_main(argc - 1, argv + 1);
+        if (take_mpi_flag(&n, argv + 1))
+            return run_mpi_main(n, argv + 1);
 #endif
-        return cmd_run(argc - 1, argv + 1);
+        return cmd_run(n, argv + 1);
     }
     if (strcmp(argv[1], "bench") == 0) {
 #ifdef CLATTN_HAVE_MPI
-        for (int i = 2; i < argc; i++)
-            if (strcmp(argv[i], "--mpi") == 0)
-                return bench_mpi_main(argc - 1, argv + 1);
+        if (take_mpi_flag(&n, argv + 1))
+            return bench_mpi_main(n, argv + 1);
 #endif
-        return bench_main(argc - 1, argv + 1);
+        return bench_main(n, argv + 1);
     }
     if (strcmp(argv[1], "tune") == 0)
         return tune_main(argc - 1, argv + 1);

@@ -223,14 +223,9 @@ int run_mpi_main(int argc, char **argv)
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    char **args = malloc((size_t)argc * sizeof *args);
-    int nargs = 0;
-    for (int i = 0; args != NULL && i < argc; i++)
-        if (strcmp(argv[i], "--mpi") != 0)
-            args[nargs++] = argv[i];
     run_args a = {0};
     npy_tensor in[IN_COUNT] = {{0}};
-    int status = args == NULL ? CLATTN_STATUS_HOST_OUT_OF_MEMORY : run_args_parse(nargs, args, &a);
+    int status = run_args_parse(argc, argv, &a); /* tools/clattn.c took --mpi out */
     if (status && rank == 0)
         fprintf(stderr, "clattn: %s (%s)\n", a.message, tool_status_string(status));
     if (!status)
@@ -238,7 +233,6 @@ int run_mpi_main(int argc, char **argv)
     for (int i = IN_COUNT - 1; i >= 0; i--)
         npy_free(&in[i]);
     run_args_free(&a);
-    free(args);
     MPI_Finalize();
     return status == CLATTN_STATUS_MPI ? EXIT_RUNTIME : clattn_exit_status(status);
 }
