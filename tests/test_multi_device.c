@@ -70,10 +70,27 @@ static void check_case(clattn_multi *m, clattn_context *ref, const char *what, c
     harness_tensors_free(&h);
 }
 
-/* Device i's share of a whole host tensor: `blocks` runs of count units of `unit` bytes. */
-static size_t share_offset(size_t b, int units, int first, size_t unit)
+/* Device i's share of a whole host tensor: `blocks` runs of `count` of the tensor's `units` per
+ * block, from unit `first`. */
+typedef struct {
+    size_t blocks;
+    int units, first, count;
+} share;
+
+static share share_of(const clattn_multi_plan *mp, const clattn_problem *p, int i)
 {
-    return (b * (size_t)units + (size_t)first) * unit;
+    clattn_split_dim dim;
+    share sh;
+    clattn_multi_plan_share(mp, i, &dim, &sh.first, &sh.count, NULL);
+    sh.blocks = dim == CLATTN_SPLIT_KV_HEADS ? (size_t)p->batch : 1;
+    sh.units = dim == CLATTN_SPLIT_KV_HEADS ? (p->kv_heads ? p->kv_heads : p->heads) : p->batch;
+    return sh;
+}
+
+/* The byte offset of block b of the share in a whole tensor of `unit`-byte units. */
+static size_t share_offset(const share *sh, size_t b, size_t unit)
+{
+    return (b * (size_t)sh->units + (size_t)sh->first) * unit;
 }
 
 /* The per-device cl_mem entry point: each device's share copied into buffers of its own. */
@@ -92,46 +109,36 @@ static void check_enqueue(clattn_multi *m, clattn_context *ref, const char *what
         printf("  plan: %s\n", clattn_multi_message(m));
     clattn_buffers *bufs = calloc((size_t)n, sizeof *bufs);
     cl_event *events = calloc((size_t)n, sizeof *events);
-    const int hkv = p->kv_heads ? p->kv_heads : p->heads;
     for (int i = 0; i < n && !s; i++) {
-        clattn_split_dim dim;
-        int first, count;
-        clattn_multi_plan_share(mp, i, &dim, &first, &count, NULL);
-        if (count == 0)
+        const share sh = share_of(mp, p, i);
+        if (sh.count == 0)
             continue;
-        const size_t blocks = dim == CLATTN_SPLIT_KV_HEADS ? (size_t)p->batch : 1;
-        const int units = dim == CLATTN_SPLIT_KV_HEADS ? hkv : p->batch;
         const clattn_host_tensor *whole[] = {&h.t.q, &h.t.k, &h.t.v, &h.t.out, &h.t.lse};
         cl_mem *dev[] = {&bufs[i].q, &bufs[i].k, &bufs[i].v, &bufs[i].out, &bufs[i].lse};
         clattn_context *ctx = clattn_multi_device(m, i);
         for (int k = 0; k < 5 && !s; k++) {
-            const size_t unit = whole[k]->bytes / blocks / (size_t)units, run = unit * (size_t)count;
+            const size_t unit = whole[k]->bytes / sh.blocks / (size_t)sh.units, run = unit * (size_t)sh.count;
             cl_int rc;
-            *dev[k] = clCreateBuffer(clattn_context_cl_context(ctx), CL_MEM_READ_WRITE, run * blocks, NULL, &rc);
-            for (size_t b = 0; b < blocks && rc == CL_SUCCESS && k < 3; b++)
+            *dev[k] = clCreateBuffer(clattn_context_cl_context(ctx), CL_MEM_READ_WRITE, run * sh.blocks, NULL, &rc);
+            for (size_t b = 0; b < sh.blocks && rc == CL_SUCCESS && k < 3; b++)
                 rc = clEnqueueWriteBuffer(clattn_context_queue(ctx), *dev[k], CL_TRUE, b * run, run,
-                                          (char *)whole[k]->data + share_offset(b, units, first, unit), 0, NULL, NULL);
+                                          (char *)whole[k]->data + share_offset(&sh, b, unit), 0, NULL, NULL);
             s = rc;
         }
     }
     if (!s && (s = clattn_multi_plan_enqueue(mp, bufs, events)) != 0)
         printf("  enqueue: %s\n", clattn_multi_message(m));
     for (int i = 0; i < n && !s; i++) {
-        clattn_split_dim dim;
-        int first, count;
-        clattn_multi_plan_share(mp, i, &dim, &first, &count, NULL);
-        if (count == 0)
+        const share sh = share_of(mp, p, i);
+        if (sh.count == 0)
             continue;
-        const size_t blocks = dim == CLATTN_SPLIT_KV_HEADS ? (size_t)p->batch : 1;
-        const int units = dim == CLATTN_SPLIT_KV_HEADS ? hkv : p->batch;
         const clattn_host_tensor *whole[] = {&h.t.out, &h.t.lse};
         const cl_mem dev[] = {bufs[i].out, bufs[i].lse};
         for (int k = 0; k < 2 && !s; k++) {
-            const size_t unit = whole[k]->bytes / blocks / (size_t)units, run = unit * (size_t)count;
-            for (size_t b = 0; b < blocks && !s; b++)
+            const size_t unit = whole[k]->bytes / sh.blocks / (size_t)sh.units, run = unit * (size_t)sh.count;
+            for (size_t b = 0; b < sh.blocks && !s; b++)
                 s = clEnqueueReadBuffer(clattn_context_queue(clattn_multi_device(m, i)), dev[k], CL_TRUE, b * run, run,
-                                        (char *)whole[k]->data + share_offset(b, units, first, unit), 1, &events[i],
-                                        NULL);
+                                        (char *)whole[k]->data + share_offset(&sh, b, unit), 1, &events[i], NULL);
         }
     }
     const double e = s ? INFINITY
