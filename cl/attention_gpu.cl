@@ -255,6 +255,8 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
     }
 }
 
+// The band pass only: the host sends decode and the global rows (which see every key) to
+// decode_gpu.cl's split over the keys, so `rows` and `use_rows` of the shared argument list go unused.
 __kernel
 #if CLATTN_REQD_WG
     __attribute__((reqd_work_group_size(WG, 1, 1)))
@@ -280,13 +282,13 @@ __kernel
     // a scaled Q would round in each of the D steps of the sum (2e-4 off the reference there).
     for (int x = get_local_id(0); x < BM * (D / QW); x += WG) {
         const int r = x / (D / QW), c = x % (D / QW);
-        const int i = tile_row(rows, use_rows, min(tile * BM + r, num_rows - 1));
+        const int i = min(tile * BM + r, num_rows - 1);
         LVEC(qv_t, qs + r * QS, c) = GVEC(qv_t, q + ((size_t)bh * nq + i) * D, c);
     }
     item_state st;
 #pragma unroll
     for (int i = 0; i < TM; i++) {
-        st.pos[i] = tile_row(rows, use_rows, min(tile * BM + ty + RT * i, num_rows - 1)) + nk - nq;
+        st.pos[i] = min(tile * BM + ty + RT * i, num_rows - 1) + nk - nq;
         st.m[i] = -INFINITY;
         st.l[i] = 0.0f;
 #pragma unroll
@@ -294,10 +296,10 @@ __kernel
             st.o[i][g] = (ov_t)(0.0f);
     }
 
-    // Rows of a tile are sorted, so the tile's band spans its first and last positions; a key tile
+    // A tile's rows are consecutive, so its band spans its first and last positions; a key tile
     // is an edge tile when some of its keys lie outside some row's band or past kv_len.
-    const int pfirst = tile_row(rows, use_rows, tile * BM) + nk - nq;
-    const int plast = tile_row(rows, use_rows, min(tile * BM + BM, num_rows) - 1) + nk - nq;
+    const int pfirst = tile * BM + nk - nq;
+    const int plast = min(tile * BM + BM, num_rows) - 1 + nk - nq;
     const int lo = max(0, pfirst - left);
     const int hi = min(kv_len - 1, plast + right);
     for (int j0 = lo - lo % BN; lo <= hi && j0 <= hi; j0 += BN) {
@@ -347,7 +349,7 @@ __kernel
         }
         if (st.pos[i] >= kv_len)
             l = 0.0f; // padding: the row sees nothing
-        const size_t row = (size_t)bh * nq + tile_row(rows, use_rows, tile * BM + r);
+        const size_t row = (size_t)bh * nq + tile * BM + r;
         const float inv = row_inverse(l);
 #pragma unroll
         for (int g = 0; g < TG; g++) {
