@@ -28,15 +28,16 @@ inline void grid_stage(__local float *ks, __local float *vs, __local int *kinfo,
         vs[x] = x / DV < count ? v[(size_t)kinfo[2 * BK + x / DV] * DV + x % DV] : 0.0f;
 }
 
-// One staged block for one query. A row with no finite logit yet keeps m = -inf; l records a
-// visible NaN (NaN) or only -inf logits (-0), and a visible key's value still meets a weight of
-// 0, so that NaN and infinite values reach the output as SPEC.md asks (write_row settles it).
+// One staged block of `count` keys for one query (a run of a neighborhood may stage far fewer
+// than BK, and the slots past `count` would be masked anyway). A row with no finite logit yet keeps m = -inf; l records
+// a visible NaN (NaN) or only -inf logits (-0), and a visible key's value still meets a weight of 0, so that NaN and
+// infinite values reach the output as SPEC.md asks (write_row settles it).
 inline void grid_block(grid_row *st, __global const float *qrow, __local const float *ks, __local const float *vs,
-                       const bool *ok, float qscale)
+                       const bool *ok, int count, float qscale)
 {
     float s[BK];
     float mblock = -INFINITY;
-    for (int t = 0; t < BK; t++) {
+    for (int t = 0; t < count; t++) {
         float dot = 0.0f;
         for (int d = 0; d < D; d++)
             dot = fma(qrow[d], ks[t * D + d], dot);
@@ -45,7 +46,7 @@ inline void grid_block(grid_row *st, __global const float *qrow, __local const f
     }
     const float mnew = fmax(st->m, mblock);
     if (mnew == -INFINITY) {
-        for (int t = 0; t < BK; t++)
+        for (int t = 0; t < count; t++)
             if (ok[t]) {
                 st->l = isnan(s[t]) ? NAN : copysign(st->l, -1.0f);
                 for (int dv = 0; dv < DV; dv++)
@@ -60,7 +61,7 @@ inline void grid_block(grid_row *st, __global const float *qrow, __local const f
             st->acc[dv] *= alpha;
         st->m = mnew;
     }
-    for (int t = 0; t < BK; t++) {
+    for (int t = 0; t < count; t++) {
         if (!ok[t])
             continue;
         const float e = exp2(s[t] - mnew);
@@ -105,9 +106,9 @@ __kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void grid_attent
             barrier(CLK_LOCAL_MEM_FENCE);
             grid_stage(ks, vs, kinfo, kh, vh, keys, nslots, j0, count);
             barrier(CLK_LOCAL_MEM_FENCE);
-            for (int t = 0; t < BK; t++)
+            for (int t = 0; t < count; t++)
                 ok[t] = grid_visible(&gq, kinfo[t], kinfo[BK + t], kinfo[2 * BK + t], kv_len, causal);
-            grid_block(&st, qrow, ks, vs, ok, qscale);
+            grid_block(&st, qrow, ks, vs, ok, count, qscale);
         }
     }
     if (live)
