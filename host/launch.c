@@ -6,8 +6,8 @@
 #include "launch.h"
 #include "problem.h"
 
-static cl_int chain_launch(command_chain *chain, cl_kernel kernel, cl_uint dims, const size_t *global,
-                           const size_t *local)
+cl_int clattn__chain_launch(command_chain *chain, cl_kernel kernel, cl_uint dims, const size_t *global,
+                            const size_t *local)
 {
     cl_event done = NULL;
     const cl_int rc = clEnqueueNDRangeKernel(chain->queue, kernel, dims, NULL, global, local, chain->num_wait,
@@ -23,7 +23,7 @@ static cl_int chain_launch(command_chain *chain, cl_kernel kernel, cl_uint dims,
 }
 
 /* Sets kernel arguments from a list of (size, pointer) pairs. */
-static cl_int set_args(cl_kernel kernel, const kernel_arg *args, cl_uint count)
+cl_int clattn__set_args(cl_kernel kernel, const kernel_arg *args, cl_uint count)
 {
     for (cl_uint i = 0; i < count; i++) {
         const cl_int rc = clSetKernelArg(kernel, i, args[i].size, args[i].value);
@@ -36,10 +36,10 @@ static cl_int set_args(cl_kernel kernel, const kernel_arg *args, cl_uint count)
 static cl_int enqueue_pack(clattn_plan *plan, command_chain *chain, cl_mem keys, cl_mem panels, int n)
 {
     const kernel_arg args[] = {ARG(keys), ARG(panels), ARG(n)};
-    const cl_int rc = set_args(plan->pack, args, 3);
+    const cl_int rc = clattn__set_args(plan->pack, args, 3);
     const size_t chunks = ((size_t)n + CLATTN_KEY_CHUNK - 1) / CLATTN_KEY_CHUNK;
     const size_t global[2] = {chunks * plan->p.head_dim, (size_t)plan->p.batch * plan->p.kv_heads};
-    return rc != CL_SUCCESS ? rc : chain_launch(chain, plan->pack, 2, global, NULL);
+    return rc != CL_SUCCESS ? rc : clattn__chain_launch(chain, plan->pack, 2, global, NULL);
 }
 
 static cl_int enqueue_side(clattn_plan *plan, command_chain *chain, cl_mem src, cl_mem extra, cl_mem side, int width)
@@ -61,9 +61,9 @@ static cl_int enqueue_side(clattn_plan *plan, command_chain *chain, cl_mem src, 
                                ARG(p->extra_len),
                                ARG(p->summary_block),
                                ARG(tail_own)};
-    const cl_int rc = set_args(plan->side, args, sizeof args / sizeof args[0]);
+    const cl_int rc = clattn__set_args(plan->side, args, sizeof args / sizeof args[0]);
     const size_t global[2] = {(size_t)plan->n_side * width, (size_t)p->batch * p->kv_heads};
-    return rc != CL_SUCCESS ? rc : chain_launch(chain, plan->side, 2, global, NULL);
+    return rc != CL_SUCCESS ? rc : clattn__chain_launch(chain, plan->side, 2, global, NULL);
 }
 
 /* One attention pass: the band of every row, or (use_rows) the dense rows of the global tokens. */
@@ -111,12 +111,12 @@ static cl_int enqueue_attention(clattn_plan *plan, command_chain *chain, const a
         ARG(pass->use_rows), ARG(pass->left),     ARG(pass->right),     ARG(pass->dilation),   ARG(p->causal),
         ARG(plan->n_side),   ARG(p->num_global),  ARG(plan->n_summary), ARG(pass->side_begin), ARG(pass->side_count),
         ARG(plan->qscale),   ARG(write_lse),      ARG(pass->reverse),   ARG(per_item)};
-    const cl_int rc = set_args(plan->attention, args, sizeof args / sizeof args[0]);
+    const cl_int rc = clattn__set_args(plan->attention, args, sizeof args / sizeof args[0]);
     if (rc != CL_SUCCESS)
         return rc;
     const size_t local[2] = {clattn__tiles_group_size(&plan->tiles), 1};
     const size_t global[2] = {(tiles + per_item - 1) / per_item * local[0], (size_t)p->batch * p->heads};
-    return chain_launch(chain, plan->attention, 2, global, local);
+    return clattn__chain_launch(chain, plan->attention, 2, global, local);
 }
 
 /* Positions of the side keys of every batch entry (SPEC.md 4-6), see cl/common.cl. */
@@ -195,13 +195,13 @@ static cl_int enqueue_split(clattn_plan *plan, command_chain *chain, const clatt
                                ARG(p->causal),       ARG(plan->n_side),   ARG(p->num_global),  ARG(plan->n_summary),
                                ARG(plan->split_len), ARG(plan->qscale)};
     if (rc == CL_SUCCESS)
-        rc = set_args(plan->split, args, sizeof args / sizeof args[0]);
+        rc = clattn__set_args(plan->split, args, sizeof args / sizeof args[0]);
     const int group_rows = p->heads / p->kv_heads * p->q_len;
     const size_t global[3] = {(size_t)plan->splits, (size_t)((group_rows + plan->tiles.rows - 1) / plan->tiles.rows),
                               (size_t)p->batch * p->kv_heads};
     const size_t local[3] = {1, 1, 1};
     if (rc == CL_SUCCESS)
-        rc = chain_launch(chain, plan->split, 3, global, local);
+        rc = clattn__chain_launch(chain, plan->split, 3, global, local);
 
     const int rows = p->batch * p->heads * p->q_len;
     const cl_mem lse = or_unread(bufs->lse, bufs->out);
@@ -209,9 +209,9 @@ static cl_int enqueue_split(clattn_plan *plan, command_chain *chain, const clatt
     const kernel_arg merge[] = {ARG(plan->part_acc), ARG(plan->part_ml), ARG(bufs->out), ARG(lse),
                                 ARG(rows),           ARG(plan->splits),  ARG(write_lse)};
     if (rc == CL_SUCCESS)
-        rc = set_args(plan->combine, merge, sizeof merge / sizeof merge[0]);
+        rc = clattn__set_args(plan->combine, merge, sizeof merge / sizeof merge[0]);
     const size_t one = 1, all_rows = (size_t)rows;
-    return rc == CL_SUCCESS ? chain_launch(chain, plan->combine, 1, &all_rows, &one) : rc;
+    return rc == CL_SUCCESS ? clattn__chain_launch(chain, plan->combine, 1, &all_rows, &one) : rc;
 }
 
 /* GPU variant: a pass's rows (decode's, or the global rows) split over the keys they see, then the
@@ -228,14 +228,14 @@ static cl_int enqueue_split_gpu(clattn_plan *plan, command_chain *chain, const a
         ARG(pass->use_rows), ARG(pass->left),        ARG(pass->right),     ARG(pass->dilation),   ARG(p->causal),
         ARG(plan->n_side),   ARG(p->num_global),     ARG(plan->n_summary), ARG(pass->side_begin), ARG(pass->side_count),
         ARG(plan->key_lo),   ARG(plan->band_splits), ARG(plan->split_len), ARG(plan->qscale)};
-    cl_int rc = set_args(plan->split, args, sizeof args / sizeof args[0]);
+    cl_int rc = clattn__set_args(plan->split, args, sizeof args / sizeof args[0]);
     const clattn__split_tiles *t = &plan->split_tiles;
     const int group_rows = p->heads / p->kv_heads * pass->num_rows;
     const size_t local[3] = {(size_t)t->wg, 1, 1};
     const size_t global[3] = {(size_t)plan->splits * t->wg, (size_t)((group_rows + t->rb - 1) / t->rb),
                               (size_t)p->batch * p->kv_heads};
     if (rc == CL_SUCCESS)
-        rc = chain_launch(chain, plan->split, 3, global, local);
+        rc = clattn__chain_launch(chain, plan->split, 3, global, local);
 
     const cl_mem lse = or_unread(pass->lse, pass->out);
     const int write_lse = pass->lse != NULL;
@@ -243,7 +243,7 @@ static cl_int enqueue_split_gpu(clattn_plan *plan, command_chain *chain, const a
         ARG(plan->part_acc), ARG(plan->part_ml),  ARG(plan->rows),     ARG(pass->out),    ARG(lse),
         ARG(p->q_len),       ARG(pass->num_rows), ARG(pass->use_rows), ARG(plan->splits), ARG(write_lse)};
     if (rc == CL_SUCCESS)
-        rc = set_args(plan->combine, merge, sizeof merge / sizeof merge[0]);
+        rc = clattn__set_args(plan->combine, merge, sizeof merge / sizeof merge[0]);
     /* One work-item per value column: the smallest halving of the work-group that covers Dv. */
     size_t cols = (size_t)t->wg;
     while (cols > 1 && cols / 2 >= (size_t)p->value_dim)
@@ -251,7 +251,7 @@ static cl_int enqueue_split_gpu(clattn_plan *plan, command_chain *chain, const a
     const size_t merge_local[2] = {cols, 1};
     const size_t merge_global[2] = {((size_t)p->value_dim + cols - 1) / cols * cols,
                                     (size_t)p->batch * p->heads * pass->num_rows};
-    return rc == CL_SUCCESS ? chain_launch(chain, plan->combine, 2, merge_global, merge_local) : rc;
+    return rc == CL_SUCCESS ? clattn__chain_launch(chain, plan->combine, 2, merge_global, merge_local) : rc;
 }
 
 static cl_int enqueue_passes(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
@@ -348,21 +348,4 @@ int clattn_plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn_
     if (!status)
         status = clattn__plan_enqueue(plan, queue, buffers, num_wait, wait, event, &err);
     return clattn__context_report(ctx, status, &err);
-}
-
-/* The helpers above, for host/launch_grid.c. */
-cl_int clattn__chain_launch(command_chain *chain, cl_kernel kernel, cl_uint dims, const size_t *global,
-                            const size_t *local)
-{
-    return chain_launch(chain, kernel, dims, global, local);
-}
-
-cl_int clattn__set_args(cl_kernel kernel, const kernel_arg *args, cl_uint count)
-{
-    return set_args(kernel, args, count);
-}
-
-cl_int clattn__enqueue_pack(clattn_plan *plan, command_chain *chain, cl_mem keys, cl_mem panels, int n)
-{
-    return enqueue_pack(plan, chain, keys, panels, n);
 }

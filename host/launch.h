@@ -29,10 +29,8 @@ typedef struct {
         sizeof(x), &(x)                                                                                                \
     }
 
+/* Sets the kernel's arguments in order. */
 cl_int clattn__set_args(cl_kernel kernel, const kernel_arg *args, cl_uint count);
-
-/* plan->pack: keys [B, Hkv, n, D] into panels [B, Hkv, ceil(n/KC), D, KC]. */
-cl_int clattn__enqueue_pack(clattn_plan *plan, command_chain *chain, cl_mem keys, cl_mem panels, int n);
 
 /* The passes of a 2-D grid pattern's run (host/launch_grid.c). */
 cl_int clattn__grid_enqueue(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs);

@@ -96,18 +96,14 @@ int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err)
     if (!t->cpu_variant) {
         /* One query per work-item, as many as the attention tiles' rows (so forced tiles steer it
          * too), staging as many keys at a time as they do. */
-        g->wg = clattn__tiles_group_rows(t);
-        while (g->wg > 1 && (size_t)g->wg > plan->ctx->caps.max_work_group)
-            g->wg /= 2;
+        g->wg = clattn__fit_work_group(clattn__tiles_group_rows(t), &plan->ctx->caps);
         g->bk = t->bn;
         while (g->bk > 1 && gpu_local_bytes(g->bk, p->head_dim, p->value_dim) > plan->ctx->caps.local_mem)
             g->bk /= 2;
-        if (gpu_local_bytes(g->bk, p->head_dim, p->value_dim) > plan->ctx->caps.local_mem)
-            return clattn__fail(err, CLATTN_STATUS_DEVICE_LIMIT,
-                                "head_dim = %d, value_dim = %d: one key tile of the grid kernel needs %zu bytes of "
-                                "local memory, the device has %llu",
-                                p->head_dim, p->value_dim, gpu_local_bytes(g->bk, p->head_dim, p->value_dim),
-                                (unsigned long long)plan->ctx->caps.local_mem);
+        status = clattn__check_fits(&plan->ctx->caps, g->wg, gpu_local_bytes(g->bk, p->head_dim, p->value_dim),
+                                    p->head_dim, p->value_dim, "one key tile of the grid kernel", err);
+        if (status)
+            return status;
     }
     const int slots = !t->cpu_variant ? g->wg : t->rows < GRID_CPU_MAX_SLOTS ? t->rows : GRID_CPU_MAX_SLOTS;
     status = clattn__grid_build(p, slots, t->cpu_variant, CLATTN_KEY_CHUNK, &g->geo, err);
@@ -119,7 +115,6 @@ int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err)
          * passes would round them up to more lanes than 16-key ones. */
         t->kw = 16;
     }
-    plan->qscale = p->scale * (float)CL_M_LOG2E;
     const clattn__grid *geo = &g->geo;
     if ((status = create_kernels(plan, err)) || (status = clattn__plan_create_scratch(plan, err)) ||
         (status = upload_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &g->axis, err)) ||

@@ -205,18 +205,15 @@ static int gpu_tiles_fit(const clattn_tiles *t, int d, int dv, const clattn__dev
            clattn__tiles_local_bytes(t, d, dv) <= caps->local_mem;
 }
 
-/* The largest halving of wg (at least 1) that the device's work-groups take. */
-static int fit_work_group(int wg, const clattn__device_caps *caps)
+int clattn__fit_work_group(int wg, const clattn__device_caps *caps)
 {
     while (wg > 1 && (size_t)wg > caps->max_work_group)
         wg /= 2;
     return wg;
 }
 
-/* CLATTN_STATUS_DEVICE_LIMIT, naming `what`, when a kernel of wg work-items and `bytes` of local
- * memory does not fit the device. */
-static int check_fits(const clattn__device_caps *caps, int wg, size_t bytes, int d, int dv, const char *what,
-                      clattn__error *err)
+int clattn__check_fits(const clattn__device_caps *caps, int wg, size_t bytes, int d, int dv, const char *what,
+                       clattn__error *err)
 {
     if ((size_t)wg <= caps->max_work_group && bytes <= caps->local_mem)
         return CLATTN_STATUS_OK;
@@ -254,8 +251,9 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows,
         }
         while (!gpu_tiles_fit(&t, d, dv, caps) && clattn__tiles_shrink(&t))
             ;
-        const int status = check_fits(caps, (int)clattn__tiles_group_size(&t), clattn__tiles_local_bytes(&t, d, dv), d,
-                                      dv, "the smallest GPU tiles", err);
+        const int status =
+            clattn__check_fits(caps, (int)clattn__tiles_group_size(&t), clattn__tiles_local_bytes(&t, d, dv), d, dv,
+                               "the smallest GPU tiles", err);
         if (status)
             return status;
     }
@@ -329,7 +327,7 @@ int clattn__choose_split_tiles(const clattn_context *ctx, int d, int dv, int gro
     const clattn__device_caps *caps = &ctx->caps;
     clattn__split_tiles t = {CLATTN_SPLIT_GPU_WG, CLATTN_SPLIT_GPU_BN,
                              group_rows < CLATTN_SPLIT_GPU_MAX_RB ? group_rows : CLATTN_SPLIT_GPU_MAX_RB};
-    t.wg = fit_work_group(t.wg, caps);
+    t.wg = clattn__fit_work_group(t.wg, caps);
     if (t.bn > t.wg)
         t.bn = t.wg;
     /* Fewer keys per tile first (down to 8), then fewer rows per block, then fewer keys again. */
@@ -339,7 +337,8 @@ int clattn__choose_split_tiles(const clattn_context *ctx, int d, int dv, int gro
         else
             t.rb = (t.rb + 1) / 2;
     }
-    const int status = check_fits(caps, t.wg, clattn__split_local_bytes(&t, d, dv), d, dv, "the key split", err);
+    const int status =
+        clattn__check_fits(caps, t.wg, clattn__split_local_bytes(&t, d, dv), d, dv, "the key split", err);
     if (!status)
         *out = t;
     return status;

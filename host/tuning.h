@@ -69,6 +69,14 @@ size_t clattn__split_local_bytes(const clattn__split_tiles *t, int d, int dv);
 /* Build options of the GPU split program (cl/common.cl + cl/decode_gpu.cl). */
 void clattn__split_options(const clattn__split_tiles *t, int d, int dv, char *buf, size_t size);
 
+/* The largest halving of wg (at least 1) that the device's work-groups take. */
+int clattn__fit_work_group(int wg, const clattn__device_caps *caps);
+
+/* CLATTN_STATUS_DEVICE_LIMIT, naming `what`, when a kernel of wg work-items and `bytes` of local
+ * memory does not fit the device. */
+int clattn__check_fits(const clattn__device_caps *caps, int wg, size_t bytes, int d, int dv, const char *what,
+                       clattn__error *err);
+
 /* Chooses tiles for head dims d (Q, K) and dv (V) on a context's device (its forced tiles, else
  * the tiles saved in its cache directory for this device and driver, else the table), with at most max_rows rows per
  * CPU tile (the rows a tile can hold: Nq, or a decode tile's query group). CLATTN_VARIANT=gpu|cpu (a developer knob)
