@@ -1,6 +1,6 @@
 /* Files in the context's cache directory: hashed keys, whole-file reads, and writes to a
  * temporary file renamed into place (a crash or a concurrent process never leaves half a file). */
-#define _POSIX_C_SOURCE 200809L /* open, fstat, mkstemp, fdopen */
+#define _POSIX_C_SOURCE 200809L /* open, fstat, fchmod, mkstemp, fdopen */
 
 #include "cache_file.h"
 
@@ -66,7 +66,8 @@ int clattn__write_file(const char *path, const void *data, size_t size)
         return -1;
     snprintf(tmp, tmp_size, "%s.XXXXXX", path);
     const int fd = mkstemp(tmp);
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    /* mkstemp makes the file private (0600); a cache directory may be shared, as with fopen. */
+    FILE *f = fd >= 0 && fchmod(fd, 0644) == 0 ? fdopen(fd, "wb") : NULL;
     if (fd >= 0 && f == NULL)
         close(fd);
     int ok = f != NULL && fwrite(data, 1, size, f) == size;
