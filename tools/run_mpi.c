@@ -3,6 +3,7 @@
  * problem sequence parallel (clattn_mpi.h), and rank 0 gathers O and LSE and writes them whole. */
 #include "run_mpi.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,16 +87,14 @@ static int gather(piece *whole, const piece *mine, int count, const shard *all, 
     return rc;
 }
 
-/* One status for every rank: rank 0's when it failed (its message printed), else the worst. */
+/* One status for every rank: the largest of the failed ranks' statuses (OpenCL's negative codes
+ * count), 0 when none failed. Each failed rank prints its own message. */
 static int agree(int status, int rank, const run_args *a)
 {
-    int worst = 0;
-    const int mine = status != 0;
-    MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    if (!worst)
-        return 0;
-    int code = status;
+    int code = status != 0 ? status : INT_MIN;
     MPI_Allreduce(MPI_IN_PLACE, &code, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (code == INT_MIN)
+        return 0;
     if (status)
         fprintf(stderr, "clattn: rank %d: %s (%s)\n", rank, a->message, tool_status_string(status));
     return code;
