@@ -22,7 +22,7 @@
     }
 /* The GPU variant's tile: work-groups of `bm` query rows walking tiles of `bn` keys, each
  * work-item a `tm` x `tn` block of scores. */
-#define GPU_TILES(bm_, bn_, tm_, tn_)                                                                                  \
+#define GPU_CANDIDATE(bm_, bn_, tm_, tn_)                                                                              \
     {                                                                                                                  \
         .cpu_variant = 0, .rows = 1, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = 1                          \
     }
@@ -37,9 +37,10 @@ static const clattn_tiles cpu_candidates[] = {
     CPU_TILES(4, 32), CPU_TILES(6, 32), CPU_TILES(8, 32),  CPU_TILES(10, 32), CPU_TILES(12, 32),
 };
 static const clattn_tiles gpu_candidates[] = {
-    GPU_TILES(64, 32, 4, 4),  GPU_TILES(32, 32, 4, 4), GPU_TILES(64, 64, 4, 8),  GPU_TILES(128, 32, 8, 4),
-    GPU_TILES(128, 32, 4, 4), GPU_TILES(64, 64, 4, 4), GPU_TILES(64, 16, 4, 2),  GPU_TILES(32, 32, 2, 4),
-    GPU_TILES(64, 32, 2, 4),  GPU_TILES(32, 16, 2, 2), GPU_TILES(128, 64, 8, 4),
+    GPU_CANDIDATE(64, 32, 4, 4),  GPU_CANDIDATE(32, 32, 4, 4),  GPU_CANDIDATE(64, 64, 4, 8),
+    GPU_CANDIDATE(128, 32, 8, 4), GPU_CANDIDATE(128, 32, 4, 4), GPU_CANDIDATE(64, 64, 4, 4),
+    GPU_CANDIDATE(64, 16, 4, 2),  GPU_CANDIDATE(32, 32, 2, 4),  GPU_CANDIDATE(64, 32, 2, 4),
+    GPU_CANDIDATE(32, 16, 2, 2),  GPU_CANDIDATE(128, 64, 8, 4),
 };
 
 /* Tiles per work-item tried for the best CPU-variant shape: the blocking, timed once the shape is
@@ -55,9 +56,10 @@ static void print_row(const char *device, const clattn_tiles *t, double ms)
                ".rows = %d, .kw = %d, .item_tiles = %d}},  /* %.3f ms */\n",
                device, t->rows, t->kw, t->item_tiles, ms);
     else
-        printf("best: {.device = \"%s\", .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(%d, %d, %d, "
-               "%d, %d)},  /* %.3f ms */\n",
-               device, t->bm, t->bn, t->tm, t->tn, t->reqd_wg, ms);
+        printf(
+            "best: {.device = \"%s\", .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_CANDIDATE(%d, %d, %d, "
+            "%d, %d)},  /* %.3f ms */\n",
+            device, t->bm, t->bn, t->tm, t->tn, t->reqd_wg, ms);
 }
 
 /* Times w's plan with tiles t forced; prints the candidate's line, and keeps it in *best when it

@@ -15,10 +15,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# CI runs as root, which mpirun refuses unless told, the way OpenMPI documents: both variables.
-if [ "$(id -u)" = 0 ]; then
-    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-fi
 
 # Intel's OpenCL CPU runtime comes from PyPI into a venv of its own: CLATTN_INTEL_OCL names its
 # folder (default /opt/clattn-intel-ocl), or is "off" to skip it. An ICD folder lists it beside

@@ -52,17 +52,8 @@ static double file_diff(const char *a, const char *b)
     tool_error err;
     double worst = INFINITY;
     if (npy_read(pa, 1, 4, &x, &err) == 0 && npy_read(pb, 1, 4, &y, &err) == 0 && x.count == y.count &&
-        x.rank == y.rank && memcmp(x.shape, y.shape, sizeof x.shape) == 0) {
-        worst = 0.0;
-        for (size_t i = 0; i < x.count; i++) {
-            if (isinf(x.data[i]) || isinf(y.data[i])) {
-                worst = x.data[i] == y.data[i] ? worst : INFINITY;
-                continue;
-            }
-            const double d = fabs((double)x.data[i] - (double)y.data[i]);
-            worst = isnan(d) ? INFINITY : d > worst ? d : worst;
-        }
-    }
+        x.rank == y.rank && memcmp(x.shape, y.shape, sizeof x.shape) == 0)
+        worst = harness_max_diff(x.data, y.data, x.count);
     npy_free(&y);
     npy_free(&x);
     return worst;

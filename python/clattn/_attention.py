@@ -3,7 +3,7 @@ blocking run on host memory) or PyOpenCL arrays (enqueued on their own queue, no
 import ctypes
 
 from . import _context, _problem, _tensors
-from ._errors import Error, check, fail
+from ._errors import check, fail
 from ._library import Buffers, HostTensor, HostTensors, cl_handle, lib
 
 
