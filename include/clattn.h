@@ -63,7 +63,8 @@ CLATTN_API const char *clattn_version(void);
     X(DEVICE_LIMIT, 1023, "the problem exceeds a device limit")                                                        \
     X(HOST_OUT_OF_MEMORY, 1024, "a host allocation failed")                                                            \
     X(INVALID_PATTERN, 1025, "the pattern combination is not valid")                                                   \
-    X(CACHE_WRITE_FAILED, 1026, "a file could not be written to the cache directory")
+    X(CACHE_WRITE_FAILED, 1026, "a file could not be written to the cache directory")                                  \
+    X(INVALID_DTYPE, 1027, "the storage type is not one of clattn_dtype")
 
 typedef enum {
 #define CLATTN_STATUS_ENUM_(name, value, text) CLATTN_STATUS_##name = value,
@@ -121,9 +122,17 @@ CLATTN_API cl_command_queue clattn_context_queue(const clattn_context *ctx);
 /* ---------------------------------------------------------------------------------------------
  * Problem: shapes and pattern, fixed at plan creation. Fill with designated initialisers;
  * a zero field means its default; new fields are only ever added at the end.
- * Tensors are float32, contiguous, row-major:
+ * Tensors are contiguous, row-major, in the problem's storage type (LSE is always float32):
  *   Q [B, H, Nq, D]   K [B, Hkv, Nk, D]   V [B, Hkv, Nk, Dv]   O [B, H, Nq, Dv]   LSE [B, H, Nq]
  * ------------------------------------------------------------------------------------------- */
+/* Storage type of Q, K, V, O, Qg, Kg, Vg, Kx, Vx (SPEC.md, "Element types"): arithmetic is float32
+ * whatever the storage; O is rounded once, to nearest even. */
+typedef enum {
+    CLATTN_DTYPE_F32 = 0, /* float32 */
+    CLATTN_DTYPE_F16,     /* IEEE binary16 */
+    CLATTN_DTYPE_BF16     /* bfloat16: the upper 16 bits of a float32 */
+} clattn_dtype;
+
 typedef enum {
     CLATTN_GRID_NONE = 0,
     CLATTN_GRID_AXIAL_ROW,
@@ -171,6 +180,7 @@ typedef struct {
     int grid_window_size, grid_shift;                /* Swin window */
 
     clattn_summary_tail summary_tail; /* 0: left-over keys join the last summary block */
+    clattn_dtype dtype;               /* 0: float32 */
 } clattn_problem;
 
 /* ---------------------------------------------------------------------------------------------
