@@ -1,6 +1,7 @@
 /* Sliding window, global tokens, summary tokens, extra keys and their combinations on every
  * OpenCL device and both kernel variants, against the reference; plus the identities that must
- * hold bit for bit (a window as wide as the sequence is dense, (N, 0) is causal). */
+ * hold bit for bit (a window as wide as the sequence is dense, (N, 0) is causal), and the patterns
+ * in float16 and bfloat16 storage. */
 #include <stdio.h>
 #include <string.h>
 
@@ -214,9 +215,66 @@ static void run_device(clattn_context *dev, clattn_context *ref, const char *var
     check_case(dev, ref, variant, "Nq<Nk window+global+summary", &decode, NULL);
 }
 
+/* Storage types (SPEC.md, "Element types"): every pattern again with Q, K, V, O (Qg, Kg, Vg, Kx,
+ * Vx) in float16 and bfloat16, against the reference on the same rounded inputs. One head
+ * dimension pair, and query groups of at least 8 rows, so that the cases share their programs
+ * (Intel's runtime takes seconds to build one). */
+static void run_stored(clattn_context *dev, clattn_context *ref, const char *variant)
+{
+    static const int g3[] = {128, 0, 256}, lens[] = {257, 100, 37, 0}, decode_lens[] = {1000, 990};
+    const clattn_problem base = {.batch = 1, .heads = 8, .kv_heads = 2, .q_len = 257, .head_dim = 64, .value_dim = 32};
+    clattn_problem cases[5];
+    const char *what[5] = {"stored: everything + padding", "stored: window + global (Qg,Kg,Vg)", "stored: dense",
+                           "stored: Nq<Nk causal", "stored: decode + summary"};
+    for (int c = 0; c < 5; c++)
+        cases[c] = base;
+    cases[0].batch = 4;
+    cases[0].window = 1;
+    cases[0].window_left = 20;
+    cases[0].window_right = 7;
+    cases[0].dilation = 2;
+    cases[0].causal = 1;
+    cases[0].global_idx = g3;
+    cases[0].num_global = 3;
+    cases[0].summary_block = 30;
+    cases[0].extra_len = 3;
+    cases[1].window = 1;
+    cases[1].window_left = 5;
+    cases[1].window_right = 3;
+    cases[1].global_idx = g3;
+    cases[1].num_global = 3;
+    cases[1].global_qkv = 1;
+    cases[2].q_len = 65;
+    cases[2].kv_heads = 8;
+    cases[3].q_len = 7;
+    cases[3].kv_len = 1000;
+    cases[3].causal = 1;
+    cases[4].batch = 2;
+    cases[4].kv_heads = 1;
+    cases[4].q_len = 1;
+    cases[4].kv_len = 1000;
+    cases[4].causal = 1;
+    cases[4].window = 1;
+    cases[4].window_left = 700;
+    cases[4].summary_block = 64;
+    const int *seq_lens[5] = {lens, NULL, NULL, NULL, decode_lens};
+    for (clattn_dtype dtype = CLATTN_DTYPE_F16; dtype <= CLATTN_DTYPE_BF16; dtype++)
+        for (int c = 0; c < 5; c++) {
+            clattn_problem p = cases[c];
+            p.dtype = dtype;
+            double err = 0.0;
+            const int s = harness_compare(dev, ref, &p, seq_lens[c], 1, &err);
+            char label[64];
+            snprintf(label, sizeof label, "%s %s", dtype == CLATTN_DTYPE_F16 ? "f16" : "bf16", what[c]);
+            report(s == CLATTN_STATUS_OK && err <= TOLERANCE, variant, label, &p, err);
+        }
+}
+
 static void run_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
 {
     run_device(dev, ref, variant, index == 0);
+    if (index != 1) /* the first CPU tiles and the GPU tiles */
+        run_stored(dev, ref, variant);
 }
 
 int main(void)
