@@ -267,6 +267,11 @@ int harness_run(clattn_context *ctx, const clattn_problem *p, harness_tensors *h
     return s;
 }
 
+const char *harness_storage(clattn_dtype dtype)
+{
+    return dtype == CLATTN_DTYPE_F16 ? " f16" : dtype == CLATTN_DTYPE_BF16 ? " bf16" : "";
+}
+
 double harness_half_ulp(clattn_dtype dtype, double x)
 {
     if (!has_storage(dtype))

@@ -83,6 +83,9 @@ double harness_max_diff(const float *a, const float *b, size_t n);
  * float32): what remains once a's own rounding is allowed for. */
 double harness_max_error(const float *a, const float *b, size_t n, clattn_dtype dtype);
 
+/* " f16" or " bf16" for a 16-bit storage type, "" for float32: a suffix for a check's line. */
+const char *harness_storage(clattn_dtype dtype);
+
 /* Half an ulp of the storage type at magnitude x >= 0 (0 for float32). */
 double harness_half_ulp(clattn_dtype dtype, double x);
 

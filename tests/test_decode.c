@@ -14,12 +14,12 @@
 static void check_case(clattn_context *dev, clattn_context *ref, const char *variant, const char *what,
                        const clattn_problem *p, const int *seq_lens)
 {
-    static const char *const storage[] = {"", " f16", " bf16"};
     double err = 0.0;
     const int s = harness_compare(dev, ref, p, seq_lens, 1, &err);
     check(s == CLATTN_STATUS_OK && err <= TOLERANCE,
           "%-6s %-24s%s B=%d H=%d Hkv=%d Nq=%d Nk=%d D=%d Dv=%d: status %d, max err %.2e", variant, what,
-          storage[p->dtype], p->batch, p->heads, p->kv_heads, p->q_len, p->kv_len, p->head_dim, p->value_dim, s, err);
+          harness_storage(p->dtype), p->batch, p->heads, p->kv_heads, p->q_len, p->kv_len, p->head_dim, p->value_dim, s,
+          err);
 }
 
 /* The split in float16 and bfloat16 storage: odd head dims (scalar loads) with MQA, and the side

@@ -16,11 +16,10 @@ static void check_case(clattn_context *dev, clattn_context *ref, const char *var
 {
     double err = 0.0;
     const int s = harness_compare(dev, ref, &c->p, c->seq_lens, 1, &err);
-    static const char *const storage[] = {"", " f16", " bf16"};
     check(s == CLATTN_STATUS_OK && err <= TOLERANCE,
           "%-6s B=%d H=%d Hkv=%d Nq=%d Nk=%d D=%d Dv=%d causal=%d pad=%d%s: max err %.2e %s", variant, c->p.batch,
           c->p.heads, c->p.kv_heads, c->p.q_len, c->p.kv_len, c->p.head_dim, c->p.value_dim, c->p.causal,
-          c->seq_lens != NULL, storage[c->p.dtype], err, s ? clattn_status_string(s) : "");
+          c->seq_lens != NULL, harness_storage(c->p.dtype), err, s ? clattn_status_string(s) : "");
 }
 
 static dense_case cases[64];

@@ -16,12 +16,11 @@ static void check_grid(clattn_context *dev, clattn_context *ref, const char *var
 {
     double err = 0.0;
     const int s = harness_compare(dev, ref, p, seq_lens, 1, &err);
-    static const char *const storage[] = {"", " f16", " bf16"};
     check(s == CLATTN_STATUS_OK && err <= TOLERANCE,
           "%-8s %-12s %2dx%-2d k %dx%d dil %d M %d shift %d B %d H %d/%d D %d/%d causal %d pad %d%s: %.2e", variant,
           pattern_names[p->grid_pattern], p->grid_h, p->grid_w, p->grid_kernel_h, p->grid_kernel_w, p->grid_dilation,
           p->grid_window_size, p->grid_shift, p->batch, p->heads, p->kv_heads ? p->kv_heads : p->heads, p->head_dim,
-          p->value_dim ? p->value_dim : p->head_dim, p->causal, seq_lens != NULL, storage[p->dtype], err);
+          p->value_dim ? p->value_dim : p->head_dim, p->causal, seq_lens != NULL, harness_storage(p->dtype), err);
 }
 
 static clattn_problem grid(int h, int w, clattn_grid_pattern pattern)

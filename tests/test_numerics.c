@@ -981,10 +981,7 @@ static void check_nonfinite(const backend *bes, int nbe, clattn_dtype dtype, con
             snprintf(detail, sizeof detail, "%d plantings: %zu class differences, %zu leaked, %zu hidden, err %.2e%s",
                      plantings, t->class_diff, t->leaked, t->hidden, t->err, t->first);
             char what[96];
-            snprintf(what, sizeof what, "%s%s", nc->c.what,
-                     dtype == CLATTN_DTYPE_F16    ? " (f16)"
-                     : dtype == CLATTN_DTYPE_BF16 ? " (bf16)"
-                                                  : "");
+            snprintf(what, sizeof what, "%s%s", nc->c.what, harness_storage(dtype));
             report(plantings > 0 && t->class_diff + t->leaked + t->hidden == 0 && t->err <= TOLERANCE, bes[b].name,
                    "non-finite", what, detail);
         }

@@ -219,53 +219,44 @@ static void run_device(clattn_context *dev, clattn_context *ref, const char *var
  * Vx) in float16 and bfloat16, against the reference on the same rounded inputs. One head
  * dimension pair, and query groups of at least 8 rows, so that the cases share their programs
  * (Intel's runtime takes seconds to build one). */
+/* A case of run_stored: 8 heads, D = 64, Dv = 32. */
+#define STORED_CASE(...)                                                                                               \
+    {                                                                                                                  \
+        .heads = 8, .head_dim = 64, .value_dim = 32, __VA_ARGS__                                                       \
+    }
+
 static void run_stored(clattn_context *dev, clattn_context *ref, const char *variant)
 {
     static const int g3[] = {128, 0, 256}, lens[] = {257, 100, 37, 0}, decode_lens[] = {1000, 990};
-    const clattn_problem base = {.batch = 1, .heads = 8, .kv_heads = 2, .q_len = 257, .head_dim = 64, .value_dim = 32};
-    clattn_problem cases[5];
-    const char *what[5] = {"stored: everything + padding", "stored: window + global (Qg,Kg,Vg)", "stored: dense",
-                           "stored: Nq<Nk causal", "stored: decode + summary"};
-    for (int c = 0; c < 5; c++)
-        cases[c] = base;
-    cases[0].batch = 4;
-    cases[0].window = 1;
-    cases[0].window_left = 20;
-    cases[0].window_right = 7;
-    cases[0].dilation = 2;
-    cases[0].causal = 1;
-    cases[0].global_idx = g3;
-    cases[0].num_global = 3;
-    cases[0].summary_block = 30;
-    cases[0].extra_len = 3;
-    cases[1].window = 1;
-    cases[1].window_left = 5;
-    cases[1].window_right = 3;
-    cases[1].global_idx = g3;
-    cases[1].num_global = 3;
-    cases[1].global_qkv = 1;
-    cases[2].q_len = 65;
-    cases[2].kv_heads = 8;
-    cases[3].q_len = 7;
-    cases[3].kv_len = 1000;
-    cases[3].causal = 1;
-    cases[4].batch = 2;
-    cases[4].kv_heads = 1;
-    cases[4].q_len = 1;
-    cases[4].kv_len = 1000;
-    cases[4].causal = 1;
-    cases[4].window = 1;
-    cases[4].window_left = 700;
-    cases[4].summary_block = 64;
-    const int *seq_lens[5] = {lens, NULL, NULL, NULL, decode_lens};
+    static const struct {
+        const char *what;
+        clattn_problem p;
+        const int *seq_lens;
+    } cases[] = {
+        {"everything + padding",
+         STORED_CASE(.batch = 4, .kv_heads = 2, .q_len = 257, .window = 1, .window_left = 20, .window_right = 7,
+                     .dilation = 2, .causal = 1, .global_idx = g3, .num_global = 3, .summary_block = 30,
+                     .extra_len = 3),
+         lens},
+        {"window + global (Qg,Kg,Vg)",
+         STORED_CASE(.batch = 1, .kv_heads = 2, .q_len = 257, .window = 1, .window_left = 5, .window_right = 3,
+                     .global_idx = g3, .num_global = 3, .global_qkv = 1),
+         NULL},
+        {"dense", STORED_CASE(.batch = 1, .q_len = 65), NULL},
+        {"Nq<Nk causal", STORED_CASE(.batch = 1, .kv_heads = 2, .q_len = 7, .kv_len = 1000, .causal = 1), NULL},
+        {"decode + summary",
+         STORED_CASE(.batch = 2, .kv_heads = 1, .q_len = 1, .kv_len = 1000, .causal = 1, .window = 1,
+                     .window_left = 700, .summary_block = 64),
+         decode_lens},
+    };
     for (clattn_dtype dtype = CLATTN_DTYPE_F16; dtype <= CLATTN_DTYPE_BF16; dtype++)
-        for (int c = 0; c < 5; c++) {
-            clattn_problem p = cases[c];
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            clattn_problem p = cases[c].p;
             p.dtype = dtype;
             double err = 0.0;
-            const int s = harness_compare(dev, ref, &p, seq_lens[c], 1, &err);
+            const int s = harness_compare(dev, ref, &p, cases[c].seq_lens, 1, &err);
             char label[64];
-            snprintf(label, sizeof label, "%s %s", dtype == CLATTN_DTYPE_F16 ? "f16" : "bf16", what[c]);
+            snprintf(label, sizeof label, "%s%s", cases[c].what, harness_storage(dtype));
             report(s == CLATTN_STATUS_OK && err <= TOLERANCE, variant, label, &p, err);
         }
 }

@@ -73,10 +73,7 @@ static void check_case(clattn_context *dev, clattn_context *ref, const char *var
     p.dtype = dtype;
     double err = 0.0;
     const int s = harness_compare(dev, ref, &p, p.batch == 2 ? lens : NULL, 1, &err);
-    check(s == CLATTN_STATUS_OK && err <= TOLERANCE, "%s case %zu%s: max err %.2e", variant, c,
-          dtype == CLATTN_DTYPE_F16    ? " f16"
-          : dtype == CLATTN_DTYPE_BF16 ? " bf16"
-                                       : "",
+    check(s == CLATTN_STATUS_OK && err <= TOLERANCE, "%s case %zu%s: max err %.2e", variant, c, harness_storage(dtype),
           err);
 }
 

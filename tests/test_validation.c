@@ -332,7 +332,7 @@ static const seq_case seq_cases[] = {
 /* The host tensors of run_problem in one storage type, each need + 1 bytes (inputs random bits:
  * normal floats, or as many bytes of them in 16-bit storage; outputs sentinel). */
 typedef struct {
-    const char *storage; /* "" or "f16 ", at the start of every check's description */
+    const char *storage; /* harness_storage(dtype), in every check's description */
     size_t need[T_COUNT];
     unsigned char *data[T_COUNT];
 } run_fixture;
@@ -340,7 +340,7 @@ typedef struct {
 static int fixture_make(run_fixture *f, clattn_dtype dtype)
 {
     unsigned long long seed = 7;
-    f->storage = dtype == CLATTN_DTYPE_F32 ? "" : "f16 ";
+    f->storage = harness_storage(dtype);
     tensor_needs(f->need, dtype);
     for (int i = 0; i < T_COUNT; i++) {
         f->data[i] = malloc(f->need[i] + 1);
@@ -407,7 +407,7 @@ static void check_host_runs(clattn_context *ctx, clattn_plan *plan, run_fixture 
             x->bytes = (size_t)((long)x->bytes + fault->delta);
             if (fault->null)
                 x->data = NULL;
-            snprintf(what, sizeof what, "%s%s %s (%zu bytes)", f->storage, tensor_infos[i].name, fault->what, x->bytes);
+            snprintf(what, sizeof what, "%s %s%s (%zu bytes)", tensor_infos[i].name, fault->what, f->storage, x->bytes);
             snprintf(value, sizeof value, "%zu", x->bytes);
             check_host_run(plan, ctx, f, &t, what, fault_status(fault, &tensor_infos[i]), tensor_infos[i].name,
                            fault->null ? "NULL" : value);
@@ -498,7 +498,7 @@ static void check_device_runs(device_fixture *d, clattn_plan *plan, const run_fi
             cl_mem *slot = (cl_mem *)((char *)&b + tensor_infos[i].mem);
             d->odd = fault->null ? NULL : make_buffer(d, bytes, tensor_infos[i].output ? NULL : f->data[i]);
             *slot = d->odd;
-            snprintf(what, sizeof what, "%s%s %s (CL_MEM_SIZE %zu)", f->storage, tensor_infos[i].name, fault->what,
+            snprintf(what, sizeof what, "%s %s%s (CL_MEM_SIZE %zu)", tensor_infos[i].name, fault->what, f->storage,
                      fault->null ? (size_t)0 : bytes);
             snprintf(value, sizeof value, "%zu", bytes);
             if (!fault->null && d->odd == NULL)

@@ -59,7 +59,6 @@ static int plan_variant(clattn_context *dev, const clattn_problem *p, int *statu
 static void check_problem(clattn_context *dev, clattn_context *ref, const char *value, int cpu_variant, size_t i,
                           clattn_dtype dtype)
 {
-    static const char *const storage[] = {"", " f16", " bf16"};
     clattn_problem p = problems[i];
     p.dtype = dtype;
     int status = 0;
@@ -69,7 +68,7 @@ static void check_problem(clattn_context *dev, clattn_context *ref, const char *
         status = harness_compare(dev, ref, &p, p.batch == 2 ? lens : NULL, 1, &err);
     check(variant == cpu_variant && status == CLATTN_STATUS_OK && err <= TOLERANCE,
           "CLATTN_VARIANT=%s case %zu%s (D=%d Dv=%d Nq=%d): variant %d, status %d, max err %.2e", value, i,
-          storage[dtype], p.head_dim, p.value_dim ? p.value_dim : p.head_dim, p.q_len, variant, status, err);
+          harness_storage(dtype), p.head_dim, p.value_dim ? p.value_dim : p.head_dim, p.q_len, variant, status, err);
 }
 
 /* Every problem in float32; two of them in float16 and bfloat16, other ones for each variant. */
