@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dtype.h"
+
 static int check_positive(clattn__error *err, const char *name, int value)
 {
     if (value <= 0)

@@ -7,7 +7,6 @@
 #include <stddef.h>
 
 #include "clattn.h"
-#include "dtype.h"
 #include "error.h"
 
 #define CLATTN_MAX_HEAD_DIM 256
