@@ -13,9 +13,10 @@ size_t storage_size(clattn_dtype dtype)
     return clattn__dtype_size(dtype);
 }
 
-float storage_load(clattn_dtype dtype, const void *data, size_t i)
+void storage_widen(clattn_dtype dtype, const void *data, float *out, size_t n)
 {
-    return clattn__load_element(dtype, data, i);
+    for (size_t i = 0; i < n; i++)
+        out[i] = clattn__load_element(dtype, data, i);
 }
 
 /* src's float32 values in `dtype`, rounded, into a new tensor; src then holds them widened back. */
@@ -74,7 +75,7 @@ double storage_error(clattn_dtype dtype, const void *got, const float *want, siz
 {
     double worst = 0.0;
     for (size_t i = 0; i < n; i++) {
-        const double a = storage_load(dtype, got, i), b = want[i];
+        const double a = clattn__load_element(dtype, got, i), b = want[i];
         if (isinf(a) || isinf(b)) {
             if (a != b)
                 return INFINITY;

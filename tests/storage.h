@@ -19,8 +19,8 @@ size_t storage_size(clattn_dtype dtype);
 int storage_alloc(clattn_dtype dtype, clattn_host_tensors *t, clattn_host_tensors *stored);
 void storage_free(clattn_host_tensors *stored);
 
-/* Element i of a tensor in `dtype`, widened exactly. */
-float storage_load(clattn_dtype dtype, const void *data, size_t i);
+/* n elements of a tensor in `dtype`, widened exactly into out. */
+void storage_widen(clattn_dtype dtype, const void *data, float *out, size_t n);
 
 /* The largest |got[i] - want[i]| beyond `ulps` ulps of the storage type at their magnitude (none in
  * float32), got in `dtype` storage and want in float32; NaN and unequal infinities count as
