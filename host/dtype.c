@@ -1,5 +1,6 @@
 /* Bit-exact float32 <-> float16 / bfloat16 conversions in portable C (no _Float16, no F16C), so
- * that every host path rounds exactly like vstore_half_rte and the kernels' bfloat16 store. */
+ * that every host path rounds exactly like vstore_half_rte and the kernels' bfloat16 store; and the
+ * float32 copies of a run's tensors that the reference and MPI paths compute on. */
 #include "dtype.h"
 
 #include <stdlib.h>
