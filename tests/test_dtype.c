@@ -18,18 +18,35 @@ static float from_bits(uint32_t u)
     return f;
 }
 
-static uint32_t to_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
 typedef struct {
     const char *what;
     uint32_t in;   /* float32 bits */
     uint16_t want; /* float16 or bfloat16 bits */
 } rounding_case;
+
+typedef struct {
+    const char *name;
+    uint16_t (*convert)(float);
+    uint16_t exponent; /* the exponent field's mask: all ones for inf and NaN */
+} conversion;
+
+/* Each case rounds to its pattern, each NaN to a NaN of its sign. */
+static void check_conversion(const conversion *c, const rounding_case *cases, size_t count, const uint32_t *nans,
+                             size_t nan_count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const uint16_t got = c->convert(from_bits(cases[i].in));
+        check(got == cases[i].want, "%-4s %-36s 0x%08x -> 0x%04x (want 0x%04x)", c->name, cases[i].what,
+              (unsigned)cases[i].in, got, cases[i].want);
+    }
+    const uint16_t mantissa = (uint16_t)(0x7fffu & ~c->exponent);
+    for (size_t i = 0; i < nan_count; i++) {
+        const uint16_t got = c->convert(from_bits(nans[i]));
+        check((got & c->exponent) == c->exponent && (got & mantissa) != 0 &&
+                  (got & 0x8000) == ((nans[i] >> 16) & 0x8000),
+              "%-4s NaN 0x%08x -> 0x%04x: NaN of the same sign", c->name, (unsigned)nans[i], got);
+    }
+}
 
 /* float32 -> float16, rounded to nearest even. */
 static void check_to_half(void)
@@ -59,17 +76,9 @@ static void check_to_half(void)
         {"0", 0x00000000u, 0x0000},
         {"-0", 0x80000000u, 0x8000},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const uint16_t got = clattn__float_to_half(from_bits(cases[i].in));
-        check(got == cases[i].want, "f16 %-36s 0x%08x -> 0x%04x (want 0x%04x)", cases[i].what, (unsigned)cases[i].in,
-              got, cases[i].want);
-    }
     const uint32_t nans[] = {0x7fc00000u, 0xffc00000u, 0x7f800001u, 0xff800001u, 0x7fbfffffu};
-    for (size_t i = 0; i < sizeof nans / sizeof nans[0]; i++) {
-        const uint16_t got = clattn__float_to_half(from_bits(nans[i]));
-        check((got & 0x7c00) == 0x7c00 && (got & 0x03ff) != 0 && (got & 0x8000) == ((nans[i] >> 16) & 0x8000),
-              "f16 NaN 0x%08x -> 0x%04x: NaN of the same sign", (unsigned)nans[i], got);
-    }
+    const conversion half = {"f16", clattn__float_to_half, 0x7c00};
+    check_conversion(&half, cases, sizeof cases / sizeof cases[0], nans, sizeof nans / sizeof nans[0]);
 }
 
 /* float32 -> bfloat16, rounded to nearest even. */
@@ -92,18 +101,10 @@ static void check_to_bfloat16(void)
         {"0", 0x00000000u, 0x0000},
         {"-0", 0x80000000u, 0x8000},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const uint16_t got = clattn__float_to_bfloat16(from_bits(cases[i].in));
-        check(got == cases[i].want, "bf16 %-35s 0x%08x -> 0x%04x (want 0x%04x)", cases[i].what, (unsigned)cases[i].in,
-              got, cases[i].want);
-    }
     /* 0x7f800001: truncating would give inf; 0x7fffffff: rounding up would carry into the sign. */
     const uint32_t nans[] = {0x7fc00000u, 0xffc00000u, 0x7f800001u, 0xff800001u, 0x7fffffffu, 0xffffffffu};
-    for (size_t i = 0; i < sizeof nans / sizeof nans[0]; i++) {
-        const uint16_t got = clattn__float_to_bfloat16(from_bits(nans[i]));
-        check((got & 0x7f80) == 0x7f80 && (got & 0x007f) != 0 && (got & 0x8000) == ((nans[i] >> 16) & 0x8000),
-              "bf16 NaN 0x%08x -> 0x%04x: NaN of the same sign", (unsigned)nans[i], got);
-    }
+    const conversion bfloat16 = {"bf16", clattn__float_to_bfloat16, 0x7f80};
+    check_conversion(&bfloat16, cases, sizeof cases / sizeof cases[0], nans, sizeof nans / sizeof nans[0]);
 }
 
 /* The value of float16 bits h, computed from the format's definition. */
@@ -134,8 +135,9 @@ static void check_round_trips(void)
         const float b = clattn__bfloat16_to_float((uint16_t)h);
         const int bnan = (h & 0x7f80u) == 0x7f80u && (h & 0x7fu) != 0;
         const uint16_t bback = clattn__float_to_bfloat16(b);
-        bf16_bad += !CHECK(to_bits(b) == h << 16 && bback == (bnan ? (h | 0x0040u) : h), "bf16 0x%04x -> 0x%04x",
-                           (unsigned)h, bback);
+        const uint32_t b_bits = h << 16;
+        bf16_bad += !CHECK(memcmp(&b, &b_bits, sizeof b) == 0 && bback == (bnan ? (h | 0x0040u) : h),
+                           "bf16 0x%04x -> 0x%04x", (unsigned)h, bback);
     }
     check(half_bad == 0, "all 65536 float16 patterns: value and round trip (%d wrong)", half_bad);
     check(bf16_bad == 0, "all 65536 bfloat16 patterns: value and round trip (%d wrong)", bf16_bad);
