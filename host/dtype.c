@@ -118,5 +118,6 @@ void clattn__store_element(clattn_dtype dtype, void *data, size_t i, float value
     if (dtype == CLATTN_DTYPE_F32)
         ((float *)data)[i] = value;
     else
-        ((uint16_t *)data)[i] = dtype == CLATTN_DTYPE_F16 ? clattn__float_to_half(value) : clattn__float_to_bfloat16(value);
+        ((uint16_t *)data)[i] =
+            dtype == CLATTN_DTYPE_F16 ? clattn__float_to_half(value) : clattn__float_to_bfloat16(value);
 }
