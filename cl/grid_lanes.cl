@@ -17,8 +17,16 @@
 // Kernel coordinates are host/grid.h's (a dilated axis listed group by group, so each window is
 // an interval). Scratch columns: `pad` columns before the grid's first, then the grid's W, then
 // enough that c0 + 15 + o stays inside for every offset o a row uses (host/launch_grid.c).
-#define PAIRS 8   // (key row, offset) pairs scored together: they share each query vector's load
-#define CHUNK 64  // pairs per online-softmax step: 16-lane scores in private memory
+// -DCLATTN_LANE_ROWS=<1..3>  kernel rows of queries a work-item takes at once (host/launch_grid.c):
+//                            they share each key and value vector, which is then loaded once for
+//                            all of them, at the price of the rows of their windows' union that one
+//                            of them does not see (computed, then masked)
+#ifndef CLATTN_LANE_ROWS
+#define CLATTN_LANE_ROWS 3
+#endif
+#define RB CLATTN_LANE_ROWS
+#define PAIRS 8        // (key row, offset) pairs scored together: they share each key vector's load
+#define CHUNK 64       // pairs per online-softmax step: 16-lane scores in private memory
 #define FAR 0x20000000 // the token of a padding column: past every kv_len, after every query
 
 // The arguments of `grid_lanes` (host/launch_grid.c sets them in this order).
@@ -44,22 +52,22 @@ typedef struct {
     float16 acc[DV];
 } lane_state;
 
-// One (key row, offset) pair of a chunk: where its key and value vectors start, and its mask.
+// One (key row, offset) pair of a chunk: where its key and value vectors start, and its masks.
 typedef struct {
     __global const float *kb, *vb; // scratch column c0 + o of key row kr: element d at kb[d * wp]
-    int16 ok;                      // lanes that see the key
-    bool full;                     // every live lane sees it: no mask needed
+    int16 ok[RB];                  // per query row of the block, the lanes that see the key
+    bool full;                     // every live lane of every row sees it: no mask needed
 } lane_pair;
 
 // Transposes a 16 x 16 block in registers: x[i][j] becomes x[j][i]. Four butterfly steps, each
 // swapping bit k of the row index with bit k of the column index through 16 two-vector shuffles
 // (constant masks: one permute instruction each on AVX-512), instead of 256 scalar moves.
-#define TRANSPOSE_STEP(x, k, lo_mask, hi_mask)                                                   \
-    for (int i = 0; i < 16; i++)                                                                 \
-        if (!(i & (k))) {                                                                        \
-            const float16 a = x[i], b = x[i + (k)];                                              \
-            x[i] = shuffle2(a, b, lo_mask);                                                      \
-            x[i + (k)] = shuffle2(a, b, hi_mask);                                                \
+#define TRANSPOSE_STEP(x, k, lo_mask, hi_mask)                                                                         \
+    for (int i = 0; i < 16; i++)                                                                                       \
+        if (!(i & (k))) {                                                                                              \
+            const float16 a = x[i], b = x[i + (k)];                                                                    \
+            x[i] = shuffle2(a, b, lo_mask);                                                                            \
+            x[i + (k)] = shuffle2(a, b, hi_mask);                                                                      \
         }
 inline __attribute__((always_inline)) void transpose16(float16 x[16])
 {
@@ -115,40 +123,49 @@ inline void transpose_key_row(__global float *slot, __global const float *k, __g
     }
 }
 
-// Scores of pairs [0, n) into sc: PAIRS at a time, each query vector loaded once for all of
-// them (a short last pass repeats pair 0 and drops the extra sums). Masked lanes get -inf.
-inline void lane_scores(float16 *sc, const float16 *qv, const lane_pair *pr, int n, int wp)
+// Scores of the block's rows against pairs [0, n) into sc: PAIRS at a time, each key vector
+// loaded once for the RB rows and each query vector once for the PAIRS keys (a short last pass
+// repeats pair 0 and drops the extra sums). Masked lanes get -inf.
+inline void lane_scores(float16 sc[RB][CHUNK], float16 qv[RB][D], const lane_pair *pr, int n, int wp)
 {
     for (int j0 = 0; j0 < n; j0 += PAIRS) {
         __global const float *kb[PAIRS];
         for (int j = 0; j < PAIRS; j++)
             kb[j] = pr[j0 + j < n ? j0 + j : 0].kb;
-        float16 s[PAIRS];
-        for (int j = 0; j < PAIRS; j++)
-            s[j] = (float16)(0.0f);
-        for (int d = 0; d < D; d++) {
-            const float16 qd = qv[d];
-#pragma unroll
+        float16 s[RB][PAIRS];
+        for (int rb = 0; rb < RB; rb++)
             for (int j = 0; j < PAIRS; j++)
-                s[j] = fma(qd, vload16(0, kb[j] + (size_t)d * wp), s[j]);
+                s[rb][j] = (float16)(0.0f);
+        for (int d = 0; d < D; d++) {
+            float16 qd[RB];
+#pragma unroll
+            for (int rb = 0; rb < RB; rb++)
+                qd[rb] = qv[rb][d];
+#pragma unroll
+            for (int j = 0; j < PAIRS; j++) {
+                const float16 kv = vload16(0, kb[j] + (size_t)d * wp);
+#pragma unroll
+                for (int rb = 0; rb < RB; rb++)
+                    s[rb][j] = fma(qd[rb], kv, s[rb][j]);
+            }
         }
         for (int j = 0; j < PAIRS && j0 + j < n; j++)
-            sc[j0 + j] = pr[j0 + j].full ? s[j] : select((float16)(-INFINITY), s[j], pr[j0 + j].ok);
+            for (int rb = 0; rb < RB; rb++)
+                sc[rb][j0 + j] = pr[j0 + j].full ? s[rb][j] : select((float16)(-INFINITY), s[rb][j], pr[j0 + j].ok[rb]);
     }
 }
 
-// One online-softmax step over pairs [0, n): the scores become weights, and acc = alpha * acc +
-// P.V. Every lane is its own row, so common.cl's rule is applied lane-wise: a lane whose max is
-// still -inf keeps alpha = 1 and weights 0 (or NaN, for a NaN logit), and its sum turns -0 once
-// it has seen a key. Masked keys' values are replaced by 0 (a NaN planted there stays out);
-// a visible key whose weight is 0 still multiplies its value, as the reference does.
-inline void lane_step(lane_state *st, float16 *sc, const lane_pair *pr, int n, int wp)
+// One online-softmax step of one row of the block over pairs [0, n): its scores become weights
+// and its factor alpha is returned. Every lane is its own row, so common.cl's rule is applied
+// lane-wise: a lane whose max is still -inf keeps alpha = 1 and weights 0 (or NaN, for a NaN
+// logit), and its sum turns -0 once it has seen a key.
+inline float16 lane_softmax(lane_state *st, float16 *sc, const lane_pair *pr, int rb, int n)
 {
     float16 mx = (float16)(-INFINITY);
     int16 seen = (int16)(0);
     for (int j = 0; j < n; j++) {
         mx = fmax(mx, sc[j]);
-        seen |= pr[j].ok;
+        seen |= pr[j].ok[rb];
     }
     const float16 mnew = fmax(st->m, mx);
     const int16 none = mnew == (float16)(-INFINITY);
@@ -163,31 +180,48 @@ inline void lane_step(lane_state *st, float16 *sc, const lane_pair *pr, int n, i
     const float16 kept = select(st->l, copysign(st->l, (float16)(-1.0f)), seen);
     st->l = select(st->l * alpha + sum, select(kept, sum, isnan(sum)), none);
     st->m = mnew;
-    for (int c = 0; c + 4 <= DV; c += 4) {
-        float16 a[4];
-        for (int u = 0; u < 4; u++)
-            a[u] = st->acc[c + u] * alpha;
+    return alpha;
+}
+
+// acc = alpha * acc + P.V for the block's rows, four columns at a time so that each value vector
+// is loaded once for the RB rows. Masked keys' values are replaced by 0 (a NaN planted there
+// stays out); a visible key whose weight is 0 still multiplies its value, as the reference does.
+inline void lane_values(lane_state *st, float16 sc[RB][CHUNK], const float16 *alpha, const lane_pair *pr, int n, int wp)
+{
+    for (int c = 0; c < DV; c += 4) {
+        const int cols = min(4, DV - c);
+        float16 a[RB][4];
+#pragma unroll
+        for (int rb = 0; rb < RB; rb++)
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                a[rb][u] = u < cols ? st[rb].acc[c + u] * alpha[rb] : (float16)(0.0f);
         for (int j = 0; j < n; j++) {
-            const float16 p = sc[j];
             __global const float *vb = pr[j].vb + (size_t)c * wp;
+            float16 vv[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                vv[u] = vload16(0, vb + (size_t)(u < cols ? u : 0) * wp);
             if (pr[j].full) {
 #pragma unroll
-                for (int u = 0; u < 4; u++)
-                    a[u] = fma(p, vload16(0, vb + (size_t)u * wp), a[u]);
+                for (int rb = 0; rb < RB; rb++)
+#pragma unroll
+                    for (int u = 0; u < 4; u++)
+                        a[rb][u] = fma(sc[rb][j], vv[u], a[rb][u]);
             } else {
 #pragma unroll
-                for (int u = 0; u < 4; u++)
-                    a[u] = fma(p, select((float16)(0.0f), vload16(0, vb + (size_t)u * wp), pr[j].ok), a[u]);
+                for (int rb = 0; rb < RB; rb++)
+#pragma unroll
+                    for (int u = 0; u < 4; u++)
+                        a[rb][u] = fma(sc[rb][j], select((float16)(0.0f), vv[u], pr[j].ok[rb]), a[rb][u]);
             }
         }
-        for (int u = 0; u < 4; u++)
-            st->acc[c + u] = a[u];
-    }
-    for (int c = DV / 4 * 4; c < DV; c++) {
-        float16 a = st->acc[c] * alpha;
-        for (int j = 0; j < n; j++)
-            a = fma(sc[j], select((float16)(0.0f), vload16(0, pr[j].vb + (size_t)c * wp), pr[j].ok), a);
-        st->acc[c] = a;
+#pragma unroll
+        for (int rb = 0; rb < RB; rb++)
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                if (u < cols)
+                    st[rb].acc[c + u] = a[rb][u];
     }
 }
 
@@ -251,21 +285,20 @@ inline void store_outputs(__global float *out, __global float *lse, const lane_s
                 lse[tok[i]] = row_lse(m[i], l[i]);
 }
 
-// The queries (r, c0 + i), i < 16, of one kernel row: their window of key rows [rlo, rlo + rn)
-// is the same, their columns [clo_i, clo_i + cn_i) are each lane's own.
-inline void lane_segment(__global const float *q, __global float *out, __global float *lse, __global const int *axis,
-                         __global const int *tokc, __global const float *ring_base, size_t bh, int h, int w, int wp,
-                         int pad, int ring, int r, int c0, int kv_len, int causal, float qscale, int write_lse)
+// The queries (r + rb, c0 + i), rb < rows, i < 16: RB kernel rows (fewer at the end of a
+// work-item's rows) of 16 columns. A row's window of key rows is the same for its 16 lanes; the
+// columns [clo_i, clo_i + cn_i) are each lane's own and the same in every row.
+inline void lane_block(__global const float *q, __global float *out, __global float *lse, __global const int *axis,
+                       __global const int *tokc, __global const float *ring_base, size_t bh, int h, int w, int wp,
+                       int pad, int ring, int r, int rows, int c0, int kv_len, int causal, float qscale, int write_lse)
 {
     const int n = h * w;
     __global const int *part = axis + h + w; // [lo_r H][n_r H][lo_c W][n_c W]
-    const int rlo = part[r], rn = part[h + r];
-    int tok[16], clo[16] __attribute__((aligned(64))), cn[16] __attribute__((aligned(64)));
+    int clo[16] __attribute__((aligned(64))), cn[16] __attribute__((aligned(64)));
     int olo = INT_MAX, ohi = INT_MIN;
     for (int i = 0; i < 16; i++) {
         const int c = c0 + i;
         const bool live = c < w;
-        tok[i] = live ? axis[r] * w + axis[h + c] : -1;
         clo[i] = live ? part[2 * h + c] - c : 0; // relative to the lane's own column
         cn[i] = live ? part[2 * h + w + c] : 0;
         if (live) {
@@ -273,48 +306,72 @@ inline void lane_segment(__global const float *q, __global float *out, __global 
             ohi = max(ohi, clo[i] + cn[i]);
         }
     }
-    float16 qv[D]; // element d of the 16 queries, scaled
-    load_queries(qv, q + (size_t)bh * n * D, tok, qscale);
     const int16 lclo = PRIV(int16, clo, 0), lcn = PRIV(int16, cn, 0), live = lcn > 0;
-    int tq[16] __attribute__((aligned(64)));
-    for (int i = 0; i < 16; i++)
-        tq[i] = tok[i] < 0 ? INT_MAX : tok[i];
-    const int16 qtok = PRIV(int16, tq, 0);
-
-    lane_state st;
-    st.m = (float16)(-INFINITY);
-    st.l = (float16)(0.0f);
-    for (int c = 0; c < DV; c++)
-        st.acc[c] = (float16)(0.0f);
+    int tok[RB][16] __attribute__((aligned(64)));
+    int16 qtok[RB];
+    int rlo[RB], rhi[RB], klo = INT_MAX, khi = INT_MIN;
+    float16 qv[RB][D]; // element d of each row's 16 queries, scaled
+    lane_state st[RB];
+    for (int rb = 0; rb < RB; rb++) {
+        const bool on = rb < rows;
+        for (int i = 0; i < 16; i++)
+            tok[rb][i] = on && c0 + i < w ? axis[r + rb] * w + axis[h + c0 + i] : -1;
+        rlo[rb] = on ? part[r + rb] : 0;
+        rhi[rb] = on ? rlo[rb] + part[h + r + rb] : 0;
+        if (on) {
+            klo = min(klo, rlo[rb]);
+            khi = max(khi, rhi[rb]);
+        }
+        qtok[rb] = select(PRIV(int16, tok[rb], 0), (int16)(INT_MAX), PRIV(int16, tok[rb], 0) < (int16)(0));
+        load_queries(qv[rb], q + (size_t)bh * n * D, tok[rb], qscale);
+        st[rb].m = (float16)(-INFINITY);
+        st[rb].l = (float16)(0.0f);
+        for (int c = 0; c < DV; c++)
+            st[rb].acc[c] = (float16)(0.0f);
+    }
     lane_pair pr[CHUNK];
-    float16 sc[CHUNK];
+    float16 sc[RB][CHUNK];
     int np = 0;
-    for (int kr = rlo; kr < rlo + rn; kr++) {
+    for (int kr = klo; kr < khi; kr++) {
         __global const float *slot = ring_base + (size_t)(kr % ring) * (D + DV) * wp;
         const int row_tok = axis[kr] * w;
         for (int o = olo; o < ohi; o++) {
             const int col = pad + c0 + o; // scratch column of lane 0's key
-            const int16 rel = (int16)(o);
             const int16 ktok = (int16)(row_tok) + vload16(0, tokc + col);
-            int16 ok = live & (as_uint16(rel - lclo) < as_uint16(lcn)) & (ktok < (int16)(kv_len));
-            if (causal)
-                ok &= ktok <= qtok;
+            const int16 in = live & (as_uint16((int16)(o)-lclo) < as_uint16(lcn)) & (ktok < (int16)(kv_len));
+            int16 missing = (int16)(0);
+            for (int rb = 0; rb < RB; rb++) {
+                int16 ok = kr >= rlo[rb] && kr < rhi[rb] ? in : (int16)(0);
+                if (causal)
+                    ok &= ktok <= qtok[rb];
+                pr[np].ok[rb] = ok;
+                missing |= rb < rows ? live & ~ok : (int16)(0);
+            }
             pr[np].kb = slot + col;
             pr[np].vb = slot + (size_t)D * wp + col;
-            pr[np].ok = ok;
-            pr[np].full = !any(live & ~ok);
-            if (++np == CHUNK) {
+            pr[np].full = !any(missing);
+            if (++np == CHUNK || (kr == khi - 1 && o == ohi - 1)) {
                 lane_scores(sc, qv, pr, np, wp);
-                lane_step(&st, sc, pr, np, wp);
+                float16 alpha[RB];
+                for (int rb = 0; rb < RB; rb++)
+                    alpha[rb] = lane_softmax(&st[rb], sc[rb], pr, rb, np);
+                lane_values(st, sc, alpha, pr, np, wp);
                 np = 0;
             }
         }
     }
-    if (np > 0) {
-        lane_scores(sc, qv, pr, np, wp);
-        lane_step(&st, sc, pr, np, wp);
+    for (int rb = 0; rb < rows; rb++)
+        store_outputs(out + (size_t)bh * n * DV, lse + (size_t)bh * n, &st[rb], tok[rb], kv_len, write_lse);
+}
+
+// The window of key rows [*lo, *hi) of kernel rows [r, r + rows).
+inline void block_window(__global const int *part, int h, int r, int rows, int *lo, int *hi)
+{
+    *lo = INT_MAX, *hi = INT_MIN;
+    for (int rb = 0; rb < rows; rb++) {
+        *lo = min(*lo, part[r + rb]);
+        *hi = max(*hi, part[r + rb] + part[h + r + rb]);
     }
-    store_outputs(out + (size_t)bh * n * DV, lse + (size_t)bh * n, &st, tok, kv_len, write_lse);
 }
 
 __kernel void grid_lanes(GRID_LANES_ARGS)
@@ -329,8 +386,10 @@ __kernel void grid_lanes(GRID_LANES_ARGS)
     __global const int *part = axis + h + w;
     const int r_first = (int)get_global_id(0) * rows_per_item, r_end = min(h, r_first + rows_per_item);
     int have_lo = 0, have_hi = 0; // key rows [have_lo, have_hi) are in the ring
-    for (int r = r_first; r < r_end; r++) {
-        const int lo = part[r], hi = lo + part[h + r];
+    for (int r = r_first; r < r_end; r += RB) {
+        const int rows = min(RB, r_end - r);
+        int lo, hi;
+        block_window(part, h, r, rows, &lo, &hi);
         // Windows move down monotonically inside a dilation group; a jump (a new group, or the
         // work-item's first row) reloads the whole window.
         if (lo < have_lo || lo >= have_hi)
@@ -340,7 +399,7 @@ __kernel void grid_lanes(GRID_LANES_ARGS)
         have_lo = lo;
         have_hi = max(have_hi, hi);
         for (int c0 = 0; c0 < w; c0 += 16)
-            lane_segment(q, out, lse, axis, tokc, ring_base, bh, h, w, wp, pad, ring, r, c0, kv_len, causal, qscale,
-                         write_lse);
+            lane_block(q, out, lse, axis, tokc, ring_base, bh, h, w, wp, pad, ring, r, rows, c0, kv_len, causal, qscale,
+                       write_lse);
     }
 }

@@ -18,9 +18,13 @@ typedef struct {
     int ring, pad, wp, rows_per_item, items;
 } lanes_geometry;
 
-/* Tallest neighborhood window (key rows) cl/grid_lanes.cl takes: its ring of transposed key rows
- * is ring (D + DV) wp floats per work-item. Taller ones run on the tiles of cl/grid_cpu.cl. */
+/* Tallest union of GRID_LANES_ROWS neighborhood windows (key rows) cl/grid_lanes.cl takes: its
+ * ring of transposed key rows is ring (D + DV) wp floats per work-item. Taller ones run on the
+ * tiles of cl/grid_cpu.cl. */
 #define GRID_LANES_MAX_RING 32
+
+/* Kernel rows of queries cl/grid_lanes.cl takes at once (its CLATTN_LANE_ROWS). */
+#define GRID_LANES_ROWS 3
 
 /* cl/grid_lanes.cl's FAR: the grid column of a padding column, past every key. */
 #define GRID_LANES_FAR 0x20000000
@@ -78,8 +82,14 @@ static int lanes_geometry_of(const clattn_plan *plan, lanes_geometry *lg)
     if (!plan->tiles.cpu_variant || plan->p.grid_pattern != CLATTN_GRID_NEIGHBORHOOD)
         return 0;
     int left = 0, right = 0;
-    for (int r = 0; r < h; r++)
-        lg->ring = part[h + r] > lg->ring ? part[h + r] : lg->ring;
+    for (int r = 0; r < h; r++) { /* the union of the windows of rows r .. r + GRID_LANES_ROWS - 1 */
+        int lo = part[r], hi = part[r] + part[h + r];
+        for (int x = r + 1; x < r + GRID_LANES_ROWS && x < h; x++) {
+            lo = part[x] < lo ? part[x] : lo;
+            hi = part[x] + part[h + x] > hi ? part[x] + part[h + x] : hi;
+        }
+        lg->ring = hi - lo > lg->ring ? hi - lo : lg->ring;
+    }
     for (int c = 0; c < w; c++) {
         const int lo = part[2 * h + c] - c, hi = lo + part[2 * h + w + c];
         left = -lo > left ? -lo : left;
@@ -104,7 +114,8 @@ static int create_kernels(clattn_plan *plan, clattn__error *err)
     const clattn__grid_plan *g = plan->grid;
     char options[600];
     if (g->lanes_geo.ring > 0) {
-        clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
+        clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options - 32);
+        snprintf(options + strlen(options), 32, " -DCLATTN_LANE_ROWS=%d", GRID_LANES_ROWS);
         return clattn__plan_kernel(plan, "common+attention_cpu+grid_lanes", "grid_lanes", options, &plan->attention,
                                    err);
     }
