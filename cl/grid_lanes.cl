@@ -32,13 +32,13 @@
 // The arguments of `grid_lanes` (host/launch_grid.c sets them in this order).
 // clang-format off
 #define GRID_LANES_ARGS                                                                            \
-    __global const float *q,      /* [B, H, N, D], token order */                                  \
-    __global const float *k,      /* [B, Hkv, N, D], token order */                                \
-    __global const float *v,      /* [B, Hkv, N, DV], token order */                               \
+    __global const elem_t *q,     /* [B, H, N, D], token order */                                  \
+    __global const elem_t *k,     /* [B, Hkv, N, D], token order */                                \
+    __global const elem_t *v,     /* [B, Hkv, N, DV], token order */                               \
     __global const int *axis,     /* host/grid.c's axis table */                                   \
     __global const int *tokc,     /* [wp] grid column of each scratch column; FAR for padding */   \
     __global const int *seq_lens, /* [B] */                                                        \
-    __global float *out,          /* [B, H, N, DV] */                                              \
+    __global elem_t *out,         /* [B, H, N, DV] */                                              \
     __global float *lse,          /* [B, H, N] when write_lse */                                   \
     __global float *scratch,      /* per work-item [ring][D + DV][wp] */                           \
     int heads, int kv_heads, int h, int w, int wp, int pad, int ring, int rows_per_item,           \
@@ -88,13 +88,13 @@ inline __attribute__((always_inline)) void transpose16(float16 x[16])
 // Elements [0, width) of 16 rows of a row-major tensor (rows[t] is row t's index) as `width`
 // vectors of 16, element e of every row at dst + e * stride: whole 16 x 16 blocks through
 // transpose16, a last partial block element by element.
-inline void transpose_rows(__global float *dst, size_t stride, __global const float *src, const int *rows, int width)
+inline void transpose_rows(__global float *dst, size_t stride, __global const elem_t *src, const int *rows, int width)
 {
     int e = 0;
     for (; e + 16 <= width; e += 16) {
         float16 x[16];
         for (int t = 0; t < 16; t++)
-            x[t] = vload16(0, src + (size_t)rows[t] * width + e);
+            x[t] = LOAD_16(0, src + (size_t)rows[t] * width + e);
         transpose16(x);
         for (int u = 0; u < 16; u++)
             vstore16(x[u], 0, dst + (size_t)(e + u) * stride);
@@ -102,7 +102,7 @@ inline void transpose_rows(__global float *dst, size_t stride, __global const fl
     for (; e < width; e++) {
         float x[16] __attribute__((aligned(64)));
         for (int t = 0; t < 16; t++)
-            x[t] = src[(size_t)rows[t] * width + e];
+            x[t] = LOAD_1((size_t)rows[t] * width + e, src);
         vstore16(PRIV(float16, x, 0), 0, dst + (size_t)e * stride);
     }
 }
@@ -110,7 +110,7 @@ inline void transpose_rows(__global float *dst, size_t stride, __global const fl
 // Key row kr (kernel coordinates) transposed into a ring slot: K as [D][wp], V as [DV][wp],
 // columns pad + kc, sixteen at a time (the last group's extra columns repeat the row's last key
 // and land in the padding, which no lane sees).
-inline void transpose_key_row(__global float *slot, __global const float *k, __global const float *v,
+inline void transpose_key_row(__global float *slot, __global const elem_t *k, __global const elem_t *v,
                               __global const int *axis, int h, int w, int wp, int pad, int kr)
 {
     const int row_tok = axis[kr] * w;
@@ -226,7 +226,7 @@ inline void lane_values(lane_state *st, float16 sc[RB][CHUNK], const float16 *al
 }
 
 // Element d of the 16 queries (row tok[i]; -1 past the row's end) in qv[d], times qscale.
-inline void load_queries(float16 *qv, __global const float *q, const int *tok, float qscale)
+inline void load_queries(float16 *qv, __global const elem_t *q, const int *tok, float qscale)
 {
     int rows[16];
     for (int i = 0; i < 16; i++)
@@ -235,7 +235,7 @@ inline void load_queries(float16 *qv, __global const float *q, const int *tok, f
     for (; d + 16 <= D; d += 16) {
         float16 x[16];
         for (int t = 0; t < 16; t++)
-            x[t] = vload16(0, q + (size_t)rows[t] * D + d);
+            x[t] = LOAD_16(0, q + (size_t)rows[t] * D + d);
         transpose16(x);
         for (int u = 0; u < 16; u++)
             qv[d + u] = x[u] * qscale;
@@ -243,13 +243,13 @@ inline void load_queries(float16 *qv, __global const float *q, const int *tok, f
     for (; d < D; d++) {
         float x[16] __attribute__((aligned(64)));
         for (int t = 0; t < 16; t++)
-            x[t] = q[(size_t)rows[t] * D + d];
+            x[t] = LOAD_1((size_t)rows[t] * D + d, q);
         qv[d] = PRIV(float16, x, 0) * qscale;
     }
 }
 
 // The 16 lanes' outputs (common.cl's write_row, lane-wise) into their rows of O, and their LSE.
-inline void store_outputs(__global float *out, __global float *lse, const lane_state *st, const int *tok, int kv_len,
+inline void store_outputs(__global elem_t *out, __global float *lse, const lane_state *st, const int *tok, int kv_len,
                           int write_lse)
 {
     float l[16] __attribute__((aligned(64))), m[16] __attribute__((aligned(64)));
@@ -270,14 +270,14 @@ inline void store_outputs(__global float *out, __global float *lse, const lane_s
         transpose16(x);
         for (int i = 0; i < 16; i++)
             if (tok[i] >= 0)
-                vstore16(x[i], 0, out + (size_t)tok[i] * DV + c);
+                STORE_16(x[i], 0, out + (size_t)tok[i] * DV + c);
     }
     for (; c < DV; c++) {
         float x[16] __attribute__((aligned(64)));
         PRIV(float16, x, 0) = select(st->acc[c] * inv, (float16)(0.0f), empty);
         for (int i = 0; i < 16; i++)
             if (tok[i] >= 0)
-                out[(size_t)tok[i] * DV + c] = x[i];
+                STORE_1(x[i], (size_t)tok[i] * DV + c, out);
     }
     if (write_lse)
         for (int i = 0; i < 16; i++)
@@ -288,7 +288,7 @@ inline void store_outputs(__global float *out, __global float *lse, const lane_s
 // The queries (r + rb, c0 + i), rb < rows, i < 16: RB kernel rows (fewer at the end of a
 // work-item's rows) of 16 columns. A row's window of key rows is the same for its 16 lanes; the
 // columns [clo_i, clo_i + cn_i) are each lane's own and the same in every row.
-inline void lane_block(__global const float *q, __global float *out, __global float *lse, __global const int *axis,
+inline void lane_block(__global const elem_t *q, __global elem_t *out, __global float *lse, __global const int *axis,
                        __global const int *tokc, __global const float *ring_base, size_t bh, int h, int w, int wp,
                        int pad, int ring, int r, int rows, int c0, int kv_len, int causal, float qscale, int write_lse)
 {
@@ -382,7 +382,7 @@ __kernel void grid_lanes(GRID_LANES_ARGS)
     const int n = h * w, kv_len = seq_lens[b];
     const size_t item = (size_t)bh * get_global_size(0) + get_global_id(0);
     __global float *ring_base = scratch + item * (size_t)ring * (D + DV) * wp;
-    __global const float *kh = k + bhk * n * D, *vh = v + bhk * n * DV;
+    __global const elem_t *kh = k + bhk * n * D, *vh = v + bhk * n * DV;
     __global const int *part = axis + h + w;
     const int r_first = (int)get_global_id(0) * rows_per_item, r_end = min(h, r_first + rows_per_item);
     int have_lo = 0, have_hi = 0; // key rows [have_lo, have_hi) are in the ring
