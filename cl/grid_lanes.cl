@@ -85,26 +85,37 @@ inline __attribute__((always_inline)) void transpose16(float16 x[16])
                    (uint16)(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31))
 }
 
-// Elements [0, width) of 16 rows of a row-major tensor (rows[t] is row t's index) as `width`
-// vectors of 16, element e of every row at dst + e * stride: whole 16 x 16 blocks through
-// transpose16, a last partial block element by element.
+// Elements [e, e + 16) of 16 rows of a row-major tensor (rows[t] is row t's index), transposed:
+// x[u] holds element e + u of every row.
+inline void gather_block(float16 x[16], __global const elem_t *src, const int *rows, int width, int e)
+{
+    for (int t = 0; t < 16; t++)
+        x[t] = LOAD_16(0, src + (size_t)rows[t] * width + e);
+    transpose16(x);
+}
+
+// Element e of the same 16 rows, as one vector (a last block narrower than 16 elements).
+inline float16 gather_column(__global const elem_t *src, const int *rows, int width, int e)
+{
+    float x[16] __attribute__((aligned(64)));
+    for (int t = 0; t < 16; t++)
+        x[t] = LOAD_1((size_t)rows[t] * width + e, src);
+    return PRIV(float16, x, 0);
+}
+
+// Elements [0, width) of 16 rows as `width` vectors of 16, element e of every row at
+// dst + e * stride.
 inline void transpose_rows(__global float *dst, size_t stride, __global const elem_t *src, const int *rows, int width)
 {
     int e = 0;
     for (; e + 16 <= width; e += 16) {
         float16 x[16];
-        for (int t = 0; t < 16; t++)
-            x[t] = LOAD_16(0, src + (size_t)rows[t] * width + e);
-        transpose16(x);
+        gather_block(x, src, rows, width, e);
         for (int u = 0; u < 16; u++)
             vstore16(x[u], 0, dst + (size_t)(e + u) * stride);
     }
-    for (; e < width; e++) {
-        float x[16] __attribute__((aligned(64)));
-        for (int t = 0; t < 16; t++)
-            x[t] = LOAD_1((size_t)rows[t] * width + e, src);
-        vstore16(PRIV(float16, x, 0), 0, dst + (size_t)e * stride);
-    }
+    for (; e < width; e++)
+        vstore16(gather_column(src, rows, width, e), 0, dst + (size_t)e * stride);
 }
 
 // Key row kr (kernel coordinates) transposed into a ring slot: K as [D][wp], V as [DV][wp],
@@ -234,18 +245,12 @@ inline void load_queries(float16 *qv, __global const elem_t *q, const int *tok, 
     int d = 0;
     for (; d + 16 <= D; d += 16) {
         float16 x[16];
-        for (int t = 0; t < 16; t++)
-            x[t] = LOAD_16(0, q + (size_t)rows[t] * D + d);
-        transpose16(x);
+        gather_block(x, q, rows, D, d);
         for (int u = 0; u < 16; u++)
             qv[d + u] = x[u] * qscale;
     }
-    for (; d < D; d++) {
-        float x[16] __attribute__((aligned(64)));
-        for (int t = 0; t < 16; t++)
-            x[t] = LOAD_1((size_t)rows[t] * D + d, q);
-        qv[d] = PRIV(float16, x, 0) * qscale;
-    }
+    for (; d < D; d++)
+        qv[d] = gather_column(q, rows, D, d) * qscale;
 }
 
 // The 16 lanes' outputs (common.cl's write_row, lane-wise) into their rows of O, and their LSE.
