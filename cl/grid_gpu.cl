@@ -1,73 +1,104 @@
 // The GPU variant of the 2-D grid kernel, compiled after common.cl and grid_common.cl: a
 // work-group of CLATTN_WG work-items owns one tile of th x tw <= WG queries (host/grid.h), one
-// query each, and walks the tile's runs of key slots CLATTN_BK at a time: the group stages the
-// keys, values and slot coordinates in __local memory, then each work-item runs the online
-// softmax of its own query over them, with its rectangle test (grid_visible) as the mask.
+// query each, and walks the keys of the tile's runs (one after another, as one list) CLATTN_BK at
+// a time. Per block of keys: stage their slot coordinates and tokens (for the next block, double
+// buffered) and their K and V rows in __local memory, then each work-item scores them against its
+// own query and folds them into its online softmax, with its rectangle test (grid_visible) as the
+// mask. Two barriers per block, both reached by the whole group.
+//
+// Registers, not the stack: every private array (the query, the block's scores and mask, the
+// output accumulator) is indexed only in fully unrolled loops with compile-time bounds, so that
+// nothing needs an address (ci/gpu_static.sh checks it for NVIDIA sm_90 and AMD gfx906). Every
+// work-item reads the same staged key at the same time, so each __local read is a broadcast, one
+// vector of QW (OW) floats for QW (OW) multiply-adds. The query is not kept: each block re-reads it
+// a vector at a time (one global read per BK keys' QW multiply-adds, from the cache, which holds
+// the group's WG rows), in a loop over D that is not unrolled. Kept in registers beside the scores
+// and the accumulator, it made clang schedule the unrolled score loop into 247 registers on sm_90
+// at D = 64 (153 this way) and spills at D = 128; host/launch_grid.c sizes BK for the same reason.
 // K and V are read in token order, a row where the key table's token column says.
+//   -DCLATTN_WG=<1..>          work-items (query slots) of a tile
+//   -DCLATTN_BK=<1..64>        keys per staged block (each a score register per work-item)
 #define BK CLATTN_BK
 
-typedef struct {
-    float m, l; // running max (log2 domain) and sum of weights; see write_row for l's sign
-    float acc[DV];
-} grid_row;
+// Vectors over D (qv_t, QW floats) and DV (ov_t, OW floats): the widest of 4, 2 and 1 dividing each.
+#if D % 4 == 0
+#define QW 4
+typedef float4 qv_t;
+#elif D % 2 == 0
+#define QW 2
+typedef float2 qv_t;
+#else
+#define QW 1
+typedef float qv_t;
+#endif
+#if DV % 4 == 0
+#define OW 4
+typedef float4 ov_t;
+#elif DV % 2 == 0
+#define OW 2
+typedef float2 ov_t;
+#else
+#define OW 1
+typedef float ov_t;
+#endif
+#define NQ (D / QW)
+#define NO (DV / OW)
 
-// Slots [j0, j0 + count) into __local: first their coordinates and tokens, then (after a
-// barrier) the K and V rows of those tokens; rows past count become zeros and slots that see
-// nothing.
-inline void grid_stage(__local float *ks, __local float *vs, __local int *kinfo, __global const elem_t *k,
-                       __global const elem_t *v, __global const int *keys, int nslots, int j0, int count)
+// __local vectors: LVLOAD(n, i, p) is vector i of n floats, LVSTORE(n, x, i, p) writes it.
+#define LVLOAD_1(i, p) ((p)[(i)])
+#define LVLOAD_2 vload2
+#define LVLOAD_4 vload4
+#define LVSTORE_1(x, i, p) ((p)[(i)] = (x))
+#define LVSTORE_2 vstore2
+#define LVSTORE_4 vstore4
+#define LVLOAD(n, i, p) CLATTN_CAT(LVLOAD_, n)(i, p)
+#define LVSTORE(n, x, i, p) CLATTN_CAT(LVSTORE_, n)(x, i, p)
+
+// acc + a . b, one multiply-add per lane in lane order.
+inline float qdot(qv_t a, qv_t b, float acc)
 {
-    for (int x = get_local_id(0); x < 3 * BK; x += CLATTN_WG) {
-        const int t = x % BK, field = x / BK;
-        kinfo[x] = t < count ? keys[field * nslots + j0 + t] : -1;
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int x = get_local_id(0); x < BK * D; x += CLATTN_WG)
-        ks[x] = x / D < count ? LOAD_1((size_t)kinfo[2 * BK + x / D] * D + x % D, k) : 0.0f;
-    for (int x = get_local_id(0); x < BK * DV; x += CLATTN_WG)
-        vs[x] = x / DV < count ? LOAD_1((size_t)kinfo[2 * BK + x / DV] * DV + x % DV, v) : 0.0f;
+#if QW == 4
+    return fma(a.w, b.w, fma(a.z, b.z, fma(a.y, b.y, fma(a.x, b.x, acc))));
+#elif QW == 2
+    return fma(a.y, b.y, fma(a.x, b.x, acc));
+#else
+    return fma(a, b, acc);
+#endif
 }
 
-// One staged block of `count` keys for one query (a run of a neighborhood may stage far fewer
-// than BK, and the slots past `count` would be masked anyway). A row with no finite logit yet keeps m = -inf; l records
-// a visible NaN (NaN) or only -inf logits (-0), and a visible key's value still meets a weight of 0, so that NaN and
-// infinite values reach the output as SPEC.md asks (write_row settles it).
-inline void grid_block(grid_row *st, __global const elem_t *qrow, __local const float *ks, __local const float *vs,
-                       const bool *ok, int count, float qscale)
+// The slot coordinates and tokens of keys [j0, j0 + BK) of the tile's list (its runs [first,
+// last) one after another, `total` keys) into info: [BK] kernel rows, [BK] columns, [BK] tokens;
+// -1 past the list, which grid_visible never sees.
+inline void grid_stage_info(__local int *info, __global const int *runs, int first, int last, __global const int *keys,
+                            int nslots, int j0, int total)
 {
-    float s[BK];
-    float mblock = -INFINITY;
-    for (int t = 0; t < count; t++) {
-        float dot = 0.0f;
-        for (int d = 0; d < D; d++)
-            dot = fma(LOAD_1(d, qrow), ks[t * D + d], dot);
-        s[t] = ok[t] ? dot * qscale : -INFINITY;
-        mblock = fmax(mblock, s[t]);
-    }
-    const float mnew = fmax(st->m, mblock);
-    if (mnew == -INFINITY) {
-        for (int t = 0; t < count; t++)
-            if (ok[t]) {
-                st->l = isnan(s[t]) ? NAN : copysign(st->l, -1.0f);
-                for (int dv = 0; dv < DV; dv++)
-                    st->acc[dv] += 0.0f * vs[t * DV + dv];
+    for (int x = get_local_id(0); x < BK; x += CLATTN_WG) {
+        int v = j0 + x, slot = -1;
+        for (int r = first; v < total && r < last; r++) {
+            const int len = runs[2 * r + 1];
+            if (v < len) {
+                slot = runs[2 * r] + v;
+                break;
             }
-        return;
+            v -= len;
+        }
+        for (int field = 0; field < 3; field++)
+            info[field * BK + x] = slot >= 0 ? keys[field * nslots + slot] : -1;
     }
-    if (mnew > st->m) {
-        const float alpha = exp2(st->m - mnew);
-        st->l *= alpha;
-        for (int dv = 0; dv < DV; dv++)
-            st->acc[dv] *= alpha;
-        st->m = mnew;
+}
+
+// The K and V rows of the block's tokens (info's third field) into ks [BK][D] and vs [BK][DV], as
+// float32; rows without a token become zeros. Consecutive work-items take consecutive vectors.
+inline void grid_stage_rows(__local float *ks, __local float *vs, __local const int *info, __global const elem_t *k,
+                            __global const elem_t *v)
+{
+    for (int x = get_local_id(0); x < BK * NQ; x += CLATTN_WG) {
+        const int tok = info[2 * BK + x / NQ];
+        LVSTORE(QW, tok >= 0 ? LOAD(QW, (size_t)tok * NQ + x % NQ, k) : (qv_t)(0.0f), x, ks);
     }
-    for (int t = 0; t < count; t++) {
-        if (!ok[t])
-            continue;
-        const float e = exp2(s[t] - mnew);
-        st->l += e;
-        for (int dv = 0; dv < DV; dv++)
-            st->acc[dv] = fma(e, vs[t * DV + dv], st->acc[dv]);
+    for (int x = get_local_id(0); x < BK * NO; x += CLATTN_WG) {
+        const int tok = info[2 * BK + x / NO];
+        LVSTORE(OW, tok >= 0 ? LOAD(OW, (size_t)tok * NO + x % NO, v) : (ov_t)(0.0f), x, vs);
     }
 }
 
@@ -75,7 +106,7 @@ __kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void grid_attent
 {
     __local float ks[BK * D];
     __local float vs[BK * DV];
-    __local int kinfo[3 * BK];
+    __local int info[2][3 * BK];
     const int tile = get_group_id(0);
     const int bh = get_global_id(1);
     const int b = bh / heads;
@@ -84,33 +115,85 @@ __kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void grid_attent
     __global const int *t = tiles + GRID_TILE_INTS * tile;
     const int r0 = t[0], th = t[1], c0 = t[2], tw = t[3];
     const int s = get_local_id(0);
+    // Slots a short tile lacks take its first query and are not written.
     const bool live = s / CLATTN_GRID_TW < th && s % CLATTN_GRID_TW < tw;
     const grid_query gq =
         grid_query_of(axis, h, w, nparts, r0 + (live ? s / CLATTN_GRID_TW : 0), c0 + (live ? s % CLATTN_GRID_TW : 0));
-    __global const elem_t *qrow = q + ((size_t)bh * n + gq.tok) * D;
+    const size_t row = (size_t)bh * n + gq.tok;
+    __global const elem_t *qrow = q + row * D;
     __global const elem_t *kh = k + bhk * n * D;
     __global const elem_t *vh = v + bhk * n * DV;
 
-    grid_row st;
-    st.m = -INFINITY;
-    st.l = 0.0f;
-    for (int dv = 0; dv < DV; dv++)
-        st.acc[dv] = 0.0f;
+    // m: running max (log2 domain); l: sum of weights, with write_row's meaning of its sign.
+    float m = -INFINITY, l = 0.0f;
+    ov_t acc[NO];
+#pragma unroll
+    for (int j = 0; j < NO; j++)
+        acc[j] = (ov_t)(0.0f);
     __global const int *offsets = tiles + GRID_TILE_INTS * ntiles;
     __global const int *runs = offsets + ntiles + 1;
-    bool ok[BK];
-    for (int x = offsets[tile]; x < offsets[tile + 1]; x++) {
-        const int lo = runs[2 * x], end = lo + runs[2 * x + 1];
-        for (int j0 = lo; j0 < end; j0 += BK) {
-            const int count = min(BK, end - j0);
-            barrier(CLK_LOCAL_MEM_FENCE);
-            grid_stage(ks, vs, kinfo, kh, vh, keys, nslots, j0, count);
-            barrier(CLK_LOCAL_MEM_FENCE);
-            for (int t = 0; t < count; t++)
-                ok[t] = grid_visible(&gq, kinfo[t], kinfo[BK + t], kinfo[2 * BK + t], kv_len, causal);
-            grid_block(&st, qrow, ks, vs, ok, count, qscale);
+    const int first = offsets[tile], last = offsets[tile + 1];
+    int total = 0;
+    for (int x = first; x < last; x++)
+        total += runs[2 * x + 1];
+    grid_stage_info(info[0], runs, first, last, keys, nslots, 0, total);
+    for (int j0 = 0, buf = 0; j0 < total; j0 += BK, buf ^= 1) {
+        barrier(CLK_LOCAL_MEM_FENCE); // info[buf] is written; nobody reads the last block any more
+        grid_stage_rows(ks, vs, info[buf], kh, vh);
+        grid_stage_info(info[buf ^ 1], runs, first, last, keys, nslots, j0 + BK, total);
+        barrier(CLK_LOCAL_MEM_FENCE);
+
+        __local const int *inf = info[buf];
+        bool ok[BK];
+        float sc[BK];
+#pragma unroll
+        for (int u = 0; u < BK; u++) {
+            ok[u] = grid_visible(&gq, inf[u], inf[BK + u], inf[2 * BK + u], kv_len, causal);
+            sc[u] = 0.0f;
+        }
+#pragma unroll 1
+        for (int i = 0; i < NQ; i++) {
+            const qv_t qi = LOAD(QW, i, qrow);
+#pragma unroll
+            for (int u = 0; u < BK; u++)
+                sc[u] = qdot(qi, LVLOAD(QW, u * NQ + i, ks), sc[u]);
+        }
+        float mblock = -INFINITY;
+#pragma unroll
+        for (int u = 0; u < BK; u++) {
+            sc[u] = ok[u] ? sc[u] * qscale : -INFINITY;
+            mblock = fmax(mblock, sc[u]);
+        }
+        // A row with no finite logit yet keeps m = -inf and gives its visible keys a weight of 0
+        // (their values still meet it: 0 * inf is NaN, as SPEC.md asks); l records a visible NaN
+        // (NaN) or only -inf logits (-0). Masked keys never touch the row.
+        const float mnew = fmax(m, mblock);
+        const bool none = mnew == -INFINITY;
+        const float alpha = mnew > m ? exp2(m - mnew) : 1.0f;
+        l *= alpha;
+#pragma unroll
+        for (int j = 0; j < NO; j++)
+            acc[j] *= alpha;
+        m = mnew;
+#pragma unroll
+        for (int u = 0; u < BK; u++) {
+            if (!ok[u])
+                continue;
+            const float e = none ? 0.0f : exp2(sc[u] - mnew);
+            l = none ? (isnan(sc[u]) ? NAN : copysign(l, -1.0f)) : l + e;
+#pragma unroll
+            for (int j = 0; j < NO; j++)
+                acc[j] = fma((ov_t)(e), LVLOAD(OW, u * NO + j, vs), acc[j]);
         }
     }
-    if (live)
-        write_row(out, lse, (size_t)bh * n + gq.tok, write_lse, st.acc, st.m, gq.tok >= kv_len ? 0.0f : st.l);
+    if (!live)
+        return;
+    const float lf = gq.tok >= kv_len ? 0.0f : l;
+    const bool empty = row_empty(lf);
+    const float inv = row_inverse(lf);
+#pragma unroll
+    for (int j = 0; j < NO; j++)
+        STORE(OW, empty ? (ov_t)(0.0f) : acc[j] * inv, row * NO + j, out);
+    if (write_lse)
+        lse[row] = row_lse(m, lf);
 }

@@ -56,11 +56,33 @@ static int upload_table(clattn_plan *plan, const int *data, size_t count, const 
                : clattn__fail(err, rc, "uploading the grid's %s failed: %s", what, clattn__cl_error_name(rc));
 }
 
-/* The GPU variant's __local: bk keys and values, and three ints per key (its slot's coordinates
- * and token). */
+/* The GPU variant's __local: bk keys and values, and twice three ints per key (its slot's
+ * coordinates and token, for this block and the next). */
 static size_t gpu_local_bytes(int bk, int d, int dv)
 {
-    return (size_t)bk * ((size_t)(d + dv) * sizeof(float) + 3 * sizeof(int));
+    return (size_t)bk * ((size_t)(d + dv) * sizeof(float) + 6 * sizeof(int));
+}
+
+/* Most keys per block of cl/grid_gpu.cl: each is a score register of every work-item beside its
+ * DV accumulators; at DV > 64 (128 accumulators) 16 of them take clang to 254 registers on sm_90
+ * and 248 VGPRs on gfx906, 8 to 219 and 207 (ci/gpu_static.sh checks it). */
+static int gpu_max_keys(int dv)
+{
+    return dv > 64 ? 8 : 16;
+}
+
+void clattn__grid_gpu_sizes(const clattn_tiles *t, const clattn__device_caps *caps, int d, int dv, int *wg, int *bk)
+{
+    *wg = clattn__fit_work_group(clattn__tiles_group_rows(t), caps);
+    *bk = t->bn < gpu_max_keys(dv) ? t->bn : gpu_max_keys(dv);
+    while (*bk > 1 && gpu_local_bytes(*bk, d, dv) > caps->local_mem)
+        *bk /= 2;
+}
+
+void clattn__grid_gpu_options(int d, int dv, int wg, int bk, int tw, char *options, size_t size)
+{
+    snprintf(options, size, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_WG=%d -DCLATTN_BK=%d -DCLATTN_GRID_TW=%d", d, dv, wg,
+             bk, tw);
 }
 
 static int round16(int x)
@@ -119,14 +141,13 @@ static int create_kernels(clattn_plan *plan, clattn__error *err)
         return clattn__plan_kernel(plan, "common+attention_cpu+grid_lanes", "grid_lanes", options, &plan->attention,
                                    err);
     }
-    if (plan->tiles.cpu_variant)
+    if (plan->tiles.cpu_variant) {
         clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options - 32);
-    else
-        snprintf(options, sizeof options - 32, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_WG=%d -DCLATTN_BK=%d",
-                 p->head_dim, p->value_dim, g->wg, g->bk);
-    snprintf(options + strlen(options), 32, " -DCLATTN_GRID_TW=%d", g->geo.tw);
+        snprintf(options + strlen(options), 32, " -DCLATTN_GRID_TW=%d", g->geo.tw);
+    } else
+        clattn__grid_gpu_options(p->head_dim, p->value_dim, g->wg, g->bk, g->geo.tw, options, sizeof options);
     const char *program =
-        plan->tiles.cpu_variant ? "common+attention_cpu+grid_common+grid_cpu" : "common+grid_common+grid_gpu";
+        plan->tiles.cpu_variant ? "common+attention_cpu+grid_common+grid_cpu" : CLATTN_GRID_GPU_PROGRAM;
     return clattn__plan_kernel(plan, program, "grid_attention", options, &plan->attention, err);
 }
 
@@ -198,11 +219,8 @@ int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err)
     clattn_tiles *t = &plan->tiles;
     if (!t->cpu_variant) {
         /* One query per work-item, as many as the attention tiles' rows (so forced tiles steer it
-         * too), staging as many keys at a time as they do. */
-        g->wg = clattn__fit_work_group(clattn__tiles_group_rows(t), &plan->ctx->caps);
-        g->bk = t->bn;
-        while (g->bk > 1 && gpu_local_bytes(g->bk, p->head_dim, p->value_dim) > plan->ctx->caps.local_mem)
-            g->bk /= 2;
+         * too), staging as many keys at a time as they do, up to gpu_max_keys. */
+        clattn__grid_gpu_sizes(t, &plan->ctx->caps, p->head_dim, p->value_dim, &g->wg, &g->bk);
         status = clattn__check_fits(&plan->ctx->caps, g->wg, gpu_local_bytes(g->bk, p->head_dim, p->value_dim),
                                     p->head_dim, p->value_dim, "one key tile of the grid kernel", err);
         if (status)
