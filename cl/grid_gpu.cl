@@ -6,15 +6,15 @@
 // own query and folds them into its online softmax, with its rectangle test (grid_visible) as the
 // mask. Two barriers per block, both reached by the whole group.
 //
-// Registers, not the stack: every private array (the query, the block's scores and mask, the
-// output accumulator) is indexed only in fully unrolled loops with compile-time bounds, so that
-// nothing needs an address (ci/gpu_static.sh checks it for NVIDIA sm_90 and AMD gfx906). Every
-// work-item reads the same staged key at the same time, so each __local read is a broadcast, one
-// vector of QW (OW) floats for QW (OW) multiply-adds. The query is not kept: each block re-reads it
-// a vector at a time (one global read per BK keys' QW multiply-adds, from the cache, which holds
-// the group's WG rows), in a loop over D that is not unrolled. Kept in registers beside the scores
-// and the accumulator, it made clang schedule the unrolled score loop into 247 registers on sm_90
-// at D = 64 (153 this way) and spills at D = 128; host/launch_grid.c sizes BK for the same reason.
+// Registers, not the stack: every private array (the block's scores and mask, the output
+// accumulator) is indexed only in fully unrolled loops with compile-time bounds, so that nothing
+// needs an address (ci/gpu_static.sh checks it for NVIDIA sm_90 and AMD gfx906). The query is
+// staged once in __local, transposed, and read a vector per BK keys' QW multiply-adds, in a loop
+// over D that is not unrolled: kept in registers beside the scores and the accumulator, it made
+// clang schedule the unrolled score loop into 247 registers on sm_90 at D = 64 (153 this way) and
+// spill at D = 128. host/launch_grid.c sizes BK for the same reason. __local reads: the query's
+// are each work-item's own consecutive vectors; every work-item reads the same staged key or value
+// at the same time, a broadcast, one vector of QW (OW) floats for QW (OW) multiply-adds.
 // K and V are read in token order, a row where the key table's token column says.
 //   -DCLATTN_WG=<1..>          work-items (query slots) of a tile
 //   -DCLATTN_BK=<1..64>        keys per staged block (each a score register per work-item)
@@ -43,6 +43,19 @@ typedef float ov_t;
 #endif
 #define NQ (D / QW)
 #define NO (DV / OW)
+// Each work-item reads its own query row and writes its own output row: 8 floats at a time where
+// the width allows (one whole 32-byte sector per work-item, as many sectors per request as a
+// coalesced access to the same bytes), else a vector.
+#if QW == 4 && D % 8 == 0
+#define QSTEP 2
+#else
+#define QSTEP 1
+#endif
+#if OW == 4 && DV % 8 == 0
+#define OSTEP 2
+#else
+#define OSTEP 1
+#endif
 
 // __local vectors: LVLOAD(n, i, p) is vector i of n floats, LVSTORE(n, x, i, p) writes it.
 #define LVLOAD_1(i, p) ((p)[(i)])
@@ -104,6 +117,7 @@ inline void grid_stage_rows(__local float *ks, __local float *vs, __local const 
 
 __kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void grid_attention(GRID_ATTENTION_ARGS)
 {
+    __local float qs[CLATTN_WG * D];
     __local float ks[BK * D];
     __local float vs[BK * DV];
     __local int info[2][3 * BK];
@@ -121,6 +135,18 @@ __kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void grid_attent
         grid_query_of(axis, h, w, nparts, r0 + (live ? s / CLATTN_GRID_TW : 0), c0 + (live ? s % CLATTN_GRID_TW : 0));
     const size_t row = (size_t)bh * n + gq.tok;
     __global const elem_t *qrow = q + row * D;
+    // The query, transposed: vector i of work-item s is vector i * WG + s of qs. Its own row, written
+    // by itself: the first barrier of the key loop orders it before any read.
+#pragma unroll 1
+    for (int i = 0; i < NQ; i += QSTEP) {
+#if QSTEP == 2
+        const float8 q8 = LOAD(8, i / 2, qrow);
+        LVSTORE(4, q8.lo, i * CLATTN_WG + s, qs);
+        LVSTORE(4, q8.hi, (i + 1) * CLATTN_WG + s, qs);
+#else
+        LVSTORE(QW, LOAD(QW, i, qrow), i * CLATTN_WG + s, qs);
+#endif
+    }
     __global const elem_t *kh = k + bhk * n * D;
     __global const elem_t *vh = v + bhk * n * DV;
 
@@ -153,7 +179,7 @@ __kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void grid_attent
         }
 #pragma unroll 1
         for (int i = 0; i < NQ; i++) {
-            const qv_t qi = LOAD(QW, i, qrow);
+            const qv_t qi = LVLOAD(QW, i * CLATTN_WG + s, qs);
 #pragma unroll
             for (int u = 0; u < BK; u++)
                 sc[u] = qdot(qi, LVLOAD(QW, u * NQ + i, ks), sc[u]);
@@ -192,8 +218,12 @@ __kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void grid_attent
     const bool empty = row_empty(lf);
     const float inv = row_inverse(lf);
 #pragma unroll
-    for (int j = 0; j < NO; j++)
+    for (int j = 0; j < NO; j += OSTEP)
+#if OSTEP == 2
+        STORE(8, empty ? (float8)(0.0f) : (float8)(acc[j], acc[j + 1]) * inv, (row * NO + j) / 2, out);
+#else
         STORE(OW, empty ? (ov_t)(0.0f) : acc[j] * inv, row * NO + j, out);
+#endif
     if (write_lse)
         lse[row] = row_lse(m, lf);
 }

@@ -56,11 +56,11 @@ static int upload_table(clattn_plan *plan, const int *data, size_t count, const 
                : clattn__fail(err, rc, "uploading the grid's %s failed: %s", what, clattn__cl_error_name(rc));
 }
 
-/* The GPU variant's __local: bk keys and values, and twice three ints per key (its slot's
- * coordinates and token, for this block and the next). */
-static size_t gpu_local_bytes(int bk, int d, int dv)
+/* The GPU variant's __local: the wg queries, bk keys and values, and twice three ints per key
+ * (its slot's coordinates and token, for this block and the next). */
+static size_t gpu_local_bytes(int wg, int bk, int d, int dv)
 {
-    return (size_t)bk * ((size_t)(d + dv) * sizeof(float) + 6 * sizeof(int));
+    return (size_t)wg * (size_t)d * sizeof(float) + (size_t)bk * ((size_t)(d + dv) * sizeof(float) + 6 * sizeof(int));
 }
 
 /* Most keys per block of cl/grid_gpu.cl: each is a score register of every work-item beside its
@@ -75,8 +75,10 @@ void clattn__grid_gpu_sizes(const clattn_tiles *t, const clattn__device_caps *ca
 {
     *wg = clattn__fit_work_group(clattn__tiles_group_rows(t), caps);
     *bk = t->bn < gpu_max_keys(dv) ? t->bn : gpu_max_keys(dv);
-    while (*bk > 1 && gpu_local_bytes(*bk, d, dv) > caps->local_mem)
+    while (*bk > 1 && gpu_local_bytes(*wg, *bk, d, dv) > caps->local_mem)
         *bk /= 2;
+    while (*wg > 1 && gpu_local_bytes(*wg, *bk, d, dv) > caps->local_mem)
+        *wg /= 2;
 }
 
 void clattn__grid_gpu_options(int d, int dv, int wg, int bk, int tw, char *options, size_t size)
@@ -221,7 +223,7 @@ int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err)
         /* One query per work-item, as many as the attention tiles' rows (so forced tiles steer it
          * too), staging as many keys at a time as they do, up to gpu_max_keys. */
         clattn__grid_gpu_sizes(t, &plan->ctx->caps, p->head_dim, p->value_dim, &g->wg, &g->bk);
-        status = clattn__check_fits(&plan->ctx->caps, g->wg, gpu_local_bytes(g->bk, p->head_dim, p->value_dim),
+        status = clattn__check_fits(&plan->ctx->caps, g->wg, gpu_local_bytes(g->wg, g->bk, p->head_dim, p->value_dim),
                                     p->head_dim, p->value_dim, "one key tile of the grid kernel", err);
         if (status)
             return status;
