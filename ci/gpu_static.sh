@@ -6,17 +6,18 @@
 #    resource remarks): registers, stack frame, spills, scratch and __local per kernel. A stack
 #    frame, a spill or scratch fails. Without ptxas (PTXAS, PATH, /usr/local/cuda/bin) the sm_90
 #    half says so and is skipped.
-# 2. Coalescing: clattn_gpu_profile's sample runs (dense causal, decode, global rows) under
+# 2. Coalescing: clattn_gpu_profile's sample runs (dense causal, decode, global rows, a 2-D
+#    neighborhood) under
 #    Oclgrind with NVIDIA's 48 KB of __local and ci/oclgrind-coalesce's plugin (warps of 32):
 #    sectors per global request and wavefronts per __local request against the ideal, for each
 #    kernel's hot lines (GPU_STATIC_HOT of its requests or more). Above 1.1x the ideal fails.
 # Only the kernels named in GPU_STATIC_KERNELS fail the step (by default the GPU variant's
-# attention, split and merge kernels); the others are printed.
+# attention, split, merge and 2-D grid kernels); the others are printed.
 # usage: ci/gpu_static.sh [BUILD_DIR]   (after the build: it runs BUILD/clattn_gpu_profile)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(realpath "${1:-build}")
-enforced=" ${GPU_STATIC_KERNELS:-attention split_keys merge_splits} "
+enforced=" ${GPU_STATIC_KERNELS:-attention split_keys merge_splits grid_attention} "
 hot=${GPU_STATIC_HOT:-0.05}
 clc=/usr/lib/clc
 profile=$build/clattn_gpu_profile

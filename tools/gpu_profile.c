@@ -4,12 +4,13 @@
  *   options nvidia|amd D   the GPU programs and their build options ("PROGRAM OPTIONS" lines)
  *   run nvidia|amd D [DEV] small problems on device DEV (default 0:0, e.g. Oclgrind) with the
  *                          profile's tiles forced and its limits emulated: dense causal, decode
- *                          with GQA, global rows with Qg/Kg/Vg */
+ *                          with GQA, global rows with Qg/Kg/Vg, a 7 x 7 neighborhood */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "context.h"
+#include "grid.h"
 #include "tuning.h"
 
 /* What the tile choice reads of a device, as the vendors' OpenCL drivers report it. */
@@ -59,6 +60,31 @@ static int print_options(const clattn_context *ctx, int d)
     printf("%s %s\n", CLATTN_GPU_ATTENTION_PROGRAM, options);
     clattn__split_options(&split, d, d, options, sizeof options);
     printf("%s %s\n", CLATTN_GPU_SPLIT_PROGRAM, options);
+    /* The grid kernel as a 7 x 7 neighborhood on 64 x 48 gets it (the tile's width is the only
+     * option the pattern sets). */
+    const clattn_problem grid = {.batch = 1,
+                                 .heads = 1,
+                                 .kv_heads = 1,
+                                 .q_len = 64 * 48,
+                                 .kv_len = 64 * 48,
+                                 .head_dim = d,
+                                 .value_dim = d,
+                                 .grid_pattern = CLATTN_GRID_NEIGHBORHOOD,
+                                 .grid_h = 64,
+                                 .grid_w = 48,
+                                 .grid_kernel_h = 7,
+                                 .grid_kernel_w = 7,
+                                 .grid_dilation = 1};
+    int wg, bk;
+    clattn__grid geo;
+    clattn__grid_gpu_sizes(&tiles, &ctx->caps, d, d, &wg, &bk);
+    if (clattn__grid_build(&grid, wg, 0, CLATTN_KEY_CHUNK, &geo, &err)) {
+        fprintf(stderr, "clattn_gpu_profile: %s\n", err.text);
+        return 1;
+    }
+    clattn__grid_gpu_options(d, d, wg, bk, geo.tw, options, sizeof options);
+    clattn__grid_free(&geo);
+    printf("%s %s\n", CLATTN_GRID_GPU_PROGRAM, options);
     return 0;
 }
 
@@ -114,6 +140,18 @@ static int run(const gpu_profile *g, const clattn_context *profile, int d, const
     clattn_context_force_tiles(dev, &tiles);
     clattn_context_emulate_limits(dev, g->max_work_group, g->local_mem, 0);
     static const int globals[] = {0, 70};
+    const clattn_problem grid = {.batch = 1,
+                                 .heads = 2,
+                                 .kv_heads = 1,
+                                 .q_len = 16 * 16,
+                                 .kv_len = 16 * 16,
+                                 .head_dim = d,
+                                 .grid_pattern = CLATTN_GRID_NEIGHBORHOOD,
+                                 .grid_h = 16,
+                                 .grid_w = 16,
+                                 .grid_kernel_h = 7,
+                                 .grid_kernel_w = 7,
+                                 .grid_dilation = 1};
     const clattn_problem problems[] = {
         {.batch = 1, .heads = 2, .kv_heads = 1, .q_len = 130, .kv_len = 130, .head_dim = d, .causal = 1},
         {.batch = 1, .heads = 8, .kv_heads = 2, .q_len = 2, .kv_len = 300, .head_dim = d, .causal = 1},
@@ -129,9 +167,10 @@ static int run(const gpu_profile *g, const clattn_context *profile, int d, const
          .global_idx = globals,
          .num_global = 2,
          .global_qkv = 1},
+        grid,
     };
     static const char *const names[] = {"dense causal N=130 GQA", "decode Nq=2 Nk=300 GQA 4",
-                                        "window 8 + global rows (Qg,Kg,Vg) N=100"};
+                                        "window 8 + global rows (Qg,Kg,Vg) N=100", "neighborhood 7x7 on 16x16 GQA"};
     int failed = 0;
     for (size_t i = 0; i < sizeof problems / sizeof problems[0]; i++)
         failed |= run_problem(dev, names[i], &problems[i]);
