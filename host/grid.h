@@ -18,11 +18,13 @@
  * The tile's keys are listed as runs of "slots", in an order chosen so that its rectangles are
  * few runs: row-major for axial-row, criss-cross and neighborhoods (a rectangle is a run per key
  * row), column-major for axial-column, window-major for Swin (a window is one run). The kernels
- * read K and V where they lie, a D-float row per key whatever the order: the GPU variant stages
- * each run's rows in __local memory, the CPU variant packs a tile's keys densely into its own
- * scratch before scoring them (cl/grid_cpu.cl says why); CPU neighborhoods skip the tiles and
- * take one query per vector lane (cl/grid_lanes.cl, host/launch_grid.c). Measured on Swin 8
- * (shift 4) on 64 x 64, H = 8, D = 64, POCL on 2 Xeon cores: a layout transform of K and V into slot order, with the
+ * read K and V where they lie, a D-float row per key whatever the order: the GPU variant walks the
+ * tile's runs as one list of keys, staging a block of their rows at a time in __local memory for
+ * every query of the tile to score (each against its own rectangle, docs/GPU.md), the CPU variant
+ * packs a tile's keys densely into its own scratch before scoring them (cl/grid_cpu.cl says why);
+ * CPU neighborhoods skip the tiles and take one query per vector lane (cl/grid_lanes.cl,
+ * host/launch_grid.c). Measured on Swin 8 (shift 4) on 64 x 64, H = 8, D = 64, POCL on 2 Xeon
+ * cores: a layout transform of K and V into slot order, with the
  * kernel walking each run in place, took 55 ms with an element-wise copy and 19 ms with a
  * row-wise one; packing each tile's keys from K and V in place took 16 ms, and packing them once
  * per key set (the tiles of one window follow one another) with unmasked whole chunks 10.5 ms.
