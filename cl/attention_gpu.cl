@@ -46,31 +46,11 @@
 #error "CLATTN_BM must be a multiple of CLATTN_TM, CLATTN_BN of CLATTN_TN, and TM * TN <= 32 (the mask bits)"
 #endif
 
-// Vector widths of the __local reads: QW over D (Q and K rows), OW over DV (value column groups),
-// PW over BN (rows of P). A row stride is padded by one vector when it holds an even number of
-// vectors, so that the rows that the lanes of a warp read start in distinct banks; P's by CT
-// floats where CT is a multiple of PW, so that its CT writers per row (a warp's lanes write
-// ty * PS + tx) fill distinct banks too.
-#if D % 4 == 0
-#define QW 4
-typedef float4 qv_t;
-#elif D % 2 == 0
-#define QW 2
-typedef float2 qv_t;
-#else
-#define QW 1
-typedef float qv_t;
-#endif
-#if DV % 4 == 0
-#define OW 4
-typedef float4 ov_t;
-#elif DV % 2 == 0
-#define OW 2
-typedef float2 ov_t;
-#else
-#define OW 1
-typedef float ov_t;
-#endif
+// Vector widths of the __local reads: QW over D (Q and K rows) and OW over DV (value column
+// groups), common.cl's, and PW over BN (rows of P). A row stride is padded by one vector when it
+// holds an even number of vectors, so that the rows that the lanes of a warp read start in
+// distinct banks; P's by CT floats where CT is a multiple of PW, so that its CT writers per row (a
+// warp's lanes write ty * PS + tx) fill distinct banks too.
 #if BN % 4 == 0
 #define PW 4
 typedef float4 pv_t;

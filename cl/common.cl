@@ -180,6 +180,29 @@ typedef float2 vw_t;
 typedef float vw_t;
 #endif
 
+// The GPU kernels' vectors over D (qv_t, QW floats) and DV (ov_t, OW floats): the widest of 4, 2
+// and 1 dividing each.
+#if D % 4 == 0
+#define QW 4
+typedef float4 qv_t;
+#elif D % 2 == 0
+#define QW 2
+typedef float2 qv_t;
+#else
+#define QW 1
+typedef float qv_t;
+#endif
+#if DV % 4 == 0
+#define OW 4
+typedef float4 ov_t;
+#elif DV % 2 == 0
+#define OW 2
+typedef float2 ov_t;
+#else
+#define OW 1
+typedef float ov_t;
+#endif
+
 // The sum of a vector's lanes.
 inline float lane_sum(float16 x)
 {

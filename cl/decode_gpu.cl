@@ -35,31 +35,31 @@
 
 // Vectors of 4 floats over D and over DV where they divide them, else scalars.
 #if D % 4 == 0
-#define QW 4
+#define SQW 4
 typedef float4 qw_t;
 #define QLOAD vload4
 #define QSTORE vstore4
 #define QSUM(a) ((a).x + (a).y + (a).z + (a).w)
 #else
-#define QW 1
+#define SQW 1
 typedef float qw_t;
 #define QLOAD(i, p) ((p)[(i)])
 #define QSTORE(x, i, p) ((p)[(i)] = (x))
 #define QSUM(x) (x)
 #endif
 #if DV % 4 == 0
-#define OW 4
+#define SOW 4
 typedef float4 ow_t;
 #define OLOAD vload4
 #define OSTORE vstore4
 #else
-#define OW 1
+#define SOW 1
 typedef float ow_t;
 #define OLOAD(i, p) ((p)[(i)])
 #define OSTORE(x, i, p) ((p)[(i)] = (x))
 #endif
-#define QN (D / QW)                         // vectors per key row
-#define ON (DV / OW)                        // vectors per value row
+#define QN (D / SQW)                        // vectors per key row
+#define ON (DV / SOW)                       // vectors per value row
 #define OPAIRS ((SRB * ON + SWG - 1) / SWG) // (row, value vector) pairs per work-item
 
 // A masked key's weight: -0, which no visible key's weight is (exp2 gives +0 at the least).
@@ -151,7 +151,7 @@ __kernel __attribute__((reqd_work_group_size(SWG, 1, 1))) void split_keys(SPLIT_
         const int r = x / QN;
         const group_row g = group_row_of(rows, use_rows, num_rows, group, hk, min(block * SRB + r, group_rows - 1));
         __global const elem_t *qrow = q + (((size_t)b * heads + g.h) * nq + g.i) * D;
-        QSTORE(LOAD(QW, x % QN, qrow) * qscale, x, qs);
+        QSTORE(LOAD(SQW, x % QN, qrow) * qscale, x, qs);
     }
 
     // The split's keys [lo, hi]: its range, cut to the band of the block's rows and to kv_len.

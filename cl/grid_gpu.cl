@@ -20,27 +20,7 @@
 //   -DCLATTN_BK=<1..64>        keys per staged block (each a score register per work-item)
 #define BK CLATTN_BK
 
-// Vectors over D (qv_t, QW floats) and DV (ov_t, OW floats): the widest of 4, 2 and 1 dividing each.
-#if D % 4 == 0
-#define QW 4
-typedef float4 qv_t;
-#elif D % 2 == 0
-#define QW 2
-typedef float2 qv_t;
-#else
-#define QW 1
-typedef float qv_t;
-#endif
-#if DV % 4 == 0
-#define OW 4
-typedef float4 ov_t;
-#elif DV % 2 == 0
-#define OW 2
-typedef float2 ov_t;
-#else
-#define OW 1
-typedef float ov_t;
-#endif
+// Vectors over D (qv_t, QW floats) and DV (ov_t, OW floats): common.cl's.
 #define NQ (D / QW)
 #define NO (DV / OW)
 // Each work-item reads its own query row and writes its own output row: 8 floats at a time where
