@@ -40,6 +40,17 @@ static void profile_context(const gpu_profile *g, clattn_context *ctx)
     ctx->caps.max_alloc = ctx->caps.global_mem = (cl_ulong)16 << 30;
 }
 
+/* A 7 x 7 neighborhood on an h x w grid, one kv head for `heads` query heads. */
+static clattn_problem neighborhood_7x7(int h, int w, int d, int heads)
+{
+    clattn_problem p = {.batch = 1, .heads = heads, .kv_heads = 1, .head_dim = d, .value_dim = d, .grid_dilation = 1};
+    p.q_len = p.kv_len = h * w;
+    p.grid_pattern = CLATTN_GRID_NEIGHBORHOOD;
+    p.grid_h = h, p.grid_w = w;
+    p.grid_kernel_h = p.grid_kernel_w = 7;
+    return p;
+}
+
 static int print_options(const clattn_context *ctx, int d)
 {
     clattn__error err = {{0}};
@@ -62,19 +73,7 @@ static int print_options(const clattn_context *ctx, int d)
     printf("%s %s\n", CLATTN_GPU_SPLIT_PROGRAM, options);
     /* The grid kernel as a 7 x 7 neighborhood on 64 x 48 gets it (the tile's width is the only
      * option the pattern sets). */
-    const clattn_problem grid = {.batch = 1,
-                                 .heads = 1,
-                                 .kv_heads = 1,
-                                 .q_len = 64 * 48,
-                                 .kv_len = 64 * 48,
-                                 .head_dim = d,
-                                 .value_dim = d,
-                                 .grid_pattern = CLATTN_GRID_NEIGHBORHOOD,
-                                 .grid_h = 64,
-                                 .grid_w = 48,
-                                 .grid_kernel_h = 7,
-                                 .grid_kernel_w = 7,
-                                 .grid_dilation = 1};
+    const clattn_problem grid = neighborhood_7x7(64, 48, d, 1);
     int wg, bk;
     clattn__grid geo;
     clattn__grid_gpu_sizes(&tiles, &ctx->caps, d, d, &wg, &bk);
@@ -140,18 +139,6 @@ static int run(const gpu_profile *g, const clattn_context *profile, int d, const
     clattn_context_force_tiles(dev, &tiles);
     clattn_context_emulate_limits(dev, g->max_work_group, g->local_mem, 0);
     static const int globals[] = {0, 70};
-    const clattn_problem grid = {.batch = 1,
-                                 .heads = 2,
-                                 .kv_heads = 1,
-                                 .q_len = 16 * 16,
-                                 .kv_len = 16 * 16,
-                                 .head_dim = d,
-                                 .grid_pattern = CLATTN_GRID_NEIGHBORHOOD,
-                                 .grid_h = 16,
-                                 .grid_w = 16,
-                                 .grid_kernel_h = 7,
-                                 .grid_kernel_w = 7,
-                                 .grid_dilation = 1};
     const clattn_problem problems[] = {
         {.batch = 1, .heads = 2, .kv_heads = 1, .q_len = 130, .kv_len = 130, .head_dim = d, .causal = 1},
         {.batch = 1, .heads = 8, .kv_heads = 2, .q_len = 2, .kv_len = 300, .head_dim = d, .causal = 1},
@@ -167,7 +154,7 @@ static int run(const gpu_profile *g, const clattn_context *profile, int d, const
          .global_idx = globals,
          .num_global = 2,
          .global_qkv = 1},
-        grid,
+        neighborhood_7x7(16, 16, d, 2),
     };
     static const char *const names[] = {"dense causal N=130 GQA", "decode Nq=2 Nk=300 GQA 4",
                                         "window 8 + global rows (Qg,Kg,Vg) N=100", "neighborhood 7x7 on 16x16 GQA"};
