@@ -90,7 +90,7 @@ inline chunk_span make_span(int first, int lo, int hi, int remaining, bool edge)
 // accumulators, the key vectors and one broadcast fit the register file. A pass may start before
 // the span or end after it (KW = 32 steps by 32 keys): the panel holds the whole chunk, and the
 // softmax reads only the span.
-inline void chunk_scores(float sc[R][KC], __global const float *q, const size_t *qoff, __global const float *panel,
+inline void chunk_scores(float sc[R][KC], __global const elem_t *q, const size_t *qoff, __global const float *panel,
                          chunk_span span, float qscale)
 {
     const int per_group = 16 / KVW; // score vectors per 16-key group
@@ -109,7 +109,7 @@ inline void chunk_scores(float sc[R][KC], __global const float *q, const size_t 
                 kv[k] = VLOAD_K(h * KV + k, panel + d * KC);
 #pragma unroll
             for (int r = 0; r < R; r++) {
-                const kw_t qb = (kw_t)(q[qoff[r] + d]);
+                const kw_t qb = (kw_t)(LOAD_1(qoff[r] + d, q));
 #pragma unroll
                 for (int k = 0; k < KV; k++)
                     s[r][k] = fma(qb, kv[k], s[r][k]);
@@ -207,8 +207,8 @@ inline void count_visible_rows(int visible[KC], const int16 ok[R][NV], chunk_spa
 
 // Columns [c * VW, (c + nb) * VW) of acc = alpha * acc + P.V (nb <= VB), the weights p of the
 // chunk's keys; an edge chunk skips the keys no row sees (visible, count_visible_rows).
-inline void column_blocks(row_state *st, float p[R][KC], const float *alpha, __global const float *vals,
-                          chunk_span span, const int16 ok[R][NV], const int visible[KC], int t_end, int c, int nb)
+inline void column_blocks(row_state *st, float p[R][KC], const float *alpha, src_t vals, chunk_span span,
+                          const int16 ok[R][NV], const int visible[KC], int t_end, int c, int nb)
 {
     vw_t a[R][VB];
 #pragma unroll
@@ -220,11 +220,12 @@ inline void column_blocks(row_state *st, float p[R][KC], const float *alpha, __g
     if (!span.edge) {
 #pragma unroll 4
         for (int t = 0; t < KC; t++) {
+            const src_t row = SRC_AT(vals, (size_t)t * DV);
             vw_t vv[VB];
 #pragma unroll
             for (int b = 0; b < VB; b++)
                 if (b < nb)
-                    vv[b] = VLOAD_W(c + b, vals + (size_t)t * DV);
+                    vv[b] = SRC_LOAD(CLATTN_VW, c + b, row);
 #pragma unroll
             for (int r = 0; r < R; r++) {
                 const vw_t pb = (vw_t)(p[r][t]);
@@ -238,11 +239,12 @@ inline void column_blocks(row_state *st, float p[R][KC], const float *alpha, __g
         for (int t = 16 * span.g_lo; t < t_end; t++) {
             if (visible[t] == 0)
                 continue;
+            const src_t row = SRC_AT(vals, (size_t)t * DV);
             vw_t vv[VB];
 #pragma unroll
             for (int b = 0; b < VB; b++)
                 if (b < nb)
-                    vv[b] = VLOAD_W(c + b, vals + (size_t)t * DV);
+                    vv[b] = SRC_LOAD(CLATTN_VW, c + b, row);
             const bool all = visible[t] == R;
 #pragma unroll
             for (int r = 0; r < R; r++)
@@ -267,7 +269,7 @@ inline void column_blocks(row_state *st, float p[R][KC], const float *alpha, __g
 // the R * VB partial rows stay in registers across the chunk's keys (a last odd block alone).
 // Edge chunks skip masked keys (`ok`): NaN or inf planted in a masked value never reaches the
 // output.
-inline void chunk_values(row_state *st, float p[R][KC], const float *alpha, __global const float *vals, chunk_span span,
+inline void chunk_values(row_state *st, float p[R][KC], const float *alpha, src_t vals, chunk_span span,
                          const int16 ok[R][NV])
 {
     int visible[KC] __attribute__((aligned(64)));
@@ -291,6 +293,15 @@ inline void chunk_values(row_state *st, float p[R][KC], const float *alpha, __gl
 #else
 #define PREFETCH(p)
 #endif
+#if CLATTN_DTYPE == 0
+#define SRC_PREFETCH(s, off) PREFETCH((s) + (off))
+#else
+#define SRC_PREFETCH(s, off)                                                                                           \
+    if ((s).scratch)                                                                                                   \
+        PREFETCH((s).scratch + (off));                                                                                 \
+    else                                                                                                               \
+        PREFETCH((s).caller + (off))
+#endif
 // Keys ahead of the current one whose K row the decode path prefetches (16, 32 and 64 measured
 // alike on a Zen 4 through POCL).
 #define PREFETCH_KEYS 16
@@ -301,8 +312,8 @@ inline void chunk_values(row_state *st, float p[R][KC], const float *alpha, __gl
 // memory, so it prefetches: K PREFETCH_KEYS keys ahead and V for the chunk's P.V pass, which
 // (decode, Nk = 32768, Zen 4) took it from about 0.57 to 0.82 of a plain read of the same
 // buffers; neither alone gave more than 0.70.
-inline void chunk_scores_rows(float sc[R][KC], __global const float *q, const size_t *qoff, __global const float *keys,
-                              __global const float *vals, chunk_span span, float qscale)
+inline void chunk_scores_rows(float sc[R][KC], __global const elem_t *q, const size_t *qoff, src_t keys, src_t vals,
+                              chunk_span span, float qscale)
 {
     for (int u = 16 * span.g_lo; u < 16 * span.g_hi; u++) {
         wd_t s[R];
@@ -311,14 +322,15 @@ inline void chunk_scores_rows(float sc[R][KC], __global const float *q, const si
             s[r] = (wd_t)(0.0f);
         if (u < span.nvalid) {
             for (int l = 0; l < D; l += 16)
-                PREFETCH(keys + (size_t)(u + PREFETCH_KEYS) * D + l);
+                SRC_PREFETCH(keys, (size_t)(u + PREFETCH_KEYS) * D + l);
             for (int l = 0; l < DV; l += 16)
-                PREFETCH(vals + (size_t)u * DV + l);
+                SRC_PREFETCH(vals, (size_t)u * DV + l);
+            const src_t key = SRC_AT(keys, (size_t)u * D);
             for (int c = 0; c < D / CLATTN_WD; c++) {
-                const wd_t kv = VLOAD_D(c, keys + (size_t)u * D);
+                const wd_t kv = SRC_LOAD(CLATTN_WD, c, key);
 #pragma unroll
                 for (int r = 0; r < R; r++)
-                    s[r] = fma(VLOAD_D(c, q + qoff[r]), kv, s[r]);
+                    s[r] = fma(LOAD(CLATTN_WD, c, q + qoff[r]), kv, s[r]);
             }
         }
 #pragma unroll
@@ -328,16 +340,16 @@ inline void chunk_scores_rows(float sc[R][KC], __global const float *q, const si
 }
 
 // One chunk: scores of its span, mask (edge chunks only), online softmax, P.V.
-inline void process_chunk(row_state *st, __global const float *q, const size_t *qoff, __global const float *keys,
-                          bool row_major, __global const float *vals, chunk_span span, float qscale,
-                          const int16 ok[R][NV])
+// Keys are panels (float32 scratch) or, row_major, rows of the caller's K or of the side keys.
+inline void process_chunk(row_state *st, __global const elem_t *q, const size_t *qoff, src_t keys, bool row_major,
+                          src_t vals, chunk_span span, float qscale, const int16 ok[R][NV])
 {
     float sc[R][KC] __attribute__((aligned(64)));
     float alpha[16] __attribute__((aligned(64))); // R <= 16 rows' factors, as one vector
     if (row_major)
         chunk_scores_rows(sc, q, qoff, keys, vals, span, qscale);
     else
-        chunk_scores(sc, q, qoff, keys, span, qscale);
+        chunk_scores(sc, q, qoff, SRC_FLOATS(keys), span, qscale);
     chunk_softmax(st, sc, alpha, span, ok);
     chunk_values(st, sc, alpha, vals, span, ok);
 }
@@ -389,10 +401,10 @@ inline index_range chunks_of(index_range kr)
 }
 
 // Chunk c (keys [c * KC, c * KC + KC)) of the tile's band keys `kr`, which it meets. Keys are
-// panels ([chunk][D][KC]) or, row_major, [Nk][D].
-inline void band_chunk(row_state *st, const tile_rows *t, __global const float *q, __global const float *keys,
-                       bool row_major, __global const float *v, size_t bhk, int nk, int kv_len, band_rule rule,
-                       index_range kr, int c, float qscale)
+// panels ([chunk][D][KC], float32) or, row_major, the caller's [Nk][D].
+inline void band_chunk(row_state *st, const tile_rows *t, __global const elem_t *q, src_t keys, bool row_major,
+                       __global const elem_t *v, size_t bhk, int nk, int kv_len, band_rule rule, index_range kr, int c,
+                       float qscale)
 {
     const int16 iota = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     int16 ok[R][NV];
@@ -410,16 +422,16 @@ inline void band_chunk(row_state *st, const tile_rows *t, __global const float *
                 ok[r][w] = (j < kv_len) & (delta >= -rule.left) & (delta <= rule.right) &
                            (rule.dilation == 1 ? (int16)(-1) : (delta % rule.dilation == 0));
             }
-    __global const float *k =
-        row_major ? keys + (bhk * nk + j0) * D : keys + (bhk * ((nk + KC - 1) / KC) + c) * (D * KC);
-    process_chunk(st, q, t->qoff, k, row_major, v + (bhk * nk + j0) * DV, span, qscale, ok);
+    const src_t k =
+        row_major ? SRC_AT(keys, (bhk * nk + j0) * D) : SRC_AT(keys, (bhk * ((nk + KC - 1) / KC) + c) * (D * KC));
+    process_chunk(st, q, t->qoff, k, row_major, SRC_CALLER(v + (bhk * nk + j0) * DV), span, qscale, ok);
 }
 
 // The tile's band keys within [j_lo, j_hi] (j_lo a multiple of KC), chunk by chunk (decode: one
 // tile per work-item).
-inline void walk_band(row_state *st, const tile_rows *t, __global const float *q, __global const float *keys,
-                      bool row_major, __global const float *v, size_t bhk, int nk, int kv_len, band_rule rule, int j_lo,
-                      int j_hi, float qscale)
+inline void walk_band(row_state *st, const tile_rows *t, __global const elem_t *q, src_t keys, bool row_major,
+                      __global const elem_t *v, size_t bhk, int nk, int kv_len, band_rule rule, int j_lo, int j_hi,
+                      float qscale)
 {
     const index_range kr = band_keys(t, rule, kv_len, j_lo, j_hi);
     const index_range chunks = chunks_of(kr);
@@ -429,7 +441,7 @@ inline void walk_band(row_state *st, const tile_rows *t, __global const float *q
 
 // Side keys [side_begin, side_begin + side_count): always edge chunks, since each key has its
 // own rule (side_visible).
-inline void walk_side(row_state *st, const tile_rows *t, __global const float *q, __global const float *side_keys,
+inline void walk_side(row_state *st, const tile_rows *t, __global const elem_t *q, __global const float *side_keys,
                       bool row_major, __global const float *side_v, __global const int *side_pos, int b, size_t bhk,
                       int n_side, int n_global, int n_summary, int kv_len, band_rule rule, int side_begin,
                       int side_count, float qscale)
@@ -453,11 +465,12 @@ inline void walk_side(row_state *st, const tile_rows *t, __global const float *q
                 ok[r][w] = PRIV(int16, okv[r], w);
         __global const float *k = row_major ? side_keys + (bhk * n_side + first) * D
                                             : side_keys + (bhk * ((n_side + KC - 1) / KC) + c) * (D * KC);
-        process_chunk(st, q, t->qoff, k, row_major, side_v + (bhk * n_side + first) * DV, span, qscale, ok);
+        process_chunk(st, q, t->qoff, SRC_SCRATCH(k), row_major, SRC_SCRATCH(side_v + (bhk * n_side + first) * DV),
+                      span, qscale, ok);
     }
 }
 
-__kernel void attention(ATTENTION_ARGS)
+__kernel void attention(ATTENTION_ARGS(float))
 {
     const int ntiles = (num_rows + R - 1) / R;
     const int first = (int)get_global_id(0) * item_tiles;
@@ -498,7 +511,7 @@ __kernel void attention(ATTENTION_ARGS)
     for (int c = c_lo; c <= c_hi; c++)
         for (int x = 0; x < count; x++)
             if (c >= chunks[x].lo && c <= chunks[x].hi)
-                band_chunk(&st[x], &t[x], q, k, false, v, bhk, nk, kv_len, rule, kr[x], c, qscale);
+                band_chunk(&st[x], &t[x], q, SRC_SCRATCH(k), false, v, bhk, nk, kv_len, rule, kr[x], c, qscale);
 
     for (int x = 0; x < count; x++) {
         walk_side(&st[x], &t[x], q, side_k, false, side_v, side_pos, b, bhk, n_side, n_global, n_summary, kv_len, rule,

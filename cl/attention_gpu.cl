@@ -94,6 +94,18 @@ typedef float pv_t;
 // compiler only a float's alignment, which splits the access on several GPUs.
 #define LVEC(type, p, i) (((__local type *)(p))[i])
 #define GVEC(type, p, i) (((__global type *)(p))[i])
+// The same for the caller's tensors (a pointer p) and for rows of a src_t s, of vw elements each:
+// float32 storage is read and written as GVEC; float16 and bfloat16 are widened and rounded by
+// common.cl's LOAD and STORE.
+#if CLATTN_DTYPE == 0
+#define GLOAD(type, vw, p, i) GVEC(type, p, i)
+#define GSTORE(type, vw, x, p, i) (GVEC(type, p, i) = (x))
+#define SRC_GLOAD(type, vw, s, i) GVEC(type, s, i)
+#else
+#define GLOAD(type, vw, p, i) LOAD(vw, i, p)
+#define GSTORE(type, vw, x, p, i) STORE(vw, x, i, p)
+#define SRC_GLOAD(type, vw, s, i) SRC_LOAD(vw, i, s)
+#endif
 
 #if QW == 4
 #define DOT_ACC(a, b, s) fma((a).w, (b).w, fma((a).z, (b).z, fma((a).y, (b).y, fma((a).x, (b).x, (s)))))
@@ -116,13 +128,14 @@ typedef struct {
     ov_t o[TM][TG];
 } item_state;
 
-// Copies `count` rows of `width` floats (stride `width` in global memory, `stride` in __local)
-// as vectors of `vw` floats; rows past count become zeros, so that no work-item reads past a
-// buffer and no stale value enters P.V.
+// Copies `count` rows of `width` elements of src (a src_t, stride `width`) to __local floats
+// (stride `stride`) as vectors of `vw`; rows past count become zeros, so that no work-item reads
+// past a buffer and no stale value enters P.V.
 #define STAGE_ROWS(type, vw, dst, src, count, width, stride)                                                           \
     for (int x = get_local_id(0); x < BN * ((width) / (vw)); x += WG) {                                                \
         const int r = x / ((width) / (vw)), c = x % ((width) / (vw));                                                  \
-        LVEC(type, (dst) + r * (stride), c) = r < (count) ? GVEC(type, (src) + (size_t)r * (width), c) : (type)(0.0f); \
+        LVEC(type, (dst) + r * (stride), c) =                                                                          \
+            r < (count) ? SRC_GLOAD(type, vw, SRC_AT(src, (size_t)r * (width)), c) : (type)(0.0f);                     \
     }
 
 // The largest of a row's CT partial values (its max over the keys each work-item holds).
@@ -141,13 +154,12 @@ inline float row_max(__local const float *part)
     return m;
 }
 
-// One key tile of `count` keys (rows of k and v; the rest of the BN are zeros): scores, softmax
-// and P.V. `ok` has bit i * TN + j set when row i sees key j of the work-item (edge tiles only;
-// every key is visible in the others).
+// One key tile of `count` keys (rows of k and v: the caller's K and V, or the side keys; the rest
+// of the BN are zeros): scores, softmax and P.V. `ok` has bit i * TN + j set when row i sees key
+// j of the work-item (edge tiles only; every key is visible in the others).
 inline __attribute__((always_inline)) void key_tile(item_state *st, __local float *qs, __local float *kv,
-                                                    __local float *ps, __local float *red, __global const float *k,
-                                                    __global const float *v, int count, bool edge, uint ok,
-                                                    float qscale)
+                                                    __local float *ps, __local float *red, src_t k, src_t v, int count,
+                                                    bool edge, uint ok, float qscale)
 {
     const int tx = get_local_id(0) % CT, ty = get_local_id(0) / CT;
     barrier(CLK_LOCAL_MEM_FENCE); // the previous tile's P.V is done with kv and ps
@@ -262,7 +274,7 @@ __kernel
     __attribute__((reqd_work_group_size(WG, 1, 1)))
 #endif
     void
-    attention(ATTENTION_ARGS)
+    attention(ATTENTION_ARGS(elem_t))
 {
     __local float qs[BM * QS] __attribute__((aligned(16)));
     __local float kv[BN * KVS] __attribute__((aligned(16)));
@@ -283,7 +295,7 @@ __kernel
     for (int x = get_local_id(0); x < BM * (D / QW); x += WG) {
         const int r = x / (D / QW), c = x % (D / QW);
         const int i = min(tile * BM + r, num_rows - 1);
-        LVEC(qv_t, qs + r * QS, c) = GVEC(qv_t, q + ((size_t)bh * nq + i) * D, c);
+        LVEC(qv_t, qs + r * QS, c) = GLOAD(qv_t, QW, q + ((size_t)bh * nq + i) * D, c);
     }
     item_state st;
 #pragma unroll
@@ -311,8 +323,8 @@ __kernel
 #pragma unroll
                 for (int j = 0; j < TN; j++)
                     ok |= (uint)band_visible(rule, st.pos[i], j0 + tx + CT * j, kv_len) << (i * TN + j);
-        key_tile(&st, qs, kv, ps, red, k + (bhk * nk + j0) * D, v + (bhk * nk + j0) * DV, min(BN, nk - j0), edge, ok,
-                 qscale);
+        key_tile(&st, qs, kv, ps, red, SRC_CALLER(k + (bhk * nk + j0) * D), SRC_CALLER(v + (bhk * nk + j0) * DV),
+                 min(BN, nk - j0), edge, ok, qscale);
     }
     for (int s0 = side_begin; s0 < side_begin + side_count; s0 += BN) {
         const int count = min(BN, side_begin + side_count - s0);
@@ -326,8 +338,8 @@ __kernel
                 ok |= (uint)(t < count && side_visible(rule, st.pos[i], s0 + t, spos, n_global, n_summary, kv_len))
                       << (i * TN + j);
         }
-        key_tile(&st, qs, kv, ps, red, side_k + (bhk * n_side + s0) * D, side_v + (bhk * n_side + s0) * DV, count, true,
-                 ok, qscale);
+        key_tile(&st, qs, kv, ps, red, SRC_SCRATCH(side_k + (bhk * n_side + s0) * D),
+                 SRC_SCRATCH(side_v + (bhk * n_side + s0) * DV), count, true, ok, qscale);
     }
 
     // Each row's sum over its CT work-items. red's last readers passed the barrier before P.V.
@@ -355,7 +367,7 @@ __kernel
         for (int g = 0; g < TG; g++) {
             const int col = tx + CT * g;
             if (NG % CT == 0 || col < NG)
-                GVEC(ov_t, out + row * DV, col) = row_empty(l) ? (ov_t)(0.0f) : st.o[i][g] * inv;
+                GSTORE(ov_t, OW, row_empty(l) ? (ov_t)(0.0f) : st.o[i][g] * inv, out + row * DV, col);
         }
         if (write_lse && tx == 0)
             lse[row] = row_lse(st.m[i], l);

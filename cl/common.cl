@@ -23,6 +23,10 @@
 //                            accumulators must fit the register file with room for 3 more
 //   -DCLATTN_BM, BN, TM, TN  GPU variant: rows per work-group, keys per tile, each work-item's
 //                            register block (attention_gpu.cl)
+//   -DCLATTN_DTYPE=<0|1|2>   storage type of the caller's Q, K, V, O, Qg, Kg, Vg, Kx, Vx
+//                            (clattn_dtype): 0 float32, 1 float16, 2 bfloat16. LSE and every
+//                            scratch buffer of the plan (key panels, side keys, split partials)
+//                            are float32 whatever it is. Every program sets it (host/plan.c).
 #ifndef CLATTN_D
 #define CLATTN_D 64
 #endif
@@ -48,24 +52,132 @@
 #define CLATTN_TILES 4
 #endif
 
+#ifndef CLATTN_DTYPE
+#define CLATTN_DTYPE 0
+#endif
+
 #define D CLATTN_D
 #define DV CLATTN_DV
 
+#define CLATTN_CAT_(a, b) a##b
+#define CLATTN_CAT(a, b) CLATTN_CAT_(a, b)
+
+// Loads of float32 scratch: FLOAD_n(i, p) is vector i of n floats (n = 1: element i).
+#define FLOAD_1(i, p) ((p)[(i)])
+#define FLOAD_2 vload2
+#define FLOAD_4 vload4
+#define FLOAD_8 vload8
+#define FLOAD_16 vload16
+
+// The caller's tensors (SPEC.md, "Element types"): elem_t is their storage type. LOAD_n(i, p)
+// reads vector i of n elements widened exactly to float(n); STORE_n(x, i, p) writes float(n) x
+// rounded once to nearest even (float16 overflow gives inf, NaN stays NaN). Arithmetic is always
+// float32. LOAD(n, ...) and STORE(n, ...) take the width as a macro (CLATTN_VW, QW, ...).
+#if CLATTN_DTYPE == 0
+typedef float elem_t;
+#define LOAD_1 FLOAD_1
+#define LOAD_2 vload2
+#define LOAD_4 vload4
+#define LOAD_8 vload8
+#define LOAD_16 vload16
+#define STORE_1(x, i, p) ((p)[(i)] = (x))
+#define STORE_2 vstore2
+#define STORE_4 vstore4
+#define STORE_8 vstore8
+#define STORE_16 vstore16
+#elif CLATTN_DTYPE == 1
+// float16 through the core vload_half and vstore_half_rte functions: no cl_khr_fp16 needed.
+typedef half elem_t;
+#define LOAD_1 vload_half
+#define LOAD_2 vload_half2
+#define LOAD_4 vload_half4
+#define LOAD_8 vload_half8
+#define LOAD_16 vload_half16
+#define STORE_1 vstore_half_rte
+#define STORE_2 vstore_half2_rte
+#define STORE_4 vstore_half4_rte
+#define STORE_8 vstore_half8_rte
+#define STORE_16 vstore_half16_rte
+#elif CLATTN_DTYPE == 2
+// bfloat16: the upper 16 bits of a float32, kept as ushort. Widening is a shift; rounding adds
+// 0x7fff plus the lowest kept bit (nearest even, a carry into the exponent rounds up to inf) and
+// quiets a NaN instead, so that no NaN truncates to inf (host/dtype.c's clattn__float_to_bfloat16).
+typedef ushort elem_t;
+#define BF16_FUNCTIONS(n, vload, vstore)                                                                               \
+    inline float##n bf16_load##n(size_t i, __global const ushort *p)                                                   \
+    {                                                                                                                  \
+        return as_float##n(convert_uint##n(vload(i, p)) << 16);                                                        \
+    }                                                                                                                  \
+    inline void bf16_store##n(float##n x, size_t i, __global ushort *p)                                                \
+    {                                                                                                                  \
+        const uint##n u = as_uint##n(x);                                                                               \
+        const uint##n rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;                                                \
+        const uint##n quiet = (u >> 16) | 0x40u; /* a NaN's upper half, quieted */                                     \
+        vstore(convert_ushort##n(select(rounded, quiet, (u & 0x7fffffffu) > 0x7f800000u)), i, p);                      \
+    }
+#define BF16_SCALAR_LOAD(i, p) ((p)[(i)])
+#define BF16_SCALAR_STORE(x, i, p) ((p)[(i)] = (x))
+BF16_FUNCTIONS(, BF16_SCALAR_LOAD, BF16_SCALAR_STORE)
+BF16_FUNCTIONS(2, vload2, vstore2)
+BF16_FUNCTIONS(4, vload4, vstore4)
+BF16_FUNCTIONS(8, vload8, vstore8)
+BF16_FUNCTIONS(16, vload16, vstore16)
+#define LOAD_1 bf16_load
+#define LOAD_2 bf16_load2
+#define LOAD_4 bf16_load4
+#define LOAD_8 bf16_load8
+#define LOAD_16 bf16_load16
+#define STORE_1 bf16_store
+#define STORE_2 bf16_store2
+#define STORE_4 bf16_store4
+#define STORE_8 bf16_store8
+#define STORE_16 bf16_store16
+#else
+#error "CLATTN_DTYPE must be 0 (float32), 1 (float16) or 2 (bfloat16)"
+#endif
+#define LOAD(n, i, p) CLATTN_CAT(LOAD_, n)(i, p)
+#define STORE(n, x, i, p) CLATTN_CAT(STORE_, n)(x, i, p)
+#define FLOAD(n, i, p) CLATTN_CAT(FLOAD_, n)(i, p)
+
+// Rows of keys or values that the same code reads from the caller's tensor (the band: storage
+// type) or from the plan's float32 scratch (side keys, packed keys). With float32 storage both
+// are one pointer type and src_t is that pointer: the code is what it was before storage types.
+// Otherwise src_t holds one pointer of each type, one of them NULL; the kernels inline every
+// function, so the choice folds away where a call site passes a constant kind.
+#if CLATTN_DTYPE == 0
+typedef __global const float *src_t;
+#define SRC_CALLER(p) (p)
+#define SRC_SCRATCH(p) (p)
+#define SRC_AT(s, off) ((s) + (off))
+#define SRC_LOAD(n, i, s) FLOAD(n, i, s)
+#define SRC_FLOATS(s) (s)
+#else
+typedef struct {
+    __global const elem_t *caller;
+    __global const float *scratch;
+} src_t;
+inline src_t src_of(__global const elem_t *caller, __global const float *scratch)
+{
+    const src_t s = {caller, scratch};
+    return s;
+}
+#define SRC_CALLER(p) src_of((p), 0)
+#define SRC_SCRATCH(p) src_of(0, (p))
+#define SRC_AT(s, off) ((s).scratch ? SRC_SCRATCH((s).scratch + (off)) : SRC_CALLER((s).caller + (off)))
+#define SRC_LOAD(n, i, s) ((s).scratch ? FLOAD(n, i, (s).scratch) : LOAD(n, i, (s).caller))
+#define SRC_FLOATS(s) ((s).scratch)
+#endif
+
 #if CLATTN_VW == 16
 typedef float16 vw_t;
-#define VLOAD_W vload16
 #elif CLATTN_VW == 8
 typedef float8 vw_t;
-#define VLOAD_W vload8
 #elif CLATTN_VW == 4
 typedef float4 vw_t;
-#define VLOAD_W vload4
 #elif CLATTN_VW == 2
 typedef float2 vw_t;
-#define VLOAD_W vload2
 #else
 typedef float vw_t;
-#define VLOAD_W(i, p) ((p)[(i)])
 #endif
 
 // The sum of a vector's lanes.
@@ -79,23 +191,18 @@ inline float lane_sum(float16 x)
 // Vectors over D for the row-major score path (decode): CLATTN_WD wide, summed at the end.
 #if CLATTN_WD == 16
 typedef float16 wd_t;
-#define VLOAD_D vload16
 #define WD_SUM(x) lane_sum(x)
 #elif CLATTN_WD == 8
 typedef float8 wd_t;
-#define VLOAD_D vload8
 #define WD_SUM(x) dot((x).lo + (x).hi, (float4)(1.0f))
 #elif CLATTN_WD == 4
 typedef float4 wd_t;
-#define VLOAD_D vload4
 #define WD_SUM(x) dot((x), (float4)(1.0f))
 #elif CLATTN_WD == 2
 typedef float2 wd_t;
-#define VLOAD_D vload2
 #define WD_SUM(x) ((x).x + (x).y)
 #else
 typedef float wd_t;
-#define VLOAD_D(i, p) ((p)[(i)])
 #define WD_SUM(x) (x)
 #endif
 
@@ -177,13 +284,13 @@ inline float row_lse(float m, float l)
     return row_empty(l) ? -INFINITY : (m + log2(row_sum(l))) * M_LN2_F;
 }
 
-inline void write_row(__global float *out, __global float *lse, size_t row, int write_lse, const float *acc, float m,
+inline void write_row(__global elem_t *out, __global float *lse, size_t row, int write_lse, const float *acc, float m,
                       float l)
 {
     const bool empty = row_empty(l);
     const float inv = row_inverse(l);
     for (int dv = 0; dv < DV; dv++)
-        out[row * DV + dv] = empty ? 0.0f : acc[dv] * inv;
+        STORE_1(empty ? 0.0f : acc[dv] * inv, row * DV + dv, out);
     if (write_lse)
         lse[row] = row_lse(m, l);
 }
@@ -191,18 +298,20 @@ inline void write_row(__global float *out, __global float *lse, size_t row, int 
 // The arguments of the `attention` kernel, the same in both variants (the host sets them in this
 // order). The comments are block comments: a line comment would swallow the line continuation.
 // K and the side keys are row-major for the GPU variant and panels of KC keys (made by
-// pack_keys.cl) for the CPU variant. Laid out by hand, one argument per line.
+// pack_keys.cl) for the CPU variant: key_t is K's element type, the caller's elem_t for the GPU
+// and the panels' float for the CPU. Q, V and O are the caller's (elem_t), side keys and values
+// float32 scratch. Laid out by hand, one argument per line.
 // clang-format off
-#define ATTENTION_ARGS                                                                             \
-    __global const float *q,       /* [B, H, Nq, D] (pre-scale) */                                 \
-    __global const float *k,       /* [B, Hkv, Nk, D], CPU: [B, Hkv, ceil(Nk/KC), D, KC] */        \
-    __global const float *v,       /* [B, Hkv, Nk, DV] */                                          \
+#define ATTENTION_ARGS(key_t)                                                                      \
+    __global const elem_t *q,      /* [B, H, Nq, D] (pre-scale) */                                 \
+    __global const key_t *k,       /* [B, Hkv, Nk, D], CPU: [B, Hkv, ceil(Nk/KC), D, KC] */        \
+    __global const elem_t *v,      /* [B, Hkv, Nk, DV] */                                          \
     __global const float *side_k,  /* [B, Hkv, NS, D], CPU: [B, Hkv, ceil(NS/KC), D, KC] */        \
     __global const float *side_v,  /* [B, Hkv, NS, DV] */                                          \
     __global const int *side_pos,  /* [B, NS] */                                                   \
     __global const int *seq_lens,  /* [B] */                                                       \
     __global const int *rows,      /* [num_rows] when use_rows */                                  \
-    __global float *out,           /* [B, H, Nq, DV] */                                            \
+    __global elem_t *out,          /* [B, H, Nq, DV] */                                            \
     __global float *lse,           /* [B, H, Nq] when write_lse */                                 \
     int heads, int kv_heads, int nq, int nk, int num_rows, int use_rows, int left, int right,      \
     int dilation, int causal, int n_side, int n_global, int n_summary, int side_begin,             \

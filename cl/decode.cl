@@ -5,9 +5,9 @@
 // the group's heads share each K and V row it reads, keys are read row-major (no panels to
 // pack), and every split writes a partial (m, l, acc) that combine_splits merges. Side keys go
 // to split 0.
-__kernel void attention_split(__global const float *q,      // [B, H, Nq, D]
-                              __global const float *k,      // [B, Hkv, Nk, D]
-                              __global const float *v,      // [B, Hkv, Nk, DV]
+__kernel void attention_split(__global const elem_t *q,     // [B, H, Nq, D]
+                              __global const elem_t *k,     // [B, Hkv, Nk, D]
+                              __global const elem_t *v,     // [B, Hkv, Nk, DV]
                               __global const float *side_k, // [B, Hkv, NS, D]
                               __global const float *side_v, // [B, Hkv, NS, DV]
                               __global const int *side_pos, // [B, NS]
@@ -40,8 +40,8 @@ __kernel void attention_split(__global const float *q,      // [B, H, Nq, D]
     span_rows(&t);
     row_state st;
     init_state(&st);
-    walk_band(&st, &t, q, k, true, v, bhk, nk, kv_len, rule, split * split_len, split * split_len + split_len - 1,
-              qscale);
+    walk_band(&st, &t, q, SRC_CALLER(k), true, v, bhk, nk, kv_len, rule, split * split_len,
+              split * split_len + split_len - 1, qscale);
     if (split == 0)
         walk_side(&st, &t, q, side_k, true, side_v, side_pos, b, bhk, n_side, n_global, n_summary, kv_len, rule, 0,
                   n_side, qscale);
@@ -61,7 +61,7 @@ __kernel void attention_split(__global const float *q,      // [B, H, Nq, D]
 // a finite M and NaN when no split has a finite max, as the row's one softmax would.
 __kernel void combine_splits(__global const float *part_acc, // [rows, splits, DV]
                              __global const float *part_ml,  // [rows, splits, 2]
-                             __global float *out,            // [rows, DV]
+                             __global elem_t *out,           // [rows, DV]
                              __global float *lse,            // [rows] when write_lse
                              int rows, int splits, int write_lse)
 {

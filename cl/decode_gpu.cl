@@ -68,9 +68,9 @@ typedef float ow_t;
 // The arguments of split_keys (the host sets them in this order).
 // clang-format off
 #define SPLIT_ARGS                                                                                  \
-    __global const float *q,       /* [B, H, Nq, D] */                                             \
-    __global const float *k,       /* [B, Hkv, Nk, D] */                                           \
-    __global const float *v,       /* [B, Hkv, Nk, DV] */                                          \
+    __global const elem_t *q,      /* [B, H, Nq, D] */                                             \
+    __global const elem_t *k,      /* [B, Hkv, Nk, D] */                                           \
+    __global const elem_t *v,      /* [B, Hkv, Nk, DV] */                                          \
     __global const float *side_k,  /* [B, Hkv, NS, D] */                                           \
     __global const float *side_v,  /* [B, Hkv, NS, DV] */                                          \
     __global const int *side_pos,  /* [B, NS] */                                                   \
@@ -95,17 +95,17 @@ inline group_row group_row_of(__global const int *rows, int use_rows, int num_ro
     return g;
 }
 
-// Copies `count` rows of `width` floats from global to __local, rows past count as zeros so
-// that no work-item reads outside the buffers: contiguous, so the loads coalesce.
-inline __attribute__((always_inline)) void stage_keys(__local float *dst, __global const float *src, int width,
-                                                      int count)
+// Copies `count` rows of `width` elements (the caller's K or V, or side keys) from global to
+// __local floats, rows past count as zeros so that no work-item reads outside the buffers:
+// contiguous, so the loads coalesce.
+inline __attribute__((always_inline)) void stage_keys(__local float *dst, src_t src, int width, int count)
 {
     if (width % 4 == 0) {
         for (int x = get_local_id(0); x < SBN * width / 4; x += SWG)
-            vstore4(4 * x / width < count ? vload4(x, src) : (float4)(0.0f), x, dst);
+            vstore4(4 * x / width < count ? SRC_LOAD(4, x, src) : (float4)(0.0f), x, dst);
     } else {
         for (int x = get_local_id(0); x < SBN * width; x += SWG)
-            dst[x] = x / width < count ? src[x] : 0.0f;
+            dst[x] = x / width < count ? SRC_LOAD(1, x, src) : 0.0f;
     }
 }
 
@@ -150,25 +150,25 @@ __kernel __attribute__((reqd_work_group_size(SWG, 1, 1))) void split_keys(SPLIT_
     for (int x = lid; x < SRB * QN; x += SWG) {
         const int r = x / QN;
         const group_row g = group_row_of(rows, use_rows, num_rows, group, hk, min(block * SRB + r, group_rows - 1));
-        __global const float *qrow = q + (((size_t)b * heads + g.h) * nq + g.i) * D;
-        QSTORE(QLOAD(x % QN, qrow) * qscale, x, qs);
+        __global const elem_t *qrow = q + (((size_t)b * heads + g.h) * nq + g.i) * D;
+        QSTORE(LOAD(QW, x % QN, qrow) * qscale, x, qs);
     }
 
     // The split's keys [lo, hi]: its range, cut to the band of the block's rows and to kv_len.
     const bool side = split >= band_splits;
     int lo, hi;
-    __global const float *kbase, *vbase;
+    src_t kbase, vbase;
     if (side) {
         lo = side_begin + (split - band_splits) * split_len;
         hi = min(lo + split_len, side_begin + side_count) - 1;
-        kbase = side_k + bhk * n_side * D;
-        vbase = side_v + bhk * n_side * DV;
+        kbase = SRC_SCRATCH(side_k + bhk * n_side * D);
+        vbase = SRC_SCRATCH(side_v + bhk * n_side * DV);
     } else {
         const int first = key_lo + split * split_len;
         lo = max(first, pmin - left);
         hi = min(min(first + split_len, nk) - 1, min(kv_len - 1, pmax + right));
-        kbase = k + bhk * nk * D;
-        vbase = v + bhk * nk * DV;
+        kbase = SRC_CALLER(k + bhk * nk * D);
+        vbase = SRC_CALLER(v + bhk * nk * DV);
     }
 
     // Work-item roles: (row, key) pairs x = lid + n * SWG for the scores (key x % SBN: the same
@@ -194,8 +194,8 @@ __kernel __attribute__((reqd_work_group_size(SWG, 1, 1))) void split_keys(SPLIT_
     for (int j0 = lo; j0 <= hi; j0 += SBN) {
         const int count = min(SBN, hi + 1 - j0);
         barrier(CLK_LOCAL_MEM_FENCE); // the previous tile's readers are done (and Q is staged)
-        stage_keys(ks, kbase + (size_t)j0 * D, D, count);
-        stage_keys(vs, vbase + (size_t)j0 * DV, DV, count);
+        stage_keys(ks, SRC_AT(kbase, (size_t)j0 * D), D, count);
+        stage_keys(vs, SRC_AT(vbase, (size_t)j0 * DV), DV, count);
         barrier(CLK_LOCAL_MEM_FENCE);
 
         // Scores. Each lane starts its walk over D at its own vector (t): lanes' keys are D
@@ -307,7 +307,7 @@ __kernel __attribute__((reqd_work_group_size(SWG, 1, 1))) void split_keys(SPLIT_
 __kernel void merge_splits(__global const float *part_acc, // [B, H, num_rows, splits, DV]
                            __global const float *part_ml,  // [B, H, num_rows, splits, 2]
                            __global const int *rows,       // [num_rows] when use_rows
-                           __global float *out,            // [B, H, Nq, DV]
+                           __global elem_t *out,           // [B, H, Nq, DV]
                            __global float *lse,            // [B, H, Nq] when write_lse
                            int nq, int num_rows, int use_rows, int splits, int write_lse)
 {
@@ -329,7 +329,7 @@ __kernel void merge_splits(__global const float *part_acc, // [B, H, num_rows, s
     }
     const size_t orow = row / num_rows * nq + tile_row(rows, use_rows, row % num_rows);
     if (c < DV)
-        out[orow * DV + c] = row_value(a, l);
+        STORE_1(row_value(a, l), orow * DV + c, out);
     if (c == 0 && write_lse)
         lse[orow] = row_lse(mx, l);
 }

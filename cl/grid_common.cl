@@ -15,14 +15,14 @@
 // this order; the GPU variant leaves the CPU's scratch unused).
 // clang-format off
 #define GRID_ATTENTION_ARGS                                                                        \
-    __global const float *q,       /* [B, H, N, D], token order */                                 \
-    __global const float *k,       /* [B, Hkv, N, D], token order */                               \
-    __global const float *v,       /* [B, Hkv, N, DV], token order */                              \
+    __global const elem_t *q,      /* [B, H, N, D], token order */                                 \
+    __global const elem_t *k,      /* [B, Hkv, N, D], token order */                               \
+    __global const elem_t *v,      /* [B, Hkv, N, DV], token order */                              \
     __global const int *tiles,     /* host/grid.c: tiles, run offsets, runs */                     \
     __global const int *axis,      /* host/grid.c's axis table */                                  \
     __global const int *keys,      /* [3 nslots] kernel row, column, token */                      \
     __global const int *seq_lens,  /* [B] */                                                       \
-    __global float *out,           /* [B, H, N, DV] */                                             \
+    __global elem_t *out,          /* [B, H, N, DV] */                                             \
     __global float *lse,           /* [B, H, N] when write_lse */                                  \
     __global float *scratch,       /* CPU: per work-item [lanes (D + DV)] floats */                \
     __global int *scratch_info,    /* CPU: per work-item [3 lanes] ints */                         \

@@ -8,7 +8,7 @@
 // whose 16-key vectors are mostly empty, while packed they fill whole chunks. The copy costs D + DV
 // loads and stores per key, against R (D + DV) multiply-adds, and is made once for consecutive
 // tiles that see the same keys (the tiles of a Swin window, of an axial row). K and V are read in
-// token order.
+// token order, in the storage type, and packed as float32.
 
 // The mask of one 16-key group of the packed keys for every query of the tile: keys [base,
 // base + 16) that exist (below count) and are in the query's set.
@@ -32,8 +32,8 @@ inline void grid_group_mask(int16 ok[R][NV], int group, const grid_query *gq, __
 // returns how many (grid_group_mask masks the lanes past them). V rows are copied a vector at a
 // time; K is transposed 16 keys at a time, a gather of one dimension of 16 rows then one vector
 // store, rather than a scalar store per element.
-inline int grid_pack(__global float *kp, __global float *vp, __global int *info, int lanes, __global const float *k,
-                     __global const float *v, __global const int *runs, int first, int last, __global const int *keys,
+inline int grid_pack(__global float *kp, __global float *vp, __global int *info, int lanes, __global const elem_t *k,
+                     __global const elem_t *v, __global const int *runs, int first, int last, __global const int *keys,
                      int nslots)
 {
     int u = 0;
@@ -41,7 +41,7 @@ inline int grid_pack(__global float *kp, __global float *vp, __global int *info,
         for (int s = runs[2 * x]; s < runs[2 * x] + runs[2 * x + 1]; s++, u++) {
             const int tok = keys[2 * nslots + s];
             for (int c = 0; c < DV / CLATTN_VW; c++)
-                *(__global vw_t *)(vp + (size_t)u * DV + c * CLATTN_VW) = VLOAD_W(c, v + (size_t)tok * DV);
+                *(__global vw_t *)(vp + (size_t)u * DV + c * CLATTN_VW) = LOAD(CLATTN_VW, c, v + (size_t)tok * DV);
             info[u] = keys[s];
             info[lanes + u] = keys[nslots + s];
             info[2 * lanes + u] = tok;
@@ -54,7 +54,7 @@ inline int grid_pack(__global float *kp, __global float *vp, __global int *info,
         for (int d = 0; d < D; d++) {
             float x[16] __attribute__((aligned(64)));
             for (int t = 0; t < 16; t++)
-                x[t] = k[(size_t)tok[t] * D + d];
+                x[t] = LOAD_1((size_t)tok[t] * D + d, k);
             vstore16(PRIV(float16, x, 0), 0, dst + d * KC);
         }
     }
@@ -105,7 +105,8 @@ __kernel void grid_attention(GRID_ATTENTION_ARGS)
             }
             // A whole chunk that every row sees entirely (a Swin window's) needs no mask.
             span.edge = !(span.nvalid == KC && span.g_lo == 0 && span.g_hi == NV && all(every));
-            process_chunk(&st, q, qoff, kp + (size_t)c * D * KC, false, vp + (size_t)c * KC * DV, span, qscale, ok);
+            process_chunk(&st, q, qoff, SRC_SCRATCH(kp + (size_t)c * D * KC), false,
+                          SRC_SCRATCH(vp + (size_t)c * KC * DV), span, qscale, ok);
         }
         for (int s = 0; s < R; s++)
             if (s / CLATTN_GRID_TW < th && s % CLATTN_GRID_TW < tw)

@@ -14,8 +14,8 @@ typedef struct {
 // Slots [j0, j0 + count) into __local: first their coordinates and tokens, then (after a
 // barrier) the K and V rows of those tokens; rows past count become zeros and slots that see
 // nothing.
-inline void grid_stage(__local float *ks, __local float *vs, __local int *kinfo, __global const float *k,
-                       __global const float *v, __global const int *keys, int nslots, int j0, int count)
+inline void grid_stage(__local float *ks, __local float *vs, __local int *kinfo, __global const elem_t *k,
+                       __global const elem_t *v, __global const int *keys, int nslots, int j0, int count)
 {
     for (int x = get_local_id(0); x < 3 * BK; x += CLATTN_WG) {
         const int t = x % BK, field = x / BK;
@@ -23,16 +23,16 @@ inline void grid_stage(__local float *ks, __local float *vs, __local int *kinfo,
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int x = get_local_id(0); x < BK * D; x += CLATTN_WG)
-        ks[x] = x / D < count ? k[(size_t)kinfo[2 * BK + x / D] * D + x % D] : 0.0f;
+        ks[x] = x / D < count ? LOAD_1((size_t)kinfo[2 * BK + x / D] * D + x % D, k) : 0.0f;
     for (int x = get_local_id(0); x < BK * DV; x += CLATTN_WG)
-        vs[x] = x / DV < count ? v[(size_t)kinfo[2 * BK + x / DV] * DV + x % DV] : 0.0f;
+        vs[x] = x / DV < count ? LOAD_1((size_t)kinfo[2 * BK + x / DV] * DV + x % DV, v) : 0.0f;
 }
 
 // One staged block of `count` keys for one query (a run of a neighborhood may stage far fewer
 // than BK, and the slots past `count` would be masked anyway). A row with no finite logit yet keeps m = -inf; l records
 // a visible NaN (NaN) or only -inf logits (-0), and a visible key's value still meets a weight of 0, so that NaN and
 // infinite values reach the output as SPEC.md asks (write_row settles it).
-inline void grid_block(grid_row *st, __global const float *qrow, __local const float *ks, __local const float *vs,
+inline void grid_block(grid_row *st, __global const elem_t *qrow, __local const float *ks, __local const float *vs,
                        const bool *ok, int count, float qscale)
 {
     float s[BK];
@@ -40,7 +40,7 @@ inline void grid_block(grid_row *st, __global const float *qrow, __local const f
     for (int t = 0; t < count; t++) {
         float dot = 0.0f;
         for (int d = 0; d < D; d++)
-            dot = fma(qrow[d], ks[t * D + d], dot);
+            dot = fma(LOAD_1(d, qrow), ks[t * D + d], dot);
         s[t] = ok[t] ? dot * qscale : -INFINITY;
         mblock = fmax(mblock, s[t]);
     }
@@ -87,9 +87,9 @@ __kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void grid_attent
     const bool live = s / CLATTN_GRID_TW < th && s % CLATTN_GRID_TW < tw;
     const grid_query gq =
         grid_query_of(axis, h, w, nparts, r0 + (live ? s / CLATTN_GRID_TW : 0), c0 + (live ? s % CLATTN_GRID_TW : 0));
-    __global const float *qrow = q + ((size_t)bh * n + gq.tok) * D;
-    __global const float *kh = k + bhk * n * D;
-    __global const float *vh = v + bhk * n * DV;
+    __global const elem_t *qrow = q + ((size_t)bh * n + gq.tok) * D;
+    __global const elem_t *kh = k + bhk * n * D;
+    __global const elem_t *vh = v + bhk * n * DV;
 
     grid_row st;
     st.m = -INFINITY;

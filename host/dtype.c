@@ -1,7 +1,9 @@
 /* Bit-exact float32 <-> float16 / bfloat16 conversions in portable C (no _Float16, no F16C), so
- * that every host path rounds exactly like vstore_half_rte and the kernels' bfloat16 store. */
+ * that every host path rounds exactly like vstore_half_rte and the kernels' bfloat16 store; and the
+ * float32 copies of a run's tensors that the reference and MPI paths compute on. */
 #include "dtype.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int clattn__dtype_valid(int dtype)
@@ -118,5 +120,57 @@ void clattn__store_element(clattn_dtype dtype, void *data, size_t i, float value
     if (dtype == CLATTN_DTYPE_F32)
         ((float *)data)[i] = value;
     else
-        ((uint16_t *)data)[i] = dtype == CLATTN_DTYPE_F16 ? clattn__float_to_half(value) : clattn__float_to_bfloat16(value);
+        ((uint16_t *)data)[i] =
+            dtype == CLATTN_DTYPE_F16 ? clattn__float_to_half(value) : clattn__float_to_bfloat16(value);
+}
+
+void clattn__store_elements(clattn_dtype dtype, void *dst, const float *src, size_t n)
+{
+    if (dtype == CLATTN_DTYPE_F32) {
+        if (n > 0)
+            memcpy(dst, src, n * sizeof *src);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        clattn__store_element(dtype, dst, i, src[i]);
+}
+
+int clattn__widen_tensors(clattn_dtype dtype, const clattn_host_tensors *in, const size_t *counts,
+                          clattn__wide_tensors *w, clattn__error *err)
+{
+    memset(w, 0, sizeof *w);
+    w->t = *in;
+    if (dtype == CLATTN_DTYPE_F32)
+        return CLATTN_STATUS_OK;
+    for (int i = 0; i < CLATTN__T_COUNT; i++) {
+        if (counts[i] == 0)
+            continue;
+        float *copy = malloc(counts[i] * sizeof *copy);
+        if (copy == NULL) {
+            clattn__wide_tensors_free(w);
+            return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "a float32 copy of %zu %s elements", counts[i],
+                                clattn__dtype_name(dtype));
+        }
+        const void *data = clattn__host_tensor(in, i)->data;
+        for (size_t e = 0; i != CLATTN__T_OUT && e < counts[i]; e++)
+            copy[e] = clattn__load_element(dtype, data, e);
+        w->copies[i] = copy;
+        w->counts[i] = counts[i];
+        clattn_host_tensor *wide = (clattn_host_tensor *)clattn__host_tensor(&w->t, i);
+        *wide = (clattn_host_tensor){copy, counts[i] * sizeof *copy};
+    }
+    return CLATTN_STATUS_OK;
+}
+
+void clattn__narrow_output(clattn_dtype dtype, const clattn__wide_tensors *w, void *out)
+{
+    if (w->copies[CLATTN__T_OUT] != NULL)
+        clattn__store_elements(dtype, out, w->copies[CLATTN__T_OUT], w->counts[CLATTN__T_OUT]);
+}
+
+void clattn__wide_tensors_free(clattn__wide_tensors *w)
+{
+    for (int i = CLATTN__T_COUNT - 1; i >= 0; i--)
+        free(w->copies[i]);
+    memset(w, 0, sizeof *w);
 }

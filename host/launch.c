@@ -33,13 +33,14 @@ cl_int clattn__set_args(cl_kernel kernel, const kernel_arg *args, cl_uint count)
     return CL_SUCCESS;
 }
 
-static cl_int enqueue_pack(clattn_plan *plan, command_chain *chain, cl_mem keys, cl_mem panels, int n)
+/* pack: plan->pack for the caller's keys (storage type), plan->pack_side for the side keys (float32). */
+static cl_int enqueue_pack(clattn_plan *plan, command_chain *chain, cl_kernel pack, cl_mem keys, cl_mem panels, int n)
 {
     const kernel_arg args[] = {ARG(keys), ARG(panels), ARG(n)};
-    const cl_int rc = clattn__set_args(plan->pack, args, 3);
+    const cl_int rc = clattn__set_args(pack, args, 3);
     const size_t chunks = ((size_t)n + CLATTN_KEY_CHUNK - 1) / CLATTN_KEY_CHUNK;
     const size_t global[2] = {chunks * plan->p.head_dim, (size_t)plan->p.batch * plan->p.kv_heads};
-    return rc != CL_SUCCESS ? rc : clattn__chain_launch(chain, plan->pack, 2, global, NULL);
+    return rc != CL_SUCCESS ? rc : clattn__chain_launch(chain, pack, 2, global, NULL);
 }
 
 static cl_int enqueue_side(clattn_plan *plan, command_chain *chain, cl_mem src, cl_mem extra, cl_mem side, int width)
@@ -262,11 +263,11 @@ static cl_int enqueue_passes(clattn_plan *plan, command_chain *chain, const clat
         return enqueue_split(plan, chain, bufs);
     cl_int rc = CL_SUCCESS;
     if (panels)
-        rc = enqueue_pack(plan, chain, bufs->k, plan->k_panels, p->kv_len);
+        rc = enqueue_pack(plan, chain, plan->pack, bufs->k, plan->k_panels, p->kv_len);
     if (rc == CL_SUCCESS && plan->n_side > 0) {
         rc = enqueue_side_keys(plan, chain, bufs);
         if (rc == CL_SUCCESS && panels)
-            rc = enqueue_pack(plan, chain, plan->side_k, plan->side_panels, plan->n_side);
+            rc = enqueue_pack(plan, chain, plan->pack_side, plan->side_k, plan->side_panels, plan->n_side);
     }
     attention_pass band = {bufs->q,   panels ? plan->k_panels : bufs->k,
                            bufs->v,   bufs->out,
@@ -299,7 +300,7 @@ static cl_int enqueue_passes(clattn_plan *plan, command_chain *chain, const clat
         dense.v = bufs->vg;
         dense.side_count = 0;
         if (panels) {
-            rc = enqueue_pack(plan, chain, bufs->kg, plan->kg_panels, p->kv_len);
+            rc = enqueue_pack(plan, chain, plan->pack, bufs->kg, plan->kg_panels, p->kv_len);
             dense.keys = plan->kg_panels;
         }
     }

@@ -1,12 +1,14 @@
 /* Sequence-parallel attention over MPI (clattn_mpi.h): the plan and its shards, one status agreed
  * by every rank, a run's buffers and checks, the choice of pattern (mpi_ring.c, mpi_halo.c,
- * mpi_gathered.c), and a block of rows merged into their result. */
+ * mpi_gathered.c), and a block of rows merged into their result. Everything between a run's entry
+ * and its end is float32: float16 and bfloat16 shards are widened there and O rounded once. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "context.h"
+#include "dtype.h"
 #include "mpi_plan.h"
 #include "problem.h"
 
@@ -63,6 +65,10 @@ static int check_plan(clattn_mpi_plan *mp, const clattn_problem *problem, clattn
     int status = clattn__problem_normalize(problem, &mp->p, err);
     if (status)
         return status;
+    /* The patterns and their block plans work in float32 (SPEC.md's arithmetic); only a run's
+     * entry and end see the caller's storage. */
+    mp->storage = mp->p.dtype;
+    mp->p.dtype = CLATTN_DTYPE_F32;
     const clattn_problem *p = &mp->p;
     if (p->grid_pattern != CLATTN_GRID_NONE || p->global_qkv)
         return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED,
@@ -185,9 +191,10 @@ void clattn_mpi_plan_traffic(const clattn_mpi_plan *plan, clattn_mpi_traffic *ou
 
 /* ----------------------------------------------------------------------------------------- */
 
-static int check_tensor(const clattn_host_tensor *t, size_t floats, const char *name, clattn__error *err)
+/* A shard's tensor of `elements` elements of `size` bytes. */
+static int check_tensor(const clattn_host_tensor *t, size_t elements, size_t size, const char *name, clattn__error *err)
 {
-    const size_t bytes = floats * sizeof(float);
+    const size_t bytes = elements * size;
     if (bytes > 0 && t->data == NULL)
         return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "%s is NULL", name);
     if (t->data != NULL && t->bytes < bytes)
@@ -196,31 +203,53 @@ static int check_tensor(const clattn_host_tensor *t, size_t floats, const char *
     return CLATTN_STATUS_OK;
 }
 
-static int check_shard(const clattn_mpi_plan *mp, const clattn_host_tensors *t, clattn__error *err)
+/* elements[CLATTN__T_COUNT]: the elements of each tensor of this rank's shard (LSE's only when it
+ * is given; 0 for Qg, Kg, Vg, which the ranks do not take). */
+static void shard_elements(const clattn_mpi_plan *mp, const clattn_host_tensors *t, size_t *elements)
 {
-    if (t == NULL)
-        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "tensors is NULL");
     const clattn_problem *p = &mp->p;
     const size_t qh = (size_t)p->batch * (size_t)p->heads * (size_t)mp->q_count[mp->rank];
     const size_t kh = (size_t)p->batch * (size_t)p->kv_heads * (size_t)mp->k_count[mp->rank];
     const size_t xh = (size_t)p->batch * (size_t)p->kv_heads * (size_t)p->extra_len;
-    const clattn_host_tensor none = {0};
-    int status = check_tensor(&t->q, qh * (size_t)p->head_dim, "q", err);
+    memset(elements, 0, CLATTN__T_COUNT * sizeof *elements);
+    elements[CLATTN__T_Q] = qh * (size_t)p->head_dim;
+    elements[CLATTN__T_K] = kh * (size_t)p->head_dim;
+    elements[CLATTN__T_V] = kh * (size_t)p->value_dim;
+    elements[CLATTN__T_OUT] = qh * (size_t)p->value_dim;
+    elements[CLATTN__T_LSE] = t->lse.data != NULL ? qh : 0;
+    elements[CLATTN__T_KX] = xh * (size_t)p->head_dim;
+    elements[CLATTN__T_VX] = xh * (size_t)p->value_dim;
+}
+
+/* Every tensor of the shard in the caller's storage, LSE in float32, then seq_lens; elements
+ * receives shard_elements. */
+static int check_shard(const clattn_mpi_plan *mp, const clattn_host_tensors *t, size_t *elements, clattn__error *err)
+{
+#define CLATTN__TENSOR_NAME_(field, NAME) #field,
+    static const char *const names[CLATTN__T_COUNT] = {CLATTN__TENSORS(CLATTN__TENSOR_NAME_)};
+#undef CLATTN__TENSOR_NAME_
+    if (t == NULL)
+        return clattn__fail(err, CLATTN_STATUS_NULL_ARGUMENT, "tensors is NULL");
+    shard_elements(mp, t, elements);
+    int status = CLATTN_STATUS_OK;
+    for (int i = 0; i < CLATTN__T_COUNT && !status; i++)
+        status = check_tensor(clattn__host_tensor(t, i), elements[i],
+                              i == CLATTN__T_LSE ? sizeof(float) : clattn__dtype_size(mp->storage), names[i], err);
     if (!status)
-        status = check_tensor(&t->k, kh * (size_t)p->head_dim, "k", err);
-    if (!status)
-        status = check_tensor(&t->v, kh * (size_t)p->value_dim, "v", err);
-    if (!status)
-        status = check_tensor(&t->out, qh * (size_t)p->value_dim, "out", err);
-    if (!status)
-        status = check_tensor(t->lse.data != NULL ? &t->lse : &none, t->lse.data != NULL ? qh : 0, "lse", err);
-    if (!status)
-        status = check_tensor(&t->kx, xh * (size_t)p->head_dim, "kx", err);
-    if (!status)
-        status = check_tensor(&t->vx, xh * (size_t)p->value_dim, "vx", err);
-    if (!status)
-        status = clattn__check_seq_lens(p, t->seq_lens, err);
+        status = clattn__check_seq_lens(&mp->p, t->seq_lens, err);
     return status;
+}
+
+/* The shard's inputs as float32 (SPEC.md, "Element types"): copies widened exactly from float16 or
+ * bfloat16 storage, the caller's own tensors in float32. O is rounded from the run's float32
+ * result at its end, LSE is float32 already. */
+static int widen_shard(const clattn_mpi_plan *mp, const clattn_host_tensors *t, const size_t *elements,
+                       clattn__wide_tensors *wide, clattn__error *err)
+{
+    size_t inputs[CLATTN__T_COUNT];
+    memcpy(inputs, elements, sizeof inputs);
+    inputs[CLATTN__T_OUT] = inputs[CLATTN__T_LSE] = 0;
+    return clattn__widen_tensors(mp->storage, t, inputs, wide, err);
 }
 
 int clattn__mpi_alloc(float **out, size_t n, const char *what, clattn__error *err)
@@ -416,36 +445,42 @@ int clattn_mpi_plan_run_host(clattn_mpi_plan *plan, const clattn_host_tensors *t
     memset(&mp->traffic, 0, sizeof mp->traffic);
     clattn__mpi_run st;
     memset(&st, 0, sizeof st);
-    int status = check_shard(mp, tensors, &err);
+    clattn__wide_tensors wide = {0};
+    size_t elements[CLATTN__T_COUNT];
+    int status = check_shard(mp, tensors, elements, &err);
     if (!status)
-        status = prepare_run(mp, &st, tensors, &err);
+        status = widen_shard(mp, tensors, elements, &wide, &err);
+    const clattn_host_tensors *t = &wide.t; /* float32 from here to the end */
+    if (!status)
+        status = prepare_run(mp, &st, t, &err);
     status = agree(mp, status, &err);
     const clattn_problem *p = &mp->p;
     const int nq = mp->q_count[mp->rank];
     if (!status) {
-        status = run_pattern(mp, &st, tensors, &err);
+        status = run_pattern(mp, &st, t, &err);
         if (p->summary_block > 0 && status != CLATTN_STATUS_MPI) { /* every rank joins its allreduce */
             clattn__error summary_err = {{0}};
-            const int summary = clattn__mpi_summary(mp, &st, tensors, &summary_err);
+            const int summary = clattn__mpi_summary(mp, &st, t, &summary_err);
             if (!status && summary) {
                 status = summary;
                 err = summary_err;
             }
         }
         const clattn__mpi_keys extra = {
-            .k = tensors->kx.data, .v = tensors->vx.data, .nk = p->extra_len, .mode = CLATTN__BLOCK_EXTRA};
+            .k = t->kx.data, .v = t->vx.data, .nk = p->extra_len, .mode = CLATTN__BLOCK_EXTRA};
         if (!status && p->extra_len > 0)
-            status = clattn__mpi_run_rows(mp, &st, &st.own, 0, nq, 0, &extra, tensors->seq_lens, &err);
+            status = clattn__mpi_run_rows(mp, &st, &st.own, 0, nq, 0, &extra, t->seq_lens, &err);
         status = agree(mp, status, &err);
     }
     if (!status) {
         const size_t rows = (size_t)p->batch * (size_t)p->heads * (size_t)nq;
-        clear_padding(mp, &st, tensors->seq_lens);
-        if (rows > 0)
-            memcpy(tensors->out.data, st.own.acc_o, rows * (size_t)p->value_dim * sizeof(float));
+        clear_padding(mp, &st, t->seq_lens);
+        /* O rounded once into the caller's storage; LSE is float32 in every storage. */
+        clattn__store_elements(mp->storage, tensors->out.data, st.own.acc_o, rows * (size_t)p->value_dim);
         if (rows > 0 && tensors->lse.data != NULL)
             memcpy(tensors->lse.data, st.own.acc_lse, rows * sizeof(float));
     }
     free_run(&st);
+    clattn__wide_tensors_free(&wide);
     return report(mp->ctx, status, &err);
 }

@@ -13,7 +13,8 @@ struct clattn_mpi_plan {
     clattn_context *ctx;
     MPI_Comm comm; /* the caller's, duplicated */
     int rank, size;
-    clattn_problem p;       /* whole, normalized; global_idx points at globals */
+    clattn_problem p;       /* whole, normalized, in float32; global_idx points at globals */
+    clattn_dtype storage;   /* the caller's storage type: the run widens to p's float32 and rounds O */
     int *globals;           /* [num_global] sorted */
     int offset;             /* Nk - Nq: the position of query row 0 */
     int *k_first, *k_count; /* [P] each rank's keys */

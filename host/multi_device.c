@@ -309,7 +309,9 @@ clattn_plan *clattn_multi_plan_device_plan(const clattn_multi_plan *plan, int i)
 
 /* ----------------------------------------------------------------------------------------- */
 /* Host runs: a device's share of a whole tensor is `blocks` runs (one per batch entry when the
- * key/value heads are split, one in all when the batch is) of `count` units each. */
+ * key/value heads are split, one in all when the batch is) of `count` units each. Every size and
+ * offset is a fraction of the tensor's bytes from clattn__tensor_needs, which counts them in the
+ * problem's storage type (LSE in float32), so a share is the same slice in every storage. */
 
 typedef struct {
     const clattn_multi_plan *mp;

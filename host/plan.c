@@ -1,6 +1,7 @@
 /* Plans: created once per problem (kernels built, tiles chosen, scratch allocated by scratch.c),
  * then run many times (launch.c, run_host.c). This file decides which kernels a problem needs and,
  * for decode, how many key splits; it creates and frees the plan object. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,8 +18,15 @@ static int compare_int(const void *a, const void *b)
 int clattn__plan_kernel(clattn_plan *plan, const char *source, const char *name, const char *options, cl_kernel *out,
                         clattn__error *err)
 {
+    /* Every program reads and writes the caller's tensors in the problem's storage type. */
+    char all[1024];
+    const int len =
+        snprintf(all, sizeof all, "%s%s-DCLATTN_DTYPE=%d", options, options[0] ? " " : "", (int)plan->p.dtype);
+    if (len < 0 || (size_t)len >= sizeof all)
+        return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED, "build options of kernel '%s' exceed %zu bytes: %s", name,
+                            sizeof all - 1, options);
     cl_program prog;
-    int status = clattn__program_get(plan->ctx, source, options, &prog, err);
+    int status = clattn__program_get(plan->ctx, source, all, &prog, err);
     if (status != CLATTN_STATUS_OK)
         return status;
     cl_int rc;
@@ -73,10 +81,13 @@ static int create_kernels(clattn_plan *plan, clattn__error *err)
     if (!status && clattn__plan_packs_keys(plan)) {
         char pack_options[64];
         clattn__pack_options(p->head_dim, pack_options, sizeof pack_options);
-        status = clattn__plan_kernel(plan, "pack_keys", "pack_keys", pack_options, &plan->pack, err);
+        status = clattn__plan_kernel(plan, CLATTN_PACK_PROGRAM, "pack_keys", pack_options, &plan->pack, err);
+        if (!status && plan->n_side > 0)
+            status =
+                clattn__plan_kernel(plan, CLATTN_PACK_PROGRAM, "pack_side_keys", pack_options, &plan->pack_side, err);
     }
     if (!status && plan->n_side > 0)
-        status = clattn__plan_kernel(plan, "side_keys", "side_keys", "", &plan->side, err);
+        status = clattn__plan_kernel(plan, "common+side_keys", "side_keys", "", &plan->side, err);
     return status;
 }
 
@@ -219,7 +230,7 @@ void clattn_plan_free(clattn_plan *plan)
         return;
     clattn__grid_plan_free(plan);
     clattn__plan_free_scratch(plan);
-    cl_kernel kernels[] = {plan->side, plan->pack, plan->attention, plan->split, plan->combine};
+    cl_kernel kernels[] = {plan->side, plan->pack_side, plan->pack, plan->attention, plan->split, plan->combine};
     for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
         if (kernels[i] != NULL)
             clReleaseKernel(kernels[i]);

@@ -24,7 +24,8 @@ struct clattn_plan {
      * on, the rest the pass's side keys. */
     int band_splits, key_lo;
     clattn__split_tiles split_tiles;
-    cl_kernel attention, pack, side, split, combine;
+    /* pack: the caller's K (or Kg) into panels; pack_side: the float32 side keys */
+    cl_kernel attention, pack, pack_side, side, split, combine;
     /* scratch (device): NULL where the problem does not need it */
     cl_mem k_panels;    /* [B, Hkv, ceil(Nk/KC), D, KC]           CPU variant, not decode */
     cl_mem kg_panels;   /* the same for Kg                         the same, global_qkv */

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dtype.h"
+
 static int check_positive(clattn__error *err, const char *name, int value)
 {
     if (value <= 0)
@@ -93,6 +95,9 @@ int clattn__problem_normalize(const clattn_problem *in, clattn_problem *out, cla
     if (p.grid_dilation == 0)
         p.grid_dilation = 1;
 
+    if (!clattn__dtype_valid((int)p.dtype))
+        return clattn__fail(err, CLATTN_STATUS_INVALID_DTYPE, "dtype = %d: unknown (0 f32, 1 f16, 2 bf16)",
+                            (int)p.dtype);
     int status;
     if ((status = check_positive(err, "batch", p.batch)) || (status = check_positive(err, "heads", p.heads)) ||
         (status = check_positive(err, "kv_heads", p.kv_heads)) || (status = check_positive(err, "q_len", p.q_len)) ||
@@ -141,8 +146,8 @@ int clattn__problem_normalize(const clattn_problem *in, clattn_problem *out, cla
     return CLATTN_STATUS_OK;
 }
 
-/* rows * cols * 4 bytes, or 0 on overflow of size_t or of a 32-bit element index. */
-static size_t tensor_bytes(long long a, long long b, long long c, long long d)
+/* a * b * c * d elements of `size` bytes, or 0 on overflow of size_t or of a 32-bit element index. */
+static size_t tensor_bytes(size_t size, long long a, long long b, long long c, long long d)
 {
     const long long dims[4] = {a, b, c, d};
     uint64_t elements = 1;
@@ -153,27 +158,28 @@ static size_t tensor_bytes(long long a, long long b, long long c, long long d)
         if (elements > (uint64_t)INT_MAX)
             return 0;
     }
-    if (elements > SIZE_MAX / sizeof(float))
+    if (elements > SIZE_MAX / size)
         return 0;
-    return (size_t)elements * sizeof(float);
+    return (size_t)elements * size;
 }
 
 int clattn__problem_bytes(const clattn_problem *p, clattn__tensor_bytes *bytes, clattn__error *err)
 {
     memset(bytes, 0, sizeof *bytes);
-    bytes->q = tensor_bytes(p->batch, p->heads, p->q_len, p->head_dim);
-    bytes->k = tensor_bytes(p->batch, p->kv_heads, p->kv_len, p->head_dim);
-    bytes->v = tensor_bytes(p->batch, p->kv_heads, p->kv_len, p->value_dim);
-    bytes->out = tensor_bytes(p->batch, p->heads, p->q_len, p->value_dim);
-    bytes->lse = tensor_bytes(p->batch, p->heads, p->q_len, 1);
+    const size_t elem = clattn__dtype_size(p->dtype); /* the storage type's; LSE is float32 always */
+    bytes->q = tensor_bytes(elem, p->batch, p->heads, p->q_len, p->head_dim);
+    bytes->k = tensor_bytes(elem, p->batch, p->kv_heads, p->kv_len, p->head_dim);
+    bytes->v = tensor_bytes(elem, p->batch, p->kv_heads, p->kv_len, p->value_dim);
+    bytes->out = tensor_bytes(elem, p->batch, p->heads, p->q_len, p->value_dim);
+    bytes->lse = tensor_bytes(sizeof(float), p->batch, p->heads, p->q_len, 1);
     if (!bytes->q || !bytes->k || !bytes->v || !bytes->out || !bytes->lse)
         return clattn__fail(err, CLATTN_STATUS_SIZE_OVERFLOW,
                             "B = %d, H = %d, Hkv = %d, Nq = %d, Nk = %d, D = %d, Dv = %d: a tensor has more than "
                             "2^31 - 1 elements",
                             p->batch, p->heads, p->kv_heads, p->q_len, p->kv_len, p->head_dim, p->value_dim);
     if (p->extra_len > 0) {
-        bytes->kx = tensor_bytes(p->batch, p->kv_heads, p->extra_len, p->head_dim);
-        bytes->vx = tensor_bytes(p->batch, p->kv_heads, p->extra_len, p->value_dim);
+        bytes->kx = tensor_bytes(elem, p->batch, p->kv_heads, p->extra_len, p->head_dim);
+        bytes->vx = tensor_bytes(elem, p->batch, p->kv_heads, p->extra_len, p->value_dim);
         if (!bytes->kx || !bytes->vx)
             return clattn__fail(err, CLATTN_STATUS_SIZE_OVERFLOW,
                                 "extra_len = %d: the extra key tensors have more than 2^31 - 1 elements", p->extra_len);

@@ -12,7 +12,9 @@
 #define CLATTN_MAX_HEAD_DIM 256
 #define CLATTN_MAX_SEQ_LEN (1 << 28)
 
-/* Byte sizes of every tensor of a normalized problem (0 for a tensor the problem has not). */
+/* Byte sizes of every tensor of a normalized problem (0 for a tensor the problem has not): the
+ * storage type's (clattn__dtype_size) for Q, K, V, O, Kx, Vx (Qg, Kg, Vg take Q's, K's, V's),
+ * 4 bytes per element for LSE. */
 typedef struct {
     size_t q, k, v, out, lse, kx, vx;
 } clattn__tensor_bytes;

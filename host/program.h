@@ -6,7 +6,7 @@
 #include "context.h"
 
 /* The program built from the kernel sources that `name` lists, cl/<file>.cl names joined by '+'
- * and concatenated in that order ("pack_keys", "common+attention_gpu"), with the common options
+ * and concatenated in that order ("common+pack_keys", "common+attention_gpu"), with the common options
  * plus `specific` (the kernel's -D options); *out is retained for the caller, who releases it. A
  * failed build returns CL_BUILD_PROGRAM_FAILURE with the log's start in err and the whole log
  * sent to the context's log callback. */

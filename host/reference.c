@@ -1,6 +1,7 @@
 /* The double-precision host reference of SPEC.md: visibility.c decides which keys a query row
  * sees, summary and extra keys join the same softmax, and a textbook two-pass softmax does the
- * rest. It is the oracle of the device kernels, so it favours being plainly right over speed. */
+ * rest. It is the oracle of the device kernels, so it favours being plainly right over speed.
+ * Float16 and bfloat16 tensors are widened to float32 copies first and O rounded once at the end. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "reference.h"
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "clattn_advanced.h"
+#include "dtype.h"
 #include "problem.h"
 #include "visibility.h"
 
@@ -269,20 +271,37 @@ static void run_workers(worker *workers, size_t count)
     }
 }
 
+/* t's tensors in float32 (SPEC.md, "Element types"): in float16 or bfloat16 storage, every input
+ * the problem reads widened exactly and room for a float32 O; in float32, t itself. */
+static int widen_run(const clattn_problem *p, const clattn_host_tensors *t, clattn__wide_tensors *wide,
+                     clattn__error *err)
+{
+    clattn__tensor_need needs[CLATTN__T_COUNT];
+    clattn__tensor_needs(p, needs);
+    size_t counts[CLATTN__T_COUNT] = {0};
+    for (int i = 0; i < CLATTN__T_COUNT; i++)
+        if (i != CLATTN__T_LSE && needs[i].needed) /* LSE is float32 in every storage */
+            counts[i] = needs[i].bytes / clattn__dtype_size(p->dtype);
+    return clattn__widen_tensors(p->dtype, t, counts, wide, err);
+}
+
 int clattn__reference_run(const clattn_problem *p, const clattn_host_tensors *t, clattn__error *err)
 {
     int status = clattn__check_host_tensors(p, t, err); /* the same rule as the device path's */
     if (status != CLATTN_STATUS_OK)
         return status;
+    clattn__wide_tensors wide = {0};
     clattn_visibility vis = {0};
     float *summary = NULL;
     worker *workers = NULL;
     size_t allocated = 0;
     /* The largest S(i): every key, every summary token, every extra key. */
     const size_t capacity = (size_t)p->kv_len + (size_t)clattn__summary_count(p) + (size_t)p->extra_len;
-    shared_run run = {.p = p, .t = t, .vis = &vis, .num_pairs = (size_t)p->batch * (size_t)p->heads};
+    shared_run run = {.p = p, .t = &wide.t, .vis = &vis, .num_pairs = (size_t)p->batch * (size_t)p->heads};
     run.num_workers = worker_count(run.num_pairs);
 
+    if ((status = widen_run(p, t, &wide, err)) != CLATTN_STATUS_OK)
+        goto cleanup;
     if ((status = clattn__visibility_init_normalized(&vis, p)) != CLATTN_STATUS_OK) {
         status = clattn__fail(err, status, "reference: %s", vis.message);
         goto cleanup;
@@ -303,6 +322,7 @@ int clattn__reference_run(const clattn_problem *p, const clattn_host_tensors *t,
         }
     }
     run_workers(workers, run.num_workers);
+    clattn__narrow_output(p->dtype, &wide, t->out.data); /* O rounded once into its storage */
 
 cleanup:
     while (allocated > 0)
@@ -310,5 +330,6 @@ cleanup:
     free(workers);
     free(summary);
     clattn_visibility_free(&vis);
+    clattn__wide_tensors_free(&wide);
     return status;
 }

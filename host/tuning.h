@@ -50,6 +50,8 @@
  * over the keys with its merge. */
 #define CLATTN_GPU_ATTENTION_PROGRAM "common+attention_gpu"
 #define CLATTN_GPU_SPLIT_PROGRAM "common+decode_gpu"
+/* The CPU variant's key packing (common.cl for the storage type's loads). */
+#define CLATTN_PACK_PROGRAM "common+pack_keys"
 
 /* Sizes of the GPU split kernel (its -DCLATTN_SPLIT_* options). */
 typedef struct {

@@ -58,13 +58,17 @@ void clattn_mpi_plan_shard(const clattn_mpi_plan *plan, int *k_first, int *k_cou
 /* Blocking, collective. tensors holds this rank's shard: q [B, H, q_count, D], k [B, Hkv,
  * k_count, D], v [B, Hkv, k_count, Dv], out [B, H, q_count, Dv], lse [B, H, q_count] (optional);
  * kx, vx whole (every rank the same); seq_lens whole [B]. A tensor of 0 bytes may be NULL.
+ * Tensors are in the problem's storage type (dtype), LSE in float32: a float16 or bfloat16 run
+ * widens this rank's inputs to float32 at its start, computes and exchanges float32 throughout, and
+ * rounds O once, to nearest even, at its end (SPEC.md, "Element types").
  * Outputs are written only when every rank succeeds. */
 int clattn_mpi_plan_run_host(clattn_mpi_plan *plan, const clattn_host_tensors *tensors);
 
 /* What this rank sent and received in its last run: payload bytes and messages, all of it, and the
  * part that moved rows between the callers' shards and the causal zigzag's chunks (Q, K, V there,
  * O and LSE back). Collectives count what a ring algorithm moves: an allgather passes on every
- * rank's part but one, an allreduce 2 (P - 1) / P of its data. */
+ * rank's part but one, an allreduce 2 (P - 1) / P of its data. The payload is float32 whatever the
+ * storage type (the run widens float16 and bfloat16 first), so these are float32 bytes. */
 typedef struct {
     unsigned long long bytes_sent, bytes_received;
     unsigned long long messages_sent, messages_received;

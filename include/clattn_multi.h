@@ -72,8 +72,9 @@ clattn_plan *clattn_multi_plan_device_plan(const clattn_multi_plan *plan, int i)
 CLATTN_API int clattn_multi_plan_run_host(clattn_multi_plan *plan, const clattn_host_tensors *tensors);
 
 /* Asynchronous, on each device's own buffers: buffers[i] holds device i's share (the tensors of
- * clattn_multi_plan_device_plan(plan, i); ignored for an empty share) and is enqueued on device
- * i's queue. events (may be NULL) receives one event per device, NULL for an empty share. */
+ * clattn_multi_plan_device_plan(plan, i), in the problem's storage type with LSE in float32;
+ * ignored for an empty share) and is enqueued on device i's queue. events (may be NULL) receives
+ * one event per device, NULL for an empty share. */
 CLATTN_API int clattn_multi_plan_enqueue(clattn_multi_plan *plan, const clattn_buffers *buffers, cl_event *events);
 
 #ifdef __cplusplus

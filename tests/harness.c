@@ -1,5 +1,6 @@
 /* Test helpers shared by the device tests: see harness.h. Tests may print; the library never. */
 #include "harness.h"
+#include "dtype.h" /* host/: the library's own float32 <-> float16 / bfloat16 rounding */
 #include "random.h"
 
 #include <math.h>
@@ -132,6 +133,58 @@ static int alloc_tensor(clattn_host_tensor *t, size_t bytes, int random, unsigne
     return CLATTN_STATUS_OK;
 }
 
+/* The tensors of a set, in one order: the inputs, then out (OUT_INDEX) and lse (LSE_INDEX). */
+#define TENSOR_COUNT 10
+#define OUT_INDEX 3
+#define LSE_INDEX 4
+
+static clattn_host_tensor *tensor_of(clattn_host_tensors *t, int i)
+{
+    clattn_host_tensor *const all[TENSOR_COUNT] = {&t->q,  &t->k,  &t->v,  &t->out, &t->lse,
+                                                   &t->qg, &t->kg, &t->vg, &t->kx,  &t->vx};
+    return all[i];
+}
+
+static int has_storage(clattn_dtype dtype)
+{
+    return dtype == CLATTN_DTYPE_F16 || dtype == CLATTN_DTYPE_BF16;
+}
+
+/* h->stored: every tensor of h->t but LSE in the storage type, LSE shared with h->t. */
+static int alloc_stored(harness_tensors *h)
+{
+    for (int i = 0; i < TENSOR_COUNT; i++) {
+        const clattn_host_tensor *from = tensor_of(&h->t, i);
+        clattn_host_tensor *to = tensor_of(&h->stored, i);
+        if (i == LSE_INDEX || from->data == NULL) {
+            *to = i == LSE_INDEX ? *from : (clattn_host_tensor){NULL, 0};
+            continue;
+        }
+        to->bytes = from->bytes / sizeof(float) * clattn__dtype_size(h->dtype);
+        to->data = calloc(to->bytes ? to->bytes : 1, 1);
+        if (to->data == NULL)
+            return CLATTN_STATUS_HOST_OUT_OF_MEMORY;
+    }
+    harness_tensors_store(h);
+    return CLATTN_STATUS_OK;
+}
+
+void harness_tensors_store(harness_tensors *h)
+{
+    if (!has_storage(h->dtype))
+        return;
+    for (int i = 0; i < TENSOR_COUNT; i++) {
+        if (i == OUT_INDEX || i == LSE_INDEX)
+            continue;
+        float *from = tensor_of(&h->t, i)->data;
+        void *to = tensor_of(&h->stored, i)->data;
+        for (size_t e = 0; from != NULL && e < tensor_of(&h->t, i)->bytes / sizeof(float); e++) {
+            clattn__store_element(h->dtype, to, e, from[e]);
+            from[e] = clattn__load_element(h->dtype, to, e);
+        }
+    }
+}
+
 int harness_tensors_alloc(const clattn_problem *problem, int with_lse, unsigned long long seed, harness_tensors *h)
 {
     memset(h, 0, sizeof *h);
@@ -164,6 +217,9 @@ int harness_tensors_alloc(const clattn_problem *problem, int with_lse, unsigned 
         if (h->out_ref == NULL || h->lse_ref == NULL)
             s = CLATTN_STATUS_HOST_OUT_OF_MEMORY;
     }
+    h->dtype = p.dtype;
+    if (!s && has_storage(h->dtype))
+        s = alloc_stored(h);
     if (s)
         harness_tensors_free(h);
     return s ? CLATTN_STATUS_HOST_OUT_OF_MEMORY : CLATTN_STATUS_OK;
@@ -171,10 +227,11 @@ int harness_tensors_alloc(const clattn_problem *problem, int with_lse, unsigned 
 
 void harness_tensors_free(harness_tensors *h)
 {
-    clattn_host_tensor *all[] = {&h->t.q,  &h->t.k,  &h->t.v,  &h->t.out, &h->t.lse,
-                                 &h->t.qg, &h->t.kg, &h->t.vg, &h->t.kx,  &h->t.vx};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        free(all[i]->data);
+    for (int i = 0; i < TENSOR_COUNT; i++) {
+        if (i != LSE_INDEX) /* shared with t */
+            free(tensor_of(&h->stored, i)->data);
+        free(tensor_of(&h->t, i)->data);
+    }
     free(h->out_ref);
     free(h->lse_ref);
     memset(h, 0, sizeof *h);
@@ -193,7 +250,43 @@ static int run(clattn_context *ctx, const clattn_problem *p, const clattn_host_t
     return s;
 }
 
-double harness_max_diff(const float *a, const float *b, size_t n)
+int harness_run(clattn_context *ctx, const clattn_problem *p, harness_tensors *h)
+{
+    if (p->dtype != h->dtype) {
+        fprintf(stderr, "  harness_run: problem dtype %d, tensors made for %d\n", (int)p->dtype, (int)h->dtype);
+        return CLATTN_STATUS_INVALID_DTYPE;
+    }
+    if (!has_storage(h->dtype))
+        return run(ctx, p, &h->t);
+    harness_tensors_store(h);
+    h->stored.seq_lens = h->t.seq_lens;
+    const int s = run(ctx, p, &h->stored);
+    float *out = h->t.out.data;
+    for (size_t e = 0; !s && e < h->t.out.bytes / sizeof(float); e++)
+        out[e] = clattn__load_element(h->dtype, h->stored.out.data, e);
+    return s;
+}
+
+const char *harness_storage(clattn_dtype dtype)
+{
+    return dtype == CLATTN_DTYPE_F16 ? " f16" : dtype == CLATTN_DTYPE_BF16 ? " bf16" : "";
+}
+
+double harness_half_ulp(clattn_dtype dtype, double x)
+{
+    if (!has_storage(dtype))
+        return 0.0;
+    /* explicit mantissa bits and the least normal exponent; below it the ulp is the subnormals' */
+    const int mantissa = dtype == CLATTN_DTYPE_F16 ? 10 : 7, least = dtype == CLATTN_DTYPE_F16 ? -14 : -126;
+    int e = 0;
+    frexp(x, &e); /* x = m * 2^e, m in [0.5, 1): x's binade is 2^(e - 1) */
+    e -= 1;
+    if (x == 0.0 || e < least)
+        e = least;
+    return ldexp(1.0, e - mantissa - 1);
+}
+
+double harness_max_error(const float *a, const float *b, size_t n, clattn_dtype dtype)
 {
     double worst = 0.0;
     for (size_t i = 0; i < n; i++) {
@@ -202,11 +295,17 @@ double harness_max_diff(const float *a, const float *b, size_t n)
                 return INFINITY;
             continue;
         }
-        const double d = fabs((double)a[i] - (double)b[i]);
+        const double x = fabs((double)a[i]), y = fabs((double)b[i]);
+        const double d = fabs((double)a[i] - (double)b[i]) - harness_half_ulp(dtype, x > y ? x : y);
         if (!(d <= worst)) /* NaN counts as the worst */
             worst = isnan(d) ? INFINITY : d;
     }
     return worst;
+}
+
+double harness_max_diff(const float *a, const float *b, size_t n)
+{
+    return harness_max_error(a, b, n, CLATTN_DTYPE_F32);
 }
 
 int harness_compare(clattn_context *dev, clattn_context *ref, const clattn_problem *p, const int *seq_lens,
@@ -220,11 +319,13 @@ int harness_compare(clattn_context *dev, clattn_context *ref, const clattn_probl
     clattn_host_tensors rt = h.t;
     rt.out.data = h.out_ref;
     rt.lse.data = with_lse ? h.lse_ref : NULL;
-    s = run(ref, p, &rt);
+    clattn_problem wide = *p; /* the reference in float32, on the inputs rounded to p's storage type */
+    wide.dtype = CLATTN_DTYPE_F32;
+    s = run(ref, &wide, &rt);
     if (!s)
-        s = run(dev, p, &h.t);
+        s = harness_run(dev, p, &h);
     if (!s) {
-        *max_err = harness_max_diff(h.t.out.data, h.out_ref, h.t.out.bytes / sizeof(float));
+        *max_err = harness_max_error(h.t.out.data, h.out_ref, h.t.out.bytes / sizeof(float), p->dtype);
         if (with_lse) {
             const double e = harness_max_diff(h.t.lse.data, h.lse_ref, h.t.lse.bytes / sizeof(float));
             *max_err = e > *max_err ? e : *max_err;

@@ -1,6 +1,6 @@
 /* Shared test helpers: device discovery (with skip-with-a-reason), random tensors, and running
  * one problem on a device and on the double-precision reference to compare them. It reaches the
- * library through its public and advanced headers only. */
+ * library through its public and advanced headers, and host/dtype.h's rounding (harness.c). */
 #ifndef CLATTN_HARNESS_H
 #define CLATTN_HARNESS_H
 
@@ -37,18 +37,35 @@ int harness_exit(void);
 typedef void (*harness_body)(clattn_context *dev, clattn_context *ref, const char *variant, size_t index);
 int harness_each_variant(const clattn_tiles *tiles, const char *const *names, size_t count, harness_body body);
 
-/* Host tensors for a normalized-or-not problem: random inputs, zeroed outputs. */
+/* Host tensors for a normalized-or-not problem: random inputs, zeroed outputs, all float32 in t.
+ * With a 16-bit storage type (p->dtype: SPEC.md, "Element types") the inputs in t are rounded to
+ * it, so that t holds exactly what the device reads, and `stored` holds the same tensors in the
+ * storage type (its lse is t's: LSE is float32 always). */
 typedef struct {
     clattn_host_tensors t;
+    clattn_host_tensors stored; /* dtype != F32 only */
+    clattn_dtype dtype;
     float *out_ref, *lse_ref;
 } harness_tensors;
 
 int harness_tensors_alloc(const clattn_problem *p, int with_lse, unsigned long long seed, harness_tensors *h);
 void harness_tensors_free(harness_tensors *h);
 
+/* With a 16-bit storage type: rounds t's inputs to it in place and writes them into `stored`
+ * (a test that changes t's inputs after harness_tensors_alloc calls it again). */
+void harness_tensors_store(harness_tensors *h);
+
+/* Runs p (p->dtype must be h's) on ctx: on h->t for float32; else on h->stored, inputs stored
+ * from h->t first (harness_tensors_store) and the output widened into h->t.out. Returns a clattn
+ * status (the failing context's message is printed to stderr). */
+int harness_run(clattn_context *ctx, const clattn_problem *p, harness_tensors *h);
+
 /* Runs p on dev and on ref with the same inputs; *max_err receives the largest absolute error of
- * O (and of the finite LSE values; a -inf LSE must match exactly, else the error is inf).
- * Returns a clattn status (the failing context's message is printed to stderr). */
+ * O (and of the finite LSE values; a -inf LSE must match exactly, else the error is inf). With a
+ * 16-bit p->dtype, the reference runs in float32 on the rounded inputs and O's error is what lies
+ * beyond O's own rounding, half an ulp of the storage type at its magnitude (harness_max_error);
+ * LSE is float32 and compared as such. Returns a clattn status (the failing context's message is
+ * printed to stderr). */
 int harness_compare(clattn_context *dev, clattn_context *ref, const clattn_problem *p, const int *seq_lens,
                     int with_lse, double *max_err);
 
@@ -60,5 +77,16 @@ cl_uint harness_context_refs(const clattn_context *ctx);
 /* The largest |a[i] - b[i]|; infinity when a NaN appears or infinities differ (equal infinities
  * agree). */
 double harness_max_diff(const float *a, const float *b, size_t n);
+
+/* The same for a[i], a value stored in `dtype` (widened), against b[i]: the largest part of
+ * |a[i] - b[i]| beyond half an ulp of dtype at the larger magnitude of the two (nothing for
+ * float32): what remains once a's own rounding is allowed for. */
+double harness_max_error(const float *a, const float *b, size_t n, clattn_dtype dtype);
+
+/* " f16" or " bf16" for a 16-bit storage type, "" for float32: a suffix for a check's line. */
+const char *harness_storage(clattn_dtype dtype);
+
+/* Half an ulp of the storage type at magnitude x >= 0 (0 for float32). */
+double harness_half_ulp(clattn_dtype dtype, double x);
 
 #endif

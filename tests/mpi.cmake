@@ -11,7 +11,7 @@ if(CLATTN_HAVE_MPI)
         list(APPEND CLATTN_MPI_TEST_ENV ASAN_OPTIONS=detect_leaks=0)
     endif()
     add_executable(test_mpi test_mpi.c)
-    target_link_libraries(test_mpi PRIVATE clattn_mpi clattn_harness)
+    target_link_libraries(test_mpi PRIVATE clattn_mpi clattn_harness clattn_storage)
     foreach(np 1 2 3 4)
         add_test(NAME test_mpi_np${np}
                  COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} --oversubscribe ${MPIEXEC_PREFLAGS}

@@ -17,13 +17,43 @@ static void check_case(clattn_context *dev, clattn_context *ref, const char *var
     double err = 0.0;
     const int s = harness_compare(dev, ref, p, seq_lens, 1, &err);
     check(s == CLATTN_STATUS_OK && err <= TOLERANCE,
-          "%-6s %-24s B=%d H=%d Hkv=%d Nq=%d Nk=%d D=%d Dv=%d: status %d, max err %.2e", variant, what, p->batch,
-          p->heads, p->kv_heads, p->q_len, p->kv_len, p->head_dim, p->value_dim, s, err);
+          "%-6s %-24s%s B=%d H=%d Hkv=%d Nq=%d Nk=%d D=%d Dv=%d: status %d, max err %.2e", variant, what,
+          harness_storage(p->dtype), p->batch, p->heads, p->kv_heads, p->q_len, p->kv_len, p->head_dim, p->value_dim, s,
+          err);
+}
+
+/* The split in float16 and bfloat16 storage: odd head dims (scalar loads) with MQA, and the side
+ * keys (globals, summary, extra keys; one global in padding). */
+static void run_stored(clattn_context *dev, clattn_context *ref, const char *variant)
+{
+    static const int globals[] = {0, 7, 500};
+    static const int side_lens[] = {1201, 300};
+    clattn_problem odd = {
+        .batch = 2, .heads = 16, .kv_heads = 1, .q_len = 1, .kv_len = 777, .head_dim = 7, .value_dim = 20};
+    clattn_problem side = {.batch = 2,
+                           .heads = 8,
+                           .kv_heads = 1,
+                           .q_len = 2,
+                           .kv_len = 1201,
+                           .head_dim = 64,
+                           .causal = 1,
+                           .window = 1,
+                           .window_left = 100,
+                           .global_idx = globals,
+                           .num_global = 3,
+                           .summary_block = 64,
+                           .extra_len = 5};
+    for (clattn_dtype dtype = CLATTN_DTYPE_F16; dtype <= CLATTN_DTYPE_BF16; dtype++) {
+        odd.dtype = side.dtype = dtype;
+        check_case(dev, ref, variant, "MQA D=7 Dv=20", &odd, NULL);
+        check_case(dev, ref, variant, "window+global+summary+x", &side, side_lens);
+    }
 }
 
 static void run_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
 {
-    (void)index;
+    if (index == 0 || index == 3) /* cpu6 and gpu */
+        run_stored(dev, ref, variant);
     static const int lens[] = {1, 31, 33, 256, 257, 1000, 3001};
     for (int q = 1; q <= CLATTN_SPLIT_MAX_QUERIES; q++)
         for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {

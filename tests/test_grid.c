@@ -1,7 +1,7 @@
 /* The 2-D grid patterns (axial row and column, criss-cross, neighborhood with dilation, Swin
  * windows with shift) on every OpenCL device and both kernel variants, against the reference:
  * grids that are no tile multiple, kernels of 3, 7, 13 and larger than the grid, dilations 1 to
- * 3, shifts 0 and M/2, GQA, B > 1, padding, causal and LSE. */
+ * 3, shifts 0 and M/2, GQA, B > 1, padding, causal and LSE; a few in float16 and bfloat16. */
 #include <stdio.h>
 
 #include "harness.h"
@@ -17,10 +17,10 @@ static void check_grid(clattn_context *dev, clattn_context *ref, const char *var
     double err = 0.0;
     const int s = harness_compare(dev, ref, p, seq_lens, 1, &err);
     check(s == CLATTN_STATUS_OK && err <= TOLERANCE,
-          "%-8s %-12s %2dx%-2d k %dx%d dil %d M %d shift %d B %d H %d/%d D %d/%d causal %d pad %d: %.2e", variant,
+          "%-8s %-12s %2dx%-2d k %dx%d dil %d M %d shift %d B %d H %d/%d D %d/%d causal %d pad %d%s: %.2e", variant,
           pattern_names[p->grid_pattern], p->grid_h, p->grid_w, p->grid_kernel_h, p->grid_kernel_w, p->grid_dilation,
           p->grid_window_size, p->grid_shift, p->batch, p->heads, p->kv_heads ? p->kv_heads : p->heads, p->head_dim,
-          p->value_dim ? p->value_dim : p->head_dim, p->causal, seq_lens != NULL, err);
+          p->value_dim ? p->value_dim : p->head_dim, p->causal, seq_lens != NULL, harness_storage(p->dtype), err);
 }
 
 static clattn_problem grid(int h, int w, clattn_grid_pattern pattern)
@@ -36,8 +36,30 @@ static clattn_problem grid(int h, int w, clattn_grid_pattern pattern)
                             .grid_w = w};
 }
 
+/* Float16 and bfloat16 storage: a dilated causal neighborhood and a shifted Swin window, with
+ * padding and multi-query heads. */
+static void run_stored(clattn_context *dev, clattn_context *ref, const char *variant)
+{
+    static const int lens[] = {196, 150};
+    clattn_problem nb = grid(14, 14, CLATTN_GRID_NEIGHBORHOOD);
+    nb.grid_kernel_h = nb.grid_kernel_w = 7;
+    nb.grid_dilation = 2;
+    nb.causal = 1;
+    clattn_problem win = grid(14, 14, CLATTN_GRID_WINDOW);
+    win.kv_heads = 1;
+    win.grid_window_size = 4;
+    win.grid_shift = 2;
+    for (clattn_dtype dtype = CLATTN_DTYPE_F16; dtype <= CLATTN_DTYPE_BF16; dtype++) {
+        nb.dtype = win.dtype = dtype;
+        check_grid(dev, ref, variant, &nb, lens);
+        check_grid(dev, ref, variant, &win, lens);
+    }
+}
+
 static void run_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
 {
+    if (index == 0 || index == 2) /* cpu6 and local32 */
+        run_stored(dev, ref, variant);
     static const int grids[][2] = {{7, 9}, {14, 14}, {31, 17}};
     const int full = index == 0; /* the other variants take every other case */
     int count = 0;

@@ -3,7 +3,8 @@
  * its shard of O and LSE must match the single call within 2e-4 and be bit-identical when run
  * again. Dense (ring), causal (zigzag), windows wider than a shard (with dilation, padding), windows
  * with global tokens on several ranks, decode (rows gathered), GQA, extra keys, unequal and empty
- * shards, and a bad input on one rank that every rank must report. */
+ * shards, float16 and bfloat16 storage (O then within half an ulp of its storage type more), and a
+ * bad input on one rank that every rank must report. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,18 +12,21 @@
 
 #include "clattn_mpi.h"
 #include "harness.h"
+#include "storage.h"
 
 #define TOLERANCE 2e-4
 
 static int rank, size;
 
-/* Rows [first, first + count) of every head of a [heads, rows, width] tensor, packed. */
-static float *head_rows(const float *src, size_t heads, int rows, int first, int count, int width)
+/* Rows [first, first + count) of every head of a [heads, rows, width] tensor of `size`-byte
+ * elements, packed. */
+static void *head_rows(const void *src, size_t heads, int rows, int first, int count, int width, size_t size)
 {
-    float *dst = malloc((size_t)(count > 0 ? count : 1) * heads * (size_t)width * sizeof(float));
+    const size_t row = (size_t)width * size;
+    char *dst = malloc((size_t)(count > 0 ? count : 1) * heads * row);
     for (size_t h = 0; dst != NULL && h < heads; h++)
-        memcpy(dst + h * (size_t)count * (size_t)width, src + (h * (size_t)rows + (size_t)first) * (size_t)width,
-               (size_t)count * (size_t)width * sizeof(float));
+        memcpy(dst + h * (size_t)count * row, (const char *)src + (h * (size_t)rows + (size_t)first) * row,
+               (size_t)count * row);
     return dst;
 }
 
@@ -43,10 +47,12 @@ static int shard_keys(int n, int unequal)
 
 typedef struct {
     int status;
-    float *o, *lse;
+    void *o;    /* in the problem's storage type */
+    float *lse; /* float32 in every storage */
 } shard_result;
 
-static shard_result run_shard(clattn_mpi_plan *mp, const clattn_problem *p, const harness_tensors *h,
+/* This rank's shard of the whole tensors (in p's storage type) run across the ranks. */
+static shard_result run_shard(clattn_mpi_plan *mp, const clattn_problem *p, const clattn_host_tensors *whole,
                               const int *seq_lens, int corrupt)
 {
     const int hkv = p->kv_heads ? p->kv_heads : p->heads, nk = p->kv_len ? p->kv_len : p->q_len;
@@ -54,15 +60,16 @@ static shard_result run_shard(clattn_mpi_plan *mp, const clattn_problem *p, cons
     int kf, kc, qf, qc;
     clattn_mpi_plan_shard(mp, &kf, &kc, &qf, &qc);
     const size_t qh = (size_t)p->batch * (size_t)p->heads, kh = (size_t)p->batch * (size_t)hkv;
+    const size_t e = storage_size(p->dtype);
     shard_result res = {0};
     clattn_host_tensors t = {
-        .q = {head_rows(h->t.q.data, qh, p->q_len, qf, qc, p->head_dim), qh * (size_t)qc * p->head_dim * 4},
-        .k = {head_rows(h->t.k.data, kh, nk, kf, kc, p->head_dim), kh * (size_t)kc * p->head_dim * 4},
-        .v = {head_rows(h->t.v.data, kh, nk, kf, kc, dv), kh * (size_t)kc * (size_t)dv * 4},
-        .out = {calloc(qh * (size_t)(qc + 1) * (size_t)dv, 4), qh * (size_t)qc * (size_t)dv * 4},
+        .q = {head_rows(whole->q.data, qh, p->q_len, qf, qc, p->head_dim, e), qh * (size_t)qc * p->head_dim * e},
+        .k = {head_rows(whole->k.data, kh, nk, kf, kc, p->head_dim, e), kh * (size_t)kc * p->head_dim * e},
+        .v = {head_rows(whole->v.data, kh, nk, kf, kc, dv, e), kh * (size_t)kc * (size_t)dv * e},
+        .out = {calloc(qh * (size_t)(qc + 1) * (size_t)dv, e), qh * (size_t)qc * (size_t)dv * e},
         .lse = {calloc(qh * (size_t)(qc + 1), 4), qh * (size_t)qc * 4},
-        .kx = h->t.kx,
-        .vx = h->t.vx,
+        .kx = whole->kx,
+        .vx = whole->vx,
         .seq_lens = seq_lens,
     };
     if (corrupt) /* a K too small on this rank */
@@ -103,16 +110,23 @@ static void collective_check(int ok, const char *what, const clattn_problem *p, 
         check_at(__func__, __LINE__, 0, "%s", what); /* every rank's exit status reports it */
 }
 
+/* The whole problem as one float32 call on ctx (its inputs rounded to p's storage type first) is
+ * what each rank's shard is judged against: O within its storage's half ulp and TOLERANCE. */
 static void check_case(clattn_context *ctx, const char *what, const clattn_problem *p, const int *seq_lens, int unequal)
 {
     harness_tensors h;
+    clattn_host_tensors stored;
     if (harness_tensors_alloc(p, 1, 2026u + (unsigned)p->q_len, &h)) {
         collective_check(0, what, p, INFINITY, 0);
         return;
     }
     h.t.seq_lens = seq_lens;
+    int s = storage_alloc(p->dtype, &h.t, &stored);
+    clattn_problem wide = *p;
+    wide.dtype = CLATTN_DTYPE_F32;
     clattn_plan *plan = NULL;
-    int s = clattn_plan_create(ctx, p, &plan);
+    if (!s)
+        s = clattn_plan_create(ctx, &wide, &plan);
     if (!s)
         s = clattn_plan_run_host(plan, &h.t);
     clattn_plan_free(plan);
@@ -122,8 +136,8 @@ static void check_case(clattn_context *ctx, const char *what, const clattn_probl
         s = clattn_mpi_plan_create(ctx, MPI_COMM_WORLD, p, shard_keys(nk, unequal), &mp);
     shard_result a = {s, NULL, NULL}, b = {s, NULL, NULL};
     if (!s) {
-        a = run_shard(mp, p, &h, seq_lens, 0);
-        b = run_shard(mp, p, &h, seq_lens, 0);
+        a = run_shard(mp, p, &stored, seq_lens, 0);
+        b = run_shard(mp, p, &stored, seq_lens, 0);
     }
     if (a.status || b.status)
         printf("rank %d: %s: %s\n", rank, what, clattn_context_message(ctx));
@@ -134,12 +148,12 @@ static void check_case(clattn_context *ctx, const char *what, const clattn_probl
         clattn_mpi_plan_shard(mp, NULL, NULL, &qf, &qc);
         const size_t qh = (size_t)p->batch * (size_t)p->heads;
         const int dv = p->value_dim ? p->value_dim : p->head_dim;
-        float *want_o = head_rows(h.t.out.data, qh, p->q_len, qf, qc, dv);
-        float *want_l = head_rows(h.t.lse.data, qh, p->q_len, qf, qc, 1);
-        err = fmax(harness_max_diff(a.o, want_o, qh * (size_t)qc * (size_t)dv),
-                   harness_max_diff(a.lse, want_l, qh * (size_t)qc));
+        const size_t no = qh * (size_t)qc * (size_t)dv;
+        float *want_o = head_rows(h.t.out.data, qh, p->q_len, qf, qc, dv, sizeof(float));
+        float *want_l = head_rows(h.t.lse.data, qh, p->q_len, qf, qc, 1, sizeof(float));
+        err = fmax(storage_error(p->dtype, a.o, want_o, no, 0.5), harness_max_diff(a.lse, want_l, qh * (size_t)qc));
         identical =
-            memcmp(a.o, b.o, qh * (size_t)qc * (size_t)dv * 4) == 0 && memcmp(a.lse, b.lse, qh * (size_t)qc * 4) == 0;
+            memcmp(a.o, b.o, no * storage_size(p->dtype)) == 0 && memcmp(a.lse, b.lse, qh * (size_t)qc * 4) == 0;
         free(want_l);
         free(want_o);
     }
@@ -151,6 +165,7 @@ static void check_case(clattn_context *ctx, const char *what, const clattn_probl
     free(b.o);
     free(b.lse);
     clattn_mpi_plan_free(mp);
+    storage_free(&stored);
     harness_tensors_free(&h);
 }
 
@@ -165,7 +180,7 @@ static void check_bad_rank(clattn_context *ctx)
         s = clattn_mpi_plan_create(ctx, MPI_COMM_WORLD, &p, shard_keys(50, 0), &mp);
     shard_result r = {s, NULL, NULL};
     if (!s)
-        r = run_shard(mp, &p, &h, NULL, rank == size - 1);
+        r = run_shard(mp, &p, &h.t, NULL, rank == size - 1);
     char expect[32];
     snprintf(expect, sizeof expect, "rank %d: ", size - 1);
     const int ok = r.status == CLATTN_STATUS_BUFFER_TOO_SMALL && strstr(clattn_context_message(ctx), expect) != NULL;
@@ -334,6 +349,15 @@ int main(int argc, char **argv)
     check_case(ctx, "causal summary, no left-over keys", &aligned_summary, NULL, 1);
     check_case(ctx, "causal summary GQA padding, own tail", &causal_summary_own, lens_causal_summary, 1);
     check_case(ctx, "causal + globals", &dense_globals, NULL, 0);
+    /* Storage types: shards widened to float32 at the run's start, O rounded once at its end. */
+    clattn_problem causal_f16 = causal, decode_f16 = decode, globals_bf16 = window_globals,
+                   summary_bf16 = window_summary;
+    causal_f16.dtype = decode_f16.dtype = CLATTN_DTYPE_F16;
+    globals_bf16.dtype = summary_bf16.dtype = CLATTN_DTYPE_BF16;
+    check_case(ctx, "f16 causal unequal shards", &causal_f16, lens, 1);
+    check_case(ctx, "f16 decode causal GQA", &decode_f16, NULL, 0);
+    check_case(ctx, "bf16 window + globals unequal", &globals_bf16, NULL, 1);
+    check_case(ctx, "bf16 window + summary + extra pad", &summary_bf16, lens_window, 0);
     check_bad_rank(ctx);
     clattn_context_free(ctx);
     const int code = harness_exit();

@@ -1,7 +1,8 @@
 /* Several devices in one call (clattn_multi.h): the split result against the reference and
  * against one device's own result, on host memory and on per-device buffers, with given and
- * measured weights, over odd sizes, GQA, padding, decode, windows and global tokens. With one
- * usable device it is listed twice, so that the split still runs. */
+ * measured weights, over odd sizes, GQA, padding, decode, windows and global tokens, in float32,
+ * float16 and bfloat16 storage. With one usable device it is listed twice, so that the split still
+ * runs. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,13 +10,38 @@
 
 #include "clattn_multi.h"
 #include "harness.h"
+#include "storage.h"
 
 #define TOLERANCE 2e-4
 
-/* O and LSE of `h` run as a single call on ctx, into out/lse. */
-static int single_run(clattn_context *ctx, const clattn_problem *p, harness_tensors *h, float *out, float *lse)
+/* A case's tensors: h in float32, its random inputs rounded to p's storage type so that a float32
+ * run of them is the reference (h.out_ref, h.lse_ref), and `run`, the same inputs in p's storage,
+ * which the devices take. */
+typedef struct {
+    harness_tensors h;
+    clattn_host_tensors run;
+} case_tensors;
+
+static int case_alloc(const clattn_problem *p, unsigned long long seed, const int *seq_lens, case_tensors *c)
 {
-    clattn_host_tensors t = h->t;
+    int s = harness_tensors_alloc(p, 1, seed, &c->h);
+    c->h.t.seq_lens = seq_lens;
+    if (!s && (s = storage_alloc(p->dtype, &c->h.t, &c->run)) != 0)
+        harness_tensors_free(&c->h);
+    return s;
+}
+
+static void case_free(case_tensors *c)
+{
+    storage_free(&c->run);
+    harness_tensors_free(&c->h);
+}
+
+/* The inputs of `in` run as a single call on ctx, into out (in p's storage) and lse. */
+static int single_run(clattn_context *ctx, const clattn_problem *p, const clattn_host_tensors *in, void *out,
+                      float *lse)
+{
+    clattn_host_tensors t = *in;
     t.out.data = out;
     t.lse.data = lse;
     clattn_plan *plan = NULL;
@@ -28,26 +54,41 @@ static int single_run(clattn_context *ctx, const clattn_problem *p, harness_tens
     return s;
 }
 
+/* The reference: p in float32 on h's (rounded) inputs. */
+static int reference_run(clattn_context *ref, const clattn_problem *p, case_tensors *c)
+{
+    clattn_problem wide = *p;
+    wide.dtype = CLATTN_DTYPE_F32;
+    return single_run(ref, &wide, &c->h.t, c->h.out_ref, c->h.lse_ref);
+}
+
+/* O (in p's storage, its own rounding allowed: half an ulp) and LSE against the reference. */
+static double reference_error(const clattn_problem *p, const case_tensors *c, const void *out, const float *lse)
+{
+    return fmax(storage_error(p->dtype, out, c->h.out_ref, c->h.t.out.bytes / sizeof(float), 0.5),
+                harness_max_diff(lse, c->h.lse_ref, c->h.t.lse.bytes / sizeof(float)));
+}
+
 static void check_case(clattn_multi *m, clattn_context *ref, const char *what, const clattn_problem *p,
                        const int *seq_lens, const double *weights)
 {
-    harness_tensors h;
-    if (harness_tensors_alloc(p, 1, 4242u + (unsigned)p->q_len, &h)) {
+    case_tensors c;
+    if (case_alloc(p, 4242u + (unsigned)p->q_len, seq_lens, &c)) {
         check(0, "%s: allocation", what);
         return;
     }
-    h.t.seq_lens = seq_lens;
-    const size_t no = h.t.out.bytes / sizeof(float), nl = h.t.lse.bytes / sizeof(float);
-    float *one_out = malloc(h.t.out.bytes), *one_lse = malloc(h.t.lse.bytes);
+    const size_t no = c.h.t.out.bytes / sizeof(float), nl = c.h.t.lse.bytes / sizeof(float);
+    void *one_out = malloc(c.run.out.bytes);
+    float *one_lse = malloc(c.run.lse.bytes), *one_wide = malloc(c.h.t.out.bytes);
     clattn_multi_plan *mp = NULL;
-    int s = one_out == NULL || one_lse == NULL ? CLATTN_STATUS_HOST_OUT_OF_MEMORY : 0;
+    int s = one_out == NULL || one_lse == NULL || one_wide == NULL ? CLATTN_STATUS_HOST_OUT_OF_MEMORY : 0;
     if (!s)
-        s = single_run(ref, p, &h, h.out_ref, h.lse_ref);
+        s = reference_run(ref, p, &c);
     if (!s)
-        s = single_run(clattn_multi_device(m, 0), p, &h, one_out, one_lse);
+        s = single_run(clattn_multi_device(m, 0), p, &c.run, one_out, one_lse);
     if (!s && (s = clattn_multi_plan_create(m, p, weights, &mp)) != 0)
         printf("  plan: %s\n", clattn_multi_message(m));
-    if (!s && (s = clattn_multi_plan_run_host(mp, &h.t)) != 0)
+    if (!s && (s = clattn_multi_plan_run_host(mp, &c.run)) != 0)
         printf("  run: %s\n", clattn_multi_message(m));
     char shares[128] = "";
     for (int i = 0, at = 0; !s && i < clattn_multi_device_count(m) && at < (int)sizeof shares; i++) {
@@ -59,15 +100,19 @@ static void check_case(clattn_multi *m, clattn_context *ref, const char *what, c
     }
     double e_ref = INFINITY, e_one = INFINITY;
     if (!s) {
-        e_ref = fmax(harness_max_diff(h.t.out.data, h.out_ref, no), harness_max_diff(h.t.lse.data, h.lse_ref, nl));
-        e_one = fmax(harness_max_diff(h.t.out.data, one_out, no), harness_max_diff(h.t.lse.data, one_lse, nl));
+        /* Two rounded results of float32 runs that differ in their last bits may be an ulp apart. */
+        storage_widen(p->dtype, one_out, one_wide, no);
+        e_ref = reference_error(p, &c, c.run.out.data, c.run.lse.data);
+        e_one = fmax(storage_error(p->dtype, c.run.out.data, one_wide, no, 1.0),
+                     harness_max_diff(c.run.lse.data, one_lse, nl));
     }
-    check(!s && e_ref <= TOLERANCE && e_one <= TOLERANCE, "%-22s %s vs reference %.2e, vs one device %.2e", what,
+    check(!s && e_ref <= TOLERANCE && e_one <= TOLERANCE, "%-26s %s vs reference %.2e, vs one device %.2e", what,
           shares, e_ref, e_one);
     clattn_multi_plan_free(mp);
+    free(one_wide);
     free(one_lse);
     free(one_out);
-    harness_tensors_free(&h);
+    case_free(&c);
 }
 
 /* Device i's share of a whole host tensor: `blocks` runs of `count` of the tensor's `units` per
@@ -97,14 +142,14 @@ static size_t share_offset(const share *sh, size_t b, size_t unit)
 static void check_enqueue(clattn_multi *m, clattn_context *ref, const char *what, const clattn_problem *p,
                           const double *weights)
 {
-    harness_tensors h;
-    if (harness_tensors_alloc(p, 1, 99u, &h)) {
+    case_tensors c;
+    if (case_alloc(p, 99u, NULL, &c)) {
         check(0, "%s: allocation", what);
         return;
     }
     const int n = clattn_multi_device_count(m);
     clattn_multi_plan *mp = NULL;
-    int s = single_run(ref, p, &h, h.out_ref, h.lse_ref);
+    int s = reference_run(ref, p, &c);
     if (!s && (s = clattn_multi_plan_create(m, p, weights, &mp)) != 0)
         printf("  plan: %s\n", clattn_multi_message(m));
     clattn_buffers *bufs = calloc((size_t)n, sizeof *bufs);
@@ -113,7 +158,7 @@ static void check_enqueue(clattn_multi *m, clattn_context *ref, const char *what
         const share sh = share_of(mp, p, i);
         if (sh.count == 0)
             continue;
-        const clattn_host_tensor *whole[] = {&h.t.q, &h.t.k, &h.t.v, &h.t.out, &h.t.lse};
+        const clattn_host_tensor *whole[] = {&c.run.q, &c.run.k, &c.run.v, &c.run.out, &c.run.lse};
         cl_mem *dev[] = {&bufs[i].q, &bufs[i].k, &bufs[i].v, &bufs[i].out, &bufs[i].lse};
         clattn_context *ctx = clattn_multi_device(m, i);
         for (int k = 0; k < 5 && !s; k++) {
@@ -132,7 +177,7 @@ static void check_enqueue(clattn_multi *m, clattn_context *ref, const char *what
         const share sh = share_of(mp, p, i);
         if (sh.count == 0)
             continue;
-        const clattn_host_tensor *whole[] = {&h.t.out, &h.t.lse};
+        const clattn_host_tensor *whole[] = {&c.run.out, &c.run.lse};
         const cl_mem dev[] = {bufs[i].out, bufs[i].lse};
         for (int k = 0; k < 2 && !s; k++) {
             const size_t unit = whole[k]->bytes / sh.blocks / (size_t)sh.units, run = unit * (size_t)sh.count;
@@ -141,10 +186,8 @@ static void check_enqueue(clattn_multi *m, clattn_context *ref, const char *what
                                         (char *)whole[k]->data + share_offset(&sh, b, unit), 1, &events[i], NULL);
         }
     }
-    const double e = s ? INFINITY
-                       : fmax(harness_max_diff(h.t.out.data, h.out_ref, h.t.out.bytes / sizeof(float)),
-                              harness_max_diff(h.t.lse.data, h.lse_ref, h.t.lse.bytes / sizeof(float)));
-    check(!s && e <= TOLERANCE, "%-22s per-device buffers vs reference %.2e", what, e);
+    const double e = s ? INFINITY : reference_error(p, &c, c.run.out.data, c.run.lse.data);
+    check(!s && e <= TOLERANCE, "%-26s per-device buffers vs reference %.2e", what, e);
     for (int i = 0; i < n && bufs != NULL; i++) {
         cl_mem all[] = {bufs[i].q, bufs[i].k, bufs[i].v, bufs[i].out, bufs[i].lse};
         for (int k = 0; k < 5; k++)
@@ -156,7 +199,7 @@ static void check_enqueue(clattn_multi *m, clattn_context *ref, const char *what
     free(events);
     free(bufs);
     clattn_multi_plan_free(mp);
-    harness_tensors_free(&h);
+    case_free(&c);
 }
 
 /* The device list: the first two usable devices, or the one usable device twice. */
@@ -219,6 +262,15 @@ int main(void)
     check_case(m, ref, "window + globals", &window, NULL, even);
     check_enqueue(m, ref, "heads split", &causal_gqa, skewed);
     check_enqueue(m, ref, "batch split", &batch_split, even);
+    /* Storage types: every share's offset and size in 2-byte elements, LSE still float32. */
+    clattn_problem dense_f16 = dense, batch_bf16 = batch_split, causal_bf16 = causal_gqa, batch_f16 = batch_split;
+    dense_f16.dtype = batch_f16.dtype = CLATTN_DTYPE_F16;
+    batch_bf16.dtype = causal_bf16.dtype = CLATTN_DTYPE_BF16;
+    check_case(m, ref, "f16 dense GQA skewed", &dense_f16, NULL, skewed);
+    check_case(m, ref, "bf16 batch split padding", &batch_bf16, lens3, skewed);
+    check_case(m, ref, "bf16 causal GQA measured", &causal_bf16, NULL, NULL);
+    check_enqueue(m, ref, "f16 batch split", &batch_f16, even);
+    check_enqueue(m, ref, "bf16 heads split", &causal_bf16, skewed);
     /* Wildcards: every CPU device (both runtimes here are CPU devices). */
     clattn_multi *cpus = NULL;
     const int sc = clattn_multi_create(&(clattn_multi_desc){.devices = "cpu:*"}, &cpus);

@@ -1,7 +1,7 @@
 /* Numerics every backend (reference; CPU and local-memory kernels on every OpenCL device) must show: empty rows give 0
  * and LSE -inf, 1e4 logits stay finite, NaN/inf in masked keys never reach O, NaN/inf in used ones reach it as IEEE
- * arithmetic has it, constant Q = K gives mean(V), 50 runs are bit-identical, and nothing is written past the outputs
- * (canaries). */
+ * arithmetic has it (also from float16 and bfloat16 inputs), constant Q = K gives mean(V), 50 runs are bit-identical,
+ * and nothing is written past the outputs (canaries). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -874,7 +874,8 @@ static void tally_fault(nonfinite_tally *t, const char *why, site s, float x)
 }
 
 /* One run's out and lse: on the reference, against SPEC.md's rules; on a device, against the
- * reference's out_ref and lse_ref, class by class. */
+ * reference's out_ref and lse_ref, class by class (a finite O in 16-bit storage within its own
+ * rounding, half an ulp, besides the tolerance). */
 static void tally_run(const fixture *f, const nonfinite_case *nc, site s, float x, const float *out, const float *lse,
                       int is_reference, nonfinite_tally *t)
 {
@@ -890,7 +891,7 @@ static void tally_run(const fixture *f, const nonfinite_case *nc, site s, float 
             if (!is_reference && fp_class(got) != fp_class(want))
                 t->class_diff++;
             else if (!is_reference && isfinite(got))
-                t->err = worse(t->err, fabs((double)got - want));
+                t->err = worse(t->err, harness_max_error(&got, &want, 1, f->vis.problem.dtype));
         }
         if (is_reference) {
             int valid, pos;
@@ -909,18 +910,43 @@ static void tally_run(const fixture *f, const nonfinite_case *nc, site s, float 
         tally_fault(t, "", s, x);
 }
 
-static void check_nonfinite(const backend *bes, int nbe)
+/* Runs the fixture on backend b: the reference (b = 0) in float32 into the expected arrays, on the
+ * inputs as the storage type rounded them; a device in the storage type (harness_run), its output
+ * in f->h.t. Returns the tensors the run wrote. */
+static int run_fixture(const backend *bes, int b, fixture *f, clattn_host_tensors *ran)
+{
+    clattn_problem p = f->vis.problem;
+    if (b == 0) {
+        *ran = expected_tensors(f);
+        p.dtype = CLATTN_DTYPE_F32;
+        return run_on(&bes[0], &p, ran);
+    }
+    *ran = f->h.t;
+    clattn_context_force_tiles(bes[b].ctx, bes[b].tiles);
+    const int s = harness_run(bes[b].ctx, &p, &f->h);
+    if (s)
+        printf("     %s: status %d (%s): %s\n", bes[b].name, s, clattn_status_string(s),
+               clattn_context_message(bes[b].ctx));
+    return s;
+}
+
+/* nonfinite_cases in float32, or with dtype (float16, bfloat16) the cases listed in `only`. */
+static void check_nonfinite(const backend *bes, int nbe, clattn_dtype dtype, const size_t *only, size_t n_only)
 {
     static const float values[] = {NAN, INFINITY, -INFINITY};
-    for (size_t i = 0; i < sizeof nonfinite_cases / sizeof nonfinite_cases[0]; i++) {
-        const nonfinite_case *nc = &nonfinite_cases[i];
+    const size_t n = n_only > 0 ? n_only : sizeof nonfinite_cases / sizeof nonfinite_cases[0];
+    for (size_t c = 0; c < n; c++) {
+        const nonfinite_case *nc = &nonfinite_cases[n_only > 0 ? only[c] : c];
+        numerics_case stored = nc->c;
+        stored.p.dtype = dtype;
         fixture f;
-        if (!fixture_make(&f, &nc->c))
+        if (!fixture_make(&f, &stored))
             continue;
         if (nc->magnitude > 0.0f) {
             to_signs(&f.h.t.q, nc->magnitude);
             to_signs(&f.h.t.k, nc->magnitude);
         }
+        harness_tensors_store(&f.h); /* the inputs as the storage type holds them */
         const clattn_host_tensor *inputs[3] = {&f.h.t.q, &f.h.t.k, &f.h.t.v};
         float *clean[3];
         for (int t = 0; t < 3; t++) {
@@ -937,8 +963,8 @@ static void check_nonfinite(const backend *bes, int nbe)
                 plant_site(&f, nc, (site)s, values[x]);
                 plantings++;
                 for (int b = 0; b < nbe; b++) {
-                    clattn_host_tensors t = b == 0 ? expected_tensors(&f) : f.h.t;
-                    if (run_on(&bes[b], &f.vis.problem, &t) != CLATTN_STATUS_OK) {
+                    clattn_host_tensors t;
+                    if (run_fixture(bes, b, &f, &t) != CLATTN_STATUS_OK) {
                         tally[b].class_diff++;
                         tally_fault(&tally[b], " (could not run)", (site)s, values[x]);
                     } else {
@@ -954,8 +980,10 @@ static void check_nonfinite(const backend *bes, int nbe)
             char detail[240];
             snprintf(detail, sizeof detail, "%d plantings: %zu class differences, %zu leaked, %zu hidden, err %.2e%s",
                      plantings, t->class_diff, t->leaked, t->hidden, t->err, t->first);
+            char what[96];
+            snprintf(what, sizeof what, "%s%s", nc->c.what, harness_storage(dtype));
             report(plantings > 0 && t->class_diff + t->leaked + t->hidden == 0 && t->err <= TOLERANCE, bes[b].name,
-                   "non-finite", nc->c.what, detail);
+                   "non-finite", what, detail);
         }
         for (int t = 0; t < 3; t++)
             free(clean[t]);
@@ -1009,7 +1037,14 @@ static void check_backends(const backend *bes, int nbe)
     check_empty_rows(bes, nbe);
     check_large_logits(bes, nbe);
     check_planted(bes, nbe);
-    check_nonfinite(bes, nbe);
+    check_nonfinite(bes, nbe, CLATTN_DTYPE_F32, NULL, 0);
+    /* NaN and inf from float16 inputs in the band pass (case 0) and from bfloat16 ones in the
+     * decode split (case 7), on the reference, a CPU and a GPU variant (one of each: every
+     * storage type builds programs of its own). */
+    const backend stored[3] = {bes[0], bes[1], bes[nbe > 3 ? 3 : 0]};
+    const int n_stored = nbe > 3 ? 3 : nbe > 1 ? 2 : 1;
+    check_nonfinite(stored, n_stored, CLATTN_DTYPE_F16, (const size_t[]){0}, 1);
+    check_nonfinite(stored, n_stored, CLATTN_DTYPE_BF16, (const size_t[]){7}, 1);
     check_infinite_value_behind_minus_inf(bes, nbe);
     check_constant(bes, nbe);
     for (int b = 0; b < nbe; b++) {

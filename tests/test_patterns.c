@@ -1,6 +1,7 @@
 /* Sliding window, global tokens, summary tokens, extra keys and their combinations on every
  * OpenCL device and both kernel variants, against the reference; plus the identities that must
- * hold bit for bit (a window as wide as the sequence is dense, (N, 0) is causal). */
+ * hold bit for bit (a window as wide as the sequence is dense, (N, 0) is causal), and the patterns
+ * in float16 and bfloat16 storage. */
 #include <stdio.h>
 #include <string.h>
 
@@ -214,9 +215,57 @@ static void run_device(clattn_context *dev, clattn_context *ref, const char *var
     check_case(dev, ref, variant, "Nq<Nk window+global+summary", &decode, NULL);
 }
 
+/* Storage types (SPEC.md, "Element types"): every pattern again with Q, K, V, O (Qg, Kg, Vg, Kx,
+ * Vx) in float16 and bfloat16, against the reference on the same rounded inputs. One head
+ * dimension pair, and query groups of at least 8 rows, so that the cases share their programs
+ * (Intel's runtime takes seconds to build one). */
+/* A case of run_stored: 8 heads, D = 64, Dv = 32. */
+#define STORED_CASE(...)                                                                                               \
+    {                                                                                                                  \
+        .heads = 8, .head_dim = 64, .value_dim = 32, __VA_ARGS__                                                       \
+    }
+
+static void run_stored(clattn_context *dev, clattn_context *ref, const char *variant)
+{
+    static const int g3[] = {128, 0, 256}, lens[] = {257, 100, 37, 0}, decode_lens[] = {1000, 990};
+    static const struct {
+        const char *what;
+        clattn_problem p;
+        const int *seq_lens;
+    } cases[] = {
+        {"everything + padding",
+         STORED_CASE(.batch = 4, .kv_heads = 2, .q_len = 257, .window = 1, .window_left = 20, .window_right = 7,
+                     .dilation = 2, .causal = 1, .global_idx = g3, .num_global = 3, .summary_block = 30,
+                     .extra_len = 3),
+         lens},
+        {"window + global (Qg,Kg,Vg)",
+         STORED_CASE(.batch = 1, .kv_heads = 2, .q_len = 257, .window = 1, .window_left = 5, .window_right = 3,
+                     .global_idx = g3, .num_global = 3, .global_qkv = 1),
+         NULL},
+        {"dense", STORED_CASE(.batch = 1, .q_len = 65), NULL},
+        {"Nq<Nk causal", STORED_CASE(.batch = 1, .kv_heads = 2, .q_len = 7, .kv_len = 1000, .causal = 1), NULL},
+        {"decode + summary",
+         STORED_CASE(.batch = 2, .kv_heads = 1, .q_len = 1, .kv_len = 1000, .causal = 1, .window = 1,
+                     .window_left = 700, .summary_block = 64),
+         decode_lens},
+    };
+    for (clattn_dtype dtype = CLATTN_DTYPE_F16; dtype <= CLATTN_DTYPE_BF16; dtype++)
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            clattn_problem p = cases[c].p;
+            p.dtype = dtype;
+            double err = 0.0;
+            const int s = harness_compare(dev, ref, &p, cases[c].seq_lens, 1, &err);
+            char label[64];
+            snprintf(label, sizeof label, "%s%s", cases[c].what, harness_storage(dtype));
+            report(s == CLATTN_STATUS_OK && err <= TOLERANCE, variant, label, &p, err);
+        }
+}
+
 static void run_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
 {
     run_device(dev, ref, variant, index == 0);
+    if (index != 1) /* the first CPU tiles and the GPU tiles */
+        run_stored(dev, ref, variant);
 }
 
 int main(void)

@@ -1,6 +1,6 @@
 /* Every pattern on tiny shapes, both kernel variants, on every OpenCL device, against the
  * reference: quick everywhere, and small enough for ci/oclgrind.sh to run under Oclgrind's race
- * and bounds checks. */
+ * and bounds checks. A few of them again in float16 and bfloat16 storage. */
 #include <stdio.h>
 #include <string.h>
 
@@ -60,15 +60,30 @@ static const clattn_problem cases[] = {
 #undef SMALL_GRID
 };
 
+/* Cases run again in a 16-bit storage type: every side key and padding (4) and a grid (9) in
+ * float16; decode (2) and Qg, Kg, Vg (5) in bfloat16. */
+static const struct {
+    size_t index;
+    clattn_dtype dtype;
+} stored_cases[] = {{4, CLATTN_DTYPE_F16}, {9, CLATTN_DTYPE_F16}, {2, CLATTN_DTYPE_BF16}, {5, CLATTN_DTYPE_BF16}};
+
+static void check_case(clattn_context *dev, clattn_context *ref, const char *variant, size_t c, clattn_dtype dtype)
+{
+    clattn_problem p = cases[c];
+    p.dtype = dtype;
+    double err = 0.0;
+    const int s = harness_compare(dev, ref, &p, p.batch == 2 ? lens : NULL, 1, &err);
+    check(s == CLATTN_STATUS_OK && err <= TOLERANCE, "%s case %zu%s: max err %.2e", variant, c, harness_storage(dtype),
+          err);
+}
+
 static void run_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
 {
     (void)index;
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        double err = 0.0;
-        const int *seq_lens = cases[c].batch == 2 ? lens : NULL;
-        const int s = harness_compare(dev, ref, &cases[c], seq_lens, 1, &err);
-        check(s == CLATTN_STATUS_OK && err <= TOLERANCE, "%s case %zu: max err %.2e", variant, c, err);
-    }
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        check_case(dev, ref, variant, c, CLATTN_DTYPE_F32);
+    for (size_t c = 0; c < sizeof stored_cases / sizeof stored_cases[0]; c++)
+        check_case(dev, ref, variant, stored_cases[c].index, stored_cases[c].dtype);
 }
 
 /* `test_small --gpu` runs the GPU variant's tiles alone (ci/oclgrind.sh, under NVIDIA-like limits). */

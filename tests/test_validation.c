@@ -1,6 +1,7 @@
 /* Input validation (SPEC.md, "Inputs that are errors") through clattn_plan_create, _run_host and
  * _enqueue: each fault gives its own status and a fresh message naming the argument and its value,
- * leaves every output untouched, and an exactly-sized or one-byte-larger buffer passes. */
+ * leaves every output untouched, and an exactly-sized or one-byte-larger buffer passes, in float32
+ * and (devices) in float16 storage, whose tensors but LSE take 2 bytes an element. */
 #define _POSIX_C_SOURCE 200809L /* nanosleep */
 
 #include <math.h>
@@ -196,6 +197,8 @@ static const problem_case problem_cases[] = {
     {{SET(dilation, 2)}, NULL, 0, S(INVALID_PATTERN), "dilation", "2"},
     {{GRID(AXIAL_ROW, 3, 4), SET(window, 1)}, NULL, 0, S(INVALID_PATTERN), "grid_pattern", NULL},
     {{SET(grid_pattern, 99)}, NULL, 0, S(INVALID_PATTERN), "grid_pattern", "99"},
+    {{SET(dtype, 7)}, NULL, 0, S(INVALID_DTYPE), "dtype", "7"},
+    {{SET(dtype, -1)}, NULL, 0, S(INVALID_DTYPE), "dtype", "-1"},
     /* Limits that must pass: zero fields are defaults (dilation 0 is 1), the largest head dim,
      * a shift of M - 1, empty window sides, global tokens at both ends. */
     {{SET(kv_heads, 0), SET(kv_len, 0), SET(value_dim, 0), SET(summary_block, 0)}, NULL, 0, S(OK), NULL, NULL},
@@ -204,6 +207,8 @@ static const problem_case problem_cases[] = {
     {{SET(num_global, 2)}, globals_ok, 0, S(OK), NULL, NULL},
     {{SET(summary_block, 1), SET(extra_len, 1)}, NULL, 0, S(OK), NULL, NULL},
     {{GRID(WINDOW, 3, 4), SET(grid_window_size, 2), SET(grid_shift, 1)}, NULL, 0, S(OK), NULL, NULL},
+    {{SET(dtype, CLATTN_DTYPE_F16)}, NULL, 0, S(OK), NULL, NULL},
+    {{SET(dtype, CLATTN_DTYPE_BF16)}, NULL, 0, S(OK), NULL, NULL},
 };
 
 static clattn_problem apply_case(const problem_case *c, char *what, size_t size)
@@ -278,16 +283,18 @@ static const clattn_problem run_problem = {.batch = 2,
                                            .global_qkv = 1,
                                            .extra_len = 3};
 
-/* Bytes each tensor of run_problem needs, computed here from SPEC.md's shapes. */
-static void tensor_needs(size_t *need)
+/* Bytes each tensor of run_problem needs in storage type `dtype`, computed here from SPEC.md's
+ * shapes and element types (LSE is float32 whatever the storage). */
+static void tensor_needs(size_t *need, clattn_dtype dtype)
 {
     const clattn_problem *p = &run_problem;
-    const size_t f = sizeof(float), bh = (size_t)p->batch * p->heads, bhk = (size_t)p->batch * p->kv_heads;
+    const size_t f = dtype == CLATTN_DTYPE_F32 ? sizeof(float) : 2, bh = (size_t)p->batch * p->heads,
+                 bhk = (size_t)p->batch * p->kv_heads;
     need[T_Q] = need[T_QG] = bh * p->q_len * p->head_dim * f;
     need[T_K] = need[T_KG] = bhk * p->kv_len * p->head_dim * f;
     need[T_V] = need[T_VG] = bhk * p->kv_len * p->value_dim * f;
     need[T_OUT] = bh * p->q_len * p->value_dim * f;
-    need[T_LSE] = bh * p->q_len * f;
+    need[T_LSE] = bh * p->q_len * sizeof(float);
     need[T_KX] = bhk * p->extra_len * p->head_dim * f;
     need[T_VX] = bhk * p->extra_len * p->value_dim * f;
 }
@@ -322,16 +329,19 @@ static const seq_case seq_cases[] = {
     {{0, 8}, S(OK), NULL},
 };
 
-/* The host tensors of run_problem, each need + 1 bytes (inputs random, outputs sentinel). */
+/* The host tensors of run_problem in one storage type, each need + 1 bytes (inputs random bits:
+ * normal floats, or as many bytes of them in 16-bit storage; outputs sentinel). */
 typedef struct {
+    const char *storage; /* harness_storage(dtype), in every check's description */
     size_t need[T_COUNT];
     unsigned char *data[T_COUNT];
 } run_fixture;
 
-static int fixture_make(run_fixture *f)
+static int fixture_make(run_fixture *f, clattn_dtype dtype)
 {
     unsigned long long seed = 7;
-    tensor_needs(f->need);
+    f->storage = harness_storage(dtype);
+    tensor_needs(f->need, dtype);
     for (int i = 0; i < T_COUNT; i++) {
         f->data[i] = malloc(f->need[i] + 1);
         if (f->data[i] == NULL)
@@ -397,7 +407,7 @@ static void check_host_runs(clattn_context *ctx, clattn_plan *plan, run_fixture 
             x->bytes = (size_t)((long)x->bytes + fault->delta);
             if (fault->null)
                 x->data = NULL;
-            snprintf(what, sizeof what, "%s %s (%zu bytes)", tensor_infos[i].name, fault->what, x->bytes);
+            snprintf(what, sizeof what, "%s %s%s (%zu bytes)", tensor_infos[i].name, fault->what, f->storage, x->bytes);
             snprintf(value, sizeof value, "%zu", x->bytes);
             check_host_run(plan, ctx, f, &t, what, fault_status(fault, &tensor_infos[i]), tensor_infos[i].name,
                            fault->null ? "NULL" : value);
@@ -488,7 +498,7 @@ static void check_device_runs(device_fixture *d, clattn_plan *plan, const run_fi
             cl_mem *slot = (cl_mem *)((char *)&b + tensor_infos[i].mem);
             d->odd = fault->null ? NULL : make_buffer(d, bytes, tensor_infos[i].output ? NULL : f->data[i]);
             *slot = d->odd;
-            snprintf(what, sizeof what, "%s %s (CL_MEM_SIZE %zu)", tensor_infos[i].name, fault->what,
+            snprintf(what, sizeof what, "%s %s%s (CL_MEM_SIZE %zu)", tensor_infos[i].name, fault->what, f->storage,
                      fault->null ? (size_t)0 : bytes);
             snprintf(value, sizeof value, "%zu", bytes);
             if (!fault->null && d->odd == NULL)
@@ -666,15 +676,35 @@ static cl_uint settled_refs(const clattn_context *ctx, cl_uint want)
     return n;
 }
 
+/* A device's host tensors and buffers for a float16 plan of run_problem: Q, K, V, O, Qg, Kg, Vg,
+ * Kx, Vx sized at 2 bytes an element pass, one byte less fails; LSE keeps 4 bytes an element.
+ * (bfloat16 has the same sizes.) */
+static void check_storage_sizes(clattn_context *ctx, const char *where)
+{
+    run_fixture f = {"", {0}, {0}};
+    clattn_problem p = run_problem;
+    p.dtype = CLATTN_DTYPE_F16;
+    clattn_plan *plan = NULL;
+    const int s = fixture_make(&f, p.dtype) ? clattn_plan_create(ctx, &p, &plan) : CLATTN_STATUS_HOST_OUT_OF_MEMORY;
+    expect(ctx, where, "plan_create(run problem, f16)", s, CLATTN_STATUS_OK, NULL, NULL, 1);
+    if (s == CLATTN_STATUS_OK) {
+        check_host_runs(ctx, plan, &f);
+        check_enqueue_buffers(ctx, plan, &f);
+    }
+    clattn_plan_free(plan);
+    fixture_free(&f);
+}
+
 /* Every check on one context: problems, null handles, host tensors, and device buffers. */
 static void check_context(clattn_context *ctx, const char *where)
 {
     printf("== %s: %s\n", where, clattn_context_device_name(ctx));
     check_problem_cases(ctx, where);
     const int device = !clattn_context_is_reference(ctx);
-    run_fixture f = {{0}, {0}};
+    run_fixture f = {"", {0}, {0}};
     clattn_plan *plan = NULL;
-    int s = fixture_make(&f) ? clattn_plan_create(ctx, &run_problem, &plan) : CLATTN_STATUS_HOST_OUT_OF_MEMORY;
+    int s = fixture_make(&f, CLATTN_DTYPE_F32) ? clattn_plan_create(ctx, &run_problem, &plan)
+                                               : CLATTN_STATUS_HOST_OUT_OF_MEMORY;
     clattn_plan_free(plan); /* its programs stay in the context's cache */
     plan = NULL;
     const cl_uint refs = device && !s ? harness_context_refs(ctx) : 0;
@@ -696,6 +726,8 @@ static void check_context(clattn_context *ctx, const char *where)
         report(refs == after, where, what);
     }
     fixture_free(&f);
+    if (device)
+        check_storage_sizes(ctx, where);
 }
 
 int main(void)

@@ -1,6 +1,7 @@
 /* CLATTN_VARIANT=gpu|cpu, the developer knob that forces a kernel variant on any device with the
  * tile table's row of that variant: plans take it (forced tiles still come first), their results
- * match the reference on every pattern, and another value fails plan creation with a message. */
+ * match the reference on every pattern (some in float16 and bfloat16 storage too), and another
+ * value fails plan creation with a message. */
 #define _POSIX_C_SOURCE 200809L /* setenv, unsetenv */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,20 +56,29 @@ static int plan_variant(clattn_context *dev, const clattn_problem *p, int *statu
     return *status ? -1 : t.cpu_variant;
 }
 
+static void check_problem(clattn_context *dev, clattn_context *ref, const char *value, int cpu_variant, size_t i,
+                          clattn_dtype dtype)
+{
+    clattn_problem p = problems[i];
+    p.dtype = dtype;
+    int status = 0;
+    const int variant = plan_variant(dev, &p, &status);
+    double err = 0.0;
+    if (variant == cpu_variant)
+        status = harness_compare(dev, ref, &p, p.batch == 2 ? lens : NULL, 1, &err);
+    check(variant == cpu_variant && status == CLATTN_STATUS_OK && err <= TOLERANCE,
+          "CLATTN_VARIANT=%s case %zu%s (D=%d Dv=%d Nq=%d): variant %d, status %d, max err %.2e", value, i,
+          harness_storage(dtype), p.head_dim, p.value_dim ? p.value_dim : p.head_dim, p.q_len, variant, status, err);
+}
+
+/* Every problem in float32; two of them in float16 and bfloat16, other ones for each variant. */
 static void check_variant(clattn_context *dev, clattn_context *ref, const char *value, int cpu_variant)
 {
     setenv("CLATTN_VARIANT", value, 1);
-    for (size_t i = 0; i < sizeof problems / sizeof problems[0]; i++) {
-        const clattn_problem *p = &problems[i];
-        int status = 0;
-        const int variant = plan_variant(dev, p, &status);
-        double err = 0.0;
-        if (variant == cpu_variant)
-            status = harness_compare(dev, ref, p, p->batch == 2 ? lens : NULL, 1, &err);
-        check(variant == cpu_variant && status == CLATTN_STATUS_OK && err <= TOLERANCE,
-              "CLATTN_VARIANT=%s case %zu (D=%d Dv=%d Nq=%d): variant %d, status %d, max err %.2e", value, i,
-              p->head_dim, p->value_dim ? p->value_dim : p->head_dim, p->q_len, variant, status, err);
-    }
+    for (size_t i = 0; i < sizeof problems / sizeof problems[0]; i++)
+        check_problem(dev, ref, value, cpu_variant, i, CLATTN_DTYPE_F32);
+    check_problem(dev, ref, value, cpu_variant, 1 + (size_t)cpu_variant, CLATTN_DTYPE_F16);
+    check_problem(dev, ref, value, cpu_variant, 3 + (size_t)cpu_variant, CLATTN_DTYPE_BF16);
 }
 
 /* Once per device (harness_each_variant with no tiles: the table's choice, which the knob overrides). */
