@@ -20,8 +20,9 @@
  * row), column-major for axial-column, window-major for Swin (a window is one run). The kernels
  * read K and V where they lie, a D-float row per key whatever the order: the GPU variant stages
  * each run's rows in __local memory, the CPU variant packs a tile's keys densely into its own
- * scratch before scoring them (cl/grid_cpu.cl says why). Measured on Swin 8 (shift 4) on 64 x 64,
- * H = 8, D = 64, POCL on 2 Xeon cores: a layout transform of K and V into slot order, with the
+ * scratch before scoring them (cl/grid_cpu.cl says why); CPU neighborhoods skip the tiles and
+ * take one query per vector lane (cl/grid_lanes.cl, host/launch_grid.c). Measured on Swin 8
+ * (shift 4) on 64 x 64, H = 8, D = 64, POCL on 2 Xeon cores: a layout transform of K and V into slot order, with the
  * kernel walking each run in place, took 55 ms with an element-wise copy and 19 ms with a
  * row-wise one; packing each tile's keys from K and V in place took 16 ms, and packing them once
  * per key set (the tiles of one window follow one another) with unmasked whole chunks 10.5 ms.

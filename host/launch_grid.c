@@ -1,6 +1,8 @@
 /* 2-D grid patterns on a device: the plan (tile sides from host/grid.c, the grid kernel of the
  * plan's variant, the tables on the device, the CPU variant's per-work-item scratch) and a run,
- * which is one launch of that kernel on K and V as the caller gave them. */
+ * which is one launch of that kernel on K and V as the caller gave them. The CPU variant runs
+ * neighborhoods with cl/grid_lanes.cl (one query per vector lane) when a window is at most
+ * GRID_LANES_MAX_RING key rows tall, and every other pattern with cl/grid_cpu.cl's tiles. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,12 +11,32 @@
 #include "launch.h"
 #include "tuning.h"
 
+/* cl/grid_lanes.cl's scratch: each work-item's ring of `ring` key rows, transposed, with `pad`
+ * columns before the grid's and room after it for the farthest offset (wp columns in all), and the
+ * kernel rows each work-item takes. */
+typedef struct {
+    int ring, pad, wp, rows_per_item, items;
+} lanes_geometry;
+
+/* Tallest union of GRID_LANES_ROWS neighborhood windows (key rows) cl/grid_lanes.cl takes: its
+ * ring of transposed key rows is ring (D + DV) wp floats per work-item. Taller ones run on the
+ * tiles of cl/grid_cpu.cl. */
+#define GRID_LANES_MAX_RING 32
+
+/* Kernel rows of queries cl/grid_lanes.cl takes at once (its CLATTN_LANE_ROWS). */
+#define GRID_LANES_ROWS 3
+
+/* cl/grid_lanes.cl's FAR: the grid column of a padding column, past every key. */
+#define GRID_LANES_FAR 0x20000000
+
 struct clattn__grid_plan {
     clattn__grid geo;
     cl_mem tiles, axis, keys;   /* host/grid.c's tables; tiles also holds the run offsets and runs */
     cl_mem scratch, info;       /* CPU variant: each work-item's packed keys; else 1-element stand-ins */
     int items, per_item, lanes; /* CPU variant: work-items per (batch, head), tiles and keys of each */
     int wg, bk;                 /* GPU variant: work-items (query slots) of a tile, keys staged at a time */
+    lanes_geometry lanes_geo;   /* cl/grid_lanes.cl's, when it runs the pattern (ring > 0) */
+    cl_mem tokc;                /* its [wp] grid column of each scratch column */
 };
 
 /* Most query slots of a CPU tile: cl/attention_cpu.cl keeps the rows' factors in one float16. */
@@ -41,11 +63,62 @@ static size_t gpu_local_bytes(int bk, int d, int dv)
     return (size_t)bk * ((size_t)(d + dv) * sizeof(float) + 3 * sizeof(int));
 }
 
+static int round16(int x)
+{
+    return (x + 15) / 16 * 16;
+}
+
+/* Whether cl/grid_lanes.cl runs the plan's pattern, and if so its geometry, from the axis table
+ * (kernel coordinates, host/grid.h): the ring is the tallest window; pad is the farthest a window
+ * reaches left of its query's column, and after the grid's columns (whole vectors of lanes) come
+ * as many as the farthest it reaches right. Kernel rows are shared out so that the launch has
+ * about CLATTN_ITEMS_PER_CU work-items per compute unit. */
+static int lanes_geometry_of(const clattn_plan *plan, lanes_geometry *lg)
+{
+    const clattn__grid *geo = &plan->grid->geo;
+    const int h = geo->h, w = geo->w;
+    const int *part = geo->axis + h + w; /* [lo_r H][n_r H][lo_c W][n_c W] */
+    memset(lg, 0, sizeof *lg);
+    if (!plan->tiles.cpu_variant || plan->p.grid_pattern != CLATTN_GRID_NEIGHBORHOOD)
+        return 0;
+    int left = 0, right = 0;
+    for (int r = 0; r < h; r++) { /* the union of the windows of rows r .. r + GRID_LANES_ROWS - 1 */
+        int lo = part[r], hi = part[r] + part[h + r];
+        for (int x = r + 1; x < r + GRID_LANES_ROWS && x < h; x++) {
+            lo = part[x] < lo ? part[x] : lo;
+            hi = part[x] + part[h + x] > hi ? part[x] + part[h + x] : hi;
+        }
+        lg->ring = hi - lo > lg->ring ? hi - lo : lg->ring;
+    }
+    for (int c = 0; c < w; c++) {
+        const int lo = part[2 * h + c] - c, hi = lo + part[2 * h + w + c];
+        left = -lo > left ? -lo : left;
+        right = hi > right ? hi : right;
+    }
+    if (lg->ring > GRID_LANES_MAX_RING) {
+        lg->ring = 0;
+        return 0;
+    }
+    lg->pad = round16(left);
+    lg->wp = round16(lg->pad + round16(w) + right);
+    const size_t heads = (size_t)plan->p.batch * plan->p.heads, wanted = clattn__plan_wanted_items(plan);
+    const int per_head = (int)((wanted + heads - 1) / heads < (size_t)h ? (wanted + heads - 1) / heads : (size_t)h);
+    lg->rows_per_item = (h + per_head - 1) / per_head;
+    lg->items = (h + lg->rows_per_item - 1) / lg->rows_per_item;
+    return 1;
+}
+
 static int create_kernels(clattn_plan *plan, clattn__error *err)
 {
     const clattn_problem *p = &plan->p;
     const clattn__grid_plan *g = plan->grid;
     char options[600];
+    if (g->lanes_geo.ring > 0) {
+        clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options - 32);
+        snprintf(options + strlen(options), 32, " -DCLATTN_LANE_ROWS=%d", GRID_LANES_ROWS);
+        return clattn__plan_kernel(plan, "common+attention_cpu+grid_lanes", "grid_lanes", options, &plan->attention,
+                                   err);
+    }
     if (plan->tiles.cpu_variant)
         clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options - 32);
     else
@@ -79,6 +152,36 @@ static int create_item_scratch(clattn_plan *plan, clattn__error *err)
     if (!status)
         status = clattn__plan_buffer(plan, all > 0 ? all * 3 * sizeof(int) : sizeof(int),
                                      "packed key coordinates of the grid kernel", &g->info, err);
+    return status;
+}
+
+/* cl/grid_lanes.cl's kernel, tables and scratch. The scratch is not cleared: the columns no
+ * transpose writes are read only by lanes that do not see them, whose sums drop them. */
+static int create_lanes(clattn_plan *plan, clattn__error *err)
+{
+    const clattn_problem *p = &plan->p;
+    clattn__grid_plan *g = plan->grid;
+    const lanes_geometry *lg = &g->lanes_geo;
+    const clattn__grid *geo = &g->geo;
+    int *tokc = malloc((size_t)lg->wp * sizeof(int));
+    if (tokc == NULL)
+        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "grid column table");
+    for (int x = 0; x < lg->wp; x++) {
+        const int kc = x - lg->pad;
+        tokc[x] = kc >= 0 && kc < geo->w ? geo->axis[geo->h + kc] : GRID_LANES_FAR;
+    }
+    const size_t rings = (size_t)lg->items * p->batch * p->heads * lg->ring;
+    int status = create_kernels(plan, err);
+    if (!status)
+        status = clattn__plan_create_scratch(plan, err);
+    if (!status)
+        status = upload_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &g->axis, err);
+    if (!status)
+        status = upload_table(plan, tokc, (size_t)lg->wp, "column table", &g->tokc, err);
+    if (!status)
+        status = clattn__plan_buffer(plan, rings * (size_t)(p->head_dim + p->value_dim) * lg->wp * sizeof(float),
+                                     "transposed key rows of the grid kernel", &g->scratch, err);
+    free(tokc);
     return status;
 }
 
@@ -116,6 +219,8 @@ int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err)
         t->kw = 16;
     }
     const clattn__grid *geo = &g->geo;
+    if (lanes_geometry_of(plan, &g->lanes_geo))
+        return create_lanes(plan, err);
     if ((status = create_kernels(plan, err)) || (status = clattn__plan_create_scratch(plan, err)) ||
         (status = upload_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &g->axis, err)) ||
         (status = upload_table(plan, geo->keys, 3 * (size_t)geo->nslots, "key table", &g->keys, err)))
@@ -138,7 +243,7 @@ void clattn__grid_plan_free(clattn_plan *plan)
     clattn__grid_plan *g = plan->grid;
     if (g == NULL)
         return;
-    cl_mem buffers[] = {g->tiles, g->axis, g->keys, g->scratch, g->info};
+    cl_mem buffers[] = {g->tiles, g->axis, g->keys, g->scratch, g->info, g->tokc};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
         if (buffers[i] != NULL)
             clReleaseMemObject(buffers[i]);
@@ -147,8 +252,27 @@ void clattn__grid_plan_free(clattn_plan *plan)
     plan->grid = NULL;
 }
 
+static cl_int lanes_enqueue(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
+{
+    const clattn_problem *p = &plan->p;
+    const clattn__grid_plan *g = plan->grid;
+    const lanes_geometry *lg = &g->lanes_geo;
+    const cl_mem lse = bufs->lse != NULL ? bufs->lse : bufs->out; /* not written without write_lse */
+    const int write_lse = bufs->lse != NULL;
+    const kernel_arg args[] = {ARG(bufs->q),           ARG(bufs->k),        ARG(bufs->v),      ARG(g->axis),
+                               ARG(g->tokc),           ARG(plan->seq_lens), ARG(bufs->out),    ARG(lse),
+                               ARG(g->scratch),        ARG(p->heads),       ARG(p->kv_heads),  ARG(g->geo.h),
+                               ARG(g->geo.w),          ARG(lg->wp),         ARG(lg->pad),      ARG(lg->ring),
+                               ARG(lg->rows_per_item), ARG(p->causal),      ARG(plan->qscale), ARG(write_lse)};
+    const cl_int rc = clattn__set_args(plan->attention, args, sizeof args / sizeof args[0]);
+    const size_t local[2] = {1, 1}, global[2] = {(size_t)lg->items, (size_t)p->batch * p->heads};
+    return rc == CL_SUCCESS ? clattn__chain_launch(chain, plan->attention, 2, global, local) : rc;
+}
+
 cl_int clattn__grid_enqueue(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
 {
+    if (plan->grid->lanes_geo.ring > 0)
+        return lanes_enqueue(plan, chain, bufs);
     const clattn_problem *p = &plan->p;
     clattn__grid_plan *g = plan->grid;
     const cl_mem lse = bufs->lse != NULL ? bufs->lse : bufs->out; /* not written without write_lse */

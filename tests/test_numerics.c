@@ -334,6 +334,18 @@ static const planted_case planted_cases[] = {
       {.batch = 1, .heads = 1, .q_len = 1, .kv_len = 41, .head_dim = 32, .window = 1, .window_left = 16, .dilation = 2},
       NULL},
      0},
+    {{"neighborhood 3x3 on 7x9, padding {37, 20, 0}",
+      {.batch = 3,
+       .heads = 2,
+       .q_len = 63,
+       .head_dim = 16,
+       .grid_pattern = CLATTN_GRID_NEIGHBORHOOD,
+       .grid_h = 7,
+       .grid_w = 9,
+       .grid_kernel_h = 3,
+       .grid_kernel_w = 3},
+      plant_pad},
+     1},
     {{"summary blocks of 4, padding {37, 21}",
       {.batch = 2, .heads = 2, .q_len = 37, .head_dim = 16, .summary_block = 4},
       plant_side},
@@ -725,7 +737,7 @@ typedef struct {
 } nonfinite_case;
 
 static const int nf_pad[] = {37, 20}, nf_causal_pad[] = {70, 50}, nf_globals[] = {2, 70}, nf_globals_pad[] = {90, 60},
-                 nf_decode_pad[] = {600, 300};
+                 nf_decode_pad[] = {600, 300}, nf_grid_pad[] = {63, 40};
 
 /* Planted once at a key of the band (30) and once at a global key (70, a side key of the window rows). */
 #define NF_WINDOW_GLOBALS                                                                                              \
@@ -777,6 +789,38 @@ static const nonfinite_case nonfinite_cases[] = {
       NULL},
      0,
      498, /* row 0 (p = 598) sees it, row 1 (p = 599) does not */
+     0.0f},
+    /* 2-D neighborhoods: a key some lanes of a vector of queries see and their neighbours do not,
+     * inside the grid and at its corner, where windows shift inward. */
+    {{"neighborhood 3x5 dilation 2 on 7x9, padding {63, 40}",
+      {.batch = 2,
+       .heads = 2,
+       .q_len = 63,
+       .head_dim = 16,
+       .grid_pattern = CLATTN_GRID_NEIGHBORHOOD,
+       .grid_h = 7,
+       .grid_w = 9,
+       .grid_kernel_h = 3,
+       .grid_kernel_w = 5,
+       .grid_dilation = 2},
+      nf_grid_pad},
+     20,
+     22,
+     0.0f},
+    {{"causal neighborhood 5x5 on 14x14, the corner key",
+      {.batch = 1,
+       .heads = 2,
+       .q_len = 196,
+       .head_dim = 32,
+       .causal = 1,
+       .grid_pattern = CLATTN_GRID_NEIGHBORHOOD,
+       .grid_h = 14,
+       .grid_w = 14,
+       .grid_kernel_h = 5,
+       .grid_kernel_w = 5},
+      NULL},
+     30,
+     0,
      0.0f},
     /* Logits +-1e4: the planted key's weight is exactly 0 for most rows, and 0 * NaN is NaN. */
     {{"window (7, 3), |logit| 1e4",

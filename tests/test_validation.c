@@ -207,8 +207,6 @@ static const problem_case problem_cases[] = {
     {{SET(num_global, 2)}, globals_ok, 0, S(OK), NULL, NULL},
     {{SET(summary_block, 1), SET(extra_len, 1)}, NULL, 0, S(OK), NULL, NULL},
     {{GRID(WINDOW, 3, 4), SET(grid_window_size, 2), SET(grid_shift, 1)}, NULL, 0, S(OK), NULL, NULL},
-    {{SET(dtype, CLATTN_DTYPE_F16)}, NULL, 0, S(OK), NULL, NULL},
-    {{SET(dtype, CLATTN_DTYPE_BF16)}, NULL, 0, S(OK), NULL, NULL},
 };
 
 static clattn_problem apply_case(const problem_case *c, char *what, size_t size)
