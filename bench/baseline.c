@@ -21,7 +21,7 @@ typedef struct {
 
 int baseline_applies(const workload *w)
 {
-    return w->n <= BASELINE_MAX_N && w->pattern != PATTERN_DECODE;
+    return w->n <= BASELINE_MAX_N && w->pattern != PATTERN_DECODE && w->problem.dtype == CLATTN_DTYPE_F32;
 }
 
 /* Whether row i (at position i: Nq = N) sees key j of the N keys followed by the summary tokens. */
@@ -76,7 +76,7 @@ static int blas_run_once(void *state, double *device_ms)
     for (int b = 0; b < p->batch; b++)
         for (int kh = 0; kh < p->kv_heads; kh++) {
             const size_t kv_offset = ((size_t)b * p->kv_heads + kh) * n * d;
-            const float *keys = r->w->k + kv_offset, *values = r->w->v + kv_offset;
+            const float *keys = (const float *)r->w->k + kv_offset, *values = (const float *)r->w->v + kv_offset;
             if (r->keys != NULL) {
                 append_block_means(r->w, keys, n, d, r->keys);
                 append_block_means(r->w, values, n, d, r->values);
@@ -86,11 +86,11 @@ static int blas_run_once(void *state, double *device_ms)
             for (int h = kh * group; h < (kh + 1) * group; h++) {
                 const size_t q_offset = ((size_t)b * p->heads + h) * n * d;
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r->nk, d, 1.0f / sqrtf((float)d),
-                            r->w->q + q_offset, d, keys, d, 0.0f, r->scores, r->nk);
+                            (const float *)r->w->q + q_offset, d, keys, d, 0.0f, r->scores, r->nk);
                 for (int i = 0; i < n; i++)
                     masked_softmax(r->scores + (size_t)i * r->nk, r->mask + (size_t)i * r->nk, r->nk);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, r->nk, 1.0f, r->scores, r->nk, values, d,
-                            0.0f, r->w->out + q_offset, d);
+                            0.0f, (float *)r->w->out + q_offset, d);
             }
         }
     return 0;

@@ -10,7 +10,8 @@
 #define BASELINE_LABEL "openblas"
 #define BASELINE_MAX_N 8192 /* the baseline holds an N x N score matrix */
 
-/* Whether the baseline runs w: it holds N x N scores and assumes Nq = N (no decode). */
+/* Whether the baseline runs w: it holds N x N scores, assumes Nq = N (no decode) and float32
+ * storage (SGEMM's). */
 int baseline_applies(const workload *w);
 
 /* Times the baseline on w: row->plan_ms (the scratch and the mask, what the caller prepares

@@ -11,7 +11,6 @@
 #include "clattn_mpi.h"
 #include "exit_status.h"
 #include "options.h"
-#include "random.h"
 #include "timing.h"
 #include "workload.h"
 
@@ -24,11 +23,11 @@ static int alloc_shard(const clattn_problem *p, clattn_mpi_plan *plan, int rank,
 {
     int kc, qc;
     clattn_mpi_plan_shard(plan, NULL, &kc, NULL, &qc);
-    const size_t hkv = (size_t)p->batch * (size_t)(p->kv_heads ? p->kv_heads : p->heads);
-    const size_t q = (size_t)p->batch * (size_t)p->heads * (size_t)qc * (size_t)p->head_dim * sizeof(float);
-    const size_t k = hkv * (size_t)kc * (size_t)p->head_dim * sizeof(float);
+    const size_t hkv = (size_t)p->batch * (size_t)(p->kv_heads ? p->kv_heads : p->heads), e = dtype_bytes(p->dtype);
+    const size_t q = (size_t)p->batch * (size_t)p->heads * (size_t)qc * (size_t)p->head_dim;
+    const size_t k = hkv * (size_t)kc * (size_t)p->head_dim;
     clattn_host_tensor *all[] = {&t->q, &t->k, &t->v, &t->out, &t->lse};
-    const size_t bytes[] = {q, k, k, q, q / (size_t)p->head_dim};
+    const size_t bytes[] = {q * e, k * e, k * e, q * e, q / (size_t)p->head_dim * sizeof(float)}; /* LSE: float32 */
     unsigned long long seed = 0x5eedull + (unsigned long long)rank;
     for (int i = 0; i < 5; i++) {
         all[i]->bytes = bytes[i];
@@ -36,7 +35,7 @@ static int alloc_shard(const clattn_problem *p, clattn_mpi_plan *plan, int rank,
         if (all[i]->data == NULL)
             return CLATTN_STATUS_HOST_OUT_OF_MEMORY;
         if (i < 3)
-            random_normal(all[i]->data, bytes[i] / sizeof(float), &seed);
+            workload_random(p->dtype, all[i]->data, bytes[i] / e, &seed);
     }
     return CLATTN_STATUS_OK;
 }
@@ -72,7 +71,7 @@ static void print_traffic(const clattn_problem *p, shard_run *s, int rank, int s
     if (rank != 0 || all == NULL)
         return;
     const int hkv = p->kv_heads ? p->kv_heads : p->heads, dv = p->value_dim ? p->value_dim : p->head_dim;
-    const double key_row = (double)p->batch * hkv * (p->head_dim + dv) * sizeof(float);
+    const double key_row = (double)p->batch * hkv * (p->head_dim + dv) * dtype_bytes(p->dtype);
     const double kv_all = key_row * (p->kv_len ? p->kv_len : p->q_len);
     for (int r = 0; r < size; r++) {
         const unsigned long long *a = all + 5 * r, pattern = a[1] - a[4];
@@ -112,9 +111,9 @@ static int bench_point(const bench_options *o, clattn_context *ctx, pattern_id p
             clattn_visibility_free(&v);
         }
         if (rank == 0)
-            printf("%-8s N=%-8d P=%d B=%d H=%d Hkv=%d D=%d: %.3f ms per run (min %.3f, max %.3f), %.2f GFLOP/s\n",
-                   pattern_names[pattern], n, size, p.batch, p.heads, p.kv_heads ? p.kv_heads : p.heads, p.head_dim,
-                   median, lo, hi, giga_per_second(flops, median));
+            printf("%-8s %s N=%-8d P=%d B=%d H=%d Hkv=%d D=%d: %.3f ms per run (min %.3f, max %.3f), %.2f GFLOP/s\n",
+                   pattern_names[pattern], dtype_names[p.dtype], n, size, p.batch, p.heads,
+                   p.kv_heads ? p.kv_heads : p.heads, p.head_dim, median, lo, hi, giga_per_second(flops, median));
         print_traffic(&p, &s, rank, size);
     } else if (rank == 0)
         fprintf(stderr, "clattn bench --mpi: %s N = %d: %s (%d): %s\n", pattern_names[pattern], n,

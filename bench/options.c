@@ -13,12 +13,18 @@
 
 const char *const pattern_names[PATTERN_COUNT] = {"dense",  "causal", "window",      "window-global", "window-summary",
                                                   "decode", "axial",  "criss-cross", "neighborhood",  "swin"};
+const char *const dtype_names[3] = {"f32", "f16", "bf16"};
+
+size_t dtype_bytes(clattn_dtype dtype)
+{
+    return dtype == CLATTN_DTYPE_F32 ? 4 : 2;
+}
 
 static void usage(void)
 {
     puts("usage: clattn bench [--device SPEC]... [--pattern LIST] [--n LIST] [--b B] [--h H] [--hkv HKV]\n"
          "                    [--d D] [--window W] [--globals G] [--summary-block S] [--repeat R]\n"
-         "                    [--grid H,W] [--kernel KH,KW[,D]] [--swin M[,S]]\n"
+         "                    [--grid H,W] [--kernel KH,KW[,D]] [--swin M[,S]] [--dtype f32|f16|bf16]\n"
          "                    [--warmup W] [--json | --csv | --brief] [--plot FILE.svg] [--cache-dir DIR]\n"
          "       clattn tune [the same] [--save]\n"
          "  --device   cpu, gpu, P:D or reference, repeatable (default: every OpenCL device, reference)\n"
@@ -29,7 +35,10 @@ static void usage(void)
          "  --grid H,W the grid of the 2-D patterns (adds N = H * W); other N: the squarest grid\n"
          "  --kernel KH,KW[,D]  neighborhood kernel and dilation (default 7,7,1)\n"
          "  --swin M[,S]        Swin window and shift (default 8,4)\n"
-         "  --brief    a table of device, pattern, N, ms, GFLOP/s, % of peak and x the baseline only\n"
+         "  --dtype    the storage type of Q, K, V and O: f32 (default), f16 or bf16; arithmetic is\n"
+         "             float32 in every type; bytes and GB/s count the stored size; the openblas\n"
+         "             baseline runs for f32 alone\n"
+         "  --brief    a table of device, pattern, dtype, N, ms, GFLOP/s, % of peak and x the baseline only\n"
          "  --cache-dir  compiled programs and tuned tiles (default $CLATTN_CACHE_DIR): plans use the\n"
          "               tiles saved there for their device and driver\n"
          "  --save       tune: save the winning tiles for this device and driver in the cache directory\n"
@@ -184,6 +193,14 @@ static int parse_value(bench_options *o, const char *flag, const char *value)
         return status;
     if (strcmp(flag, "--device") == 0)
         return add_device(o, flag, value);
+    if (strcmp(flag, "--dtype") == 0) {
+        for (int d = 0; d < (int)(sizeof dtype_names / sizeof dtype_names[0]); d++)
+            if (strcmp(value, dtype_names[d]) == 0) {
+                o->dtype = (clattn_dtype)d;
+                return 0;
+            }
+        return usage_error(flag, value, "expected f32, f16 or bf16");
+    }
     if (strcmp(flag, "--pattern") == 0)
         return parse_list(o, flag, value, add_pattern);
     if (strcmp(flag, "--n") == 0)

@@ -3,6 +3,8 @@
 #ifndef CLATTN_BENCH_OPTIONS_H
 #define CLATTN_BENCH_OPTIONS_H
 
+#include "clattn.h"
+
 #define MAX_DEVICES 16
 #define MAX_LENGTHS 32
 
@@ -23,6 +25,12 @@ typedef enum {
 
 extern const char *const pattern_names[PATTERN_COUNT];
 
+/* --dtype's names of clattn_dtype's values, in order: "f32", "f16", "bf16". */
+extern const char *const dtype_names[3];
+
+/* Bytes of one element of a storage type: 4 or 2. */
+size_t dtype_bytes(clattn_dtype dtype);
+
 /* FORMAT_BRIEF: the table's columns a person reads at a glance. */
 typedef enum { FORMAT_TABLE, FORMAT_BRIEF, FORMAT_JSON, FORMAT_CSV } output_format;
 
@@ -36,6 +44,7 @@ typedef struct {
     int grid_h, grid_w;                    /* --grid: the grid of N = H * W (0: near-square grids) */
     int kernel_h, kernel_w, grid_dilation; /* --kernel KH,KW[,D] of the neighborhood pattern */
     int swin_size, swin_shift;             /* --swin M[,S] */
+    clattn_dtype dtype;                    /* --dtype: the storage type of Q, K, V and O */
     output_format format;
     const char *plot;      /* SVG path, or NULL */
     const char *cache_dir; /* --cache-dir, or NULL: $CLATTN_CACHE_DIR, else none */

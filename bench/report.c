@@ -14,18 +14,19 @@
 enum {
     COL_DEVICE,
     COL_PATTERN,
+    COL_DTYPE,
     COL_FIRST_NUMBER,
-    COL_N = 5,
-    COL_MS_MEDIAN = 10,
-    COL_GFLOPS = 14,
-    COL_PCT_PEAK = 16,
-    COL_SPEEDUP = 17,
-    COL_COUNT = 24
+    COL_N = 6,
+    COL_MS_MEDIAN = 11,
+    COL_GFLOPS = 15,
+    COL_PCT_PEAK = 17,
+    COL_SPEEDUP = 18,
+    COL_COUNT = 25
 };
 static const char *const column_names[COL_COUNT] = {
-    "device",   "pattern", "B",         "H",      "Hkv",       "N",        "D",        "window",
-    "globals",  "plan_ms", "ms_median", "ms_min", "ms_max",    "wall_ms",  "gflops",   "peak_gflops",
-    "pct_peak", "speedup", "bytes",     "gbps",   "copy_gbps", "pct_copy", "peak_min", "peak_max"};
+    "device",  "pattern", "dtype",     "B",         "H",        "Hkv",      "N",       "D",           "window",
+    "globals", "plan_ms", "ms_median", "ms_min",    "ms_max",   "wall_ms",  "gflops",  "peak_gflops", "pct_peak",
+    "speedup", "bytes",   "gbps",      "copy_gbps", "pct_copy", "peak_min", "peak_max"};
 
 /* A table: which columns, under which headers. */
 typedef struct {
@@ -37,9 +38,9 @@ typedef struct {
 static const table_view full_view = {COL_COUNT, NULL, column_names};
 
 /* What a person reads at a glance (ci/demo.sh). */
-static const int brief_columns[] = {COL_DEVICE, COL_PATTERN,  COL_N,      COL_MS_MEDIAN,
-                                    COL_GFLOPS, COL_PCT_PEAK, COL_SPEEDUP};
-static const char *const brief_headers[] = {"device", "pattern", "N", "ms", "GFLOP/s", "% peak", "x openblas"};
+static const int brief_columns[] = {COL_DEVICE,    COL_PATTERN, COL_DTYPE,    COL_N,
+                                    COL_MS_MEDIAN, COL_GFLOPS,  COL_PCT_PEAK, COL_SPEEDUP};
+static const char *const brief_headers[] = {"device", "pattern", "dtype", "N", "ms", "GFLOP/s", "% peak", "x openblas"};
 static const table_view brief_view = {sizeof brief_columns / sizeof brief_columns[0], brief_columns, brief_headers};
 
 void row_init(bench_row *row, int device, const char *label, const workload *w)
@@ -88,8 +89,9 @@ void results_free(bench_results *r)
 /* Every column as text; an empty speedup means no baseline for the row. */
 static void row_fields(const bench_options *o, const bench_row *r, char fields[COL_COUNT][FIELD_SIZE])
 {
-    static const int decimals[COL_COUNT] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 3, 3, 1, 1, 1, 2, 0, 1, 1, 1, 1, 1};
+    static const int decimals[COL_COUNT] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 3, 3, 1, 1, 1, 2, 0, 1, 1, 1, 1, 1};
     const double numbers[COL_COUNT] = {0,
+                                       0,
                                        0,
                                        o->batch,
                                        o->heads,
@@ -115,6 +117,7 @@ static void row_fields(const bench_options *o, const bench_row *r, char fields[C
                                        r->peak_max};
     snprintf(fields[COL_DEVICE], FIELD_SIZE, "%s", r->label);
     snprintf(fields[COL_PATTERN], FIELD_SIZE, "%s", pattern_names[r->pattern]);
+    snprintf(fields[COL_DTYPE], FIELD_SIZE, "%s", dtype_names[o->dtype]);
     for (int c = COL_FIRST_NUMBER; c < COL_COUNT; c++)
         snprintf(fields[c], FIELD_SIZE, "%.*f", decimals[c], numbers[c]);
     if (r->speedup <= 0.0)

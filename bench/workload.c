@@ -1,10 +1,12 @@
-/* Bench points: the problem of each pattern at one N, unit-normal inputs from a fixed seed, and
- * the FLOPs counted from the keys each query row sees (clattn_visibility_count, SPEC.md's S(i)). */
+/* Bench points: the problem of each pattern at one N, unit-normal inputs from a fixed seed in the
+ * storage type of --dtype, and the FLOPs counted from the keys each query row sees
+ * (clattn_visibility_count, SPEC.md's S(i)). */
 #include "workload.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "dtype.h" /* the library's own rounding to float16 and bfloat16 */
 #include "exit_status.h"
 #include "random.h"
 
@@ -27,6 +29,21 @@ double workload_flops(const clattn_visibility *v)
     for (int row = 0; row < p->q_len; row++) /* row i sits at position i + Nk - Nq */
         keys += clattn_visibility_count(v, p->kv_len, row + p->kv_len - p->q_len);
     return 4.0 * p->head_dim * (double)keys * p->batch * p->heads;
+}
+
+void workload_random(clattn_dtype dtype, void *x, size_t count, unsigned long long *seed)
+{
+    if (dtype == CLATTN_DTYPE_F32) {
+        random_normal(x, count, seed);
+        return;
+    }
+    float chunk[4096]; /* even, so that the values are those of one random_normal call */
+    for (size_t done = 0; done < count; done += sizeof chunk / sizeof chunk[0]) {
+        const size_t n = count - done < sizeof chunk / sizeof chunk[0] ? count - done : sizeof chunk / sizeof chunk[0];
+        random_normal(chunk, n, seed);
+        for (size_t i = 0; i < n; i++)
+            clattn__store_element(dtype, x, done + i, chunk[i]);
+    }
 }
 
 void workload_global_positions(int n, int globals, int *out)
@@ -66,7 +83,8 @@ clattn_problem workload_problem(const bench_options *o, pattern_id pattern, int 
                         .window_left = windowed ? o->window : 0,
                         .window_right = windowed ? o->window : 0,
                         .num_global = pattern == PATTERN_WINDOW_GLOBAL ? (o->globals < n ? o->globals : n) : 0,
-                        .summary_block = pattern == PATTERN_WINDOW_SUMMARY ? o->summary_block : 0};
+                        .summary_block = pattern == PATTERN_WINDOW_SUMMARY ? o->summary_block : 0,
+                        .dtype = o->dtype};
     grid_of(o, pattern, n, &p);
     return p;
 }
@@ -76,8 +94,8 @@ int workload_create(const bench_options *o, pattern_id pattern, int n, workload 
     *w = (workload){.problem = workload_problem(o, pattern, n), .pattern = pattern, .n = n};
     clattn_problem *p = &w->problem;
     const int globals = p->num_global;
-    w->q_bytes = (size_t)o->batch * o->heads * p->q_len * o->head_dim * sizeof(float);
-    w->kv_bytes = (size_t)o->batch * o->kv_heads * n * o->head_dim * sizeof(float);
+    w->q_bytes = (size_t)o->batch * o->heads * p->q_len * o->head_dim * dtype_bytes(o->dtype);
+    w->kv_bytes = (size_t)o->batch * o->kv_heads * n * o->head_dim * dtype_bytes(o->dtype);
     w->global_idx = malloc((size_t)(globals > 0 ? globals : 1) * sizeof(int));
     w->q = malloc(w->q_bytes);
     w->k = malloc(w->kv_bytes);
@@ -99,9 +117,9 @@ int workload_create(const bench_options *o, pattern_id pattern, int n, workload 
     }
     w->num_summary = clattn_visibility_summary_count(&w->visibility, n);
     unsigned long long seed = 0x5eed;
-    random_normal(w->q, w->q_bytes / sizeof(float), &seed);
-    random_normal(w->k, w->kv_bytes / sizeof(float), &seed);
-    random_normal(w->v, w->kv_bytes / sizeof(float), &seed);
+    workload_random(o->dtype, w->q, w->q_bytes / dtype_bytes(o->dtype), &seed);
+    workload_random(o->dtype, w->k, w->kv_bytes / dtype_bytes(o->dtype), &seed);
+    workload_random(o->dtype, w->v, w->kv_bytes / dtype_bytes(o->dtype), &seed);
     w->flops = workload_flops(&w->visibility);
     return 0;
 }

@@ -1,5 +1,5 @@
-/* A bench point, one (pattern, N): the problem, its host inputs (the same for every device) and
- * what it costs in FLOPs and bytes. */
+/* A bench point, one (pattern, N): the problem, its host inputs (the same for every device, in
+ * the storage type of --dtype) and what it costs in FLOPs and bytes. */
 #ifndef CLATTN_BENCH_WORKLOAD_H
 #define CLATTN_BENCH_WORKLOAD_H
 
@@ -13,10 +13,10 @@ typedef struct {
     clattn_visibility visibility; /* S(i) of the problem: the FLOP count and the baseline's masks */
     pattern_id pattern;
     int n, num_summary;
-    int *global_idx;        /* [num_global], spread evenly over [0, N) */
-    float *q, *k, *v, *out; /* Q, O [B, H, Nq, D]; K, V [B, Hkv, N, D]; Nq = N, or 1 (decode) */
-    size_t q_bytes, kv_bytes;
-    double flops; /* 4 * D * (keys each query sees), summed over rows, heads and batch */
+    int *global_idx;          /* [num_global], spread evenly over [0, N) */
+    void *q, *k, *v, *out;    /* Q, O [B, H, Nq, D]; K, V [B, Hkv, N, D]; Nq = N, or 1 (decode); problem.dtype */
+    size_t q_bytes, kv_bytes; /* at the storage type's size */
+    double flops;             /* 4 * D * (keys each query sees), summed over rows, heads and batch */
 } workload;
 
 /* The problem of a pattern at N (global_idx left NULL; workload_create fills it). */
@@ -27,6 +27,10 @@ void workload_global_positions(int n, int globals, int *out);
 
 /* 4 * D FLOPs per key each row sees (S(i) of v's problem), summed over rows, heads and batch. */
 double workload_flops(const clattn_visibility *v);
+
+/* Fills x [count] with unit-normal values (random_normal from *seed, which it advances) stored in
+ * `dtype`, rounded to nearest even as the library rounds. */
+void workload_random(clattn_dtype dtype, void *x, size_t count, unsigned long long *seed);
 
 /* Returns 0 or an exit status (the message printed); on failure *w needs no free. */
 int workload_create(const bench_options *o, pattern_id pattern, int n, workload *w);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo: install what is missing, build in Release, then time every available device, the
 # reference path and the OpenBLAS baseline on three patterns: a table read at a glance (--brief;
-# without it the bench prints all 24 columns) and the same sweep as an SVG plot.
+# without it the bench prints all 25 columns) and the same sweep as an SVG plot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/install.sh

@@ -10,6 +10,10 @@ clang "${flags[@]}" tests/fuzz_npy.c tools/npy.c tools/npy_header.c tools/tool_e
 clang "${flags[@]}" tests/fuzz_args.c tools/run_args.c -o "$out/fuzz_args"
 printf '\x93NUMPY\x01\x00\x46\x00{"descr": "<f4", "fortran_order": False, "shape": (2, 1), }          \n\0\0\0\0\0\0\0\0' \
     >"$out/corpus_npy/seed"
+printf '\x93NUMPY\x01\x00\x46\x00{"descr": "<f2", "fortran_order": False, "shape": (2, 1), }          \n\0\0\0\0' \
+    >"$out/corpus_npy/seed_f16"
+printf '\x93NUMPY\x01\x00\x46\x00{"descr": "<V2", "fortran_order": False, "shape": (2, 1), }          \n\0\0\0\0' \
+    >"$out/corpus_npy/seed_bf16"
 printf -- '--window\0005,3\000--global\0001,2\000--grid-pattern\000neighborhood=3,3,2\000--seq-lens\0004' \
     >"$out/corpus_args/seed"
 for target in npy args; do

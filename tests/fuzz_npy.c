@@ -15,10 +15,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     npy_tensor tensor;
     tool_error err;
     if (npy_parse(data, size, 1, NPY_MAX_RANK, &tensor, &err) == CLATTN_STATUS_OK) {
-        /* touch every element so that a short allocation shows up under the sanitizer */
-        volatile float sum = 0.0f;
-        for (size_t i = 0; i < tensor.count; i++)
-            sum += tensor.data[i];
+        /* touch every byte of every element (float32, float16 or bfloat16) so that a short
+         * allocation shows up under the sanitizer */
+        volatile unsigned sum = 0;
+        const unsigned char *bytes = tensor.data;
+        for (size_t i = 0; i < tensor.count * npy_dtype_size(tensor.dtype); i++)
+            sum += bytes[i];
         (void)sum;
     }
     npy_free(&tensor);

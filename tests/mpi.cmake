@@ -21,7 +21,7 @@ if(CLATTN_HAVE_MPI)
     endforeach()
     # `clattn run --mpi` end to end: three ranks against one process, through .npy files.
     add_executable(test_run_mpi test_run_mpi.c)
-    target_link_libraries(test_run_mpi PRIVATE clattn_harness clattn_npy)
+    target_link_libraries(test_run_mpi PRIVATE clattn_npy_files)
     add_test(NAME test_run_mpi COMMAND test_run_mpi $<TARGET_FILE:clattn_tool> ${MPIEXEC_EXECUTABLE})
     set_tests_properties(test_run_mpi PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 ENVIRONMENT "${CLATTN_MPI_TEST_ENV}")
 endif()

@@ -1,6 +1,8 @@
 /* End-to-end tests of the `clattn` tool (path in argv[1]): every pattern run on the default device
- * and on the reference path through .npy files must agree; bad input must exit 2 (device trouble
- * 3) with a message naming the culprit, write nothing, and no run may end by a signal. */
+ * and on the reference path through .npy files must agree; float16 and bfloat16 files, on both,
+ * must agree with the float32 reference of their rounded values within SPEC.md's tolerance and
+ * be written back in their type; bad input (mixed storage types among it) must exit 2 (device
+ * trouble 3) with a message naming the culprit, write nothing, and no run may end by a signal. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp, fork, execv, waitpid, truncate, opendir */
 
 #include <dirent.h>
@@ -16,8 +18,8 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "npy.h"
-#include "random.h"
+#include "npy_files.h"
+#include "storage.h"
 
 #define TOLERANCE 2e-4
 #define MAX_ARGS 40
@@ -72,24 +74,32 @@ static void read_text(const char *path, char *dst, size_t size)
         fclose(f);
 }
 
-/* A random unit-normal float32 tensor: the last `rank` dimensions of [b, h, n, d]. */
-static int write_random(const char *name, int rank, int b, int h, int n, int d, unsigned long long seed)
+/* A random unit-normal tensor of the last `rank` dimensions of [b, h, n, d], rounded to `dtype`;
+ * `widened`, when not NULL, names a float32 file of the same rounded values, written beside it. */
+static int write_random_as(const char *name, const char *widened, clattn_dtype dtype, int rank, int b, int h, int n,
+                           int d, unsigned long long seed)
 {
     const long long full[4] = {b, h, n, d};
     const size_t count = (size_t)b * h * n * d;
     float *x = malloc(count * sizeof *x + 1);
-    char path[ARG_SIZE];
-    tool_error err;
+    char path[ARG_SIZE], wide_path[ARG_SIZE];
+    tool_error err = {"out of memory"};
     expand(path, name);
-    int status = CLATTN_STATUS_HOST_OUT_OF_MEMORY;
-    if (x != NULL) {
-        random_normal(x, count, &seed);
-        status = npy_write(path, rank, full + 4 - rank, x, &err);
-        if (status)
-            printf("setup: writing %s: %s\n", path, err.text);
+    int status = x == NULL ? CLATTN_STATUS_HOST_OUT_OF_MEMORY
+                           : npy_files_random(path, dtype, rank, full + 4 - rank, &seed, x, &err);
+    if (!status && widened != NULL) {
+        expand(wide_path, widened);
+        status = npy_write(wide_path, CLATTN_DTYPE_F32, rank, full + 4 - rank, x, &err);
     }
+    if (status)
+        printf("setup: writing %s: %s\n", path, err.text);
     free(x);
     return status == CLATTN_STATUS_OK;
+}
+
+static int write_random(const char *name, int rank, int b, int h, int n, int d, unsigned long long seed)
+{
+    return write_random_as(name, NULL, CLATTN_DTYPE_F32, rank, b, h, n, d, seed);
 }
 
 /* A .npy file with a header of our choosing (a dtype or rank the tool must refuse); data zero. */
@@ -265,34 +275,43 @@ static const run_case run_cases[] = {
      {"--grid", "7,9", "--grid-pattern", "neighborhood=13,3,3"}},
 };
 
-/* Writes the case's inputs (fresh random data) and puts their flags and the options into args. */
-static int write_case_inputs(const run_case *c, unsigned long long seed, arg_list *args)
+/* Writes the case's inputs (fresh random data) in `dtype` and puts their flags and the options
+ * into args; `widened`, when not NULL, receives the same for float32 files of the rounded values. */
+static int write_case_inputs(const run_case *c, clattn_dtype dtype, unsigned long long seed, arg_list *args,
+                             arg_list *widened)
 {
     const struct {
-        const char *flag, *file;
+        const char *flag, *file, *wide;
         int heads, len, dim, present;
     } in[] = {
-        {"--q", "@q.npy", c->heads, c->q_len, c->head_dim, 1},
-        {"--k", "@k.npy", c->kv_heads, c->kv_len, c->head_dim, 1},
-        {"--v", "@v.npy", c->kv_heads, c->kv_len, c->value_dim, 1},
-        {"--qg", "@qg.npy", c->heads, c->q_len, c->head_dim, c->global_qkv},
-        {"--kg", "@kg.npy", c->kv_heads, c->kv_len, c->head_dim, c->global_qkv},
-        {"--vg", "@vg.npy", c->kv_heads, c->kv_len, c->value_dim, c->global_qkv},
-        {"--kx", "@kx.npy", c->kv_heads, c->extra_len, c->head_dim, c->extra_len > 0},
-        {"--vx", "@vx.npy", c->kv_heads, c->extra_len, c->value_dim, c->extra_len > 0},
+        {"--q", "@q.npy", "@wq.npy", c->heads, c->q_len, c->head_dim, 1},
+        {"--k", "@k.npy", "@wk.npy", c->kv_heads, c->kv_len, c->head_dim, 1},
+        {"--v", "@v.npy", "@wv.npy", c->kv_heads, c->kv_len, c->value_dim, 1},
+        {"--qg", "@qg.npy", "@wqg.npy", c->heads, c->q_len, c->head_dim, c->global_qkv},
+        {"--kg", "@kg.npy", "@wkg.npy", c->kv_heads, c->kv_len, c->head_dim, c->global_qkv},
+        {"--vg", "@vg.npy", "@wvg.npy", c->kv_heads, c->kv_len, c->value_dim, c->global_qkv},
+        {"--kx", "@kx.npy", "@wkx.npy", c->kv_heads, c->extra_len, c->head_dim, c->extra_len > 0},
+        {"--vx", "@vx.npy", "@wvx.npy", c->kv_heads, c->extra_len, c->value_dim, c->extra_len > 0},
     };
-    args->count = 0;
-    arg_add(args, "run");
+    arg_list *lists[2] = {args, widened};
+    for (int l = 0; l < 2 && lists[l] != NULL; l++) {
+        lists[l]->count = 0;
+        arg_add(lists[l], "run");
+    }
     for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
         if (!in[i].present)
             continue;
-        if (!write_random(in[i].file, c->rank, c->batch, in[i].heads, in[i].len, in[i].dim, seed + i))
+        if (!write_random_as(in[i].file, widened ? in[i].wide : NULL, dtype, c->rank, c->batch, in[i].heads, in[i].len,
+                             in[i].dim, seed + i))
             return 0;
-        arg_add(args, in[i].flag);
-        arg_add(args, in[i].file);
+        for (int l = 0; l < 2 && lists[l] != NULL; l++) {
+            arg_add(lists[l], in[i].flag);
+            arg_add(lists[l], l == 0 ? in[i].file : in[i].wide);
+        }
     }
-    for (int i = 0; c->flags[i] != NULL; i++)
-        arg_add(args, c->flags[i]);
+    for (int l = 0; l < 2 && lists[l] != NULL; l++)
+        for (int i = 0; c->flags[i] != NULL; i++)
+            arg_add(lists[l], c->flags[i]);
     return 1;
 }
 
@@ -308,8 +327,8 @@ static int has_shape(const npy_tensor *t, int rank, const long long *want, const
     return same;
 }
 
-/* Reads a tensor the tool wrote and checks its shape. */
-static int read_output(const char *file, int rank, const long long *want, npy_tensor *t, char *why)
+/* Reads a tensor the tool wrote and checks its shape and storage type. */
+static int read_output(const char *file, int rank, const long long *want, clattn_dtype dtype, npy_tensor *t, char *why)
 {
     char path[ARG_SIZE];
     tool_error err;
@@ -318,22 +337,30 @@ static int read_output(const char *file, int rank, const long long *want, npy_te
         snprintf(why, ARG_SIZE, "reading the output: %.200s", err.text);
         return 0;
     }
+    if (t->dtype != dtype) {
+        snprintf(why, ARG_SIZE, "%s is %s, want %s", file, npy_dtype_name(t->dtype), npy_dtype_name(dtype));
+        return 0;
+    }
     return has_shape(t, rank, want, file, why);
 }
 
-/* Runs the case on `device` (NULL: the default) and reads O (Q's rank, last dim Dv) and LSE. */
-static int run_case_on(const run_case *c, const arg_list *base, const char *device, npy_tensor *out, npy_tensor *lse,
-                       char *why)
+/* Runs the case on `device` (NULL: the default) and reads O (Q's rank, last dim Dv, stored in
+ * `dtype`) and LSE (float32) from out/o_<tag>.npy and out/l_<tag>.npy. */
+static int run_case_on(const run_case *c, const arg_list *base, const char *device, const char *tag, clattn_dtype dtype,
+                       npy_tensor *out, npy_tensor *lse, char *why)
 {
     const long long full_out[4] = {c->batch, c->heads, c->q_len, c->value_dim};
     const long long full_lse[3] = {c->batch, c->heads, c->q_len};
+    char out_file[32], lse_file[32];
+    snprintf(out_file, sizeof out_file, "@out/o_%s.npy", tag);
+    snprintf(lse_file, sizeof lse_file, "@out/l_%s.npy", tag);
     arg_list args = *base;
     run_result r;
     arg_add(&args, "--out");
-    arg_add(&args, device ? "@out/o_ref.npy" : "@out/o.npy");
+    arg_add(&args, out_file);
     if (c->lse) {
         arg_add(&args, "--lse");
-        arg_add(&args, device ? "@out/l_ref.npy" : "@out/l.npy");
+        arg_add(&args, lse_file);
     }
     if (device != NULL) {
         arg_add(&args, "--device");
@@ -352,9 +379,8 @@ static int run_case_on(const run_case *c, const arg_list *base, const char *devi
         snprintf(why, ARG_SIZE, "%s: a note about the reference path: %.150s", name, first_line(r.err));
         return 0;
     }
-    return read_output(device ? "@out/o_ref.npy" : "@out/o.npy", c->rank, full_out + 4 - c->rank, out, why) &&
-           (!c->lse ||
-            read_output(device ? "@out/l_ref.npy" : "@out/l.npy", c->rank - 1, full_lse + 4 - c->rank, lse, why));
+    return read_output(out_file, c->rank, full_out + 4 - c->rank, dtype, out, why) &&
+           (!c->lse || read_output(lse_file, c->rank - 1, full_lse + 4 - c->rank, CLATTN_DTYPE_F32, lse, why));
 }
 
 /* Largest |a - b|; inf for a NaN, or an infinity (only -inf, where allowed) not matched exactly. */
@@ -378,8 +404,10 @@ static void check_run_case(const run_case *c, unsigned long long seed)
     arg_list base;
     npy_tensor out = {0}, out_ref = {0}, lse = {0}, lse_ref = {0};
     char why[ARG_SIZE] = "writing the inputs failed";
-    const int ran = write_case_inputs(c, seed, &base) && run_case_on(c, &base, NULL, &out, &lse, why) &&
-                    run_case_on(c, &base, "reference", &out_ref, &lse_ref, why);
+    const clattn_dtype f32 = CLATTN_DTYPE_F32;
+    const int ran = write_case_inputs(c, f32, seed, &base, NULL) &&
+                    run_case_on(c, &base, NULL, "dev", f32, &out, &lse, why) &&
+                    run_case_on(c, &base, "reference", "ref", f32, &out_ref, &lse_ref, why);
     if (ran) {
         const double err_out = max_abs_error(out.data, out_ref.data, out.count, 0);
         const double err_lse = c->lse ? max_abs_error(lse.data, lse_ref.data, lse.count, 1) : 0.0;
@@ -399,6 +427,64 @@ static void check_run_case(const run_case *c, unsigned long long seed)
     clear_dir(outdir, 1);
 }
 
+/* The cases run again in float16 and bfloat16 storage. */
+static const char *const typed_cases[] = {"dense",
+                                          "global 0,32,64",
+                                          "kx/vx causal",
+                                          "qg/kg/vg global",
+                                          "summary-block 10 own causal",
+                                          "lse",
+                                          "decode causal window 16,0",
+                                          "2-D criss-cross"};
+
+/* A case in 16-bit storage, on the default device and on the reference path: O must come back in
+ * that storage, within SPEC.md's tolerance (half an ulp at the output's magnitude + TOLERANCE) of
+ * the float32 reference run on float32 files of the same rounded inputs; LSE (float32) within
+ * TOLERANCE of that reference's. */
+static void check_typed_case(const run_case *c, clattn_dtype dtype, unsigned long long seed)
+{
+    arg_list base, wide;
+    npy_tensor out = {0}, lse = {0}, ref_out = {0}, ref_lse = {0}, exact = {0}, exact_lse = {0};
+    char why[ARG_SIZE] = "writing the inputs failed";
+    const char *name = npy_dtype_name(dtype);
+    const int ran = write_case_inputs(c, dtype, seed, &base, &wide) &&
+                    run_case_on(c, &base, NULL, "dev", dtype, &out, &lse, why) &&
+                    run_case_on(c, &base, "reference", "ref", dtype, &ref_out, &ref_lse, why) &&
+                    run_case_on(c, &wide, "reference", "exact", CLATTN_DTYPE_F32, &exact, &exact_lse, why);
+    if (ran) {
+        const double dev = storage_error(dtype, out.data, exact.data, exact.count, 0.5);
+        const double ref = storage_error(dtype, ref_out.data, exact.data, exact.count, 0.5);
+        const double err_lse = c->lse ? fmax(max_abs_error(lse.data, exact_lse.data, exact_lse.count, 1),
+                                             max_abs_error(ref_lse.data, exact_lse.data, exact_lse.count, 1))
+                                      : 0.0;
+        check(dev <= TOLERANCE && ref <= TOLERANCE && err_lse <= TOLERANCE,
+              "run %-8s %-28s O beyond half an ulp: default device %.2e, reference %.2e; LSE %.2e", name, c->name, dev,
+              ref, err_lse);
+    } else {
+        check(0, "run %s %s: %s", name, c->name, why);
+    }
+    npy_tensor *all[] = {&exact_lse, &exact, &ref_lse, &ref_out, &lse, &out};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        npy_free(all[i]);
+    clear_dir(outdir, 1);
+}
+
+static void check_typed_cases(void)
+{
+    for (size_t t = 0; t < sizeof typed_cases / sizeof typed_cases[0]; t++) {
+        const run_case *c = NULL;
+        for (size_t i = 0; i < sizeof run_cases / sizeof run_cases[0]; i++)
+            if (strcmp(run_cases[i].name, typed_cases[t]) == 0)
+                c = &run_cases[i];
+        if (c == NULL) {
+            check(0, "typed case '%s' is not among the run cases", typed_cases[t]);
+            continue;
+        }
+        check_typed_case(c, CLATTN_DTYPE_F16, 7000 + 100 * t);
+        check_typed_case(c, CLATTN_DTYPE_BF16, 8000 + 100 * t);
+    }
+}
+
 /* ----------------------------------------------------------------------------------------- */
 /* 2. Exit codes, messages, and nothing written on failure                                    */
 /* ----------------------------------------------------------------------------------------- */
@@ -407,6 +493,9 @@ static void check_run_case(const run_case *c, unsigned long long seed)
 static int write_error_inputs(void)
 {
     return write_random("@eq.npy", 4, 2, 2, 16, 8, 1) && write_random("@ek.npy", 4, 2, 1, 16, 8, 2) &&
+           write_random_as("@eq16.npy", NULL, CLATTN_DTYPE_F16, 4, 2, 2, 16, 8, 1) &&
+           write_random_as("@ek16.npy", NULL, CLATTN_DTYPE_F16, 4, 2, 1, 16, 8, 2) &&
+           write_random_as("@evb16.npy", NULL, CLATTN_DTYPE_BF16, 4, 2, 1, 16, 8, 3) &&
            write_random("@ev.npy", 4, 2, 1, 16, 8, 3) && write_random("@ek4.npy", 4, 2, 1, 16, 4, 4) &&
            write_truncated("@etrunc.npy", 2, 1, 16, 8) && write_raw_npy("@ef8.npy", "<f8", "(2, 2, 16, 8)", 8 * 512) &&
            write_raw_npy("@erank5.npy", "<f4", "(1, 2, 1, 16, 8)", 4 * 256);
@@ -435,6 +524,19 @@ static const command_case command_cases[] = {
      "GFLOP/s",
      {"bench", "--device", "reference", "--n", "16", "--h", "1", "--repeat", "1", "--warmup", "0", "--brief", NULL}},
     {"bench --save (tune's flag)", 2, 0, "--save", {"bench", "--device", "reference", "--save", NULL}},
+    {"bench --dtype bf16 names its storage type",
+     0,
+     1,
+     " bf16 ",
+     {"bench", "--device", "reference", "--n", "16", "--h", "1", "--repeat", "1", "--warmup", "0", "--brief", "--dtype",
+      "bf16", NULL}},
+    {"bench --dtype f16 counts 2-byte elements", /* Q, K, V read and O written: 4 x 16 x 64 x 2 bytes */
+     0,
+     1,
+     "\"bytes\": 8192,",
+     {"bench", "--device", "reference", "--n", "16", "--h", "1", "--repeat", "1", "--warmup", "0", "--json", "--dtype",
+      "f16", NULL}},
+    {"bench --dtype f64", 2, 0, "--dtype 'f64'", {"bench", "--device", "reference", "--dtype", "f64", NULL}},
     {"bench 2-D patterns on a 6x5 grid",
      0,
      1,
@@ -484,6 +586,16 @@ static const command_case command_cases[] = {
     {"nonexistent input file", 2, 0, "missing.npy", {"run", "--q", "@missing.npy", K, V, OUT, NULL}},
     {"truncated .npy", 2, 0, "etrunc.npy", {"run", Q, "--k", "@etrunc.npy", V, OUT, NULL}},
     {"float64 .npy", 2, 0, "<f8", {"run", "--q", "@ef8.npy", K, V, OUT, NULL}},
+    {"float16 q, float32 k and v",
+     2,
+     0,
+     "ek.npy is float32 ('<f4') and ",
+     {"run", "--q", "@eq16.npy", K, V, OUT, NULL}},
+    {"float16 q and k, bfloat16 v",
+     2,
+     0,
+     "evb16.npy is bfloat16 ('<V2') and ",
+     {"run", "--q", "@eq16.npy", "--k", "@ek16.npy", "--v", "@evb16.npy", OUT, NULL}},
     {"rank-5 .npy", 2, 0, "erank5.npy", {"run", Q, K, "--v", "@erank5.npy", OUT, NULL}},
     {"Q/K head-dim mismatch (8 vs 4)", 2, 0, "head dim", {"run", Q, "--k", "@ek4.npy", V, OUT, NULL}},
     {"--qg without --kg/--vg", 2, 0, "--kg", {"run", Q, K, V, OUT, "--global", "1", "--qg", "@eq.npy", NULL}},
@@ -551,6 +663,7 @@ int main(int argc, char **argv)
 
     for (size_t i = 0; i < sizeof run_cases / sizeof run_cases[0]; i++)
         check_run_case(&run_cases[i], 1000 * (i + 1));
+    check_typed_cases();
     if (write_error_inputs()) {
         for (size_t i = 0; i < sizeof command_cases / sizeof command_cases[0]; i++)
             check_command(&command_cases[i], NULL);

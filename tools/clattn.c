@@ -27,7 +27,9 @@ static const char usage_text[] =
     "      [--global I,J,...] [--summary-block B [--summary-tail merge|own]] [--qg F --kg F --vg F] [--kx F --vx F]\n"
     "      [--seq-lens N0,N1,...] [--scale S] [--device SPEC]\n"
     "      [--grid H,W --grid-pattern axial-row|axial-column|criss-cross|neighborhood=KH,KW[,D]|window=M[,S]]\n"
-    "      tensors: little-endian float32 .npy of rank 4 [B,H,N,D], 3 [H,N,D] or 2 [N,D]\n"
+    "      tensors: .npy of rank 4 [B,H,N,D], 3 [H,N,D] or 2 [N,D], all float32 ('<f4'), all float16\n"
+    "      ('<f2') or all bfloat16 ('<V2', as NumPy saves ml_dtypes.bfloat16); O is written in their\n"
+    "      type, LSE in float32\n"
     "      --mpi (under mpirun): sequence parallel over the ranks, rank 0 reading and writing the files\n"
     "  bench [options]              benchmark devices (clattn bench --help; --mpi under mpirun: sequence\n"
     "                               parallel, with the bytes each rank sends and receives)\n"
@@ -136,7 +138,8 @@ static int cmd_run(int argc, char **argv)
     npy_tensor in[IN_COUNT] = {{0}};
     clattn_context *ctx = NULL;
     clattn_plan *plan = NULL;
-    float *out = NULL, *lse = NULL;
+    void *out = NULL;
+    float *lse = NULL;
     int status = run_args_parse(argc, argv, &a);
     if (!status)
         status = run_io_read_inputs(&a, in);
@@ -146,8 +149,8 @@ static int cmd_run(int argc, char **argv)
     if (!status)
         status = make_plan(&a, &ctx, &plan);
     const size_t rows = (size_t)a.problem.batch * a.problem.heads * a.problem.q_len;
-    if (!status && ((out = malloc(rows * a.problem.value_dim * sizeof *out + 1)) == NULL ||
-                    (lse = malloc(rows * sizeof *lse + 1)) == NULL)) {
+    const size_t out_bytes = rows * a.problem.value_dim * npy_dtype_size(a.problem.dtype);
+    if (!status && ((out = malloc(out_bytes + 1)) == NULL || (lse = malloc(rows * sizeof *lse + 1)) == NULL)) {
         snprintf(a.message, sizeof a.message, "no memory for an output of %zu rows", rows);
         status = CLATTN_STATUS_HOST_OUT_OF_MEMORY;
     }
@@ -155,7 +158,7 @@ static int cmd_run(int argc, char **argv)
         const clattn_host_tensors t = {run_io_host_tensor(&in[IN_Q]),
                                        run_io_host_tensor(&in[IN_K]),
                                        run_io_host_tensor(&in[IN_V]),
-                                       {out, rows * a.problem.value_dim * sizeof *out},
+                                       {out, out_bytes},
                                        {a.lse != NULL ? lse : NULL, rows * sizeof *lse},
                                        run_io_host_tensor(&in[IN_QG]),
                                        run_io_host_tensor(&in[IN_KG]),

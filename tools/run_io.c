@@ -89,33 +89,33 @@ int run_io_derive_shape(const npy_tensor *in, run_args *a)
 int run_io_read_inputs(run_args *a, npy_tensor *in)
 {
     const char *paths[IN_COUNT] = {a->q, a->k, a->v, a->qg, a->kg, a->vg, a->kx, a->vx};
-    for (int i = 0; i < IN_COUNT; i++) {
-        if (paths[i] == NULL)
-            continue;
-        tool_error err;
-        const int status = npy_read(paths[i], 2, 4, &in[i], &err);
-        if (status) {
-            snprintf(a->message, sizeof a->message, "%s", err.text);
-            return status;
-        }
-    }
-    return CLATTN_STATUS_OK;
+    tool_error err;
+    int status = CLATTN_STATUS_OK;
+    for (int i = 0; i < IN_COUNT && !status; i++)
+        if (paths[i] != NULL)
+            status = npy_read(paths[i], 2, 4, &in[i], &err);
+    if (!status)
+        status = npy_same_dtype(in, paths, IN_COUNT, &err);
+    if (status)
+        snprintf(a->message, sizeof a->message, "%s", err.text);
+    a->problem.dtype = in[IN_Q].dtype; /* the inputs' storage type is the call's */
+    return status;
 }
 
 clattn_host_tensor run_io_host_tensor(const npy_tensor *t)
 {
-    return (clattn_host_tensor){t->data, t->count * sizeof(float)};
+    return (clattn_host_tensor){t->data, t->count * npy_dtype_size(t->dtype)};
 }
 
-int run_io_write_outputs(run_args *a, const npy_tensor *q, const float *out, const float *lse)
+int run_io_write_outputs(run_args *a, const npy_tensor *q, const void *out, const float *lse)
 {
     long long shape[4];
     memcpy(shape, q->shape, sizeof shape);
     shape[q->rank - 1] = a->problem.value_dim;
     tool_error err;
-    int status = npy_write(a->out, q->rank, shape, out, &err);
+    int status = npy_write(a->out, a->problem.dtype, q->rank, shape, out, &err);
     if (!status && a->lse != NULL)
-        status = npy_write(a->lse, q->rank - 1, shape, lse, &err);
+        status = npy_write(a->lse, CLATTN_DTYPE_F32, q->rank - 1, shape, lse, &err);
     if (status)
         snprintf(a->message, sizeof a->message, "%s", err.text);
     return status;

@@ -9,7 +9,8 @@
 
 enum { IN_Q, IN_K, IN_V, IN_QG, IN_KG, IN_VG, IN_KX, IN_VX, IN_COUNT };
 
-/* Reads every input the arguments name into in[IN_COUNT]; a failure's text in a->message. */
+/* Reads every input the arguments name into in[IN_COUNT], which must share one storage type, and
+ * sets a->problem.dtype to it; a failure's text in a->message. */
 int run_io_read_inputs(run_args *a, npy_tensor *in);
 
 /* Fills a->problem's shape from Q, K, V and checks the optional tensors and --seq-lens against it. */
@@ -17,7 +18,8 @@ int run_io_derive_shape(const npy_tensor *in, run_args *a);
 
 clattn_host_tensor run_io_host_tensor(const npy_tensor *t);
 
-/* Writes O (Q's rank and shape, the value dim last) and, when asked, LSE. */
-int run_io_write_outputs(run_args *a, const npy_tensor *q, const float *out, const float *lse);
+/* Writes O (Q's rank and shape, the value dim last, in the problem's storage type) and, when
+ * asked, LSE (float32). */
+int run_io_write_outputs(run_args *a, const npy_tensor *q, const void *out, const float *lse);
 
 #endif

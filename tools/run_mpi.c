@@ -18,23 +18,35 @@ typedef struct {
     int k_first, k_count, q_first, q_count;
 } shard;
 
-/* Rows [first, first + count) of every head of a [heads, rows, width] tensor, packed; or back. */
-static void pack_rows(float *packed, const float *whole, size_t heads, int rows, int first, int count, int width,
-                      int unpack)
-{
-    const size_t w = (size_t)width, n = (size_t)count * w;
-    for (size_t h = 0; h < heads; h++) {
-        float *a = packed + h * n;
-        float *b = (float *)whole + (h * (size_t)rows + (size_t)first) * w;
-        memcpy(unpack ? b : a, unpack ? a : b, n * sizeof(float));
-    }
-}
-
+/* A [heads, rows, width] tensor of elements of `size` bytes (the storage type's, or LSE's float). */
 typedef struct {
-    float *data;
+    void *data;
     size_t heads;
     int rows, width;
+    size_t size;
 } piece;
+
+static size_t piece_elements(const piece *p, int rows)
+{
+    return p->heads * (size_t)rows * (size_t)p->width;
+}
+
+/* The elements travel as what they are: float32, or 16-bit storage as unsigned shorts. */
+static MPI_Datatype piece_type(const piece *p)
+{
+    return p->size == sizeof(float) ? MPI_FLOAT : MPI_UINT16_T;
+}
+
+/* Rows [first, first + count) of every head of `whole`, packed; or back. */
+static void pack_rows(unsigned char *packed, const piece *whole, int first, int count, int unpack)
+{
+    const size_t w = (size_t)whole->width * whole->size, n = (size_t)count * w;
+    for (size_t h = 0; h < whole->heads; h++) {
+        unsigned char *a = packed + h * n;
+        unsigned char *b = (unsigned char *)whole->data + (h * (size_t)whole->rows + (size_t)first) * w;
+        memcpy(unpack ? b : a, unpack ? a : b, n);
+    }
+}
 
 /* Rank 0 sends each rank its rows of each input; the others receive theirs. */
 static int scatter(const piece *whole, piece *mine, int count, const shard *all, int rank, int size, int is_q)
@@ -43,19 +55,19 @@ static int scatter(const piece *whole, piece *mine, int count, const shard *all,
     for (int i = 0; i < count && rc == MPI_SUCCESS; i++) {
         for (int d = 0; d < size && rank == 0 && rc == MPI_SUCCESS; d++) {
             const int first = is_q ? all[d].q_first : all[d].k_first, n = is_q ? all[d].q_count : all[d].k_count;
-            float *dst = d == 0 ? mine[i].data : malloc(whole[i].heads * (size_t)n * (size_t)whole[i].width * 4 + 4);
+            const size_t elements = piece_elements(&whole[i], n);
+            unsigned char *dst = d == 0 ? mine[i].data : malloc(elements * whole[i].size + 4);
             if (dst == NULL)
                 return MPI_ERR_NO_MEM;
-            pack_rows(dst, whole[i].data, whole[i].heads, whole[i].rows, first, n, whole[i].width, 0);
+            pack_rows(dst, &whole[i], first, n, 0);
             if (d > 0) {
-                rc = MPI_Send(dst, (int)(whole[i].heads * (size_t)n * (size_t)whole[i].width), MPI_FLOAT, d, TAG_SHARD,
-                              MPI_COMM_WORLD);
+                rc = MPI_Send(dst, (int)elements, piece_type(&whole[i]), d, TAG_SHARD, MPI_COMM_WORLD);
                 free(dst);
             }
         }
         if (rank > 0)
-            rc = MPI_Recv(mine[i].data, (int)(mine[i].heads * (size_t)mine[i].rows * (size_t)mine[i].width), MPI_FLOAT,
-                          0, TAG_SHARD, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            rc = MPI_Recv(mine[i].data, (int)piece_elements(&mine[i], mine[i].rows), piece_type(&mine[i]), 0, TAG_SHARD,
+                          MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     }
     return rc;
 }
@@ -66,20 +78,19 @@ static int gather(piece *whole, const piece *mine, int count, const shard *all, 
     int rc = MPI_SUCCESS;
     for (int i = 0; i < count && rc == MPI_SUCCESS; i++) {
         if (rank > 0) {
-            rc = MPI_Send(mine[i].data, (int)(mine[i].heads * (size_t)mine[i].rows * (size_t)mine[i].width), MPI_FLOAT,
-                          0, TAG_SHARD, MPI_COMM_WORLD);
+            rc = MPI_Send(mine[i].data, (int)piece_elements(&mine[i], mine[i].rows), piece_type(&mine[i]), 0, TAG_SHARD,
+                          MPI_COMM_WORLD);
             continue;
         }
         for (int d = 0; d < size && rc == MPI_SUCCESS; d++) {
-            const size_t n = whole[i].heads * (size_t)all[d].q_count * (size_t)whole[i].width;
-            float *src = d == 0 ? mine[i].data : malloc(n * sizeof(float) + 4);
+            const size_t n = piece_elements(&whole[i], all[d].q_count);
+            unsigned char *src = d == 0 ? mine[i].data : malloc(n * whole[i].size + 4);
             if (src == NULL)
                 return MPI_ERR_NO_MEM;
             if (d > 0)
-                rc = MPI_Recv(src, (int)n, MPI_FLOAT, d, TAG_SHARD, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                rc = MPI_Recv(src, (int)n, piece_type(&whole[i]), d, TAG_SHARD, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
             if (rc == MPI_SUCCESS)
-                pack_rows(src, whole[i].data, whole[i].heads, whole[i].rows, all[d].q_first, all[d].q_count,
-                          whole[i].width, 1);
+                pack_rows(src, &whole[i], all[d].q_first, all[d].q_count, 1);
             if (d > 0)
                 free(src);
         }
@@ -133,64 +144,62 @@ static int run_ranks(run_args *a, npy_tensor *in, int rank, int size)
     if (!status)
         clattn_mpi_plan_shard(plan, &me.k_first, &me.k_count, &me.q_first, &me.q_count);
     const size_t qh = (size_t)p->batch * (size_t)p->heads, kh = (size_t)p->batch * (size_t)p->kv_heads;
-    const size_t x = kh * (size_t)p->extra_len;
-    piece mine_in[3] = {
-        {NULL, qh, me.q_count, p->head_dim}, {NULL, kh, me.k_count, p->head_dim}, {NULL, kh, me.k_count, p->value_dim}};
-    piece mine_out[2] = {{NULL, qh, me.q_count, p->value_dim}, {NULL, qh, me.q_count, 1}};
-    float *kx = rank == 0 ? in[IN_KX].data : malloc(x * (size_t)p->head_dim * sizeof(float) + 4);
-    float *vx = rank == 0 ? in[IN_VX].data : malloc(x * (size_t)p->value_dim * sizeof(float) + 4);
+    const size_t x = kh * (size_t)p->extra_len, e = npy_dtype_size(p->dtype), f = sizeof(float);
+    piece mine_in[3] = {{NULL, qh, me.q_count, p->head_dim, e},
+                        {NULL, kh, me.k_count, p->head_dim, e},
+                        {NULL, kh, me.k_count, p->value_dim, e}};
+    piece mine_out[2] = {{NULL, qh, me.q_count, p->value_dim, e}, {NULL, qh, me.q_count, 1, f}};
+    piece kx = {rank == 0 ? in[IN_KX].data : malloc(x * (size_t)p->head_dim * e + 4), x, 1, p->head_dim, e};
+    piece vx = {rank == 0 ? in[IN_VX].data : malloc(x * (size_t)p->value_dim * e + 4), x, 1, p->value_dim, e};
     if (!status) {
-        int ok = all != NULL && ((kx != NULL && vx != NULL) || x == 0);
+        int ok = all != NULL && ((kx.data != NULL && vx.data != NULL) || x == 0);
         for (int i = 0; i < 3; i++)
-            ok &= (mine_in[i].data = malloc(
-                       mine_in[i].heads * (size_t)mine_in[i].rows * (size_t)mine_in[i].width * sizeof(float) + 4)) !=
-                  NULL;
+            ok &= (mine_in[i].data = malloc(piece_elements(&mine_in[i], mine_in[i].rows) * e + 4)) != NULL;
         for (int i = 0; i < 2; i++)
-            ok &= (mine_out[i].data = malloc(
-                       mine_out[i].heads * (size_t)mine_out[i].rows * (size_t)mine_out[i].width * sizeof(float) + 4)) !=
+            ok &= (mine_out[i].data = malloc(piece_elements(&mine_out[i], mine_out[i].rows) * mine_out[i].size + 4)) !=
                   NULL;
         if (!ok)
             snprintf(a->message, sizeof a->message, "no memory for this rank's shard");
         status = agree(ok ? 0 : CLATTN_STATUS_HOST_OUT_OF_MEMORY, rank, a);
     }
     if (!status) {
-        const piece whole_q = {in[IN_Q].data, qh, p->q_len, p->head_dim};
-        const piece whole_kv[2] = {{in[IN_K].data, kh, p->kv_len, p->head_dim},
-                                   {in[IN_V].data, kh, p->kv_len, p->value_dim}};
+        const piece whole_q = {in[IN_Q].data, qh, p->q_len, p->head_dim, e};
+        const piece whole_kv[2] = {{in[IN_K].data, kh, p->kv_len, p->head_dim, e},
+                                   {in[IN_V].data, kh, p->kv_len, p->value_dim, e}};
         int rc = MPI_Allgather(&me, 4, MPI_INT, all, 4, MPI_INT, MPI_COMM_WORLD);
         if (rc == MPI_SUCCESS)
             rc = scatter(&whole_q, mine_in, 1, all, rank, size, 1);
         if (rc == MPI_SUCCESS)
             rc = scatter(whole_kv, mine_in + 1, 2, all, rank, size, 0);
         if (rc == MPI_SUCCESS && x > 0)
-            rc = MPI_Bcast(kx, (int)(x * (size_t)p->head_dim), MPI_FLOAT, 0, MPI_COMM_WORLD);
+            rc = MPI_Bcast(kx.data, (int)piece_elements(&kx, 1), piece_type(&kx), 0, MPI_COMM_WORLD);
         if (rc == MPI_SUCCESS && x > 0)
-            rc = MPI_Bcast(vx, (int)(x * (size_t)p->value_dim), MPI_FLOAT, 0, MPI_COMM_WORLD);
+            rc = MPI_Bcast(vx.data, (int)piece_elements(&vx, 1), piece_type(&vx), 0, MPI_COMM_WORLD);
         snprintf(a->message, sizeof a->message, "sending the shards failed");
         status = agree(rc == MPI_SUCCESS ? 0 : CLATTN_STATUS_MPI, rank, a);
     }
     if (!status) {
-        const size_t f = sizeof(float);
         const clattn_host_tensors t = {
-            .q = {mine_in[0].data, qh * (size_t)me.q_count * (size_t)p->head_dim * f},
-            .k = {mine_in[1].data, kh * (size_t)me.k_count * (size_t)p->head_dim * f},
-            .v = {mine_in[2].data, kh * (size_t)me.k_count * (size_t)p->value_dim * f},
-            .out = {mine_out[0].data, qh * (size_t)me.q_count * (size_t)p->value_dim * f},
+            .q = {mine_in[0].data, qh * (size_t)me.q_count * (size_t)p->head_dim * e},
+            .k = {mine_in[1].data, kh * (size_t)me.k_count * (size_t)p->head_dim * e},
+            .v = {mine_in[2].data, kh * (size_t)me.k_count * (size_t)p->value_dim * e},
+            .out = {mine_out[0].data, qh * (size_t)me.q_count * (size_t)p->value_dim * e},
             .lse = {mine_out[1].data, qh * (size_t)me.q_count * f},
-            .kx = {kx, x * (size_t)p->head_dim * f},
-            .vx = {vx, x * (size_t)p->value_dim * f},
+            .kx = {kx.data, x * (size_t)p->head_dim * e},
+            .vx = {vx.data, x * (size_t)p->value_dim * e},
             .seq_lens = a->seq_lens,
         };
         status = clattn_mpi_plan_run_host(plan, &t); /* every rank returns the same status */
         if (status && rank == 0)
             fprintf(stderr, "clattn: %s (%s)\n", clattn_context_message(ctx), tool_status_string(status));
     }
-    float *out = NULL, *lse = NULL;
+    void *out = NULL;
+    float *lse = NULL;
     if (!status) {
         const size_t rows = qh * (size_t)p->q_len;
-        out = rank == 0 ? malloc(rows * (size_t)p->value_dim * sizeof(float) + 4) : NULL;
-        lse = rank == 0 ? malloc(rows * sizeof(float) + 4) : NULL;
-        piece whole_out[2] = {{out, qh, p->q_len, p->value_dim}, {lse, qh, p->q_len, 1}};
+        out = rank == 0 ? malloc(rows * (size_t)p->value_dim * e + 4) : NULL;
+        lse = rank == 0 ? malloc(rows * f + 4) : NULL;
+        piece whole_out[2] = {{out, qh, p->q_len, p->value_dim, e}, {lse, qh, p->q_len, 1, f}};
         const int rc = rank == 0 && (out == NULL || lse == NULL) ? MPI_ERR_NO_MEM
                                                                  : gather(whole_out, mine_out, 2, all, rank, size);
         if (rc != MPI_SUCCESS)
@@ -209,8 +218,8 @@ static int run_ranks(run_args *a, npy_tensor *in, int rank, int size)
     for (int i = 2; i >= 0; i--)
         free(mine_in[i].data);
     if (rank > 0) {
-        free(vx);
-        free(kx);
+        free(vx.data);
+        free(kx.data);
     }
     free(all);
     return status;

@@ -91,7 +91,8 @@ def attention(q, k, v, *, causal=False, window=None, dilation=1, global_tokens=N
               summary_block=None, summary_tail="merge", extra=None, seq_lens=None, scale=None, grid=None,
               grid_pattern=None, return_lse=False, device=None):
     """softmax(scale * q kᵀ) v over the keys each query sees (SPEC.md), for NumPy arrays, PyTorch
-    CPU tensors or PyOpenCL arrays of shape [B,H,N,D], [H,N,D] or [N,D] (q, k, v of one rank).
+    CPU tensors or PyOpenCL arrays of shape [B,H,N,D], [H,N,D] or [N,D] (q, k, v of one rank), all
+    float32, all float16 or all bfloat16 (NumPy's from ml_dtypes); the arithmetic is float32.
 
     causal: remove keys after each query's position p(i) = i + Nk - Nq. window: W or (L, R), keys
     p-L..p+R, with `dilation`. global_tokens: positions that see and are seen by every row;
@@ -103,14 +104,16 @@ def attention(q, k, v, *, causal=False, window=None, dilation=1, global_tokens=N
     device: a spec ("cpu", "gpu", "P:D", "reference"), a clattn.Context, or None for the default
     device; PyOpenCL arrays run on their own queue and take no device.
 
-    Returns the output in the kind of q (for PyOpenCL arrays, enqueued and not waited for), and
-    with return_lse=True also the float32 log-sum-exp of each row: (out, lse). Raises
-    clattn.Error for what the library rejects, TypeError for an unsupported array or dtype."""
+    Returns the output in the kind and dtype of q (for PyOpenCL arrays, enqueued and not waited
+    for), and with return_lse=True also the float32 log-sum-exp of each row: (out, lse). Raises
+    clattn.Error for what the library rejects, TypeError for an unsupported array or dtype, or for
+    inputs of more than one dtype."""
     tensors, on_device = _gather(q, k, v, qkv_global, extra)
     problem, globals_array = _problem.make_problem(
         {name: t.shape for name, t in tensors.items()}, causal=causal, window=window, dilation=dilation,
         global_tokens=global_tokens, summary_block=summary_block, summary_tail=summary_tail, scale=scale, grid=grid,
         grid_pattern=grid_pattern)
+    problem.dtype = _tensors.STORAGE[tensors["q"].storage]
     lens = _seq_lens(seq_lens, problem.batch)
     ctx = _context_for(device, tensors, on_device)
     plan = ctx.plan(_problem.plan_key(problem, globals_array), problem)

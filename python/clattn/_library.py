@@ -39,6 +39,7 @@ class Problem(ctypes.Structure):
         ("grid_window_size", ctypes.c_int),
         ("grid_shift", ctypes.c_int),
         ("summary_tail", ctypes.c_int),
+        ("dtype", ctypes.c_int),  # clattn_dtype: 0 float32, 1 float16, 2 bfloat16 (_tensors.STORAGE)
     ]
 
 

@@ -1,23 +1,20 @@
 """The array kinds clattn.attention takes (NumPy arrays, PyTorch CPU tensors, PyOpenCL arrays)
-and their storage types. A host array becomes a contiguous NumPy view (a copy only when it is not
-contiguous); a PyOpenCL array stays a device buffer. Outputs are made in the kind of Q."""
+and their storage types (SPEC.md, "Element types": float32, float16, bfloat16, one per call). A
+host array becomes a contiguous NumPy view (a copy only when it is not contiguous); a PyOpenCL
+array stays a device buffer. Outputs are made in the kind and storage type of Q (LSE float32)."""
 import sys
 
 import numpy as np
 
-# The storage types the library takes, by NumPy dtype name. float16 and bfloat16 (SPEC.md,
-# "Element types") join this table, with the value the problem's storage field takes, when the
-# library stores them; the rest of the package works from this table alone.
-STORAGE = {"float32": 0}
+# The storage types the library takes, by dtype name (NumPy's and PyTorch's agree; NumPy's
+# bfloat16 is ml_dtypes'), and the values of clattn_problem.dtype (clattn_dtype).
+STORAGE = {"float32": 0, "float16": 1, "bfloat16": 2}
 
 
 def storage_of(name, dtype_name):
     """The storage type of a tensor named `name`, or TypeError for one the library lacks."""
     if dtype_name not in STORAGE:
-        raise TypeError(
-            f"clattn: {name} is {dtype_name}; tensors must be {' or '.join(STORAGE)} "
-            "(float16 and bfloat16 storage are not supported yet)"
-        )
+        raise TypeError(f"clattn: {name} is {dtype_name}; tensors must be float32, float16 or bfloat16")
     return dtype_name
 
 
@@ -31,9 +28,17 @@ def is_pyopencl(x):
     return array is not None and isinstance(x, array.Array)
 
 
+def _torch_numpy(x):
+    """A contiguous CPU tensor's memory as a NumPy array: NumPy has no bfloat16 of its own, so a
+    bfloat16 tensor is viewed as int16, the same bytes (the library reads bytes of its storage)."""
+    import torch
+
+    return (x.view(torch.int16) if x.dtype == torch.bfloat16 else x).numpy()
+
+
 class HostArray:
     """A NumPy or PyTorch CPU tensor as the library reads it: `array`, a C-contiguous NumPy view
-    (or copy), `storage` its storage type, `torch` whether it came from PyTorch."""
+    (or copy) of its memory, `storage` its storage type, `torch` whether it came from PyTorch."""
 
     def __init__(self, name, x):
         self.torch = _torch_tensor(x)
@@ -41,9 +46,10 @@ class HostArray:
             if x.device.type != "cpu":
                 raise TypeError(f"clattn: {name} is a PyTorch tensor on {x.device}; only CPU tensors are taken")
             self.storage = storage_of(name, str(x.dtype).removeprefix("torch."))
-            x = x.detach().contiguous().numpy()
+            x = _torch_numpy(x.detach().contiguous())
         elif isinstance(x, np.ndarray):
             self.storage = storage_of(name, x.dtype.name)
+            self.dtype = x.dtype  # bfloat16's is ml_dtypes', which np.dtype("bfloat16") may not know
         else:
             raise TypeError(f"clattn: {name} is a {type(x).__name__}; expected a NumPy array, a PyTorch CPU tensor "
                             "or a PyOpenCL array")
@@ -53,13 +59,12 @@ class HostArray:
     def empty(self, shape, storage=None):
         """An output of `shape` in this tensor's kind, of its storage type or `storage` (LSE is
         float32 whatever the storage): (the object to return, the NumPy view the library writes)."""
-        storage = storage or self.storage
         if self.torch:
             import torch
 
-            out = torch.empty(shape, dtype=getattr(torch, storage))
-            return out, out.numpy()
-        out = np.empty(shape, dtype=storage)
+            out = torch.empty(shape, dtype=getattr(torch, storage or self.storage))
+            return out, _torch_numpy(out)
+        out = np.empty(shape, dtype=storage or self.dtype)
         return out, out
 
 
@@ -82,7 +87,7 @@ class DeviceArray:
     def empty(self, shape, storage=None):
         import pyopencl.array
 
-        out = pyopencl.array.empty(self.array.queue, shape, dtype=storage or self.storage)
+        out = pyopencl.array.empty(self.array.queue, shape, dtype=storage or self.array.dtype)
         return out, out
 
 
@@ -97,4 +102,5 @@ def same_storage(tensors):
     """SPEC.md: one storage type per call, Q's. `tensors` maps names to tensors."""
     for name, t in tensors.items():
         if t.storage != tensors["q"].storage:
-            raise TypeError(f"clattn: {name} is {t.storage} and q is {tensors['q'].storage}: one storage type per call")
+            raise TypeError(f"clattn: {name} is {t.storage} and q is {tensors['q'].storage}: every tensor of a call "
+                            "has one dtype (float32, float16 or bfloat16)")

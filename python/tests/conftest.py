@@ -37,3 +37,12 @@ def rng():
 
 def normal(rng, *shape):
     return rng.standard_normal(shape, dtype=np.float32)
+
+
+def numpy_dtype(storage):
+    """The NumPy dtype of a storage type; bfloat16 is ml_dtypes' (skipped, with the reason, where
+    ml_dtypes is not installed)."""
+    if storage != "bfloat16":
+        return np.dtype(storage)
+    ml_dtypes = pytest.importorskip("ml_dtypes", reason="ml_dtypes (NumPy's bfloat16) is not installed")
+    return np.dtype(ml_dtypes.bfloat16)

@@ -110,3 +110,22 @@ def attention(q, k, v, *, causal=False, window=None, dilation=1, global_tokens=N
                 o[row_global], l[row_global] = og[row_global], lg[row_global]
             out[b, h], lse[b, h] = o, l
     return out, lse
+
+
+def tolerance(storage, expected, rtol=1e-4, atol=2e-5):
+    """SPEC.md's tolerance of an output stored in `storage` ("float32", "float16", "bfloat16")
+    against the float64 reference of the same rounded inputs: the float32 tolerance, plus half an
+    ulp of the stored type at the output's magnitude (float16's subnormals keep a least ulp)."""
+    tol32 = atol + rtol * np.abs(expected)
+    if storage == "float32":
+        return tol32
+    bits, least = {"float16": (10, -24), "bfloat16": (7, -133)}[storage]
+    _, exponent = np.frexp(np.abs(expected) + tol32)  # the magnitude lies in [2^(e-1), 2^e)
+    return 0.5 * np.ldexp(1.0, np.maximum(exponent - 1 - bits, least)) + tol32
+
+
+def assert_stored(out, expected, storage):
+    """out (any array NumPy can widen to float64) within tolerance(storage) of expected."""
+    ratio = np.abs(np.asarray(out, dtype=np.float64) - expected) / tolerance(storage, expected)
+    worst = float(np.max(ratio)) if ratio.size else 0.0
+    assert worst <= 1.0, f"{storage}: an error of {worst:.2f} times the tolerance"
