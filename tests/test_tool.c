@@ -429,12 +429,19 @@ static void check_run_case(const run_case *c, unsigned long long seed)
 
 /* The cases run again in float16 and bfloat16 storage. */
 static const char *const typed_cases[] = {"dense",
+                                          "causal",
+                                          "window 5 dilation 2",
+                                          "seq-lens 40,65,0 causal",
                                           "global 0,32,64",
                                           "kx/vx causal",
                                           "qg/kg/vg global",
                                           "summary-block 10 own causal",
                                           "lse",
                                           "decode causal window 16,0",
+                                          "2-D neighbors",
+                                          "2-D window 4,1",
+                                          "2-D axial-row",
+                                          "2-D axial-column",
                                           "2-D criss-cross"};
 
 /* A case in 16-bit storage, on the default device and on the reference path: O must come back in
