@@ -14,7 +14,7 @@ unset OCL_ICD_VENDORS
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLATTN_WERROR=ON -DCLATTN_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$(nproc)" >/dev/null
 LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp" UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    ctest --test-dir build-asan --output-on-failure
+    ctest --test-dir build-asan --output-on-failure -j "$(nproc)"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCLATTN_TSAN=ON >/dev/null
 cmake --build build-tsan -j "$(nproc)" --target test_threads >/dev/null
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -R '^test_threads$'
