@@ -166,18 +166,16 @@ inline void lane_scores(float16 sc[RB][CHUNK], float16 qv[RB][D], const lane_pai
     }
 }
 
-// One online-softmax step of one row of the block over pairs [0, n): its scores become weights
-// and its factor alpha is returned. Every lane is its own row, so common.cl's rule is applied
+// One online-softmax step of 16 queries, one per lane, over the scores sc[0, n) (masked keys at
+// -inf): the scores become weights and the factor alpha is returned. `seen`: the lanes that see
+// at least one of the n keys. Every lane is its own row, so common.cl's rule is applied
 // lane-wise: a lane whose max is still -inf keeps alpha = 1 and weights 0 (or NaN, for a NaN
 // logit), and its sum turns -0 once it has seen a key.
-inline float16 lane_softmax(lane_state *st, float16 *sc, const lane_pair *pr, int rb, int n)
+inline float16 lane_softmax(lane_state *st, float16 *sc, int16 seen, int n)
 {
     float16 mx = (float16)(-INFINITY);
-    int16 seen = (int16)(0);
-    for (int j = 0; j < n; j++) {
+    for (int j = 0; j < n; j++)
         mx = fmax(mx, sc[j]);
-        seen |= pr[j].ok[rb];
-    }
     const float16 mnew = fmax(st->m, mx);
     const int16 none = mnew == (float16)(-INFINITY);
     const float16 base = select(mnew, (float16)(0.0f), none);
@@ -358,8 +356,12 @@ inline void lane_block(__global const elem_t *q, __global elem_t *out, __global 
             if (++np == CHUNK || (kr == khi - 1 && o == ohi - 1)) {
                 lane_scores(sc, qv, pr, np, wp);
                 float16 alpha[RB];
-                for (int rb = 0; rb < RB; rb++)
-                    alpha[rb] = lane_softmax(&st[rb], sc[rb], pr, rb, np);
+                for (int rb = 0; rb < RB; rb++) {
+                    int16 seen = (int16)(0);
+                    for (int j = 0; j < np; j++)
+                        seen |= pr[j].ok[rb];
+                    alpha[rb] = lane_softmax(&st[rb], sc[rb], seen, np);
+                }
                 lane_values(st, sc, alpha, pr, np, wp);
                 np = 0;
             }

@@ -2,7 +2,9 @@
  * plan's variant, the tables on the device, the CPU variant's per-work-item scratch) and a run,
  * which is one launch of that kernel on K and V as the caller gave them. The CPU variant runs
  * neighborhoods with cl/grid_lanes.cl (one query per vector lane) when a window is at most
- * GRID_LANES_MAX_RING key rows tall, and every other pattern with cl/grid_cpu.cl's tiles. */
+ * GRID_LANES_MAX_RING key rows tall, the patterns that cut the grid into regions (Swin windows,
+ * axial rows and columns) with cl/grid_regions.cl, and every other pattern with cl/grid_cpu.cl's
+ * tiles. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,22 @@ typedef struct {
 /* cl/grid_lanes.cl's FAR: the grid column of a padding column, past every key. */
 #define GRID_LANES_FAR 0x20000000
 
+/* cl/grid_regions.cl's tables: the regions' tokens and the units of work (a region's queries, 16
+ * x GRID_REGIONS_QUERIES at a time), and the units each work-item takes. */
+typedef struct {
+    int nregions, nunits, per_item, items;
+    int *offsets; /* [nregions + 1] into tokens */
+    int *tokens;  /* [N] each region's tokens, ascending */
+    int *units;   /* [2 nunits] region, first query of the region */
+} regions_table;
+
+/* Queries of a unit of cl/grid_regions.cl (its 16 QV). */
+#define GRID_REGIONS_QUERIES 32
+
+/* The fewest tokens per region, on average, for which cl/grid_regions.cl takes a pattern: its
+ * units compute whole vectors of 16 queries. */
+#define GRID_REGIONS_MIN_SIZE 16
+
 struct clattn__grid_plan {
     clattn__grid geo;
     cl_mem tiles, axis, keys;   /* host/grid.c's tables; tiles also holds the run offsets and runs */
@@ -37,6 +55,8 @@ struct clattn__grid_plan {
     int wg, bk;                 /* GPU variant: work-items (query slots) of a tile, keys staged at a time */
     lanes_geometry lanes_geo;   /* cl/grid_lanes.cl's, when it runs the pattern (ring > 0) */
     cl_mem tokc;                /* its [wp] grid column of each scratch column */
+    regions_table regions;      /* cl/grid_regions.cl's, when it runs the pattern (nregions > 0) */
+    cl_mem region_offsets, region_tokens, region_units;
 };
 
 /* Most query slots of a CPU tile: cl/attention_cpu.cl keeps the rows' factors in one float16. */
@@ -87,6 +107,17 @@ void clattn__grid_gpu_options(int d, int dv, int wg, int bk, int tw, char *optio
              bk, tw);
 }
 
+/* Shares the `count` units of work of each (batch, head) (tiles, kernel rows, regions' query
+ * vectors) out to *items work-items of *per_item units each, so that the CPU variant's launch has
+ * about CLATTN_ITEMS_PER_CU work-items per compute unit. */
+static void share_out(const clattn_plan *plan, int count, int *per_item, int *items)
+{
+    const size_t heads = (size_t)plan->p.batch * plan->p.heads, wanted = clattn__plan_wanted_items(plan);
+    const size_t most = (wanted + heads - 1) / heads < (size_t)count ? (wanted + heads - 1) / heads : (size_t)count;
+    *per_item = (int)(((size_t)count + most - 1) / most);
+    *items = (count + *per_item - 1) / *per_item;
+}
+
 static int round16(int x)
 {
     return (x + 15) / 16 * 16;
@@ -125,11 +156,81 @@ static int lanes_geometry_of(const clattn_plan *plan, lanes_geometry *lg)
     }
     lg->pad = round16(left);
     lg->wp = round16(lg->pad + round16(w) + right);
-    const size_t heads = (size_t)plan->p.batch * plan->p.heads, wanted = clattn__plan_wanted_items(plan);
-    const int per_head = (int)((wanted + heads - 1) / heads < (size_t)h ? (wanted + heads - 1) / heads : (size_t)h);
-    lg->rows_per_item = (h + per_head - 1) / per_head;
-    lg->items = (h + lg->rows_per_item - 1) / lg->rows_per_item;
+    share_out(plan, h, &lg->rows_per_item, &lg->items);
     return 1;
+}
+
+/* Whether the key intervals of one axis (part 0 of the axis table) cut it into strips: index i
+ * lies in its own interval, and every index of that interval has the same one. */
+static int axis_is_cut(const int *lo, const int *n, int len)
+{
+    for (int i = 0; i < len; i++) {
+        if (i < lo[i] || i >= lo[i] + n[i])
+            return 0;
+        for (int x = lo[i]; x < lo[i] + n[i]; x++)
+            if (lo[x] != lo[i] || n[x] != n[i])
+                return 0;
+    }
+    return 1;
+}
+
+static int compare_ints(const void *a, const void *b)
+{
+    const int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* cl/grid_regions.cl's tables, when the CPU variant's pattern cuts both axes into strips (then
+ * each rectangle of a row strip and a column strip is a region whose tokens see exactly each
+ * other: Swin windows, axial rows and columns) into regions of GRID_REGIONS_MIN_SIZE tokens or
+ * more on average. Otherwise rt stays empty (nregions 0). The regions, and the units of each,
+ * are in grid order. */
+static int regions_of(const clattn_plan *plan, regions_table *rt, clattn__error *err)
+{
+    const clattn__grid *geo = &plan->grid->geo;
+    const int h = geo->h, w = geo->w;
+    const int *part = geo->axis + h + w; /* [lo_r H][n_r H][lo_c W][n_c W] */
+    const int *lo_r = part, *n_r = part + h, *lo_c = part + 2 * h, *n_c = part + 2 * h + w;
+    memset(rt, 0, sizeof *rt);
+    if (!plan->tiles.cpu_variant || geo->nparts != 1 || !axis_is_cut(lo_r, n_r, h) || !axis_is_cut(lo_c, n_c, w))
+        return CLATTN_STATUS_OK;
+    int row_strips = 0, col_strips = 0;
+    for (int r = 0; r < h; r++)
+        row_strips += lo_r[r] == r;
+    for (int c = 0; c < w; c++)
+        col_strips += lo_c[c] == c;
+    const long long nregions = (long long)row_strips * col_strips;
+    if ((long long)h * w < (long long)GRID_REGIONS_MIN_SIZE * nregions)
+        return CLATTN_STATUS_OK;
+    long long nunits = 0;
+    for (int r = 0; r < h; r += n_r[r])
+        for (int c = 0; c < w; c += n_c[c])
+            nunits += ((long long)n_r[r] * n_c[c] + GRID_REGIONS_QUERIES - 1) / GRID_REGIONS_QUERIES;
+    rt->offsets = malloc(((size_t)nregions + 1) * sizeof(int));
+    rt->tokens = malloc((size_t)h * w * sizeof(int));
+    rt->units = malloc(2 * (size_t)nunits * sizeof(int));
+    if (rt->offsets == NULL || rt->tokens == NULL || rt->units == NULL)
+        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "grid regions");
+    int t = 0, u = 0;
+    for (int r = 0; r < h; r += n_r[r])
+        for (int c = 0; c < w; c += n_c[c]) {
+            const int first = t;
+            rt->offsets[rt->nregions] = first;
+            for (int kr = r; kr < r + n_r[r]; kr++)
+                for (int kc = c; kc < c + n_c[c]; kc++)
+                    rt->tokens[t++] = geo->axis[kr] * w + geo->axis[h + kc];
+            qsort(rt->tokens + first, (size_t)(t - first), sizeof(int), compare_ints);
+            for (int x = 0; x < t - first; x += GRID_REGIONS_QUERIES) {
+                rt->units[2 * u] = rt->nregions;
+                rt->units[2 * u + 1] = x;
+                u++;
+            }
+            rt->nregions++;
+        }
+    rt->offsets[rt->nregions] = t;
+    rt->nunits = u;
+    share_out(plan, u, &rt->per_item, &rt->items);
+    return CLATTN_STATUS_OK;
 }
 
 static int create_kernels(clattn_plan *plan, clattn__error *err)
@@ -142,6 +243,11 @@ static int create_kernels(clattn_plan *plan, clattn__error *err)
         snprintf(options + strlen(options), 32, " -DCLATTN_LANE_ROWS=%d", GRID_LANES_ROWS);
         return clattn__plan_kernel(plan, "common+attention_cpu+grid_lanes", "grid_lanes", options, &plan->attention,
                                    err);
+    }
+    if (g->regions.nregions > 0) {
+        clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
+        return clattn__plan_kernel(plan, "common+attention_cpu+grid_lanes+grid_regions", "grid_regions", options,
+                                   &plan->attention, err);
     }
     if (plan->tiles.cpu_variant) {
         clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options - 32);
@@ -161,12 +267,8 @@ static int create_item_scratch(clattn_plan *plan, clattn__error *err)
 {
     const clattn_problem *p = &plan->p;
     clattn__grid_plan *g = plan->grid;
-    const size_t heads = (size_t)p->batch * p->heads, wanted = clattn__plan_wanted_items(plan);
-    size_t items = (wanted + heads - 1) / heads;
-    if (items > (size_t)g->geo.ntiles)
-        items = (size_t)g->geo.ntiles;
-    g->per_item = (int)(((size_t)g->geo.ntiles + items - 1) / items);
-    g->items = (g->geo.ntiles + g->per_item - 1) / g->per_item;
+    const size_t heads = (size_t)p->batch * p->heads;
+    share_out(plan, g->geo.ntiles, &g->per_item, &g->items);
     g->lanes = (g->geo.max_keys + CLATTN_KEY_CHUNK - 1) / CLATTN_KEY_CHUNK * CLATTN_KEY_CHUNK;
     const size_t all = plan->tiles.cpu_variant ? (size_t)g->items * heads * (size_t)g->lanes : 0;
     const size_t widths = (size_t)p->head_dim + (size_t)p->value_dim;
@@ -208,6 +310,23 @@ static int create_lanes(clattn_plan *plan, clattn__error *err)
     return status;
 }
 
+/* cl/grid_regions.cl's kernel and tables. */
+static int create_regions(clattn_plan *plan, clattn__error *err)
+{
+    clattn__grid_plan *g = plan->grid;
+    const regions_table *rt = &g->regions;
+    int status = create_kernels(plan, err);
+    if (!status)
+        status = clattn__plan_create_scratch(plan, err);
+    if (!status)
+        status = upload_table(plan, rt->offsets, (size_t)rt->nregions + 1, "region offsets", &g->region_offsets, err);
+    if (!status)
+        status = upload_table(plan, rt->tokens, (size_t)g->geo.h * g->geo.w, "region tokens", &g->region_tokens, err);
+    if (!status)
+        status = upload_table(plan, rt->units, 2 * (size_t)rt->nunits, "region units", &g->region_units, err);
+    return status;
+}
+
 int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err)
 {
     const clattn_problem *p = &plan->p;
@@ -241,6 +360,10 @@ int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err)
     const clattn__grid *geo = &g->geo;
     if (lanes_geometry_of(plan, &g->lanes_geo))
         return create_lanes(plan, err);
+    if ((status = regions_of(plan, &g->regions, err)))
+        return status;
+    if (g->regions.nregions > 0)
+        return create_regions(plan, err);
     if ((status = create_kernels(plan, err)) || (status = clattn__plan_create_scratch(plan, err)) ||
         (status = upload_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &g->axis, err)) ||
         (status = upload_table(plan, geo->keys, 3 * (size_t)geo->nslots, "key table", &g->keys, err)))
@@ -263,11 +386,15 @@ void clattn__grid_plan_free(clattn_plan *plan)
     clattn__grid_plan *g = plan->grid;
     if (g == NULL)
         return;
-    cl_mem buffers[] = {g->tiles, g->axis, g->keys, g->scratch, g->info, g->tokc};
+    cl_mem buffers[] = {g->tiles, g->axis,           g->keys,          g->scratch,     g->info,
+                        g->tokc,  g->region_offsets, g->region_tokens, g->region_units};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
         if (buffers[i] != NULL)
             clReleaseMemObject(buffers[i]);
     clattn__grid_free(&g->geo);
+    free(g->regions.offsets);
+    free(g->regions.tokens);
+    free(g->regions.units);
     free(g);
     plan->grid = NULL;
 }
@@ -289,10 +416,30 @@ static cl_int lanes_enqueue(clattn_plan *plan, command_chain *chain, const clatt
     return rc == CL_SUCCESS ? clattn__chain_launch(chain, plan->attention, 2, global, local) : rc;
 }
 
+static cl_int regions_enqueue(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
+{
+    const clattn_problem *p = &plan->p;
+    const clattn__grid_plan *g = plan->grid;
+    const regions_table *rt = &g->regions;
+    const cl_mem lse = bufs->lse != NULL ? bufs->lse : bufs->out; /* not written without write_lse */
+    const int write_lse = bufs->lse != NULL, n = g->geo.h * g->geo.w;
+    const kernel_arg args[] = {ARG(bufs->q),         ARG(bufs->k),           ARG(bufs->v),
+                               ARG(g->region_units), ARG(g->region_offsets), ARG(g->region_tokens),
+                               ARG(plan->seq_lens),  ARG(bufs->out),         ARG(lse),
+                               ARG(p->heads),        ARG(p->kv_heads),       ARG(n),
+                               ARG(rt->nunits),      ARG(rt->per_item),      ARG(p->causal),
+                               ARG(plan->qscale),    ARG(write_lse)};
+    const cl_int rc = clattn__set_args(plan->attention, args, sizeof args / sizeof args[0]);
+    const size_t local[2] = {1, 1}, global[2] = {(size_t)rt->items, (size_t)p->batch * p->heads};
+    return rc == CL_SUCCESS ? clattn__chain_launch(chain, plan->attention, 2, global, local) : rc;
+}
+
 cl_int clattn__grid_enqueue(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
 {
     if (plan->grid->lanes_geo.ring > 0)
         return lanes_enqueue(plan, chain, bufs);
+    if (plan->grid->regions.nregions > 0)
+        return regions_enqueue(plan, chain, bufs);
     const clattn_problem *p = &plan->p;
     clattn__grid_plan *g = plan->grid;
     const cl_mem lse = bufs->lse != NULL ? bufs->lse : bufs->out; /* not written without write_lse */

@@ -36,8 +36,8 @@ static clattn_problem grid(int h, int w, clattn_grid_pattern pattern)
                             .grid_w = w};
 }
 
-/* Float16 and bfloat16 storage: a dilated causal neighborhood and a shifted Swin window, with
- * padding and multi-query heads. */
+/* Float16 and bfloat16 storage: a dilated causal neighborhood and two shifted Swin windows (4 on
+ * the CPU variant's tiles, 7 on its regions kernel), with padding and multi-query heads. */
 static void run_stored(clattn_context *dev, clattn_context *ref, const char *variant)
 {
     static const int lens[] = {196, 150};
@@ -49,10 +49,14 @@ static void run_stored(clattn_context *dev, clattn_context *ref, const char *var
     win.kv_heads = 1;
     win.grid_window_size = 4;
     win.grid_shift = 2;
+    clattn_problem win7 = win;
+    win7.grid_window_size = 7;
+    win7.grid_shift = 3;
     for (clattn_dtype dtype = CLATTN_DTYPE_F16; dtype <= CLATTN_DTYPE_BF16; dtype++) {
-        nb.dtype = win.dtype = dtype;
+        nb.dtype = win.dtype = win7.dtype = dtype;
         check_grid(dev, ref, variant, &nb, lens);
         check_grid(dev, ref, variant, &win, lens);
+        check_grid(dev, ref, variant, &win7, lens);
     }
 }
 
@@ -129,6 +133,19 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
     win.grid_window_size = 4;
     win.grid_shift = 2;
     check_grid(dev, ref, variant, &win, lens0);
+    /* The CPU variant's regions kernel (Swin windows and axial rows whose regions hold 16 tokens
+     * or more): padding that cuts a region, causal inside a region (the queries of a vector see
+     * different keys), multi-query heads. */
+    static const int lens_win7[] = {150, 101}, lens_row[] = {527, 300};
+    clattn_problem win7 = grid(14, 14, CLATTN_GRID_WINDOW);
+    win7.grid_window_size = 7;
+    win7.grid_shift = 3;
+    win7.causal = 1;
+    win7.kv_heads = 1;
+    check_grid(dev, ref, variant, &win7, lens_win7);
+    clattn_problem row = grid(31, 17, CLATTN_GRID_AXIAL_ROW);
+    row.causal = 1;
+    check_grid(dev, ref, variant, &row, lens_row);
     clattn_problem cc = grid(7, 9, CLATTN_GRID_CRISS_CROSS);
     cc.causal = 1;
     cc.kv_heads = 1; /* multi-query */

@@ -822,6 +822,23 @@ static const nonfinite_case nonfinite_cases[] = {
      30,
      0,
      0.0f},
+    /* Swin windows (the CPU variant's regions kernel): under causal, key (5, 5) is seen by the
+     * queries of its window after it, and not by those before it in the same vector of queries. */
+    {{"causal Swin window 7 shift 3 on 14x14, a key inside a window",
+      {.batch = 1,
+       .heads = 2,
+       .q_len = 196,
+       .head_dim = 32,
+       .causal = 1,
+       .grid_pattern = CLATTN_GRID_WINDOW,
+       .grid_h = 14,
+       .grid_w = 14,
+       .grid_window_size = 7,
+       .grid_shift = 3},
+      NULL},
+     104,
+     75,
+     0.0f},
     /* Logits +-1e4: the planted key's weight is exactly 0 for most rows, and 0 * NaN is NaN. */
     {{"window (7, 3), |logit| 1e4",
       {.batch = 1,

@@ -1,0 +1,193 @@
+// The CPU variant's kernel for the 2-D patterns that cut the grid into regions whose tokens see
+// exactly each other (Swin windows, axial rows, axial columns), compiled after common.cl,
+// attention_cpu.cl and grid_lanes.cl (whose lane_state, lane_softmax, load_queries and
+// store_outputs it uses): 16 queries of a region per vector lane, and each key one broadcast.
+//
+// Why. Every query of a region sees the same keys, so with the queries in the lanes a key is the
+// same for all of them: its D elements are broadcast from K as the caller stores it, a score pass
+// is D multiply-adds of a query vector (element d of 16 queries) with one broadcast, and P.V
+// broadcasts V's elements the same way. Nothing is packed: only Q and O are transposed, once per
+// query, where the tiles of cl/grid_cpu.cl pack every region's K into panels and mask each chunk.
+// Within a region, the tokens are in ascending order (host/launch_grid.c), so the keys a padded
+// sequence drops, and under causal those after the last query, end the key list.
+#define QV 2   // query vectors of 16 a work-item's unit takes: they share every key's broadcasts
+#define KB 8   // keys per score pass: KB x QV accumulators
+#define VC 8   // value columns per P.V pass: VC x QV accumulators
+#define KCH 32 // keys per online-softmax step
+
+// The arguments of `grid_regions` (host/launch_grid.c sets them in this order).
+// clang-format off
+#define GRID_REGIONS_ARGS                                                                          \
+    __global const elem_t *q,      /* [B, H, N, D] */                                              \
+    __global const elem_t *k,      /* [B, Hkv, N, D] */                                            \
+    __global const elem_t *v,      /* [B, Hkv, N, DV] */                                           \
+    __global const int *units,     /* [nunits][2]: region, first query of the region */            \
+    __global const int *regions,   /* [nregions + 1] offsets into tokens */                        \
+    __global const int *tokens,    /* [N] each region's tokens, ascending */                       \
+    __global const int *seq_lens,  /* [B] */                                                       \
+    __global elem_t *out,          /* [B, H, N, DV] */                                             \
+    __global float *lse,           /* [B, H, N] when write_lse */                                  \
+    int heads, int kv_heads, int n, int nunits, int per_item, int causal, float qscale,            \
+    int write_lse
+// clang-format on
+
+// Scores of the unit's QV query vectors against keys kt[0, nk): KB keys at a time, each key
+// element broadcast once for the QV vectors and each query vector loaded once for the KB keys (a
+// short last pass repeats the last key and drops the extra sums).
+inline void region_scores(float16 sc[QV][KCH], float16 qt[QV][D], __global const elem_t *kh, const int *kt, int nk)
+{
+    for (int j0 = 0; j0 < nk; j0 += KB) {
+        __global const elem_t *kr[KB];
+        for (int j = 0; j < KB; j++)
+            kr[j] = kh + (size_t)kt[min(j0 + j, nk - 1)] * D;
+        float16 s[KB][QV];
+#pragma unroll
+        for (int j = 0; j < KB; j++)
+#pragma unroll
+            for (int u = 0; u < QV; u++)
+                s[j][u] = (float16)(0.0f);
+        for (int d = 0; d < D; d++) {
+            float16 qd[QV];
+#pragma unroll
+            for (int u = 0; u < QV; u++)
+                qd[u] = qt[u][d];
+#pragma unroll
+            for (int j = 0; j < KB; j++) {
+                const float16 kb = (float16)(LOAD_1(d, kr[j]));
+#pragma unroll
+                for (int u = 0; u < QV; u++)
+                    s[j][u] = fma(kb, qd[u], s[j][u]);
+            }
+        }
+        for (int j = 0; j < KB && j0 + j < nk; j++)
+#pragma unroll
+            for (int u = 0; u < QV; u++)
+                sc[u][j0 + j] = s[j][u];
+    }
+}
+
+// acc = alpha * acc + P.V for the unit's query vectors, VC value columns at a time, each value
+// element broadcast once for the QV vectors. With `masked`, a lane that does not see key j
+// (ok[u][j] is 0) keeps its accumulator: its weight is 0, but a NaN or inf planted in the value
+// must not reach it. A visible key whose weight is 0 still multiplies its value, as the
+// reference does.
+inline void region_values(lane_state st[QV], float16 sc[QV][KCH], const float16 alpha[QV], __global const elem_t *vh,
+                          const int *kt, int nk, bool masked, int16 ok[QV][KCH])
+{
+    for (int c = 0; c < DV; c += VC) {
+        const int cols = min(VC, DV - c);
+        float16 a[QV][VC];
+#pragma unroll
+        for (int u = 0; u < QV; u++)
+#pragma unroll
+            for (int x = 0; x < VC; x++)
+                a[u][x] = x < cols ? st[u].acc[c + x] * alpha[u] : (float16)(0.0f);
+        for (int j = 0; j < nk; j++) {
+            __global const elem_t *vr = vh + (size_t)kt[j] * DV + c;
+            float16 p[QV];
+#pragma unroll
+            for (int u = 0; u < QV; u++)
+                p[u] = sc[u][j];
+            if (!masked) {
+#pragma unroll
+                for (int x = 0; x < VC; x++) {
+                    const float16 vb = (float16)(LOAD_1(x < cols ? x : 0, vr));
+#pragma unroll
+                    for (int u = 0; u < QV; u++)
+                        a[u][x] = fma(p[u], vb, a[u][x]);
+                }
+            } else {
+#pragma unroll
+                for (int x = 0; x < VC; x++) {
+                    const float16 vb = (float16)(LOAD_1(x < cols ? x : 0, vr));
+#pragma unroll
+                    for (int u = 0; u < QV; u++)
+                        a[u][x] = select(a[u][x], fma(p[u], vb, a[u][x]), ok[u][j]);
+                }
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < QV; u++)
+#pragma unroll
+            for (int x = 0; x < VC; x++)
+                if (x < cols)
+                    st[u].acc[c + x] = a[u][x];
+    }
+}
+
+// One unit: up to QV x 16 queries of one region (the lanes past its end are dead: tok -1)
+// against the region's keys.
+inline void region_unit(__global const elem_t *qh, __global const elem_t *kh, __global const elem_t *vh,
+                        __global elem_t *oh, __global float *lseh, __global const int *tokens, int first, int count,
+                        int q0, int kv_len, int causal, float qscale, int write_lse)
+{
+    int tok[QV][16] __attribute__((aligned(64)));
+    int16 qtok[QV];
+    int qmax = -1, qmin = INT_MAX;
+    float16 qt[QV][D]; // element d of each vector's 16 queries, scaled
+    lane_state st[QV];
+    for (int u = 0; u < QV; u++) {
+        for (int i = 0; i < 16; i++) {
+            const int x = q0 + 16 * u + i;
+            tok[u][i] = x < count ? tokens[first + x] : -1;
+            if (tok[u][i] >= 0) {
+                qmax = max(qmax, tok[u][i]);
+                qmin = min(qmin, tok[u][i]);
+            }
+        }
+        qtok[u] = PRIV(int16, tok[u], 0);
+        load_queries(qt[u], qh, tok[u], qscale);
+        st[u].m = (float16)(-INFINITY);
+        st[u].l = (float16)(0.0f);
+        for (int c = 0; c < DV; c++)
+            st[u].acc[c] = (float16)(0.0f);
+    }
+    // The keys: the region's tokens below kv_len and, under causal, up to the last query.
+    const int last = causal ? min(kv_len - 1, qmax) : kv_len - 1;
+    int nkeys = 0;
+    while (nkeys < count && tokens[first + nkeys] <= last)
+        nkeys++;
+    float16 sc[QV][KCH];
+    int16 ok[QV][KCH];
+    for (int j0 = 0; j0 < nkeys; j0 += KCH) {
+        const int nk = min(KCH, nkeys - j0);
+        int kt[KCH];
+        for (int j = 0; j < nk; j++)
+            kt[j] = tokens[first + j0 + j];
+        region_scores(sc, qt, kh, kt, nk);
+        const bool masked = causal && kt[nk - 1] > qmin;
+        float16 alpha[QV];
+        for (int u = 0; u < QV; u++) {
+            int16 seen = (int16)(-1);
+            if (masked) {
+                seen = (int16)(0);
+                for (int j = 0; j < nk; j++) {
+                    ok[u][j] = (int16)(kt[j]) <= qtok[u];
+                    sc[u][j] = select((float16)(-INFINITY), sc[u][j], ok[u][j]);
+                    seen |= ok[u][j];
+                }
+            }
+            alpha[u] = lane_softmax(&st[u], sc[u], seen, nk);
+        }
+        region_values(st, sc, alpha, vh, kt, nk, masked, ok);
+    }
+    for (int u = 0; u < QV; u++)
+        store_outputs(oh, lseh, &st[u], tok[u], kv_len, write_lse);
+}
+
+__kernel void grid_regions(GRID_REGIONS_ARGS)
+{
+    const int bh = get_global_id(1);
+    const int b = bh / heads;
+    const size_t bhk = kv_head_of(bh, heads, kv_heads);
+    const int kv_len = seq_lens[b];
+    __global const elem_t *qh = q + (size_t)bh * n * D, *kh = k + bhk * n * D, *vh = v + bhk * n * DV;
+    __global elem_t *oh = out + (size_t)bh * n * DV;
+    __global float *lseh = lse + (size_t)bh * n;
+    const int u_first = (int)get_global_id(0) * per_item, u_end = min(nunits, u_first + per_item);
+    for (int x = u_first; x < u_end; x++) {
+        const int region = units[2 * x], first = regions[region];
+        region_unit(qh, kh, vh, oh, lseh, tokens, first, regions[region + 1] - first, units[2 * x + 1], kv_len, causal,
+                    qscale, write_lse);
+    }
+}
