@@ -10,6 +10,10 @@
 // query, where the tiles of cl/grid_cpu.cl pack every region's K into panels and mask each chunk.
 // Within a region, the tokens are in ascending order (host/launch_grid.c), so the keys a padded
 // sequence drops, and under causal those after the last query, end the key list.
+//
+// Criss-cross is two launches: the rows (each a region), which suspend every query's running
+// softmax into `state`, then the columns, which resume it and skip the query's own token (a key
+// of both parts counts once).
 #define QV 2   // query vectors of 16 a work-item's unit takes: they share every key's broadcasts
 #define KB 8   // keys per score pass: KB x QV accumulators
 #define VC 8   // value columns per P.V pass: VC x QV accumulators
@@ -27,8 +31,12 @@
     __global const int *seq_lens,  /* [B] */                                                       \
     __global elem_t *out,          /* [B, H, N, DV] */                                             \
     __global float *lse,           /* [B, H, N] when write_lse */                                  \
+    __global float *state,         /* [B, H, N, DV + 2]: acc, m and l of suspended queries */      \
     int heads, int kv_heads, int n, int nunits, int per_item, int causal, float qscale,            \
-    int write_lse
+    int write_lse,                                                                                 \
+    int resume,                    /* start from `state` rather than from nothing */               \
+    int suspend,                   /* end by writing `state` rather than O and LSE */              \
+    int skip_self                  /* a query does not see its own token */
 // clang-format on
 
 // Scores of the unit's QV query vectors against keys kt[0, nk): KB keys at a time, each key
@@ -115,11 +123,70 @@ inline void region_values(lane_state st[QV], float16 sc[QV][KCH], const float16 
     }
 }
 
+#define STATE_WIDTH (DV + 2) // a suspended query's row of `state`: acc[DV], m, l
+
+// The running softmax of 16 queries (rows tok[i] of `state`, -1 for none) written to, or read
+// back from, their rows of `state`: the accumulator transposed 16 columns at a time.
+inline void suspend_lanes(__global float *state, const lane_state *st, const int *tok)
+{
+    int c = 0;
+    for (; c + 16 <= DV; c += 16) {
+        float16 x[16];
+        for (int u = 0; u < 16; u++)
+            x[u] = st->acc[c + u];
+        transpose16(x);
+        for (int i = 0; i < 16; i++)
+            if (tok[i] >= 0)
+                vstore16(x[i], 0, state + (size_t)tok[i] * STATE_WIDTH + c);
+    }
+    float col[16] __attribute__((aligned(64)));
+    for (; c < DV + 2; c++) {
+        PRIV(float16, col, 0) = c < DV ? st->acc[c] : c == DV ? st->m : st->l;
+        for (int i = 0; i < 16; i++)
+            if (tok[i] >= 0)
+                state[(size_t)tok[i] * STATE_WIDTH + c] = col[i];
+    }
+}
+
+inline void resume_lanes(lane_state *st, __global const float *state, const int *tok)
+{
+    int rows[16];
+    for (int i = 0; i < 16; i++)
+        rows[i] = max(tok[i], 0); // a live query's row stands in for the lanes past the end
+    int c = 0;
+    for (; c + 16 <= DV; c += 16) {
+        float16 x[16];
+        for (int t = 0; t < 16; t++)
+            x[t] = vload16(0, state + (size_t)rows[t] * STATE_WIDTH + c);
+        transpose16(x);
+        for (int u = 0; u < 16; u++)
+            st->acc[c + u] = x[u];
+    }
+    float col[16] __attribute__((aligned(64)));
+    for (; c < DV + 2; c++) {
+        for (int i = 0; i < 16; i++)
+            col[i] = state[(size_t)rows[i] * STATE_WIDTH + c];
+        const float16 x = PRIV(float16, col, 0);
+        if (c < DV)
+            st->acc[c] = x;
+        else if (c == DV)
+            st->m = x;
+        else
+            st->l = x;
+    }
+}
+
+// The options of a launch (GRID_REGIONS_ARGS' last three).
+typedef struct {
+    bool resume, suspend, skip_self;
+} unit_mode;
+
 // One unit: up to QV x 16 queries of one region (the lanes past its end are dead: tok -1)
 // against the region's keys.
 inline void region_unit(__global const elem_t *qh, __global const elem_t *kh, __global const elem_t *vh,
-                        __global elem_t *oh, __global float *lseh, __global const int *tokens, int first, int count,
-                        int q0, int kv_len, int causal, float qscale, int write_lse)
+                        __global elem_t *oh, __global float *lseh, __global float *stateh, __global const int *tokens,
+                        int first, int count, int q0, int kv_len, int causal, float qscale, int write_lse,
+                        unit_mode mode)
 {
     int tok[QV][16] __attribute__((aligned(64)));
     int16 qtok[QV];
@@ -137,6 +204,10 @@ inline void region_unit(__global const elem_t *qh, __global const elem_t *kh, __
         }
         qtok[u] = PRIV(int16, tok[u], 0);
         load_queries(qt[u], qh, tok[u], qscale);
+        if (mode.resume) {
+            resume_lanes(&st[u], stateh, tok[u]);
+            continue;
+        }
         st[u].m = (float16)(-INFINITY);
         st[u].l = (float16)(0.0f);
         for (int c = 0; c < DV; c++)
@@ -155,14 +226,16 @@ inline void region_unit(__global const elem_t *qh, __global const elem_t *kh, __
         for (int j = 0; j < nk; j++)
             kt[j] = tokens[first + j0 + j];
         region_scores(sc, qt, kh, kt, nk);
-        const bool masked = causal && kt[nk - 1] > qmin;
+        const bool masked = (causal && kt[nk - 1] > qmin) || (mode.skip_self && kt[0] <= qmax && kt[nk - 1] >= qmin);
         float16 alpha[QV];
         for (int u = 0; u < QV; u++) {
             int16 seen = (int16)(-1);
             if (masked) {
                 seen = (int16)(0);
                 for (int j = 0; j < nk; j++) {
-                    ok[u][j] = (int16)(kt[j]) <= qtok[u];
+                    const int16 key = (int16)(kt[j]);
+                    ok[u][j] =
+                        (causal ? key <= qtok[u] : (int16)(-1)) & (mode.skip_self ? key != qtok[u] : (int16)(-1));
                     sc[u][j] = select((float16)(-INFINITY), sc[u][j], ok[u][j]);
                     seen |= ok[u][j];
                 }
@@ -172,7 +245,10 @@ inline void region_unit(__global const elem_t *qh, __global const elem_t *kh, __
         region_values(st, sc, alpha, vh, kt, nk, masked, ok);
     }
     for (int u = 0; u < QV; u++)
-        store_outputs(oh, lseh, &st[u], tok[u], kv_len, write_lse);
+        if (mode.suspend)
+            suspend_lanes(stateh, &st[u], tok[u]);
+        else
+            store_outputs(oh, lseh, &st[u], tok[u], kv_len, write_lse);
 }
 
 __kernel void grid_regions(GRID_REGIONS_ARGS)
@@ -183,11 +259,12 @@ __kernel void grid_regions(GRID_REGIONS_ARGS)
     const int kv_len = seq_lens[b];
     __global const elem_t *qh = q + (size_t)bh * n * D, *kh = k + bhk * n * D, *vh = v + bhk * n * DV;
     __global elem_t *oh = out + (size_t)bh * n * DV;
-    __global float *lseh = lse + (size_t)bh * n;
+    __global float *lseh = lse + (size_t)bh * n, *stateh = state + (size_t)bh * n * STATE_WIDTH;
+    const unit_mode mode = {resume, suspend, skip_self};
     const int u_first = (int)get_global_id(0) * per_item, u_end = min(nunits, u_first + per_item);
     for (int x = u_first; x < u_end; x++) {
         const int region = units[2 * x], first = regions[region];
-        region_unit(qh, kh, vh, oh, lseh, tokens, first, regions[region + 1] - first, units[2 * x + 1], kv_len, causal,
-                    qscale, write_lse);
+        region_unit(qh, kh, vh, oh, lseh, stateh, tokens, first, regions[region + 1] - first, units[2 * x + 1], kv_len,
+                    causal, qscale, write_lse, mode);
     }
 }

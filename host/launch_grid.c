@@ -3,8 +3,8 @@
  * which is one launch of that kernel on K and V as the caller gave them. The CPU variant runs
  * neighborhoods with cl/grid_lanes.cl (one query per vector lane) when a window is at most
  * GRID_LANES_MAX_RING key rows tall, the patterns that cut the grid into regions (Swin windows,
- * axial rows and columns) with cl/grid_regions.cl, and every other pattern with cl/grid_cpu.cl's
- * tiles. */
+ * axial rows and columns, and criss-cross as its rows then its columns) with cl/grid_regions.cl,
+ * and every other pattern with cl/grid_cpu.cl's tiles. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,14 +31,16 @@ typedef struct {
 /* cl/grid_lanes.cl's FAR: the grid column of a padding column, past every key. */
 #define GRID_LANES_FAR 0x20000000
 
-/* cl/grid_regions.cl's tables: the regions' tokens and the units of work (a region's queries, 16
- * x GRID_REGIONS_QUERIES at a time), and the units each work-item takes. */
+/* One launch of cl/grid_regions.cl: the regions' tokens, the units of work (a region's queries,
+ * GRID_REGIONS_QUERIES at a time) and the units each work-item takes; the same tables on the
+ * device. Criss-cross takes two: its rows, then its columns. */
 typedef struct {
     int nregions, nunits, per_item, items;
     int *offsets; /* [nregions + 1] into tokens */
     int *tokens;  /* [N] each region's tokens, ascending */
     int *units;   /* [2 nunits] region, first query of the region */
-} regions_table;
+    cl_mem offsets_buf, tokens_buf, units_buf;
+} regions_pass;
 
 /* Queries of a unit of cl/grid_regions.cl (its 16 QV). */
 #define GRID_REGIONS_QUERIES 32
@@ -55,8 +57,9 @@ struct clattn__grid_plan {
     int wg, bk;                 /* GPU variant: work-items (query slots) of a tile, keys staged at a time */
     lanes_geometry lanes_geo;   /* cl/grid_lanes.cl's, when it runs the pattern (ring > 0) */
     cl_mem tokc;                /* its [wp] grid column of each scratch column */
-    regions_table regions;      /* cl/grid_regions.cl's, when it runs the pattern (nregions > 0) */
-    cl_mem region_offsets, region_tokens, region_units;
+    regions_pass regions[2];    /* cl/grid_regions.cl's launches, when it runs the pattern */
+    int region_passes;          /* how many: 0 (it does not), 1, or 2 for criss-cross */
+    cl_mem region_state;        /* criss-cross: the queries' softmax between the passes */
 };
 
 /* Most query slots of a CPU tile: cl/attention_cpu.cl keeps the rows' factors in one float16. */
@@ -180,19 +183,18 @@ static int compare_ints(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* cl/grid_regions.cl's tables, when the CPU variant's pattern cuts both axes into strips (then
- * each rectangle of a row strip and a column strip is a region whose tokens see exactly each
- * other: Swin windows, axial rows and columns) into regions of GRID_REGIONS_MIN_SIZE tokens or
- * more on average. Otherwise rt stays empty (nregions 0). The regions, and the units of each,
- * are in grid order. */
-static int regions_of(const clattn_plan *plan, regions_table *rt, clattn__error *err)
+/* The tables of a cl/grid_regions.cl launch for part `part` of the pattern, when its key
+ * rectangles cut both axes into strips (then each rectangle of a row strip and a column strip is
+ * a region whose tokens see exactly each other: Swin windows, axial rows and columns, either part
+ * of criss-cross) into regions of GRID_REGIONS_MIN_SIZE tokens or more on average. Otherwise rt
+ * stays empty (nregions 0). The regions, and the units of each, are in grid order. */
+static int regions_of(const clattn_plan *plan, int part, regions_pass *rt, clattn__error *err)
 {
     const clattn__grid *geo = &plan->grid->geo;
     const int h = geo->h, w = geo->w;
-    const int *part = geo->axis + h + w; /* [lo_r H][n_r H][lo_c W][n_c W] */
-    const int *lo_r = part, *n_r = part + h, *lo_c = part + 2 * h, *n_c = part + 2 * h + w;
-    memset(rt, 0, sizeof *rt);
-    if (!plan->tiles.cpu_variant || geo->nparts != 1 || !axis_is_cut(lo_r, n_r, h) || !axis_is_cut(lo_c, n_c, w))
+    const int *base = geo->axis + h + w + 2 * part * (h + w); /* [lo_r H][n_r H][lo_c W][n_c W] */
+    const int *lo_r = base, *n_r = base + h, *lo_c = base + 2 * h, *n_c = base + 2 * h + w;
+    if (!axis_is_cut(lo_r, n_r, h) || !axis_is_cut(lo_c, n_c, w))
         return CLATTN_STATUS_OK;
     int row_strips = 0, col_strips = 0;
     for (int r = 0; r < h; r++)
@@ -233,6 +235,22 @@ static int regions_of(const clattn_plan *plan, regions_table *rt, clattn__error 
     return CLATTN_STATUS_OK;
 }
 
+/* Whether cl/grid_regions.cl runs the plan's pattern (the CPU variant, every part cut into
+ * regions), and if so its launches' tables. */
+static int plan_regions(clattn_plan *plan, clattn__error *err)
+{
+    clattn__grid_plan *g = plan->grid;
+    if (!plan->tiles.cpu_variant)
+        return CLATTN_STATUS_OK;
+    for (int part = 0; part < g->geo.nparts; part++) {
+        const int status = regions_of(plan, part, &g->regions[part], err);
+        if (status || g->regions[part].nregions == 0)
+            return status;
+    }
+    g->region_passes = g->geo.nparts;
+    return CLATTN_STATUS_OK;
+}
+
 static int create_kernels(clattn_plan *plan, clattn__error *err)
 {
     const clattn_problem *p = &plan->p;
@@ -244,7 +262,7 @@ static int create_kernels(clattn_plan *plan, clattn__error *err)
         return clattn__plan_kernel(plan, "common+attention_cpu+grid_lanes", "grid_lanes", options, &plan->attention,
                                    err);
     }
-    if (g->regions.nregions > 0) {
+    if (g->region_passes > 0) {
         clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
         return clattn__plan_kernel(plan, "common+attention_cpu+grid_lanes+grid_regions", "grid_regions", options,
                                    &plan->attention, err);
@@ -310,20 +328,26 @@ static int create_lanes(clattn_plan *plan, clattn__error *err)
     return status;
 }
 
-/* cl/grid_regions.cl's kernel and tables. */
+/* cl/grid_regions.cl's kernel, tables and, for two passes, the queries' state between them. */
 static int create_regions(clattn_plan *plan, clattn__error *err)
 {
+    const clattn_problem *p = &plan->p;
     clattn__grid_plan *g = plan->grid;
-    const regions_table *rt = &g->regions;
     int status = create_kernels(plan, err);
     if (!status)
         status = clattn__plan_create_scratch(plan, err);
+    for (int pass = 0; pass < g->region_passes && !status; pass++) {
+        regions_pass *rt = &g->regions[pass];
+        status = upload_table(plan, rt->offsets, (size_t)rt->nregions + 1, "region offsets", &rt->offsets_buf, err);
+        if (!status)
+            status = upload_table(plan, rt->tokens, (size_t)g->geo.h * g->geo.w, "region tokens", &rt->tokens_buf, err);
+        if (!status)
+            status = upload_table(plan, rt->units, 2 * (size_t)rt->nunits, "region units", &rt->units_buf, err);
+    }
+    const size_t state = g->region_passes > 1 ? (size_t)p->batch * p->heads * p->q_len * (p->value_dim + 2) : 1;
     if (!status)
-        status = upload_table(plan, rt->offsets, (size_t)rt->nregions + 1, "region offsets", &g->region_offsets, err);
-    if (!status)
-        status = upload_table(plan, rt->tokens, (size_t)g->geo.h * g->geo.w, "region tokens", &g->region_tokens, err);
-    if (!status)
-        status = upload_table(plan, rt->units, 2 * (size_t)rt->nunits, "region units", &g->region_units, err);
+        status =
+            clattn__plan_buffer(plan, state * sizeof(float), "query states of the grid kernel", &g->region_state, err);
     return status;
 }
 
@@ -360,9 +384,9 @@ int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err)
     const clattn__grid *geo = &g->geo;
     if (lanes_geometry_of(plan, &g->lanes_geo))
         return create_lanes(plan, err);
-    if ((status = regions_of(plan, &g->regions, err)))
+    if ((status = plan_regions(plan, err)))
         return status;
-    if (g->regions.nregions > 0)
+    if (g->region_passes > 0)
         return create_regions(plan, err);
     if ((status = create_kernels(plan, err)) || (status = clattn__plan_create_scratch(plan, err)) ||
         (status = upload_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &g->axis, err)) ||
@@ -386,15 +410,21 @@ void clattn__grid_plan_free(clattn_plan *plan)
     clattn__grid_plan *g = plan->grid;
     if (g == NULL)
         return;
-    cl_mem buffers[] = {g->tiles, g->axis,           g->keys,          g->scratch,     g->info,
-                        g->tokc,  g->region_offsets, g->region_tokens, g->region_units};
+    cl_mem buffers[] = {g->tiles, g->axis, g->keys, g->scratch, g->info, g->tokc, g->region_state};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
         if (buffers[i] != NULL)
             clReleaseMemObject(buffers[i]);
+    for (int pass = 0; pass < 2; pass++) {
+        regions_pass *rt = &g->regions[pass];
+        cl_mem tables[] = {rt->offsets_buf, rt->tokens_buf, rt->units_buf};
+        for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
+            if (tables[i] != NULL)
+                clReleaseMemObject(tables[i]);
+        free(rt->offsets);
+        free(rt->tokens);
+        free(rt->units);
+    }
     clattn__grid_free(&g->geo);
-    free(g->regions.offsets);
-    free(g->regions.tokens);
-    free(g->regions.units);
     free(g);
     plan->grid = NULL;
 }
@@ -416,29 +446,37 @@ static cl_int lanes_enqueue(clattn_plan *plan, command_chain *chain, const clatt
     return rc == CL_SUCCESS ? clattn__chain_launch(chain, plan->attention, 2, global, local) : rc;
 }
 
+/* cl/grid_regions.cl's launches: one, or criss-cross's rows, which suspend each query's softmax,
+ * then its columns, which resume it and skip the query's own token. */
 static cl_int regions_enqueue(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
 {
     const clattn_problem *p = &plan->p;
     const clattn__grid_plan *g = plan->grid;
-    const regions_table *rt = &g->regions;
     const cl_mem lse = bufs->lse != NULL ? bufs->lse : bufs->out; /* not written without write_lse */
     const int write_lse = bufs->lse != NULL, n = g->geo.h * g->geo.w;
-    const kernel_arg args[] = {ARG(bufs->q),         ARG(bufs->k),           ARG(bufs->v),
-                               ARG(g->region_units), ARG(g->region_offsets), ARG(g->region_tokens),
-                               ARG(plan->seq_lens),  ARG(bufs->out),         ARG(lse),
-                               ARG(p->heads),        ARG(p->kv_heads),       ARG(n),
-                               ARG(rt->nunits),      ARG(rt->per_item),      ARG(p->causal),
-                               ARG(plan->qscale),    ARG(write_lse)};
-    const cl_int rc = clattn__set_args(plan->attention, args, sizeof args / sizeof args[0]);
-    const size_t local[2] = {1, 1}, global[2] = {(size_t)rt->items, (size_t)p->batch * p->heads};
-    return rc == CL_SUCCESS ? clattn__chain_launch(chain, plan->attention, 2, global, local) : rc;
+    cl_int rc = CL_SUCCESS;
+    for (int pass = 0; pass < g->region_passes && rc == CL_SUCCESS; pass++) {
+        const regions_pass *rt = &g->regions[pass];
+        const int resume = pass > 0, suspend = pass + 1 < g->region_passes, skip_self = pass > 0;
+        const kernel_arg args[] = {
+            ARG(bufs->q),        ARG(bufs->k),        ARG(bufs->v),   ARG(rt->units_buf), ARG(rt->offsets_buf),
+            ARG(rt->tokens_buf), ARG(plan->seq_lens), ARG(bufs->out), ARG(lse),           ARG(g->region_state),
+            ARG(p->heads),       ARG(p->kv_heads),    ARG(n),         ARG(rt->nunits),    ARG(rt->per_item),
+            ARG(p->causal),      ARG(plan->qscale),   ARG(write_lse), ARG(resume),        ARG(suspend),
+            ARG(skip_self)};
+        rc = clattn__set_args(plan->attention, args, sizeof args / sizeof args[0]);
+        const size_t local[2] = {1, 1}, global[2] = {(size_t)rt->items, (size_t)p->batch * p->heads};
+        if (rc == CL_SUCCESS)
+            rc = clattn__chain_launch(chain, plan->attention, 2, global, local);
+    }
+    return rc;
 }
 
 cl_int clattn__grid_enqueue(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
 {
     if (plan->grid->lanes_geo.ring > 0)
         return lanes_enqueue(plan, chain, bufs);
-    if (plan->grid->regions.nregions > 0)
+    if (plan->grid->region_passes > 0)
         return regions_enqueue(plan, chain, bufs);
     const clattn_problem *p = &plan->p;
     clattn__grid_plan *g = plan->grid;

@@ -133,9 +133,9 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
     win.grid_window_size = 4;
     win.grid_shift = 2;
     check_grid(dev, ref, variant, &win, lens0);
-    /* The CPU variant's regions kernel (Swin windows and axial rows whose regions hold 16 tokens
-     * or more): padding that cuts a region, causal inside a region (the queries of a vector see
-     * different keys), multi-query heads. */
+    /* The CPU variant's regions kernel (Swin windows, axial rows and criss-cross, whose regions
+     * hold 16 tokens or more): padding that cuts a region, causal inside a region (the queries of
+     * a vector see different keys), multi-query heads. */
     static const int lens_win7[] = {150, 101}, lens_row[] = {527, 300};
     clattn_problem win7 = grid(14, 14, CLATTN_GRID_WINDOW);
     win7.grid_window_size = 7;
@@ -145,6 +145,8 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
     check_grid(dev, ref, variant, &win7, lens_win7);
     clattn_problem row = grid(31, 17, CLATTN_GRID_AXIAL_ROW);
     row.causal = 1;
+    check_grid(dev, ref, variant, &row, lens_row);
+    row.grid_pattern = CLATTN_GRID_CRISS_CROSS;
     check_grid(dev, ref, variant, &row, lens_row);
     clattn_problem cc = grid(7, 9, CLATTN_GRID_CRISS_CROSS);
     cc.causal = 1;
