@@ -52,11 +52,18 @@ typedef struct {
     float16 acc[DV];
 } lane_state;
 
+// Which lanes of a query row see a pair's key: every live lane (no mask needed), none (the key
+// row is outside the row's window: the row skips the pair's values) or some (at the grid's
+// borders and past the row's end: lane-wise masks).
+#define SEEN_BY_ALL 0
+#define SEEN_BY_NONE 1
+#define SEEN_BY_SOME 2
+
 // One (key row, offset) pair of a chunk: where its key and value vectors start, and its masks.
 typedef struct {
     __global const float *kb, *vb; // scratch column c0 + o of key row kr: element d at kb[d * wp]
     int16 ok[RB];                  // per query row of the block, the lanes that see the key
-    bool full;                     // every live lane of every row sees it: no mask needed
+    int seen[RB];                  // per query row, SEEN_BY_ALL, _NONE or _SOME
 } lane_pair;
 
 // Transposes a 16 x 16 block in registers: x[i][j] becomes x[j][i]. Four butterfly steps, each
@@ -162,7 +169,9 @@ inline void lane_scores(float16 sc[RB][CHUNK], float16 qv[RB][D], const lane_pai
         }
         for (int j = 0; j < PAIRS && j0 + j < n; j++)
             for (int rb = 0; rb < RB; rb++)
-                sc[rb][j0 + j] = pr[j0 + j].full ? s[rb][j] : select((float16)(-INFINITY), s[rb][j], pr[j0 + j].ok[rb]);
+                sc[rb][j0 + j] = pr[j0 + j].seen[rb] == SEEN_BY_ALL
+                                     ? s[rb][j]
+                                     : select((float16)(-INFINITY), s[rb][j], pr[j0 + j].ok[rb]);
     }
 }
 
@@ -193,8 +202,10 @@ inline float16 lane_softmax(lane_state *st, float16 *sc, int16 seen, int n)
 }
 
 // acc = alpha * acc + P.V for the block's rows, four columns at a time so that each value vector
-// is loaded once for the RB rows. Masked keys' values are replaced by 0 (a NaN planted there
-// stays out); a visible key whose weight is 0 still multiplies its value, as the reference does.
+// is loaded once for the RB rows. A row skips the pairs none of its lanes sees (the key rows of
+// the block's union outside its window), and masked lanes' values are replaced by 0 (a NaN
+// planted there stays out); a visible key whose weight is 0 still multiplies its value, as the
+// reference does.
 inline void lane_values(lane_state *st, float16 sc[RB][CHUNK], const float16 *alpha, const lane_pair *pr, int n, int wp)
 {
     for (int c = 0; c < DV; c += 4) {
@@ -211,18 +222,18 @@ inline void lane_values(lane_state *st, float16 sc[RB][CHUNK], const float16 *al
 #pragma unroll
             for (int u = 0; u < 4; u++)
                 vv[u] = vload16(0, vb + (size_t)(u < cols ? u : 0) * wp);
-            if (pr[j].full) {
 #pragma unroll
-                for (int rb = 0; rb < RB; rb++)
+            for (int rb = 0; rb < RB; rb++) {
+                const int seen = pr[j].seen[rb];
+                if (seen == SEEN_BY_ALL) {
 #pragma unroll
                     for (int u = 0; u < 4; u++)
                         a[rb][u] = fma(sc[rb][j], vv[u], a[rb][u]);
-            } else {
-#pragma unroll
-                for (int rb = 0; rb < RB; rb++)
+                } else if (seen == SEEN_BY_SOME) {
 #pragma unroll
                     for (int u = 0; u < 4; u++)
                         a[rb][u] = fma(sc[rb][j], select((float16)(0.0f), vv[u], pr[j].ok[rb]), a[rb][u]);
+                }
             }
         }
 #pragma unroll
@@ -342,17 +353,15 @@ inline void lane_block(__global const elem_t *q, __global elem_t *out, __global 
             const int col = pad + c0 + o; // scratch column of lane 0's key
             const int16 ktok = (int16)(row_tok) + vload16(0, tokc + col);
             const int16 in = live & (as_uint16((int16)(o)-lclo) < as_uint16(lcn)) & (ktok < (int16)(kv_len));
-            int16 missing = (int16)(0);
             for (int rb = 0; rb < RB; rb++) {
                 int16 ok = kr >= rlo[rb] && kr < rhi[rb] ? in : (int16)(0);
                 if (causal)
                     ok &= ktok <= qtok[rb];
                 pr[np].ok[rb] = ok;
-                missing |= rb < rows ? live & ~ok : (int16)(0);
+                pr[np].seen[rb] = rb >= rows || !any(ok) ? SEEN_BY_NONE : any(live & ~ok) ? SEEN_BY_SOME : SEEN_BY_ALL;
             }
             pr[np].kb = slot + col;
             pr[np].vb = slot + (size_t)D * wp + col;
-            pr[np].full = !any(missing);
             if (++np == CHUNK || (kr == khi - 1 && o == ohi - 1)) {
                 lane_scores(sc, qv, pr, np, wp);
                 float16 alpha[RB];
