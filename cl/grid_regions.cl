@@ -39,15 +39,39 @@
     int skip_self                  /* a query does not see its own token */
 // clang-format on
 
-// Scores of the unit's QV query vectors against keys kt[0, nk): KB keys at a time, each key
+// A key's (or value's) row as the loops read it, in floats: float32 storage is read where it
+// lies; 16-bit storage is widened first, a chunk of rows at a time, into private memory
+// (widen_rows), since a conversion per broadcast made criss-cross in float16 twice as slow.
+#if CLATTN_DTYPE == 0
+typedef __global const float *key_row;
+#else
+typedef const float *key_row;
+#define D16 ((D + 15) / 16 * 16)
+#define DV16 ((DV + 15) / 16 * 16)
+
+// The caller's rows tok[0, n) of `width` elements, widened into dst's rows of `stride` floats.
+inline void widen_rows(float *dst, int stride, __global const elem_t *src, const int *tok, int n, int width)
+{
+    for (int j = 0; j < n; j++) {
+        __global const elem_t *row = src + (size_t)tok[j] * width;
+        int e = 0;
+        for (; e + 16 <= width; e += 16)
+            PRIV(float16, dst + j * stride, e / 16) = LOAD_16(0, row + e);
+        for (; e < width; e++)
+            dst[j * stride + e] = LOAD_1(e, row);
+    }
+}
+#endif
+
+// Scores of the unit's QV query vectors against keys krow[0, nk): KB keys at a time, each key
 // element broadcast once for the QV vectors and each query vector loaded once for the KB keys (a
 // short last pass repeats the last key and drops the extra sums).
-inline void region_scores(float16 sc[QV][KCH], float16 qt[QV][D], __global const elem_t *kh, const int *kt, int nk)
+inline void region_scores(float16 sc[QV][KCH], float16 qt[QV][D], const key_row *krow, int nk)
 {
     for (int j0 = 0; j0 < nk; j0 += KB) {
-        __global const elem_t *kr[KB];
+        key_row kr[KB];
         for (int j = 0; j < KB; j++)
-            kr[j] = kh + (size_t)kt[min(j0 + j, nk - 1)] * D;
+            kr[j] = krow[min(j0 + j, nk - 1)];
         float16 s[KB][QV];
 #pragma unroll
         for (int j = 0; j < KB; j++)
@@ -61,7 +85,7 @@ inline void region_scores(float16 sc[QV][KCH], float16 qt[QV][D], __global const
                 qd[u] = qt[u][d];
 #pragma unroll
             for (int j = 0; j < KB; j++) {
-                const float16 kb = (float16)(LOAD_1(d, kr[j]));
+                const float16 kb = (float16)(kr[j][d]);
 #pragma unroll
                 for (int u = 0; u < QV; u++)
                     s[j][u] = fma(kb, qd[u], s[j][u]);
@@ -79,8 +103,8 @@ inline void region_scores(float16 sc[QV][KCH], float16 qt[QV][D], __global const
 // (ok[u][j] is 0) keeps its accumulator: its weight is 0, but a NaN or inf planted in the value
 // must not reach it. A visible key whose weight is 0 still multiplies its value, as the
 // reference does.
-inline void region_values(lane_state st[QV], float16 sc[QV][KCH], const float16 alpha[QV], __global const elem_t *vh,
-                          const int *kt, int nk, bool masked, int16 ok[QV][KCH])
+inline void region_values(lane_state st[QV], float16 sc[QV][KCH], const float16 alpha[QV], const key_row *vrow, int nk,
+                          bool masked, int16 ok[QV][KCH])
 {
     for (int c = 0; c < DV; c += VC) {
         const int cols = min(VC, DV - c);
@@ -91,7 +115,7 @@ inline void region_values(lane_state st[QV], float16 sc[QV][KCH], const float16 
             for (int x = 0; x < VC; x++)
                 a[u][x] = x < cols ? st[u].acc[c + x] * alpha[u] : (float16)(0.0f);
         for (int j = 0; j < nk; j++) {
-            __global const elem_t *vr = vh + (size_t)kt[j] * DV + c;
+            const key_row vr = vrow[j] + c;
             float16 p[QV];
 #pragma unroll
             for (int u = 0; u < QV; u++)
@@ -99,7 +123,7 @@ inline void region_values(lane_state st[QV], float16 sc[QV][KCH], const float16 
             if (!masked) {
 #pragma unroll
                 for (int x = 0; x < VC; x++) {
-                    const float16 vb = (float16)(LOAD_1(x < cols ? x : 0, vr));
+                    const float16 vb = (float16)(vr[x < cols ? x : 0]);
 #pragma unroll
                     for (int u = 0; u < QV; u++)
                         a[u][x] = fma(p[u], vb, a[u][x]);
@@ -107,7 +131,7 @@ inline void region_values(lane_state st[QV], float16 sc[QV][KCH], const float16 
             } else {
 #pragma unroll
                 for (int x = 0; x < VC; x++) {
-                    const float16 vb = (float16)(LOAD_1(x < cols ? x : 0, vr));
+                    const float16 vb = (float16)(vr[x < cols ? x : 0]);
 #pragma unroll
                     for (int u = 0; u < QV; u++)
                         a[u][x] = select(a[u][x], fma(p[u], vb, a[u][x]), ok[u][j]);
@@ -220,12 +244,28 @@ inline void region_unit(__global const elem_t *qh, __global const elem_t *kh, __
         nkeys++;
     float16 sc[QV][KCH];
     int16 ok[QV][KCH];
+#if CLATTN_DTYPE != 0
+    float kf[KCH][D16] __attribute__((aligned(64))), vf[KCH][DV16] __attribute__((aligned(64)));
+#endif
     for (int j0 = 0; j0 < nkeys; j0 += KCH) {
         const int nk = min(KCH, nkeys - j0);
         int kt[KCH];
-        for (int j = 0; j < nk; j++)
+        key_row krow[KCH], vrow[KCH];
+        for (int j = 0; j < nk; j++) {
             kt[j] = tokens[first + j0 + j];
-        region_scores(sc, qt, kh, kt, nk);
+#if CLATTN_DTYPE == 0
+            krow[j] = kh + (size_t)kt[j] * D;
+            vrow[j] = vh + (size_t)kt[j] * DV;
+#else
+            krow[j] = kf[j];
+            vrow[j] = vf[j];
+#endif
+        }
+#if CLATTN_DTYPE != 0
+        widen_rows(&kf[0][0], D16, kh, kt, nk, D);
+        widen_rows(&vf[0][0], DV16, vh, kt, nk, DV);
+#endif
+        region_scores(sc, qt, krow, nk);
         const bool masked = (causal && kt[nk - 1] > qmin) || (mode.skip_self && kt[0] <= qmax && kt[nk - 1] >= qmin);
         float16 alpha[QV];
         for (int u = 0; u < QV; u++) {
@@ -242,7 +282,7 @@ inline void region_unit(__global const elem_t *qh, __global const elem_t *kh, __
             }
             alpha[u] = lane_softmax(&st[u], sc[u], seen, nk);
         }
-        region_values(st, sc, alpha, vh, kt, nk, masked, ok);
+        region_values(st, sc, alpha, vrow, nk, masked, ok);
     }
     for (int u = 0; u < QV; u++)
         if (mode.suspend)
