@@ -77,12 +77,13 @@ static void axis_free(axis *x)
 }
 
 /* Swin's window of grid index i along an axis of length len: [*lo, *hi). Cuts at shift, shift +
- * size, ...; the strip [0, shift) is a window of its own. */
+ * size, ...; the strip [0, shift) is a window of its own (the whole axis when shift >= len: a
+ * window larger than the grid may be shifted past its end). */
 static void swin_segment(int i, int len, int size, int shift, int *lo, int *hi)
 {
     if (i < shift) {
         *lo = 0;
-        *hi = shift;
+        *hi = shift < len ? shift : len;
         return;
     }
     *lo = shift + (i - shift) / size * size;

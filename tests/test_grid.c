@@ -148,6 +148,12 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
     check_grid(dev, ref, variant, &row, lens_row);
     row.grid_pattern = CLATTN_GRID_CRISS_CROSS;
     check_grid(dev, ref, variant, &row, lens_row);
+    /* A window larger than the grid, shifted past the end of its rows (7 < 8): each row strip is
+     * the whole axis. */
+    clattn_problem big = grid(7, 9, CLATTN_GRID_WINDOW);
+    big.grid_window_size = 12;
+    big.grid_shift = 8;
+    check_grid(dev, ref, variant, &big, NULL);
     clattn_problem cc = grid(7, 9, CLATTN_GRID_CRISS_CROSS);
     cc.causal = 1;
     cc.kv_heads = 1; /* multi-query */
