@@ -1,7 +1,7 @@
 // The CPU variant's kernel for the 2-D patterns that cut the grid into regions whose tokens see
 // exactly each other (Swin windows, axial rows, axial columns), compiled after common.cl,
-// attention_cpu.cl and grid_lanes.cl (whose lane_state, lane_softmax, load_queries and
-// store_outputs it uses): 16 queries of a region per vector lane, and each key one broadcast.
+// attention_cpu.cl (for exp2_nonpositive and PRIV) and lane_softmax.cl: 16 queries of a region
+// per vector lane, and each key one broadcast.
 //
 // Why. Every query of a region sees the same keys, so with the queries in the lanes a key is the
 // same for all of them: its D elements are broadcast from K as the caller stores it, a score pass
@@ -38,6 +38,111 @@
     int suspend,                   /* end by writing `state` rather than O and LSE */              \
     int skip_self                  /* a query does not see its own token */
 // clang-format on
+
+// The running softmax of 16 queries, one per lane (common.cl's row rule for l: +0 no visible
+// key, -0 visible keys whose logits were all -inf, NaN a NaN or +inf logit).
+typedef struct {
+    float16 m, l;
+    float16 acc[DV];
+} lane_state;
+
+// Transposes a 16 x 16 block in registers: x[i][j] becomes x[j][i]. Four butterfly steps, each
+// swapping bit k of the row index with bit k of the column index through 16 two-vector shuffles
+// (constant masks: one permute instruction each on AVX-512), instead of 256 scalar moves.
+#define TRANSPOSE_STEP(x, k, lo_mask, hi_mask)                                                                         \
+    for (int i = 0; i < 16; i++)                                                                                       \
+        if (!(i & (k))) {                                                                                              \
+            const float16 a = x[i], b = x[i + (k)];                                                                    \
+            x[i] = shuffle2(a, b, lo_mask);                                                                            \
+            x[i + (k)] = shuffle2(a, b, hi_mask);                                                                      \
+        }
+inline __attribute__((always_inline)) void transpose16(float16 x[16])
+{
+#pragma unroll
+    TRANSPOSE_STEP(x, 8, (uint16)(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+                   (uint16)(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31))
+#pragma unroll
+    TRANSPOSE_STEP(x, 4, (uint16)(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
+                   (uint16)(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31))
+#pragma unroll
+    TRANSPOSE_STEP(x, 2, (uint16)(0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29),
+                   (uint16)(2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31))
+#pragma unroll
+    TRANSPOSE_STEP(x, 1, (uint16)(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30),
+                   (uint16)(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31))
+}
+
+// Elements [e, e + 16) of 16 rows of a row-major tensor (rows[t] is row t's index), transposed:
+// x[u] holds element e + u of every row.
+inline void gather_block(float16 x[16], __global const elem_t *src, const int *rows, int width, int e)
+{
+    for (int t = 0; t < 16; t++)
+        x[t] = LOAD_16(0, src + (size_t)rows[t] * width + e);
+    transpose16(x);
+}
+
+// Element e of the same 16 rows, as one vector (a last block narrower than 16 elements).
+inline float16 gather_column(__global const elem_t *src, const int *rows, int width, int e)
+{
+    float x[16] __attribute__((aligned(64)));
+    for (int t = 0; t < 16; t++)
+        x[t] = LOAD_1((size_t)rows[t] * width + e, src);
+    return PRIV(float16, x, 0);
+}
+
+// Element d of the 16 queries (row tok[i]; -1 past the row's end) in qv[d], times qscale.
+inline void load_queries(float16 *qv, __global const elem_t *q, const int *tok, float qscale)
+{
+    int rows[16];
+    for (int i = 0; i < 16; i++)
+        rows[i] = max(tok[i], 0); // a live query's row stands in for the lanes past the end
+    int d = 0;
+    for (; d + 16 <= D; d += 16) {
+        float16 x[16];
+        gather_block(x, q, rows, D, d);
+        for (int u = 0; u < 16; u++)
+            qv[d + u] = x[u] * qscale;
+    }
+    for (; d < D; d++)
+        qv[d] = gather_column(q, rows, D, d) * qscale;
+}
+
+// The 16 lanes' outputs (common.cl's write_row, lane-wise) into their rows of O, and their LSE.
+inline void store_outputs(__global elem_t *out, __global float *lse, const lane_state *st, const int *tok, int kv_len,
+                          int write_lse)
+{
+    float l[16] __attribute__((aligned(64))), m[16] __attribute__((aligned(64)));
+    PRIV(float16, l, 0) = st->l;
+    PRIV(float16, m, 0) = st->m;
+    for (int i = 0; i < 16; i++)
+        if (tok[i] >= kv_len)
+            l[i] = 0.0f; // a padding query is empty (SPEC.md 7)
+    const float16 lv = PRIV(float16, l, 0);
+    const int16 empty = as_int16(lv) == (int16)(0);
+    const float16 sum = select(select(lv, (float16)(NAN), lv == (float16)(0.0f)), (float16)(1.0f), empty);
+    const float16 inv = (float16)(1.0f) / sum;
+    int c = 0;
+    for (; c + 16 <= DV; c += 16) {
+        float16 x[16];
+        for (int u = 0; u < 16; u++)
+            x[u] = select(st->acc[c + u] * inv, (float16)(0.0f), empty);
+        transpose16(x);
+        for (int i = 0; i < 16; i++)
+            if (tok[i] >= 0)
+                STORE_16(x[i], 0, out + (size_t)tok[i] * DV + c);
+    }
+    for (; c < DV; c++) {
+        float x[16] __attribute__((aligned(64)));
+        PRIV(float16, x, 0) = select(st->acc[c] * inv, (float16)(0.0f), empty);
+        for (int i = 0; i < 16; i++)
+            if (tok[i] >= 0)
+                STORE_1(x[i], (size_t)tok[i] * DV + c, out);
+    }
+    if (write_lse)
+        for (int i = 0; i < 16; i++)
+            if (tok[i] >= 0)
+                lse[tok[i]] = row_lse(m[i], l[i]);
+}
 
 // A key's (or value's) row as the loops read it, in floats: float32 storage is read where it
 // lies; 16-bit storage is widened first, a chunk of rows at a time, into private memory
@@ -280,7 +385,7 @@ inline void region_unit(__global const elem_t *qh, __global const elem_t *kh, __
                     seen |= ok[u][j];
                 }
             }
-            alpha[u] = lane_softmax(&st[u], sc[u], seen, nk);
+            alpha[u] = lane_softmax(&st[u].m, &st[u].l, sc[u], seen, nk, 1);
         }
         region_values(st, sc, alpha, vrow, nk, masked, ok);
     }

@@ -22,9 +22,10 @@
  * tile's runs as one list of keys, staging a block of their rows at a time in __local memory for
  * every query of the tile to score (each against its own rectangle, docs/GPU.md), the CPU variant
  * packs a tile's keys densely into its own scratch before scoring them (cl/grid_cpu.cl says why);
- * CPU neighborhoods skip the tiles and take one query per vector lane (cl/grid_lanes.cl,
- * host/launch_grid.c), and so do the CPU patterns that cut the grid into regions, Swin windows
- * and axial rows or columns, with each key broadcast to the lanes (cl/grid_regions.cl). Measured
+ * CPU neighborhoods skip the tiles and take two neighbouring queries at a time, reading K and V
+ * as they lie (cl/grid_pairs.cl, host/launch_grid.c); the CPU patterns that cut the grid into
+ * regions, Swin windows and axial rows or columns, skip them too, with a query per vector lane
+ * and each key broadcast to the lanes (cl/grid_regions.cl). Measured
  * on Swin 8 (shift 4) on 64 x 64, H = 8, D = 64, POCL on 2 Xeon cores: a layout transform of K
  * and V into slot order, with the kernel walking each run in place, took 55 ms with an
  * element-wise copy and 19 ms with a row-wise one; packing each tile's keys from K and V in place

@@ -1,8 +1,8 @@
 /* 2-D grid patterns on a device: the plan (tile sides from host/grid.c, the grid kernel of the
  * plan's variant, the tables on the device, the CPU variant's per-work-item scratch) and a run,
  * which is one launch of that kernel on K and V as the caller gave them. The CPU variant runs
- * neighborhoods with cl/grid_lanes.cl (one query per vector lane) when a window is at most
- * GRID_LANES_MAX_RING key rows tall, the patterns that cut the grid into regions (Swin windows,
+ * neighborhoods with cl/grid_pairs.cl (two neighbouring queries at a time), the patterns that cut
+ * the grid into regions (Swin windows,
  * axial rows and columns, and criss-cross as its rows then its columns) with cl/grid_regions.cl,
  * and every other pattern with cl/grid_cpu.cl's tiles. */
 #include <stdio.h>
@@ -13,23 +13,11 @@
 #include "launch.h"
 #include "tuning.h"
 
-/* cl/grid_lanes.cl's scratch: each work-item's ring of `ring` key rows, transposed, with `pad`
- * columns before the grid's and room after it for the farthest offset (wp columns in all), and the
- * kernel rows each work-item takes. */
+/* cl/grid_pairs.cl's launch: the kernel rows each work-item takes, and the work-items per
+ * (batch, head); items is 0 when it does not run the pattern. */
 typedef struct {
-    int ring, pad, wp, rows_per_item, items;
-} lanes_geometry;
-
-/* Tallest union of GRID_LANES_ROWS neighborhood windows (key rows) cl/grid_lanes.cl takes: its
- * ring of transposed key rows is ring (D + DV) wp floats per work-item. Taller ones run on the
- * tiles of cl/grid_cpu.cl. */
-#define GRID_LANES_MAX_RING 32
-
-/* Kernel rows of queries cl/grid_lanes.cl takes at once (its CLATTN_LANE_ROWS). */
-#define GRID_LANES_ROWS 3
-
-/* cl/grid_lanes.cl's FAR: the grid column of a padding column, past every key. */
-#define GRID_LANES_FAR 0x20000000
+    int rows_per_item, items;
+} pairs_geometry;
 
 /* One launch of cl/grid_regions.cl: the regions' tokens, the units of work (a region's queries,
  * GRID_REGIONS_QUERIES at a time) and the units each work-item takes; the same tables on the
@@ -55,8 +43,7 @@ struct clattn__grid_plan {
     cl_mem scratch, info;       /* CPU variant: each work-item's packed keys; else 1-element stand-ins */
     int items, per_item, lanes; /* CPU variant: work-items per (batch, head), tiles and keys of each */
     int wg, bk;                 /* GPU variant: work-items (query slots) of a tile, keys staged at a time */
-    lanes_geometry lanes_geo;   /* cl/grid_lanes.cl's, when it runs the pattern (ring > 0) */
-    cl_mem tokc;                /* its [wp] grid column of each scratch column */
+    pairs_geometry pairs;       /* cl/grid_pairs.cl's, when it runs the pattern (items > 0) */
     regions_pass regions[2];    /* cl/grid_regions.cl's launches, when it runs the pattern */
     int region_passes;          /* how many: 0 (it does not), 1, or 2 for criss-cross */
     cl_mem region_state;        /* criss-cross: the queries' softmax between the passes */
@@ -121,45 +108,15 @@ static void share_out(const clattn_plan *plan, int count, int *per_item, int *it
     *items = (count + *per_item - 1) / *per_item;
 }
 
-static int round16(int x)
+/* Whether cl/grid_pairs.cl runs the plan's pattern (the CPU variant's neighborhoods), and if so
+ * its launch: kernel rows shared out so that it has about CLATTN_ITEMS_PER_CU work-items per
+ * compute unit. */
+static int pairs_geometry_of(const clattn_plan *plan, pairs_geometry *pg)
 {
-    return (x + 15) / 16 * 16;
-}
-
-/* Whether cl/grid_lanes.cl runs the plan's pattern, and if so its geometry, from the axis table
- * (kernel coordinates, host/grid.h): the ring is the tallest window; pad is the farthest a window
- * reaches left of its query's column, and after the grid's columns (whole vectors of lanes) come
- * as many as the farthest it reaches right. Kernel rows are shared out so that the launch has
- * about CLATTN_ITEMS_PER_CU work-items per compute unit. */
-static int lanes_geometry_of(const clattn_plan *plan, lanes_geometry *lg)
-{
-    const clattn__grid *geo = &plan->grid->geo;
-    const int h = geo->h, w = geo->w;
-    const int *part = geo->axis + h + w; /* [lo_r H][n_r H][lo_c W][n_c W] */
-    memset(lg, 0, sizeof *lg);
+    memset(pg, 0, sizeof *pg);
     if (!plan->tiles.cpu_variant || plan->p.grid_pattern != CLATTN_GRID_NEIGHBORHOOD)
         return 0;
-    int left = 0, right = 0;
-    for (int r = 0; r < h; r++) { /* the union of the windows of rows r .. r + GRID_LANES_ROWS - 1 */
-        int lo = part[r], hi = part[r] + part[h + r];
-        for (int x = r + 1; x < r + GRID_LANES_ROWS && x < h; x++) {
-            lo = part[x] < lo ? part[x] : lo;
-            hi = part[x] + part[h + x] > hi ? part[x] + part[h + x] : hi;
-        }
-        lg->ring = hi - lo > lg->ring ? hi - lo : lg->ring;
-    }
-    for (int c = 0; c < w; c++) {
-        const int lo = part[2 * h + c] - c, hi = lo + part[2 * h + w + c];
-        left = -lo > left ? -lo : left;
-        right = hi > right ? hi : right;
-    }
-    if (lg->ring > GRID_LANES_MAX_RING) {
-        lg->ring = 0;
-        return 0;
-    }
-    lg->pad = round16(left);
-    lg->wp = round16(lg->pad + round16(w) + right);
-    share_out(plan, h, &lg->rows_per_item, &lg->items);
+    share_out(plan, plan->grid->geo.h, &pg->rows_per_item, &pg->items);
     return 1;
 }
 
@@ -256,15 +213,14 @@ static int create_kernels(clattn_plan *plan, clattn__error *err)
     const clattn_problem *p = &plan->p;
     const clattn__grid_plan *g = plan->grid;
     char options[600];
-    if (g->lanes_geo.ring > 0) {
-        clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options - 32);
-        snprintf(options + strlen(options), 32, " -DCLATTN_LANE_ROWS=%d", GRID_LANES_ROWS);
-        return clattn__plan_kernel(plan, "common+attention_cpu+grid_lanes", "grid_lanes", options, &plan->attention,
-                                   err);
+    if (g->pairs.items > 0) {
+        clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
+        return clattn__plan_kernel(plan, "common+attention_cpu+lane_softmax+grid_pairs", "grid_pairs", options,
+                                   &plan->attention, err);
     }
     if (g->region_passes > 0) {
         clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
-        return clattn__plan_kernel(plan, "common+attention_cpu+grid_lanes+grid_regions", "grid_regions", options,
+        return clattn__plan_kernel(plan, "common+attention_cpu+lane_softmax+grid_regions", "grid_regions", options,
                                    &plan->attention, err);
     }
     if (plan->tiles.cpu_variant) {
@@ -298,33 +254,15 @@ static int create_item_scratch(clattn_plan *plan, clattn__error *err)
     return status;
 }
 
-/* cl/grid_lanes.cl's kernel, tables and scratch. The scratch is not cleared: the columns no
- * transpose writes are read only by lanes that do not see them, whose sums drop them. */
-static int create_lanes(clattn_plan *plan, clattn__error *err)
+/* cl/grid_pairs.cl's kernel and the axis table it reads. */
+static int create_pairs(clattn_plan *plan, clattn__error *err)
 {
-    const clattn_problem *p = &plan->p;
-    clattn__grid_plan *g = plan->grid;
-    const lanes_geometry *lg = &g->lanes_geo;
-    const clattn__grid *geo = &g->geo;
-    int *tokc = malloc((size_t)lg->wp * sizeof(int));
-    if (tokc == NULL)
-        return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "grid column table");
-    for (int x = 0; x < lg->wp; x++) {
-        const int kc = x - lg->pad;
-        tokc[x] = kc >= 0 && kc < geo->w ? geo->axis[geo->h + kc] : GRID_LANES_FAR;
-    }
-    const size_t rings = (size_t)lg->items * p->batch * p->heads * lg->ring;
+    const clattn__grid *geo = &plan->grid->geo;
     int status = create_kernels(plan, err);
     if (!status)
         status = clattn__plan_create_scratch(plan, err);
     if (!status)
-        status = upload_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &g->axis, err);
-    if (!status)
-        status = upload_table(plan, tokc, (size_t)lg->wp, "column table", &g->tokc, err);
-    if (!status)
-        status = clattn__plan_buffer(plan, rings * (size_t)(p->head_dim + p->value_dim) * lg->wp * sizeof(float),
-                                     "transposed key rows of the grid kernel", &g->scratch, err);
-    free(tokc);
+        status = upload_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &plan->grid->axis, err);
     return status;
 }
 
@@ -382,8 +320,8 @@ int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err)
         t->kw = 16;
     }
     const clattn__grid *geo = &g->geo;
-    if (lanes_geometry_of(plan, &g->lanes_geo))
-        return create_lanes(plan, err);
+    if (pairs_geometry_of(plan, &g->pairs))
+        return create_pairs(plan, err);
     if ((status = plan_regions(plan, err)))
         return status;
     if (g->region_passes > 0)
@@ -410,7 +348,7 @@ void clattn__grid_plan_free(clattn_plan *plan)
     clattn__grid_plan *g = plan->grid;
     if (g == NULL)
         return;
-    cl_mem buffers[] = {g->tiles, g->axis, g->keys, g->scratch, g->info, g->tokc, g->region_state};
+    cl_mem buffers[] = {g->tiles, g->axis, g->keys, g->scratch, g->info, g->region_state};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
         if (buffers[i] != NULL)
             clReleaseMemObject(buffers[i]);
@@ -429,20 +367,18 @@ void clattn__grid_plan_free(clattn_plan *plan)
     plan->grid = NULL;
 }
 
-static cl_int lanes_enqueue(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
+static cl_int pairs_enqueue(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
 {
     const clattn_problem *p = &plan->p;
     const clattn__grid_plan *g = plan->grid;
-    const lanes_geometry *lg = &g->lanes_geo;
     const cl_mem lse = bufs->lse != NULL ? bufs->lse : bufs->out; /* not written without write_lse */
     const int write_lse = bufs->lse != NULL;
-    const kernel_arg args[] = {ARG(bufs->q),           ARG(bufs->k),        ARG(bufs->v),      ARG(g->axis),
-                               ARG(g->tokc),           ARG(plan->seq_lens), ARG(bufs->out),    ARG(lse),
-                               ARG(g->scratch),        ARG(p->heads),       ARG(p->kv_heads),  ARG(g->geo.h),
-                               ARG(g->geo.w),          ARG(lg->wp),         ARG(lg->pad),      ARG(lg->ring),
-                               ARG(lg->rows_per_item), ARG(p->causal),      ARG(plan->qscale), ARG(write_lse)};
+    const kernel_arg args[] = {ARG(bufs->q),        ARG(bufs->k),      ARG(bufs->v),  ARG(g->axis),
+                               ARG(plan->seq_lens), ARG(bufs->out),    ARG(lse),      ARG(p->heads),
+                               ARG(p->kv_heads),    ARG(g->geo.h),     ARG(g->geo.w), ARG(g->pairs.rows_per_item),
+                               ARG(p->causal),      ARG(plan->qscale), ARG(write_lse)};
     const cl_int rc = clattn__set_args(plan->attention, args, sizeof args / sizeof args[0]);
-    const size_t local[2] = {1, 1}, global[2] = {(size_t)lg->items, (size_t)p->batch * p->heads};
+    const size_t local[2] = {1, 1}, global[2] = {(size_t)g->pairs.items, (size_t)p->batch * p->heads};
     return rc == CL_SUCCESS ? clattn__chain_launch(chain, plan->attention, 2, global, local) : rc;
 }
 
@@ -474,8 +410,8 @@ static cl_int regions_enqueue(clattn_plan *plan, command_chain *chain, const cla
 
 cl_int clattn__grid_enqueue(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
 {
-    if (plan->grid->lanes_geo.ring > 0)
-        return lanes_enqueue(plan, chain, bufs);
+    if (plan->grid->pairs.items > 0)
+        return pairs_enqueue(plan, chain, bufs);
     if (plan->grid->region_passes > 0)
         return regions_enqueue(plan, chain, bufs);
     const clattn_problem *p = &plan->p;
