@@ -61,6 +61,13 @@ inline __attribute__((always_inline)) float16 reduce16(const float16 x[16])
            shuffle2(c[0], c[1], (uint16)(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31));
 }
 
+// a & b for lane masks of 0 and -1, as a select: Oclgrind (CI runs the kernels under it) made
+// lanes of 1, not -1, of `&` between comparisons here, which every select then read as false.
+inline int16 mask_and(int16 a, int16 b)
+{
+    return select((int16)(0), a, b);
+}
+
 // Scores of the two queries (qf[0] and qf[1]: their rows, widened, scaled, zero past D) against
 // the 8 keys whose rows start at key[0..7]: lanes 0-7 query a, lanes 8-15 query b.
 inline __attribute__((always_inline)) float16 pair_scores(const float qf[2][DP],
@@ -229,7 +236,7 @@ inline void pair_block(__global const elem_t *q, __global const elem_t *kh, __gl
         // load of the 8 ints just stored would wait for the stores).
         const int8 col8 = g0 + GROUP <= w ? vload8(0, axis + h + g0) : PRIV(int8, col, 0);
         const int16 kc = (int16)(g0) + lane_key, kcol = (int16)(col8, col8);
-        const int16 in_cols = (kc >= lo) & (kc < hi);
+        const int16 in_cols = mask_and(kc >= lo, kc < hi);
         for (int kr = r0; kr < r1; kr++) {
             const int key_row = axis[kr] * w;
             __global const elem_t *key[GROUP];
@@ -238,9 +245,9 @@ inline void pair_block(__global const elem_t *q, __global const elem_t *kh, __gl
                 val[n][j] = vh + (size_t)(key_row + col[j]) * DV;
             }
             const int16 ktok = (int16)(key_row) + kcol;
-            int16 in = in_cols & (ktok < (int16)(kv_len));
+            int16 in = mask_and(in_cols, ktok < (int16)(kv_len));
             if (causal)
-                in &= ktok <= qtok;
+                in = mask_and(in, ktok <= qtok);
             PRIV(int16, ok[n], 0) = in;
             seen |= in;
             sc[n] = select((float16)(-INFINITY), pair_scores(qf, key), in);
