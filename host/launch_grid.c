@@ -2,9 +2,8 @@
  * plan's variant, the tables on the device, the CPU variant's per-work-item scratch) and a run,
  * which is one launch of that kernel on K and V as the caller gave them. The CPU variant runs
  * neighborhoods with cl/grid_pairs.cl (two neighbouring queries at a time), the patterns that cut
- * the grid into regions (Swin windows,
- * axial rows and columns, and criss-cross as its rows then its columns) with cl/grid_regions.cl,
- * and every other pattern with cl/grid_cpu.cl's tiles. */
+ * the grid into regions (Swin windows, axial rows and columns, and criss-cross as its rows then
+ * its columns) with cl/grid_regions.cl, and every other pattern with cl/grid_cpu.cl's tiles. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
