@@ -36,8 +36,9 @@ static clattn_problem grid(int h, int w, clattn_grid_pattern pattern)
                             .grid_w = w};
 }
 
-/* Float16 and bfloat16 storage: a dilated causal neighborhood and two shifted Swin windows (4 on
- * the CPU variant's tiles, 7 on its regions kernel), with padding and multi-query heads. */
+/* Float16 and bfloat16 storage: a dilated causal neighborhood (also with an odd head dimension,
+ * whose padding rows are written where no vector store is aligned) and two shifted Swin windows
+ * (4 on the CPU variant's tiles, 7 on its regions kernel), with padding and multi-query heads. */
 static void run_stored(clattn_context *dev, clattn_context *ref, const char *variant)
 {
     static const int lens[] = {196, 150};
@@ -45,6 +46,8 @@ static void run_stored(clattn_context *dev, clattn_context *ref, const char *var
     nb.grid_kernel_h = nb.grid_kernel_w = 7;
     nb.grid_dilation = 2;
     nb.causal = 1;
+    clattn_problem odd = nb;
+    odd.head_dim = odd.value_dim = 33;
     clattn_problem win = grid(14, 14, CLATTN_GRID_WINDOW);
     win.kv_heads = 1;
     win.grid_window_size = 4;
@@ -53,8 +56,9 @@ static void run_stored(clattn_context *dev, clattn_context *ref, const char *var
     win7.grid_window_size = 7;
     win7.grid_shift = 3;
     for (clattn_dtype dtype = CLATTN_DTYPE_F16; dtype <= CLATTN_DTYPE_BF16; dtype++) {
-        nb.dtype = win.dtype = win7.dtype = dtype;
+        nb.dtype = odd.dtype = win.dtype = win7.dtype = dtype;
         check_grid(dev, ref, variant, &nb, lens);
+        check_grid(dev, ref, variant, &odd, lens);
         check_grid(dev, ref, variant, &win, lens);
         check_grid(dev, ref, variant, &win7, lens);
     }
