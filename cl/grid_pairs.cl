@@ -163,23 +163,22 @@ inline void pair_values(pair_state *st, const float p[CHUNK][16], const int ok[C
     }
 }
 
-// One query's output row (common.cl's row rule) and LSE.
+// One query's output row (common.cl's row rule) and LSE: whole vectors of the row, or, for an
+// empty row, common.cl's write_row, one element at a time (POCL compiles a 16-bit vstore of
+// constant zeros to an aligned store, which faults where DV is odd).
 inline void store_row(__global elem_t *out, __global float *lse, size_t row, const float *acc, float m, float l,
                       int write_lse)
 {
     if (row_empty(l)) {
-        // One element at a time: POCL compiles a 16-bit vstore of constant zeros to an aligned
-        // store, which faults where DV is odd.
-        for (int c = 0; c < DV; c++)
-            STORE_1(0.0f, row * DV + c, out);
-    } else {
-        const float inv = row_inverse(l);
-        int c = 0;
-        for (; c + 16 <= DV; c += 16)
-            STORE_16(PRIV(float16, acc, c / 16) * inv, 0, out + row * DV + c);
-        for (; c < DV; c++)
-            STORE_1(acc[c] * inv, row * DV + c, out);
+        write_row(out, lse, row, write_lse, acc, m, l);
+        return;
     }
+    const float inv = row_inverse(l);
+    int c = 0;
+    for (; c + 16 <= DV; c += 16)
+        STORE_16(PRIV(float16, acc, c / 16) * inv, 0, out + row * DV + c);
+    for (; c < DV; c++)
+        STORE_1(acc[c] * inv, row * DV + c, out);
     if (write_lse)
         lse[row] = row_lse(m, l);
 }
