@@ -6,20 +6,44 @@
 #include "launch.h"
 #include "problem.h"
 
+/* `done`, the event of a command just enqueued after the chain's last, becomes the last. */
+static void chain_push(command_chain *chain, cl_event done)
+{
+    if (chain->last != NULL)
+        clReleaseEvent(chain->last);
+    chain->last = done;
+    chain->num_wait = 1;
+    chain->wait = &chain->last;
+}
+
 cl_int clattn__chain_launch(command_chain *chain, cl_kernel kernel, cl_uint dims, const size_t *global,
                             const size_t *local)
 {
     cl_event done = NULL;
     const cl_int rc = clEnqueueNDRangeKernel(chain->queue, kernel, dims, NULL, global, local, chain->num_wait,
                                              chain->num_wait ? chain->wait : NULL, &done);
+    if (rc == CL_SUCCESS)
+        chain_push(chain, done);
+    return rc;
+}
+
+/* Writes `data` into `buffer` after the chain's last command, which the write becomes. The data
+ * goes through a buffer filled as it is created, so nothing here blocks and `data` may change as
+ * soon as this returns; the copy waits for what the caller's wait list waits for (an earlier run
+ * on another queue may still be reading `buffer`). */
+static cl_int chain_upload(command_chain *chain, cl_context cl, cl_mem buffer, size_t bytes, const void *data)
+{
+    cl_int rc;
+    cl_mem staged = clCreateBuffer(cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes, (void *)data, &rc);
     if (rc != CL_SUCCESS)
         return rc;
-    if (chain->last != NULL)
-        clReleaseEvent(chain->last);
-    chain->last = done;
-    chain->num_wait = 1;
-    chain->wait = &chain->last;
-    return CL_SUCCESS;
+    cl_event done = NULL;
+    rc = clEnqueueCopyBuffer(chain->queue, staged, buffer, 0, 0, bytes, chain->num_wait,
+                             chain->num_wait ? chain->wait : NULL, &done);
+    clReleaseMemObject(staged); /* freed once the copy is done */
+    if (rc == CL_SUCCESS)
+        chain_push(chain, done);
+    return rc;
 }
 
 /* Sets kernel arguments from a list of (size, pointer) pairs. */
@@ -141,7 +165,7 @@ static void fill_side_positions(const clattn_plan *plan, const int *seq_lens, in
 }
 
 /* Uploads seq_lens and side positions when they differ from the last run's. */
-static cl_int upload_lengths(clattn_plan *plan, cl_command_queue queue, const int *seq_lens)
+static cl_int upload_lengths(clattn_plan *plan, command_chain *chain, const int *seq_lens)
 {
     const clattn_problem *p = &plan->p;
     int changed = !plan->uploaded;
@@ -154,11 +178,10 @@ static cl_int upload_lengths(clattn_plan *plan, cl_command_queue queue, const in
         return CL_SUCCESS;
     plan->uploaded = 0;
     fill_side_positions(plan, plan->host_seq_lens, plan->host_side_pos);
-    cl_int rc = clEnqueueWriteBuffer(queue, plan->seq_lens, CL_TRUE, 0, (size_t)p->batch * sizeof(int),
-                                     plan->host_seq_lens, 0, NULL, NULL);
+    cl_int rc = chain_upload(chain, plan->ctx->cl, plan->seq_lens, (size_t)p->batch * sizeof(int), plan->host_seq_lens);
     if (rc == CL_SUCCESS && plan->n_side > 0)
-        rc = clEnqueueWriteBuffer(queue, plan->side_pos, CL_TRUE, 0, (size_t)p->batch * plan->n_side * sizeof(int),
-                                  plan->host_side_pos, 0, NULL, NULL);
+        rc = chain_upload(chain, plan->ctx->cl, plan->side_pos, (size_t)p->batch * plan->n_side * sizeof(int),
+                          plan->host_side_pos);
     plan->uploaded = rc == CL_SUCCESS;
     return rc;
 }
@@ -313,7 +336,7 @@ int clattn__plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn
                          const cl_event *wait, cl_event *event, clattn__error *err)
 {
     command_chain chain = {queue != NULL ? queue : plan->ctx->queue, num_wait, wait, NULL};
-    cl_int rc = upload_lengths(plan, chain.queue, buffers->seq_lens);
+    cl_int rc = upload_lengths(plan, &chain, buffers->seq_lens);
     if (rc == CL_SUCCESS)
         rc = plan->grid != NULL ? clattn__grid_enqueue(plan, &chain, buffers) : enqueue_passes(plan, &chain, buffers);
     if (rc != CL_SUCCESS) {

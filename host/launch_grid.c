@@ -51,20 +51,6 @@ struct clattn__grid_plan {
 /* Most query slots of a CPU tile: cl/attention_cpu.cl keeps the rows' factors in one float16. */
 #define GRID_CPU_MAX_SLOTS 16
 
-/* A table of `count` ints on the device, uploaded once for the plan's life. */
-static int upload_table(clattn_plan *plan, const int *data, size_t count, const char *what, cl_mem *out,
-                        clattn__error *err)
-{
-    int status = clattn__plan_buffer(plan, count * sizeof(int), what, out, err);
-    if (status)
-        return status;
-    const cl_int rc =
-        clEnqueueWriteBuffer(plan->ctx->queue, *out, CL_TRUE, 0, count * sizeof(int), data, 0, NULL, NULL);
-    return rc == CL_SUCCESS
-               ? CLATTN_STATUS_OK
-               : clattn__fail(err, rc, "uploading the grid's %s failed: %s", what, clattn__cl_error_name(rc));
-}
-
 /* The GPU variant's __local: the wg queries, bk keys and values, and twice three ints per key
  * (its slot's coordinates and token, for this block and the next). */
 static size_t gpu_local_bytes(int wg, int bk, int d, int dv)
@@ -261,7 +247,7 @@ static int create_pairs(clattn_plan *plan, clattn__error *err)
     if (!status)
         status = clattn__plan_create_scratch(plan, err);
     if (!status)
-        status = upload_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &plan->grid->axis, err);
+        status = clattn__plan_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &plan->grid->axis, err);
     return status;
 }
 
@@ -275,11 +261,13 @@ static int create_regions(clattn_plan *plan, clattn__error *err)
         status = clattn__plan_create_scratch(plan, err);
     for (int pass = 0; pass < g->region_passes && !status; pass++) {
         regions_pass *rt = &g->regions[pass];
-        status = upload_table(plan, rt->offsets, (size_t)rt->nregions + 1, "region offsets", &rt->offsets_buf, err);
+        status =
+            clattn__plan_table(plan, rt->offsets, (size_t)rt->nregions + 1, "region offsets", &rt->offsets_buf, err);
         if (!status)
-            status = upload_table(plan, rt->tokens, (size_t)g->geo.h * g->geo.w, "region tokens", &rt->tokens_buf, err);
+            status = clattn__plan_table(plan, rt->tokens, (size_t)g->geo.h * g->geo.w, "region tokens", &rt->tokens_buf,
+                                        err);
         if (!status)
-            status = upload_table(plan, rt->units, 2 * (size_t)rt->nunits, "region units", &rt->units_buf, err);
+            status = clattn__plan_table(plan, rt->units, 2 * (size_t)rt->nunits, "region units", &rt->units_buf, err);
     }
     const size_t state = g->region_passes > 1 ? (size_t)p->batch * p->heads * p->q_len * (p->value_dim + 2) : 1;
     if (!status)
@@ -326,8 +314,8 @@ int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err)
     if (g->region_passes > 0)
         return create_regions(plan, err);
     if ((status = create_kernels(plan, err)) || (status = clattn__plan_create_scratch(plan, err)) ||
-        (status = upload_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &g->axis, err)) ||
-        (status = upload_table(plan, geo->keys, 3 * (size_t)geo->nslots, "key table", &g->keys, err)))
+        (status = clattn__plan_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &g->axis, err)) ||
+        (status = clattn__plan_table(plan, geo->keys, 3 * (size_t)geo->nslots, "key table", &g->keys, err)))
         return status;
     /* the tiles, then the run offsets and the runs, in one buffer */
     const size_t tile_ints = CLATTN__GRID_TILE_INTS * (size_t)geo->ntiles,
@@ -337,7 +325,7 @@ int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err)
         return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "grid tiles");
     memcpy(packed, geo->tiles, tile_ints * sizeof(int));
     memcpy(packed + tile_ints, geo->runs, run_ints * sizeof(int));
-    status = upload_table(plan, packed, tile_ints + run_ints, "tiles and runs", &g->tiles, err);
+    status = clattn__plan_table(plan, packed, tile_ints + run_ints, "tiles and runs", &g->tiles, err);
     free(packed);
     return status ? status : create_item_scratch(plan, err);
 }

@@ -65,7 +65,7 @@ int clattn__plan_enqueue(clattn_plan *plan, cl_command_queue queue, const clattn
                          const cl_event *wait, cl_event *event, clattn__error *err);
 
 /* Creates the scratch buffers the plan's kernels, tiles and splits need (counted in
- * scratch_bytes) and uploads the global indices and rows, which stay fixed for the plan's life. */
+ * scratch_bytes) and the tables of the global indices and rows, fixed for the plan's life. */
 int clattn__plan_create_scratch(clattn_plan *plan, clattn__error *err);
 
 /* Releases whatever clattn__plan_create_scratch created, even after it failed half-way. */
@@ -74,6 +74,13 @@ void clattn__plan_free_scratch(clattn_plan *plan);
 /* A device buffer of `bytes` for the plan (what: its name in a failure's message), counted in
  * scratch_bytes; fails with CLATTN_STATUS_DEVICE_LIMIT beyond the device's largest allocation. */
 int clattn__plan_buffer(clattn_plan *plan, size_t bytes, const char *what, cl_mem *out, clattn__error *err);
+
+/* A read-only buffer holding `count` ints copied from `data` (one 0 when count is 0), like
+ * clattn__plan_buffer otherwise. Filled as it is created: a plan's creation enqueues nothing, so
+ * nothing it needs waits on the context's queue, which other threads may be using (a blocking
+ * write there once let a kernel on another queue read the table before it held the data). */
+int clattn__plan_table(clattn_plan *plan, const int *data, size_t count, const char *what, cl_mem *out,
+                       clattn__error *err);
 
 /* Kernel `name` of program `source` (cl/ file names joined by '+', see program.h) built with
  * `options`. */

@@ -4,7 +4,9 @@
 
 #include "plan.h"
 
-int clattn__plan_buffer(clattn_plan *plan, size_t bytes, const char *what, cl_mem *out, clattn__error *err)
+/* A buffer of `bytes`, filled from `init` when that is not NULL. */
+static int create_buffer(clattn_plan *plan, size_t bytes, const void *init, const char *what, cl_mem *out,
+                         clattn__error *err)
 {
     const clattn__device_caps *caps = &plan->ctx->caps;
     if (bytes > caps->max_alloc)
@@ -12,12 +14,25 @@ int clattn__plan_buffer(clattn_plan *plan, size_t bytes, const char *what, cl_me
                             "%s needs %zu bytes, more than the device's largest allocation (%llu)", what, bytes,
                             (unsigned long long)caps->max_alloc);
     cl_int rc;
-    *out = clCreateBuffer(plan->ctx->cl, CL_MEM_READ_WRITE, bytes, NULL, &rc);
+    *out = clCreateBuffer(plan->ctx->cl, init != NULL ? CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR : CL_MEM_READ_WRITE,
+                          bytes, (void *)init, &rc);
     if (rc != CL_SUCCESS)
         return clattn__fail(err, rc, "%s: clCreateBuffer of %zu bytes failed: %s", what, bytes,
                             clattn__cl_error_name(rc));
     plan->scratch_bytes += bytes;
     return CLATTN_STATUS_OK;
+}
+
+int clattn__plan_buffer(clattn_plan *plan, size_t bytes, const char *what, cl_mem *out, clattn__error *err)
+{
+    return create_buffer(plan, bytes, NULL, what, out, err);
+}
+
+int clattn__plan_table(clattn_plan *plan, const int *data, size_t count, const char *what, cl_mem *out,
+                       clattn__error *err)
+{
+    static const int none = 0;
+    return create_buffer(plan, (count > 0 ? count : 1) * sizeof(int), count > 0 ? data : &none, what, out, err);
 }
 
 static size_t panel_bytes(const clattn_plan *plan, int n)
@@ -59,29 +74,18 @@ int clattn__plan_create_scratch(clattn_plan *plan, clattn__error *err)
         status = clattn__plan_buffer(plan, n_pos * sizeof(int), "side positions", &plan->side_pos, err);
     if (!status)
         status = clattn__plan_buffer(plan, (size_t)p->batch * sizeof(int), "seq_lens", &plan->seq_lens, err);
+    if (!status) /* fixed for the plan's life, like the global indices below */
+        status =
+            clattn__plan_table(plan, plan->global_rows, (size_t)plan->n_global_rows, "global rows", &plan->rows, err);
     if (!status)
-        status = clattn__plan_buffer(plan, (size_t)(plan->n_global_rows > 0 ? plan->n_global_rows : 1) * sizeof(int),
-                                     "global rows", &plan->rows, err);
-    if (!status)
-        status = clattn__plan_buffer(plan, (size_t)(p->num_global > 0 ? p->num_global : 1) * sizeof(int),
-                                     "global indices", &plan->global_buf, err);
+        status =
+            clattn__plan_table(plan, plan->global_idx, (size_t)p->num_global, "global indices", &plan->global_buf, err);
     if (status)
         return status;
     plan->host_seq_lens = calloc((size_t)p->batch, sizeof(int));
     plan->host_side_pos = calloc(n_pos, sizeof(int));
     if (plan->host_seq_lens == NULL || plan->host_side_pos == NULL)
         return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "host copies of %zu side positions", n_pos);
-
-    /* Fixed for the plan's life: the global indices and the rows they select. */
-    cl_int rc = CL_SUCCESS;
-    if (p->num_global > 0)
-        rc = clEnqueueWriteBuffer(plan->ctx->queue, plan->global_buf, CL_TRUE, 0, (size_t)p->num_global * sizeof(int),
-                                  plan->global_idx, 0, NULL, NULL);
-    if (rc == CL_SUCCESS && plan->n_global_rows > 0)
-        rc = clEnqueueWriteBuffer(plan->ctx->queue, plan->rows, CL_TRUE, 0, (size_t)plan->n_global_rows * sizeof(int),
-                                  plan->global_rows, 0, NULL, NULL);
-    if (rc != CL_SUCCESS)
-        return clattn__fail(err, rc, "uploading global indices failed: %s", clattn__cl_error_name(rc));
     return CLATTN_STATUS_OK;
 }
 

@@ -186,7 +186,9 @@ typedef struct {
 /* ---------------------------------------------------------------------------------------------
  * Plan: one problem's compiled kernels, tile sizes and scratch buffers. All compilation happens
  * in clattn_plan_create; running a plan never compiles.
- * Thread safety: a plan is used by one thread at a time; create one plan per thread.
+ * Thread safety: a plan is used by one thread at a time; create one plan per thread. Its runs
+ * share its scratch buffers: a run on another queue than the previous run's must wait for that
+ * run's event (its wait list), as runs on one in-order queue do by themselves.
  * ------------------------------------------------------------------------------------------- */
 typedef struct clattn_plan clattn_plan;
 
