@@ -226,7 +226,9 @@ typedef struct {
     const int *seq_lens;           /* optional, [B] */
 } clattn_host_tensors;
 
-/* Blocking convenience call on host memory (on any context, the reference path included). */
+/* Blocking convenience call on host memory (on any context, the reference path included). On a
+ * device it runs on the context's queue, without a wait list: an earlier run of the plan on
+ * another queue must have completed. */
 CLATTN_API int clattn_plan_run_host(clattn_plan *plan, const clattn_host_tensors *tensors);
 
 #ifdef __cplusplus
