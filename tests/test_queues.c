@@ -1,8 +1,11 @@
 /* Runs of one plan on two queues, ordered only by their wait lists, with seq_lens that change from
  * run to run. A user event holds the first run back until every run is enqueued: an upload of the
  * lengths that ignored the wait list would overwrite them under the held run (wrong results), and
- * one that blocked the caller would wait for the held run forever (ctest's timeout). Each run is
- * checked against the reference for its own lengths. */
+ * one that blocked the caller would wait for the held run forever (ctest's timeout). The same
+ * event holds the context's own queue while the plan is created: creating a plan must not wait on
+ * that queue, which other threads may be using (nor, as a blocking write there once did, leave a
+ * table half written for a kernel on another queue). Each run is checked against the reference
+ * for its own lengths. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +22,14 @@ typedef struct {
     clattn_problem p;
 } queue_case;
 
-/* B = 2, N = 37, D = 16: padding in both entries, side keys whose positions follow seq_lens. */
+/* B = 2, N = 35: padding in both entries, side keys whose positions follow seq_lens, and 2-D
+ * patterns whose tables are made with the plan. */
 static const queue_case cases[] = {
-    {"causal", {.batch = 2, .heads = 2, .q_len = 37, .head_dim = 16, .causal = 1}},
+    {"causal", {.batch = 2, .heads = 2, .q_len = 35, .head_dim = 16, .causal = 1}},
     {"window (4, 4) + globals + summary blocks of 8",
      {.batch = 2,
       .heads = 2,
-      .q_len = 37,
+      .q_len = 35,
       .head_dim = 16,
       .window = 1,
       .window_left = 4,
@@ -33,10 +37,28 @@ static const queue_case cases[] = {
       .global_idx = globals,
       .num_global = 2,
       .summary_block = 8}},
+    {"neighborhood 3 x 3 on 5 x 7",
+     {.batch = 2,
+      .heads = 2,
+      .q_len = 35,
+      .head_dim = 16,
+      .grid_pattern = CLATTN_GRID_NEIGHBORHOOD,
+      .grid_h = 5,
+      .grid_w = 7,
+      .grid_kernel_h = 3,
+      .grid_kernel_w = 3}},
+    {"criss-cross on 5 x 7",
+     {.batch = 2,
+      .heads = 2,
+      .q_len = 35,
+      .head_dim = 16,
+      .grid_pattern = CLATTN_GRID_CRISS_CROSS,
+      .grid_h = 5,
+      .grid_w = 7}},
 };
 
 /* Run r's lengths: they change from each run to the next. */
-static const int run_lens[RUNS][2] = {{37, 21}, {25, 37}, {37, 21}};
+static const int run_lens[RUNS][2] = {{35, 21}, {25, 35}, {35, 21}};
 
 typedef struct {
     cl_mem q, k, v, out[RUNS], lse[RUNS];
@@ -126,6 +148,10 @@ static void run_case(clattn_context *dev, clattn_context *ref, const queue_case 
     cl_event gate = rc == CL_SUCCESS ? clCreateUserEvent(cl, &rc) : NULL;
     ok &= check(rc == CL_SUCCESS, "%s: queues, buffers and the gate (OpenCL %d)", c->what, rc);
 
+    /* The context's queue waits for the gate, and the plan is made meanwhile. */
+    if (ok)
+        ok &= check(clEnqueueMarkerWithWaitList(clattn_context_queue(dev), 1, &gate, NULL) == CL_SUCCESS,
+                    "%s: the context's queue held", c->what);
     clattn_plan *plan = NULL;
     cl_event events[RUNS] = {0};
     int status = ok ? clattn_plan_create(dev, p, &plan) : CLATTN_STATUS_OK;
@@ -133,8 +159,8 @@ static void run_case(clattn_context *dev, clattn_context *ref, const queue_case 
         status = enqueue_runs(plan, queues, &d, gate, events);
     if (gate != NULL)
         clSetUserEventStatus(gate, CL_COMPLETE); /* after every run is enqueued, failed or not */
-    ok &= check(status == CLATTN_STATUS_OK, "%s: plan and %d enqueues%s%s", c->what, RUNS, status ? ": " : "",
-                status ? clattn_context_message(dev) : "");
+    ok &= check(status == CLATTN_STATUS_OK, "%s: plan (the context's queue held) and %d enqueues%s%s", c->what, RUNS,
+                status ? ": " : "", status ? clattn_context_message(dev) : "");
 
     for (int r = 0; r < RUNS && ok; r++) {
         float *got_lse = got + out_n;
