@@ -93,16 +93,14 @@ static void share_out(const clattn_plan *plan, int count, int *per_item, int *it
     *items = (count + *per_item - 1) / *per_item;
 }
 
-/* Whether cl/grid_pairs.cl runs the plan's pattern (the CPU variant's neighborhoods), and if so
- * its launch: kernel rows shared out so that it has about CLATTN_ITEMS_PER_CU work-items per
- * compute unit. */
-static int pairs_geometry_of(const clattn_plan *plan, pairs_geometry *pg)
+/* cl/grid_pairs.cl's launch when it runs the plan's pattern (the CPU variant's neighborhoods):
+ * kernel rows shared out so that it has about CLATTN_ITEMS_PER_CU work-items per compute unit.
+ * Else it stays zero. */
+static void plan_pairs(const clattn_plan *plan, pairs_geometry *pg)
 {
     memset(pg, 0, sizeof *pg);
-    if (!plan->tiles.cpu_variant || plan->p.grid_pattern != CLATTN_GRID_NEIGHBORHOOD)
-        return 0;
-    share_out(plan, plan->grid->geo.h, &pg->rows_per_item, &pg->items);
-    return 1;
+    if (plan->tiles.cpu_variant && plan->p.grid_pattern == CLATTN_GRID_NEIGHBORHOOD)
+        share_out(plan, plan->grid->geo.h, &pg->rows_per_item, &pg->items);
 }
 
 /* Whether the key intervals of one axis (part 0 of the axis table) cut it into strips: index i
@@ -198,15 +196,13 @@ static int create_kernels(clattn_plan *plan, clattn__error *err)
     const clattn_problem *p = &plan->p;
     const clattn__grid_plan *g = plan->grid;
     char options[600];
-    if (g->pairs.items > 0) {
+    /* the kernels whose queries lie in vector lanes, on cl/lane_softmax.cl's online softmax */
+    const char *lanes = g->pairs.items > 0 ? "grid_pairs" : g->region_passes > 0 ? "grid_regions" : NULL;
+    if (lanes != NULL) {
+        char program[64];
+        snprintf(program, sizeof program, "common+attention_cpu+lane_softmax+%s", lanes);
         clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
-        return clattn__plan_kernel(plan, "common+attention_cpu+lane_softmax+grid_pairs", "grid_pairs", options,
-                                   &plan->attention, err);
-    }
-    if (g->region_passes > 0) {
-        clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
-        return clattn__plan_kernel(plan, "common+attention_cpu+lane_softmax+grid_regions", "grid_regions", options,
-                                   &plan->attention, err);
+        return clattn__plan_kernel(plan, program, lanes, options, &plan->attention, err);
     }
     if (plan->tiles.cpu_variant) {
         clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options - 32);
@@ -239,26 +235,12 @@ static int create_item_scratch(clattn_plan *plan, clattn__error *err)
     return status;
 }
 
-/* cl/grid_pairs.cl's kernel and the axis table it reads. */
-static int create_pairs(clattn_plan *plan, clattn__error *err)
-{
-    const clattn__grid *geo = &plan->grid->geo;
-    int status = create_kernels(plan, err);
-    if (!status)
-        status = clattn__plan_create_scratch(plan, err);
-    if (!status)
-        status = clattn__plan_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &plan->grid->axis, err);
-    return status;
-}
-
-/* cl/grid_regions.cl's kernel, tables and, for two passes, the queries' state between them. */
-static int create_regions(clattn_plan *plan, clattn__error *err)
+/* cl/grid_regions.cl's tables and, for two passes, the queries' state between them. */
+static int create_region_tables(clattn_plan *plan, clattn__error *err)
 {
     const clattn_problem *p = &plan->p;
     clattn__grid_plan *g = plan->grid;
-    int status = create_kernels(plan, err);
-    if (!status)
-        status = clattn__plan_create_scratch(plan, err);
+    int status = CLATTN_STATUS_OK;
     for (int pass = 0; pass < g->region_passes && !status; pass++) {
         regions_pass *rt = &g->regions[pass];
         status =
@@ -307,14 +289,16 @@ int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err)
         t->kw = 16;
     }
     const clattn__grid *geo = &g->geo;
-    if (pairs_geometry_of(plan, &g->pairs))
-        return create_pairs(plan, err);
-    if ((status = plan_regions(plan, err)))
+    plan_pairs(plan, &g->pairs);
+    if (g->pairs.items == 0 && (status = plan_regions(plan, err)))
+        return status;
+    if ((status = create_kernels(plan, err)) || (status = clattn__plan_create_scratch(plan, err)))
         return status;
     if (g->region_passes > 0)
-        return create_regions(plan, err);
-    if ((status = create_kernels(plan, err)) || (status = clattn__plan_create_scratch(plan, err)) ||
-        (status = clattn__plan_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &g->axis, err)) ||
+        return create_region_tables(plan, err);
+    /* cl/grid_pairs.cl reads the axis table alone */
+    if ((status = clattn__plan_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &g->axis, err)) ||
+        g->pairs.items > 0 ||
         (status = clattn__plan_table(plan, geo->keys, 3 * (size_t)geo->nslots, "key table", &g->keys, err)))
         return status;
     /* the tiles, then the run offsets and the runs, in one buffer */
