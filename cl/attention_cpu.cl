@@ -86,24 +86,39 @@ inline chunk_span make_span(int first, int lo, int hi, int remaining, bool edge)
     return span;
 }
 
+// The query rows of a tile: their positions, Q offsets and the span of their positions, and,
+// for the panel path, the rows themselves (load_rows).
+typedef struct {
+    // The rows copied (16-bit storage: widened) once per tile into one private block, so that
+    // every broadcast of the score loop addresses it from one base register at a constant
+    // offset: read through the rows' own offsets, R rows need R address registers, and at 16
+    // rows Intel's runtime reloaded them from the stack inside the loop. (A conversion per
+    // broadcast made dense f16 2.7x slower than f32.)
+    float qf[R][D] __attribute__((aligned(64)));
+    int pos[R];
+    size_t qoff[R];
+    int pmin, pmax;
+} tile_rows;
+
+inline void load_rows(tile_rows *t, __global const elem_t *q)
+{
+    for (int r = 0; r < R; r++) {
+        int d = 0;
+        if (D % 16 == 0) // whole vectors (each row stays 64-byte aligned)
+            for (; d < D; d += 16)
+                PRIV(float16, t->qf[r], d / 16) = LOAD_16(0, q + t->qoff[r] + d);
+        for (; d < D; d++)
+            t->qf[r][d] = LOAD_1(t->qoff[r] + d, q);
+    }
+}
+
 // Scores of R rows against the span's keys, computed CLATTN_KW keys at a time so that the R * KV
 // accumulators, the key vectors and one broadcast fit the register file. A pass may start before
 // the span or end after it (KW = 32 steps by 32 keys): the panel holds the whole chunk, and the
 // softmax reads only the span.
-inline void chunk_scores(float sc[R][KC], __global const elem_t *q, const size_t *qoff, __global const float *panel,
-                         chunk_span span, float qscale)
+inline void chunk_scores(float sc[R][KC], const tile_rows *t, __global const float *panel, chunk_span span,
+                         float qscale)
 {
-#if CLATTN_DTYPE == 0
-#define Q_AT(r, d) q[qoff[r] + (d)]
-#else
-    // 16-bit storage: the rows widened once per chunk, so that the passes' broadcasts read floats
-    // as with float32 storage (a conversion per broadcast made dense f16 2.7x slower than f32).
-    float qf[R][D] __attribute__((aligned(64)));
-    for (int r = 0; r < R; r++)
-        for (int d = 0; d < D; d++)
-            qf[r][d] = LOAD_1(qoff[r] + d, q);
-#define Q_AT(r, d) qf[r][d]
-#endif
     const int per_group = 16 / KVW; // score vectors per 16-key group
     for (int h = span.g_lo * per_group / KV; h < (span.g_hi * per_group + KV - 1) / KV; h++) {
         kw_t s[R][KV];
@@ -120,7 +135,7 @@ inline void chunk_scores(float sc[R][KC], __global const elem_t *q, const size_t
                 kv[k] = VLOAD_K(h * KV + k, panel + d * KC);
 #pragma unroll
             for (int r = 0; r < R; r++) {
-                const kw_t qb = (kw_t)(Q_AT(r, d));
+                const kw_t qb = (kw_t)(t->qf[r][d]);
 #pragma unroll
                 for (int k = 0; k < KV; k++)
                     s[r][k] = fma(qb, kv[k], s[r][k]);
@@ -132,7 +147,6 @@ inline void chunk_scores(float sc[R][KC], __global const elem_t *q, const size_t
             for (int k = 0; k < KV; k++)
                 PRIV(kw_t, sc[r], h * KV + k) = s[r][k] * qscale;
     }
-#undef Q_AT
 }
 
 // Online softmax of one chunk: turns the span's scores into weights in place and returns, per
@@ -296,14 +310,16 @@ inline void chunk_values(row_state *st, float p[R][KC], const float *alpha, src_
 }
 
 // A hint that *p will be read soon, into the outer caches (x86: prefetcht2; prefetcht0 measured
-// slower, its lines crowding the L1). Compiled only for a real target: SPIR (Oclgrind's
-// interpreter) has no prefetch intrinsic. A prefetch never faults, so it may point past the end
-// of a buffer. Callers step by 16 floats, a 64-byte line: a row whose length is not a multiple
-// of 16 may leave its last line to the hardware.
+// slower, its lines crowding the L1). SPIR compilers (Intel's CPU runtime, Oclgrind) have no
+// such intrinsic and take OpenCL's prefetch() of the 64-byte line instead: on Intel's runtime it
+// took decode (Nk = 32768, H = 32, Hkv = 8, D = 128) from 16.4 to 10.0 ms, POCL's time. A
+// prefetch never faults, so it may point past the end of a buffer. Callers step by 16 floats, a
+// 64-byte line: a row whose length is not a multiple of 16 may leave its last line to the
+// hardware.
 #if defined(__clang__) && !defined(__SPIR__)
 #define PREFETCH(p) __builtin_prefetch((p), 0, 1)
 #else
-#define PREFETCH(p)
+#define PREFETCH(p) prefetch((const __global uchar *)(p), 64)
 #endif
 #if CLATTN_DTYPE == 0
 #define SRC_PREFETCH(s, off) PREFETCH((s) + (off))
@@ -353,25 +369,18 @@ inline void chunk_scores_rows(float sc[R][KC], __global const elem_t *q, const s
 
 // One chunk: scores of its span, mask (edge chunks only), online softmax, P.V.
 // Keys are panels (float32 scratch) or, row_major, rows of the caller's K or of the side keys.
-inline void process_chunk(row_state *st, __global const elem_t *q, const size_t *qoff, src_t keys, bool row_major,
+inline void process_chunk(row_state *st, __global const elem_t *q, const tile_rows *t, src_t keys, bool row_major,
                           src_t vals, chunk_span span, float qscale, const int16 ok[R][NV])
 {
     float sc[R][KC] __attribute__((aligned(64)));
     float alpha[16] __attribute__((aligned(64))); // R <= 16 rows' factors, as one vector
     if (row_major)
-        chunk_scores_rows(sc, q, qoff, keys, vals, span, qscale);
+        chunk_scores_rows(sc, q, t->qoff, keys, vals, span, qscale);
     else
-        chunk_scores(sc, q, qoff, SRC_FLOATS(keys), span, qscale);
+        chunk_scores(sc, t, SRC_FLOATS(keys), span, qscale);
     chunk_softmax(st, sc, alpha, span, ok);
     chunk_values(st, sc, alpha, vals, span, ok);
 }
-
-// The query rows of a tile: positions, Q offsets and the span of their positions.
-typedef struct {
-    int pos[R];
-    size_t qoff[R];
-    int pmin, pmax;
-} tile_rows;
 
 inline void span_rows(tile_rows *t)
 {
@@ -436,7 +445,7 @@ inline void band_chunk(row_state *st, const tile_rows *t, __global const elem_t 
             }
     const src_t k =
         row_major ? SRC_AT(keys, (bhk * nk + j0) * D) : SRC_AT(keys, (bhk * ((nk + KC - 1) / KC) + c) * (D * KC));
-    process_chunk(st, q, t->qoff, k, row_major, SRC_CALLER(v + (bhk * nk + j0) * DV), span, qscale, ok);
+    process_chunk(st, q, t, k, row_major, SRC_CALLER(v + (bhk * nk + j0) * DV), span, qscale, ok);
 }
 
 // The tile's band keys within [j_lo, j_hi] (j_lo a multiple of KC), chunk by chunk (decode: one
@@ -477,8 +486,8 @@ inline void walk_side(row_state *st, const tile_rows *t, __global const elem_t *
                 ok[r][w] = PRIV(int16, okv[r], w);
         __global const float *k = row_major ? side_keys + (bhk * n_side + first) * D
                                             : side_keys + (bhk * ((n_side + KC - 1) / KC) + c) * (D * KC);
-        process_chunk(st, q, t->qoff, SRC_SCRATCH(k), row_major, SRC_SCRATCH(side_v + (bhk * n_side + first) * DV),
-                      span, qscale, ok);
+        process_chunk(st, q, t, SRC_SCRATCH(k), row_major, SRC_SCRATCH(side_v + (bhk * n_side + first) * DV), span,
+                      qscale, ok);
     }
 }
 
@@ -510,6 +519,7 @@ __kernel void attention(ATTENTION_ARGS(float))
             t[x].qoff[r] = ((size_t)bh * nq + i) * D;
         }
         span_rows(&t[x]);
+        load_rows(&t[x], q);
         init_state(&st[x]);
         kr[x] = band_keys(&t[x], rule, kv_len, 0, nk - 1);
         chunks[x] = chunks_of(kr[x]);

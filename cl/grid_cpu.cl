@@ -81,13 +81,14 @@ __kernel void grid_attention(GRID_ATTENTION_ARGS)
         // Slot s is query (r0 + s / TW, c0 + s % TW); the slots a short tile lacks repeat its
         // first query and are not written.
         grid_query gq[R];
-        size_t qoff[R];
+        tile_rows rows; // only the Q offsets and rows: grid_group_mask is the mask
         for (int s = 0; s < R; s++) {
             const bool live = s / CLATTN_GRID_TW < th && s % CLATTN_GRID_TW < tw;
             gq[s] = grid_query_of(axis, h, w, nparts, r0 + (live ? s / CLATTN_GRID_TW : 0),
                                   c0 + (live ? s % CLATTN_GRID_TW : 0));
-            qoff[s] = ((size_t)bh * n + gq[s].tok) * D;
+            rows.qoff[s] = ((size_t)bh * n + gq[s].tok) * D;
         }
+        load_rows(&rows, q);
         // Tiles of one key set follow one another (a Swin window's, an axial row's): pack once.
         if (tile == first || !t[4])
             count = grid_pack(kp, vp, info, lanes, k + bhk * n * D, v + bhk * n * DV, runs, offsets[tile],
@@ -105,7 +106,7 @@ __kernel void grid_attention(GRID_ATTENTION_ARGS)
             }
             // A whole chunk that every row sees entirely (a Swin window's) needs no mask.
             span.edge = !(span.nvalid == KC && span.g_lo == 0 && span.g_hi == NV && all(every));
-            process_chunk(&st, q, qoff, SRC_SCRATCH(kp + (size_t)c * D * KC), false,
+            process_chunk(&st, q, &rows, SRC_SCRATCH(kp + (size_t)c * D * KC), false,
                           SRC_SCRATCH(vp + (size_t)c * KC * DV), span, qscale, ok);
         }
         for (int s = 0; s < R; s++)

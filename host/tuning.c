@@ -40,11 +40,13 @@ static const tile_entry tile_table[] = {
     /* Qualcomm Adreno: no reqd_work_group_size (CLBlast leaves it out there). */
     {.device = NULL, .vendor = "QUALCOMM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 0)},
     /* Intel's OpenCL CPU runtime (PyPI intel-opencl-rt), whose device name says no ISA: clattn tune on
-     * the Xeon below, dense N=1024, found 16 rows x 16 keys best (9.4 ms, 6 x 16 10.8, 12 x 32 12.8). */
+     * the Xeon below, dense N=2048, once the score loop's broadcasts came from one private block
+     * (attention_cpu.cl, tile_rows): 10 rows x 32 keys 32.9 ms, 8 x 32 34.6, 12 x 32 35.5, 16 x 16
+     * 33.8, 12 x 16 34.7. */
     {.device = NULL,
      .vendor = "Intel(R) Corporation",
      .type = CL_DEVICE_TYPE_CPU,
-     .tiles = {.cpu_variant = 1, .rows = 16, .kw = 16}},
+     .tiles = {.cpu_variant = 1, .rows = 10, .kw = 32}},
     /* Intel's AVX-512 cores with two 512-bit FMA pipes (clattn tune on a Xeon through POCL,
      * `pthread-skylake-avx512-Intel(R) Xeon(R) Processor`, dense N=4096): 8 rows of one 16-key
      * vector left the pipes half idle (207 GFLOP/s at D=64); two vectors per row and two value
