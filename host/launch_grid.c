@@ -296,10 +296,10 @@ int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err)
         return status;
     if (g->region_passes > 0)
         return create_region_tables(plan, err);
-    /* cl/grid_pairs.cl reads the axis table alone */
-    if ((status = clattn__plan_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &g->axis, err)) ||
-        g->pairs.items > 0 ||
-        (status = clattn__plan_table(plan, geo->keys, 3 * (size_t)geo->nslots, "key table", &g->keys, err)))
+    status = clattn__plan_table(plan, geo->axis, (size_t)geo->axis_ints, "axis table", &g->axis, err);
+    if (status || g->pairs.items > 0) /* cl/grid_pairs.cl reads the axis table alone */
+        return status;
+    if ((status = clattn__plan_table(plan, geo->keys, 3 * (size_t)geo->nslots, "key table", &g->keys, err)))
         return status;
     /* the tiles, then the run offsets and the runs, in one buffer */
     const size_t tile_ints = CLATTN__GRID_TILE_INTS * (size_t)geo->ntiles,
