@@ -4,18 +4,21 @@
 //
 // Why. A 7 x 7 neighborhood's queries see 49 keys each, and the windows of two queries side by
 // side, (r, c) and (r, c + 1), cover 8 columns of the same key rows: 14 of the 16 (query, key)
-// pairs of a key row's 8 columns are ones the queries see. A key row's 8 keys are loaded once
-// for both queries; each of the 16 dot products is D/16 vector multiply-adds into its own
-// accumulator, and one reduction tree (30 two-vector shuffles) turns the 16 accumulators into one
-// vector of 16 scores: lanes 0-7 query a against the 8 keys, lanes 8-15 query b. Softmax then runs
-// on whole vectors, each half one query, and P.V adds each key's value row, as stored, into the
-// one or two queries that see it: no key a query does not see is ever multiplied in.
+// pairs of a key row's 8 columns are ones the queries see. The two queries' rows are interleaved
+// by 8 elements (a's in lanes 0-7, b's in 8-15), and each key's 8 elements are loaded into both
+// halves of a vector, so one multiply-add advances both queries' dot products with that key: D/8
+// of them per key into one accumulator, and 21 shuffles and adds turn the 8 accumulators into one
+// vector of 16 scores, lanes 0-7 query a against the 8 keys, lanes 8-15 query b. (With a whole
+// vector of 16 elements per key and query, the same multiply-adds filled 16 accumulators, whose
+// reduction took 45 operations.) Softmax then runs on whole vectors, each half one query, and
+// P.V adds each key's value row, as stored, into the one or two queries that see it: no key a
+// query does not see is ever multiplied in.
 //
 // Kernel coordinates are host/grid.h's (a dilated axis listed group by group, so each window is
 // an interval of kernel rows and one of kernel columns).
-#define GROUP 8  // key columns per score vector: 2 queries x 8 keys
-#define CHUNK 16 // score vectors per online-softmax step
-#define DP ((D + 15) / 16 * 16)
+#define GROUP 8          // key columns per score vector: 2 queries x 8 keys
+#define CHUNK 16         // score vectors per online-softmax step
+#define D8 ((D + 7) / 8) // 8-element chunks of a row
 #define DVP ((DV + 15) / 16 * 16)
 
 // The arguments of `grid_pairs` (host/launch_grid.c sets them in this order).
@@ -39,26 +42,23 @@ typedef struct {
     float acc[2][DVP] __attribute__((aligned(64)));
 } pair_state;
 
-// The 16 accumulators x[i] (each 16 partial sums of one dot product) summed: lane i of the result
-// is x[i]'s total. Each step halves the vectors and doubles the dot products per vector, adding
-// the two halves of each dot product's lanes: 8 + 4 + 2 + 1 pairs of shuffles.
-inline __attribute__((always_inline)) float16 reduce16(const float16 x[16])
+// The 8 accumulators x[j] (lanes 0-7: partial sums of query a against key j, lanes 8-15 of query
+// b) summed within each half: lane j of the result is a's score against key j, lane 8 + j b's.
+// In-block shuffles halve the partial sums twice (4 + 2 pairs), then one pair of block shuffles
+// adds each half's two blocks: 21 vector operations for the 16 dot products.
+inline __attribute__((always_inline)) float16 reduce8(const float16 x[8])
 {
-    float16 a[8], b[4], c[2];
-#pragma unroll
-    for (int i = 0; i < 8; i++)
-        a[i] = shuffle2(x[2 * i], x[2 * i + 1], (uint16)(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)) +
-               shuffle2(x[2 * i], x[2 * i + 1], (uint16)(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31));
+    const uint16 even = (uint16)(0, 2, 16, 18, 4, 6, 20, 22, 8, 10, 24, 26, 12, 14, 28, 30);
+    const uint16 odd = even + 1;
+    float16 y[4], z[2];
 #pragma unroll
     for (int i = 0; i < 4; i++)
-        b[i] = shuffle2(a[2 * i], a[2 * i + 1], (uint16)(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)) +
-               shuffle2(a[2 * i], a[2 * i + 1], (uint16)(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31));
+        y[i] = shuffle2(x[2 * i], x[2 * i + 1], even) + shuffle2(x[2 * i], x[2 * i + 1], odd);
 #pragma unroll
     for (int i = 0; i < 2; i++)
-        c[i] = shuffle2(b[2 * i], b[2 * i + 1], (uint16)(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)) +
-               shuffle2(b[2 * i], b[2 * i + 1], (uint16)(2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31));
-    return shuffle2(c[0], c[1], (uint16)(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)) +
-           shuffle2(c[0], c[1], (uint16)(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31));
+        z[i] = shuffle2(y[2 * i], y[2 * i + 1], even) + shuffle2(y[2 * i], y[2 * i + 1], odd);
+    return shuffle2(z[0], z[1], (uint16)(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27)) +
+           shuffle2(z[0], z[1], (uint16)(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31));
 }
 
 // a & b for lane masks of 0 and -1, as a select: Oclgrind (CI runs the kernels under it) made
@@ -68,38 +68,38 @@ inline int16 mask_and(int16 a, int16 b)
     return select((int16)(0), a, b);
 }
 
-// Scores of the two queries (qf[0] and qf[1]: their rows, widened, scaled, zero past D) against
-// the 8 keys whose rows start at key[0..7]: lanes 0-7 query a, lanes 8-15 query b.
-inline __attribute__((always_inline)) float16 pair_scores(const float qf[2][DP],
+// The 8-element chunks of a key row read as vectors: POCL's vload_half8 assumes 16-byte alignment,
+// which float16 rows of a length that is not a multiple of 8 do not keep.
+#define KEY_CHUNKS (CLATTN_DTYPE == 1 && D % 8 != 0 ? 0 : D / 8)
+
+// Scores of the two queries against the 8 keys whose rows start at key[0..7]: lanes 0-7 query a,
+// lanes 8-15 query b. qab[c] holds elements [8c, 8c + 8) of both queries' rows (widened, scaled,
+// zero past D), a's in lanes 0-7 and b's in 8-15, so that one multiply-add of a key's 8 elements,
+// loaded into both halves, serves both queries.
+inline __attribute__((always_inline)) float16 pair_scores(const float16 qab[D8],
                                                           __global const elem_t *const key[GROUP])
 {
-    float16 x[16];
+    float16 x[GROUP];
 #pragma unroll
-    for (int i = 0; i < 16; i++)
-        x[i] = (float16)(0.0f);
-    int d = 0;
-#pragma unroll 4
-    for (; d + 16 <= D; d += 16) {
-        const float16 qa = PRIV(float16, qf[0], d / 16), qb = PRIV(float16, qf[1], d / 16);
+    for (int j = 0; j < GROUP; j++)
+        x[j] = (float16)(0.0f);
+#pragma unroll
+    for (int c = 0; c < KEY_CHUNKS; c++)
 #pragma unroll
         for (int j = 0; j < GROUP; j++) {
-            const float16 kv = LOAD_16(0, key[j] + d);
-            x[j] = fma(qa, kv, x[j]);
-            x[GROUP + j] = fma(qb, kv, x[GROUP + j]);
+            const float8 k8 = LOAD_8(0, key[j] + 8 * c);
+            x[j] = c == 0 ? qab[0] * (float16)(k8, k8) : fma(qab[c], (float16)(k8, k8), x[j]);
         }
-    }
-    if (d < D) { // the last D % 16 elements, read one at a time (a row's end may be the buffer's)
-        const float16 qa = PRIV(float16, qf[0], d / 16), qb = PRIV(float16, qf[1], d / 16);
+    for (int c = KEY_CHUNKS; c < D8; c++) // the rest, one element at a time (a row's end may be the buffer's)
+#pragma unroll
         for (int j = 0; j < GROUP; j++) {
-            float t[16] __attribute__((aligned(64)));
-            for (int e = 0; e < 16; e++)
-                t[e] = d + e < D ? LOAD_1(d + e, key[j]) : 0.0f;
-            const float16 kv = PRIV(float16, t, 0);
-            x[j] = fma(qa, kv, x[j]);
-            x[GROUP + j] = fma(qb, kv, x[GROUP + j]);
+            float t[8] __attribute__((aligned(32)));
+            for (int e = 0; e < 8; e++)
+                t[e] = 8 * c + e < D ? LOAD_1(8 * c + e, key[j]) : 0.0f;
+            const float8 k8 = PRIV(float8, t, 0);
+            x[j] = fma(qab[c], (float16)(k8, k8), x[j]);
         }
-    }
-    return reduce16(x);
+    return reduce8(x);
 }
 
 // acc = alpha * acc + P.V over the chunk's n score vectors: weights p[j][lane], masks ok[j][lane]
@@ -198,15 +198,15 @@ inline void pair_block(__global const elem_t *q, __global const elem_t *kh, __gl
     const int u0 = min(lo_a, lo_b), u1 = max(hi_a, hi_b);
     const int r0 = part[r], r1 = r0 + part[h + r];
 
-    float qf[2][DP] __attribute__((aligned(64)));
-    int d = 0;
-    for (; d + 16 <= D; d += 16) {
-        PRIV(float16, qf[0], d / 16) = LOAD_16(0, q + (size_t)tok_a * D + d) * qscale;
-        PRIV(float16, qf[1], d / 16) = has_b ? LOAD_16(0, q + (size_t)tok_b * D + d) * qscale : (float16)(0.0f);
-    }
-    for (; d < DP; d++) {
-        qf[0][d] = d < D ? LOAD_1((size_t)tok_a * D + d, q) * qscale : 0.0f;
-        qf[1][d] = d < D && has_b ? LOAD_1((size_t)tok_b * D + d, q) * qscale : 0.0f;
+    float16 qab[D8];
+    for (int c = 0; c < D8; c++) {
+        float t[16] __attribute__((aligned(64)));
+        for (int e = 0; e < 8; e++) {
+            const int d = 8 * c + e;
+            t[e] = d < D ? LOAD_1((size_t)tok_a * D + d, q) * qscale : 0.0f;
+            t[8 + e] = d < D && has_b ? LOAD_1((size_t)tok_b * D + d, q) * qscale : 0.0f;
+        }
+        qab[c] = PRIV(float16, t, 0);
     }
     pair_state st;
     st.m = (float16)(-INFINITY);
@@ -249,7 +249,7 @@ inline void pair_block(__global const elem_t *q, __global const elem_t *kh, __gl
                 in = mask_and(in, ktok <= qtok);
             PRIV(int16, ok[n], 0) = in;
             seen |= in;
-            sc[n] = select((float16)(-INFINITY), pair_scores(qf, key), in);
+            sc[n] = select((float16)(-INFINITY), pair_scores(qab, key), in);
             if (++n == CHUNK || (kr == r1 - 1 && g0 + GROUP >= u1)) {
                 const float16 alpha = lane_softmax(&st.m, &st.l, sc, seen, n, GROUP);
                 for (int j = 0; j < n; j++)
