@@ -11,6 +11,14 @@
 // on private memory to 16-byte pieces. Such arrays are declared 64-byte aligned and sized in
 // whole vectors.
 #define PRIV(type, p, i) (((type *)(p))[i])
+// 16 elements x to p in the caller's storage: float32 as one unaligned vector store, where POCL
+// compiles vstore16 to four 16-byte stores (after a transpose, from a copy in private memory).
+#if CLATTN_DTYPE == 0
+typedef float16 float16_unaligned __attribute__((aligned(4)));
+#define STORE_ROW16(x, p) (*(__global float16_unaligned *)(p) = (x))
+#else
+#define STORE_ROW16(x, p) STORE_16(x, 0, p)
+#endif
 #define NV (KC / 16) // float16 vectors per row of a chunk
 #define R CLATTN_ROWS
 #define TILES CLATTN_TILES

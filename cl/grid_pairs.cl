@@ -176,7 +176,7 @@ inline void store_row(__global elem_t *out, __global float *lse, size_t row, con
     const float inv = row_inverse(l);
     int c = 0;
     for (; c + 16 <= DV; c += 16)
-        STORE_16(PRIV(float16, acc, c / 16) * inv, 0, out + row * DV + c);
+        STORE_ROW16(PRIV(float16, acc, c / 16) * inv, out + row * DV + c);
     for (; c < DV; c++)
         STORE_1(acc[c] * inv, row * DV + c, out);
     if (write_lse)

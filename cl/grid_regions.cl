@@ -129,7 +129,7 @@ inline void store_outputs(__global elem_t *out, __global float *lse, const lane_
         transpose16(x);
         for (int i = 0; i < 16; i++)
             if (tok[i] >= 0)
-                STORE_16(x[i], 0, out + (size_t)tok[i] * DV + c);
+                STORE_ROW16(x[i], out + (size_t)tok[i] * DV + c);
     }
     for (; c < DV; c++) {
         float x[16] __attribute__((aligned(64)));
