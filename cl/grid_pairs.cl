@@ -1,6 +1,7 @@
 // The CPU variant's neighborhood kernel, compiled after common.cl, attention_cpu.cl (for
 // exp2_nonpositive and PRIV) and lane_softmax.cl: two neighbouring queries of a kernel row at a
-// time, Q, K, V and O read and written as the caller stores them, nothing transposed or packed.
+// time (and two such pairs, one above the other), Q, K, V and O read and written as the caller
+// stores them, nothing transposed or packed.
 //
 // Why. A 7 x 7 neighborhood's queries see 49 keys each, and the windows of two queries side by
 // side, (r, c) and (r, c + 1), cover 8 columns of the same key rows: 14 of the 16 (query, key)
@@ -12,12 +13,15 @@
 // vector of 16 elements per key and query, the same multiply-adds filled 16 accumulators, whose
 // reduction took 45 operations.) Softmax then runs on whole vectors, each half one query, and
 // P.V adds each key's value row, as stored, into the one or two queries that see it: no key a
-// query does not see is ever multiplied in.
+// query does not see is ever multiplied in. Two pairs, one kernel row below the other, go
+// together: their windows have the same columns and all but one key row in common, so a key's 8
+// elements, loaded once, feed both pairs' multiply-adds, and a value row up to four queries'.
 //
 // Kernel coordinates are host/grid.h's (a dilated axis listed group by group, so each window is
 // an interval of kernel rows and one of kernel columns).
 #define GROUP 8          // key columns per score vector: 2 queries x 8 keys
 #define CHUNK 16         // score vectors per online-softmax step
+#define PAIRS 2          // pairs of queries, on kernel rows one below the other, that share keys (3: no faster)
 #define D8 ((D + 7) / 8) // 8-element chunks of a row
 #define DVP ((DV + 15) / 16 * 16)
 
@@ -72,23 +76,28 @@ inline int16 mask_and(int16 a, int16 b)
 // which float16 rows of a length that is not a multiple of 8 do not keep.
 #define KEY_CHUNKS (CLATTN_DTYPE == 1 && D % 8 != 0 ? 0 : D / 8)
 
-// Scores of the two queries against the 8 keys whose rows start at key[0..7]: lanes 0-7 query a,
-// lanes 8-15 query b. qab[c] holds elements [8c, 8c + 8) of both queries' rows (widened, scaled,
-// zero past D), a's in lanes 0-7 and b's in 8-15, so that one multiply-add of a key's 8 elements,
-// loaded into both halves, serves both queries.
-inline __attribute__((always_inline)) float16 pair_scores(const float16 qab[D8],
-                                                          __global const elem_t *const key[GROUP])
+// Scores against the 8 keys whose rows start at key[0..7] of `pairs` pairs of queries (1 or 2, a
+// constant at each call), whose rows are qab[0] and qab[1]: s[i] lanes 0-7 the pair's query a,
+// lanes 8-15 query b. qab[i][c] holds elements [8c, 8c + 8) of both queries' rows (widened,
+// scaled, zero past D), a's in lanes 0-7 and b's in 8-15, so that one multiply-add of a key's 8
+// elements, loaded into both halves, serves both queries; two pairs share each key's loads.
+inline __attribute__((always_inline)) void pair_scores(float16 s[PAIRS], const float16 *const qab[PAIRS],
+                                                       __global const elem_t *const key[GROUP], const int pairs)
 {
-    float16 x[GROUP];
+    float16 x[PAIRS][GROUP];
 #pragma unroll
-    for (int j = 0; j < GROUP; j++)
-        x[j] = (float16)(0.0f);
+    for (int i = 0; i < pairs; i++)
+#pragma unroll
+        for (int j = 0; j < GROUP; j++)
+            x[i][j] = (float16)(0.0f);
 #pragma unroll
     for (int c = 0; c < KEY_CHUNKS; c++)
 #pragma unroll
         for (int j = 0; j < GROUP; j++) {
             const float8 k8 = LOAD_8(0, key[j] + 8 * c);
-            x[j] = c == 0 ? qab[0] * (float16)(k8, k8) : fma(qab[c], (float16)(k8, k8), x[j]);
+#pragma unroll
+            for (int i = 0; i < pairs; i++)
+                x[i][j] = c == 0 ? qab[i][0] * (float16)(k8, k8) : fma(qab[i][c], (float16)(k8, k8), x[i][j]);
         }
     for (int c = KEY_CHUNKS; c < D8; c++) // the rest, one element at a time (a row's end may be the buffer's)
 #pragma unroll
@@ -97,70 +106,97 @@ inline __attribute__((always_inline)) float16 pair_scores(const float16 qab[D8],
             for (int e = 0; e < 8; e++)
                 t[e] = 8 * c + e < D ? LOAD_1(8 * c + e, key[j]) : 0.0f;
             const float8 k8 = PRIV(float8, t, 0);
-            x[j] = fma(qab[c], (float16)(k8, k8), x[j]);
+#pragma unroll
+            for (int i = 0; i < pairs; i++)
+                x[i][j] = fma(qab[i][c], (float16)(k8, k8), x[i][j]);
         }
-    return reduce8(x);
+#pragma unroll
+    for (int i = 0; i < pairs; i++)
+        s[i] = reduce8(x[i]);
 }
 
-// acc = alpha * acc + P.V over the chunk's n score vectors: weights p[j][lane], masks ok[j][lane]
-// and the value rows val[j][key] of each vector's 8 keys. A key's value row is read once for the
-// queries that see it, and only they add it (a NaN planted in a value no query sees stays out; a
-// visible key whose weight is 0 still multiplies its value, as the reference does).
-inline void pair_values(pair_state *st, const float p[CHUNK][16], const int ok[CHUNK][16],
-                        __global const elem_t *const val[CHUNK][GROUP], float16 alpha, int n)
+// One pair of queries, (r, c) and (r, c + 1) (kernel coordinates; the second only when c + 1 < w),
+// on its way through its key rows: its rows, running softmax and the score vectors of the
+// current online-softmax step (one per key row of the step: all masked where the pair's window
+// does not reach the row).
+typedef struct {
+    float16 qab[D8];
+    pair_state st;
+    float16 sc[CHUNK];
+    int16 seen, qtok;
+    float p[CHUNK][16] __attribute__((aligned(64)));
+    int ok[CHUNK][16] __attribute__((aligned(64)));
+    int tok_a, tok_b, r0, r1;
+} pair_walk;
+
+// acc = alpha * acc + P.V of `pairs` pairs (1 or 2, a constant at each call) over the step's n
+// key rows: weights pw[i].p[j][lane], masks pw[i].ok[j][lane] and the value rows val[j][key] of
+// each row's 8 keys. A key's value row is read once for the queries that see it, and only they
+// add it (a NaN planted in a value no query sees stays out; a visible key whose weight is 0 still
+// multiplies its value, as the reference does).
+inline __attribute__((always_inline)) void block_values(pair_walk pw[PAIRS], const float16 alpha[PAIRS],
+                                                        __global const elem_t *const val[CHUNK][GROUP], int n,
+                                                        const int pairs)
 {
-    const float alpha_a = alpha.s0, alpha_b = alpha.s8;
     int c = 0;
     for (; c + 16 <= DV; c += 64) {
         const int blocks = min(4, (DV - c) / 16);
-        float16 oa[4], ob[4];
+        float16 o[PAIRS][2][4]; // [pair][query][column block]
 #pragma unroll
-        for (int u = 0; u < 4; u++) {
-            oa[u] = u < blocks ? PRIV(float16, st->acc[0], c / 16 + u) * alpha_a : (float16)(0.0f);
-            ob[u] = u < blocks ? PRIV(float16, st->acc[1], c / 16 + u) * alpha_b : (float16)(0.0f);
-        }
+        for (int i = 0; i < pairs; i++)
+#pragma unroll
+            for (int x = 0; x < 2; x++)
+#pragma unroll
+                for (int u = 0; u < 4; u++)
+                    o[i][x][u] =
+                        u < blocks ? PRIV(float16, pw[i].st.acc[x], c / 16 + u) * alpha[i][8 * x] : (float16)(0.0f);
         for (int j = 0; j < n; j++)
 #pragma unroll
             for (int t = 0; t < GROUP; t++) {
-                const int see_a = ok[j][t], see_b = ok[j][GROUP + t];
-                if (!(see_a | see_b))
+                int see[PAIRS][2], any = 0;
+#pragma unroll
+                for (int i = 0; i < pairs; i++)
+#pragma unroll
+                    for (int x = 0; x < 2; x++) {
+                        see[i][x] = pw[i].ok[j][GROUP * x + t];
+                        any |= see[i][x];
+                    }
+                if (!any)
                     continue;
                 float16 vv[4];
 #pragma unroll
                 for (int u = 0; u < 4; u++)
                     vv[u] = LOAD_16(0, val[j][t] + c + 16 * (u < blocks ? u : 0));
-                if (see_a) {
-                    const float16 pa = (float16)(p[j][t]);
 #pragma unroll
-                    for (int u = 0; u < 4; u++)
-                        oa[u] = fma(pa, vv[u], oa[u]);
-                }
-                if (see_b) {
-                    const float16 pb = (float16)(p[j][GROUP + t]);
+                for (int i = 0; i < pairs; i++)
 #pragma unroll
-                    for (int u = 0; u < 4; u++)
-                        ob[u] = fma(pb, vv[u], ob[u]);
-                }
+                    for (int x = 0; x < 2; x++)
+                        if (see[i][x]) {
+                            const float16 pb = (float16)(pw[i].p[j][GROUP * x + t]);
+#pragma unroll
+                            for (int u = 0; u < 4; u++)
+                                o[i][x][u] = fma(pb, vv[u], o[i][x][u]);
+                        }
             }
 #pragma unroll
-        for (int u = 0; u < 4; u++)
-            if (u < blocks) {
-                PRIV(float16, st->acc[0], c / 16 + u) = oa[u];
-                PRIV(float16, st->acc[1], c / 16 + u) = ob[u];
-            }
+        for (int i = 0; i < pairs; i++)
+#pragma unroll
+            for (int x = 0; x < 2; x++)
+#pragma unroll
+                for (int u = 0; u < 4; u++)
+                    if (u < blocks)
+                        PRIV(float16, pw[i].st.acc[x], c / 16 + u) = o[i][x][u];
     }
-    for (c = DV / 16 * 16; c < DV; c++) { // the last DV % 16 columns, one at a time
-        float a = st->acc[0][c] * alpha_a, b = st->acc[1][c] * alpha_b;
-        for (int j = 0; j < n; j++)
-            for (int t = 0; t < GROUP; t++) {
-                if (ok[j][t])
-                    a = fma(p[j][t], LOAD_1(c, val[j][t]), a);
-                if (ok[j][GROUP + t])
-                    b = fma(p[j][GROUP + t], LOAD_1(c, val[j][t]), b);
+    for (c = DV / 16 * 16; c < DV; c++) // the last DV % 16 columns, one at a time
+        for (int i = 0; i < pairs; i++)
+            for (int x = 0; x < 2; x++) {
+                float a = pw[i].st.acc[x][c] * alpha[i][8 * x];
+                for (int j = 0; j < n; j++)
+                    for (int t = 0; t < GROUP; t++)
+                        if (pw[i].ok[j][GROUP * x + t])
+                            a = fma(pw[i].p[j][GROUP * x + t], LOAD_1(c, val[j][t]), a);
+                pw[i].st.acc[x][c] = a;
             }
-        st->acc[0][c] = a;
-        st->acc[1][c] = b;
-    }
 }
 
 // One query's output row (common.cl's row rule) and LSE: whole vectors of the row, or, for an
@@ -183,48 +219,97 @@ inline void store_row(__global elem_t *out, __global float *lse, size_t row, con
         lse[row] = row_lse(m, l);
 }
 
-// The queries (r, c) and (r, c + 1) (kernel coordinates; the second only when c + 1 < w).
+// The pair at kernel row r, columns c and c + 1: its queries' rows, an empty softmax.
+inline void start_pair(pair_walk *pw, __global const elem_t *q, __global const int *axis, int h, int w, int r, int c,
+                       float qscale)
+{
+    __global const int *part = axis + h + w; // [lo_r H][n_r H][lo_c W][n_c W]
+    const bool has_b = c + 1 < w;
+    const int row_tok = axis[r] * w;
+    pw->tok_a = row_tok + axis[h + c];
+    pw->tok_b = row_tok + axis[h + (has_b ? c + 1 : c)];
+    pw->r0 = part[r];
+    pw->r1 = pw->r0 + part[h + r];
+    for (int x = 0; x < D8; x++) {
+        float t[16] __attribute__((aligned(64)));
+        for (int e = 0; e < 8; e++) {
+            const int d = 8 * x + e;
+            t[e] = d < D ? LOAD_1((size_t)pw->tok_a * D + d, q) * qscale : 0.0f;
+            t[8 + e] = d < D && has_b ? LOAD_1((size_t)pw->tok_b * D + d, q) * qscale : 0.0f;
+        }
+        pw->qab[x] = PRIV(float16, t, 0);
+    }
+    pw->st.m = (float16)(-INFINITY);
+    pw->st.l = (float16)(0.0f);
+    for (int x = 0; x < DVP; x++)
+        pw->st.acc[0][x] = pw->st.acc[1][x] = 0.0f;
+    const int16 upper = (int16)(0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1); // query b's lanes
+    pw->qtok = select((int16)(pw->tok_a), (int16)(pw->tok_b), upper);
+    pw->seen = (int16)(0);
+}
+
+// Key row kr's scores s (of the group's columns kcol; in_cols: the lanes whose windows hold them)
+// as row e of the pair's step; `in_rows`: the pair's window reaches the row.
+inline void add_key_row(pair_walk *pw, int e, bool in_rows, float16 s, int key_row, int16 kcol, int16 in_cols,
+                        int kv_len, int causal)
+{
+    const int16 ktok = (int16)(key_row) + kcol;
+    int16 in = in_rows ? mask_and(in_cols, ktok < (int16)(kv_len)) : (int16)(0);
+    if (causal)
+        in = mask_and(in, ktok <= pw->qtok);
+    PRIV(int16, pw->ok[e], 0) = in;
+    pw->seen |= in;
+    pw->sc[e] = select((float16)(-INFINITY), s, in);
+}
+
+// The end of a step of n key rows: each pair's online softmax, then P.V of the pairs together.
+inline __attribute__((always_inline)) void end_step(pair_walk pw[PAIRS], __global const elem_t *const val[CHUNK][GROUP],
+                                                    int n, const int pairs)
+{
+    float16 alpha[PAIRS];
+    for (int i = 0; i < pairs; i++) {
+        alpha[i] = lane_softmax(&pw[i].st.m, &pw[i].st.l, pw[i].sc, pw[i].seen, n, GROUP);
+        for (int j = 0; j < n; j++)
+            PRIV(float16, pw[i].p[j], 0) = pw[i].sc[j];
+        pw[i].seen = (int16)(0);
+    }
+    block_values(pw, alpha, val, n, pairs);
+}
+
+inline void finish_pair(const pair_walk *pw, __global elem_t *out, __global float *lse, int kv_len, bool has_b,
+                        int write_lse)
+{
+    // A padding query (at or past kv_len) is empty (SPEC.md 7).
+    store_row(out, lse, pw->tok_a, pw->st.acc[0], pw->st.m.s0, pw->tok_a >= kv_len ? 0.0f : pw->st.l.s0, write_lse);
+    if (has_b)
+        store_row(out, lse, pw->tok_b, pw->st.acc[1], pw->st.m.s8, pw->tok_b >= kv_len ? 0.0f : pw->st.l.s8, write_lse);
+}
+
+// The np <= PAIRS pairs at kernel rows r, r + 1, ..., columns c and c + 1: their windows have the
+// same columns and most of their key rows, whose keys and values are loaded once for all of them.
 inline void pair_block(__global const elem_t *q, __global const elem_t *kh, __global const elem_t *vh,
                        __global elem_t *out, __global float *lse, __global const int *axis, int h, int w, int r, int c,
-                       int kv_len, int causal, float qscale, int write_lse)
+                       int np, int kv_len, int causal, float qscale, int write_lse)
 {
     __global const int *part = axis + h + w; // [lo_r H][n_r H][lo_c W][n_c W]
     const bool has_b = c + 1 < w;
     const int cb = has_b ? c + 1 : c;
-    const int row_tok = axis[r] * w;
-    const int tok_a = row_tok + axis[h + c], tok_b = row_tok + axis[h + cb];
     const int lo_a = part[2 * h + c], hi_a = lo_a + part[2 * h + w + c];
     const int lo_b = has_b ? part[2 * h + cb] : lo_a, hi_b = has_b ? lo_b + part[2 * h + w + cb] : lo_a;
     const int u0 = min(lo_a, lo_b), u1 = max(hi_a, hi_b);
-    const int r0 = part[r], r1 = r0 + part[h + r];
-
-    float16 qab[D8];
-    for (int c = 0; c < D8; c++) {
-        float t[16] __attribute__((aligned(64)));
-        for (int e = 0; e < 8; e++) {
-            const int d = 8 * c + e;
-            t[e] = d < D ? LOAD_1((size_t)tok_a * D + d, q) * qscale : 0.0f;
-            t[8 + e] = d < D && has_b ? LOAD_1((size_t)tok_b * D + d, q) * qscale : 0.0f;
-        }
-        qab[c] = PRIV(float16, t, 0);
+    pair_walk pw[PAIRS];
+    int r_lo = INT_MAX, r_hi = INT_MIN; // the key rows of any of the pairs
+    for (int i = 0; i < np; i++) {
+        start_pair(&pw[i], q, axis, h, w, r + i, c, qscale);
+        r_lo = min(r_lo, pw[i].r0);
+        r_hi = max(r_hi, pw[i].r1);
     }
-    pair_state st;
-    st.m = (float16)(-INFINITY);
-    st.l = (float16)(0.0f);
-    for (int x = 0; x < DVP; x++)
-        st.acc[0][x] = st.acc[1][x] = 0.0f;
+    __global const elem_t *val[CHUNK][GROUP]; // the value rows of the step's key rows
+    int n = 0;
 
     const int16 upper = (int16)(0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1); // query b's lanes
     const int16 lane_key = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
     const int16 lo = select((int16)(lo_a), (int16)(lo_b), upper), hi = select((int16)(hi_a), (int16)(hi_b), upper);
-    const int16 qtok = select((int16)(tok_a), (int16)(tok_b), upper);
-
-    float16 sc[CHUNK];
-    int16 seen = (int16)(0);
-    float p[CHUNK][16] __attribute__((aligned(64)));
-    int ok[CHUNK][16] __attribute__((aligned(64)));
-    __global const elem_t *val[CHUNK][GROUP];
-    int n = 0;
     // Column groups outside, key rows inside: a group's columns (their grid columns and which
     // lanes' windows hold them) are worked out once for all of its key rows.
     for (int g0 = u0; g0 < u1; g0 += GROUP) {
@@ -236,34 +321,42 @@ inline void pair_block(__global const elem_t *q, __global const elem_t *kh, __gl
         const int8 col8 = g0 + GROUP <= w ? vload8(0, axis + h + g0) : PRIV(int8, col, 0);
         const int16 kc = (int16)(g0) + lane_key, kcol = (int16)(col8, col8);
         const int16 in_cols = mask_and(kc >= lo, kc < hi);
-        for (int kr = r0; kr < r1; kr++) {
+        for (int kr = r_lo; kr < r_hi; kr++) {
+            // The pairs whose windows reach the row, scored together.
+            const float16 *qs[PAIRS];
+            bool in[PAIRS];
+            int m = 0;
+            for (int i = 0; i < np; i++) {
+                in[i] = kr >= pw[i].r0 && kr < pw[i].r1;
+                if (in[i])
+                    qs[m++] = pw[i].qab;
+            }
+            if (m == 0) // between two pairs' rows (none of the kernel's windows leaves such a gap)
+                continue;
             const int key_row = axis[kr] * w;
             __global const elem_t *key[GROUP];
             for (int j = 0; j < GROUP; j++) {
                 key[j] = kh + (size_t)(key_row + col[j]) * D;
                 val[n][j] = vh + (size_t)(key_row + col[j]) * DV;
             }
-            const int16 ktok = (int16)(key_row) + kcol;
-            int16 in = mask_and(in_cols, ktok < (int16)(kv_len));
-            if (causal)
-                in = mask_and(in, ktok <= qtok);
-            PRIV(int16, ok[n], 0) = in;
-            seen |= in;
-            sc[n] = select((float16)(-INFINITY), pair_scores(qab, key), in);
-            if (++n == CHUNK || (kr == r1 - 1 && g0 + GROUP >= u1)) {
-                const float16 alpha = lane_softmax(&st.m, &st.l, sc, seen, n, GROUP);
-                for (int j = 0; j < n; j++)
-                    PRIV(float16, p[j], 0) = sc[j];
-                pair_values(&st, p, ok, val, alpha, n);
+            float16 s[PAIRS];
+            if (m == 2)
+                pair_scores(s, qs, key, 2);
+            else
+                pair_scores(s, qs, key, 1);
+            for (int i = 0, x = 0; i < np; i++)
+                add_key_row(&pw[i], n, in[i], s[in[i] ? x++ : 0], key_row, kcol, in_cols, kv_len, causal);
+            if (++n == CHUNK || (kr == r_hi - 1 && g0 + GROUP >= u1)) {
+                if (np == 2)
+                    end_step(pw, val, n, 2);
+                else
+                    end_step(pw, val, n, 1);
                 n = 0;
-                seen = (int16)(0);
             }
         }
     }
-    // A padding query (at or past kv_len) is empty (SPEC.md 7).
-    store_row(out, lse, tok_a, st.acc[0], st.m.s0, tok_a >= kv_len ? 0.0f : st.l.s0, write_lse);
-    if (has_b)
-        store_row(out, lse, tok_b, st.acc[1], st.m.s8, tok_b >= kv_len ? 0.0f : st.l.s8, write_lse);
+    for (int i = 0; i < np; i++)
+        finish_pair(&pw[i], out, lse, kv_len, has_b, write_lse);
 }
 
 __kernel void grid_pairs(GRID_PAIRS_ARGS)
@@ -274,8 +367,8 @@ __kernel void grid_pairs(GRID_PAIRS_ARGS)
     const int n = h * w, kv_len = seq_lens[b];
     __global const elem_t *kh = k + bhk * n * D, *vh = v + bhk * n * DV;
     const int r_first = (int)get_global_id(0) * rows_per_item, r_end = min(h, r_first + rows_per_item);
-    for (int r = r_first; r < r_end; r++)
+    for (int r = r_first; r < r_end; r += PAIRS)
         for (int c = 0; c < w; c += 2)
             pair_block(q + (size_t)bh * n * D, kh, vh, out + (size_t)bh * n * DV, lse + (size_t)bh * n, axis, h, w, r,
-                       c, kv_len, causal, qscale, write_lse);
+                       c, min(PAIRS, r_end - r), kv_len, causal, qscale, write_lse);
 }
