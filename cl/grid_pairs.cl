@@ -39,12 +39,8 @@
     int write_lse
 // clang-format on
 
-// The running softmax of the two queries: lanes 0-7 hold query a's m and l, lanes 8-15 query b's
-// (common.cl's row rule for l, lane-wise), and each query's accumulator.
-typedef struct {
-    float16 m, l;
-    float acc[2][DVP] __attribute__((aligned(64)));
-} pair_state;
+// Query b's lanes of a score vector (lanes 0-7 are query a's).
+#define B_LANES (int16)(0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1)
 
 // The 8 accumulators x[j] (lanes 0-7: partial sums of query a against key j, lanes 8-15 of query
 // b) summed within each half: lane j of the result is a's score against key j, lane 8 + j b's.
@@ -116,12 +112,14 @@ inline __attribute__((always_inline)) void pair_scores(float16 s[PAIRS], const f
 }
 
 // One pair of queries, (r, c) and (r, c + 1) (kernel coordinates; the second only when c + 1 < w),
-// on its way through its key rows: its rows, running softmax and the score vectors of the
-// current online-softmax step (one per key row of the step: all masked where the pair's window
-// does not reach the row).
+// on its way through its key rows: its rows, its running softmax (m and l: lanes 0-7 query a's,
+// 8-15 query b's, common.cl's row rule for l, lane-wise; acc: each query's accumulator) and the
+// score vectors of the current online-softmax step (one per key row of the step: all masked where
+// the pair's window does not reach the row).
 typedef struct {
     float16 qab[D8];
-    pair_state st;
+    float16 m, l;
+    float acc[2][DVP] __attribute__((aligned(64)));
     float16 sc[CHUNK];
     int16 seen, qtok;
     float p[CHUNK][16] __attribute__((aligned(64)));
@@ -141,26 +139,22 @@ inline __attribute__((always_inline)) void block_values(pair_walk pw[PAIRS], con
     int c = 0;
     for (; c + 16 <= DV; c += 64) {
         const int blocks = min(4, (DV - c) / 16);
-        float16 o[PAIRS][2][4]; // [pair][query][column block]
+        float16 o[2 * PAIRS][4]; // query y (2 * pair + 0 for its query a, + 1 for b), column block
 #pragma unroll
-        for (int i = 0; i < pairs; i++)
+        for (int y = 0; y < 2 * pairs; y++)
 #pragma unroll
-            for (int x = 0; x < 2; x++)
-#pragma unroll
-                for (int u = 0; u < 4; u++)
-                    o[i][x][u] =
-                        u < blocks ? PRIV(float16, pw[i].st.acc[x], c / 16 + u) * alpha[i][8 * x] : (float16)(0.0f);
+            for (int u = 0; u < 4; u++)
+                o[y][u] = u < blocks ? PRIV(float16, pw[y / 2].acc[y % 2], c / 16 + u) * alpha[y / 2][8 * (y % 2)]
+                                     : (float16)(0.0f);
         for (int j = 0; j < n; j++)
 #pragma unroll
             for (int t = 0; t < GROUP; t++) {
-                int see[PAIRS][2], any = 0;
+                int see[2 * PAIRS], any = 0;
 #pragma unroll
-                for (int i = 0; i < pairs; i++)
-#pragma unroll
-                    for (int x = 0; x < 2; x++) {
-                        see[i][x] = pw[i].ok[j][GROUP * x + t];
-                        any |= see[i][x];
-                    }
+                for (int y = 0; y < 2 * pairs; y++) {
+                    see[y] = pw[y / 2].ok[j][GROUP * (y % 2) + t];
+                    any |= see[y];
+                }
                 if (!any)
                     continue;
                 float16 vv[4];
@@ -168,35 +162,31 @@ inline __attribute__((always_inline)) void block_values(pair_walk pw[PAIRS], con
                 for (int u = 0; u < 4; u++)
                     vv[u] = LOAD_16(0, val[j][t] + c + 16 * (u < blocks ? u : 0));
 #pragma unroll
-                for (int i = 0; i < pairs; i++)
+                for (int y = 0; y < 2 * pairs; y++)
+                    if (see[y]) {
+                        const float16 pb = (float16)(pw[y / 2].p[j][GROUP * (y % 2) + t]);
 #pragma unroll
-                    for (int x = 0; x < 2; x++)
-                        if (see[i][x]) {
-                            const float16 pb = (float16)(pw[i].p[j][GROUP * x + t]);
-#pragma unroll
-                            for (int u = 0; u < 4; u++)
-                                o[i][x][u] = fma(pb, vv[u], o[i][x][u]);
-                        }
+                        for (int u = 0; u < 4; u++)
+                            o[y][u] = fma(pb, vv[u], o[y][u]);
+                    }
             }
 #pragma unroll
-        for (int i = 0; i < pairs; i++)
+        for (int y = 0; y < 2 * pairs; y++)
 #pragma unroll
-            for (int x = 0; x < 2; x++)
-#pragma unroll
-                for (int u = 0; u < 4; u++)
-                    if (u < blocks)
-                        PRIV(float16, pw[i].st.acc[x], c / 16 + u) = o[i][x][u];
+            for (int u = 0; u < 4; u++)
+                if (u < blocks)
+                    PRIV(float16, pw[y / 2].acc[y % 2], c / 16 + u) = o[y][u];
     }
     for (c = DV / 16 * 16; c < DV; c++) // the last DV % 16 columns, one at a time
-        for (int i = 0; i < pairs; i++)
-            for (int x = 0; x < 2; x++) {
-                float a = pw[i].st.acc[x][c] * alpha[i][8 * x];
-                for (int j = 0; j < n; j++)
-                    for (int t = 0; t < GROUP; t++)
-                        if (pw[i].ok[j][GROUP * x + t])
-                            a = fma(pw[i].p[j][GROUP * x + t], LOAD_1(c, val[j][t]), a);
-                pw[i].st.acc[x][c] = a;
-            }
+        for (int y = 0; y < 2 * pairs; y++) {
+            const int lane = GROUP * (y % 2);
+            float a = pw[y / 2].acc[y % 2][c] * alpha[y / 2][lane];
+            for (int j = 0; j < n; j++)
+                for (int t = 0; t < GROUP; t++)
+                    if (pw[y / 2].ok[j][lane + t])
+                        a = fma(pw[y / 2].p[j][lane + t], LOAD_1(c, val[j][t]), a);
+            pw[y / 2].acc[y % 2][c] = a;
+        }
 }
 
 // One query's output row (common.cl's row rule) and LSE: whole vectors of the row, or, for an
@@ -239,22 +229,19 @@ inline void start_pair(pair_walk *pw, __global const elem_t *q, __global const i
         }
         pw->qab[x] = PRIV(float16, t, 0);
     }
-    pw->st.m = (float16)(-INFINITY);
-    pw->st.l = (float16)(0.0f);
+    pw->m = (float16)(-INFINITY);
+    pw->l = (float16)(0.0f);
     for (int x = 0; x < DVP; x++)
-        pw->st.acc[0][x] = pw->st.acc[1][x] = 0.0f;
-    const int16 upper = (int16)(0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1); // query b's lanes
-    pw->qtok = select((int16)(pw->tok_a), (int16)(pw->tok_b), upper);
+        pw->acc[0][x] = pw->acc[1][x] = 0.0f;
+    pw->qtok = select((int16)(pw->tok_a), (int16)(pw->tok_b), B_LANES);
     pw->seen = (int16)(0);
 }
 
-// Key row kr's scores s (of the group's columns kcol; in_cols: the lanes whose windows hold them)
-// as row e of the pair's step; `in_rows`: the pair's window reaches the row.
-inline void add_key_row(pair_walk *pw, int e, bool in_rows, float16 s, int key_row, int16 kcol, int16 in_cols,
-                        int kv_len, int causal)
+// A key row's scores s as row e of the pair's step: `in_rows`, the pair's window reaches the row;
+// `reach`, the lanes whose windows hold the row's keys (tokens ktok) and whose keys exist.
+inline void add_key_row(pair_walk *pw, int e, bool in_rows, float16 s, int16 ktok, int16 reach, int causal)
 {
-    const int16 ktok = (int16)(key_row) + kcol;
-    int16 in = in_rows ? mask_and(in_cols, ktok < (int16)(kv_len)) : (int16)(0);
+    int16 in = in_rows ? reach : (int16)(0);
     if (causal)
         in = mask_and(in, ktok <= pw->qtok);
     PRIV(int16, pw->ok[e], 0) = in;
@@ -268,7 +255,7 @@ inline __attribute__((always_inline)) void end_step(pair_walk pw[PAIRS], __globa
 {
     float16 alpha[PAIRS];
     for (int i = 0; i < pairs; i++) {
-        alpha[i] = lane_softmax(&pw[i].st.m, &pw[i].st.l, pw[i].sc, pw[i].seen, n, GROUP);
+        alpha[i] = lane_softmax(&pw[i].m, &pw[i].l, pw[i].sc, pw[i].seen, n, GROUP);
         for (int j = 0; j < n; j++)
             PRIV(float16, pw[i].p[j], 0) = pw[i].sc[j];
         pw[i].seen = (int16)(0);
@@ -280,9 +267,9 @@ inline void finish_pair(const pair_walk *pw, __global elem_t *out, __global floa
                         int write_lse)
 {
     // A padding query (at or past kv_len) is empty (SPEC.md 7).
-    store_row(out, lse, pw->tok_a, pw->st.acc[0], pw->st.m.s0, pw->tok_a >= kv_len ? 0.0f : pw->st.l.s0, write_lse);
+    store_row(out, lse, pw->tok_a, pw->acc[0], pw->m.s0, pw->tok_a >= kv_len ? 0.0f : pw->l.s0, write_lse);
     if (has_b)
-        store_row(out, lse, pw->tok_b, pw->st.acc[1], pw->st.m.s8, pw->tok_b >= kv_len ? 0.0f : pw->st.l.s8, write_lse);
+        store_row(out, lse, pw->tok_b, pw->acc[1], pw->m.s8, pw->tok_b >= kv_len ? 0.0f : pw->l.s8, write_lse);
 }
 
 // The np <= PAIRS pairs at kernel rows r, r + 1, ..., columns c and c + 1: their windows have the
@@ -307,9 +294,8 @@ inline void pair_block(__global const elem_t *q, __global const elem_t *kh, __gl
     __global const elem_t *val[CHUNK][GROUP]; // the value rows of the step's key rows
     int n = 0;
 
-    const int16 upper = (int16)(0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1); // query b's lanes
     const int16 lane_key = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
-    const int16 lo = select((int16)(lo_a), (int16)(lo_b), upper), hi = select((int16)(hi_a), (int16)(hi_b), upper);
+    const int16 lo = select((int16)(lo_a), (int16)(lo_b), B_LANES), hi = select((int16)(hi_a), (int16)(hi_b), B_LANES);
     // Column groups outside, key rows inside: a group's columns (their grid columns and which
     // lanes' windows hold them) are worked out once for all of its key rows.
     for (int g0 = u0; g0 < u1; g0 += GROUP) {
@@ -344,8 +330,9 @@ inline void pair_block(__global const elem_t *q, __global const elem_t *kh, __gl
                 pair_scores(s, qs, key, 2);
             else
                 pair_scores(s, qs, key, 1);
+            const int16 ktok = (int16)(key_row) + kcol, reach = mask_and(in_cols, ktok < (int16)(kv_len));
             for (int i = 0, x = 0; i < np; i++)
-                add_key_row(&pw[i], n, in[i], s[in[i] ? x++ : 0], key_row, kcol, in_cols, kv_len, causal);
+                add_key_row(&pw[i], n, in[i], s[in[i] ? x++ : 0], ktok, reach, causal);
             if (++n == CHUNK || (kr == r_hi - 1 && g0 + GROUP >= u1)) {
                 if (np == 2)
                     end_step(pw, val, n, 2);
