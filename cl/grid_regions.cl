@@ -252,27 +252,34 @@ inline void region_values(lane_state st[QV], float16 sc[QV][KCH], const float16 
     }
 }
 
-// The first reads of unit x, hinted one unit ahead: its Q rows and, where it starts a region
-// other than `current`, the K and V rows of that region's first REGION_PREFETCH_KEYS keys. A
-// unit's tokens jump across the grid (the next rows of a Swin window, the next window), where the
-// hardware's stream prefetchers do not follow them: with these hints, Swin 8 / 4 on a 64 x 64
-// grid took 7.3-7.7 ms on one POCL thread against 9.1-9.7 (the Q rows alone: 8.5).
+#define STATE_WIDTH (DV + 2) // a suspended query's row of `state`: acc[DV], m, l
+
+// The first reads of unit x, hinted one unit ahead: its Q rows, its rows of `state` when the
+// launch resumes or suspends (`state_rows`) and, where it starts a region other than `current`,
+// the K and V rows of that region's first REGION_PREFETCH_KEYS keys. A unit's tokens jump across
+// the grid (the next rows of a Swin window, the next window, the next column), where the
+// hardware's stream prefetchers do not follow them: one POCL thread, 64 x 64, H = 8, D = 64,
+// Swin 8 / 4 took 7.3-7.7 ms against 9.1-9.7 (the Q rows alone: 8.5) and criss-cross 22.5-22.7
+// against 25.1-27.3 (without the state rows: 23.0-23.2).
 #define REGION_PREFETCH_KEYS (2 * KCH)
 inline void prefetch_unit(__global const elem_t *qh, __global const elem_t *kh, __global const elem_t *vh,
-                          __global const int *units, __global const int *regions, __global const int *tokens, int x,
-                          int current)
+                          __global const float *stateh, bool state_rows, __global const int *units,
+                          __global const int *regions, __global const int *tokens, int x, int current)
 {
     const int region = units[2 * x], first = regions[region], count = regions[region + 1] - first;
-    for (int i = units[2 * x + 1]; i < min(count, units[2 * x + 1] + 16 * QV); i++)
-        prefetch_row(qh + (size_t)tokens[first + i] * D, D);
+    for (int i = units[2 * x + 1]; i < min(count, units[2 * x + 1] + 16 * QV); i++) {
+        const size_t tok = tokens[first + i];
+        prefetch_lines(qh + tok * D, D * sizeof(elem_t));
+        if (state_rows)
+            prefetch_lines(stateh + tok * STATE_WIDTH, STATE_WIDTH * sizeof(float));
+    }
     if (region != current)
         for (int i = 0; i < min(count, REGION_PREFETCH_KEYS); i++) {
-            prefetch_row(kh + (size_t)tokens[first + i] * D, D);
-            prefetch_row(vh + (size_t)tokens[first + i] * DV, DV);
+            const size_t tok = tokens[first + i];
+            prefetch_lines(kh + tok * D, D * sizeof(elem_t));
+            prefetch_lines(vh + tok * DV, DV * sizeof(elem_t));
         }
 }
-
-#define STATE_WIDTH (DV + 2) // a suspended query's row of `state`: acc[DV], m, l
 
 // The running softmax of 16 queries (rows tok[i] of `state`, -1 for none) written to, or read
 // back from, their rows of `state`: the accumulator transposed 16 columns at a time.
@@ -429,7 +436,7 @@ __kernel void grid_regions(GRID_REGIONS_ARGS)
     const int u_first = (int)get_global_id(0) * per_item, u_end = min(nunits, u_first + per_item);
     for (int x = u_first; x < u_end; x++) {
         if (x + 1 < u_end)
-            prefetch_unit(qh, kh, vh, units, regions, tokens, x + 1, units[2 * x]);
+            prefetch_unit(qh, kh, vh, stateh, resume || suspend, units, regions, tokens, x + 1, units[2 * x]);
         const int region = units[2 * x], first = regions[region];
         region_unit(qh, kh, vh, oh, lseh, stateh, tokens, first, regions[region + 1] - first, units[2 * x + 1], kv_len,
                     causal, qscale, write_lse, mode);
