@@ -358,12 +358,6 @@ inline void chunk_values(row_state *st, float p[R][KC], const float *alpha, src_
     else                                                                                                               \
         PREFETCH((s).caller + (off))
 #endif
-// A hint for every 64-byte line of the `bytes` bytes at p.
-inline void prefetch_lines(__global const void *p, int bytes)
-{
-    for (int e = 0; e < bytes; e += 64)
-        PREFETCH((__global const uchar *)p + e);
-}
 // Keys ahead of the current one whose K row the decode path prefetches (16, 32 and 64 measured
 // alike on a Zen 4 through POCL).
 #define PREFETCH_KEYS 16

@@ -168,12 +168,49 @@ inline void widen_rows(float *dst, int stride, __global const elem_t *src, const
 }
 #endif
 
+// The first reads of unit x, hinted one unit ahead: its Q rows, its rows of `state` when the
+// launch resumes or suspends (`state_rows`) and, where it starts a region other than `current`,
+// the K and V rows of that region's first REGION_PREFETCH_KEYS keys. A unit's tokens jump across
+// the grid (the next rows of a Swin window, the next window, the next column), where the
+// hardware's stream prefetchers do not follow them: one POCL thread, 64 x 64, H = 8, D = 64,
+// Swin 8 / 4 took 7.3-7.7 ms against 9.1-9.7 (the Q rows alone: 8.5) and criss-cross 22.5-22.7
+// against 25.1-27.3 (without the state rows: 23.0-23.2). The rows are listed here and hinted a
+// few lines at a time while the current unit computes (row_hints).
+#define REGION_PREFETCH_KEYS (2 * KCH)
+#define HINT_ROWS (2 * 16 * QV + 2 * REGION_PREFETCH_KEYS)
+#define HINT_LINES 64 // lines hinted per score pass of KB keys (24 to 96 measured alike)
+typedef struct {
+    __global const uchar *row[HINT_ROWS];
+    int bytes[HINT_ROWS];
+    int n, at, line; // rows listed; the row and the byte of it hinted next
+} row_hints;
+
+inline void hint_row(row_hints *h, __global const void *p, int bytes)
+{
+    h->row[h->n] = (__global const uchar *)p;
+    h->bytes[h->n++] = bytes;
+}
+
+// The next `lines` 64-byte lines of the listed rows (all that are left: INT_MAX).
+inline void hint_lines(row_hints *h, int lines)
+{
+    for (; lines > 0 && h->at < h->n; lines--) {
+        PREFETCH(h->row[h->at] + h->line);
+        h->line += 64;
+        if (h->line >= h->bytes[h->at]) {
+            h->at++;
+            h->line = 0;
+        }
+    }
+}
+
 // Scores of the unit's QV query vectors against keys krow[0, nk): KB keys at a time, each key
 // element broadcast once for the QV vectors and each query vector loaded once for the KB keys (a
 // short last pass repeats the last key and drops the extra sums).
-inline void region_scores(float16 sc[QV][KCH], float16 qt[QV][D], const key_row *krow, int nk)
+inline void region_scores(float16 sc[QV][KCH], float16 qt[QV][D], const key_row *krow, int nk, row_hints *hints)
 {
     for (int j0 = 0; j0 < nk; j0 += KB) {
+        hint_lines(hints, HINT_LINES);
         key_row kr[KB];
         for (int j = 0; j < KB; j++)
             kr[j] = krow[min(j0 + j, nk - 1)];
@@ -254,30 +291,24 @@ inline void region_values(lane_state st[QV], float16 sc[QV][KCH], const float16 
 
 #define STATE_WIDTH (DV + 2) // a suspended query's row of `state`: acc[DV], m, l
 
-// The first reads of unit x, hinted one unit ahead: its Q rows, its rows of `state` when the
-// launch resumes or suspends (`state_rows`) and, where it starts a region other than `current`,
-// the K and V rows of that region's first REGION_PREFETCH_KEYS keys. A unit's tokens jump across
-// the grid (the next rows of a Swin window, the next window, the next column), where the
-// hardware's stream prefetchers do not follow them: one POCL thread, 64 x 64, H = 8, D = 64,
-// Swin 8 / 4 took 7.3-7.7 ms against 9.1-9.7 (the Q rows alone: 8.5) and criss-cross 22.5-22.7
-// against 25.1-27.3 (without the state rows: 23.0-23.2).
-#define REGION_PREFETCH_KEYS (2 * KCH)
-inline void prefetch_unit(__global const elem_t *qh, __global const elem_t *kh, __global const elem_t *vh,
-                          __global const float *stateh, bool state_rows, __global const int *units,
-                          __global const int *regions, __global const int *tokens, int x, int current)
+// Lists unit x's rows in h (see row_hints).
+inline void list_unit_rows(row_hints *h, __global const elem_t *qh, __global const elem_t *kh,
+                           __global const elem_t *vh, __global const float *stateh, bool state_rows,
+                           __global const int *units, __global const int *regions, __global const int *tokens, int x,
+                           int current)
 {
     const int region = units[2 * x], first = regions[region], count = regions[region + 1] - first;
     for (int i = units[2 * x + 1]; i < min(count, units[2 * x + 1] + 16 * QV); i++) {
         const size_t tok = tokens[first + i];
-        prefetch_lines(qh + tok * D, D * sizeof(elem_t));
+        hint_row(h, qh + tok * D, D * sizeof(elem_t));
         if (state_rows)
-            prefetch_lines(stateh + tok * STATE_WIDTH, STATE_WIDTH * sizeof(float));
+            hint_row(h, stateh + tok * STATE_WIDTH, STATE_WIDTH * sizeof(float));
     }
     if (region != current)
         for (int i = 0; i < min(count, REGION_PREFETCH_KEYS); i++) {
             const size_t tok = tokens[first + i];
-            prefetch_lines(kh + tok * D, D * sizeof(elem_t));
-            prefetch_lines(vh + tok * DV, DV * sizeof(elem_t));
+            hint_row(h, kh + tok * D, D * sizeof(elem_t));
+            hint_row(h, vh + tok * DV, DV * sizeof(elem_t));
         }
 }
 
@@ -342,7 +373,7 @@ typedef struct {
 inline void region_unit(__global const elem_t *qh, __global const elem_t *kh, __global const elem_t *vh,
                         __global elem_t *oh, __global float *lseh, __global float *stateh, __global const int *tokens,
                         int first, int count, int q0, int kv_len, int causal, float qscale, int write_lse,
-                        unit_mode mode)
+                        unit_mode mode, row_hints *hints)
 {
     int tok[QV][16] __attribute__((aligned(64)));
     int16 qtok[QV];
@@ -397,7 +428,7 @@ inline void region_unit(__global const elem_t *qh, __global const elem_t *kh, __
         widen_rows(&kf[0][0], D16, kh, kt, nk, D);
         widen_rows(&vf[0][0], DV16, vh, kt, nk, DV);
 #endif
-        region_scores(sc, qt, krow, nk);
+        region_scores(sc, qt, krow, nk, hints);
         const bool masked = (causal && kt[nk - 1] > qmin) || (mode.skip_self && kt[0] <= qmax && kt[nk - 1] >= qmin);
         float16 alpha[QV];
         for (int u = 0; u < QV; u++) {
@@ -435,10 +466,12 @@ __kernel void grid_regions(GRID_REGIONS_ARGS)
     const unit_mode mode = {resume, suspend, skip_self};
     const int u_first = (int)get_global_id(0) * per_item, u_end = min(nunits, u_first + per_item);
     for (int x = u_first; x < u_end; x++) {
+        row_hints hints = {.n = 0, .at = 0, .line = 0};
         if (x + 1 < u_end)
-            prefetch_unit(qh, kh, vh, stateh, resume || suspend, units, regions, tokens, x + 1, units[2 * x]);
+            list_unit_rows(&hints, qh, kh, vh, stateh, resume || suspend, units, regions, tokens, x + 1, units[2 * x]);
         const int region = units[2 * x], first = regions[region];
         region_unit(qh, kh, vh, oh, lseh, stateh, tokens, first, regions[region + 1] - first, units[2 * x + 1], kv_len,
-                    causal, qscale, write_lse, mode);
+                    causal, qscale, write_lse, mode, &hints);
+        hint_lines(&hints, INT_MAX);
     }
 }
