@@ -1,5 +1,6 @@
 /* The `clattn` command-line tool: list devices, run attention on .npy tensors, benchmark.
  * Exit status: 0 success, 2 bad input or usage (nothing written), 3 device or runtime failure. */
+#define _POSIX_C_SOURCE 200112L /* setenv */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -37,7 +38,8 @@ static const char usage_text[] =
     "                               (--save: keep it in the cache directory for this device)\n"
     "\n"
     "SPEC: cpu, gpu, P:D or reference; default $CLATTN_DEVICE, else the first GPU, else the\n"
-    "first OpenCL CPU device, else reference.\n";
+    "first OpenCL CPU device, else reference.\n"
+    "POCL_AFFINITY: set to 1 unless given (POCL's worker threads pinned, one per core).\n";
 
 static int fail(int status, int code, const char *message)
 {
@@ -206,6 +208,11 @@ int main(int argc, char **argv)
         fputs(usage_text, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;
     }
+    /* POCL's CPU driver leaves its worker threads where the OS puts them, and on 2-core machines
+     * whole bench points of 3 ms kernels at times ran at one thread's speed; with the workers
+     * pinned (POCL_AFFINITY=1) none did (docs/PERFORMANCE.md, "Slow points"). The tool's choice,
+     * before any OpenCL call; the caller's setting wins, and the library itself sets nothing. */
+    setenv("POCL_AFFINITY", "1", 0);
     if (strcmp(argv[1], "devices") == 0)
         return cmd_devices();
     int n = argc - 1; /* the command's arguments, argv + 1 */
