@@ -172,10 +172,11 @@ inline void widen_rows(float *dst, int stride, __global const elem_t *src, const
 // launch resumes or suspends (`state_rows`) and, where it starts a region other than `current`,
 // the K and V rows of that region's first REGION_PREFETCH_KEYS keys. A unit's tokens jump across
 // the grid (the next rows of a Swin window, the next window, the next column), where the
-// hardware's stream prefetchers do not follow them: one POCL thread, 64 x 64, H = 8, D = 64,
-// Swin 8 / 4 took 7.3-7.7 ms against 9.1-9.7 (the Q rows alone: 8.5) and criss-cross 22.5-22.7
-// against 25.1-27.3 (without the state rows: 23.0-23.2). The rows are listed here and hinted a
-// few lines at a time while the current unit computes (row_hints).
+// hardware's stream prefetchers do not follow them. The rows are listed at the start of a unit
+// and hinted a few lines at a time while it computes: all at once, a seventh of the samples sat
+// on the prefetch instructions themselves. One POCL thread, 64 x 64, H = 8, D = 64: Swin 8 / 4
+// took 7.1 ms against 9.0-9.3 without hints (the Q rows alone: 8.5; every row at once: 7.4-7.9),
+// criss-cross 21.6-22.6 against 28.0-29.3.
 #define REGION_PREFETCH_KEYS (2 * KCH)
 #define HINT_ROWS (2 * 16 * QV + 2 * REGION_PREFETCH_KEYS)
 #define HINT_LINES 64 // lines hinted per score pass of KB keys (24 to 96 measured alike)
