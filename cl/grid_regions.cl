@@ -467,7 +467,8 @@ __kernel void grid_regions(GRID_REGIONS_ARGS)
     const unit_mode mode = {resume, suspend, skip_self};
     const int u_first = (int)get_global_id(0) * per_item, u_end = min(nunits, u_first + per_item);
     for (int x = u_first; x < u_end; x++) {
-        row_hints hints = {.n = 0, .at = 0, .line = 0};
+        row_hints hints; // its row lists are filled as far as n, never read beyond
+        hints.n = hints.at = hints.line = 0;
         if (x + 1 < u_end)
             list_unit_rows(&hints, qh, kh, vh, stateh, resume || suspend, units, regions, tokens, x + 1, units[2 * x]);
         const int region = units[2 * x], first = regions[region];
