@@ -168,16 +168,22 @@ inline src_t src_of(__global const elem_t *caller, __global const float *scratch
 #define SRC_FLOATS(s) ((s).scratch)
 #endif
 
+// vw_t: CLATTN_VW floats; vw_mask_t: a select's mask for them.
 #if CLATTN_VW == 16
 typedef float16 vw_t;
+typedef int16 vw_mask_t;
 #elif CLATTN_VW == 8
 typedef float8 vw_t;
+typedef int8 vw_mask_t;
 #elif CLATTN_VW == 4
 typedef float4 vw_t;
+typedef int4 vw_mask_t;
 #elif CLATTN_VW == 2
 typedef float2 vw_t;
+typedef int2 vw_mask_t;
 #else
 typedef float vw_t;
+typedef int vw_mask_t;
 #endif
 
 // The GPU kernels' vectors over D (qv_t, QW floats) and DV (ov_t, OW floats): the widest of 4, 2
