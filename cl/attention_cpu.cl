@@ -524,6 +524,35 @@ inline void walk_side(row_state *st, const tile_rows *t, __global const elem_t *
     }
 }
 
+// The query rows of the next work-item (the item_tiles tiles after this item's: POCL's threads
+// take items in runs of consecutive indices), hinted into the cache HINTS_PER_CHUNK lines per
+// chunk of this item: read all at once by that item's load_rows, they kept it waiting, the more
+// so the fewer chunks an item has (window ±64, N = 8192: 6% less time with Q in the cache, 3-4%
+// with these hints; dense the same).
+typedef struct {
+    int first_tile, lines, at; // lines: LINES_PER_ROW per row of the next item; at: the next to hint
+} next_rows;
+
+#define LINES_PER_ROW ((D * (int)sizeof(elem_t) + 63) / 64)
+#define HINTS_PER_CHUNK 16
+
+inline next_rows next_item_rows(int first, int item_tiles, int ntiles, int num_rows)
+{
+    const int next = first + item_tiles, tiles = clamp(ntiles - next, 0, item_tiles);
+    const next_rows h = {next, max(0, min(tiles * R, num_rows - next * R)) * LINES_PER_ROW, 0};
+    return h;
+}
+
+inline void hint_next_rows(next_rows *h, __global const elem_t *q, __global const int *rows, int use_rows,
+                           int reverse_tiles, int ntiles, size_t bh, int nq)
+{
+    for (int n = 0; n < HINTS_PER_CHUNK && h->at < h->lines; n++, h->at++) {
+        const int k = h->at / LINES_PER_ROW, tile = h->first_tile + k / R;
+        const int slot = (reverse_tiles ? ntiles - 1 - tile : tile) * R + k % R;
+        PREFETCH(q + (bh * nq + tile_row(rows, use_rows, slot)) * D + h->at % LINES_PER_ROW * (64 / sizeof(elem_t)));
+    }
+}
+
 __kernel void attention(ATTENTION_ARGS(float))
 {
     const int ntiles = (num_rows + R - 1) / R;
@@ -563,10 +592,13 @@ __kernel void attention(ATTENTION_ARGS(float))
     }
     // Chunk by chunk over the item's tiles, so that each chunk's K panel and values come from
     // memory (or L3) once for all of them and from the L1 or L2 for the rest.
+    next_rows hints = next_item_rows(first, item_tiles, ntiles, num_rows);
     for (int c = c_lo; c <= c_hi; c++)
         for (int x = 0; x < count; x++)
-            if (c >= chunks[x].lo && c <= chunks[x].hi)
+            if (c >= chunks[x].lo && c <= chunks[x].hi) {
+                hint_next_rows(&hints, q, rows, use_rows, reverse_tiles, ntiles, bh, nq);
                 band_chunk(&st[x], &t[x], q, SRC_SCRATCH(k), false, v, bhk, nk, kv_len, rule, kr[x], c, qscale);
+            }
 
     for (int x = 0; x < count; x++) {
         walk_side(&st[x], &t[x], q, side_k, false, side_v, side_pos, b, bhk, n_side, n_global, n_summary, kv_len, rule,
