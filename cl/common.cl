@@ -13,7 +13,7 @@
 //   -DCLATTN_WD=<1..16>      the same over D (the decode path's row-major scores)
 //   -DCLATTN_ROWS=<1..16>    CPU variant: query rows per tile (8 on AVX-512, 6 on AVX2: see
 //                            tuning.c)
-//   -DCLATTN_TILES=<1..8>    CPU variant: most tiles per work-item of `attention` (the launch
+//   -DCLATTN_TILES=<1..16>   CPU variant: most tiles per work-item of `attention` (the launch
 //                            passes how many), walked chunk by chunk so that they share each
 //                            chunk's reads; each tile's state is private (about
 //                            4 * ROWS * (DV + 17) bytes)

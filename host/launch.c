@@ -105,15 +105,19 @@ static cl_mem or_unread(cl_mem mem, cl_mem fallback)
 }
 
 /* Tiles per work-item of the CPU variant for a launch of `tiles` tiles per (batch, head): the
- * plan's item_tiles, halved while that leaves fewer than CLATTN_ITEMS_PER_CU work-items per
- * compute unit. (1 for the GPU variant, whose work-group owns one tile.) */
-static int item_tiles(const clattn_plan *plan, size_t tiles)
+ * plan's item_tiles (at most CLATTN_BAND_ITEM_TILES where the pass's band is narrower than the
+ * keys), halved while that leaves fewer than CLATTN_ITEMS_PER_CU work-items per compute unit. (1
+ * for the GPU variant, whose work-group owns one tile.) */
+static int item_tiles(const clattn_plan *plan, const attention_pass *pass, size_t tiles)
 {
     if (!plan->tiles.cpu_variant)
         return 1;
     const size_t heads = (size_t)plan->p.batch * plan->p.heads;
     const size_t wanted = clattn__plan_wanted_items(plan);
+    const int narrow = (long long)pass->left + pass->right < plan->p.kv_len;
     int t = plan->tiles.item_tiles;
+    if (narrow && t > CLATTN_BAND_ITEM_TILES)
+        t = CLATTN_BAND_ITEM_TILES;
     while (t > 1 && (tiles + t - 1) / t * heads < wanted)
         t /= 2;
     return t;
@@ -124,7 +128,7 @@ static cl_int enqueue_attention(clattn_plan *plan, command_chain *chain, const a
     const clattn_problem *p = &plan->p;
     const size_t per_tile = (size_t)clattn__tiles_group_rows(&plan->tiles);
     const size_t tiles = ((size_t)pass->num_rows + per_tile - 1) / per_tile;
-    const int per_item = item_tiles(plan, tiles);
+    const int per_item = item_tiles(plan, pass, tiles);
     const cl_mem side_k = or_unread(clattn__plan_packs_keys(plan) ? plan->side_panels : plan->side_k, pass->keys);
     const cl_mem side_v = or_unread(plan->side_v, pass->v);
     const cl_mem lse = or_unread(pass->lse, pass->out);
