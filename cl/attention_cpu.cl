@@ -262,7 +262,7 @@ inline void count_visible_rows(int visible[KC], const int16 ok[R][NV], chunk_spa
 // a[r][b] += p[r][t] * vv[b] for every row r, or, `masked`, for the rows whose mask ok[r] holds
 // key t: the others keep their sums through a select (on AVX-512 a masked multiply-add), not a
 // branch per row, whose outcome changes from key to key along a band's edges. (A select on every
-// key of an edge chunk, those every row sees included, was 1.3x slower than the branch.)
+// key of an edge chunk, those every row sees included, took 1.3x the time of this.)
 inline __attribute__((always_inline)) void add_value_row(vw_t a[R][VB], float p[R][KC], int t, const vw_t vv[VB],
                                                          int nb, const int16 ok[R][NV], const bool masked)
 {

@@ -26,9 +26,9 @@
  * tiles of 12 rows took 4% less time than with 4 at N = 4096 (H = 8) and 3-10% at N = 8192 (H = 4),
  * causal 2%. A launch with fewer than CLATTN_ITEMS_PER_CU items per compute unit at this count
  * gives each item fewer tiles (the global-rows pass, short sequences), and a band narrower than
- * the keys (a window) at most CLATTN_BAND_ITEM_TILES: it reads each chunk for few tiles whatever
- * the item's size, and 16 tiles' running state no longer fits the L1 beside the chunk (window
- * ±64, N = 8192: 2.5% slower with 16). */
+ * the keys (a window) at most CLATTN_BAND_ITEM_TILES, as before: there a chunk serves only the
+ * few tiles whose band meets it, so more tiles save few reads, and the window ±64 at N = 8192 took
+ * 2.5% longer with 16 (the window ±256 at N = 16384 the same time). */
 #define CLATTN_ITEM_TILES 16
 #define CLATTN_BAND_ITEM_TILES 4
 #define CLATTN_MAX_ITEM_TILES 16 /* cl/attention_cpu.cl's limit of CLATTN_TILES */
