@@ -105,16 +105,16 @@ static cl_mem or_unread(cl_mem mem, cl_mem fallback)
 }
 
 /* Tiles per work-item of the CPU variant for a launch of `tiles` tiles per (batch, head): the
- * plan's item_tiles (at most CLATTN_BAND_ITEM_TILES where the pass's band is narrower than the
- * keys), halved while that leaves fewer than CLATTN_ITEMS_PER_CU work-items per compute unit. (1
- * for the GPU variant, whose work-group owns one tile.) */
+ * plan's item_tiles (at most CLATTN_BAND_ITEM_TILES where the pass's band holds fewer than
+ * CLATTN_WIDE_BAND_KEYS keys), halved while that leaves fewer than CLATTN_ITEMS_PER_CU work-items
+ * per compute unit. (1 for the GPU variant, whose work-group owns one tile.) */
 static int item_tiles(const clattn_plan *plan, const attention_pass *pass, size_t tiles)
 {
     if (!plan->tiles.cpu_variant)
         return 1;
     const size_t heads = (size_t)plan->p.batch * plan->p.heads;
     const size_t wanted = clattn__plan_wanted_items(plan);
-    const int narrow = (long long)pass->left + pass->right < plan->p.kv_len;
+    const int narrow = (long long)pass->left + pass->right + 1 < CLATTN_WIDE_BAND_KEYS;
     int t = plan->tiles.item_tiles;
     if (narrow && t > CLATTN_BAND_ITEM_TILES)
         t = CLATTN_BAND_ITEM_TILES;
