@@ -61,13 +61,6 @@ inline __attribute__((always_inline)) float16 reduce8(const float16 x[8])
            shuffle2(z[0], z[1], (uint16)(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31));
 }
 
-// a & b for lane masks of 0 and -1, as a select: Oclgrind (CI runs the kernels under it) made
-// lanes of 1, not -1, of `&` between comparisons here, which every select then read as false.
-inline int16 mask_and(int16 a, int16 b)
-{
-    return select((int16)(0), a, b);
-}
-
 // The 8-element chunks of a key row read as vectors: POCL's vload_half8 assumes 16-byte alignment,
 // which float16 rows of a length that is not a multiple of 8 do not keep.
 #define KEY_CHUNKS (CLATTN_DTYPE == 1 && D % 8 != 0 ? 0 : D / 8)

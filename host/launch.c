@@ -126,7 +126,7 @@ static int item_tiles(const clattn_plan *plan, const attention_pass *pass, size_
 static cl_int enqueue_attention(clattn_plan *plan, command_chain *chain, const attention_pass *pass)
 {
     const clattn_problem *p = &plan->p;
-    const size_t per_tile = (size_t)clattn__tiles_group_rows(&plan->tiles);
+    const size_t per_tile = plan->lanes ? CLATTN_LANES_ROWS : (size_t)clattn__tiles_group_rows(&plan->tiles);
     const size_t tiles = ((size_t)pass->num_rows + per_tile - 1) / per_tile;
     const int per_item = item_tiles(plan, pass, tiles);
     const cl_mem side_k = or_unread(clattn__plan_packs_keys(plan) ? plan->side_panels : plan->side_k, pass->keys);

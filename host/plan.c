@@ -39,14 +39,14 @@ int clattn__plan_kernel(clattn_plan *plan, const char *source, const char *name,
 
 /* The attention kernel; for the GPU variant, rebuilt with smaller tiles while the compiled
  * kernel's own limits (work-group size, local memory) refuse the tiles, so that no enqueue fails. */
-static int create_attention(clattn_plan *plan, const char *program, clattn__error *err)
+static int create_attention(clattn_plan *plan, const char *program, const char *name, clattn__error *err)
 {
     const clattn_problem *p = &plan->p;
     for (;;) {
         char options[512];
         clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
         int rebuild = 0;
-        int status = clattn__plan_kernel(plan, program, "attention", options, &plan->attention, err);
+        int status = clattn__plan_kernel(plan, program, name, options, &plan->attention, err);
         if (!status)
             status = clattn__tiles_fit_kernel(plan->ctx, plan->attention, &plan->tiles, &rebuild, err);
         if (status || !rebuild)
@@ -54,6 +54,18 @@ static int create_attention(clattn_plan *plan, const char *program, clattn__erro
         clReleaseKernel(plan->attention);
         plan->attention = NULL;
     }
+}
+
+/* Whether cl/attention_lanes.cl runs the plan's passes: the CPU variant's float32 windows, other
+ * than decode, whose band (causal folded in) holds fewer than CLATTN_LANES_BAND_KEYS keys and
+ * fewer than the keys themselves (a wider window is dense attention, and runs as dense does). */
+static int runs_lanes(const clattn_plan *plan)
+{
+    const clattn_problem *p = &plan->p;
+    const long long right = p->causal && p->window_right > 0 ? 0 : p->window_right;
+    const long long band = (long long)p->window_left + right + 1;
+    return plan->tiles.cpu_variant && !plan->decode && p->dtype == CLATTN_DTYPE_F32 && p->window &&
+           band < CLATTN_LANES_BAND_KEYS && band < p->kv_len;
 }
 
 static int create_kernels(clattn_plan *plan, clattn__error *err)
@@ -70,8 +82,10 @@ static int create_kernels(clattn_plan *plan, clattn__error *err)
         status = clattn__plan_kernel(plan, attention, "attention_split", options, &plan->split, err);
         if (!status)
             status = clattn__plan_kernel(plan, attention, "combine_splits", options, &plan->combine, err);
-    } else if (!plan->decode)
-        status = create_attention(plan, attention, err);
+    } else if (plan->lanes)
+        status = create_attention(plan, "common+attention_cpu+lane_softmax+attention_lanes", "attention_lanes", err);
+    else if (!plan->decode)
+        status = create_attention(plan, attention, "attention", err);
     if (!status && !cpu && plan->splits > 0) {
         clattn__split_options(&plan->split_tiles, p->head_dim, p->value_dim, options, sizeof options);
         status = clattn__plan_kernel(plan, CLATTN_GPU_SPLIT_PROGRAM, "split_keys", options, &plan->split, err);
@@ -211,6 +225,7 @@ int clattn_plan_create(clattn_context *ctx, const clattn_problem *problem, clatt
             choose_splits(plan);
         else if (!status && banded && !plan->tiles.cpu_variant && (plan->decode || plan->n_global_rows > 0))
             status = choose_gpu_splits(plan, &err);
+        plan->lanes = !status && banded && runs_lanes(plan);
         if (!status && banded)
             status = create_kernels(plan, &err);
         if (!status && banded)

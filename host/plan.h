@@ -44,13 +44,15 @@ struct clattn_plan {
     int *host_side_pos;      /* [B, NS] last uploaded */
     int uploaded;            /* host_* match the device copies */
     clattn__grid_plan *grid; /* a 2-D grid pattern's tables, kernels and scratch; else NULL */
+    int lanes;               /* CPU variant: cl/attention_lanes.cl runs the passes (a narrow band) */
 };
 
-/* The CPU variant reads K as panels, except decode, which reads it row-major, and the 2-D grid
- * kernel, which packs each tile's keys itself. */
+/* The CPU variant reads K as panels, except decode, which reads it row-major, the narrow bands'
+ * kernel (lanes), which reads it as stored, and the 2-D grid kernel, which packs each tile's keys
+ * itself. */
 static inline int clattn__plan_packs_keys(const clattn_plan *plan)
 {
-    return plan->tiles.cpu_variant && !plan->decode && plan->grid == NULL;
+    return plan->tiles.cpu_variant && !plan->decode && plan->grid == NULL && !plan->lanes;
 }
 
 /* Work-items a CPU-variant launch aims for: CLATTN_ITEMS_PER_CU per compute unit. */
