@@ -5,11 +5,11 @@
 // Why. attention_cpu.cl's `attention` puts keys in lanes, so K must first be packed into panels
 // (pack_keys.cl), a pass bound by memory that dense attention spreads over every query but a
 // narrow band does not, and its score passes round a tile's band up to whole 16- or 32-key
-// vectors. Here Q is transposed instead, once per tile: a key's element d, broadcast,
-// times Q's dimension d (16 rows) advances the 16 rows' scores against that key, so a tile
-// computes exactly the keys its band meets (its rows' band, 15 keys wider than one row's), and
-// the keys need no pass of their own. The online softmax is lane-wise (lane_softmax.cl). P.V adds
-// each key's value row, as stored, into the 16 rows' accumulators, its weights broadcast.
+// vectors. Here Q is transposed instead, once per tile: a key's element d, broadcast, times Q's
+// dimension d (16 rows) advances the 16 rows' scores against that key, so a tile computes exactly
+// the keys its band meets (its rows' band, 15 keys wider than one row's), and the keys need no
+// pass of their own. The online softmax is lane-wise (lane_softmax.cl). P.V adds each key's value
+// row, as stored, into the 16 rows' accumulators, its weights broadcast.
 #define LK 16    // keys per score pass: one accumulator vector each
 #define LSTEP 32 // keys per online-softmax step (two score passes; 64 measured the same)
 #define LDVP ((DV + 15) / 16 * 16)

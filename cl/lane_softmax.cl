@@ -1,6 +1,7 @@
 // One online-softmax step on vectors of 16 lanes whose rows are runs of `width` lanes: width 1,
-// one query per lane (cl/grid_regions.cl), or width 8, two queries of 8 lanes each
-// (cl/grid_pairs.cl). Compiled after common.cl and attention_cpu.cl (for exp2_nonpositive).
+// one query per lane (cl/grid_regions.cl, cl/attention_lanes.cl), or width 8, two queries of 8
+// lanes each (cl/grid_pairs.cl). Compiled after common.cl and attention_cpu.cl (for
+// exp2_nonpositive).
 
 // a & b for lane masks of 0 and -1, as a select: Oclgrind (CI runs the kernels under it) made
 // lanes of 1, not -1, of `&` between comparisons, which every select then read as false.
