@@ -465,16 +465,13 @@ inline void band_chunk(row_state *st, const tile_rows *t, __global const elem_t 
     const int j0 = c * KC;
     // Only the 16-key groups that meet [kr.lo, kr.hi] are computed: a narrow band's edge chunks
     // would otherwise spend most of their time on keys the mask drops.
-    const chunk_span span = make_span(j0, kr.lo, kr.hi, nk - j0,
-                                      rule.dilation != 1 || j0 < t->pmax - rule.left ||
-                                          j0 + KC - 1 > t->pmin + rule.right || j0 + KC > kv_len);
+    const chunk_span span =
+        make_span(j0, kr.lo, kr.hi, nk - j0, !band_covers(rule, t->pmin, t->pmax, j0, j0 + KC - 1) || j0 + KC > kv_len);
     if (span.edge)
         for (int r = 0; r < R; r++)
             for (int w = span.g_lo; w < span.g_hi; w++) {
                 const int16 j = j0 + 16 * w + iota;
-                const int16 delta = j - t->pos[r];
-                ok[r][w] = (j < kv_len) & (delta >= -rule.left) & (delta <= rule.right) &
-                           (rule.dilation == 1 ? (int16)(-1) : (delta % rule.dilation == 0));
+                ok[r][w] = mask_and(j < (int16)(kv_len), band_mask(j - t->pos[r], rule));
             }
     const src_t k =
         row_major ? SRC_AT(keys, (bhk * nk + j0) * D) : SRC_AT(keys, (bhk * ((nk + KC - 1) / KC) + c) * (D * KC));

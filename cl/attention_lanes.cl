@@ -74,6 +74,9 @@ inline __attribute__((always_inline)) void lane_scores(float16 *s, const lane_ti
 #pragma unroll
     for (int k = 0; k < LK; k++)
         a[k] = (float16)(0.0f);
+    // Two copies of the loop: in the first the keys lie at constant offsets from `keys` (a memory
+    // operand of each multiply-add). One loop through an inlined helper with the case as a constant
+    // argument took 17% longer at window ±64 on POCL.
     if (n == LK) {
         for (int d = 0; d < D; d++) {
             const float16 qd = PRIV(float16, t->qt[d], 0);
@@ -218,14 +221,9 @@ inline void lane_band(lane_tile *t, __global const float *kh, __global const flo
     int16 ok[LSTEP];
     for (int j0 = lo; j0 <= hi; j0 += LSTEP) {
         const int n = min(LSTEP, hi + 1 - j0);
-        const bool edge = rule.dilation != 1 || j0 < t->pmax - rule.left || j0 + n - 1 > t->pmin + rule.right;
-        if (edge) {
-            for (int k = 0; k < n; k++) {
-                const int16 delta = (int16)(j0 + k) - pos;
-                ok[k] = mask_and(delta >= (int16)(-rule.left), delta <= (int16)(rule.right));
-                if (rule.dilation != 1)
-                    ok[k] = mask_and(ok[k], delta % rule.dilation == (int16)(0));
-            }
+        if (!band_covers(rule, t->pmin, t->pmax, j0, j0 + n - 1)) {
+            for (int k = 0; k < n; k++)
+                ok[k] = band_mask((int16)(j0 + k) - pos, rule);
             lane_step(t, kh + (size_t)j0 * D, vh + (size_t)j0 * DV, n, ok, true);
         } else
             lane_step(t, kh + (size_t)j0 * D, vh + (size_t)j0 * DV, n, ok, false);

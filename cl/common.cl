@@ -249,6 +249,28 @@ inline bool band_visible(band_rule rule, int p, int j, int kv_len)
            (rule.dilation == 1 || delta % rule.dilation == 0);
 }
 
+// a & b for lane masks of 0 and -1, as a select: Oclgrind (CI runs the kernels under it) made
+// lanes of 1, not -1, of `&` between comparisons, which every select then read as false.
+inline int16 mask_and(int16 a, int16 b)
+{
+    return select((int16)(0), a, b);
+}
+
+// band_visible's band rule for 16 distances at once (delta: key position minus query
+// position): -1 in the lanes the band holds, 0 elsewhere. The sequence's end is the caller's.
+inline int16 band_mask(int16 delta, band_rule rule)
+{
+    const int16 in = mask_and(delta >= (int16)(-rule.left), delta <= (int16)(rule.right));
+    return rule.dilation == 1 ? in : mask_and(in, delta % rule.dilation == (int16)(0));
+}
+
+// Whether the band alone shows every key in [first, last] to every position in [pmin, pmax]: a
+// run of keys that needs no mask, but for the sequence's end.
+inline bool band_covers(band_rule rule, int pmin, int pmax, int first, int last)
+{
+    return rule.dilation == 1 && first >= pmax - rule.left && last <= pmin + rule.right;
+}
+
 // Side keys are laid out [globals | summaries | extras]; spos is the key's position (a global
 // token's index, a summary block's last valid key, or -1 for an empty summary block).
 inline bool side_visible(band_rule rule, int p, int s, int spos, int n_global, int n_summary, int kv_len)

@@ -3,13 +3,6 @@
 // lanes each (cl/grid_pairs.cl). Compiled after common.cl and attention_cpu.cl (for
 // exp2_nonpositive).
 
-// a & b for lane masks of 0 and -1, as a select: Oclgrind (CI runs the kernels under it) made
-// lanes of 1, not -1, of `&` between comparisons, which every select then read as false.
-inline int16 mask_and(int16 a, int16 b)
-{
-    return select((int16)(0), a, b);
-}
-
 // Within each run of `width` lanes (1 or 8), every lane gets the run's max, sum or OR.
 #define RUN_SWAP4 (uint16)(4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11)
 #define RUN_SWAP2 (uint16)(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13)
