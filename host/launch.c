@@ -190,17 +190,6 @@ static cl_int upload_lengths(clattn_plan *plan, command_chain *chain, const int 
     return rc;
 }
 
-/* Window sides as the kernel wants them: clamped to a width no distance reaches, causal folded
- * into the right side. */
-static void band_sides(const clattn_problem *p, int *left, int *right)
-{
-    const int unbounded = p->q_len + p->kv_len;
-    *left = p->window && p->window_left < unbounded ? p->window_left : unbounded;
-    *right = p->window && p->window_right < unbounded ? p->window_right : unbounded;
-    if (p->causal)
-        *right = 0 < *right ? 0 : *right;
-}
-
 static cl_int enqueue_side_keys(clattn_plan *plan, command_chain *chain, const clattn_buffers *bufs)
 {
     cl_int rc = enqueue_side(plan, chain, bufs->k, bufs->kx, plan->side_k, plan->p.head_dim);
@@ -215,7 +204,7 @@ static cl_int enqueue_split(clattn_plan *plan, command_chain *chain, const clatt
     const cl_mem side_k = or_unread(plan->side_k, bufs->k);
     const cl_mem side_v = or_unread(plan->side_v, bufs->v);
     int left, right;
-    band_sides(p, &left, &right);
+    clattn__band_sides(p, &left, &right);
     const kernel_arg args[] = {ARG(bufs->q),         ARG(bufs->k),        ARG(bufs->v),        ARG(side_k),
                                ARG(side_v),          ARG(plan->side_pos), ARG(plan->seq_lens), ARG(plan->part_acc),
                                ARG(plan->part_ml),   ARG(p->heads),       ARG(p->kv_heads),    ARG(p->q_len),
@@ -303,7 +292,7 @@ static cl_int enqueue_passes(clattn_plan *plan, command_chain *chain, const clat
                            0,         p->dilation,
                            0,         plan->n_side,
                            p->causal};
-    band_sides(p, &band.left, &band.right);
+    clattn__band_sides(p, &band.left, &band.right);
     if (plan->decode) /* GPU variant */
         return rc == CL_SUCCESS ? enqueue_split_gpu(plan, chain, &band) : rc;
     if (rc == CL_SUCCESS)

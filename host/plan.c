@@ -57,15 +57,17 @@ static int create_attention(clattn_plan *plan, const char *program, const char *
 }
 
 /* Whether cl/attention_lanes.cl runs the plan's passes: the CPU variant's float32 windows, other
- * than decode, whose band (causal folded in) holds fewer than CLATTN_LANES_BAND_KEYS keys and
- * fewer than the keys themselves (a wider window is dense attention, and runs as dense does). */
+ * than decode, whose band (clattn__band_sides) holds fewer than CLATTN_LANES_BAND_KEYS keys and
+ * fewer than the keys themselves (a wider band, dense attention among them, runs as dense
+ * does). */
 static int runs_lanes(const clattn_plan *plan)
 {
     const clattn_problem *p = &plan->p;
-    const long long right = p->causal && p->window_right > 0 ? 0 : p->window_right;
-    const long long band = (long long)p->window_left + right + 1;
-    return plan->tiles.cpu_variant && !plan->decode && p->dtype == CLATTN_DTYPE_F32 && p->window &&
-           band < CLATTN_LANES_BAND_KEYS && band < p->kv_len;
+    int left, right;
+    clattn__band_sides(p, &left, &right);
+    const long long band = (long long)left + right + 1;
+    return plan->tiles.cpu_variant && !plan->decode && p->dtype == CLATTN_DTYPE_F32 && band < CLATTN_LANES_BAND_KEYS &&
+           band < p->kv_len;
 }
 
 static int create_kernels(clattn_plan *plan, clattn__error *err)

@@ -47,6 +47,17 @@ struct clattn_plan {
     int lanes;               /* CPU variant: cl/attention_lanes.cl runs the passes (a narrow band) */
 };
 
+/* Window sides as the kernels want them: clamped to a width no distance reaches, causal folded
+ * into the right side. */
+static inline void clattn__band_sides(const clattn_problem *p, int *left, int *right)
+{
+    const int unbounded = p->q_len + p->kv_len;
+    *left = p->window && p->window_left < unbounded ? p->window_left : unbounded;
+    *right = p->window && p->window_right < unbounded ? p->window_right : unbounded;
+    if (p->causal)
+        *right = 0 < *right ? 0 : *right;
+}
+
 /* The CPU variant reads K as panels, except decode, which reads it row-major, the narrow bands'
  * kernel (lanes), which reads it as stored, and the 2-D grid kernel, which packs each tile's keys
  * itself. */
