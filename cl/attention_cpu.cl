@@ -70,11 +70,22 @@ inline float16 exp2_poly(float16 f)
 }
 
 #if defined(__AVX512F__) && !defined(__SPIR__)
-// AVX-512 (POCL's x86 targets): 9 vector instructions where the portable code takes 15, so the
-// softmax takes fewer of the two ports the FMAs use. vmaxps returns its second operand when
-// either is NaN, so NaN passes the clamp; -inf becomes -FLT_MAX, whose scale underflows to
-// exactly 0. vrndscaleps rounds to nearest and vscalefps multiplies by 2^n, denormal results
-// included. Equal, bit for bit, to the portable code for x >= -126.
+// AVX-512 (POCL's x86 targets): 8 or 9 vector instructions where the portable code takes 15, so
+// the softmax takes fewer of the two ports the FMAs use. vrndscaleps rounds to nearest and
+// vscalefps multiplies by 2^n, denormal results included; NaN stays NaN throughout. Equal, bit for
+// bit, to the portable code for x >= -126.
+#if defined(__AVX512DQ__)
+// vreduceps gives f = x - n in one instruction, and 0 for x = -inf (where x - n is NaN), whose
+// n = -inf then scales to exactly 0: no clamp. (1.5% less time on dense and window attention, Xeon.)
+inline float16 exp2_nonpositive(float16 x)
+{
+    const float16 n = __builtin_ia32_rndscaleps_mask(x, 8, x, (ushort)0xffff, 4);
+    const float16 f = __builtin_ia32_reduceps512_mask(x, 8, x, (ushort)0xffff, 4);
+    return __builtin_ia32_scalefps512_mask(exp2_poly(f), n, f, (ushort)0xffff, 4);
+}
+#else
+// vmaxps returns its second operand when either is NaN, so NaN passes the clamp; -inf becomes
+// -FLT_MAX, whose scale underflows to exactly 0.
 inline float16 exp2_nonpositive(float16 x)
 {
     const float16 xc = __builtin_ia32_maxps512((float16)(-0x1.fffffep127f), x, 4);
@@ -82,6 +93,7 @@ inline float16 exp2_nonpositive(float16 x)
     const float16 p = exp2_poly(xc - n);
     return __builtin_ia32_scalefps512_mask(p, n, p, (ushort)0xffff, 4);
 }
+#endif
 #else
 // Exactly 0 below -126. The exponent is built in the integer unit, and x is rounded by adding
 // 1.5 * 2^23: the integer lands in the low mantissa bits (POCL emulates rint() and

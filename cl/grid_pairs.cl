@@ -213,7 +213,13 @@ inline void start_pair(pair_walk *pw, __global const elem_t *q, __global const i
     pw->tok_b = row_tok + axis[h + (has_b ? c + 1 : c)];
     pw->r0 = part[r];
     pw->r1 = pw->r0 + part[h + r];
-    for (int x = 0; x < D8; x++) {
+    // Whole 8-element chunks as vectors, then the rest element by element. (All element by element
+    // through a private row, whose vector read waits on 16 scalar stores: 1% more time on one
+    // thread.)
+    __global const elem_t *qa = q + (size_t)pw->tok_a * D, *qb = q + (size_t)pw->tok_b * D;
+    for (int x = 0; x < KEY_CHUNKS; x++)
+        pw->qab[x] = (float16)(LOAD_8(x, qa), has_b ? LOAD_8(x, qb) : (float8)(0.0f)) * qscale;
+    for (int x = KEY_CHUNKS; x < D8; x++) {
         float t[16] __attribute__((aligned(64)));
         for (int e = 0; e < 8; e++) {
             const int d = 8 * x + e;
