@@ -47,7 +47,7 @@ static const clattn_tiles gpu_candidates[] = {
  * known rather than multiplied into the whole space. The default, 16, is timed again beside the
  * others and the three decide among themselves, so that they meet the machine in the same state.
  * (A narrow window's launch takes at most CLATTN_BAND_ITEM_TILES of them whatever is saved.) */
-static const int tune_item_tiles[] = {4, 8, 16};
+static const int tune_item_tiles[] = {4, 8, 16, 32};
 
 /* The winner in host/tuning.c's designated-initialiser form, ready to paste. */
 static void print_row(const char *device, const clattn_tiles *t, double ms)

@@ -25,8 +25,8 @@ typedef float16 float16_unaligned __attribute__((aligned(4)));
 #if R > 16
 #error "CLATTN_ROWS > 16: the rows' rescale factors are one float16"
 #endif
-#if TILES < 1 || TILES > 16
-#error "CLATTN_TILES must be 1 to 16"
+#if TILES < 1 || TILES > 32
+#error "CLATTN_TILES must be 1 to 32"
 #endif
 
 // A score pass computes CLATTN_KW keys of R rows: KV vectors of KVW keys per row. With KW = 32 a

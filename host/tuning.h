@@ -24,16 +24,17 @@
  * walks them chunk by chunk, so each chunk's K panel and values come from memory or L3 once for
  * all of them: on the Xeon, whose cores read L3 at about 20-30 GB/s, dense attention with 16
  * tiles of 12 rows took 4% less time than with 4 at N = 4096 (H = 8) and 3-10% at N = 8192 (H = 4),
- * causal 2%. A launch with fewer than CLATTN_ITEMS_PER_CU items per compute unit at this count
- * gives each item fewer tiles (the global-rows pass, short sequences), and a band of fewer than
- * CLATTN_WIDE_BAND_KEYS keys (a narrow window) at most CLATTN_BAND_ITEM_TILES, as before: there a
- * chunk serves only the few tiles whose band meets it, so more tiles save few reads. With 16
- * (medians of five or six rounds, H = 4) the window ±64 at N = 8192 took 2.5% longer, ±256 at
- * N = 16384 the same time, ±1024 and ±2048 at N = 16384 2.5% and 2.9% less. */
-#define CLATTN_ITEM_TILES 16
+ * causal 2%; 32 against 16 (after the exp2 through vreduceps), 1% less at D = 64, 3% at D = 128,
+ * 2-3% on Intel's runtime. A launch with fewer than CLATTN_ITEMS_PER_CU items per compute unit at
+ * this count gives each item fewer tiles (the global-rows pass, short sequences), and a band of
+ * fewer than CLATTN_WIDE_BAND_KEYS keys (a narrow window) at most CLATTN_BAND_ITEM_TILES, as
+ * before: there a chunk serves only the few tiles whose band meets it, so more tiles save few
+ * reads. With 16 (medians of five or six rounds, H = 4) the window ±64 at N = 8192 took 2.5% longer,
+ * ±256 at N = 16384 the same time, ±1024 and ±2048 at N = 16384 2.5% and 2.9% less. */
+#define CLATTN_ITEM_TILES 32
 #define CLATTN_BAND_ITEM_TILES 4
 #define CLATTN_WIDE_BAND_KEYS 1024
-#define CLATTN_MAX_ITEM_TILES 16 /* cl/attention_cpu.cl's limit of CLATTN_TILES */
+#define CLATTN_MAX_ITEM_TILES 32 /* cl/attention_cpu.cl's limit of CLATTN_TILES */
 
 /* Bands of fewer keys than this (float32, not decode) run on cl/attention_lanes.cl, whose tiles
  * are 16 query rows, one per vector lane, and which reads K unpacked. On the Xeon (POCL, two

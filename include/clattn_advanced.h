@@ -30,7 +30,7 @@ typedef struct {
     int rows;        /* CPU variant: query rows per tile (a work-item takes several tiles) */
     int kw;          /* CPU variant: keys per score pass (8, 16, or 32: two vectors per row) */
     int item_tiles;  /* CPU variant: most tiles per work-item, which share each key chunk's reads
-                      * (1 to 16; 0: the default, 16; a window of under 1024 keys takes at most 4) */
+                      * (1 to 32; 0: the default, 32; a window of under 1024 keys takes at most 4) */
     /* GPU variant: a work-group of (bm / tm) * (bn / tn) work-items owns bm query rows and walks
      * tiles of bn keys; each work-item holds a tm x tn block of scores (tm * tn <= 32). */
     int bm;      /* query rows per work-group, a multiple of tm (1 to 256) */

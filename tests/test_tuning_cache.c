@@ -84,7 +84,7 @@ static const corrupt_case corrupt_cases[] = {
     {"another driver", "driver", "driver=0.0-old", "is not this context's"},
     {"another vendor", "vendor", "vendor=Nobody", "is not this context's"},
     {"rows out of range", "rows", "rows=99", "rows = 99 is outside"},
-    {"item_tiles out of range", "item_tiles", "item_tiles=17", "item_tiles = 17 is outside"},
+    {"item_tiles out of range", "item_tiles", "item_tiles=33", "item_tiles = 33 is outside"},
     {"a CPU kw the kernel lacks", "kw", "kw=24", "kw = 24"},
     {"not an integer", "rows", "rows=5x", "is not an integer"},
     {"a sign", "rows", "rows=+5", "is not an integer"},
