@@ -99,13 +99,12 @@ inline __attribute__((always_inline)) void lane_scores(float16 *s, const lane_ti
 
 // acc = alpha * acc + P.V over the step's n keys (weights p[k], lane r row r's; value rows from
 // `vals`, DV floats apart), 4 rows by 4 column vectors at a time: a key's 4 value vectors, loaded
-// once, feed 16 multiply-adds with the 4 rows' weights broadcast. `masked`: the step has keys
-// that some rows do not see: such a key (visible[k] between 0 and 16 rows) adds its value row only
-// to the rows whose ok[k] lane holds it, through a select, so that a NaN or inf planted in a value
-// reaches only the rows that see it; a key that no row sees is skipped.
+// once, feed 16 multiply-adds with the 4 rows' weights broadcast. `masked`: each key adds its value
+// row only to the rows whose ok[k] lane holds it, through a select, so that a NaN or inf planted in
+// a value reaches only the rows that see it (lane_step takes this path only for such values).
 inline __attribute__((always_inline)) void lane_values(lane_tile *t, const float16 *p, float16 alpha,
                                                        __global const float *vals, int n, const int16 *ok,
-                                                       const int *visible, const bool masked)
+                                                       const bool masked)
 {
     float al[16] __attribute__((aligned(64)));
     PRIV(float16, al, 0) = alpha;
@@ -120,8 +119,6 @@ inline __attribute__((always_inline)) void lane_values(lane_tile *t, const float
                     if (b < nb)
                         a[r][b] = t->first ? (float16)(0.0f) : PRIV(float16, t->acc[g + r], c + b) * al[g + r];
             for (int k = 0; k < n; k++) {
-                if (masked && visible[k] == 0)
-                    continue;
                 float16 v[4];
 #pragma unroll
                 for (int b = 0; b < 4; b++)
@@ -129,7 +126,7 @@ inline __attribute__((always_inline)) void lane_values(lane_tile *t, const float
                         v[b] = *(__global const float16_unaligned *)(vals + (size_t)k * DV + 16 * (c + b));
                 const float *pk = (const float *)(p + k) + g;
                 const int *okk = (const int *)(ok + k) + g;
-                if (masked && visible[k] < 16) {
+                if (masked) {
 #pragma unroll
                     for (int r = 0; r < 4; r++) {
                         const float16 w = (float16)(pk[r]);
@@ -169,17 +166,22 @@ inline __attribute__((always_inline)) void lane_values(lane_tile *t, const float
     t->first = false;
 }
 
-// Whether a value row holds only finite values: then the rows that do not see its key may add it
-// too, with their weight of exactly 0 (a masked score is -inf), and P.V needs no per-row select.
-inline bool value_row_finite(__global const float *row)
+// Whether the n value rows from `vals` hold only finite values: then the rows that do not see
+// some of their keys may add them too, with their weight of exactly 0 (a masked score is -inf), and
+// P.V needs no per-row select. One test for the step's keys (window ±64 took the same time as with
+// each key's rows counted and its values tested one key at a time).
+inline bool values_finite(__global const float *vals, int n)
 {
     float16 z = (float16)(0.0f);
-    int c = 0;
-    for (; c + 16 <= DV; c += 16)
-        z += *(__global const float16_unaligned *)(row + c) * 0.0f; // NaN where inf or NaN
     float t = 0.0f;
-    for (; c < DV; c++)
-        t += row[c] * 0.0f;
+    for (int k = 0; k < n; k++) {
+        __global const float *row = vals + (size_t)k * DV;
+        int c = 0;
+        for (; c + 16 <= DV; c += 16)
+            z = fma(*(__global const float16_unaligned *)(row + c), 0.0f, z); // NaN where inf or NaN
+        for (; c < DV; c++)
+            t = fma(row[c], 0.0f, t);
+    }
     return !any(isnan(z)) && !isnan(t);
 }
 
@@ -192,24 +194,17 @@ inline void lane_step(lane_tile *t, __global const float *keys, __global const f
     float16 sc[LSTEP];
     for (int k0 = 0; k0 < n; k0 += LK)
         lane_scores(sc + k0, t, keys + (size_t)k0 * D, min(LK, n - k0));
-    int visible[LSTEP];
     int16 seen = (int16)(masked ? 0 : -1);
     if (masked)
         for (int k = 0; k < n; k++) {
             sc[k] = select((float16)(-INFINITY), sc[k], ok[k]);
             seen |= ok[k];
-            const int16 one = ok[k] & (int16)(1);
-            const int8 h8 = one.lo + one.hi;
-            const int4 h4 = h8.lo + h8.hi;
-            visible[k] = h4.x + h4.y + h4.z + h4.w;
-            if (visible[k] > 0 && visible[k] < 16 && value_row_finite(vals + (size_t)k * DV))
-                visible[k] = 16; // the rows that do not see it weigh it exactly 0
         }
     const float16 alpha = lane_softmax(&t->m, &t->l, sc, seen, n, 1);
-    if (masked)
-        lane_values(t, sc, alpha, vals, n, ok, visible, true);
+    if (masked && !values_finite(vals, n))
+        lane_values(t, sc, alpha, vals, n, ok, true);
     else
-        lane_values(t, sc, alpha, vals, n, ok, visible, false);
+        lane_values(t, sc, alpha, vals, n, ok, false);
 }
 
 // The tile's band keys (row-major K and V of the kv head, kv_len keys valid), LSTEP at a time;
