@@ -44,8 +44,8 @@ static const clattn_tiles gpu_candidates[] = {
 };
 
 /* Tiles per work-item tried for the best CPU-variant shape: the blocking, timed once the shape is
- * known rather than multiplied into the whole space. The default, 16, is timed again beside the
- * others and the three decide among themselves, so that they meet the machine in the same state.
+ * known rather than multiplied into the whole space. The default, 32, is timed again beside the
+ * others and the four decide among themselves, so that they meet the machine in the same state.
  * (A narrow window's launch takes at most CLATTN_BAND_ITEM_TILES of them whatever is saved.) */
 static const int tune_item_tiles[] = {4, 8, 16, 32};
 
