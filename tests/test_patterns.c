@@ -86,6 +86,20 @@ static void run_device(clattn_context *dev, clattn_context *ref, const char *var
     dil.causal = 1;
     dil.kv_heads = 1;
     check_case(dev, ref, variant, "window dilated causal GQA", &dil, NULL);
+    /* float32 bands of CLATTN_LANES_BAND_KEYS keys and more, but fewer than the keys, run on the
+     * panels' kernel with its band edges: 451 and 501 keys of 1200, GQA, padding, a global token. */
+    static const int wide_lens[] = {1200, 1000}, wide_global[] = {3};
+    clattn_problem wide_band = window(1200, 64, 250, 200, 0);
+    wide_band.batch = 2;
+    wide_band.heads = 4;
+    wide_band.kv_heads = 2;
+    wide_band.global_idx = wide_global;
+    wide_band.num_global = 1;
+    check_case(dev, ref, variant, "window of 451 keys + global, GQA", &wide_band, wide_lens);
+    wide_band.window_left = 500;
+    wide_band.window_right = 0;
+    wide_band.causal = 1;
+    check_case(dev, ref, variant, "causal window of 501 keys + global", &wide_band, wide_lens);
 
     /* Identities that must hold bit for bit, below and above the length where the CPU variant
      * switches to 64-key chunks (tuning.h). */
