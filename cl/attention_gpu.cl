@@ -295,7 +295,7 @@ __kernel
     const int lo = max(0, pfirst - left);
     const int hi = min(kv_len - 1, plast + right);
     for (int j0 = lo - lo % BN; lo <= hi && j0 <= hi; j0 += BN) {
-        const bool edge = dilation != 1 || j0 + BN > kv_len || j0 < plast - left || j0 + BN - 1 > pfirst + right;
+        const bool edge = !band_covers(rule, pfirst, plast, j0, j0 + BN - 1) || j0 + BN > kv_len;
         uint ok = 0;
         if (edge)
 #pragma unroll
