@@ -168,21 +168,31 @@ inline __attribute__((always_inline)) void lane_values(lane_tile *t, const float
 
 // Whether the n value rows from `vals` hold only finite values: then the rows that do not see
 // some of their keys may add them too, with their weight of exactly 0 (a masked score is -inf), and
-// P.V needs no per-row select. One test for the step's keys (window ±64 took the same time as with
-// each key's rows counted and its values tested one key at a time).
+// P.V needs no per-row select. One test for the step's keys: v * 0 (NaN where v is inf or NaN)
+// summed into 8 sums, two keys by four column blocks. Into one sum, each multiply-add waited for
+// the one before, and the test took 7% of window ±64's time (1-4% less with 8, Xeon, POCL).
 inline bool values_finite(__global const float *vals, int n)
 {
-    float16 z = (float16)(0.0f);
+    float16 z[2][4];
+#pragma unroll
+    for (int h = 0; h < 2; h++)
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            z[h][i] = (float16)(0.0f);
     float t = 0.0f;
-    for (int k = 0; k < n; k++) {
-        __global const float *row = vals + (size_t)k * DV;
-        int c = 0;
-        for (; c + 16 <= DV; c += 16)
-            z = fma(*(__global const float16_unaligned *)(row + c), 0.0f, z); // NaN where inf or NaN
-        for (; c < DV; c++)
-            t = fma(row[c], 0.0f, t);
-    }
-    return !any(isnan(z)) && !isnan(t);
+    for (int k = 0; k < n; k += 2)
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+            if (k + h < n) {
+                __global const float *row = vals + (size_t)(k + h) * DV;
+#pragma unroll
+                for (int c = 0; c + 16 <= DV; c += 16)
+                    z[h][c / 16 % 4] = fma(*(__global const float16_unaligned *)(row + c), 0.0f, z[h][c / 16 % 4]);
+                for (int c = DV / 16 * 16; c < DV; c++)
+                    t = fma(row[c], 0.0f, t);
+            }
+    const float16 all = (z[0][0] + z[0][1]) + (z[0][2] + z[0][3]) + (z[1][0] + z[1][1]) + (z[1][2] + z[1][3]);
+    return !any(isnan(all)) && !isnan(t);
 }
 
 // One step: the scores of n <= LSTEP keys (rows at `keys` and `vals`), their masks where
