@@ -47,7 +47,21 @@ typedef float8 kw_t;
 #define KV 1
 #endif
 #define KVW (CLATTN_KW / KV) // keys per score vector
-#define VB KV                // value column blocks per P.V pass
+// P.V's register block: PV_ROWS rows by VB column vectors per pass over a chunk's keys. Where the
+// scores' R x KV accumulators number 16 to 24, P.V holds as many, rearranged as R * KV / 4 rows by
+// 4 columns: a value vector, loaded once per key, feeds more rows, and a weight is read once per
+// key for 4 columns rather than once per pass of KV (Xeon, POCL, 12 rows x 32 keys: dense D = 64
+// 2-3% less time, causal 1.4%, window ±256 0.7%; D = 128 and Intel's runtime, 10 rows, the same).
+// Other tiles keep R rows by KV columns.
+#if R * KV >= 16 && R * KV <= 24 && (R * KV) % 4 == 0 && R % (R * KV / 4) == 0
+#define VB 4
+#define PV_ROWS (R * KV / 4)
+#define PV_UNROLL 2 // keys per step of the P.V loop (4 lost the gain)
+#else
+#define VB KV
+#define PV_ROWS R
+#define PV_UNROLL 4
+#endif
 
 typedef struct {
     float m[R];       // running max of each row's scores (log2 domain)
@@ -271,17 +285,19 @@ inline void count_visible_rows(int visible[KC], const int16 ok[R][NV], chunk_spa
     }
 }
 
-// a[r][b] += p[r][t] * vv[b] for every row r, or, `masked`, for the rows whose mask ok[r] holds
-// key t: the others keep their sums through a select (on AVX-512 a masked multiply-add), not a
-// branch per row, whose outcome changes from key to key along a band's edges. (A select on every
-// key of an edge chunk, those every row sees included, took 1.3x the time of this.)
-inline __attribute__((always_inline)) void add_value_row(vw_t a[R][VB], float p[R][KC], int t, const vw_t vv[VB],
-                                                         int nb, const int16 ok[R][NV], const bool masked)
+// a[r][b] += p[r0 + r][t] * vv[b] for each of the block's rows, or, `masked`, for the rows whose
+// mask ok[r0 + r] holds key t: the others keep their sums through a select (on AVX-512 a masked
+// multiply-add), not a branch per row, whose outcome changes from key to key along a band's edges.
+// (A select on every key of an edge chunk, those every row sees included, took 1.3x the time of
+// this.)
+inline __attribute__((always_inline)) void add_value_row(vw_t a[PV_ROWS][VB], float p[R][KC], int r0, int t,
+                                                         const vw_t vv[VB], int nb, const int16 ok[R][NV],
+                                                         const bool masked)
 {
 #pragma unroll
-    for (int r = 0; r < R; r++) {
-        const vw_t pb = (vw_t)(p[r][t]);
-        const vw_mask_t m = (vw_mask_t)(masked ? PRIV(const int, ok[r], t) : -1);
+    for (int r = 0; r < PV_ROWS; r++) {
+        const vw_t pb = (vw_t)(p[r0 + r][t]);
+        const vw_mask_t m = (vw_mask_t)(masked ? PRIV(const int, ok[r0 + r], t) : -1);
 #pragma unroll
         for (int b = 0; b < VB; b++)
             if (b < nb)
@@ -289,20 +305,23 @@ inline __attribute__((always_inline)) void add_value_row(vw_t a[R][VB], float p[
     }
 }
 
-// Columns [c * VW, (c + nb) * VW) of acc = alpha * acc + P.V (nb <= VB), the weights p of the
-// chunk's keys; an edge chunk skips the keys no row sees (visible, count_visible_rows).
-inline void column_blocks(row_state *st, float p[R][KC], const float *alpha, src_t vals, chunk_span span,
-                          const int16 ok[R][NV], const int visible[KC], int t_end, int c, int nb)
+// Rows [r0, r0 + PV_ROWS) and columns [c * VW, (c + nb) * VW) of acc = alpha * acc + P.V (nb <=
+// VB), the weights p of the chunk's keys; an edge chunk skips the keys no row sees (visible,
+// count_visible_rows). Always inlined: POCL called it, nb an argument tested inside the key loop,
+// which cost the 4-column block its gain.
+inline __attribute__((always_inline)) void column_blocks(row_state *st, float p[R][KC], const float *alpha, src_t vals,
+                                                         chunk_span span, const int16 ok[R][NV], const int visible[KC],
+                                                         int t_end, int r0, int c, int nb)
 {
-    vw_t a[R][VB];
+    vw_t a[PV_ROWS][VB];
 #pragma unroll
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < PV_ROWS; r++)
 #pragma unroll
         for (int b = 0; b < VB; b++)
             if (b < nb)
-                a[r][b] = PRIV(vw_t, st->acc[r], c + b) * alpha[r];
+                a[r][b] = PRIV(vw_t, st->acc[r0 + r], c + b) * alpha[r0 + r];
     if (!span.edge) {
-#pragma unroll 4
+#pragma unroll PV_UNROLL
         for (int t = 0; t < KC; t++) {
             const src_t row = SRC_AT(vals, (size_t)t * DV);
             vw_t vv[VB];
@@ -310,7 +329,7 @@ inline void column_blocks(row_state *st, float p[R][KC], const float *alpha, src
             for (int b = 0; b < VB; b++)
                 if (b < nb)
                     vv[b] = SRC_LOAD(CLATTN_VW, c + b, row);
-            add_value_row(a, p, t, vv, nb, ok, false);
+            add_value_row(a, p, r0, t, vv, nb, ok, false);
         }
     } else {
         for (int t = 16 * span.g_lo; t < t_end; t++) {
@@ -323,23 +342,23 @@ inline void column_blocks(row_state *st, float p[R][KC], const float *alpha, src
                 if (b < nb)
                     vv[b] = SRC_LOAD(CLATTN_VW, c + b, row);
             if (visible[t] == R)
-                add_value_row(a, p, t, vv, nb, ok, false);
+                add_value_row(a, p, r0, t, vv, nb, ok, false);
             else
-                add_value_row(a, p, t, vv, nb, ok, true);
+                add_value_row(a, p, r0, t, vv, nb, ok, true);
         }
     }
 #pragma unroll
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < PV_ROWS; r++)
 #pragma unroll
         for (int b = 0; b < VB; b++)
             if (b < nb)
-                PRIV(vw_t, st->acc[r], c + b) = a[r][b];
+                PRIV(vw_t, st->acc[r0 + r], c + b) = a[r][b];
 }
 
-// acc = alpha * acc + P.V, VB CLATTN_VW-wide column blocks of the accumulator at a time so that
-// the R * VB partial rows stay in registers across the chunk's keys (a last odd block alone).
-// Edge chunks skip masked keys (`ok`): NaN or inf planted in a masked value never reaches the
-// output.
+// acc = alpha * acc + P.V, PV_ROWS rows by VB CLATTN_VW-wide column blocks of the accumulator at a
+// time so that the partial rows stay in registers across the chunk's keys (a last odd block
+// alone). Edge chunks skip masked keys (`ok`): NaN or inf planted in a masked value never reaches
+// the output.
 inline void chunk_values(row_state *st, float p[R][KC], const float *alpha, src_t vals, chunk_span span,
                          const int16 ok[R][NV])
 {
@@ -348,10 +367,13 @@ inline void chunk_values(row_state *st, float p[R][KC], const float *alpha, src_
         count_visible_rows(visible, ok, span);
     const int t_end = min(span.nvalid, 16 * span.g_hi);
     const int blocks = DV / CLATTN_VW;
-    for (int c = 0; c + VB <= blocks; c += VB)
-        column_blocks(st, p, alpha, vals, span, ok, visible, t_end, c, VB);
-    if (blocks % VB != 0)
-        column_blocks(st, p, alpha, vals, span, ok, visible, t_end, blocks - 1, 1);
+    for (int r0 = 0; r0 < R; r0 += PV_ROWS) {
+        int c = 0;
+        for (; c + VB <= blocks; c += VB)
+            column_blocks(st, p, alpha, vals, span, ok, visible, t_end, r0, c, VB);
+        for (; c < blocks; c++)
+            column_blocks(st, p, alpha, vals, span, ok, visible, t_end, r0, c, 1);
+    }
 }
 
 // A hint that *p will be read soon, into the outer caches (x86: prefetcht2; prefetcht0 measured
