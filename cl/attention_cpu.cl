@@ -48,12 +48,13 @@ typedef float8 kw_t;
 #endif
 #define KVW (CLATTN_KW / KV) // keys per score vector
 // P.V's register block: PV_ROWS rows by VB column vectors per pass over a chunk's keys. Where the
-// scores' R x KV accumulators number 16 to 24, P.V holds as many, rearranged as R * KV / 4 rows by
-// 4 columns: a value vector, loaded once per key, feeds more rows, and a weight is read once per
-// key for 4 columns rather than once per pass of KV (Xeon, POCL, 12 rows x 32 keys: dense D = 64
-// 2-3% less time, causal 1.4%, window ±256 0.7%; D = 128 and Intel's runtime, 10 rows, the same).
-// Other tiles keep R rows by KV columns.
-#if R * KV >= 16 && R * KV <= 24 && (R * KV) % 4 == 0 && R % (R * KV / 4) == 0
+// scores' R x KV accumulators number 16 to 24 and a row of the accumulator is 4 vectors (DV = 64
+// at 16 lanes), P.V holds as many, rearranged as R * KV / 4 rows by 4 columns: a value vector,
+// loaded once per key, feeds more rows, and a weight is read once per key rather than once per
+// pass of KV columns (Xeon, POCL, 12 rows x 32 keys: dense D = 64 2-3% less time, causal 1.4%,
+// window ±256 0.7%; Intel's runtime, 10 rows, the same). At DV = 128 (two passes of 4 columns)
+// POCL took the same time and Intel's runtime 1.36x. Other tiles keep R rows by KV columns.
+#if DV == 4 * CLATTN_VW && R * KV >= 16 && R * KV <= 24 && (R * KV) % 4 == 0 && R % (R * KV / 4) == 0
 #define VB 4
 #define PV_ROWS (R * KV / 4)
 #define PV_UNROLL 2 // keys per step of the P.V loop (4 lost the gain)
