@@ -357,9 +357,9 @@ inline __attribute__((always_inline)) void column_blocks(row_state *st, float p[
 }
 
 // acc = alpha * acc + P.V, PV_ROWS rows by VB CLATTN_VW-wide column blocks of the accumulator at a
-// time so that the partial rows stay in registers across the chunk's keys (a last odd block
-// alone). Edge chunks skip masked keys (`ok`): NaN or inf planted in a masked value never reaches
-// the output.
+// time so that the partial rows stay in registers across the chunk's keys (blocks left over, one
+// at a time). Edge chunks skip masked keys (`ok`): NaN or inf planted in a masked value never
+// reaches the output.
 inline void chunk_values(row_state *st, float p[R][KC], const float *alpha, src_t vals, chunk_span span,
                          const int16 ok[R][NV])
 {
