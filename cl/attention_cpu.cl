@@ -53,8 +53,9 @@ typedef float8 kw_t;
 // loaded once per key, feeds more rows, and a weight is read once per key rather than once per
 // pass of KV columns (Xeon, POCL, 12 rows x 32 keys: dense D = 64 2-3% less time, causal 1.4%,
 // window ±256 0.7%; Intel's runtime, 10 rows, the same). At DV = 128 (two passes of 4 columns)
-// POCL took the same time and Intel's runtime 1.36x. Other tiles keep R rows by KV columns.
-#if DV == 4 * CLATTN_VW && R * KV >= 16 && R * KV <= 24 && (R * KV) % 4 == 0 && R % (R * KV / 4) == 0
+// POCL took the same time and Intel's runtime 1.36x. Other tiles keep R rows by KV columns. (KV
+// is 1 or 2, so R * KV / 4 rows divide the tile's R.)
+#if DV == 4 * CLATTN_VW && R * KV >= 16 && R * KV <= 24 && (R * KV) % 4 == 0
 #define VB 4
 #define PV_ROWS (R * KV / 4)
 #define PV_UNROLL 2 // keys per step of the P.V loop (4 lost the gain)
