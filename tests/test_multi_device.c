@@ -271,12 +271,16 @@ int main(void)
     check_case(m, ref, "bf16 causal GQA measured", &causal_bf16, NULL, NULL);
     check_enqueue(m, ref, "f16 batch split", &batch_f16, even);
     check_enqueue(m, ref, "bf16 heads split", &causal_bf16, skewed);
-    /* Wildcards: every CPU device (both runtimes here are CPU devices). */
-    clattn_multi *cpus = NULL;
-    const int sc = clattn_multi_create(&(clattn_multi_desc){.devices = "cpu:*"}, &cpus);
-    check(sc == CLATTN_STATUS_OK && clattn_multi_device_count(cpus) >= 1, "'cpu:*': %d device(s) %s",
-          clattn_multi_device_count(cpus), sc ? clattn_multi_message(NULL) : "");
-    clattn_multi_free(cpus);
+    /* Wildcards: every CPU device (both runtimes here are CPU devices), else every GPU (a GPU
+     * machine with no CPU runtime). */
+    clattn_multi *all = NULL;
+    const char *wildcard = "cpu:*";
+    int sc = clattn_multi_create(&(clattn_multi_desc){.devices = wildcard}, &all);
+    if (sc == CLATTN_STATUS_NO_DEVICE)
+        sc = clattn_multi_create(&(clattn_multi_desc){.devices = wildcard = "gpu:*"}, &all);
+    check(sc == CLATTN_STATUS_OK && clattn_multi_device_count(all) >= 1, "'%s': %d device(s) %s", wildcard,
+          clattn_multi_device_count(all), sc ? clattn_multi_message(NULL) : "");
+    clattn_multi_free(all);
     /* A malformed list and a bad weight fail with a status, not a crash. */
     clattn_multi *bad = NULL;
     check(clattn_multi_create(&(clattn_multi_desc){.devices = "0:0,,0:0"}, &bad) == CLATTN_STATUS_INVALID_DEVICE_SPEC,
