@@ -2,10 +2,12 @@
 # The prepared GPU run (shared/GPU.md): on a machine with an NVIDIA GPU, CUDA and PyTorch but no
 # package registry, one command does everything and leaves its results under $OUT:
 #   the OpenCL ICD loader and headers unpacked from carried .deb files (where the system lacks
-#   them) and NVIDIA's OpenCL driver named to the loader; the build; `clattn devices`; the device
-#   tests; `clattn bench` on the GPU (dense and causal N = 4096, H = 32, D = 64 and 128; window
-#   +-256 at N = 4K to 256K; decode with GQA); PyTorch's scaled_dot_product_attention in fp32 on
-#   the same shapes (bench/gpu_peer.py) and a table of the two (summary.txt).
+#   them) and NVIDIA's OpenCL driver named to the loader; the build; `clattn devices`; `clattn
+#   bench` on the GPU (dense and causal N = 4096, H = 32, D = 64 and 128; window +-256 at N = 4K
+#   to 256K; decode with GQA); PyTorch's scaled_dot_product_attention in fp32 on the same shapes
+#   (bench/gpu_peer.py) and a table of the two (summary.txt); the device tests; `clattn tune` on
+#   dense D = 64 and 128 and the window; and ptxas's registers, stack frame and spills for each
+#   program the driver compiled (its binaries are PTX).
 # Every step runs even when an earlier one failed; steps.txt has each step's status and seconds.
 # Prepare here with `bench/gpu.sh --fetch-debs`; on the GPU machine run `bench/gpu.sh` with the
 # gpu-debs folder carried along (git ignores it). `--small` runs it all here on POCL.
@@ -19,8 +21,8 @@
 #   --use-debs    unpack them even where the system has an OpenCL loader and headers
 #   --fetch-debs  download those packages into --debs with apt-get download, and stop
 # Environment: OUT (default ./gpu-out), PYTHON (default python3, with torch), GPU_TEST_TIMEOUT
-# (seconds for all the device tests, default 180, with --small 900), JOBS (build and test jobs,
-# default nproc).
+# (seconds for all the device tests, default 150, with --small 900), GPU_STEP_TIMEOUT (seconds
+# for each bench, peer or tune step, default 240), JOBS (build and test jobs, default nproc).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 small=0 device=gpu debs=gpu-debs use_debs=0 fetch=0
@@ -31,7 +33,7 @@ while [ $# -gt 0 ]; do
     --debs) debs=$2 && shift ;;
     --use-debs) use_debs=1 ;;
     --fetch-debs) fetch=1 ;;
-    *) sed -n 2,22p "$0" && exit 2 ;;
+    *) sed -n 2,25p "$0" && exit 2 ;;
     esac
     shift
 done
@@ -107,13 +109,10 @@ if [ -z "${OCL_ICD_VENDORS:-}" ] && ! grep -qs nvidia /etc/OpenCL/vendors/*.icd;
 fi
 command -v clinfo >/dev/null && step clinfo clinfo -l
 
-step configure cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release "${cmake_opencl[@]}"
+# No OpenBLAS baseline: at N = 4096 it took 5 s a run on the host's cores, most of the bench's time.
+step configure cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCLATTN_BENCH_OPENBLAS=OFF "${cmake_opencl[@]}"
 step build cmake --build build-gpu -j "$jobs"
 step devices build-gpu/clattn devices
-# The whole suite takes about 5 minutes on 2 CPU cores (POCL and Intel's runtime): --small, which
-# runs there, waits longer.
-test_timeout=${GPU_TEST_TIMEOUT:-$([ "$small" = 1 ] && echo 900 || echo 180)}
-step tests timeout "$test_timeout" ctest --test-dir build-gpu --output-on-failure -j "$jobs" --timeout 200
 
 # The bench and its peer on the same shapes: NAME, then `clattn bench` options (gpu_peer.py takes
 # the same ones).
@@ -125,6 +124,7 @@ if [ "$small" = 1 ]; then
     peer_device=$("$python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null ||
         echo cuda)
     repeat=(--repeat 3 --warmup 1)
+    tunes=("dense-d64|--pattern dense --n 256 --h 4 --d 64")
 else
     runs=("dense-d64|--pattern dense,causal --n 4096 --h 32 --d 64"
           "dense-d128|--pattern dense,causal --n 4096 --h 32 --d 128"
@@ -132,15 +132,58 @@ else
           "decode|--pattern decode --n 4096,32768,131072 --h 32 --hkv 8 --d 128")
     peer_device=cuda
     repeat=(--repeat 5 --warmup 2)
+    tunes=("dense-d64|--pattern dense --n 4096 --h 32 --d 64"
+           "dense-d128|--pattern dense --n 4096 --h 32 --d 128"
+           "window|--pattern window --window 256 --n 65536 --h 32 --d 64")
 fi
+step_timeout=${GPU_STEP_TIMEOUT:-240}
+# Compiled programs land in $out/programs: on NVIDIA they are PTX, which ptxas reads below.
+programs=$out/programs
+mkdir -p "$programs"
 for run in "${runs[@]}"; do
     name=${run%%|*}
     read -ra options <<<"${run#*|}"
-    step "bench-$name" build-gpu/clattn bench --device "$device" "${options[@]}" "${repeat[@]}" --json
-    step "peer-$name" "$python" bench/gpu_peer.py time "${options[@]}" "${repeat[@]}" --device "$peer_device"
+    step "bench-$name" timeout "$step_timeout" build-gpu/clattn bench --device "$device" "${options[@]}" \
+        "${repeat[@]}" --json --cache-dir "$programs"
+    step "peer-$name" timeout "$step_timeout" "$python" bench/gpu_peer.py time "${options[@]}" "${repeat[@]}" \
+        --device "$peer_device"
 done
 "$python" bench/gpu_peer.py summary "$out"/bench-*.txt "$out"/peer-*.txt >"$out/summary.txt" 2>&1 ||
     grep -h '^{' "$out"/bench-*.txt >"$out/summary.txt"
+
+# The whole suite takes about 5 minutes on 2 CPU cores (POCL and Intel's runtime): --small, which
+# runs there, waits longer. It follows the bench, so that a slow suite leaves the figures standing.
+test_timeout=${GPU_TEST_TIMEOUT:-$([ "$small" = 1 ] && echo 900 || echo 150)}
+step tests timeout "$test_timeout" ctest --test-dir build-gpu --output-on-failure -j "$jobs" --timeout 200
+
+# The tile space on this device (clattn tune), dense at both head dimensions and a window.
+for run in "${tunes[@]}"; do
+    name=${run%%|*}
+    read -ra options <<<"${run#*|}"
+    step "tune-$name" timeout "$step_timeout" build-gpu/clattn tune --device "$device" "${options[@]}" \
+        --repeat 3 --warmup 1 --cache-dir "$programs"
+done
+
+# What NVIDIA's own compiler made of each program: registers, stack frame and spills (ptxas -v on
+# the PTX that the driver returned as the program's binary, less the NUL bytes that end it). Other
+# drivers' binaries are skipped.
+ptx_resources() {
+    local f found=0
+    for f in "$programs"/*.bin; do
+        head -c 4096 "$f" | grep -aq '^\.target sm_' || continue
+        found=1
+        {
+            echo "== $f: $(grep -m3 -o '^\.entry [A-Za-z0-9_]*\|^\.visible \.entry [A-Za-z0-9_]*' "$f" | tr '\n' ' ')"
+            tr -d '\000' <"$f" >"${f%.bin}.ptx"
+            ptxas -arch="$(sed -n 's/^\.target \(sm_[0-9a-z]*\).*/\1/p' "$f" | head -1)" -v "${f%.bin}.ptx" \
+                -o /dev/null 2>&1 | grep -E 'Compiling|Used|stack|spill|error'
+        } >"$f.ptxas" &
+    done
+    wait
+    [ "$found" = 1 ] && cat "$programs"/*.ptxas || echo "no PTX among the programs (not an NVIDIA driver)"
+}
+command -v ptxas >/dev/null || PATH=$PATH:/usr/local/cuda/bin
+command -v ptxas >/dev/null && step ptxas ptx_resources
 cat "$out/summary.txt"
 echo "bench/gpu.sh: $failures step(s) failed, $(($(date +%s) - started)) s in all; results in $out" |
     tee -a "$out/steps.txt"
