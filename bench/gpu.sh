@@ -6,8 +6,8 @@
 #   bench` on the GPU (dense and causal N = 4096, H = 32, D = 64 and 128; window +-256 at N = 4K
 #   to 256K; decode with GQA); PyTorch's scaled_dot_product_attention in fp32 on the same shapes
 #   (bench/gpu_peer.py) and a table of the two (summary.txt); the device tests; `clattn tune` on
-#   dense D = 64 and 128 and the window; and ptxas's registers, stack frame and spills for each
-#   program the driver compiled (its binaries are PTX).
+#   dense D = 64 and 128, the window and decode's split; and ptxas's registers, stack frame and
+#   spills for each program the driver compiled (its binaries are PTX).
 # Every step runs even when an earlier one failed; steps.txt has each step's status and seconds.
 # Prepare here with `bench/gpu.sh --fetch-debs`; on the GPU machine run `bench/gpu.sh` with the
 # gpu-debs folder carried along (git ignores it). `--small` runs it all here on POCL.
@@ -124,7 +124,9 @@ if [ "$small" = 1 ]; then
     peer_device=$("$python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null ||
         echo cuda)
     repeat=(--repeat 3 --warmup 1)
-    tunes=("dense-d64|--pattern dense --n 256 --h 4 --d 64")
+    tunes=("dense-d64|--pattern dense --n 256 --h 4 --d 64"
+           "decode|--pattern decode --n 4096 --h 8 --hkv 2 --d 128")
+    tune_env=(env CLATTN_VARIANT=gpu) # the GPU variant's spaces, on the CPU device
 else
     runs=("dense-d64|--pattern dense,causal --n 4096 --h 32 --d 64"
           "dense-d128|--pattern dense,causal --n 4096 --h 32 --d 128"
@@ -134,7 +136,9 @@ else
     repeat=(--repeat 5 --warmup 2)
     tunes=("dense-d64|--pattern dense --n 4096 --h 32 --d 64"
            "dense-d128|--pattern dense --n 4096 --h 32 --d 128"
-           "window|--pattern window --window 256 --n 65536 --h 32 --d 64")
+           "window|--pattern window --window 256 --n 65536 --h 32 --d 64"
+           "decode|--pattern decode --n 131072 --h 32 --hkv 8 --d 128")
+    tune_env=()
 fi
 step_timeout=${GPU_STEP_TIMEOUT:-240}
 # Compiled programs land in $out/programs: on NVIDIA they are PTX, which ptxas reads below.
@@ -156,12 +160,13 @@ done
 test_timeout=${GPU_TEST_TIMEOUT:-$([ "$small" = 1 ] && echo 900 || echo 150)}
 step tests timeout "$test_timeout" ctest --test-dir build-gpu --output-on-failure -j "$jobs" --timeout 200
 
-# The tile space on this device (clattn tune), dense at both head dimensions and a window.
+# The tile space on this device (clattn tune), dense at both head dimensions and a window, and
+# decode's split over the keys.
 for run in "${tunes[@]}"; do
     name=${run%%|*}
     read -ra options <<<"${run#*|}"
-    step "tune-$name" timeout "$step_timeout" build-gpu/clattn tune --device "$device" "${options[@]}" \
-        --repeat 3 --warmup 1 --cache-dir "$programs"
+    step "tune-$name" "${tune_env[@]}" timeout "$step_timeout" build-gpu/clattn tune --device "$device" \
+        "${options[@]}" --repeat 3 --warmup 1 --cache-dir "$programs"
 done
 
 # What NVIDIA's own compiler made of each program: registers, stack frame and spills (ptxas -v on

@@ -2,9 +2,13 @@
  * CPU, GPU-variant tiles elsewhere) on the first --device for the first pattern and the largest
  * length (with the bench's runs), then the best CPU shape's tiles per work-item,
  * prints the winner as a row for the table in host/tuning.c, and with --save stores it in the
- * cache directory for this device and driver. Declared in bench.h beside bench_main. */
+ * cache directory for this device and driver. Decode on a GPU tunes the split over the keys
+ * instead (its sizes are printed for host/tuning.h, not saved). Declared in bench.h beside
+ * bench_main. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "bench.h"
 #include "clattn_advanced.h"
@@ -41,6 +45,14 @@ static const clattn_tiles gpu_candidates[] = {
     GPU_CANDIDATE(128, 32, 8, 4), GPU_CANDIDATE(128, 32, 4, 4), GPU_CANDIDATE(64, 64, 4, 4),
     GPU_CANDIDATE(64, 16, 4, 2),  GPU_CANDIDATE(32, 32, 2, 4),  GPU_CANDIDATE(64, 32, 2, 4),
     GPU_CANDIDATE(32, 16, 2, 2),  GPU_CANDIDATE(128, 64, 8, 4),
+};
+
+/* The GPU split's sizes tried for decode on a GPU (cl/decode_gpu.cl): work-items per work-group,
+ * keys per __local tile, rows per block (0: the default, the whole query group up to 8) and the
+ * work-groups per compute unit that the split aims for. The first is the default. */
+static const clattn_split_tiles split_candidates[] = {
+    {128, 32, 0, 4},  {128, 32, 0, 8}, {128, 32, 0, 16}, {128, 32, 0, 32}, {128, 16, 0, 8}, {128, 16, 0, 16},
+    {128, 16, 0, 32}, {64, 16, 0, 16}, {64, 16, 0, 32},  {64, 8, 0, 32},   {256, 32, 0, 8}, {256, 64, 0, 8},
 };
 
 /* Tiles per work-item tried for the best CPU-variant shape: the blocking, timed once the shape is
@@ -94,7 +106,51 @@ static int time_candidate(const bench_timer *timer, bench_device *dev, const wor
     return 0;
 }
 
-/* The tile shapes at the default blocking, then the blocking of the best CPU-variant shape. */
+/* Times w's plan with split sizes s forced (decode on the GPU variant); prints the candidate's
+ * line, and keeps it in *best when it is faster than *best_ms. */
+static int time_split(const bench_timer *timer, bench_device *dev, const workload *w, const clattn_split_tiles *s,
+                      clattn_split_tiles *best, double *best_ms)
+{
+    bench_row row;
+    row_init(&row, 0, dev->label, w);
+    clattn_context_force_split_tiles(dev->ctx, s);
+    const int status = run_plan(timer, dev, w, &row);
+    clattn_split_tiles used = {0}; /* the sizes that ran, which the library may have shrunk to fit */
+    clattn_plan *plan = NULL;
+    if (!status && clattn_plan_create(dev->ctx, &w->problem, &plan) == CLATTN_STATUS_OK)
+        clattn_plan_split_tiles(plan, &used); /* the program is cached: no second compile */
+    clattn_plan_free(plan);
+    clattn_context_force_split_tiles(dev->ctx, NULL);
+    if (status)
+        return status;
+    const double ms = row.time.ms_median;
+    printf("  split wg=%-3d bn=%-2d rb=%-2d groups/cu=%-2d (ran %d %d %d)  %9.3f ms  %7.1f GB/s\n", s->wg, s->bn, s->rb,
+           s->groups_per_cu, used.wg, used.bn, used.rb, ms, giga_per_second((double)row.bytes, ms));
+    if (ms < *best_ms) {
+        *best_ms = ms;
+        *best = *s;
+    }
+    return 0;
+}
+
+/* Decode on a GPU-variant plan: the split's sizes, printed as host/tuning.h's defaults. */
+static int tune_split(const bench_timer *timer, bench_device *dev, const workload *w)
+{
+    clattn_split_tiles best = split_candidates[0];
+    double best_ms = INFINITY;
+    int status = 0;
+    for (size_t c = 0; c < sizeof split_candidates / sizeof split_candidates[0] && !status; c++)
+        status = time_split(timer, dev, w, &split_candidates[c], &best, &best_ms);
+    if (!status)
+        printf("best split: CLATTN_SPLIT_GPU_WG %d, CLATTN_SPLIT_GPU_BN %d, CLATTN_SPLIT_GPU_MAX_RB %s, "
+               "CLATTN_SPLIT_GPU_GROUPS_PER_CU %d  /* %.3f ms */\n",
+               best.wg, best.bn, best.rb != 0 ? "as forced" : "the default", best.groups_per_cu, best_ms);
+    return status;
+}
+
+/* The tile shapes at the default blocking, then the blocking of the best CPU-variant shape; for
+ * decode on a GPU, the split's sizes instead (decode runs no attention tiles there), and *best
+ * is left as it was. */
 static int tune_device(const bench_options *o, const bench_timer *timer, bench_device *dev, clattn_tiles *best)
 {
     pattern_id pattern = PATTERN_DENSE;
@@ -109,7 +165,16 @@ static int tune_device(const bench_options *o, const bench_timer *timer, bench_d
            o->kv_heads, w.n, o->head_dim);
     cl_device_type type = CL_DEVICE_TYPE_CPU;
     clGetDeviceInfo(clattn_context_cl_device(dev->ctx), CL_DEVICE_TYPE, sizeof type, &type, NULL);
-    const int cpu = (type & CL_DEVICE_TYPE_CPU) != 0;
+    /* CLATTN_VARIANT (the library's developer knob) picks the space too: gpu tunes the GPU
+     * variant's tiles on a CPU device, as bench/gpu.sh --small does on POCL. */
+    const char *variant = getenv("CLATTN_VARIANT");
+    const int cpu =
+        variant != NULL && variant[0] != '\0' ? strcmp(variant, "gpu") != 0 : (type & CL_DEVICE_TYPE_CPU) != 0;
+    if (!cpu && pattern == PATTERN_DECODE) {
+        status = tune_split(timer, dev, &w);
+        workload_free(&w);
+        return status;
+    }
     const clattn_tiles *candidates = cpu ? cpu_candidates : gpu_candidates;
     const size_t count =
         cpu ? sizeof cpu_candidates / sizeof cpu_candidates[0] : sizeof gpu_candidates / sizeof gpu_candidates[0];
@@ -163,6 +228,11 @@ int tune_main(int argc, char **argv)
     }
     if (!status)
         status = tune_device(&o, &timer, &dev, &best);
+    if (!status && o.save && best.rows == 0 && best.bm == 0) {
+        fprintf(stderr, "clattn tune: --save keeps attention tiles; decode's split sizes are printed for "
+                        "host/tuning.h\n");
+        status = EXIT_USAGE;
+    }
     if (!status && o.save)
         status = save_tiles(&dev, &best);
     clattn_context_free(dev.ctx);

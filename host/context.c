@@ -253,3 +253,8 @@ void clattn_context_force_tiles(clattn_context *ctx, const clattn_tiles *tiles)
     if (tiles != NULL)
         ctx->forced_tiles = *tiles;
 }
+
+void clattn_context_force_split_tiles(clattn_context *ctx, const clattn_split_tiles *split)
+{
+    ctx->forced_split = split != NULL ? *split : (clattn_split_tiles){0};
+}

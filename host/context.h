@@ -40,6 +40,7 @@ struct clattn_context {
     clattn__program_entry *programs;
     int tiles_forced; /* tests and `clattn tune`: forced_tiles instead of the table */
     clattn_tiles forced_tiles;
+    clattn_split_tiles forced_split; /* tests and `clattn tune`: 0 fields take the defaults */
 };
 
 /* Records err's message as the context's last message and returns status (unchanged). */

@@ -246,7 +246,7 @@ static cl_int enqueue_split_gpu(clattn_plan *plan, command_chain *chain, const a
         ARG(plan->n_side),   ARG(p->num_global),     ARG(plan->n_summary), ARG(pass->side_begin), ARG(pass->side_count),
         ARG(plan->key_lo),   ARG(plan->band_splits), ARG(plan->split_len), ARG(plan->qscale)};
     cl_int rc = clattn__set_args(plan->split, args, sizeof args / sizeof args[0]);
-    const clattn__split_tiles *t = &plan->split_tiles;
+    const clattn_split_tiles *t = &plan->split_tiles;
     const int group_rows = p->heads / p->kv_heads * pass->num_rows;
     const size_t local[3] = {(size_t)t->wg, 1, 1};
     const size_t global[3] = {(size_t)plan->splits * t->wg, (size_t)((group_rows + t->rb - 1) / t->rb),

@@ -156,7 +156,7 @@ static int choose_gpu_splits(clattn_plan *plan, clattn__error *err)
     const long long keys = (long long)hi - lo + 1, bn = plan->split_tiles.bn;
     const size_t groups =
         (size_t)p->batch * p->kv_heads * ((group_rows + plan->split_tiles.rb - 1) / plan->split_tiles.rb);
-    const size_t wanted = (size_t)CLATTN_SPLIT_GPU_GROUPS_PER_CU * plan->ctx->caps.compute_units;
+    const size_t wanted = (size_t)plan->split_tiles.groups_per_cu * plan->ctx->caps.compute_units;
     long long splits = groups >= wanted ? 1 : (long long)((wanted + groups - 1) / groups);
     const long long most = (keys + CLATTN_SPLIT_GPU_MIN_KEYS - 1) / CLATTN_SPLIT_GPU_MIN_KEYS;
     if (splits > most)
@@ -262,6 +262,14 @@ int clattn_plan_tiles(const clattn_plan *plan, clattn_tiles *out)
         return CLATTN_STATUS_NULL_ARGUMENT;
     *out = plan->tiles;
     return plan->ctx->reference ? CLATTN_STATUS_UNSUPPORTED : CLATTN_STATUS_OK;
+}
+
+int clattn_plan_split_tiles(const clattn_plan *plan, clattn_split_tiles *out)
+{
+    if (plan == NULL || out == NULL)
+        return CLATTN_STATUS_NULL_ARGUMENT;
+    *out = plan->split_tiles;
+    return plan->split_tiles.wg > 0 ? CLATTN_STATUS_OK : CLATTN_STATUS_UNSUPPORTED;
 }
 
 size_t clattn_plan_scratch_bytes(const clattn_plan *plan)

@@ -23,7 +23,7 @@ struct clattn_plan {
     /* GPU variant's split (cl/decode_gpu.cl): splits [0, band_splits) cover the band from key_lo
      * on, the rest the pass's side keys. */
     int band_splits, key_lo;
-    clattn__split_tiles split_tiles;
+    clattn_split_tiles split_tiles;
     /* pack: the caller's K (or Kg) into panels; pack_side: the float32 side keys */
     cl_kernel attention, pack, pack_side, side, split, combine;
     /* scratch (device): NULL where the problem does not need it */

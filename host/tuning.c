@@ -317,21 +317,37 @@ void clattn__pack_options(int d, char *buf, size_t size)
     snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_KC=%d", d, CLATTN_KEY_CHUNK);
 }
 
-size_t clattn__split_local_bytes(const clattn__split_tiles *t, int d, int dv)
+size_t clattn__split_local_bytes(const clattn_split_tiles *t, int d, int dv)
 {
     const size_t bn = (size_t)t->bn, rb = (size_t)t->rb;
     return (bn * (size_t)(d + dv) + rb * (size_t)d + 2 * rb * (bn + 1) + rb) * sizeof(float);
 }
 
-int clattn__choose_split_tiles(const clattn_context *ctx, int d, int dv, int group_rows, clattn__split_tiles *out,
+/* A forced field, or the default where it is 0. */
+static int split_field(int forced, int fallback)
+{
+    return forced != 0 ? forced : fallback;
+}
+
+int clattn__choose_split_tiles(const clattn_context *ctx, int d, int dv, int group_rows, clattn_split_tiles *out,
                                clattn__error *err)
 {
     const clattn__device_caps *caps = &ctx->caps;
-    clattn__split_tiles t = {CLATTN_SPLIT_GPU_WG, CLATTN_SPLIT_GPU_BN,
-                             group_rows < CLATTN_SPLIT_GPU_MAX_RB ? group_rows : CLATTN_SPLIT_GPU_MAX_RB};
+    const clattn_split_tiles *f = &ctx->forced_split;
+    clattn_split_tiles t = {split_field(f->wg, CLATTN_SPLIT_GPU_WG), split_field(f->bn, CLATTN_SPLIT_GPU_BN),
+                            split_field(f->rb, CLATTN_SPLIT_GPU_MAX_RB),
+                            split_field(f->groups_per_cu, CLATTN_SPLIT_GPU_GROUPS_PER_CU)};
+    if (t.wg < 1 || t.wg > 1024 || t.bn < 1 || t.bn > 64 || t.wg % t.bn != 0 || t.rb < 1 || t.rb > 32 ||
+        t.groups_per_cu < 1 || t.groups_per_cu > 256)
+        return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED,
+                            "forced split tiles wg %d, bn %d, rb %d, groups_per_cu %d: expected wg 1-1024 a multiple "
+                            "of bn, bn 1-64, rb 1-32, groups_per_cu 1-256",
+                            t.wg, t.bn, t.rb, t.groups_per_cu);
+    if (t.rb > group_rows)
+        t.rb = group_rows;
     t.wg = clattn__fit_work_group(t.wg, caps);
-    if (t.bn > t.wg)
-        t.bn = t.wg;
+    while (t.wg % t.bn != 0) /* a smaller work-group than asked for still takes whole tiles */
+        t.bn /= 2;
     /* Fewer keys per tile first (down to 8), then fewer rows per block, then fewer keys again. */
     while (clattn__split_local_bytes(&t, d, dv) > caps->local_mem && (t.bn > 1 || t.rb > 1)) {
         if (t.bn > 8 || (t.bn > 1 && t.rb == 1))
@@ -346,7 +362,7 @@ int clattn__choose_split_tiles(const clattn_context *ctx, int d, int dv, int gro
     return status;
 }
 
-void clattn__split_options(const clattn__split_tiles *t, int d, int dv, char *buf, size_t size)
+void clattn__split_options(const clattn_split_tiles *t, int d, int dv, char *buf, size_t size)
 {
     snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_SPLIT_WG=%d -DCLATTN_SPLIT_BN=%d -DCLATTN_SPLIT_RB=%d",
              d, dv, t->wg, t->bn, t->rb);

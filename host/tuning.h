@@ -55,7 +55,9 @@
  * CLATTN_SPLIT_GPU_WG items stages CLATTN_SPLIT_GPU_BN keys at a time for a block of at most
  * CLATTN_SPLIT_GPU_MAX_RB query rows of a kv head's group: 32 keys make a warp's lanes the tile's
  * keys. 8 rows (a GQA group of 8 heads, or 4 heads times 2 decode rows) compiled for sm_90 at
- * D = 128 to 72 registers and 39 KB of __local; 16 rows took 135 registers. */
+ * D = 128 to 72 registers and 39 KB of __local; 16 rows took 135 registers. These are the defaults
+ * of clattn_split_tiles' fields, which clattn_context_force_split_tiles (`clattn tune --pattern
+ * decode` on a GPU) replaces. */
 #define CLATTN_SPLIT_GPU_WG 128
 #define CLATTN_SPLIT_GPU_BN 32
 #define CLATTN_SPLIT_GPU_MAX_RB 8
@@ -78,23 +80,18 @@ void clattn__grid_gpu_sizes(const clattn_tiles *t, const clattn__device_caps *ca
 /* Build options of CLATTN_GRID_GPU_PROGRAM for those sizes and tiles tw queries wide. */
 void clattn__grid_gpu_options(int d, int dv, int wg, int bk, int tw, char *options, size_t size);
 
-/* Sizes of the GPU split kernel (its -DCLATTN_SPLIT_* options). */
-typedef struct {
-    int wg; /* work-group size, a multiple of bn */
-    int bn; /* keys per __local tile */
-    int rb; /* query rows per block */
-} clattn__split_tiles;
-
-/* Chooses the GPU split kernel's sizes for head dims d and dv and a query group of group_rows rows,
- * within the device's work-group size and local memory; CLATTN_STATUS_DEVICE_LIMIT when nothing fits. */
-int clattn__choose_split_tiles(const clattn_context *ctx, int d, int dv, int group_rows, clattn__split_tiles *out,
+/* Chooses the GPU split kernel's sizes (the forced ones, else the defaults above) for head dims d
+ * and dv and a query group of group_rows rows, within the device's work-group size and local
+ * memory; CLATTN_STATUS_UNSUPPORTED for forced sizes out of range, CLATTN_STATUS_DEVICE_LIMIT when
+ * nothing fits. */
+int clattn__choose_split_tiles(const clattn_context *ctx, int d, int dv, int group_rows, clattn_split_tiles *out,
                                clattn__error *err);
 
 /* Bytes of __local memory split_keys uses with these sizes. */
-size_t clattn__split_local_bytes(const clattn__split_tiles *t, int d, int dv);
+size_t clattn__split_local_bytes(const clattn_split_tiles *t, int d, int dv);
 
 /* Build options of the GPU split program (cl/common.cl + cl/decode_gpu.cl). */
-void clattn__split_options(const clattn__split_tiles *t, int d, int dv, char *buf, size_t size);
+void clattn__split_options(const clattn_split_tiles *t, int d, int dv, char *buf, size_t size);
 
 /* The largest halving of wg (at least 1) that the device's work-groups take. */
 int clattn__fit_work_group(int wg, const clattn__device_caps *caps);

@@ -59,6 +59,26 @@ CLATTN_API const char *clattn_context_cache_dir(const clattn_context *ctx);
  * CLATTN_STATUS_UNSUPPORTED for a plan of the reference path, which has none. */
 CLATTN_API int clattn_plan_tiles(const clattn_plan *plan, clattn_tiles *out);
 
+/* The GPU variant's split over the keys, which decode and the global rows take (cl/decode_gpu.cl):
+ * work-groups of wg work-items stage bn keys at a time in __local for a block of rb query rows of
+ * a kv head's group, and the keys are split so that each compute unit gets about groups_per_cu
+ * work-groups. A field at 0 takes the default (host/tuning.h). */
+typedef struct {
+    int wg;            /* work-items per work-group, a multiple of bn (1 to 1024) */
+    int bn;            /* keys per __local tile (1 to 64) */
+    int rb;            /* most query rows per block (1 to 32) */
+    int groups_per_cu; /* work-groups the split aims for per compute unit (1 to 256) */
+} clattn_split_tiles;
+
+/* The plans created after this call split with these sizes (still shrunk to the device's limits;
+ * out of range, plan creation fails with CLATTN_STATUS_UNSUPPORTED); NULL goes back to the
+ * defaults. For `clattn tune`; not thread-safe against plan creation on the same context. */
+CLATTN_API void clattn_context_force_split_tiles(clattn_context *ctx, const clattn_split_tiles *split);
+
+/* The split sizes a plan runs with. CLATTN_STATUS_UNSUPPORTED for a plan without the GPU split
+ * (the CPU variant, no decode and no global rows, or the reference path). */
+CLATTN_API int clattn_plan_split_tiles(const clattn_plan *plan, clattn_split_tiles *out);
+
 /* Lowers the limits the plans honour, to emulate a smaller device; 0 keeps a limit as it is. */
 CLATTN_API void clattn_context_emulate_limits(clattn_context *ctx, size_t max_work_group, cl_ulong local_mem,
                                               cl_ulong max_alloc);

@@ -50,8 +50,47 @@ static void run_stored(clattn_context *dev, clattn_context *ref, const char *var
     }
 }
 
+/* The GPU split with forced sizes (some of clattn tune's candidates, and odd ones): results match
+ * the reference, the plan reports the sizes it ran with, and sizes out of range fail plan creation. */
+static void run_forced_splits(clattn_context *dev, clattn_context *ref, const char *variant)
+{
+    static const clattn_split_tiles splits[] = {{64, 16, 2, 16}, {256, 64, 0, 1}, {96, 32, 3, 64}, {32, 8, 1, 2}};
+    static const clattn_split_tiles bad[] = {{48, 32, 0, 0}, {128, 128, 0, 0}, {0, 0, 33, 0}, {0, 0, 0, 257}};
+    const clattn_problem p = {
+        .batch = 1, .heads = 12, .kv_heads = 2, .q_len = 2, .kv_len = 3001, .head_dim = 64, .causal = 1};
+    for (size_t i = 0; i < sizeof splits / sizeof splits[0]; i++) {
+        const clattn_split_tiles *f = &splits[i];
+        char what[64];
+        snprintf(what, sizeof what, "split %d %d %d %d", f->wg, f->bn, f->rb, f->groups_per_cu);
+        clattn_context_force_split_tiles(dev, f);
+        check_case(dev, ref, variant, what, &p, NULL);
+        clattn_plan *plan = NULL;
+        clattn_split_tiles used = {0};
+        int s = clattn_plan_create(dev, &p, &plan);
+        if (!s)
+            s = clattn_plan_split_tiles(plan, &used);
+        clattn_plan_free(plan);
+        const int rb = f->rb != 0 ? f->rb : 8; /* the default block holds the query group's 12 rows up to 8 */
+        check(s == CLATTN_STATUS_OK && used.wg == f->wg && used.bn == f->bn && used.rb == rb &&
+                  used.groups_per_cu == f->groups_per_cu,
+              "%-6s %s: the plan ran wg %d bn %d rb %d groups/cu %d (status %d)", variant, what, used.wg, used.bn,
+              used.rb, used.groups_per_cu, s);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        clattn_context_force_split_tiles(dev, &bad[i]);
+        clattn_plan *plan = NULL;
+        const int s = clattn_plan_create(dev, &p, &plan);
+        check(s == CLATTN_STATUS_UNSUPPORTED && plan == NULL, "%-6s split %d %d %d %d refused: status %d, %s", variant,
+              bad[i].wg, bad[i].bn, bad[i].rb, bad[i].groups_per_cu, s, clattn_context_message(dev));
+        clattn_plan_free(plan);
+    }
+    clattn_context_force_split_tiles(dev, NULL);
+}
+
 static void run_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
 {
+    if (index == 3) /* gpu */
+        run_forced_splits(dev, ref, variant);
     if (index == 0 || index == 3) /* cpu6 and gpu */
         run_stored(dev, ref, variant);
     static const int lens[] = {1, 31, 33, 256, 257, 1000, 3001};

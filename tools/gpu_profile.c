@@ -55,7 +55,7 @@ static int print_options(const clattn_context *ctx, int d)
 {
     clattn__error err = {{0}};
     clattn_tiles tiles;
-    clattn__split_tiles split;
+    clattn_split_tiles split;
     char options[512];
     /* The split's largest row block: the most registers it takes. */
     if (clattn__choose_tiles(ctx, d, d, 4096, &tiles, &err) ||
