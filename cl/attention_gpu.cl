@@ -1,5 +1,5 @@
-// The GPU variant of `attention`, compiled after common.cl: a register-tiled flash attention for
-// GPUs (FlashAttention 2's loop order, a GEMM's register blocking).
+// The GPU variant of `attention`, compiled after common.cl and gpu_stage.cl: a register-tiled
+// flash attention for GPUs (FlashAttention 2's loop order, a GEMM's register blocking).
 //
 // A work-group owns BM query rows and walks key tiles of BN keys. Its WG = (BM/TM) * (BN/TN)
 // work-items form a grid of RT = BM/TM row threads by CT = BN/TN column threads; work-item
@@ -69,24 +69,6 @@ typedef float pv_t;
 #define TG ((NG + CT - 1) / CT)                 // of them per work-item
 #define MASKED_P 0x80000000u                    // -0: a masked weight (a visible one is >= +0)
 
-// Vector i of a __local or __global row, as one aligned load or store: rows start at multiples of
-// the vector width (strides and buffer offsets are multiples of it), and vloadn would promise the
-// compiler only a float's alignment, which splits the access on several GPUs.
-#define LVEC(type, p, i) (((__local type *)(p))[i])
-#define GVEC(type, p, i) (((__global type *)(p))[i])
-// The same for the caller's tensors (a pointer p) and for rows of a src_t s, of vw elements each:
-// float32 storage is read and written as GVEC; float16 and bfloat16 are widened and rounded by
-// common.cl's LOAD and STORE.
-#if CLATTN_DTYPE == 0
-#define GLOAD(type, vw, p, i) GVEC(type, p, i)
-#define GSTORE(type, vw, x, p, i) (GVEC(type, p, i) = (x))
-#define SRC_GLOAD(type, vw, s, i) GVEC(type, s, i)
-#else
-#define GLOAD(type, vw, p, i) LOAD(vw, i, p)
-#define GSTORE(type, vw, x, p, i) STORE(vw, x, i, p)
-#define SRC_GLOAD(type, vw, s, i) SRC_LOAD(vw, i, s)
-#endif
-
 #if QW == 4
 #define DOT_ACC(a, b, s) fma((a).w, (b).w, fma((a).z, (b).z, fma((a).y, (b).y, fma((a).x, (b).x, (s)))))
 #elif QW == 2
@@ -107,16 +89,6 @@ typedef struct {
     float m[TM], l[TM];
     ov_t o[TM][TG];
 } item_state;
-
-// Copies `count` rows of `width` elements of src (a src_t, stride `width`) to __local floats
-// (stride `stride`) as vectors of `vw`; rows past count become zeros, so that no work-item reads
-// past a buffer and no stale value enters P.V.
-#define STAGE_ROWS(type, vw, dst, src, count, width, stride)                                                           \
-    for (int x = get_local_id(0); x < BN * ((width) / (vw)); x += WG) {                                                \
-        const int r = x / ((width) / (vw)), c = x % ((width) / (vw));                                                  \
-        LVEC(type, (dst) + r * (stride), c) =                                                                          \
-            r < (count) ? SRC_GLOAD(type, vw, SRC_AT(src, (size_t)r * (width)), c) : (type)(0.0f);                     \
-    }
 
 // The largest of a row's CT partial values (its max over the keys each work-item holds).
 inline float row_max(__local const float *part)
@@ -142,8 +114,9 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
                                                     bool edge, uint ok, float qscale)
 {
     const int tx = get_local_id(0) % CT, ty = get_local_id(0) / CT;
-    barrier(CLK_LOCAL_MEM_FENCE); // the previous tile's P.V is done with kv and ps
-    STAGE_ROWS(qv_t, QW, kv, k, count, D, QS)
+    // K; rows past count become zeros, so that no stale value enters the scores. kv and ps are
+    // free: the previous tile ended on a barrier.
+    STAGE_ROWS_IN(qv_t, QW, kv, QS, k, count, D, BN, WG)
     barrier(CLK_LOCAL_MEM_FENCE);
 
     float s[TM][TN];
@@ -216,7 +189,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
         }
     }
     // Every work-item has passed the barrier after its scores: K is no longer read.
-    STAGE_ROWS(ov_t, OW, kv, v, count, DV, DV)
+    STAGE_ROWS_IN(ov_t, OW, kv, DV, v, count, DV, BN, WG)
     barrier(CLK_LOCAL_MEM_FENCE);
 
     // P.V. On an edge tile a masked key adds nothing, not even 0 * its value (which may be NaN or
@@ -245,6 +218,10 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
                 }
             }
     }
+    // P.V is done with kv and ps. The barrier ends the tile rather than starting the next one: the
+    // same count, and POCL 6.0 aborted on the other order (an assertion in its parallel-region
+    // formation, with 6 x 5 tiles of 3 x 5 blocks), where P.V's loop ran into the key loop's exit.
+    barrier(CLK_LOCAL_MEM_FENCE);
 }
 
 // The band pass only: the host sends decode and the global rows (which see every key) to
@@ -322,7 +299,7 @@ __kernel
                  SRC_SCRATCH(side_v + (bhk * n_side + s0) * DV), count, true, ok, qscale);
     }
 
-    // Each row's sum over its CT work-items. red's last readers passed the barrier before P.V.
+    // Each row's sum over its CT work-items. red's last readers passed the barriers that end a tile.
     // Zeros combine by their sign bits (write_row's rule: -0 when some visible key had logit -inf,
     // +0 when none was visible), which + would turn into +0.
 #pragma unroll

@@ -1,5 +1,6 @@
-// The GPU variant's split over the keys (flash-decoding), compiled after common.cl: decode (a few
-// query rows) and the global-rows pass (rows that see every key), then a merge of the splits.
+// The GPU variant's split over the keys (flash-decoding), compiled after common.cl and
+// gpu_stage.cl: decode (a few query rows) and the global-rows pass (rows that see every key),
+// then a merge of the splits.
 //
 // A work-group takes one split of the keys (a range of the band, or of the side keys) for a block
 // of RB rows of one kv head's query group: the group's heads and rows share every K and V read.
@@ -95,20 +96,6 @@ inline group_row group_row_of(__global const int *rows, int use_rows, int num_ro
     return g;
 }
 
-// Copies `count` rows of `width` elements (the caller's K or V, or side keys) from global to
-// __local floats, rows past count as zeros so that no work-item reads outside the buffers:
-// contiguous, so the loads coalesce.
-inline __attribute__((always_inline)) void stage_keys(__local float *dst, src_t src, int width, int count)
-{
-    if (width % 4 == 0) {
-        for (int x = get_local_id(0); x < SBN * width / 4; x += SWG)
-            vstore4(4 * x / width < count ? SRC_LOAD(4, x, src) : (float4)(0.0f), x, dst);
-    } else {
-        for (int x = get_local_id(0); x < SBN * width; x += SWG)
-            dst[x] = x / width < count ? SRC_LOAD(1, x, src) : 0.0f;
-    }
-}
-
 // Whether key j of the split's keys (band keys, or side keys when `side`) is visible from position p.
 inline bool split_visible(bool side, band_rule rule, int p, int j, int kv_len, __global const int *side_pos, int b,
                           int n_side, int n_global, int n_summary)
@@ -122,8 +109,8 @@ inline bool split_visible(bool side, band_rule rule, int p, int j, int kv_len, _
 // split_len side keys each from side_begin on.
 __kernel __attribute__((reqd_work_group_size(SWG, 1, 1))) void split_keys(SPLIT_ARGS)
 {
-    __local float ks[SBN * D];
-    __local float vs[SBN * DV];
+    __local float ks[SBN * D] __attribute__((aligned(16))); // read as vectors: gpu_stage.cl's LVEC
+    __local float vs[SBN * DV] __attribute__((aligned(16)));
     __local float qs[SRB * D];  // the block's query rows times qscale
     __local float sc[SRB * SS]; // scores; -inf where masked
     __local float pw[SRB * SS]; // weights; -0 where masked
@@ -194,8 +181,10 @@ __kernel __attribute__((reqd_work_group_size(SWG, 1, 1))) void split_keys(SPLIT_
     for (int j0 = lo; j0 <= hi; j0 += SBN) {
         const int count = min(SBN, hi + 1 - j0);
         barrier(CLK_LOCAL_MEM_FENCE); // the previous tile's readers are done (and Q is staged)
-        stage_keys(ks, SRC_AT(kbase, (size_t)j0 * D), D, count);
-        stage_keys(vs, SRC_AT(vbase, (size_t)j0 * DV), DV, count);
+        // K and V rows (gpu_stage.cl): rows past count as zeros, so that no work-item reads
+        // outside the buffers; contiguous, so the loads coalesce.
+        STAGE_ROWS_IN(qw_t, SQW, ks, D, SRC_AT(kbase, (size_t)j0 * D), count, D, SBN, SWG)
+        STAGE_ROWS_IN(ow_t, SOW, vs, DV, SRC_AT(vbase, (size_t)j0 * DV), count, DV, SBN, SWG)
         barrier(CLK_LOCAL_MEM_FENCE);
 
         // Scores. Each lane starts its walk over D at its own vector (t): lanes' keys are D

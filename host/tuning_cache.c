@@ -31,7 +31,7 @@ static const struct {
     TILE_FIELD(kw, 0, 32),         TILE_FIELD(item_tiles, 0, CLATTN_MAX_ITEM_TILES),
     TILE_FIELD(bm, 0, 256),        TILE_FIELD(bn, 0, 256),
     TILE_FIELD(tm, 0, 32),         TILE_FIELD(tn, 0, 32),
-    TILE_FIELD(reqd_wg, 0, 1),
+    TILE_FIELD(reqd_wg, 0, 1),     TILE_FIELD(stage, 0, 8),
 };
 #undef TILE_FIELD
 enum {

@@ -37,6 +37,8 @@ typedef struct {
     int bn;      /* keys per tile, a multiple of tn (1 to 256) */
     int tm, tn;  /* register block (1 to 32 each) */
     int reqd_wg; /* 1: the kernel declares reqd_work_group_size (0 for compilers that do worse) */
+    int stage;   /* K and V vectors a work-item loads before it stores them to __local (1 to 8, its
+                  * loads in flight together); 0: one load, then its store, at a time */
 } clattn_tiles;
 
 /* The plans created after this call use these tiles (still clamped to the device's limits);

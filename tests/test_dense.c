@@ -76,8 +76,8 @@ int main(void)
         {.cpu_variant = 1, .rows = 8, .kw = 8},
         {.cpu_variant = 1, .rows = 5, .kw = 16},
         {.cpu_variant = 1, .rows = 8, .kw = 32},
-        {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1},
-        {.cpu_variant = 0, .rows = 1, .bm = 24, .bn = 12, .tm = 3, .tn = 3}};
+        {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1, .stage = 8},
+        {.cpu_variant = 0, .rows = 1, .bm = 24, .bn = 12, .tm = 3, .tn = 3, .stage = 4}};
     static const char *const names[] = {"cpu7x32", "cpu8x8", "cpu5x16", "cpu8x32", "gpu64", "gpu24x12"};
     return harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant);
 }

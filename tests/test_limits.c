@@ -38,7 +38,7 @@ typedef struct {
 #define GPU(bm_, bn_, tm_, tn_)                                                                                        \
     1,                                                                                                                 \
     {                                                                                                                  \
-        .cpu_variant = 0, .rows = 1, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = 1                          \
+        .cpu_variant = 0, .rows = 1, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = 1, .stage = 8              \
     }
 #define CPU8                                                                                                           \
     1,                                                                                                                 \

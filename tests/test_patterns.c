@@ -285,9 +285,10 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
 int main(void)
 {
     /* GPU variant: small tiles, so that windows and side keys cross many tile edges. */
-    static const clattn_tiles variants[] = {{.cpu_variant = 1, .rows = 6, .kw = 16},
-                                            {.cpu_variant = 1, .rows = 8, .kw = 32},
-                                            {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 2, .tn = 2}};
+    static const clattn_tiles variants[] = {
+        {.cpu_variant = 1, .rows = 6, .kw = 16},
+        {.cpu_variant = 1, .rows = 8, .kw = 32},
+        {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 2, .tn = 2, .stage = 1}};
     static const char *const names[] = {"cpu6", "cpu8x32", "gpu32x16"};
     return harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant);
 }

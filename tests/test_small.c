@@ -94,7 +94,7 @@ int main(int argc, char **argv)
     static const clattn_tiles variants[] = {
         {.cpu_variant = 1, .rows = 4, .kw = 16},
         {.cpu_variant = 1, .rows = 3, .kw = 32},
-        {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1},
+        {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1, .stage = 8},
         {.cpu_variant = 0, .rows = 1, .bm = 6, .bn = 5, .tm = 3, .tn = 5}};
     static const char *const names[] = {"cpu4x16", "cpu3x32", "gpu64", "gpu6x5"};
     const size_t first = argc > 1 && strcmp(argv[1], "--gpu") == 0 ? 2 : 0; /* the GPU variants come last */

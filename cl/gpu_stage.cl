@@ -1,0 +1,65 @@
+// What the GPU variant's tiled kernels share (attention_gpu.cl, decode_gpu.cl), compiled after
+// common.cl: aligned vector access to rows, and the staging of a tile of rows into __local.
+
+// Vector i of a __local or __global row, as one aligned load or store: rows start at multiples of
+// the vector width (strides and buffer offsets are multiples of it), and vloadn would promise the
+// compiler only a float's alignment, which splits the access on several GPUs.
+#define LVEC(type, p, i) (((__local type *)(p))[i])
+#define GVEC(type, p, i) (((__global type *)(p))[i])
+// The same for the caller's tensors (a pointer p) and for rows of a src_t s, of vw elements each:
+// float32 storage is read and written as GVEC; float16 and bfloat16 are widened and rounded by
+// common.cl's LOAD and STORE.
+#if CLATTN_DTYPE == 0
+#define GLOAD(type, vw, p, i) GVEC(type, p, i)
+#define GSTORE(type, vw, x, p, i) (GVEC(type, p, i) = (x))
+#define SRC_GLOAD(type, vw, s, i) GVEC(type, s, i)
+#else
+#define GLOAD(type, vw, p, i) LOAD(vw, i, p)
+#define GSTORE(type, vw, x, p, i) STORE(vw, x, i, p)
+#define SRC_GLOAD(type, vw, s, i) SRC_LOAD(vw, i, s)
+#endif
+
+// The wg work-items of a work-group copy `rows` rows of `width` elements from src (a src_t whose
+// rows lie `width` elements apart) to __local floats whose rows lie `stride` apart, as vectors of
+// vw elements of `type`; rows from `count` on (count >= 1) become zeros. Vector x of the tile is
+// vector x of src; consecutive work-items take consecutive vectors, so the loads coalesce.
+//
+// CLATTN_STAGE (the tiles' `stage`; decode's split always takes 8) is how many loads a work-item
+// issues before it stores any, so that their latencies overlap. Written as one loop of
+// load-then-store (CLATTN_STAGE 0), NVIDIA's compiler put each load in its own conditional block
+// ahead of its store (the H200 run's PTX), and every load waited out the memory's whole latency
+// before the next was issued: 16 times a tile in decode, 32 in the D = 128 attention. Batched, no
+// branch guards a load: a short tile's loads clamp to its last vector, and the rows past count
+// are stored as zeros.
+#ifndef CLATTN_STAGE
+#define CLATTN_STAGE 8
+#endif
+#if CLATTN_STAGE > 0
+#define STAGE_ROWS_IN(type, vw, dst, stride, src, count, width, rows, wg)                                            \
+    {                                                                                                                  \
+        const int vecs_ = (width) / (vw), total_ = (rows)*vecs_, per_item_ = (total_ + (wg)-1) / (wg);               \
+        const int last_ = min((count), (rows)) * vecs_ - 1; /* the last vector a load reads */                        \
+        for (int b_ = 0; b_ < per_item_; b_ += CLATTN_STAGE) {                                                         \
+            type buf_[CLATTN_STAGE];                                                                                   \
+            _Pragma("unroll") for (int n_ = 0; n_ < CLATTN_STAGE && b_ + n_ < per_item_; n_++)                         \
+            {                                                                                                          \
+                const int x_ = (int)get_local_id(0) + (b_ + n_) * (wg);                                                \
+                buf_[n_] = SRC_GLOAD(type, vw, src, min(x_, last_));                                                   \
+            }                                                                                                          \
+            _Pragma("unroll") for (int n_ = 0; n_ < CLATTN_STAGE && b_ + n_ < per_item_; n_++)                         \
+            {                                                                                                          \
+                const int x_ = (int)get_local_id(0) + (b_ + n_) * (wg);                                                \
+                if (total_ % (wg) == 0 || x_ < total_)                                                                 \
+                    LVEC(type, (dst) + x_ / vecs_ * (stride), x_ % vecs_) =                                            \
+                        x_ / vecs_ < (count) ? buf_[n_] : (type)(0.0f);                                                \
+            }                                                                                                          \
+        }                                                                                                              \
+    }
+#else
+#define STAGE_ROWS_IN(type, vw, dst, stride, src, count, width, rows, wg)                                            \
+    for (int x_ = get_local_id(0); x_ < (rows) * ((width) / (vw)); x_ += (wg)) {                                       \
+        const int r_ = x_ / ((width) / (vw)), c_ = x_ % ((width) / (vw));                                              \
+        LVEC(type, (dst) + r_ * (stride), c_) =                                                                        \
+            r_ < (count) ? SRC_GLOAD(type, vw, SRC_AT(src, (size_t)r_ * (width)), c_) : (type)(0.0f);                  \
+    }
+#endif
