@@ -35,10 +35,10 @@
 #define CLATTN_STAGE 8
 #endif
 #if CLATTN_STAGE > 0
-#define STAGE_ROWS_IN(type, vw, dst, stride, src, count, width, rows, wg)                                            \
+#define STAGE_ROWS_IN(type, vw, dst, stride, src, count, width, rows, wg)                                              \
     {                                                                                                                  \
-        const int vecs_ = (width) / (vw), total_ = (rows)*vecs_, per_item_ = (total_ + (wg)-1) / (wg);               \
-        const int last_ = min((count), (rows)) * vecs_ - 1; /* the last vector a load reads */                        \
+        const int vecs_ = (width) / (vw), total_ = (rows)*vecs_, per_item_ = (total_ + (wg)-1) / (wg);                 \
+        const int last_ = min((count), (rows)) * vecs_ - 1; /* the last vector a load reads */                         \
         for (int b_ = 0; b_ < per_item_; b_ += CLATTN_STAGE) {                                                         \
             type buf_[CLATTN_STAGE];                                                                                   \
             _Pragma("unroll") for (int n_ = 0; n_ < CLATTN_STAGE && b_ + n_ < per_item_; n_++)                         \
@@ -56,7 +56,7 @@
         }                                                                                                              \
     }
 #else
-#define STAGE_ROWS_IN(type, vw, dst, stride, src, count, width, rows, wg)                                            \
+#define STAGE_ROWS_IN(type, vw, dst, stride, src, count, width, rows, wg)                                              \
     for (int x_ = get_local_id(0); x_ < (rows) * ((width) / (vw)); x_ += (wg)) {                                       \
         const int r_ = x_ / ((width) / (vw)), c_ = x_ % ((width) / (vw));                                              \
         LVEC(type, (dst) + r_ * (stride), c_) =                                                                        \

@@ -262,6 +262,10 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows,
                                "the smallest GPU tiles", err);
         if (status)
             return status;
+        /* A lone work-item stages one load at a time: POCL 6.0 hung on one such kernel with side
+         * keys and got another wrong with the batched loop (docs/GPU.md); no GPU runs one. */
+        if (clattn__tiles_group_size(&t) == 1)
+            t.stage = 0;
     }
     *out = t;
     return CLATTN_STATUS_OK;
