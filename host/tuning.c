@@ -16,8 +16,10 @@ typedef struct {
 } tile_entry;
 
 /* The GPU variant's rows: starting points from the shape of fast GPU attention (FlashAttention 2,
- * CLBlast's GEMM; see docs/GPU.md), not yet measured on the GPUs themselves. A row whose __local
- * tiles do not fit a device or a head dimension is shrunk at plan creation (clattn__tiles_shrink). */
+ * CLBlast's GEMM; see docs/GPU.md). Only the NVIDIA row has met its GPU: on an H200, clattn tune
+ * put it within 0.5% of the best of eleven shapes at D = 64 and 128 (docs/PERFORMANCE.md). A row
+ * whose __local tiles do not fit a device or a head dimension is shrunk at plan creation
+ * (clattn__tiles_shrink). */
 #define GPU_TILES(bm_, bn_, tm_, tn_, reqd_, stage_)                                                                   \
     {                                                                                                                  \
         .cpu_variant = 0, .rows = 1, .kw = 0, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = reqd_,            \
@@ -30,7 +32,7 @@ static const tile_entry tile_table[] = {
      * time: the H200 run's PTX waited out each load's latency in turn (docs/GPU.md). */
     {.device = NULL, .vendor = "NVIDIA", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(64, 32, 4, 4, 1, 8)},
     /* 64 KB of LDS: BM 64 fits D = 128 as it is; 128 work-items are two wavefronts. Staged one
-     * load at a time: batched, gfx906 spilled 4-13 SGPRs (ci/gpu_static.sh). */
+     * load at a time: batched, gfx906 spilled 4 (D = 64) and 10 (D = 128) SGPRs. */
     {.device = NULL,
      .vendor = "Advanced Micro Devices",
      .type = CL_DEVICE_TYPE_GPU,
