@@ -76,19 +76,32 @@ static void print_row(const char *device, const clattn_tiles *t, double ms)
             device, t->bm, t->bn, t->tm, t->tn, t->reqd_wg, t->stage, ms);
 }
 
+/* Times w's plan with whatever the context forces (row), and on success leaves in *ran a plan of
+ * the same problem, to read the sizes that ran (the library may have shrunk forced ones to fit):
+ * its program is cached, so no second compile. */
+static int time_forced(const bench_timer *timer, bench_device *dev, const workload *w, bench_row *row,
+                       clattn_plan **ran)
+{
+    row_init(row, 0, dev->label, w);
+    *ran = NULL;
+    const int status = run_plan(timer, dev, w, row);
+    if (!status)
+        clattn_plan_create(dev->ctx, &w->problem, ran);
+    return status;
+}
+
 /* Times w's plan with tiles t forced; prints the candidate's line, and keeps it in *best when it
  * is faster than *best_ms. */
 static int time_candidate(const bench_timer *timer, bench_device *dev, const workload *w, const clattn_tiles *t,
                           clattn_tiles *best, double *best_ms)
 {
     bench_row row;
-    row_init(&row, 0, dev->label, w);
-    clattn_context_force_tiles(dev->ctx, t);
-    const int status = run_plan(timer, dev, w, &row);
-    clattn_tiles used = *t; /* the GPU tiles that ran, which the library may have shrunk to fit */
     clattn_plan *plan = NULL;
-    if (!status && !t->cpu_variant && clattn_plan_create(dev->ctx, &w->problem, &plan) == CLATTN_STATUS_OK)
-        clattn_plan_tiles(plan, &used); /* the program is cached: no second compile */
+    clattn_context_force_tiles(dev->ctx, t);
+    const int status = time_forced(timer, dev, w, &row, &plan);
+    clattn_tiles used = *t;
+    if (plan != NULL)
+        clattn_plan_tiles(plan, &used);
     clattn_plan_free(plan);
     clattn_context_force_tiles(dev->ctx, NULL);
     if (status)
@@ -113,13 +126,12 @@ static int time_split(const bench_timer *timer, bench_device *dev, const workloa
                       clattn_split_tiles *best, double *best_ms)
 {
     bench_row row;
-    row_init(&row, 0, dev->label, w);
-    clattn_context_force_split_tiles(dev->ctx, s);
-    const int status = run_plan(timer, dev, w, &row);
-    clattn_split_tiles used = {0}; /* the sizes that ran, which the library may have shrunk to fit */
     clattn_plan *plan = NULL;
-    if (!status && clattn_plan_create(dev->ctx, &w->problem, &plan) == CLATTN_STATUS_OK)
-        clattn_plan_split_tiles(plan, &used); /* the program is cached: no second compile */
+    clattn_context_force_split_tiles(dev->ctx, s);
+    const int status = time_forced(timer, dev, w, &row, &plan);
+    clattn_split_tiles used = {0};
+    if (plan != NULL)
+        clattn_plan_split_tiles(plan, &used);
     clattn_plan_free(plan);
     clattn_context_force_split_tiles(dev->ctx, NULL);
     if (status)
@@ -149,14 +161,39 @@ static int tune_split(const bench_timer *timer, bench_device *dev, const workloa
     return status;
 }
 
-/* The tile shapes at the default blocking, then the blocking of the best CPU-variant shape; for
- * decode on a GPU, the split's sizes instead (decode runs no attention tiles there), and *best
- * is left as it was. */
-static int tune_device(const bench_options *o, const bench_timer *timer, bench_device *dev, clattn_tiles *best)
+/* The pattern tuned: the first of --pattern. */
+static pattern_id tuned_pattern(const bench_options *o)
 {
     pattern_id pattern = PATTERN_DENSE;
     while (!o->patterns[pattern])
         pattern++;
+    return pattern;
+}
+
+/* Whether dev's space is the CPU variant's: a CPU device's, unless CLATTN_VARIANT (the library's
+ * developer knob) says otherwise; gpu tunes the GPU variant on a CPU device, as bench/gpu.sh
+ * --small does on POCL. */
+static int tunes_cpu_variant(const bench_device *dev)
+{
+    const char *variant = getenv("CLATTN_VARIANT");
+    if (variant != NULL && variant[0] != '\0')
+        return strcmp(variant, "gpu") != 0;
+    cl_device_type type = CL_DEVICE_TYPE_CPU;
+    clGetDeviceInfo(clattn_context_cl_device(dev->ctx), CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    return (type & CL_DEVICE_TYPE_CPU) != 0;
+}
+
+/* Decode on the GPU variant runs no attention tiles: its space is the split over the keys. */
+static int tunes_split(const bench_options *o, const bench_device *dev)
+{
+    return tuned_pattern(o) == PATTERN_DECODE && !tunes_cpu_variant(dev);
+}
+
+/* The tile shapes at the default blocking, then the blocking of the best CPU-variant shape; the
+ * split's sizes instead where tunes_split (and *best is left as it was). */
+static int tune_device(const bench_options *o, const bench_timer *timer, bench_device *dev, clattn_tiles *best)
+{
+    const pattern_id pattern = tuned_pattern(o);
     workload w;
     int status = workload_create(o, pattern, o->lengths[o->num_lengths - 1], &w);
     if (status)
@@ -164,14 +201,8 @@ static int tune_device(const bench_options *o, const bench_timer *timer, bench_d
     double best_ms = INFINITY;
     printf("tuning %s: %s, B=%d H=%d Hkv=%d N=%d D=%d\n", dev->label, pattern_names[pattern], o->batch, o->heads,
            o->kv_heads, w.n, o->head_dim);
-    cl_device_type type = CL_DEVICE_TYPE_CPU;
-    clGetDeviceInfo(clattn_context_cl_device(dev->ctx), CL_DEVICE_TYPE, sizeof type, &type, NULL);
-    /* CLATTN_VARIANT (the library's developer knob) picks the space too: gpu tunes the GPU
-     * variant's tiles on a CPU device, as bench/gpu.sh --small does on POCL. */
-    const char *variant = getenv("CLATTN_VARIANT");
-    const int cpu =
-        variant != NULL && variant[0] != '\0' ? strcmp(variant, "gpu") != 0 : (type & CL_DEVICE_TYPE_CPU) != 0;
-    if (!cpu && pattern == PATTERN_DECODE) {
+    const int cpu = tunes_cpu_variant(dev);
+    if (tunes_split(o, dev)) {
         status = tune_split(timer, dev, &w);
         workload_free(&w);
         return status;
@@ -227,13 +258,13 @@ int tune_main(int argc, char **argv)
         fprintf(stderr, "clattn tune: --save needs a cache directory: --cache-dir DIR or $CLATTN_CACHE_DIR\n");
         status = EXIT_USAGE;
     }
-    if (!status)
-        status = tune_device(&o, &timer, &dev, &best);
-    if (!status && o.save && best.rows == 0 && best.bm == 0) {
+    if (!status && o.save && tunes_split(&o, &dev)) {
         fprintf(stderr, "clattn tune: --save keeps attention tiles; decode's split sizes are printed for "
                         "host/tuning.h\n");
         status = EXIT_USAGE;
     }
+    if (!status)
+        status = tune_device(&o, &timer, &dev, &best);
     if (!status && o.save)
         status = save_tiles(&dev, &best);
     clattn_context_free(dev.ctx);
