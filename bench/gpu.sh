@@ -6,34 +6,38 @@
 #   bench` on the GPU (dense and causal N = 4096, H = 32, D = 64 and 128; window +-256 at N = 4K
 #   to 256K; decode with GQA); PyTorch's scaled_dot_product_attention in fp32 on the same shapes
 #   (bench/gpu_peer.py) and a table of the two (summary.txt); the device tests; `clattn tune` on
-#   dense D = 64 and 128, the window and decode's split; and ptxas's registers, stack frame and
-#   spills for each program the driver compiled (its binaries are PTX).
+#   dense D = 64 and 128 and decode's split; and ptxas's registers, stack frame and
+#   spills for each program the driver compiled (its binaries are PTX). The dense tunes save their
+#   winners, and the bench runs dense and causal again with them (bench-tuned-*).
 # Every step runs even when an earlier one failed; steps.txt has each step's status and seconds.
 # Prepare here with `bench/gpu.sh --fetch-debs`; on the GPU machine run `bench/gpu.sh` with the
 # gpu-debs folder carried along (git ignores it). `--small` runs it all here on POCL.
 #
-# usage: bench/gpu.sh [--small] [--device SPEC] [--debs DIR] [--use-debs]
+# usage: bench/gpu.sh [--small] [--device SPEC] [--debs DIR] [--use-debs] [--only NAMES]
 #        bench/gpu.sh --fetch-debs [--debs DIR]     (here, with a package registry)
 #   --small       small sizes, to run the script end to end on a CPU device (POCL)
 #   --device      clattn's device for the bench (default gpu)
 #   --debs        folder of ocl-icd-libopencl1, ocl-icd-opencl-dev, opencl-c-headers and clinfo
 #                 .deb files (default gpu-debs, which git ignores: `run` must carry it)
 #   --use-debs    unpack them even where the system has an OpenCL loader and headers
+#   --only        comma-separated names of the runs and tunes to keep (dense-d64, dense-d128,
+#                 window, decode), for a shorter second call
 #   --fetch-debs  download those packages into --debs with apt-get download, and stop
 # Environment: OUT (default ./gpu-out), PYTHON (default python3, with torch), GPU_TEST_TIMEOUT
 # (seconds for all the device tests, default 150, with --small 900), GPU_STEP_TIMEOUT (seconds
 # for each bench, peer or tune step, default 240), JOBS (build and test jobs, default nproc).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
-small=0 device=gpu debs=gpu-debs use_debs=0 fetch=0
+small=0 device=gpu debs=gpu-debs use_debs=0 fetch=0 only=
 while [ $# -gt 0 ]; do
     case $1 in
     --small) small=1 ;;
     --device) device=$2 && shift ;;
     --debs) debs=$2 && shift ;;
     --use-debs) use_debs=1 ;;
+    --only) only=,$2, && shift ;;
     --fetch-debs) fetch=1 ;;
-    *) sed -n 2,25p "$0" && exit 2 ;;
+    *) sed -n 2,27p "$0" && exit 2 ;;
     esac
     shift
 done
@@ -124,8 +128,8 @@ if [ "$small" = 1 ]; then
     peer_device=$("$python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null ||
         echo cuda)
     repeat=(--repeat 3 --warmup 1)
-    tunes=("dense-d64|--pattern dense --n 256 --h 4 --d 64"
-           "decode|--pattern decode --n 4096 --h 8 --hkv 2 --d 128")
+    tunes=("dense-d64|--pattern dense --n 256 --h 4 --d 64|--pattern dense,causal --n 256 --h 4 --d 64"
+           "decode|--pattern decode --n 4096 --h 8 --hkv 2 --d 128|")
     tune_env=(env CLATTN_VARIANT=gpu) # the GPU variant's spaces, on the CPU device
 else
     runs=("dense-d64|--pattern dense,causal --n 4096 --h 32 --d 64"
@@ -134,17 +138,21 @@ else
           "decode|--pattern decode --n 4096,32768,131072 --h 32 --hkv 8 --d 128")
     peer_device=cuda
     repeat=(--repeat 5 --warmup 2)
-    tunes=("dense-d64|--pattern dense --n 4096 --h 32 --d 64"
-           "dense-d128|--pattern dense --n 4096 --h 32 --d 128"
-           "window|--pattern window --window 256 --n 65536 --h 32 --d 64"
-           "decode|--pattern decode --n 131072 --h 32 --hkv 8 --d 128")
+    tunes=("dense-d64|--pattern dense --n 4096 --h 32 --d 64|--pattern dense,causal --n 4096 --h 32 --d 64"
+           "decode|--pattern decode --n 131072 --h 32 --hkv 8 --d 128|"
+           "dense-d128|--pattern dense --n 4096 --h 32 --d 128|--pattern dense,causal --n 4096 --h 32 --d 128")
     tune_env=()
 fi
+# --only: the runs and tunes named.
+kept() { # NAME|...
+    [ -z "$only" ] || [[ $only == *",${1%%|*},"* ]]
+}
 step_timeout=${GPU_STEP_TIMEOUT:-240}
 # Compiled programs land in $out/programs: on NVIDIA they are PTX, which ptxas reads below.
 programs=$out/programs
 mkdir -p "$programs"
 for run in "${runs[@]}"; do
+    kept "$run" || continue
     name=${run%%|*}
     read -ra options <<<"${run#*|}"
     step "bench-$name" timeout "$step_timeout" build-gpu/clattn bench --device "$device" "${options[@]}" \
@@ -155,26 +163,40 @@ done
 "$python" bench/gpu_peer.py summary "$out"/bench-*.txt "$out"/peer-*.txt >"$out/summary.txt" 2>&1 ||
     grep -h '^{' "$out"/bench-*.txt >"$out/summary.txt"
 
+# The tile space on this device (clattn tune), dense at both head dimensions, and decode's split
+# over the keys. Where a run follows the tune's options, the winner is saved in a
+# cache folder of its own and the bench runs those shapes again with it (bench-tuned-NAME).
+for run in "${tunes[@]}"; do
+    kept "$run" || continue
+    IFS='|' read -r name tune_options bench_options <<<"$run"
+    read -ra options <<<"$tune_options"
+    if [ -z "$bench_options" ]; then
+        step "tune-$name" "${tune_env[@]}" timeout "$step_timeout" build-gpu/clattn tune --device "$device" \
+            "${options[@]}" --repeat 3 --warmup 1 --cache-dir "$programs"
+        continue
+    fi
+    tuned=$out/tuned-$name
+    mkdir -p "$tuned"
+    step "tune-$name" "${tune_env[@]}" timeout "$step_timeout" build-gpu/clattn tune --device "$device" \
+        "${options[@]}" --repeat 3 --warmup 1 --cache-dir "$tuned" --save
+    read -ra options <<<"$bench_options"
+    step "bench-tuned-$name" timeout "$step_timeout" build-gpu/clattn bench --device "$device" "${options[@]}" \
+        "${repeat[@]}" --cache-dir "$tuned"
+done
+
 # The whole suite takes about 5 minutes on 2 CPU cores (POCL and Intel's runtime): --small, which
-# runs there, waits longer. It follows the bench, so that a slow suite leaves the figures standing.
+# runs there, waits longer. It follows the bench and the tunes, so that a slow suite leaves the
+# figures standing.
 test_timeout=${GPU_TEST_TIMEOUT:-$([ "$small" = 1 ] && echo 900 || echo 150)}
 step tests timeout "$test_timeout" ctest --test-dir build-gpu --output-on-failure -j "$jobs" --timeout 200
-
-# The tile space on this device (clattn tune), dense at both head dimensions and a window, and
-# decode's split over the keys.
-for run in "${tunes[@]}"; do
-    name=${run%%|*}
-    read -ra options <<<"${run#*|}"
-    step "tune-$name" "${tune_env[@]}" timeout "$step_timeout" build-gpu/clattn tune --device "$device" \
-        "${options[@]}" --repeat 3 --warmup 1 --cache-dir "$programs"
-done
 
 # What NVIDIA's own compiler made of each program: registers, stack frame and spills (ptxas -v on
 # the PTX that the driver returned as the program's binary, less the NUL bytes that end it). Other
 # drivers' binaries are skipped.
 ptx_resources() {
     local f found=0
-    for f in "$programs"/*.bin; do
+    for f in "$programs"/*.bin "$out"/tuned-*/*.bin; do
+        [ -e "$f" ] || continue
         head -c 4096 "$f" | grep -aq '^\.target sm_' || continue
         found=1
         {
@@ -185,7 +207,7 @@ ptx_resources() {
         } >"$f.ptxas" &
     done
     wait
-    [ "$found" = 1 ] && cat "$programs"/*.ptxas || echo "no PTX among the programs (not an NVIDIA driver)"
+    [ "$found" = 1 ] && cat "$programs"/*.ptxas "$out"/tuned-*/*.ptxas 2>/dev/null || echo "no PTX among the programs (not an NVIDIA driver)"
 }
 command -v ptxas >/dev/null || PATH=$PATH:/usr/local/cuda/bin
 command -v ptxas >/dev/null && step ptxas ptx_resources

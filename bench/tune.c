@@ -25,10 +25,12 @@
         .cpu_variant = 1, .rows = rows_, .kw = kw_                                                                     \
     }
 /* The GPU variant's tile: work-groups of `bm` query rows walking tiles of `bn` keys, each
- * work-item a `tm` x `tn` block of scores, staging K and V `stage` loads at a time. */
-#define GPU_CANDIDATE(bm_, bn_, tm_, tn_, stage_)                                                                      \
+ * work-item a `tm` x `tn` block of scores, staging K and V `stage` loads at a time, or loading them
+ * into registers a step ahead (`prefetch`). */
+#define GPU_CANDIDATE(bm_, bn_, tm_, tn_, stage_, prefetch_)                                                           \
     {                                                                                                                  \
-        .cpu_variant = 0, .rows = 1, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = 1, .stage = stage_         \
+        .cpu_variant = 0, .rows = 1, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = 1, .stage = stage_,        \
+        .prefetch = prefetch_                                                                                          \
     }
 
 /* The tile spaces searched: CPU-variant (rows, score width) pairs on CPU devices (10 to 16 rows
@@ -41,11 +43,12 @@ static const clattn_tiles cpu_candidates[] = {
     CPU_TILES(4, 32), CPU_TILES(6, 32), CPU_TILES(8, 32),  CPU_TILES(10, 32), CPU_TILES(12, 32),
 };
 static const clattn_tiles gpu_candidates[] = {
-    GPU_CANDIDATE(64, 32, 4, 4, 8),  GPU_CANDIDATE(64, 32, 4, 4, 4),  GPU_CANDIDATE(64, 32, 4, 4, 0),
-    GPU_CANDIDATE(32, 32, 4, 4, 8),  GPU_CANDIDATE(32, 32, 4, 4, 0),  GPU_CANDIDATE(64, 64, 4, 8, 8),
-    GPU_CANDIDATE(128, 32, 8, 4, 8), GPU_CANDIDATE(128, 32, 4, 4, 8), GPU_CANDIDATE(128, 32, 4, 4, 0),
-    GPU_CANDIDATE(64, 64, 4, 4, 8),  GPU_CANDIDATE(64, 16, 4, 2, 8),  GPU_CANDIDATE(32, 32, 2, 4, 8),
-    GPU_CANDIDATE(64, 32, 2, 4, 8),  GPU_CANDIDATE(32, 16, 2, 2, 8),  GPU_CANDIDATE(128, 64, 8, 4, 8),
+    GPU_CANDIDATE(64, 32, 4, 4, 8, 0),  GPU_CANDIDATE(64, 32, 4, 4, 4, 0),  GPU_CANDIDATE(64, 32, 4, 4, 0, 0),
+    GPU_CANDIDATE(64, 32, 4, 4, 8, 1),  GPU_CANDIDATE(32, 32, 4, 4, 8, 0),  GPU_CANDIDATE(32, 32, 4, 4, 0, 0),
+    GPU_CANDIDATE(32, 32, 4, 4, 8, 1),  GPU_CANDIDATE(64, 64, 4, 8, 8, 0),  GPU_CANDIDATE(128, 32, 8, 4, 8, 0),
+    GPU_CANDIDATE(128, 32, 4, 4, 8, 0), GPU_CANDIDATE(128, 32, 4, 4, 0, 0), GPU_CANDIDATE(64, 64, 4, 4, 8, 0),
+    GPU_CANDIDATE(64, 16, 4, 2, 8, 0),  GPU_CANDIDATE(64, 16, 4, 2, 8, 1),  GPU_CANDIDATE(32, 32, 2, 4, 8, 0),
+    GPU_CANDIDATE(64, 32, 2, 4, 8, 0),  GPU_CANDIDATE(32, 16, 2, 2, 8, 0),  GPU_CANDIDATE(128, 64, 8, 4, 8, 0),
 };
 
 /* The GPU split's sizes tried for decode on a GPU (cl/decode_gpu.cl): work-items per work-group,
@@ -72,8 +75,8 @@ static void print_row(const char *device, const clattn_tiles *t, double ms)
     else
         printf(
             "best: {.device = \"%s\", .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(%d, %d, %d, %d, "
-            "%d, %d)},  /* %.3f ms */\n",
-            device, t->bm, t->bn, t->tm, t->tn, t->reqd_wg, t->stage, ms);
+            "%d, %d, %d)},  /* %.3f ms */\n",
+            device, t->bm, t->bn, t->tm, t->tn, t->reqd_wg, t->stage, t->prefetch, ms);
 }
 
 /* Times w's plan with whatever the context forces (row), and on success leaves in *ran a plan of
@@ -111,8 +114,8 @@ static int time_candidate(const bench_timer *timer, bench_device *dev, const wor
         printf("  cpu rows=%-2d kw=%-2d it=%d  %9.3f ms  %7.1f GFLOP/s\n", t->rows, t->kw, t->item_tiles, ms,
                giga_per_second(w->flops, ms));
     else
-        printf("  gpu bm=%-3d bn=%-3d tm=%d tn=%d stage=%d (ran %dx%d)  %9.3f ms  %7.1f GFLOP/s\n", t->bm, t->bn, t->tm,
-               t->tn, t->stage, used.bm, used.bn, ms, giga_per_second(w->flops, ms));
+        printf("  gpu bm=%-3d bn=%-3d tm=%d tn=%d stage=%d prefetch=%d (ran %dx%d)  %9.3f ms  %7.1f GFLOP/s\n", t->bm,
+               t->bn, t->tm, t->tn, t->stage, t->prefetch, used.bm, used.bn, ms, giga_per_second(w->flops, ms));
     if (ms < *best_ms) {
         *best_ms = ms;
         *best = *t;

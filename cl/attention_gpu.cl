@@ -7,17 +7,20 @@
 // output of the same rows in the value column groups tx + CT*g. Strided ownership makes the lanes
 // of a warp read consecutive rows of Q and of K (one row stride apart, strides padded so that
 // they fall in distinct banks) or one row of V (contiguous): every __local read is conflict-free
-// or a broadcast. Q is staged once (each score is then scaled by scale * log2(e)); K and V share
-// one buffer, V staged after the scores are done with K. Per key tile: stage K, scores in registers, the mask
-// (edge tiles only: a work-group-uniform branch), each row's max across its CT work-items
-// through __local, P = exp2(S - max) into __local, stage V, rescale and P.V. Row sums stay
-// partial per work-item until the end.
+// or a broadcast. Q is staged once (each score is then scaled by scale * log2(e)). Per key tile:
+// K in __local, scores in registers, the mask (edge tiles only: a work-group-uniform branch), each
+// row's max across its CT work-items through __local, P = exp2(S - max) into __local, V in
+// __local, rescale and P.V. Row sums stay partial per work-item until the end. K and V are staged
+// when they are needed, in one buffer, each load waited for there; or (CLATTN_PREFETCH) loaded
+// into registers a step ahead, V during the scores and the next tile's K during P.V (key_tile).
 //
 // Build options (cl/common.cl lists the shared ones):
 //   -DCLATTN_BM, -DCLATTN_BN   query rows per work-group, keys per tile
 //   -DCLATTN_TM, -DCLATTN_TN   each work-item's register block of scores (TM * TN <= 32)
 //   -DCLATTN_REQD_WG=<0|1>     declare reqd_work_group_size (the table leaves it out on Adreno,
 //                              as CLBlast does)
+//   -DCLATTN_STAGE=<0..8>      vector loads a work-item issues before it stores them (gpu_stage.cl)
+//   -DCLATTN_PREFETCH=<0|1>    load K and V a step ahead (V then has a __local buffer of its own)
 // host/tuning.c mirrors the __local layout below (clattn__tiles_local_bytes) to choose tiles
 // before building; the built kernel's CL_KERNEL_LOCAL_MEM_SIZE is what the plan checks last.
 #ifndef CLATTN_BM
@@ -34,6 +37,9 @@
 #endif
 #ifndef CLATTN_REQD_WG
 #define CLATTN_REQD_WG 1
+#endif
+#ifndef CLATTN_PREFETCH
+#define CLATTN_PREFETCH 0
 #endif
 #define BM CLATTN_BM
 #define BN CLATTN_BN
@@ -64,10 +70,19 @@ typedef float pv_t;
 #define QS (D + ((D / QW) % 2 == 0 ? QW : 0))   // row stride of staged Q and K
 #define PU (CT % PW == 0 ? CT : PW)             // P's padding unit: its writers are CT to a row
 #define PS (BN + ((BN / PU) % 2 == 0 ? PU : 0)) // row stride of P
-#define KVS (QS > DV ? QS : DV)                 // K rows (stride QS), then V rows (stride DV)
-#define NG (DV / OW)                            // value column groups
-#define TG ((NG + CT - 1) / CT)                 // of them per work-item
-#define MASKED_P 0x80000000u                    // -0: a masked weight (a visible one is >= +0)
+#if CLATTN_PREFETCH
+#define KS QS // K's rows; V has a buffer of its own
+#else
+#define KS (QS > DV ? QS : DV) // K rows (stride QS), then V rows (stride DV) in the same buffer
+#endif
+#define NG (DV / OW)            // value column groups
+#define TG ((NG + CT - 1) / CT) // of them per work-item
+#define MASKED_P 0x80000000u    // -0: a masked weight (a visible one is >= +0)
+#if OW == 1
+#define NONFINITE(x) (!isfinite(x))
+#else
+#define NONFINITE(x) (!all(isfinite(x)))
+#endif
 
 #if QW == 4
 #define DOT_ACC(a, b, s) fma((a).w, (b).w, fma((a).z, (b).z, fma((a).y, (b).y, fma((a).x, (b).x, (s)))))
@@ -90,6 +105,42 @@ typedef struct {
     ov_t o[TM][TG];
 } item_state;
 
+// One key tile: its K and V rows, the first key (band tiles) or side key (side tiles), and how
+// many keys there are (the rest of the BN are zeros).
+typedef struct {
+    src_t k, v;
+    int first, count;
+    bool side;
+} key_src;
+
+// What a work-group walks: the tiles of its band (nband of them from key j_lo), then those of the
+// side keys (global, summary, extra) of its batch and kv head.
+typedef struct {
+    src_t k, v, side_k, side_v; // at key 0 and side key 0
+    int j_lo, nband, nk, side_begin, side_end;
+} key_walk;
+
+// Tile t of the walk: band tiles for t < nband, side tiles after them.
+inline key_src band_tile(const key_walk *w, int t)
+{
+    const int j0 = w->j_lo + t * BN;
+    const key_src s = {SRC_AT(w->k, (size_t)j0 * D), SRC_AT(w->v, (size_t)j0 * DV), j0, min(BN, w->nk - j0), false};
+    return s;
+}
+
+inline key_src side_tile(const key_walk *w, int t)
+{
+    const int s0 = w->side_begin + (t - w->nband) * BN;
+    const key_src s = {SRC_AT(w->side_k, (size_t)s0 * D), SRC_AT(w->side_v, (size_t)s0 * DV), s0,
+                       min(BN, w->side_end - s0), true};
+    return s;
+}
+
+inline key_src walk_tile(const key_walk *w, int t)
+{
+    return t < w->nband ? band_tile(w, t) : side_tile(w, t);
+}
+
 // The largest of a row's CT partial values (its max over the keys each work-item holds).
 inline float row_max(__local const float *part)
 {
@@ -106,18 +157,30 @@ inline float row_max(__local const float *part)
     return m;
 }
 
-// One key tile of `count` keys (rows of k and v: the caller's K and V, or the side keys; the rest
-// of the BN are zeros): scores, softmax and P.V. `ok` has bit i * TN + j set when row i sees key
-// j of the work-item (edge tiles only; every key is visible in the others).
-inline __attribute__((always_inline)) void key_tile(item_state *st, __local float *qs, __local float *kv,
-                                                    __local float *ps, __local float *red, src_t k, src_t v, int count,
-                                                    bool edge, uint ok, float qscale)
+// One key tile, cur: scores, softmax and P.V. `ok` has bit i * TN + j set when row i sees key j
+// of the work-item (edge tiles only; every key is visible in the others).
+//
+// Staged K and V rows past cur.count are zeros, so that no stale value enters the scores. Without
+// CLATTN_PREFETCH, K is staged in ks, then V over it once the scores are done, each waited for
+// there. With it, ks holds K already (the previous tile stored it, or the walk's start): the tile
+// loads its V into registers before the scores and stores it in vs after them, and loads the next
+// tile's K (next, when has_next) before P.V and stores it after: each load's latency is spent
+// computing. The tile ends on a barrier, so that ks, vs and ps are free at the next one's start.
+inline __attribute__((always_inline)) void key_tile(item_state *st, __local float *qs, __local float *ks,
+                                                    __local float *vs, __local float *ps, __local float *red,
+                                                    volatile __local int *nonfinite, key_src cur, key_src next,
+                                                    bool has_next, bool edge, uint ok, float qscale)
 {
     const int tx = get_local_id(0) % CT, ty = get_local_id(0) / CT;
-    // K; rows past count become zeros, so that no stale value enters the scores. kv and ps are
-    // free: the previous tile ended on a barrier.
-    STAGE_ROWS_IN(qv_t, QW, kv, QS, k, count, D, BN, WG)
+    if (edge && get_local_id(0) == 0)
+        *nonfinite = 0; // read last before the previous tile's last barrier, set after the next one
+#if CLATTN_PREFETCH
+    ov_t vr_next[ROWS_SHARE(DV, OW, BN, WG)];
+    ROWS_LOAD(ov_t, OW, vr_next, 0, ROWS_SHARE(DV, OW, BN, WG), cur.v, cur.count, DV, BN, WG)
+#else
+    STAGE_ROWS_IN(qv_t, QW, ks, QS, cur.k, cur.count, D, BN, WG)
     barrier(CLK_LOCAL_MEM_FENCE);
+#endif
 
     float s[TM][TN];
 #pragma unroll
@@ -133,7 +196,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
             qr[i] = LVEC(qv_t, qs + (ty + RT * i) * QS, d);
 #pragma unroll
         for (int j = 0; j < TN; j++)
-            kr[j] = LVEC(qv_t, kv + (tx + CT * j) * QS, d);
+            kr[j] = LVEC(qv_t, ks + (tx + CT * j) * QS, d);
 #pragma unroll
         for (int i = 0; i < TM; i++)
 #pragma unroll
@@ -154,6 +217,9 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
         }
         red[(ty + RT * i) * CT + tx] = mt;
     }
+#if CLATTN_PREFETCH
+    ROWS_STORE(ov_t, OW, vr_next, 0, ROWS_SHARE(DV, OW, BN, WG), vs, DV, cur.count, DV, BN, WG)
+#endif
     barrier(CLK_LOCAL_MEM_FENCE);
 
 #pragma unroll
@@ -188,39 +254,71 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
             prow[tx + CT * j] = seen ? p : as_float(MASKED_P);
         }
     }
+#if CLATTN_PREFETCH
+    qv_t kr_next[ROWS_SHARE(D, QW, BN, WG)];
+    if (has_next)
+        ROWS_LOAD(qv_t, QW, kr_next, 0, ROWS_SHARE(D, QW, BN, WG), next.k, next.count, D, BN, WG)
+#else
     // Every work-item has passed the barrier after its scores: K is no longer read.
-    STAGE_ROWS_IN(ov_t, OW, kv, DV, v, count, DV, BN, WG)
+    STAGE_ROWS_IN(ov_t, OW, vs, DV, cur.v, cur.count, DV, BN, WG)
+#endif
+    // Whether P.V must guard its sums (edge tiles): each work-item looks at the values it staged
+    // (its own stores, or with prefetch behind the last barrier), read by all after the next one.
+    if (edge)
+        for (int x = get_local_id(0); x < BN * NG; x += WG)
+            if (NONFINITE(LVEC(ov_t, vs, x)))
+                atomic_or(nonfinite, 1);
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    // P.V. On an edge tile a masked key adds nothing, not even 0 * its value (which may be NaN or
-    // infinite): a select, so that the lanes of a warp stay together (a copy of the loop per kind
-    // of tile took 255 VGPRs on gfx906 at D = 128). A visible key with weight 0 adds 0 * its value,
-    // as in the reference.
+    // P.V. A masked key (edge tiles only) must add nothing, not even 0 times its value, which is
+    // NaN when the value is infinite or NaN; a masked weight (-0) times a finite value adds nothing
+    // by itself. So only an edge tile with a value that is not finite (rare) guards its sums, key by
+    // key; the others take the loop without a select per multiply-add (guarding every edge tile in
+    // that loop cost one per multiply-add on all tiles: the H200's PTX had as many selp as fma).
+    if (edge && *nonfinite) {
 #pragma unroll 1
-    for (int t = 0; t < BN; t += PW) {
-        p_lanes pr[TM];
+        for (int t = 0; t < BN; t++)
 #pragma unroll
-        for (int i = 0; i < TM; i++)
-            pr[i].v = LVEC(pv_t, ps + (ty + RT * i) * PS, t / PW);
-#pragma unroll
-        for (int u = 0; u < PW; u++)
-#pragma unroll
-            for (int g = 0; g < TG; g++) {
-                const int col = tx + CT * g;
-                if (NG % CT != 0 && col >= NG)
+            for (int i = 0; i < TM; i++) {
+                const float p = ps[(ty + RT * i) * PS + t];
+                if (as_uint(p) == MASKED_P)
                     continue;
-                const ov_t vr = LVEC(ov_t, kv + (t + u) * DV, col);
 #pragma unroll
-                for (int i = 0; i < TM; i++) {
-                    const float p = pr[i].s[u];
-                    const ov_t sum = fma((ov_t)(p), vr, st->o[i][g]);
-                    st->o[i][g] = edge && as_uint(p) == MASKED_P ? st->o[i][g] : sum;
+                for (int g = 0; g < TG; g++) {
+                    const int col = tx + CT * g;
+                    if (NG % CT == 0 || col < NG)
+                        st->o[i][g] = fma((ov_t)(p), LVEC(ov_t, vs + t * DV, col), st->o[i][g]);
                 }
             }
+    } else {
+#pragma unroll 1
+        for (int t = 0; t < BN; t += PW) {
+            p_lanes pr[TM];
+#pragma unroll
+            for (int i = 0; i < TM; i++)
+                pr[i].v = LVEC(pv_t, ps + (ty + RT * i) * PS, t / PW);
+#pragma unroll
+            for (int u = 0; u < PW; u++)
+#pragma unroll
+                for (int g = 0; g < TG; g++) {
+                    const int col = tx + CT * g;
+                    if (NG % CT != 0 && col >= NG)
+                        continue;
+                    const ov_t vr = LVEC(ov_t, vs + (t + u) * DV, col);
+#pragma unroll
+                    for (int i = 0; i < TM; i++)
+                        st->o[i][g] = fma((ov_t)(pr[i].s[u]), vr, st->o[i][g]);
+                }
+        }
     }
-    // P.V is done with kv and ps. The barrier ends the tile rather than starting the next one: the
-    // same count, and POCL 6.0 aborted on the other order (an assertion in its parallel-region
-    // formation, with 6 x 5 tiles of 3 x 5 blocks), where P.V's loop ran into the key loop's exit.
+#if CLATTN_PREFETCH
+    // ks was last read by the scores, before two barriers.
+    if (has_next)
+        ROWS_STORE(qv_t, QW, kr_next, 0, ROWS_SHARE(D, QW, BN, WG), ks, QS, next.count, D, BN, WG)
+#endif
+    // The barrier ends the tile rather than starting the next one: POCL 6.0 aborted on the other
+    // order (an assertion in its parallel-region formation, with 6 x 5 tiles of 3 x 5 blocks),
+    // where P.V's loop ran into the key loop's exit.
     barrier(CLK_LOCAL_MEM_FENCE);
 }
 
@@ -234,9 +332,15 @@ __kernel
     attention(ATTENTION_ARGS(elem_t))
 {
     __local float qs[BM * QS] __attribute__((aligned(16)));
-    __local float kv[BN * KVS] __attribute__((aligned(16)));
+    __local float ks[BN * KS] __attribute__((aligned(16)));
+#if CLATTN_PREFETCH
+    __local float vs[BN * DV] __attribute__((aligned(16)));
+#else
+    __local float *const vs = ks;
+#endif
     __local float ps[BM * PS] __attribute__((aligned(16)));
     __local float red[BM * CT] __attribute__((aligned(16)));
+    volatile __local int nonfinite; // an edge tile's staged values: 1 when one is infinite or NaN
     const int tx = get_local_id(0) % CT, ty = get_local_id(0) / CT;
     const int ntiles = (num_rows + BM - 1) / BM;
     const int tile = reverse_tiles ? ntiles - 1 - (int)get_group_id(0) : (int)get_group_id(0);
@@ -271,7 +375,32 @@ __kernel
     const int plast = min(tile * BM + BM, num_rows) - 1 + nk - nq;
     const int lo = max(0, pfirst - left);
     const int hi = min(kv_len - 1, plast + right);
-    for (int j0 = lo - lo % BN; lo <= hi && j0 <= hi; j0 += BN) {
+    const key_walk walk = {SRC_CALLER(k + bhk * nk * D),
+                           SRC_CALLER(v + bhk * nk * DV),
+                           SRC_SCRATCH(side_k + bhk * n_side * D),
+                           SRC_SCRATCH(side_v + bhk * n_side * DV),
+                           lo - lo % BN,
+                           lo <= hi ? hi / BN - lo / BN + 1 : 0,
+                           nk,
+                           side_begin,
+                           side_begin + side_count};
+    const int nwalk = walk.nband + (side_count + BN - 1) / BN; // key tiles
+#if CLATTN_PREFETCH
+    if (nwalk > 0) {
+        const key_src first = walk_tile(&walk, 0);
+        STAGE_ROWS_IN(qv_t, QW, ks, QS, first.k, first.count, D, BN, WG)
+    }
+    barrier(CLK_LOCAL_MEM_FENCE); // Q and the first K
+// key_tile's next and has_next: the tile after t (its K is loaded a step ahead), or none
+#define NEXT_TILE(t) t + 1 < nwalk ? walk_tile(&walk, t + 1) : cur, t + 1 < nwalk
+#else
+#define NEXT_TILE(t) cur, false
+#endif
+    // The band's tiles, then the side keys'. Two loops, so that each knows its kind of tile (one
+    // loop over both took 36 more registers on sm_90 and spilled SGPRs on gfx906).
+    for (int t = 0; t < walk.nband; t++) {
+        const key_src cur = band_tile(&walk, t);
+        const int j0 = cur.first;
         const bool edge = !band_covers(rule, pfirst, plast, j0, j0 + BN - 1) || j0 + BN > kv_len;
         uint ok = 0;
         if (edge)
@@ -280,24 +409,23 @@ __kernel
 #pragma unroll
                 for (int j = 0; j < TN; j++)
                     ok |= (uint)band_visible(rule, st.pos[i], j0 + tx + CT * j, kv_len) << (i * TN + j);
-        key_tile(&st, qs, kv, ps, red, SRC_CALLER(k + (bhk * nk + j0) * D), SRC_CALLER(v + (bhk * nk + j0) * DV),
-                 min(BN, nk - j0), edge, ok, qscale);
+        key_tile(&st, qs, ks, vs, ps, red, &nonfinite, cur, NEXT_TILE(t), edge, ok, qscale);
     }
-    for (int s0 = side_begin; s0 < side_begin + side_count; s0 += BN) {
-        const int count = min(BN, side_begin + side_count - s0);
+    for (int t = walk.nband; t < nwalk; t++) {
+        const key_src cur = side_tile(&walk, t);
         uint ok = 0;
 #pragma unroll
         for (int j = 0; j < TN; j++) {
-            const int t = tx + CT * j;
-            const int spos = t < count ? side_pos[(size_t)b * n_side + s0 + t] : -1;
+            const int x = tx + CT * j, s = cur.first + x;
+            const int spos = x < cur.count ? side_pos[(size_t)b * n_side + s] : -1;
 #pragma unroll
             for (int i = 0; i < TM; i++)
-                ok |= (uint)(t < count && side_visible(rule, st.pos[i], s0 + t, spos, n_global, n_summary, kv_len))
+                ok |= (uint)(x < cur.count && side_visible(rule, st.pos[i], s, spos, n_global, n_summary, kv_len))
                       << (i * TN + j);
         }
-        key_tile(&st, qs, kv, ps, red, SRC_SCRATCH(side_k + (bhk * n_side + s0) * D),
-                 SRC_SCRATCH(side_v + (bhk * n_side + s0) * DV), count, true, ok, qscale);
+        key_tile(&st, qs, ks, vs, ps, red, &nonfinite, cur, NEXT_TILE(t), true, ok, qscale);
     }
+#undef NEXT_TILE
 
     // Each row's sum over its CT work-items. red's last readers passed the barriers that end a tile.
     // Zeros combine by their sign bits (write_row's rule: -0 when some visible key had logit -inf,

@@ -182,9 +182,21 @@ __kernel __attribute__((reqd_work_group_size(SWG, 1, 1))) void split_keys(SPLIT_
         const int count = min(SBN, hi + 1 - j0);
         barrier(CLK_LOCAL_MEM_FENCE); // the previous tile's readers are done (and Q is staged)
         // K and V rows (gpu_stage.cl): rows past count as zeros, so that no work-item reads
-        // outside the buffers; contiguous, so the loads coalesce.
-        STAGE_ROWS_IN(qw_t, SQW, ks, D, SRC_AT(kbase, (size_t)j0 * D), count, D, SBN, SWG)
-        STAGE_ROWS_IN(ow_t, SOW, vs, DV, SRC_AT(vbase, (size_t)j0 * DV), count, DV, SBN, SWG)
+        // outside the buffers; contiguous, so the loads coalesce. Where a work-item's share of
+        // both is at most 16 vectors, all its loads are issued before any store: one wait for
+        // memory per tile instead of one for K and one for V.
+        const src_t ksrc = SRC_AT(kbase, (size_t)j0 * D), vsrc = SRC_AT(vbase, (size_t)j0 * DV);
+#if ROWS_SHARE(D, SQW, SBN, SWG) + ROWS_SHARE(DV, SOW, SBN, SWG) <= 16
+        qw_t kb[ROWS_SHARE(D, SQW, SBN, SWG)];
+        ow_t vb[ROWS_SHARE(DV, SOW, SBN, SWG)];
+        ROWS_LOAD(qw_t, SQW, kb, 0, ROWS_SHARE(D, SQW, SBN, SWG), ksrc, count, D, SBN, SWG)
+        ROWS_LOAD(ow_t, SOW, vb, 0, ROWS_SHARE(DV, SOW, SBN, SWG), vsrc, count, DV, SBN, SWG)
+        ROWS_STORE(qw_t, SQW, kb, 0, ROWS_SHARE(D, SQW, SBN, SWG), ks, D, count, D, SBN, SWG)
+        ROWS_STORE(ow_t, SOW, vb, 0, ROWS_SHARE(DV, SOW, SBN, SWG), vs, DV, count, DV, SBN, SWG)
+#else
+        STAGE_ROWS_IN(qw_t, SQW, ks, D, ksrc, count, D, SBN, SWG)
+        STAGE_ROWS_IN(ow_t, SOW, vs, DV, vsrc, count, DV, SBN, SWG)
+#endif
         barrier(CLK_LOCAL_MEM_FENCE);
 
         // Scores. Each lane starts its walk over D at its own vector (t): lanes' keys are D

@@ -22,38 +22,50 @@
 // The wg work-items of a work-group copy `rows` rows of `width` elements from src (a src_t whose
 // rows lie `width` elements apart) to __local floats whose rows lie `stride` apart, as vectors of
 // vw elements of `type`; rows from `count` on (count >= 1) become zeros. Vector x of the tile is
-// vector x of src; consecutive work-items take consecutive vectors, so the loads coalesce.
-//
-// CLATTN_STAGE (the tiles' `stage`; decode's split always takes 8) is how many loads a work-item
-// issues before it stores any, so that their latencies overlap. Written as one loop of
-// load-then-store (CLATTN_STAGE 0), NVIDIA's compiler put each load in its own conditional block
-// ahead of its store (the H200 run's PTX), and every load waited out the memory's whole latency
-// before the next was issued: 16 times a tile in decode, 32 in the D = 128 attention. Batched, no
-// branch guards a load: a short tile's loads clamp to its last vector, and the rows past count
-// are stored as zeros.
+// vector x of src; consecutive work-items take consecutive vectors, so the loads coalesce. A
+// work-item's share is ROWS_SHARE vectors: its n-th is vector get_local_id(0) + n * wg.
+#define ROWS_SHARE(width, vw, rows, wg) (((rows) * ((width) / (vw)) + (wg)-1) / (wg))
+
+// Loads vectors first .. first + n - 1 of the work-item's share into buf[0 .. n - 1], with no
+// branch around a load: a short tile's loads clamp to its last vector (the rows past count are
+// stored as zeros by ROWS_STORE), and vectors past the share are not loaded.
+#define ROWS_LOAD(type, vw, buf, first, n, src, count, width, rows, wg)                                                \
+    {                                                                                                                  \
+        const int last_ = min((count), (rows)) * ((width) / (vw)) - 1; /* the last vector a load reads */              \
+        _Pragma("unroll") for (int n_ = 0; n_ < (n) && (first) + n_ < ROWS_SHARE(width, vw, rows, wg); n_++)           \
+        {                                                                                                              \
+            const int x_ = (int)get_local_id(0) + ((first) + n_) * (wg);                                               \
+            buf[n_] = SRC_GLOAD(type, vw, src, min(x_, last_));                                                        \
+        }                                                                                                              \
+    }
+
+// Stores what ROWS_LOAD loaded (the same first and n) to the __local tile dst.
+#define ROWS_STORE(type, vw, buf, first, n, dst, stride, count, width, rows, wg)                                       \
+    {                                                                                                                  \
+        const int vecs_ = (width) / (vw), total_ = (rows)*vecs_;                                                       \
+        _Pragma("unroll") for (int n_ = 0; n_ < (n) && (first) + n_ < ROWS_SHARE(width, vw, rows, wg); n_++)           \
+        {                                                                                                              \
+            const int x_ = (int)get_local_id(0) + ((first) + n_) * (wg);                                               \
+            if (total_ % (wg) == 0 || x_ < total_)                                                                     \
+                LVEC(type, (dst) + x_ / vecs_ * (stride), x_ % vecs_) = x_ / vecs_ < (count) ? buf[n_] : (type)(0.0f); \
+        }                                                                                                              \
+    }
+
+// The copy, CLATTN_STAGE loads at a time (the tiles' `stage`; decode's split always takes 8): a
+// work-item issues that many loads before it stores any, so that their latencies overlap. Written
+// as one loop of load-then-store (CLATTN_STAGE 0), NVIDIA's compiler put each load in its own
+// conditional block ahead of its store (the H200 run's PTX), and every load waited out the
+// memory's whole latency before the next was issued: 16 times a tile in decode, 32 in the D = 128
+// attention.
 #ifndef CLATTN_STAGE
 #define CLATTN_STAGE 8
 #endif
 #if CLATTN_STAGE > 0
 #define STAGE_ROWS_IN(type, vw, dst, stride, src, count, width, rows, wg)                                              \
-    {                                                                                                                  \
-        const int vecs_ = (width) / (vw), total_ = (rows)*vecs_, per_item_ = (total_ + (wg)-1) / (wg);                 \
-        const int last_ = min((count), (rows)) * vecs_ - 1; /* the last vector a load reads */                         \
-        for (int b_ = 0; b_ < per_item_; b_ += CLATTN_STAGE) {                                                         \
-            type buf_[CLATTN_STAGE];                                                                                   \
-            _Pragma("unroll") for (int n_ = 0; n_ < CLATTN_STAGE && b_ + n_ < per_item_; n_++)                         \
-            {                                                                                                          \
-                const int x_ = (int)get_local_id(0) + (b_ + n_) * (wg);                                                \
-                buf_[n_] = SRC_GLOAD(type, vw, src, min(x_, last_));                                                   \
-            }                                                                                                          \
-            _Pragma("unroll") for (int n_ = 0; n_ < CLATTN_STAGE && b_ + n_ < per_item_; n_++)                         \
-            {                                                                                                          \
-                const int x_ = (int)get_local_id(0) + (b_ + n_) * (wg);                                                \
-                if (total_ % (wg) == 0 || x_ < total_)                                                                 \
-                    LVEC(type, (dst) + x_ / vecs_ * (stride), x_ % vecs_) =                                            \
-                        x_ / vecs_ < (count) ? buf_[n_] : (type)(0.0f);                                                \
-            }                                                                                                          \
-        }                                                                                                              \
+    for (int b_ = 0; b_ < ROWS_SHARE(width, vw, rows, wg); b_ += CLATTN_STAGE) {                                       \
+        type buf_[CLATTN_STAGE];                                                                                       \
+        ROWS_LOAD(type, vw, buf_, b_, CLATTN_STAGE, src, count, width, rows, wg)                                       \
+        ROWS_STORE(type, vw, buf_, b_, CLATTN_STAGE, dst, stride, count, width, rows, wg)                              \
     }
 #else
 #define STAGE_ROWS_IN(type, vw, dst, stride, src, count, width, rows, wg)                                              \

@@ -20,30 +20,32 @@ typedef struct {
  * put it within 0.5% of the best of eleven shapes at D = 64 and 128 (docs/PERFORMANCE.md). A row
  * whose __local tiles do not fit a device or a head dimension is shrunk at plan creation
  * (clattn__tiles_shrink). */
-#define GPU_TILES(bm_, bn_, tm_, tn_, reqd_, stage_)                                                                   \
+#define GPU_TILES(bm_, bn_, tm_, tn_, reqd_, stage_, prefetch_)                                                        \
     {                                                                                                                  \
         .cpu_variant = 0, .rows = 1, .kw = 0, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = reqd_,            \
-        .stage = stage_                                                                                                \
+        .stage = stage_, .prefetch = prefetch_                                                                         \
     }
 
 static const tile_entry tile_table[] = {
     /* 128 work-items of 4 x 4 scores: 168 registers, no stack frame on sm_90 at D = 64; D = 128
      * (62 KB of __local at BM 64) is shrunk to BM 32 on its 48 KB. K and V staged 8 loads at a
      * time: the H200 run's PTX waited out each load's latency in turn (docs/GPU.md). */
-    {.device = NULL, .vendor = "NVIDIA", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(64, 32, 4, 4, 1, 8)},
-    /* 64 KB of LDS: BM 64 fits D = 128 as it is; 128 work-items are two wavefronts. Staged one
-     * load at a time: batched, gfx906 spilled 4 (D = 64) and 10 (D = 128) SGPRs. */
+    {.device = NULL, .vendor = "NVIDIA", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(64, 32, 4, 4, 1, 8, 0)},
+    /* 64 KB of LDS: 64 x 64 fits D = 64 (58 KB) and shrinks to 32 x 64 at D = 128; 256
+     * work-items are four wavefronts. Chosen by what gfx906 compiles without a spill
+     * (ci/gpu_static.sh): 64 x 32 spilled 4 SGPRs at D = 64 once P.V had a loop for the rare edge
+     * tiles with a non-finite value, and 12-17 with K and V staged 8 loads at a time. */
     {.device = NULL,
      .vendor = "Advanced Micro Devices",
      .type = CL_DEVICE_TYPE_GPU,
-     .tiles = GPU_TILES(64, 32, 4, 4, 1, 0)},
+     .tiles = GPU_TILES(64, 64, 4, 4, 1, 0, 0)},
     /* Intel GPUs: a SIMD16 thread has 64 floats of registers per work-item in the default GRF
      * mode, so half the rows per work-item. */
-    {.device = NULL, .vendor = "Intel", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 1, 0)},
+    {.device = NULL, .vendor = "Intel", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 1, 0, 0)},
     /* ARM Mali: about 64 registers per thread, 2 x 2 blocks. */
-    {.device = NULL, .vendor = "ARM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 16, 2, 2, 1, 0)},
+    {.device = NULL, .vendor = "ARM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 16, 2, 2, 1, 0, 0)},
     /* Qualcomm Adreno: no reqd_work_group_size (CLBlast leaves it out there). */
-    {.device = NULL, .vendor = "QUALCOMM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 0, 0)},
+    {.device = NULL, .vendor = "QUALCOMM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 0, 0, 0)},
     /* Intel's OpenCL CPU runtime (PyPI intel-opencl-rt), whose device name says no ISA: clattn tune on
      * the Xeon below, dense N=2048, once the score loop's broadcasts came from one private block
      * (attention_cpu.cl, tile_rows): 10 rows x 32 keys 32.9 ms, 8 x 32 34.6, 12 x 32 35.5, 16 x 16
@@ -71,7 +73,7 @@ static const tile_entry tile_table[] = {
      * CPU variant's generic row (CLATTN_VARIANT=cpu on another device takes it). */
     {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_CPU, .tiles = {.cpu_variant = 1, .rows = 6, .kw = 16}},
     /* Any other device, and the GPU variant's generic row (CLATTN_VARIANT=gpu on a CPU). */
-    {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(32, 32, 4, 4, 1, 0)},
+    {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(32, 32, 4, 4, 1, 0, 0)},
 };
 
 static int matches(const tile_entry *e, const clattn__device_caps *caps)
@@ -100,14 +102,16 @@ size_t clattn__tiles_local_bytes(const clattn_tiles *t, int d, int dv)
 {
     if (t->cpu_variant)
         return 0;
-    /* Q [bm][QS], K then V [bn][max(QS, dv)], P [bm][PS], the row reductions [bm][bn / tn]; each
-     * array 16-byte aligned, so counted in whole float4s. */
+    /* Q [bm][QS], K then V [bn][max(QS, dv)] (with prefetch K [bn][QS] and V [bn][dv]), P
+     * [bm][PS], the row reductions [bm][bn / tn], an edge tile's flag; each array 16-byte aligned,
+     * so counted in whole float4s. */
     const int ct = t->bn / t->tn;
-    const size_t qs = padded_stride(d, 1), kvs = qs > (size_t)dv ? qs : (size_t)dv, bm = (size_t)t->bm,
-                 bn = (size_t)t->bn;
-    const size_t floats[4] = {bm * qs, bn * kvs, bm * padded_stride(t->bn, ct), bm * (size_t)ct};
+    const size_t qs = padded_stride(d, 1), bm = (size_t)t->bm, bn = (size_t)t->bn;
+    const size_t ks = t->prefetch || qs > (size_t)dv ? qs : (size_t)dv;
+    const size_t floats[6] = {
+        bm * qs, bn * ks, t->prefetch ? bn * (size_t)dv : 0, bm * padded_stride(t->bn, ct), bm * (size_t)ct, 1};
     size_t bytes = 0;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 6; i++)
         bytes += (floats[i] + 3) / 4 * 4 * sizeof(float);
     return bytes;
 }
@@ -127,11 +131,11 @@ int clattn__tiles_check(const clattn_tiles *t, char *why, size_t size)
     if (t->cpu_variant)
         return 0;
     if (t->tm < 1 || t->tn < 1 || t->bm < t->tm || t->bn < t->tn || t->bm % t->tm != 0 || t->bn % t->tn != 0 ||
-        t->tm * t->tn > 32 || t->stage < 0 || t->stage > 8) {
+        t->tm * t->tn > 32 || t->stage < 0 || t->stage > 8 || t->prefetch < 0 || t->prefetch > 1) {
         snprintf(why, size,
-                 "GPU tiles bm = %d, bn = %d, tm = %d, tn = %d, stage = %d: bm must be a multiple of tm, bn of tn, "
-                 "tm * tn <= 32, stage 0 to 8",
-                 t->bm, t->bn, t->tm, t->tn, t->stage);
+                 "GPU tiles bm = %d, bn = %d, tm = %d, tn = %d, stage = %d, prefetch = %d: bm must be a multiple of "
+                 "tm, bn of tn, tm * tn <= 32, stage 0 to 8, prefetch 0 or 1",
+                 t->bm, t->bn, t->tm, t->tn, t->stage, t->prefetch);
         return -1;
     }
     return 0;
@@ -307,8 +311,8 @@ void clattn__attention_options(const clattn_tiles *tiles, int d, int dv, char *b
     if (!tiles->cpu_variant) {
         snprintf(buf, size,
                  "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_BM=%d -DCLATTN_BN=%d -DCLATTN_TM=%d -DCLATTN_TN=%d "
-                 "-DCLATTN_REQD_WG=%d -DCLATTN_STAGE=%d",
-                 d, dv, tiles->bm, tiles->bn, tiles->tm, tiles->tn, tiles->reqd_wg != 0, tiles->stage);
+                 "-DCLATTN_REQD_WG=%d -DCLATTN_STAGE=%d -DCLATTN_PREFETCH=%d",
+                 d, dv, tiles->bm, tiles->bn, tiles->tm, tiles->tn, tiles->reqd_wg != 0, tiles->stage, tiles->prefetch);
         return;
     }
     int vw = 16, wd = 16;

@@ -33,12 +33,14 @@ typedef struct {
                       * (1 to 32; 0: the default, 32; a window of under 1024 keys takes at most 4) */
     /* GPU variant: a work-group of (bm / tm) * (bn / tn) work-items owns bm query rows and walks
      * tiles of bn keys; each work-item holds a tm x tn block of scores (tm * tn <= 32). */
-    int bm;      /* query rows per work-group, a multiple of tm (1 to 256) */
-    int bn;      /* keys per tile, a multiple of tn (1 to 256) */
-    int tm, tn;  /* register block (1 to 32 each) */
-    int reqd_wg; /* 1: the kernel declares reqd_work_group_size (0 for compilers that do worse) */
-    int stage;   /* K and V vectors a work-item loads before it stores them to __local (1 to 8, its
-                  * loads in flight together); 0: one load, then its store, at a time */
+    int bm;       /* query rows per work-group, a multiple of tm (1 to 256) */
+    int bn;       /* keys per tile, a multiple of tn (1 to 256) */
+    int tm, tn;   /* register block (1 to 32 each) */
+    int reqd_wg;  /* 1: the kernel declares reqd_work_group_size (0 for compilers that do worse) */
+    int stage;    /* K and V vectors a work-item loads before it stores them to __local (1 to 8, its
+                   * loads in flight together); 0: one load, then its store, at a time */
+    int prefetch; /* 1: each key tile's V and the next tile's K are loaded into registers while the
+                   * tile computes (V gets its own __local buffer); 0: staged when needed */
 } clattn_tiles;
 
 /* The plans created after this call use these tiles (still clamped to the device's limits);
