@@ -12,6 +12,7 @@ typedef struct {
     const char *device; /* substring of CL_DEVICE_NAME, or NULL */
     const char *vendor; /* substring of CL_DEVICE_VENDOR, or NULL */
     cl_device_type type;
+    int min_d; /* the row applies from this head dimension up (0: any) */
     clattn_tiles tiles;
 } tile_entry;
 
@@ -27,14 +28,28 @@ typedef struct {
     }
 
 static const tile_entry tile_table[] = {
-    /* 128 work-items of 4 x 4 scores: 168 registers, no stack frame on sm_90 at D = 64; D = 128
-     * (62 KB of __local at BM 64) is shrunk to BM 32 on its 48 KB. K and V staged 8 loads at a
-     * time: the H200 run's PTX waited out each load's latency in turn (docs/GPU.md). */
-    {.device = NULL, .vendor = "NVIDIA", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(64, 32, 4, 4, 1, 8, 0)},
-    /* 64 KB of LDS: 64 x 64 fits D = 64 (58 KB) and shrinks to 32 x 64 at D = 128; 256
-     * work-items are four wavefronts. Chosen by what gfx906 compiles without a spill
-     * (ci/gpu_static.sh): 64 x 32 spilled 4 SGPRs at D = 64 once P.V had a loop for the rare edge
-     * tiles with a non-finite value, and 12-17 with K and V staged 8 loads at a time. */
+    /* 128 work-items of 4 x 4 scores; D = 128 (62 KB of __local at BM 64) is shrunk to BM 32 on
+     * its 48 KB. From D = 128 on, K and V are staged 8 loads at a time (one load at a time, NVIDIA's
+     * compiler waited out each load's latency in turn: docs/GPU.md); below, one at a time, which
+     * the driver compiles to 128 registers where batched loads took 168 (four work-groups per SM
+     * instead of three). clattn tune on the H200, dense N = 4096, H = 32: D = 64 4.641 ms against
+     * 5.502 batched; D = 128 9.518 against 10.215 one at a time. */
+    {.device = NULL,
+     .vendor = "NVIDIA",
+     .type = CL_DEVICE_TYPE_GPU,
+     .min_d = 128,
+     .tiles = GPU_TILES(64, 32, 4, 4, 1, 8, 0)},
+    {.device = NULL, .vendor = "NVIDIA", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(64, 32, 4, 4, 1, 0, 0)},
+    /* 64 KB of LDS: from D = 128 on, 64 x 32 (D = 128 fits as it is, 63 KB; 128 work-items are
+     * two wavefronts); below, 64 x 64 (58 KB at D = 64, 256 work-items). Chosen by what gfx906
+     * compiles without a spill (ci/gpu_static.sh): at D = 64, 64 x 32 spilled 4 SGPRs once P.V had
+     * a loop for the rare edge tiles with a non-finite value. K and V staged one load at a time:
+     * batched, 12-17 SGPRs spilled. */
+    {.device = NULL,
+     .vendor = "Advanced Micro Devices",
+     .type = CL_DEVICE_TYPE_GPU,
+     .min_d = 128,
+     .tiles = GPU_TILES(64, 32, 4, 4, 1, 0, 0)},
     {.device = NULL,
      .vendor = "Advanced Micro Devices",
      .type = CL_DEVICE_TYPE_GPU,
@@ -76,9 +91,9 @@ static const tile_entry tile_table[] = {
     {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(32, 32, 4, 4, 1, 0, 0)},
 };
 
-static int matches(const tile_entry *e, const clattn__device_caps *caps)
+static int matches(const tile_entry *e, const clattn__device_caps *caps, int d)
 {
-    return (e->device == NULL || strstr(caps->name, e->device) != NULL) &&
+    return d >= e->min_d && (e->device == NULL || strstr(caps->name, e->device) != NULL) &&
            (e->vendor == NULL || strstr(caps->vendor, e->vendor) != NULL) &&
            (e->type == CL_DEVICE_TYPE_ALL || (caps->type & e->type) != 0);
 }
@@ -193,9 +208,9 @@ static int forced_variant(void)
     return strcmp(env, "cpu") == 0 ? 1 : strcmp(env, "gpu") == 0 ? 0 : -2;
 }
 
-/* The table's row for the device, of the variant `want` when it is 0 or 1: the first such row
- * that matches the device, else that variant's generic row (no device or vendor named). */
-static clattn_tiles table_tiles(const clattn__device_caps *caps, int want)
+/* The table's row for the device and head dimension d, of the variant `want` when it is 0 or 1:
+ * the first such row that matches, else that variant's generic row (no device or vendor named). */
+static clattn_tiles table_tiles(const clattn__device_caps *caps, int d, int want)
 {
     const size_t count = sizeof tile_table / sizeof tile_table[0];
     size_t generic = count - 1; /* the last entry matches every device */
@@ -203,7 +218,7 @@ static clattn_tiles table_tiles(const clattn__device_caps *caps, int want)
         const tile_entry *e = &tile_table[i];
         if (want >= 0 && e->tiles.cpu_variant != want)
             continue;
-        if (matches(e, caps))
+        if (matches(e, caps, d))
             return e->tiles;
         if (e->device == NULL && e->vendor == NULL)
             generic = i;
@@ -246,7 +261,7 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows,
     if (ctx->tiles_forced)
         t = ctx->forced_tiles;
     else if (!clattn__tuning_cache_load(ctx, &t) || (want >= 0 && t.cpu_variant != want))
-        t = table_tiles(caps, want);
+        t = table_tiles(caps, d, want);
     char why[256];
     if (clattn__tiles_check(&t, why, sizeof why) != 0)
         return clattn__fail(err, CLATTN_STATUS_UNSUPPORTED, "%s", why);
