@@ -391,10 +391,11 @@ __kernel
         STAGE_ROWS_IN(qv_t, QW, ks, QS, first.k, first.count, D, BN, WG)
     }
     barrier(CLK_LOCAL_MEM_FENCE); // Q and the first K
-// key_tile's next and has_next: the tile after t (its K is loaded a step ahead), or none
-#define NEXT_TILE(t) t + 1 < nwalk ? walk_tile(&walk, t + 1) : cur, t + 1 < nwalk
+// key_tile's next and has_next: the tile after t, which tile_at gives (its K is loaded a step
+// ahead), or none
+#define NEXT_TILE(tile_at, t) (t) + 1 < nwalk ? tile_at(&walk, (t) + 1) : cur, (t) + 1 < nwalk
 #else
-#define NEXT_TILE(t) cur, false
+#define NEXT_TILE(tile_at, t) cur, false
 #endif
     // The band's tiles, then the side keys'. Two loops, so that each knows its kind of tile (one
     // loop over both took 36 more registers on sm_90 and spilled SGPRs on gfx906).
@@ -409,7 +410,7 @@ __kernel
 #pragma unroll
                 for (int j = 0; j < TN; j++)
                     ok |= (uint)band_visible(rule, st.pos[i], j0 + tx + CT * j, kv_len) << (i * TN + j);
-        key_tile(&st, qs, ks, vs, ps, red, &nonfinite, cur, NEXT_TILE(t), edge, ok, qscale);
+        key_tile(&st, qs, ks, vs, ps, red, &nonfinite, cur, NEXT_TILE(walk_tile, t), edge, ok, qscale);
     }
     for (int t = walk.nband; t < nwalk; t++) {
         const key_src cur = side_tile(&walk, t);
@@ -423,7 +424,7 @@ __kernel
                 ok |= (uint)(x < cur.count && side_visible(rule, st.pos[i], s, spos, n_global, n_summary, kv_len))
                       << (i * TN + j);
         }
-        key_tile(&st, qs, ks, vs, ps, red, &nonfinite, cur, NEXT_TILE(t), true, ok, qscale);
+        key_tile(&st, qs, ks, vs, ps, red, &nonfinite, cur, NEXT_TILE(side_tile, t), true, ok, qscale);
     }
 #undef NEXT_TILE
 
