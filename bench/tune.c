@@ -8,7 +8,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "bench.h"
 #include "clattn_advanced.h"
@@ -173,27 +172,26 @@ static pattern_id tuned_pattern(const bench_options *o)
     return pattern;
 }
 
-/* Whether dev's space is the CPU variant's: a CPU device's, unless CLATTN_VARIANT (the library's
- * developer knob) says otherwise; gpu tunes the GPU variant on a CPU device, as bench/gpu.sh
- * --small does on POCL. */
-static int tunes_cpu_variant(const bench_device *dev)
+/* The space to search is what the library runs for w on dev (its tile table, saved tiles and the
+ * CLATTN_VARIANT knob decide, as for any plan): *cpu when the CPU variant's tiles, *split when
+ * decode takes the GPU split over the keys (it runs no attention tiles then). */
+static int planned_space(bench_device *dev, const workload *w, pattern_id pattern, int *cpu, int *split)
 {
-    const char *variant = getenv("CLATTN_VARIANT");
-    if (variant != NULL && variant[0] != '\0')
-        return strcmp(variant, "gpu") != 0;
-    cl_device_type type = CL_DEVICE_TYPE_CPU;
-    clGetDeviceInfo(clattn_context_cl_device(dev->ctx), CL_DEVICE_TYPE, sizeof type, &type, NULL);
-    return (type & CL_DEVICE_TYPE_CPU) != 0;
-}
-
-/* Decode on the GPU variant runs no attention tiles: its space is the split over the keys. */
-static int tunes_split(const bench_options *o, const bench_device *dev)
-{
-    return tuned_pattern(o) == PATTERN_DECODE && !tunes_cpu_variant(dev);
+    clattn_plan *plan = NULL;
+    const int status = clattn_plan_create(dev->ctx, &w->problem, &plan);
+    if (status)
+        return runtime_error(dev, "creating the plan", status);
+    clattn_tiles t = {0};
+    clattn_split_tiles s = {0};
+    clattn_plan_tiles(plan, &t);
+    *cpu = t.cpu_variant;
+    *split = pattern == PATTERN_DECODE && clattn_plan_split_tiles(plan, &s) == CLATTN_STATUS_OK;
+    clattn_plan_free(plan);
+    return 0;
 }
 
 /* The tile shapes at the default blocking, then the blocking of the best CPU-variant shape; the
- * split's sizes instead where tunes_split (and *best is left as it was). */
+ * split's sizes instead for decode on the GPU variant (and *best is left as it was). */
 static int tune_device(const bench_options *o, const bench_timer *timer, bench_device *dev, clattn_tiles *best)
 {
     const pattern_id pattern = tuned_pattern(o);
@@ -201,15 +199,22 @@ static int tune_device(const bench_options *o, const bench_timer *timer, bench_d
     int status = workload_create(o, pattern, o->lengths[o->num_lengths - 1], &w);
     if (status)
         return status;
-    double best_ms = INFINITY;
-    printf("tuning %s: %s, B=%d H=%d Hkv=%d N=%d D=%d\n", dev->label, pattern_names[pattern], o->batch, o->heads,
-           o->kv_heads, w.n, o->head_dim);
-    const int cpu = tunes_cpu_variant(dev);
-    if (tunes_split(o, dev)) {
-        status = tune_split(timer, dev, &w);
+    int cpu = 1, split = 0;
+    status = planned_space(dev, &w, pattern, &cpu, &split);
+    if (!status && split && o->save) {
+        fprintf(stderr, "clattn tune: --save keeps attention tiles; decode's split sizes are printed for "
+                        "host/tuning.h\n");
+        status = EXIT_USAGE;
+    }
+    if (!status)
+        printf("tuning %s: %s, B=%d H=%d Hkv=%d N=%d D=%d\n", dev->label, pattern_names[pattern], o->batch, o->heads,
+               o->kv_heads, w.n, o->head_dim);
+    if (status || split) {
+        status = status ? status : tune_split(timer, dev, &w);
         workload_free(&w);
         return status;
     }
+    double best_ms = INFINITY;
     const clattn_tiles *candidates = cpu ? cpu_candidates : gpu_candidates;
     const size_t count =
         cpu ? sizeof cpu_candidates / sizeof cpu_candidates[0] : sizeof gpu_candidates / sizeof gpu_candidates[0];
@@ -259,11 +264,6 @@ int tune_main(int argc, char **argv)
     }
     if (!status && o.save && clattn_context_cache_dir(dev.ctx) == NULL) {
         fprintf(stderr, "clattn tune: --save needs a cache directory: --cache-dir DIR or $CLATTN_CACHE_DIR\n");
-        status = EXIT_USAGE;
-    }
-    if (!status && o.save && tunes_split(&o, &dev)) {
-        fprintf(stderr, "clattn tune: --save keeps attention tiles; decode's split sizes are printed for "
-                        "host/tuning.h\n");
         status = EXIT_USAGE;
     }
     if (!status)

@@ -75,9 +75,11 @@ typedef float pv_t;
 #else
 #define KS (QS > DV ? QS : DV) // K rows (stride QS), then V rows (stride DV) in the same buffer
 #endif
-#define NG (DV / OW)            // value column groups
-#define TG ((NG + CT - 1) / CT) // of them per work-item
-#define MASKED_P 0x80000000u    // -0: a masked weight (a visible one is >= +0)
+#define NG (DV / OW)                      // value column groups
+#define TG ((NG + CT - 1) / CT)           // of them per work-item
+#define KSHARE ROWS_SHARE(D, QW, BN, WG)  // vectors of a K tile a work-item stages
+#define VSHARE ROWS_SHARE(DV, OW, BN, WG) // and of a V tile
+#define MASKED_P 0x80000000u              // -0: a masked weight (a visible one is >= +0)
 #if OW == 1
 #define NONFINITE(x) (!isfinite(x))
 #else
@@ -110,7 +112,6 @@ typedef struct {
 typedef struct {
     src_t k, v;
     int first, count;
-    bool side;
 } key_src;
 
 // What a work-group walks: the tiles of its band (nband of them from key j_lo), then those of the
@@ -124,7 +125,7 @@ typedef struct {
 inline key_src band_tile(const key_walk *w, int t)
 {
     const int j0 = w->j_lo + t * BN;
-    const key_src s = {SRC_AT(w->k, (size_t)j0 * D), SRC_AT(w->v, (size_t)j0 * DV), j0, min(BN, w->nk - j0), false};
+    const key_src s = {SRC_AT(w->k, (size_t)j0 * D), SRC_AT(w->v, (size_t)j0 * DV), j0, min(BN, w->nk - j0)};
     return s;
 }
 
@@ -132,7 +133,7 @@ inline key_src side_tile(const key_walk *w, int t)
 {
     const int s0 = w->side_begin + (t - w->nband) * BN;
     const key_src s = {SRC_AT(w->side_k, (size_t)s0 * D), SRC_AT(w->side_v, (size_t)s0 * DV), s0,
-                       min(BN, w->side_end - s0), true};
+                       min(BN, w->side_end - s0)};
     return s;
 }
 
@@ -175,8 +176,8 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
     if (edge && get_local_id(0) == 0)
         *nonfinite = 0; // read last before the previous tile's last barrier, set after the next one
 #if CLATTN_PREFETCH
-    ov_t vr_next[ROWS_SHARE(DV, OW, BN, WG)];
-    ROWS_LOAD(ov_t, OW, vr_next, 0, ROWS_SHARE(DV, OW, BN, WG), cur.v, cur.count, DV, BN, WG)
+    ov_t vr_next[VSHARE];
+    ROWS_LOAD(ov_t, OW, vr_next, 0, VSHARE, cur.v, cur.count, DV, BN, WG)
 #else
     STAGE_ROWS_IN(qv_t, QW, ks, QS, cur.k, cur.count, D, BN, WG)
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -218,7 +219,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
         red[(ty + RT * i) * CT + tx] = mt;
     }
 #if CLATTN_PREFETCH
-    ROWS_STORE(ov_t, OW, vr_next, 0, ROWS_SHARE(DV, OW, BN, WG), vs, DV, cur.count, DV, BN, WG)
+    ROWS_STORE(ov_t, OW, vr_next, 0, VSHARE, vs, DV, cur.count, DV, BN, WG)
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
 
@@ -255,9 +256,9 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
         }
     }
 #if CLATTN_PREFETCH
-    qv_t kr_next[ROWS_SHARE(D, QW, BN, WG)];
+    qv_t kr_next[KSHARE];
     if (has_next)
-        ROWS_LOAD(qv_t, QW, kr_next, 0, ROWS_SHARE(D, QW, BN, WG), next.k, next.count, D, BN, WG)
+        ROWS_LOAD(qv_t, QW, kr_next, 0, KSHARE, next.k, next.count, D, BN, WG)
 #else
     // Every work-item has passed the barrier after its scores: K is no longer read.
     STAGE_ROWS_IN(ov_t, OW, vs, DV, cur.v, cur.count, DV, BN, WG)
@@ -314,7 +315,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
 #if CLATTN_PREFETCH
     // ks was last read by the scores, before two barriers.
     if (has_next)
-        ROWS_STORE(qv_t, QW, kr_next, 0, ROWS_SHARE(D, QW, BN, WG), ks, QS, next.count, D, BN, WG)
+        ROWS_STORE(qv_t, QW, kr_next, 0, KSHARE, ks, QS, next.count, D, BN, WG)
 #endif
     // The barrier ends the tile rather than starting the next one: POCL 6.0 aborted on the other
     // order (an assertion in its parallel-region formation, with 6 x 5 tiles of 3 x 5 blocks),

@@ -59,9 +59,11 @@ typedef float ow_t;
 #define OLOAD(i, p) ((p)[(i)])
 #define OSTORE(x, i, p) ((p)[(i)] = (x))
 #endif
-#define QN (D / SQW)                        // vectors per key row
-#define ON (DV / SOW)                       // vectors per value row
-#define OPAIRS ((SRB * ON + SWG - 1) / SWG) // (row, value vector) pairs per work-item
+#define QN (D / SQW)                         // vectors per key row
+#define ON (DV / SOW)                        // vectors per value row
+#define OPAIRS ((SRB * ON + SWG - 1) / SWG)  // (row, value vector) pairs per work-item
+#define KSHARE ROWS_SHARE(D, SQW, SBN, SWG)  // vectors of a K tile a work-item stages
+#define VSHARE ROWS_SHARE(DV, SOW, SBN, SWG) // and of a V tile
 
 // A masked key's weight: -0, which no visible key's weight is (exp2 gives +0 at the least).
 #define MASKED_BITS 0x80000000u
@@ -186,13 +188,13 @@ __kernel __attribute__((reqd_work_group_size(SWG, 1, 1))) void split_keys(SPLIT_
         // both is at most 16 vectors, all its loads are issued before any store: one wait for
         // memory per tile instead of one for K and one for V.
         const src_t ksrc = SRC_AT(kbase, (size_t)j0 * D), vsrc = SRC_AT(vbase, (size_t)j0 * DV);
-#if ROWS_SHARE(D, SQW, SBN, SWG) + ROWS_SHARE(DV, SOW, SBN, SWG) <= 16
-        qw_t kb[ROWS_SHARE(D, SQW, SBN, SWG)];
-        ow_t vb[ROWS_SHARE(DV, SOW, SBN, SWG)];
-        ROWS_LOAD(qw_t, SQW, kb, 0, ROWS_SHARE(D, SQW, SBN, SWG), ksrc, count, D, SBN, SWG)
-        ROWS_LOAD(ow_t, SOW, vb, 0, ROWS_SHARE(DV, SOW, SBN, SWG), vsrc, count, DV, SBN, SWG)
-        ROWS_STORE(qw_t, SQW, kb, 0, ROWS_SHARE(D, SQW, SBN, SWG), ks, D, count, D, SBN, SWG)
-        ROWS_STORE(ow_t, SOW, vb, 0, ROWS_SHARE(DV, SOW, SBN, SWG), vs, DV, count, DV, SBN, SWG)
+#if KSHARE + VSHARE <= 16
+        qw_t kb[KSHARE];
+        ow_t vb[VSHARE];
+        ROWS_LOAD(qw_t, SQW, kb, 0, KSHARE, ksrc, count, D, SBN, SWG)
+        ROWS_LOAD(ow_t, SOW, vb, 0, VSHARE, vsrc, count, DV, SBN, SWG)
+        ROWS_STORE(qw_t, SQW, kb, 0, KSHARE, ks, D, count, D, SBN, SWG)
+        ROWS_STORE(ow_t, SOW, vb, 0, VSHARE, vs, DV, count, DV, SBN, SWG)
 #else
         STAGE_ROWS_IN(qw_t, SQW, ks, D, ksrc, count, D, SBN, SWG)
         STAGE_ROWS_IN(ow_t, SOW, vs, DV, vsrc, count, DV, SBN, SWG)

@@ -55,8 +55,8 @@
  * CLATTN_SPLIT_GPU_WG items stages CLATTN_SPLIT_GPU_BN keys at a time for a block of at most
  * CLATTN_SPLIT_GPU_MAX_RB query rows of a kv head's group: 32 keys make a warp's lanes the tile's
  * keys. 8 rows (a GQA group of 8 heads, or 4 heads times 2 decode rows) compiled for sm_90 at
- * D = 128 to 72 registers and 39 KB of __local (124 since K and V are staged 8 loads at a time,
- * cl/gpu_stage.cl); 16 rows took 135 registers. These are the defaults
+ * D = 128 to 72 registers and 39 KB of __local (96 since a tile's K and V loads are all issued
+ * before their stores, cl/gpu_stage.cl); 16 rows took 135 registers. These are the defaults
  * of clattn_split_tiles' fields, which clattn_context_force_split_tiles (`clattn tune --pattern
  * decode` on a GPU) replaces. */
 #define CLATTN_SPLIT_GPU_WG 128
