@@ -2,13 +2,15 @@
 # The prepared GPU run (shared/GPU.md): on a machine with an NVIDIA GPU, CUDA and PyTorch but no
 # package registry, one command does everything and leaves its results under $OUT:
 #   the OpenCL ICD loader and headers unpacked from carried .deb files (where the system lacks
-#   them) and NVIDIA's OpenCL driver named to the loader; the build; `clattn devices`; `clattn
+#   them) and NVIDIA's OpenCL driver named to the loader; the build; `clattn devices`; `clattn run`
+#   on the GPU against float64 (bench/gpu_peer.py check: dense, causal, window); `clattn
 #   bench` on the GPU (dense and causal N = 4096, H = 32, D = 64 and 128; window +-256 at N = 4K
 #   to 256K; decode with GQA); PyTorch's scaled_dot_product_attention in fp32 on the same shapes
 #   (bench/gpu_peer.py) and a table of the two (summary.txt); the device tests; `clattn tune` on
 #   dense D = 64 and 128 and decode's split; and ptxas's registers, stack frame and
 #   spills for each program the driver compiled (its binaries are PTX). The dense tunes save their
-#   winners, and the bench runs dense and causal again with them (bench-tuned-*).
+#   winners, and the bench runs dense and causal again with them (bench-tuned-*), the check too
+#   (check-tuned-*).
 # Every step runs even when an earlier one failed; steps.txt has each step's status and seconds.
 # Prepare here with `bench/gpu.sh --fetch-debs`; on the GPU machine run `bench/gpu.sh` with the
 # gpu-debs folder carried along (git ignores it). `--small` runs it all here on POCL.
@@ -119,6 +121,11 @@ command -v clinfo >/dev/null && step clinfo clinfo -l
 step configure cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCLATTN_BENCH_OPENBLAS=OFF "${cmake_opencl[@]}"
 step build cmake --build build-gpu -j "$jobs"
 step devices build-gpu/clattn devices
+# clattn run on the device against float64, the table's tiles (odd N, B = 2, GQA): seconds, where
+# the device tests below rarely finish in their time.
+check_dir=$(mktemp -d)
+step check timeout "${GPU_STEP_TIMEOUT:-240}" "$python" bench/gpu_peer.py check --clattn build-gpu/clattn \
+    --device "$device" --dir "$check_dir"
 
 # The bench and its peer on the same shapes: NAME, then `clattn bench` options (gpu_peer.py takes
 # the same ones).
@@ -184,6 +191,9 @@ for run in "${tunes[@]}"; do
     read -ra options <<<"$bench_options"
     step "bench-tuned-$name" timeout "$step_timeout" build-gpu/clattn bench --device "$device" "${options[@]}" \
         "${repeat[@]}" --cache-dir "$tuned"
+    step "check-tuned-$name" env CLATTN_CACHE_DIR="$tuned" timeout "$step_timeout" "$python" bench/gpu_peer.py \
+        check --clattn build-gpu/clattn --device "$device" --dir "$check_dir" \
+        --d "$(sed -n 's/.*--d \([0-9]*\).*/\1/p' <<<"$tune_options")"
 done
 
 # The whole suite takes about 5 minutes on 2 CPU cores (POCL and Intel's runtime): --small, which

@@ -10,9 +10,15 @@ shapes that `clattn bench` times, and the table that sets the two side by side.
       Each shape's output is first checked against a float64 computation of one head.
   gpu_peer.py summary BENCH.json... PEER.json
       A table of clattn's figures beside the peer's, shape by shape.
+  gpu_peer.py check --clattn build-gpu/clattn --device gpu --dir DIR [--pattern dense,causal,window]
+                    [--n 999] [--b 2] [--h 6] [--hkv 2] [--d 64,128] [--window 100] [--tol 2e-4]
+      `clattn run` on the device against float64 attention (every batch entry and head, GQA), one
+      JSON line per shape; exit status 1 when one is off by more than --tol or fails to run.
 
 GFLOP/s counts 4 * D per (query, visible key) pair and head, as the bench does."""
 import argparse
+import array
+import ast
 import json
 import statistics
 import sys
@@ -169,6 +175,61 @@ def summary_command(files):
     return 0
 
 
+def save_npy(path, t):
+    """A float32 tensor as .npy (no NumPy needed)."""
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }" % (tuple(t.shape),)
+    header += " " * (63 - (len(header) + 10) % 64) + "\n"
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode())
+        f.write(array.array("f", t.float().flatten().tolist()).tobytes())
+
+
+def load_npy(torch, path):
+    """A float32 .npy as a tensor."""
+    with open(path, "rb") as f:
+        data = f.read()
+    size = int.from_bytes(data[8:10], "little")
+    header = ast.literal_eval(data[10:10 + size].decode())
+    if header["descr"] != "<f4" or header["fortran_order"]:
+        raise ValueError(f"{path}: not C-ordered float32 ({header})")
+    flat = torch.frombuffer(bytearray(data[10 + size:]), dtype=torch.float32)
+    return flat.reshape(header["shape"])
+
+
+def check_command(args):
+    """clattn run on the device, every shape against float64 (SDPA's math on the CPU)."""
+    import os
+    import subprocess
+    import torch
+    bad = 0
+    os.makedirs(args.dir, exist_ok=True)
+    for d in (int(x) for x in args.d.split(",")):
+        q, k, v = inputs(torch, "dense", args.n, args.b, args.h, args.hkv, d, "cpu")
+        paths = {name: os.path.join(args.dir, f"{name}{d}.npy") for name in ("q", "k", "v", "out")}
+        for name, t in (("q", q), ("k", k), ("v", v)):
+            save_npy(paths[name], t)
+        for pattern in args.pattern.split(","):
+            flags = {"dense": [], "causal": ["--causal"], "window": ["--window", str(args.window)]}[pattern]
+            cmd = [args.clattn, "run", "--q", paths["q"], "--k", paths["k"], "--v", paths["v"], "--out",
+                   paths["out"], "--device", args.device] + flags
+            row = {"check": "clattn run", "device": args.device, "pattern": pattern, "B": args.b, "H": args.h,
+                   "Hkv": args.hkv, "N": args.n, "D": d}
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                row["failed"] = (done.stderr or done.stdout).strip()[-300:]
+                bad += 1
+            else:
+                group = args.h // args.hkv
+                kr, vr = (t.double().repeat_interleave(group, dim=1) for t in (k, v))
+                ref = attention(torch, pattern, q.double(), kr, vr, args.window)
+                err = (load_npy(torch, paths["out"]).double() - ref).abs().max().item()
+                row["max_err"] = err
+                row["ok"] = err <= args.tol
+                bad += not row["ok"]
+            print(json.dumps(row), flush=True)
+    return 1 if bad else 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -186,7 +247,21 @@ def main():
     t.add_argument("--mask-max-n", type=int, default=32768)
     s = sub.add_parser("summary")
     s.add_argument("files", nargs="+")
+    c = sub.add_parser("check")
+    c.add_argument("--clattn", required=True)
+    c.add_argument("--device", default="gpu")
+    c.add_argument("--dir", required=True)
+    c.add_argument("--pattern", default="dense,causal,window")
+    c.add_argument("--n", type=int, default=999)
+    c.add_argument("--b", type=int, default=2)
+    c.add_argument("--h", type=int, default=6)
+    c.add_argument("--hkv", type=int, default=2)
+    c.add_argument("--d", default="64,128")
+    c.add_argument("--window", type=int, default=100)
+    c.add_argument("--tol", type=float, default=2e-4)
     args = parser.parse_args()
+    if args.command == "check":
+        return check_command(args)
     return time_command(args) if args.command == "time" else summary_command(args.files)
 
 

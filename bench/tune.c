@@ -48,6 +48,9 @@ static const clattn_tiles gpu_candidates[] = {
     GPU_CANDIDATE(128, 32, 4, 4, 8, 0), GPU_CANDIDATE(128, 32, 4, 4, 0, 0), GPU_CANDIDATE(64, 64, 4, 4, 8, 0),
     GPU_CANDIDATE(64, 16, 4, 2, 8, 0),  GPU_CANDIDATE(64, 16, 4, 2, 8, 1),  GPU_CANDIDATE(32, 32, 2, 4, 8, 0),
     GPU_CANDIDATE(64, 32, 2, 4, 8, 0),  GPU_CANDIDATE(32, 16, 2, 2, 8, 0),  GPU_CANDIDATE(128, 64, 8, 4, 8, 0),
+    GPU_CANDIDATE(64, 32, 8, 4, 8, 0),  GPU_CANDIDATE(64, 32, 8, 4, 2, 0),  GPU_CANDIDATE(64, 32, 8, 4, 0, 0),
+    GPU_CANDIDATE(64, 32, 8, 4, 8, 1),  GPU_CANDIDATE(64, 32, 4, 8, 8, 0),  GPU_CANDIDATE(64, 32, 4, 8, 0, 0),
+    GPU_CANDIDATE(64, 32, 4, 4, 2, 0),
 };
 
 /* The GPU split's sizes tried for decode on a GPU (cl/decode_gpu.cl): work-items per work-group,
@@ -115,6 +118,7 @@ static int time_candidate(const bench_timer *timer, bench_device *dev, const wor
     else
         printf("  gpu bm=%-3d bn=%-3d tm=%d tn=%d stage=%d prefetch=%d (ran %dx%d)  %9.3f ms  %7.1f GFLOP/s\n", t->bm,
                t->bn, t->tm, t->tn, t->stage, t->prefetch, used.bm, used.bn, ms, giga_per_second(w->flops, ms));
+    fflush(stdout); /* each line as it comes: a tune cut short by a timeout keeps what it measured */
     if (ms < *best_ms) {
         *best_ms = ms;
         *best = *t;
@@ -141,6 +145,7 @@ static int time_split(const bench_timer *timer, bench_device *dev, const workloa
     const double ms = row.time.ms_median;
     printf("  split wg=%-3d bn=%-2d rb=%-2d groups/cu=%-2d (ran %d %d %d)  %9.3f ms  %7.1f GB/s\n", s->wg, s->bn, s->rb,
            s->groups_per_cu, used.wg, used.bn, used.rb, ms, giga_per_second((double)row.bytes, ms));
+    fflush(stdout);
     if (ms < *best_ms) {
         *best_ms = ms;
         *best = *s;

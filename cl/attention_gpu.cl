@@ -343,9 +343,15 @@ __kernel
     __local float red[BM * CT] __attribute__((aligned(16)));
     volatile __local int nonfinite; // an edge tile's staged values: 1 when one is infinite or NaN
     const int tx = get_local_id(0) % CT, ty = get_local_id(0) / CT;
+    // Causal (reverse_tiles): the heaviest tiles first across all heads, not within each head.
+    // Work-groups start in the order of their linear id (dimension 0 fastest) and there are ntiles
+    // of them along it, so the linear id over batch * heads is a tile's rank: the last heads' heavy
+    // tiles no longer start when the rest of the work is nearly done.
     const int ntiles = (num_rows + BM - 1) / BM;
-    const int tile = reverse_tiles ? ntiles - 1 - (int)get_group_id(0) : (int)get_group_id(0);
-    const int bh = get_global_id(1);
+    const int nbh = get_num_groups(1);
+    const int linear = get_group_id(0) + get_num_groups(0) * get_group_id(1);
+    const int tile = reverse_tiles ? ntiles - 1 - linear / nbh : (int)get_group_id(0);
+    const int bh = reverse_tiles ? linear % nbh : (int)get_group_id(1);
     const int b = bh / heads;
     const size_t bhk = kv_head_of(bh, heads, kv_heads);
     const int kv_len = seq_lens[b];

@@ -28,18 +28,19 @@ typedef struct {
     }
 
 static const tile_entry tile_table[] = {
-    /* 128 work-items of 4 x 4 scores; D = 128 (62 KB of __local at BM 64) is shrunk to BM 32 on
-     * its 48 KB. From D = 128 on, K and V are staged 8 loads at a time (one load at a time, NVIDIA's
-     * compiler waited out each load's latency in turn: docs/GPU.md); below, one at a time, which
-     * the driver compiles to 128 registers where batched loads took 168 (four work-groups per SM
-     * instead of three). clattn tune on the H200, dense N = 4096, H = 32: D = 64 4.641 ms against
-     * 5.502 batched; D = 128 9.518 against 10.215 one at a time. */
+    /* From D = 128 on, 128 work-items of 4 x 4 scores, shrunk to BM 32 (62 KB of __local at BM 64)
+     * on its 48 KB; below, 64 work-items of 4 x 8 (BM 64 by BN 32). K and V staged 8 loads at a time
+     * (one load at a time, NVIDIA's compiler waited out each load's latency in turn: docs/GPU.md).
+     * clattn tune on the H200, dense N = 4096, H = 32 (the third session): D = 64 4 x 8 4.655 ms
+     * and 8 x 4 4.644 against 5.581 for 4 x 4 (5.772 one load at a time); 8 x 4 compiles to 244
+     * registers there, but clang's sm_90 build of it (ci/gpu_static.sh) spills, 4 x 8 does not.
+     * D = 128 9.423 ms, every 4 x 4 candidate that stages in batches within 0.5%. */
     {.device = NULL,
      .vendor = "NVIDIA",
      .type = CL_DEVICE_TYPE_GPU,
      .min_d = 128,
      .tiles = GPU_TILES(64, 32, 4, 4, 1, 8, 0)},
-    {.device = NULL, .vendor = "NVIDIA", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(64, 32, 4, 4, 1, 0, 0)},
+    {.device = NULL, .vendor = "NVIDIA", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(64, 32, 4, 8, 1, 8, 0)},
     /* 64 KB of LDS: from D = 128 on, 64 x 32 (D = 128 fits as it is, 63 KB; 128 work-items are
      * two wavefronts); below, 64 x 64 (58 KB at D = 64, 256 work-items). Chosen by what gfx906
      * compiles without a spill (ci/gpu_static.sh): at D = 64, 64 x 32 spilled 4 SGPRs once P.V had

@@ -69,15 +69,16 @@ int main(void)
     /* CPU variant: 8-, 16- and 32-key score passes (32: two vectors per row, and P.V two column
      * blocks, with an odd block left when Dv / 16 is odd), even and odd row counts; 8 x 32 takes
      * P.V in blocks of 4 rows by 4 column vectors where Dv = 64 (the default Xeon tile's shape).
-     * GPU variant: the NVIDIA and AMD rows' tiles, and tiles that are no powers of two (8 x 4
-     * work-items of 3 x 3 scores) with K and V loaded a step ahead. */
+     * GPU variant: the NVIDIA and AMD rows' tiles (NVIDIA's below D = 128: 4 x 8 blocks), and tiles
+     * that are no powers of two (8 x 4 work-items of 3 x 3 scores) with K and V loaded a step ahead. */
     static const clattn_tiles variants[] = {
         {.cpu_variant = 1, .rows = 7, .kw = 32},
         {.cpu_variant = 1, .rows = 8, .kw = 8},
         {.cpu_variant = 1, .rows = 5, .kw = 16},
         {.cpu_variant = 1, .rows = 8, .kw = 32},
         {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1, .stage = 8},
+        {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 8, .reqd_wg = 1, .stage = 8},
         {.cpu_variant = 0, .rows = 1, .bm = 24, .bn = 12, .tm = 3, .tn = 3, .stage = 4, .prefetch = 1}};
-    static const char *const names[] = {"cpu7x32", "cpu8x8", "cpu5x16", "cpu8x32", "gpu64", "gpu24x12"};
+    static const char *const names[] = {"cpu7x32", "cpu8x8", "cpu5x16", "cpu8x32", "gpu64", "gpu64t4x8", "gpu24x12"};
     return harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant);
 }

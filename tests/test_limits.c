@@ -128,11 +128,11 @@ static const limit_case limit_cases[] = {
      NULL,
      CLATTN_STATUS_OK,
      NULL},
-    /* NVIDIA's 48 KB: the NVIDIA row fits D = 64 (37,376 bytes) and shrinks to 32 x 32 at D = 128 (39,424) and to
-     * 16 x 16 at D = 256; AMD's 64 KB holds 64 x 32 at D = 128 (61,952). */
+    /* NVIDIA's 48 KB: the NVIDIA rows fit D = 64 (4 x 8 blocks, 36,368 bytes) and shrink to 32 x 32 at D = 128
+     * (39,424) and to 16 x 16 at D = 256; AMD's 64 KB holds 64 x 32 at D = 128 (61,952). */
     {"48 KiB local, D 64: NVIDIA row",
      {0, 49152, 0},
-     GPU(64, 32, 4, 4),
+     GPU(64, 32, 4, 8),
      {.batch = 2, .heads = 4, .kv_heads = 2, .q_len = 200, .head_dim = 64, .causal = 1},
      NULL,
      CLATTN_STATUS_OK,
