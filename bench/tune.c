@@ -72,8 +72,8 @@ static void print_row(const char *device, const clattn_tiles *t, double ms)
 {
     if (t->cpu_variant)
         printf("best: {.device = \"%s\", .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = {.cpu_variant = 1, "
-               ".rows = %d, .kw = %d, .item_tiles = %d}},  /* %.3f ms */\n",
-               device, t->rows, t->kw, t->item_tiles, ms);
+               ".rows = %d, .kw = %d, .item_tiles = %d, .lanes = %d}},  /* %.3f ms */\n",
+               device, t->rows, t->kw, t->item_tiles, t->lanes, ms);
     else
         printf(
             "best: {.device = \"%s\", .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(%d, %d, %d, %d, "
@@ -178,9 +178,10 @@ static pattern_id tuned_pattern(const bench_options *o)
 }
 
 /* The space to search is what the library runs for w on dev (its tile table, saved tiles and the
- * CLATTN_VARIANT knob decide, as for any plan): *cpu when the CPU variant's tiles, *split when
- * decode takes the GPU split over the keys (it runs no attention tiles then). */
-static int planned_space(bench_device *dev, const workload *w, pattern_id pattern, int *cpu, int *split)
+ * CLATTN_VARIANT knob decide, as for any plan): *cpu when the CPU variant's tiles, *lanes their
+ * choice of kernel for narrow windows (kept by every candidate: the tune times one pattern),
+ * *split when decode takes the GPU split over the keys (it runs no attention tiles then). */
+static int planned_space(bench_device *dev, const workload *w, pattern_id pattern, int *cpu, int *lanes, int *split)
 {
     clattn_plan *plan = NULL;
     const int status = clattn_plan_create(dev->ctx, &w->problem, &plan);
@@ -190,6 +191,7 @@ static int planned_space(bench_device *dev, const workload *w, pattern_id patter
     clattn_split_tiles s = {0};
     clattn_plan_tiles(plan, &t);
     *cpu = t.cpu_variant;
+    *lanes = t.lanes;
     *split = pattern == PATTERN_DECODE && clattn_plan_split_tiles(plan, &s) == CLATTN_STATUS_OK;
     clattn_plan_free(plan);
     return 0;
@@ -204,8 +206,8 @@ static int tune_device(const bench_options *o, const bench_timer *timer, bench_d
     int status = workload_create(o, pattern, o->lengths[o->num_lengths - 1], &w);
     if (status)
         return status;
-    int cpu = 1, split = 0;
-    status = planned_space(dev, &w, pattern, &cpu, &split);
+    int cpu = 1, lanes = 0, split = 0;
+    status = planned_space(dev, &w, pattern, &cpu, &lanes, &split);
     if (!status && split && o->save) {
         fprintf(stderr, "clattn tune: --save keeps attention tiles; decode's split sizes are printed for "
                         "host/tuning.h\n");
@@ -223,8 +225,11 @@ static int tune_device(const bench_options *o, const bench_timer *timer, bench_d
     const clattn_tiles *candidates = cpu ? cpu_candidates : gpu_candidates;
     const size_t count =
         cpu ? sizeof cpu_candidates / sizeof cpu_candidates[0] : sizeof gpu_candidates / sizeof gpu_candidates[0];
-    for (size_t c = 0; c < count && !status; c++)
-        status = time_candidate(timer, dev, &w, &candidates[c], best, &best_ms);
+    for (size_t c = 0; c < count && !status; c++) {
+        clattn_tiles t = candidates[c];
+        t.lanes = lanes; /* the narrow windows' kernel as the device's table row has it */
+        status = time_candidate(timer, dev, &w, &t, best, &best_ms);
+    }
     const clattn_tiles shape = *best;
     if (shape.cpu_variant)
         best_ms = INFINITY; /* the blocking's three runs decide among themselves */

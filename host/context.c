@@ -32,6 +32,9 @@ static int query_caps(cl_device_id device, clattn__device_caps *caps, clattn__er
         rc = clGetDeviceInfo(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof caps->max_alloc, &caps->max_alloc, NULL);
     if (rc == CL_SUCCESS)
         rc = clGetDeviceInfo(device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof caps->global_mem, &caps->global_mem, NULL);
+    if (rc == CL_SUCCESS)
+        rc = clGetDeviceInfo(device, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof caps->native_floats,
+                             &caps->native_floats, NULL);
     if (rc != CL_SUCCESS)
         return clattn__fail(err, rc, "clGetDeviceInfo failed: %s", clattn__cl_error_name(rc));
     return CLATTN_STATUS_OK;

@@ -21,6 +21,7 @@ typedef struct {
     cl_ulong local_mem;
     cl_ulong max_alloc;
     cl_ulong global_mem;
+    cl_uint native_floats; /* floats in the native vector (CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT) */
 } clattn__device_caps;
 
 struct clattn_context {

@@ -12,7 +12,8 @@ typedef struct {
     const char *device; /* substring of CL_DEVICE_NAME, or NULL */
     const char *vendor; /* substring of CL_DEVICE_VENDOR, or NULL */
     cl_device_type type;
-    int min_d; /* the row applies from this head dimension up (0: any) */
+    int min_d;      /* the row applies from this head dimension up (0: any) */
+    int min_floats; /* and where the device's native float vector holds this many or more (0: any) */
     clattn_tiles tiles;
 } tile_entry;
 
@@ -62,14 +63,17 @@ static const tile_entry tile_table[] = {
     {.device = NULL, .vendor = "ARM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 16, 2, 2, 1, 0, 0)},
     /* Qualcomm Adreno: no reqd_work_group_size (CLBlast leaves it out there). */
     {.device = NULL, .vendor = "QUALCOMM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 0, 0, 0)},
-    /* Intel's OpenCL CPU runtime (PyPI intel-opencl-rt), whose device name says no ISA: clattn tune on
-     * the Xeon below, dense N=2048, once the score loop's broadcasts came from one private block
-     * (attention_cpu.cl, tile_rows): 10 rows x 32 keys 32.9 ms, 8 x 32 34.6, 12 x 32 35.5, 16 x 16
-     * 33.8, 12 x 16 34.7. */
+    /* Intel's OpenCL CPU runtime (PyPI intel-opencl-rt), whose device name says no ISA: on AVX-512
+     * (a native vector of 16 floats), clattn tune on the Xeon below, dense N=2048, once the score
+     * loop's broadcasts came from one private block (attention_cpu.cl, tile_rows): 10 rows x 32 keys
+     * 32.9 ms, 8 x 32 34.6, 12 x 32 35.5, 16 x 16 33.8, 12 x 16 34.7. On AVX2 (8 floats) the
+     * generic CPU row below: on a Zen 3 EPYC 6 x 16 ran 89.0 ms against 187.0 for 10 x 32, whose
+     * accumulators do not fit 16 registers. */
     {.device = NULL,
      .vendor = "Intel(R) Corporation",
      .type = CL_DEVICE_TYPE_CPU,
-     .tiles = {.cpu_variant = 1, .rows = 10, .kw = 32}},
+     .min_floats = 16,
+     .tiles = {.cpu_variant = 1, .rows = 10, .kw = 32, .lanes = 1}},
     /* Intel's AVX-512 cores with two 512-bit FMA pipes (clattn tune on a Xeon through POCL,
      * `pthread-skylake-avx512-Intel(R) Xeon(R) Processor`, dense N=4096): 8 rows of one 16-key
      * vector left the pipes half idle (207 GFLOP/s at D=64); two vectors per row and two value
@@ -78,12 +82,15 @@ static const tile_entry tile_table[] = {
     {.device = "avx512",
      .vendor = "GenuineIntel",
      .type = CL_DEVICE_TYPE_CPU,
-     .tiles = {.cpu_variant = 1, .rows = 12, .kw = 32}},
+     .tiles = {.cpu_variant = 1, .rows = 12, .kw = 32, .lanes = 1}},
     /* POCL's AVX-512 targets (clattn tune on a Zen 4, `pthread-skylake-avx512`): 32 registers
      * hold 8 rows of 16 scores with room to spare. On dense attention 6 to 12 rows measured
      * within 3.5% (the last run, with 4-tile work-items: 6 best); 8 led 10 by 3-8% on window
      * 256, whose edges cost more with taller tiles. */
-    {.device = "avx512", .vendor = NULL, .type = CL_DEVICE_TYPE_CPU, .tiles = {.cpu_variant = 1, .rows = 8, .kw = 16}},
+    {.device = "avx512",
+     .vendor = NULL,
+     .type = CL_DEVICE_TYPE_CPU,
+     .tiles = {.cpu_variant = 1, .rows = 8, .kw = 16, .lanes = 1}},
     /* Any CPU, tuned on POCL's AVX2 target (clattn tune): 6 rows by 16 keys or 16 value columns
      * are 12 accumulators, plus two loaded vectors and a broadcast: the 16 ymm registers. The
      * CPU variant's generic row (CLATTN_VARIANT=cpu on another device takes it). */
@@ -94,7 +101,8 @@ static const tile_entry tile_table[] = {
 
 static int matches(const tile_entry *e, const clattn__device_caps *caps, int d)
 {
-    return d >= e->min_d && (e->device == NULL || strstr(caps->name, e->device) != NULL) &&
+    return d >= e->min_d && caps->native_floats >= (cl_uint)e->min_floats &&
+           (e->device == NULL || strstr(caps->name, e->device) != NULL) &&
            (e->vendor == NULL || strstr(caps->vendor, e->vendor) != NULL) &&
            (e->type == CL_DEVICE_TYPE_ALL || (caps->type & e->type) != 0);
 }
@@ -270,6 +278,7 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows,
         t.rows = max_rows; /* decode: a tile of repeated rows would only repeat work */
     if (t.item_tiles <= 0 || !t.cpu_variant)
         t.item_tiles = t.cpu_variant ? CLATTN_ITEM_TILES : 1;
+    t.lanes = t.cpu_variant && t.lanes;
     if (t.item_tiles > CLATTN_MAX_ITEM_TILES)
         t.item_tiles = CLATTN_MAX_ITEM_TILES;
     if (!t.cpu_variant) {

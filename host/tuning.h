@@ -36,8 +36,9 @@
 #define CLATTN_WIDE_BAND_KEYS 1024
 #define CLATTN_MAX_ITEM_TILES 32 /* cl/attention_cpu.cl's limit of CLATTN_TILES */
 
-/* Bands of fewer keys than this (float32, not decode) run on cl/attention_lanes.cl, whose tiles
- * are 16 query rows, one per vector lane, and which reads K unpacked. On the Xeon (POCL, two
+/* Bands of fewer keys than this (float32, not decode) run on cl/attention_lanes.cl where the tiles
+ * ask for it (`lanes`: the table's AVX-512 rows), whose tiles are 16 query rows, one per vector
+ * lane, and which reads K unpacked. On the Xeon (POCL, two
  * threads, N = 8192, H = 8, medians of 4-5 rounds against the panels' kernel): ±32 16% less time,
  * ±64 11%, ±128 4%, ±192 the same, and ±256 at N = 16384 the same or 1% more. */
 #define CLATTN_LANES_BAND_KEYS 384

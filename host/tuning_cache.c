@@ -32,7 +32,7 @@ static const struct {
     TILE_FIELD(bm, 0, 256),        TILE_FIELD(bn, 0, 256),
     TILE_FIELD(tm, 0, 32),         TILE_FIELD(tn, 0, 32),
     TILE_FIELD(reqd_wg, 0, 1),     TILE_FIELD(stage, 0, 8),
-    TILE_FIELD(prefetch, 0, 1),
+    TILE_FIELD(prefetch, 0, 1),    TILE_FIELD(lanes, 0, 1),
 };
 #undef TILE_FIELD
 enum {

@@ -1116,10 +1116,11 @@ static void check_backends(const backend *bes, int nbe)
 
 int main(void)
 {
-    /* GPU variant: the NVIDIA row's tiles, and 8 x 8 tiles of 2 x 2 blocks, whose rows' sums
-     * (and their +0 / -0 / NaN rule) are combined across 4 work-items. */
+    /* CPU variant: narrow windows with query rows in vector lanes (cpu8) and as dense runs
+     * (cpu8kw32). GPU variant: the NVIDIA row's tiles, and 8 x 8 tiles of 2 x 2 blocks, whose rows'
+     * sums (and their +0 / -0 / NaN rule) are combined across 4 work-items. */
     static const clattn_tiles
-        cpu_tiles = {.cpu_variant = 1, .rows = 8, .kw = 16},
+        cpu_tiles = {.cpu_variant = 1, .rows = 8, .kw = 16, .lanes = 1},
         cpu32_tiles = {.cpu_variant = 1, .rows = 8, .kw = 32},
         gpu_tiles = {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1, .stage = 8},
         gpu8_tiles = {.cpu_variant = 0, .rows = 1, .bm = 8, .bn = 8, .tm = 2, .tn = 2};

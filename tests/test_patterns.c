@@ -284,11 +284,12 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
 
 int main(void)
 {
-    /* GPU variant: small tiles, so that windows and side keys cross many tile edges, with K and V
-     * staged when needed and loaded a step ahead (which crosses from the band's tiles to the side
-     * keys'). */
+    /* CPU variant: narrow windows with query rows in vector lanes (cl/attention_lanes.cl) and as
+     * dense runs. GPU variant: small tiles, so that windows and side keys cross many tile edges,
+     * with K and V staged when needed and loaded a step ahead (which crosses from the band's tiles
+     * to the side keys'). */
     static const clattn_tiles variants[] = {
-        {.cpu_variant = 1, .rows = 6, .kw = 16},
+        {.cpu_variant = 1, .rows = 6, .kw = 16, .lanes = 1},
         {.cpu_variant = 1, .rows = 8, .kw = 32},
         {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 2, .tn = 2, .stage = 1},
         {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 2, .tn = 2, .stage = 8, .prefetch = 1}};

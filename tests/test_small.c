@@ -93,7 +93,7 @@ int main(int argc, char **argv)
      * which shrinks them at D = 128), and odd ones: 2 x 1 work-items of 3 x 5 scores, K and V
      * loaded a step ahead. */
     static const clattn_tiles variants[] = {
-        {.cpu_variant = 1, .rows = 4, .kw = 16},
+        {.cpu_variant = 1, .rows = 4, .kw = 16, .lanes = 1},
         {.cpu_variant = 1, .rows = 3, .kw = 32},
         {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1, .stage = 8},
         {.cpu_variant = 0, .rows = 1, .bm = 6, .bn = 5, .tm = 3, .tn = 5, .prefetch = 1}};

@@ -17,7 +17,7 @@
 /* Odd sizes, so that the saved tiles (5 rows, 3 tiles per item) end mid-tile. */
 static const clattn_problem problem = {.batch = 1, .heads = 2, .q_len = 67, .head_dim = 32};
 /* No table row has 5 rows, so these can only come from the file. */
-static const clattn_tiles saved = {.cpu_variant = 1, .rows = 5, .kw = 16, .item_tiles = 3};
+static const clattn_tiles saved = {.cpu_variant = 1, .rows = 5, .kw = 16, .item_tiles = 3, .lanes = 1};
 
 static char log_text[4096]; /* the log callback's lines since the last reset, joined by " | " */
 
@@ -31,7 +31,7 @@ static void log_line(void *user, const char *message)
 static int same_tiles(const clattn_tiles *a, const clattn_tiles *b)
 {
     return a->cpu_variant == b->cpu_variant && a->rows == b->rows && a->kw == b->kw &&
-           (!a->cpu_variant || a->item_tiles == b->item_tiles) &&
+           (!a->cpu_variant || (a->item_tiles == b->item_tiles && a->lanes == b->lanes)) &&
            (a->cpu_variant || (a->bm == b->bm && a->bn == b->bn && a->tm == b->tm && a->tn == b->tn));
 }
 
@@ -85,6 +85,7 @@ static const corrupt_case corrupt_cases[] = {
     {"another vendor", "vendor", "vendor=Nobody", "is not this context's"},
     {"rows out of range", "rows", "rows=99", "rows = 99 is outside"},
     {"item_tiles out of range", "item_tiles", "item_tiles=33", "item_tiles = 33 is outside"},
+    {"lanes out of range", "lanes", "lanes=2", "lanes = 2 is outside"},
     {"a CPU kw the kernel lacks", "kw", "kw=24", "kw = 24"},
     {"not an integer", "rows", "rows=5x", "is not an integer"},
     {"a sign", "rows", "rows=+5", "is not an integer"},
