@@ -227,7 +227,7 @@ static int tune_device(const bench_options *o, const bench_timer *timer, bench_d
         cpu ? sizeof cpu_candidates / sizeof cpu_candidates[0] : sizeof gpu_candidates / sizeof gpu_candidates[0];
     for (size_t c = 0; c < count && !status; c++) {
         clattn_tiles t = candidates[c];
-        t.lanes = lanes; /* the narrow windows' kernel as the device's table row has it */
+        t.lanes = lanes; /* the narrow windows' kernel as the plan has it (GPU tiles ignore it) */
         status = time_candidate(timer, dev, &w, &t, best, &best_ms);
     }
     const clattn_tiles shape = *best;
