@@ -25,6 +25,21 @@
 #define D8 ((D + 7) / 8) // 8-element chunks of a row
 #define DVP ((DV + 15) / 16 * 16)
 
+// The register blocks, shaped for the CPU's vectors (CLATTN_WIDE_VECTORS, the tiles' `lanes`):
+// the score accumulators of SCORE_KEYS keys of each pair, and the output accumulators of
+// VALUE_BLOCKS 16-column blocks of each of the 2 x PAIRS queries, are live at once. AVX-512's 32
+// registers of 16 floats take all 8 keys (16 accumulators) and 4 blocks (16); on AVX2's 16
+// registers of 8 floats, where a float16 takes two, 2 keys and 1 block leave 8 registers of
+// accumulators. With AVX-512's blocks on a Zen 3 (AVX2), most multiply-adds loaded and stored a
+// spilled accumulator, and the 7 x 7 neighborhood on a 64 x 64 grid took 1.45x as long.
+#if CLATTN_WIDE_VECTORS
+#define SCORE_KEYS GROUP
+#define VALUE_BLOCKS 4
+#else
+#define SCORE_KEYS 2
+#define VALUE_BLOCKS 1
+#endif
+
 // The arguments of `grid_pairs` (host/launch_grid.c sets them in this order).
 // clang-format off
 #define GRID_PAIRS_ARGS                                                                            \
@@ -69,36 +84,47 @@ inline __attribute__((always_inline)) float16 reduce8(const float16 x[8])
 // constant at each call), whose rows are qab[0] and qab[1]: s[i] lanes 0-7 the pair's query a,
 // lanes 8-15 query b. qab[i][c] holds elements [8c, 8c + 8) of both queries' rows (widened,
 // scaled, zero past D), a's in lanes 0-7 and b's in 8-15, so that one multiply-add of a key's 8
-// elements, loaded into both halves, serves both queries; two pairs share each key's loads.
+// elements, loaded into both halves, serves both queries; two pairs share each key's loads. The
+// keys go SCORE_KEYS at a time, in a loop the compiler keeps (fully unrolled, its scheduler
+// interleaved the blocks and spilled the accumulators again).
 inline __attribute__((always_inline)) void pair_scores(float16 s[PAIRS], const float16 *const qab[PAIRS],
                                                        __global const elem_t *const key[GROUP], const int pairs)
 {
     float16 x[PAIRS][GROUP];
+#pragma unroll 1
+    for (int j0 = 0; j0 < GROUP; j0 += SCORE_KEYS) {
+        float16 xb[PAIRS][SCORE_KEYS];
 #pragma unroll
-    for (int i = 0; i < pairs; i++)
+        for (int i = 0; i < pairs; i++)
 #pragma unroll
-        for (int j = 0; j < GROUP; j++)
-            x[i][j] = (float16)(0.0f);
+            for (int j = 0; j < SCORE_KEYS; j++)
+                xb[i][j] = (float16)(0.0f);
 #pragma unroll
-    for (int c = 0; c < KEY_CHUNKS; c++)
+        for (int c = 0; c < KEY_CHUNKS; c++)
 #pragma unroll
-        for (int j = 0; j < GROUP; j++) {
-            const float8 k8 = LOAD_8(0, key[j] + 8 * c);
+            for (int j = 0; j < SCORE_KEYS; j++) {
+                const float8 k8 = LOAD_8(0, key[j0 + j] + 8 * c);
 #pragma unroll
-            for (int i = 0; i < pairs; i++)
-                x[i][j] = c == 0 ? qab[i][0] * (float16)(k8, k8) : fma(qab[i][c], (float16)(k8, k8), x[i][j]);
-        }
-    for (int c = KEY_CHUNKS; c < D8; c++) // the rest, one element at a time (a row's end may be the buffer's)
+                for (int i = 0; i < pairs; i++)
+                    xb[i][j] = fma(qab[i][c], (float16)(k8, k8), xb[i][j]);
+            }
+        for (int c = KEY_CHUNKS; c < D8; c++) // the rest, one element at a time (a row's end may be the buffer's)
 #pragma unroll
-        for (int j = 0; j < GROUP; j++) {
-            float t[8] __attribute__((aligned(32)));
-            for (int e = 0; e < 8; e++)
-                t[e] = 8 * c + e < D ? LOAD_1(8 * c + e, key[j]) : 0.0f;
-            const float8 k8 = PRIV(float8, t, 0);
+            for (int j = 0; j < SCORE_KEYS; j++) {
+                float t[8] __attribute__((aligned(32)));
+                for (int e = 0; e < 8; e++)
+                    t[e] = 8 * c + e < D ? LOAD_1(8 * c + e, key[j0 + j]) : 0.0f;
+                const float8 k8 = PRIV(float8, t, 0);
 #pragma unroll
-            for (int i = 0; i < pairs; i++)
-                x[i][j] = fma(qab[i][c], (float16)(k8, k8), x[i][j]);
-        }
+                for (int i = 0; i < pairs; i++)
+                    xb[i][j] = fma(qab[i][c], (float16)(k8, k8), xb[i][j]);
+            }
+#pragma unroll
+        for (int i = 0; i < pairs; i++)
+#pragma unroll
+            for (int j = 0; j < SCORE_KEYS; j++)
+                x[i][j0 + j] = xb[i][j];
+    }
 #pragma unroll
     for (int i = 0; i < pairs; i++)
         s[i] = reduce8(x[i]);
@@ -130,13 +156,13 @@ inline __attribute__((always_inline)) void block_values(pair_walk pw[PAIRS], con
                                                         const int pairs)
 {
     int c = 0;
-    for (; c + 16 <= DV; c += 64) {
-        const int blocks = min(4, (DV - c) / 16);
-        float16 o[2 * PAIRS][4]; // query y (2 * pair + 0 for its query a, + 1 for b), column block
+    for (; c + 16 <= DV; c += 16 * VALUE_BLOCKS) {
+        const int blocks = min(VALUE_BLOCKS, (DV - c) / 16);
+        float16 o[2 * PAIRS][VALUE_BLOCKS]; // query y (2 * pair + 0 for its query a, + 1 for b), column block
 #pragma unroll
         for (int y = 0; y < 2 * pairs; y++)
 #pragma unroll
-            for (int u = 0; u < 4; u++)
+            for (int u = 0; u < VALUE_BLOCKS; u++)
                 o[y][u] = u < blocks ? PRIV(float16, pw[y / 2].acc[y % 2], c / 16 + u) * alpha[y / 2][8 * (y % 2)]
                                      : (float16)(0.0f);
         for (int j = 0; j < n; j++)
@@ -150,23 +176,23 @@ inline __attribute__((always_inline)) void block_values(pair_walk pw[PAIRS], con
                 }
                 if (!any)
                     continue;
-                float16 vv[4];
+                float16 vv[VALUE_BLOCKS];
 #pragma unroll
-                for (int u = 0; u < 4; u++)
+                for (int u = 0; u < VALUE_BLOCKS; u++)
                     vv[u] = LOAD_16(0, val[j][t] + c + 16 * (u < blocks ? u : 0));
 #pragma unroll
                 for (int y = 0; y < 2 * pairs; y++)
                     if (see[y]) {
                         const float16 pb = (float16)(pw[y / 2].p[j][GROUP * (y % 2) + t]);
 #pragma unroll
-                        for (int u = 0; u < 4; u++)
+                        for (int u = 0; u < VALUE_BLOCKS; u++)
                             o[y][u] = fma(pb, vv[u], o[y][u]);
                     }
             }
 #pragma unroll
         for (int y = 0; y < 2 * pairs; y++)
 #pragma unroll
-            for (int u = 0; u < 4; u++)
+            for (int u = 0; u < VALUE_BLOCKS; u++)
                 if (u < blocks)
                     PRIV(float16, pw[y / 2].acc[y % 2], c / 16 + u) = o[y][u];
     }

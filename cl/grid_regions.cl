@@ -14,9 +14,21 @@
 // Criss-cross is two launches: the rows (each a region), which suspend every query's running
 // softmax into `state`, then the columns, which resume it and skip the query's own token (a key
 // of both parts counts once).
-#define QV 2   // query vectors of 16 a work-item's unit takes: they share every key's broadcasts
-#define KB 8   // keys per score pass: KB x QV accumulators
-#define VC 8   // value columns per P.V pass: VC x QV accumulators
+//
+// The register blocks are shaped for the CPU's vectors (CLATTN_WIDE_VECTORS, the tiles' `lanes`):
+// AVX-512's 32 registers of 16 floats hold two query vectors' 16 score (or output) accumulators;
+// AVX2's 16 registers of 8 floats, where a float16 takes two, one vector's 4 (8 registers). With
+// AVX-512's blocks on a Zen 3 (AVX2), every score multiply-add loaded and stored its spilled
+// accumulator, and Swin 8 / 4 on a 64 x 64 grid took 1.45x as long.
+#if CLATTN_WIDE_VECTORS
+#define QV 2 // query vectors of 16 a work-item's unit takes: they share every key's broadcasts
+#define KB 8 // keys per score pass: KB x QV accumulators
+#define VC 8 // value columns per P.V pass: VC x QV accumulators
+#else
+#define QV 1
+#define KB 4
+#define VC 4
+#endif
 #define KCH 32 // keys per online-softmax step
 
 // The arguments of `grid_regions` (host/launch_grid.c sets them in this order).

@@ -19,7 +19,7 @@ typedef struct {
 } pairs_geometry;
 
 /* One launch of cl/grid_regions.cl: the regions' tokens, the units of work (a region's queries,
- * GRID_REGIONS_QUERIES at a time) and the units each work-item takes; the same tables on the
+ * region_queries at a time) and the units each work-item takes; the same tables on the
  * device. Criss-cross takes two: its rows, then its columns. */
 typedef struct {
     int nregions, nunits, per_item, items;
@@ -29,8 +29,12 @@ typedef struct {
     cl_mem offsets_buf, tokens_buf, units_buf;
 } regions_pass;
 
-/* Queries of a unit of cl/grid_regions.cl (its 16 QV). */
-#define GRID_REGIONS_QUERIES 32
+/* Queries of a unit of cl/grid_regions.cl (its 16 QV): two vectors of 16 where the tiles shape
+ * the lane kernels for vectors of 16 floats (`lanes`, CLATTN_WIDE_VECTORS), else one. */
+static int region_queries(const clattn_tiles *t)
+{
+    return t->lanes ? 32 : 16;
+}
 
 /* The fewest tokens per region, on average, for which cl/grid_regions.cl takes a pattern: its
  * units compute whole vectors of 16 queries. */
@@ -144,10 +148,11 @@ static int regions_of(const clattn_plan *plan, int part, regions_pass *rt, clatt
     const long long nregions = (long long)row_strips * col_strips;
     if ((long long)h * w < (long long)GRID_REGIONS_MIN_SIZE * nregions)
         return CLATTN_STATUS_OK;
+    const int per_unit = region_queries(&plan->tiles);
     long long nunits = 0;
     for (int r = 0; r < h; r += n_r[r])
         for (int c = 0; c < w; c += n_c[c])
-            nunits += ((long long)n_r[r] * n_c[c] + GRID_REGIONS_QUERIES - 1) / GRID_REGIONS_QUERIES;
+            nunits += ((long long)n_r[r] * n_c[c] + per_unit - 1) / per_unit;
     rt->offsets = malloc(((size_t)nregions + 1) * sizeof(int));
     rt->tokens = malloc((size_t)h * w * sizeof(int));
     rt->units = malloc(2 * (size_t)nunits * sizeof(int));
@@ -162,7 +167,7 @@ static int regions_of(const clattn_plan *plan, int part, regions_pass *rt, clatt
                 for (int kc = c; kc < c + n_c[c]; kc++)
                     rt->tokens[t++] = geo->axis[kr] * w + geo->axis[h + kc];
             qsort(rt->tokens + first, (size_t)(t - first), sizeof(int), compare_ints);
-            for (int x = 0; x < t - first; x += GRID_REGIONS_QUERIES) {
+            for (int x = 0; x < t - first; x += per_unit) {
                 rt->units[2 * u] = rt->nregions;
                 rt->units[2 * u + 1] = x;
                 u++;
@@ -201,7 +206,8 @@ static int create_kernels(clattn_plan *plan, clattn__error *err)
     if (lanes != NULL) {
         char program[64];
         snprintf(program, sizeof program, "common+attention_cpu+lane_softmax+%s", lanes);
-        clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
+        clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options - 32);
+        snprintf(options + strlen(options), 32, " -DCLATTN_WIDE_VECTORS=%d", plan->tiles.lanes);
         return clattn__plan_kernel(plan, program, lanes, options, &plan->attention, err);
     }
     if (plan->tiles.cpu_variant) {

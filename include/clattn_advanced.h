@@ -31,9 +31,12 @@ typedef struct {
     int kw;          /* CPU variant: keys per score pass (8, 16, or 32: two vectors per row) */
     int item_tiles;  /* CPU variant: most tiles per work-item, which share each key chunk's reads
                       * (1 to 32; 0: the default, 32; a window of under 1024 keys takes at most 4) */
-    int lanes;       /* CPU variant: 1: float32 windows of under 384 keys (not decode) put a tile's
-                      * 16 query rows in the lanes of a vector (cl/attention_lanes.cl), for CPUs whose
-                      * vector registers hold 16 floats (AVX-512); 0: they run as dense does */
+    int lanes;       /* CPU variant: 1, for CPUs whose vector registers hold 16 floats (AVX-512):
+                      * float32 windows of under 384 keys (not decode) put a tile's 16 query rows in
+                      * the lanes of a vector (cl/attention_lanes.cl), and the 2-D kernels whose
+                      * queries lie in lanes keep register blocks for 32 such registers; 0: those
+                      * windows run as dense does, and the 2-D blocks fit 16 registers of 8 floats
+                      * (AVX2) */
     /* GPU variant: a work-group of (bm / tm) * (bn / tn) work-items owns bm query rows and walks
      * tiles of bn keys; each work-item holds a tm x tn block of scores (tm * tn <= 32). */
     int bm;       /* query rows per work-group, a multiple of tm (1 to 256) */

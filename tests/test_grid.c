@@ -168,7 +168,7 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
 int main(void)
 {
     static const clattn_tiles variants[] = {{.cpu_variant = 1, .rows = 6, .kw = 16},
-                                            {.cpu_variant = 1, .rows = 16, .kw = 32},
+                                            {.cpu_variant = 1, .rows = 16, .kw = 32, .lanes = 1},
                                             {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 2, .tn = 2},
                                             {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 8, .tm = 4, .tn = 2}};
     static const char *const names[] = {"cpu6", "cpu16x32", "local32", "local64"};
