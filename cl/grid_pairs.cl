@@ -27,17 +27,21 @@
 
 // The register blocks, shaped for the CPU's vectors (CLATTN_WIDE_VECTORS, the tiles' `lanes`):
 // the score accumulators of SCORE_KEYS keys of each pair, and the output accumulators of
-// VALUE_BLOCKS 16-column blocks of each of the 2 x PAIRS queries, are live at once. AVX-512's 32
-// registers of 16 floats take all 8 keys (16 accumulators) and 4 blocks (16); on AVX2's 16
-// registers of 8 floats, where a float16 takes two, 2 keys and 1 block leave 8 registers of
-// accumulators. With AVX-512's blocks on a Zen 3 (AVX2), most multiply-adds loaded and stored a
-// spilled accumulator, and the 7 x 7 neighborhood on a 64 x 64 grid took 1.45x as long.
+// VALUE_BLOCKS 16-column blocks of VALUE_QUERIES of the 2 x PAIRS queries, are live at once.
+// AVX-512's 32 registers of 16 floats take all 8 keys (16 accumulators) and all 4 queries' 4
+// blocks (16); on AVX2's 16 registers of 8 floats, where a float16 takes two, 2 keys and one
+// pair's 2 blocks leave 8 registers of accumulators. With AVX-512's blocks on a Zen 3 (AVX2), most
+// multiply-adds loaded and stored a spilled accumulator, and the 7 x 7 neighborhood on a 64 x 64
+// grid took 1.45x as long. (There, 4 queries by 1 block ran about 5% slower than a pair by 2: each
+// key's masks and branches served 8 multiply-adds of 2 columns' worth of V instead of 4.)
 #if CLATTN_WIDE_VECTORS
 #define SCORE_KEYS GROUP
+#define VALUE_QUERIES (2 * PAIRS)
 #define VALUE_BLOCKS 4
 #else
 #define SCORE_KEYS 2
-#define VALUE_BLOCKS 1
+#define VALUE_QUERIES 2
+#define VALUE_BLOCKS 2
 #endif
 
 // The arguments of `grid_pairs` (host/launch_grid.c sets them in this order).
@@ -148,54 +152,57 @@ typedef struct {
 
 // acc = alpha * acc + P.V of `pairs` pairs (1 or 2, a constant at each call) over the step's n
 // key rows: weights pw[i].p[j][lane], masks pw[i].ok[j][lane] and the value rows val[j][key] of
-// each row's 8 keys. A key's value row is read once for the queries that see it, and only they
-// add it (a NaN planted in a value no query sees stays out; a visible key whose weight is 0 still
-// multiplies its value, as the reference does).
+// each row's 8 keys. A key's value row is read once for each VALUE_QUERIES of the queries, and
+// only those that see it add it (a NaN planted in a value no query sees stays out; a visible key whose weight is 0
+// still multiplies its value, as the reference does).
 inline __attribute__((always_inline)) void block_values(pair_walk pw[PAIRS], const float16 alpha[PAIRS],
                                                         __global const elem_t *const val[CHUNK][GROUP], int n,
                                                         const int pairs)
 {
     int c = 0;
-    for (; c + 16 <= DV; c += 16 * VALUE_BLOCKS) {
-        const int blocks = min(VALUE_BLOCKS, (DV - c) / 16);
-        float16 o[2 * PAIRS][VALUE_BLOCKS]; // query y (2 * pair + 0 for its query a, + 1 for b), column block
+#pragma unroll 1
+    for (int y0 = 0; y0 < 2 * pairs; y0 += VALUE_QUERIES)
+        for (c = 0; c + 16 <= DV; c += 16 * VALUE_BLOCKS) {
+            const int blocks = min(VALUE_BLOCKS, (DV - c) / 16);
+            float16 o[VALUE_QUERIES][VALUE_BLOCKS]; // query y0 + y (2 * pair + 0 for its query a, + 1 for b), block
 #pragma unroll
-        for (int y = 0; y < 2 * pairs; y++)
-#pragma unroll
-            for (int u = 0; u < VALUE_BLOCKS; u++)
-                o[y][u] = u < blocks ? PRIV(float16, pw[y / 2].acc[y % 2], c / 16 + u) * alpha[y / 2][8 * (y % 2)]
-                                     : (float16)(0.0f);
-        for (int j = 0; j < n; j++)
-#pragma unroll
-            for (int t = 0; t < GROUP; t++) {
-                int see[2 * PAIRS], any = 0;
-#pragma unroll
-                for (int y = 0; y < 2 * pairs; y++) {
-                    see[y] = pw[y / 2].ok[j][GROUP * (y % 2) + t];
-                    any |= see[y];
-                }
-                if (!any)
-                    continue;
-                float16 vv[VALUE_BLOCKS];
+            for (int y = 0; y < VALUE_QUERIES; y++)
 #pragma unroll
                 for (int u = 0; u < VALUE_BLOCKS; u++)
-                    vv[u] = LOAD_16(0, val[j][t] + c + 16 * (u < blocks ? u : 0));
+                    o[y][u] = u < blocks ? PRIV(float16, pw[(y0 + y) / 2].acc[y % 2], c / 16 + u) *
+                                               alpha[(y0 + y) / 2][8 * (y % 2)]
+                                         : (float16)(0.0f);
+            for (int j = 0; j < n; j++)
 #pragma unroll
-                for (int y = 0; y < 2 * pairs; y++)
-                    if (see[y]) {
-                        const float16 pb = (float16)(pw[y / 2].p[j][GROUP * (y % 2) + t]);
+                for (int t = 0; t < GROUP; t++) {
+                    int see[VALUE_QUERIES], any = 0;
 #pragma unroll
-                        for (int u = 0; u < VALUE_BLOCKS; u++)
-                            o[y][u] = fma(pb, vv[u], o[y][u]);
+                    for (int y = 0; y < VALUE_QUERIES; y++) {
+                        see[y] = y0 + y < 2 * pairs ? pw[(y0 + y) / 2].ok[j][GROUP * (y % 2) + t] : 0;
+                        any |= see[y];
                     }
-            }
+                    if (!any)
+                        continue;
+                    float16 vv[VALUE_BLOCKS];
 #pragma unroll
-        for (int y = 0; y < 2 * pairs; y++)
+                    for (int u = 0; u < VALUE_BLOCKS; u++)
+                        vv[u] = LOAD_16(0, val[j][t] + c + 16 * (u < blocks ? u : 0));
 #pragma unroll
-            for (int u = 0; u < VALUE_BLOCKS; u++)
-                if (u < blocks)
-                    PRIV(float16, pw[y / 2].acc[y % 2], c / 16 + u) = o[y][u];
-    }
+                    for (int y = 0; y < VALUE_QUERIES; y++)
+                        if (see[y]) {
+                            const float16 pb = (float16)(pw[(y0 + y) / 2].p[j][GROUP * (y % 2) + t]);
+#pragma unroll
+                            for (int u = 0; u < VALUE_BLOCKS; u++)
+                                o[y][u] = fma(pb, vv[u], o[y][u]);
+                        }
+                }
+#pragma unroll
+            for (int y = 0; y < VALUE_QUERIES; y++)
+#pragma unroll
+                for (int u = 0; u < VALUE_BLOCKS; u++)
+                    if (u < blocks && y0 + y < 2 * pairs)
+                        PRIV(float16, pw[(y0 + y) / 2].acc[y % 2], c / 16 + u) = o[y][u];
+        }
     for (c = DV / 16 * 16; c < DV; c++) // the last DV % 16 columns, one at a time
         for (int y = 0; y < 2 * pairs; y++) {
             const int lane = GROUP * (y % 2);
@@ -371,6 +378,13 @@ inline void pair_block(__global const elem_t *q, __global const elem_t *kh, __gl
         finish_pair(&pw[i], out, lse, kv_len, has_b, write_lse);
 }
 
+// Hints a row of D elements into the cache.
+inline void hint_row(__global const elem_t *row)
+{
+    for (int x = 0; x < D * (int)sizeof(elem_t); x += 64)
+        PREFETCH((__global const uchar *)row + x);
+}
+
 __kernel void grid_pairs(GRID_PAIRS_ARGS)
 {
     const int bh = get_global_id(1);
@@ -380,7 +394,14 @@ __kernel void grid_pairs(GRID_PAIRS_ARGS)
     __global const elem_t *kh = k + bhk * n * D, *vh = v + bhk * n * DV;
     const int r_first = (int)get_global_id(0) * rows_per_item, r_end = min(h, r_first + rows_per_item);
     for (int r = r_first; r < r_end; r += PAIRS)
-        for (int c = 0; c < w; c += 2)
+        for (int c = 0; c < w; c += 2) {
+            // The next block's query rows, hinted: its first reads, which jump across the grid
+            // (their loads took 9% of the samples on a Zen 3, 2.7% with the hints).
+            const int rn = c + 2 < w ? r : r + PAIRS, cn = c + 2 < w ? c + 2 : 0;
+            for (int i = 0; i < PAIRS && rn + i < r_end; i++)
+                for (int x = cn; x < min(cn + 2, w); x++)
+                    hint_row(q + (size_t)bh * n * D + (size_t)(axis[rn + i] * w + axis[h + x]) * D);
             pair_block(q + (size_t)bh * n * D, kh, vh, out + (size_t)bh * n * DV, lse + (size_t)bh * n, axis, h, w, r,
                        c, min(PAIRS, r_end - r), kv_len, causal, qscale, write_lse);
+        }
 }

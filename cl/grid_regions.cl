@@ -180,17 +180,19 @@ inline void widen_rows(float *dst, int stride, __global const elem_t *src, const
 }
 #endif
 
-// The first reads of unit x, hinted one unit ahead: its Q rows, its rows of `state` when the
-// launch resumes or suspends (`state_rows`) and, where it starts a region other than `current`,
-// the K and V rows of that region's first REGION_PREFETCH_KEYS keys. A unit's tokens jump across
-// the grid (the next rows of a Swin window, the next window, the next column), where the
-// hardware's stream prefetchers do not follow them. The rows are listed at the start of a unit
-// and hinted a few lines at a time while it computes: all at once, a seventh of the samples sat
-// on the prefetch instructions themselves. One POCL thread, 64 x 64, H = 8, D = 64: Swin 8 / 4
-// took 7.1 ms against 9.0-9.3 without hints (the Q rows alone: 8.5; every row at once: 7.4-7.9),
-// criss-cross 21.6-22.6 against 28.0-29.3.
+// The first reads of unit x, hinted one unit ahead: its Q rows, its rows of `state` when the launch
+// resumes or suspends (`state_rows`), its O rows when it writes them (`out_rows`) and, where it
+// starts a region other than `current`, the K and V rows of that region's first
+// REGION_PREFETCH_KEYS keys. A unit's tokens jump across the grid (the next rows of a Swin window,
+// the next window, the next column), where the hardware's stream prefetchers do not follow them.
+// The rows are listed at the start of a unit and hinted a few lines at a time while it computes:
+// all at once, a seventh of the samples sat on the prefetch instructions themselves. One POCL
+// thread, 64 x 64, H = 8, D = 64: Swin 8 / 4 took 7.1 ms against 9.0-9.3 without hints (the Q rows
+// alone: 8.5; every row at once: 7.4-7.9), criss-cross 21.6-22.6 against 28.0-29.3. Its O rows too,
+// where it writes them: on a Zen 3 (AVX2, one thread) the stores of O, each a cache miss, took a
+// fifth of Swin's samples, and Swin 8 / 4 went from 11.0 to 9.9 ms with them hinted.
 #define REGION_PREFETCH_KEYS (2 * KCH)
-#define HINT_ROWS (2 * 16 * QV + 2 * REGION_PREFETCH_KEYS)
+#define HINT_ROWS (3 * 16 * QV + 2 * REGION_PREFETCH_KEYS)
 #define HINT_LINES 64 // lines hinted per score pass of KB keys (24 to 96 measured alike)
 typedef struct {
     __global const uchar *row[HINT_ROWS];
@@ -307,8 +309,8 @@ inline void region_values(lane_state st[QV], float16 sc[QV][KCH], const float16 
 // Lists unit x's rows in h (see row_hints).
 inline void list_unit_rows(row_hints *h, __global const elem_t *qh, __global const elem_t *kh,
                            __global const elem_t *vh, __global const float *stateh, bool state_rows,
-                           __global const int *units, __global const int *regions, __global const int *tokens, int x,
-                           int current)
+                           __global const elem_t *oh, bool out_rows, __global const int *units,
+                           __global const int *regions, __global const int *tokens, int x, int current)
 {
     const int region = units[2 * x], first = regions[region], count = regions[region + 1] - first;
     for (int i = units[2 * x + 1]; i < min(count, units[2 * x + 1] + 16 * QV); i++) {
@@ -316,6 +318,8 @@ inline void list_unit_rows(row_hints *h, __global const elem_t *qh, __global con
         hint_row(h, qh + tok * D, D * sizeof(elem_t));
         if (state_rows)
             hint_row(h, stateh + tok * STATE_WIDTH, STATE_WIDTH * sizeof(float));
+        if (out_rows)
+            hint_row(h, oh + tok * DV, DV * sizeof(elem_t));
     }
     if (region != current)
         for (int i = 0; i < min(count, REGION_PREFETCH_KEYS); i++) {
@@ -482,7 +486,8 @@ __kernel void grid_regions(GRID_REGIONS_ARGS)
         row_hints hints; // its row lists are filled as far as n, never read beyond
         hints.n = hints.at = hints.line = 0;
         if (x + 1 < u_end)
-            list_unit_rows(&hints, qh, kh, vh, stateh, resume || suspend, units, regions, tokens, x + 1, units[2 * x]);
+            list_unit_rows(&hints, qh, kh, vh, stateh, resume || suspend, oh, !suspend, units, regions, tokens, x + 1,
+                           units[2 * x]);
         const int region = units[2 * x], first = regions[region];
         region_unit(qh, kh, vh, oh, lseh, stateh, tokens, first, regions[region + 1] - first, units[2 * x + 1], kv_len,
                     causal, qscale, write_lse, mode, &hints);
