@@ -304,6 +304,29 @@ inline void region_values(lane_state st[QV], float16 sc[QV][KCH], const float16 
     }
 }
 
+// Whether the value rows vrow[0, nk) hold only finite values (cl/attention_lanes.cl's
+// values_finite does the same over rows that lie one after the other). Then a masked step's P.V
+// needs no select: a lane's weight for a key it does not see is exactly 0 (lane_softmax), and 0
+// times a finite value adds nothing. v * 0 is NaN where v is inf or NaN; four sums, so that the
+// multiply-adds do not wait on each other. Criss-cross's column pass masks each query's own token
+// in every step that holds its queries: on 64 x 64 (one POCL thread, Zen 3) it went from
+// 27.2-29.4 ms to 25.4-27.3 with this test in front of the select.
+inline bool values_finite(const key_row *vrow, int nk)
+{
+    float16 z[4];
+    for (int i = 0; i < 4; i++)
+        z[i] = (float16)(0.0f);
+    float t = 0.0f;
+    for (int j = 0; j < nk; j++) {
+        int c = 0;
+        for (; c + 16 <= DV; c += 16)
+            z[c / 16 % 4] = fma(vload16(0, vrow[j] + c), (float16)(0.0f), z[c / 16 % 4]);
+        for (; c < DV; c++)
+            t = fma(vrow[j][c], 0.0f, t);
+    }
+    return !any(isnan((z[0] + z[1]) + (z[2] + z[3]))) && !isnan(t);
+}
+
 #define STATE_WIDTH (DV + 2) // a suspended query's row of `state`: acc[DV], m, l
 
 // Lists unit x's rows in h (see row_hints).
@@ -462,7 +485,7 @@ inline void region_unit(__global const elem_t *qh, __global const elem_t *kh, __
             }
             alpha[u] = lane_softmax(&st[u].m, &st[u].l, sc[u], seen, nk, 1);
         }
-        region_values(st, sc, alpha, vrow, nk, masked, ok);
+        region_values(st, sc, alpha, vrow, nk, masked && !values_finite(vrow, nk), ok);
     }
     for (int u = 0; u < QV; u++)
         if (mode.suspend)

@@ -839,6 +839,23 @@ static const nonfinite_case nonfinite_cases[] = {
      104,
      75,
      0.0f},
+    /* Criss-cross (the regions kernel's row pass, then its column pass, which masks each query's
+     * own token; it takes grids whose rows and columns hold 16 tokens or more): under causal, key
+     * (5, 5) is seen by the queries below it in its column and after it in its row, and not by
+     * those before it, which share its row's and its column's vector of queries. */
+    {{"causal criss-cross on 16x17, a key inside the grid",
+      {.batch = 1,
+       .heads = 2,
+       .q_len = 272,
+       .head_dim = 32,
+       .causal = 1,
+       .grid_pattern = CLATTN_GRID_CRISS_CROSS,
+       .grid_h = 16,
+       .grid_w = 17},
+      NULL},
+     125,
+     90,
+     0.0f},
     /* Logits +-1e4: the planted key's weight is exactly 0 for most rows, and 0 * NaN is NaN. */
     {{"window (7, 3), |logit| 1e4",
       {.batch = 1,
