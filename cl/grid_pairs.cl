@@ -153,8 +153,8 @@ typedef struct {
 // acc = alpha * acc + P.V of `pairs` pairs (1 or 2, a constant at each call) over the step's n
 // key rows: weights pw[i].p[j][lane], masks pw[i].ok[j][lane] and the value rows val[j][key] of
 // each row's 8 keys. A key's value row is read once for each VALUE_QUERIES of the queries, and
-// only those that see it add it (a NaN planted in a value no query sees stays out; a visible key whose weight is 0
-// still multiplies its value, as the reference does).
+// only those that see it add it (a NaN planted in a value no query sees stays out; a visible key
+// whose weight is 0 still multiplies its value, as the reference does).
 inline __attribute__((always_inline)) void block_values(pair_walk pw[PAIRS], const float16 alpha[PAIRS],
                                                         __global const elem_t *const val[CHUNK][GROUP], int n,
                                                         const int pairs)
