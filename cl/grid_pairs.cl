@@ -159,10 +159,9 @@ inline __attribute__((always_inline)) void block_values(pair_walk pw[PAIRS], con
                                                         __global const elem_t *const val[CHUNK][GROUP], int n,
                                                         const int pairs)
 {
-    int c = 0;
 #pragma unroll 1
     for (int y0 = 0; y0 < 2 * pairs; y0 += VALUE_QUERIES)
-        for (c = 0; c + 16 <= DV; c += 16 * VALUE_BLOCKS) {
+        for (int c = 0; c + 16 <= DV; c += 16 * VALUE_BLOCKS) {
             const int blocks = min(VALUE_BLOCKS, (DV - c) / 16);
             float16 o[VALUE_QUERIES][VALUE_BLOCKS]; // query y0 + y (2 * pair + 0 for its query a, + 1 for b), block
 #pragma unroll
@@ -203,7 +202,7 @@ inline __attribute__((always_inline)) void block_values(pair_walk pw[PAIRS], con
                     if (u < blocks && y0 + y < 2 * pairs)
                         PRIV(float16, pw[(y0 + y) / 2].acc[y % 2], c / 16 + u) = o[y][u];
         }
-    for (c = DV / 16 * 16; c < DV; c++) // the last DV % 16 columns, one at a time
+    for (int c = DV / 16 * 16; c < DV; c++) // the last DV % 16 columns, one at a time
         for (int y = 0; y < 2 * pairs; y++) {
             const int lane = GROUP * (y % 2);
             float a = pw[y / 2].acc[y % 2][c] * alpha[y / 2][lane];

@@ -19,8 +19,9 @@ typedef struct {
 
 /* The GPU variant's rows: starting points from the shape of fast GPU attention (FlashAttention 2,
  * CLBlast's GEMM; see docs/GPU.md). Only the NVIDIA rows have met their GPU: on an H200 clattn
- * tune put them within 0.5% of the best of 25 tiles at D = 64 and 128 (docs/PERFORMANCE.md). A row whose __local tiles
- * do not fit a device or a head dimension is shrunk at plan creation (clattn__tiles_shrink). */
+ * tune put them within 0.5% of the best of 25 tiles at D = 64 and 128 (docs/PERFORMANCE.md). A
+ * row whose __local tiles do not fit a device or a head dimension is shrunk at plan creation
+ * (clattn__tiles_shrink). */
 #define GPU_TILES(bm_, bn_, tm_, tn_, reqd_, stage_, prefetch_)                                                        \
     {                                                                                                                  \
         .cpu_variant = 0, .rows = 1, .kw = 0, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = reqd_,            \

@@ -167,6 +167,8 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
 
 int main(void)
 {
+    /* The CPU variants: the 2-D kernels' register blocks for AVX2 (cpu6) and, with `lanes`, for
+     * AVX-512 (cpu16x32), whichever CPU runs the test. */
     static const clattn_tiles variants[] = {{.cpu_variant = 1, .rows = 6, .kw = 16},
                                             {.cpu_variant = 1, .rows = 16, .kw = 32, .lanes = 1},
                                             {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 2, .tn = 2},

@@ -1133,7 +1133,8 @@ static void check_backends(const backend *bes, int nbe)
 
 int main(void)
 {
-    /* CPU variant: narrow windows with query rows in vector lanes (cpu8) and as dense runs
+    /* CPU variant: narrow windows with query rows in vector lanes and the 2-D kernels' AVX-512
+     * register blocks (cpu8, `lanes`), narrow windows as dense runs and the AVX2 blocks
      * (cpu8kw32). GPU variant: the NVIDIA row's tiles, and 8 x 8 tiles of 2 x 2 blocks, whose rows'
      * sums (and their +0 / -0 / NaN rule) are combined across 4 work-items. */
     static const clattn_tiles
