@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "exit_status.h"
@@ -27,6 +28,13 @@ typedef struct {
     int num_devices;
     bench_timer timer;
     bench_results results;
+    /* --rounds: every row's samples of every pass, [row][device times, then wall times][round *
+     * repeat + run], and how many passes each row has had. */
+    int round;       /* the pass under way */
+    size_t next_row; /* after the first pass: the row of the next timed run (the sweep's order) */
+    double *pool;
+    int *pooled;
+    size_t pool_rows;
 } bench_state;
 
 /* Opens the devices of o into a fresh state; free_state() undoes it, also after a failure. */
@@ -43,6 +51,8 @@ static int open_state(const bench_options *o, bench_state *s)
 
 static void free_state(bench_state *s)
 {
+    free(s->pool);
+    free(s->pooled);
     results_free(&s->results);
     for (int d = s->num_devices - 1; d >= 0; d--) {
         peak_probe_free(&s->devices[d].peak);
@@ -121,19 +131,74 @@ static void results_peaks(bench_state *s)
     }
 }
 
-/* The rates of a timed row (its peak comes at the end, from results_peaks); dev: NULL for the
- * baseline, which has no measured bandwidth. */
-static int record_row(bench_state *s, bench_row *row, const workload *w, const bench_device *dev)
+/* Room in the pool for row k. */
+static int pool_reserve(bench_state *s, size_t k)
 {
-    const double ms = row->time.ms_median;
-    row->gflops = giga_per_second(w->flops, ms);
-    row->gbps = giga_per_second((double)(2 * w->q_bytes + 2 * w->kv_bytes), ms);
+    if (k < s->pool_rows)
+        return 0;
+    const size_t rows = k < 16 ? 32 : 2 * k, per_row = 2 * (size_t)s->o->rounds * (size_t)s->o->repeat;
+    double *pool = realloc(s->pool, rows * per_row * sizeof *pool);
+    if (pool != NULL)
+        s->pool = pool;
+    int *pooled = pool != NULL ? realloc(s->pooled, rows * sizeof *pooled) : NULL;
+    if (pooled == NULL) {
+        fprintf(stderr, "clattn bench: out of host memory for the samples\n");
+        return EXIT_RUNTIME;
+    }
+    s->pooled = pooled;
+    for (size_t i = s->pool_rows; i < rows; i++)
+        s->pooled[i] = 0;
+    s->pool_rows = rows;
+    return 0;
+}
+
+/* A timed row: added in the first pass, its samples (still in the timer) pooled in every pass;
+ * dev: NULL for the baseline, which has no measured bandwidth. */
+static int record_row(bench_state *s, bench_row *row, const bench_device *dev)
+{
     row->copy_gbps = dev != NULL ? dev->copy_gbps : 0.0;
-    row->pct_copy = percent(row->gbps, row->copy_gbps);
-    const int status = results_add(&s->results, row);
-    if (!status) /* progress: a long sweep is silent on stdout until the end */
-        fprintf(stderr, "clattn bench: %s %s N=%d: %.3f ms\n", row->label, pattern_names[row->pattern], row->n, ms);
-    return status;
+    int status = s->round == 0 ? results_add(&s->results, row) : 0;
+    const size_t k = s->round == 0 ? s->results.num_rows - 1 : s->next_row++;
+    const bench_row *first = k < s->results.num_rows ? &s->results.rows[k] : NULL;
+    if (!status && (first == NULL || first->device != row->device || first->pattern != row->pattern ||
+                    first->n != row->n)) { /* the passes' order differs: a bug here, not a user error */
+        fprintf(stderr, "clattn bench: pass %d of the sweep ran its points in another order\n", s->round + 1);
+        status = EXIT_RUNTIME;
+    }
+    if (!status)
+        status = pool_reserve(s, k);
+    if (status)
+        return status;
+    const size_t repeat = (size_t)s->o->repeat, per_row = 2 * (size_t)s->o->rounds * repeat;
+    double *pool = s->pool + k * per_row + (size_t)s->round * repeat;
+    for (size_t i = 0; i < repeat; i++) {
+        pool[i] = s->timer.samples[i];                        /* device */
+        pool[per_row / 2 + i] = s->timer.samples[repeat + i]; /* wall */
+    }
+    s->pooled[k]++;
+    /* progress: a long sweep is silent on stdout until the end */
+    fprintf(stderr, "clattn bench: %s %s N=%d: %.3f ms\n", row->label, pattern_names[row->pattern], row->n,
+            row->time.ms_median);
+    return 0;
+}
+
+/* Each row's times over all of its passes (where there was more than one) and its rates (its peak
+ * comes from results_peaks). */
+static void results_rates(bench_state *s)
+{
+    const size_t repeat = (size_t)s->o->repeat, per_row = 2 * (size_t)s->o->rounds * repeat;
+    for (size_t k = 0; k < s->results.num_rows; k++) {
+        bench_row *row = &s->results.rows[k];
+        if (k < s->pool_rows && s->pooled[k] > 1) {
+            double *pool = s->pool + k * per_row, min, max;
+            const int n = s->pooled[k] * s->o->repeat;
+            row->time.ms_median = median_of(pool, n, &row->time.ms_min, &row->time.ms_max);
+            row->time.wall_ms = median_of(pool + per_row / 2, n, &min, &max);
+        }
+        row->gflops = giga_per_second(row->flops, row->time.ms_median);
+        row->gbps = giga_per_second(row->io_bytes, row->time.ms_median);
+        row->pct_copy = percent(row->gbps, row->copy_gbps);
+    }
 }
 
 static int bench_point(bench_state *s, const workload *w)
@@ -146,31 +211,35 @@ static int bench_point(bench_state *s, const workload *w)
         bench_row row;
         row_init(&row, d, dev->label, w);
         if ((status = run_plan(&s->timer, dev, w, &row)) == 0)
-            status = record_row(s, &row, w, dev);
+            status = record_row(s, &row, dev);
     }
 #ifdef CLATTN_HAVE_OPENBLAS
     if (!status && baseline_applies(w)) {
         bench_row row;
         row_init(&row, s->results.baseline, BASELINE_LABEL, w);
         if ((status = baseline_run(&s->timer, w, &row)) == 0)
-            status = record_row(s, &row, w, NULL);
+            status = record_row(s, &row, NULL);
     }
 #endif
     return status;
 }
 
+/* The sweep, --rounds times over: the same points in the same order each time. */
 static int run_sweep(bench_state *s)
 {
     int status = 0;
-    for (int p = 0; p < PATTERN_COUNT && !status; p++)
-        for (int i = 0; i < s->o->num_lengths && s->o->patterns[p] && !status; i++) {
-            workload w;
-            if ((status = sample_peaks(s)) == 0 &&
-                (status = workload_create(s->o, (pattern_id)p, s->o->lengths[i], &w)) == 0) {
-                status = bench_point(s, &w);
-                workload_free(&w);
+    for (s->round = 0; s->round < s->o->rounds && !status; s->round++) {
+        s->next_row = 0;
+        for (int p = 0; p < PATTERN_COUNT && !status; p++)
+            for (int i = 0; i < s->o->num_lengths && s->o->patterns[p] && !status; i++) {
+                workload w;
+                if ((status = sample_peaks(s)) == 0 &&
+                    (status = workload_create(s->o, (pattern_id)p, s->o->lengths[i], &w)) == 0) {
+                    status = bench_point(s, &w);
+                    workload_free(&w);
+                }
             }
-        }
+    }
     return status;
 }
 
@@ -200,6 +269,7 @@ int bench_main(int argc, char **argv)
     if (!status)
         status = sample_peaks(&s);
     /* What finished before a failure is still worth printing. */
+    results_rates(&s);
     results_peaks(&s);
     results_speedups(&s.results);
     results_print(&s.results);

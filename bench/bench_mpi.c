@@ -133,6 +133,11 @@ int bench_mpi_main(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     bench_options o; /* bench's own options: tools/clattn.c took --mpi out */
     int code = options_parse(argc, argv, &o);
+    if (code == 0 && o.rounds > 1) {
+        if (rank == 0)
+            fprintf(stderr, "clattn bench --mpi: --rounds: the sweep runs once under --mpi\n");
+        code = EXIT_USAGE;
+    }
     clattn_context *ctx = NULL;
     if (code == 0) {
         const clattn_context_desc desc = {.device = o.num_devices > 0 ? o.devices[0] : NULL, .cache_dir = o.cache_dir};

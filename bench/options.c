@@ -25,7 +25,8 @@ static void usage(void)
     puts("usage: clattn bench [--device SPEC]... [--pattern LIST] [--n LIST] [--b B] [--h H] [--hkv HKV]\n"
          "                    [--d D] [--window W] [--globals G] [--summary-block S] [--repeat R]\n"
          "                    [--grid H,W] [--kernel KH,KW[,D]] [--swin M[,S]] [--dtype f32|f16|bf16]\n"
-         "                    [--warmup W] [--json | --csv | --brief] [--plot FILE.svg] [--cache-dir DIR]\n"
+         "                    [--warmup W] [--rounds R] [--json | --csv | --brief] [--plot FILE.svg]\n"
+         "                    [--cache-dir DIR]\n"
          "       clattn tune [the same] [--save]\n"
          "  --device   cpu, gpu, P:D or reference, repeatable (default: every OpenCL device, reference)\n"
          "  --pattern  dense, causal, window, window-global, window-summary, decode, axial, criss-cross,\n"
@@ -38,6 +39,9 @@ static void usage(void)
          "  --dtype    the storage type of Q, K, V and O: f32 (default), f16 or bf16; arithmetic is\n"
          "             float32 in every type; bytes and GB/s count the stored size; the openblas\n"
          "             baseline runs for f32 alone\n"
+         "  --rounds R run the sweep R times over, each row's R x repeat samples pooled before its\n"
+         "             median: on a shared machine, rows then compare runs spread over the same minutes\n"
+         "             (bench only; default 1)\n"
          "  --brief    a table of device, pattern, dtype, N, ms, GFLOP/s, % of peak and x the baseline only\n"
          "  --cache-dir  compiled programs and tuned tiles (default $CLATTN_CACHE_DIR): plans use the\n"
          "               tiles saved there for their device and driver\n"
@@ -184,7 +188,8 @@ static int parse_value(bench_options *o, const char *flag, const char *value)
         int min;
     } ints[] = {{"--b", &o->batch, 1},       {"--h", &o->heads, 1},       {"--hkv", &o->kv_heads, 1},
                 {"--d", &o->head_dim, 1},    {"--window", &o->window, 0}, {"--globals", &o->globals, 0},
-                {"--repeat", &o->repeat, 1}, {"--warmup", &o->warmup, 0}, {"--summary-block", &o->summary_block, 1}};
+                {"--repeat", &o->repeat, 1}, {"--warmup", &o->warmup, 0}, {"--summary-block", &o->summary_block, 1},
+                {"--rounds", &o->rounds, 1}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (strcmp(flag, ints[i].flag) == 0)
             return parse_int(flag, value, ints[i].min, ints[i].field);
@@ -233,6 +238,7 @@ int options_parse(int argc, char **argv, bench_options *o)
                          .swin_shift = 4,
                          .repeat = 10,
                          .warmup = 2,
+                         .rounds = 1,
                          .format = FORMAT_TABLE};
     for (int i = 1; i < argc; i++) {
         int status = 0;

@@ -41,7 +41,8 @@ typedef struct {
     int lengths[MAX_LENGTHS];    /* ascending, no repeats, so that plotted series run left to right */
     int num_lengths;
     int batch, heads, kv_heads, head_dim, window, globals, summary_block, repeat, warmup;
-    int grid_h, grid_w;                    /* --grid: the grid of N = H * W (0: near-square grids) */
+    int rounds;         /* --rounds: passes over the sweep, each point's samples pooled (bench only) */
+    int grid_h, grid_w; /* --grid: the grid of N = H * W (0: near-square grids) */
     int kernel_h, kernel_w, grid_dilation; /* --kernel KH,KW[,D] of the neighborhood pattern */
     int swin_size, swin_shift;             /* --swin M[,S] */
     clattn_dtype dtype;                    /* --dtype: the storage type of Q, K, V and O */

@@ -49,7 +49,9 @@ void row_init(bench_row *row, int device, const char *label, const workload *w)
                        .pattern = w->pattern,
                        .n = w->n,
                        .window = w->problem.window ? w->problem.window_left : 0,
-                       .globals = w->problem.num_global};
+                       .globals = w->problem.num_global,
+                       .flops = w->flops,
+                       .io_bytes = (double)(2 * w->q_bytes + 2 * w->kv_bytes)};
     snprintf(row->label, sizeof row->label, "%s", label);
 }
 

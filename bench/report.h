@@ -19,6 +19,7 @@ typedef struct {
     double gflops, peak_gflops, pct_peak;
     double speedup; /* against the baseline of the same (pattern, N); 0: no baseline */
     size_t bytes;
+    double flops, io_bytes;           /* per run: the workload's flops, and Q, K, V read and O written */
     double gbps, copy_gbps, pct_copy; /* Q, K, V read and O written once, per second */
     double peak_min, peak_max;        /* the FMA probe's extremes; peak_gflops is its median */
 } bench_row;

@@ -261,6 +261,11 @@ int tune_main(int argc, char **argv)
     int status = options_parse(argc, argv, &o);
     if (status)
         return status < 0 ? 0 : status;
+    if (o.rounds > 1) {
+        fprintf(stderr,
+                "clattn tune: --rounds: only clattn bench runs its sweep in rounds (see clattn bench --help)\n");
+        return EXIT_USAGE;
+    }
     /* the first --device, else the default device ("") */
     bench_device dev = {0};
     bench_timer timer;

@@ -554,6 +554,8 @@ static const command_case command_cases[] = {
       "--repeat", "1",        "--warmup",  "0",         "--brief",
       NULL}},
     {"bench --swin 4,4 (shift >= M)", 2, 0, "--swin", {"bench", "--device", "reference", "--swin", "4,4", NULL}},
+    {"bench --rounds 0", 2, 0, "--rounds '0'", {"bench", "--device", "reference", "--rounds", "0", NULL}},
+    {"tune --rounds 2 (bench's flag)", 2, 0, "--rounds", {"tune", "--device", "reference", "--rounds", "2", NULL}},
     {"missing --q", 2, 0, "--q", {"run", K, V, OUT, NULL}},
     {"unknown option", 2, 0, "--bogus", {"run", Q, K, V, OUT, "--bogus", "1", NULL}},
     {"--window -1", 2, 0, "-1", {"run", Q, K, V, OUT, "--window", "-1", NULL}},
@@ -640,6 +642,33 @@ static void check_command(const command_case *c, const char *absent)
           ok ? "" : ": ", ok ? "" : first_line(text));
 }
 
+/* Occurrences of needle in text. */
+static int count_of(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* --rounds 3: the sweep runs three times (three progress lines for the point), and the table
+ * still has one row per device and point, its samples pooled. */
+static void check_bench_rounds(void)
+{
+    static const char *const args[] = {"bench",    "--device", "reference", "--n", "16",    "--h",      "1",
+                                       "--repeat", "2",        "--warmup",  "0",   "--csv", "--rounds", "3"};
+    arg_list a = {.count = 0};
+    for (size_t i = 0; i < sizeof args / sizeof args[0]; i++)
+        arg_add(&a, args[i]);
+    run_result r;
+    const int ran = run_tool(&a, &r);
+    check(ran && r.exited && r.code == 0, "bench --rounds 3 exits 0 (got %d)", r.code);
+    check(count_of(r.err, "reference dense N=16:") == 3, "bench --rounds 3 runs the point three times (%d)",
+          count_of(r.err, "reference dense N=16:"));
+    check(count_of(r.out, "\"reference\",\"dense\"") == 1, "bench --rounds 3 prints one row for the point (%d)",
+          count_of(r.out, "\"reference\",\"dense\""));
+}
+
 /* ----------------------------------------------------------------------------------------- */
 
 static int make_scratch(void)
@@ -676,6 +705,7 @@ int main(int argc, char **argv)
             check_command(&command_cases[i], NULL);
         for (size_t i = 0; i < sizeof usage_cases / sizeof usage_cases[0]; i++)
             check_command(&usage_cases[i], WRONG_USAGE_TEXT);
+        check_bench_rounds();
     } else {
         check(0, "writing the inputs of the failure cases");
     }
