@@ -134,9 +134,11 @@ inline __attribute__((always_inline)) void pair_scores(float16 s[PAIRS], const f
         s[i] = reduce8(x[i]);
 }
 
-// What P.V and the output rows need of a pair of queries once a step's scores are in: the step's
-// weights p (one row per key row, lanes as the scores') and masks, and the pair's running softmax
-// (m and l: lanes 0-7 query a's, 8-15 query b's, common.cl's row rule for l, lane-wise) and tokens.
+// A pair of queries' step and softmax: the step's score vectors p (one per key row of the step,
+// lanes 0-7 query a against the row's 8 keys, 8-15 query b; all masked where the pair's window does
+// not reach the row), which the softmax turns into weights in place, their masks, and the pair's
+// running softmax (m and l, common.cl's row rule for l, lane-wise) and tokens: what P.V and the
+// output rows need once the step's scores are in.
 typedef struct {
     float p[CHUNK][16] __attribute__((aligned(64)));
     uint ok[CHUNK]; // bit `lane` of row j: the lane's query sees that key
@@ -145,12 +147,10 @@ typedef struct {
 } pair_weights;
 
 // One pair of queries, (r, c) and (r, c + 1) (kernel coordinates; the second only when c + 1 < w),
-// on its way through its key rows: its rows, its key rows [r0, r1), the score vectors of the
-// current online-softmax step (one per key row of the step: all masked where the pair's window
-// does not reach the row) and the lanes that have seen a key in it.
+// on its way through its key rows: its rows, its key rows [r0, r1) and the lanes that have seen a
+// key in the current step.
 typedef struct {
     float16 qab[D8];
-    float16 sc[CHUNK];
     int16 seen, qtok;
     int r0, r1;
 } pair_walk;
@@ -298,18 +298,16 @@ inline void add_key_row(pair_walk *pw, pair_weights *pwt, int e, bool in_rows, f
     const int2 b2 = b4.lo | b4.hi;
     pwt->ok[e] = (uint)(b2.x | b2.y);
     pw->seen |= in;
-    pw->sc[e] = select((float16)(-INFINITY), s, in);
+    PRIV(float16, pwt->p[e], 0) = select((float16)(-INFINITY), s, in);
 }
 
-// The softmax of a step of n key rows for each pair: the weights into pwt[i].p, each pair's
-// factor for its accumulators into alpha[i].
+// The softmax of a step of n key rows for each pair: pwt[i].p's scores become weights, each
+// pair's factor for its accumulators goes into alpha[i].
 inline __attribute__((always_inline)) void step_softmax(pair_walk pw[PAIRS], pair_weights pwt[PAIRS],
                                                         float16 alpha[PAIRS], int n, const int pairs)
 {
     for (int i = 0; i < pairs; i++) {
-        alpha[i] = lane_softmax(&pwt[i].m, &pwt[i].l, pw[i].sc, pw[i].seen, n, GROUP);
-        for (int j = 0; j < n; j++)
-            PRIV(float16, pwt[i].p[j], 0) = pw[i].sc[j];
+        alpha[i] = lane_softmax(&pwt[i].m, &pwt[i].l, (float16 *)pwt[i].p, pw[i].seen, n, GROUP);
         pw[i].seen = (int16)(0);
     }
 }
@@ -463,20 +461,20 @@ __kernel void grid_pairs(GRID_PAIRS_ARGS)
         for (int c0 = 0; c0 < w; c0 += 2 * STRIP) {
             scored_block sb[STRIP];
             bool scored[STRIP];
-            const int c1 = min(w, c0 + 2 * STRIP);
-            for (int c = c0; c < c1; c += 2) {
+            const int blocks = min(STRIP, (w - c0 + 1) / 2);
+            for (int s = 0; s < blocks; s++) {
+                const int c = c0 + 2 * s;
                 // The next block's query rows, hinted: its first reads, which jump across the grid
                 // (their loads took 9% of the samples on a Zen 3, 2.7% with the hints).
                 const int rn = c + 2 < w ? r : r + PAIRS, cn = c + 2 < w ? c + 2 : 0;
                 for (int i = 0; i < PAIRS && rn + i < r_end; i++)
                     for (int x = cn; x < min(cn + 2, w); x++)
                         hint_row(q + (size_t)bh * n * D + (size_t)(axis[rn + i] * w + axis[h + x]) * D);
-                scored[(c - c0) / 2] =
-                    pair_block(q + (size_t)bh * n * D, kh, vh, oh, lh, axis, h, w, r, c, min(PAIRS, r_end - r), kv_len,
-                               causal, qscale, write_lse, &sb[(c - c0) / 2]);
+                scored[s] = pair_block(q + (size_t)bh * n * D, kh, vh, oh, lh, axis, h, w, r, c, min(PAIRS, r_end - r),
+                                       kv_len, causal, qscale, write_lse, &sb[s]);
             }
-            for (int c = c0; c < c1; c += 2)
-                if (scored[(c - c0) / 2])
-                    finish_scored_block(&sb[(c - c0) / 2], oh, lh, kv_len, write_lse);
+            for (int s = 0; s < blocks; s++)
+                if (scored[s])
+                    finish_scored_block(&sb[s], oh, lh, kv_len, write_lse);
         }
 }
