@@ -253,8 +253,6 @@ int clattn_multi_plan_create(clattn_multi *multi, const clattn_problem *problem,
         return report(multi, clattn__fail(&err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "multi-device plan"), &err);
     mp->multi = multi;
     int status = clattn__problem_normalize(problem, &mp->p, &err);
-    if (!status && mp->p.grid_pattern != CLATTN_GRID_NONE)
-        status = clattn__fail(&err, CLATTN_STATUS_UNSUPPORTED, "grid patterns run on the reference path alone");
     if (!status) {
         mp->dim = mp->p.kv_heads >= mp->p.batch ? CLATTN_SPLIT_KV_HEADS : CLATTN_SPLIT_BATCH;
         mp->units = mp->dim == CLATTN_SPLIT_KV_HEADS ? mp->p.kv_heads : mp->p.batch;

@@ -1,8 +1,8 @@
 /* Several devices in one call (clattn_multi.h): the split result against the reference and
  * against one device's own result, on host memory and on per-device buffers, with given and
- * measured weights, over odd sizes, GQA, padding, decode, windows and global tokens, in float32,
- * float16 and bfloat16 storage. With one usable device it is listed twice, so that the split still
- * runs. */
+ * measured weights, over odd sizes, GQA, padding, decode, windows, global tokens and 2-D grid
+ * patterns, in float32, float16 and bfloat16 storage. With one usable device it is listed twice,
+ * so that the split still runs. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,6 +260,42 @@ int main(void)
     check_case(m, ref, "batch split padding", &batch_split, lens3, skewed);
     check_case(m, ref, "decode", &decode, NULL, even);
     check_case(m, ref, "window + globals", &window, NULL, even);
+    /* 2-D patterns: every share keeps the whole grid of its heads or batch entries. */
+    const int lens2[] = {63, 50};
+    const clattn_problem neighborhood = {.batch = 2,
+                                         .heads = 6,
+                                         .kv_heads = 3,
+                                         .q_len = 63,
+                                         .head_dim = 40,
+                                         .grid_pattern = CLATTN_GRID_NEIGHBORHOOD,
+                                         .grid_h = 7,
+                                         .grid_w = 9,
+                                         .grid_kernel_h = 5,
+                                         .grid_kernel_w = 3,
+                                         .grid_dilation = 2,
+                                         .causal = 1};
+    const clattn_problem swin = {.batch = 3,
+                                 .heads = 2,
+                                 .kv_heads = 1,
+                                 .q_len = 14 * 14,
+                                 .head_dim = 24,
+                                 .grid_pattern = CLATTN_GRID_WINDOW,
+                                 .grid_h = 14,
+                                 .grid_w = 14,
+                                 .grid_window_size = 4,
+                                 .grid_shift = 2};
+    const clattn_problem criss_cross = {.batch = 1,
+                                        .heads = 4,
+                                        .kv_heads = 2,
+                                        .q_len = 31 * 17,
+                                        .head_dim = 32,
+                                        .grid_pattern = CLATTN_GRID_CRISS_CROSS,
+                                        .grid_h = 31,
+                                        .grid_w = 17};
+    check_case(m, ref, "neighborhood causal pad", &neighborhood, lens2, skewed);
+    check_case(m, ref, "swin batch split padding", &swin, lens3, even);
+    check_case(m, ref, "criss-cross measured", &criss_cross, NULL, NULL);
+    check_enqueue(m, ref, "neighborhood heads split", &neighborhood, even);
     check_enqueue(m, ref, "heads split", &causal_gqa, skewed);
     check_enqueue(m, ref, "batch split", &batch_split, even);
     /* Storage types: every share's offset and size in 2-byte elements, LSE still float32. */
