@@ -163,10 +163,10 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
     cc.kv_heads = 1; /* multi-query */
     static const int lens_cc[] = {0, 40};
     check_grid(dev, ref, variant, &cc, lens_cc);
-    /* The largest head dimension, and value rows of another length (neither a multiple of 16),
+    /* The largest head dimension with value rows of 72 (not a multiple of 16), padding and GQA,
      * on each of the CPU variant's 2-D kernels (and the GPU variant's): a dilated causal
-     * neighborhood with padding (pairs), Swin windows of 31.5 tokens on average (regions) and
-     * axial columns of 7 (tiles). */
+     * neighborhood (pairs), Swin windows of 31.5 tokens on average (regions) and axial columns of
+     * 7 (tiles). */
     static const int lens_wide[] = {63, 41};
     clattn_problem wide = grid(7, 9, CLATTN_GRID_NEIGHBORHOOD);
     wide.head_dim = 256;
