@@ -453,7 +453,7 @@ __kernel void grid_pairs(GRID_PAIRS_ARGS)
     const int b = bh / heads;
     const size_t bhk = kv_head_of(bh, heads, kv_heads);
     const int n = h * w, kv_len = seq_lens[b];
-    __global const elem_t *kh = k + bhk * n * D, *vh = v + bhk * n * DV;
+    __global const elem_t *qh = q + (size_t)bh * n * D, *kh = k + bhk * n * D, *vh = v + bhk * n * DV;
     __global elem_t *oh = out + (size_t)bh * n * DV;
     __global float *lh = lse + (size_t)bh * n;
     const int r_first = (int)get_global_id(0) * rows_per_item, r_end = min(h, r_first + rows_per_item);
@@ -469,9 +469,9 @@ __kernel void grid_pairs(GRID_PAIRS_ARGS)
                 const int rn = c + 2 < w ? r : r + PAIRS, cn = c + 2 < w ? c + 2 : 0;
                 for (int i = 0; i < PAIRS && rn + i < r_end; i++)
                     for (int x = cn; x < min(cn + 2, w); x++)
-                        hint_row(q + (size_t)bh * n * D + (size_t)(axis[rn + i] * w + axis[h + x]) * D);
-                scored[s] = pair_block(q + (size_t)bh * n * D, kh, vh, oh, lh, axis, h, w, r, c, min(PAIRS, r_end - r),
-                                       kv_len, causal, qscale, write_lse, &sb[s]);
+                        hint_row(qh + (size_t)(axis[rn + i] * w + axis[h + x]) * D);
+                scored[s] = pair_block(qh, kh, vh, oh, lh, axis, h, w, r, c, min(PAIRS, r_end - r), kv_len, causal,
+                                       qscale, write_lse, &sb[s]);
             }
             for (int s = 0; s < blocks; s++)
                 if (scored[s])
