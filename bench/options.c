@@ -46,6 +46,7 @@ static void usage(void)
          "  --cache-dir  compiled programs and tuned tiles (default $CLATTN_CACHE_DIR): plans use the\n"
          "               tiles saved there for their device and driver\n"
          "  --save       tune: save the winning tiles for this device and driver in the cache directory\n"
+         "               (not for a 2-D pattern: the tiles shape every plan of the device)\n"
          "  defaults:  --b 1 --h 8 --hkv H --d 64 --window 256 (L = R = W) --globals 16\n"
          "             --summary-block 64 --repeat 10 --warmup 2");
 }

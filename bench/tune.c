@@ -3,8 +3,8 @@
  * length (with the bench's runs), then the best CPU shape's tiles per work-item,
  * prints the winner as a row for the table in host/tuning.c, and with --save stores it in the
  * cache directory for this device and driver. Decode on a GPU tunes the split over the keys
- * instead (its sizes are printed for host/tuning.h, not saved). Declared in bench.h beside
- * bench_main. */
+ * instead (its sizes are printed for host/tuning.h, not saved); the 2-D patterns are timed on the
+ * GPU variant alone and never saved. Declared in bench.h beside bench_main. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,8 +197,19 @@ static int planned_space(bench_device *dev, const workload *w, pattern_id patter
     return 0;
 }
 
+/* Whether the pattern is one of the 2-D grid patterns. */
+static int is_grid_pattern(pattern_id pattern)
+{
+    return pattern >= PATTERN_AXIAL;
+}
+
 /* The tile shapes at the default blocking, then the blocking of the best CPU-variant shape; the
- * split's sizes instead for decode on the GPU variant (and *best is left as it was). */
+ * split's sizes instead for decode on the GPU variant (and *best is left as it was). A 2-D pattern
+ * on the CPU variant is refused: its neighborhood kernel (two queries at a time) and its regions
+ * kernel (Swin, axial and criss-cross, a region's queries in vector lanes) take their shape from
+ * the pattern and the device's vector width alone, so the candidates would time one kernel again
+ * and again and crown the noise; only the packed tiles of patterns that fit neither read the
+ * tiles' rows, as a bound on a tile's queries. */
 static int tune_device(const bench_options *o, const bench_timer *timer, bench_device *dev, clattn_tiles *best)
 {
     const pattern_id pattern = tuned_pattern(o);
@@ -208,6 +219,13 @@ static int tune_device(const bench_options *o, const bench_timer *timer, bench_d
         return status;
     int cpu = 1, lanes = 0, split = 0;
     status = planned_space(dev, &w, pattern, &cpu, &lanes, &split);
+    if (!status && cpu && is_grid_pattern(pattern)) {
+        fprintf(stderr,
+                "clattn tune: on %s the CPU variant's 2-D kernels take their blocks from the pattern, not from "
+                "the tiles tuned here (--pattern %s): clattn bench measures them\n",
+                dev->label, pattern_names[pattern]);
+        status = EXIT_USAGE;
+    }
     if (!status && split && o->save) {
         fprintf(stderr, "clattn tune: --save keeps attention tiles; decode's split sizes are printed for "
                         "host/tuning.h\n");
@@ -261,6 +279,16 @@ int tune_main(int argc, char **argv)
     int status = options_parse(argc, argv, &o);
     if (status)
         return status < 0 ? 0 : status;
+    /* The saved tiles shape every plan of the device: dense, causal and windows run on the
+     * attention kernels they size, the GPU variant's 2-D kernel takes only their work-group rows
+     * and key tile, and the CPU variant's 2-D kernels none of them. */
+    if (o.save && is_grid_pattern(tuned_pattern(&o))) {
+        fprintf(stderr,
+                "clattn tune: --save keeps the tiles of every plan on the device, which a 2-D pattern's "
+                "timings (--pattern %s) do not decide: tune a 1-D pattern to save\n",
+                pattern_names[tuned_pattern(&o)]);
+        return EXIT_USAGE;
+    }
     if (o.rounds > 1) {
         fprintf(stderr,
                 "clattn tune: --rounds: only clattn bench runs its sweep in rounds (see clattn bench --help)\n");

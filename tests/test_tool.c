@@ -556,6 +556,11 @@ static const command_case command_cases[] = {
     {"bench --swin 4,4 (shift >= M)", 2, 0, "--swin", {"bench", "--device", "reference", "--swin", "4,4", NULL}},
     {"bench --rounds 0", 2, 0, "--rounds '0'", {"bench", "--device", "reference", "--rounds", "0", NULL}},
     {"tune --rounds 2 (bench's flag)", 2, 0, "--rounds", {"tune", "--device", "reference", "--rounds", "2", NULL}},
+    {"tune --save on a 2-D pattern",
+     2,
+     0,
+     "--save keeps",
+     {"tune", "--device", "reference", "--pattern", "swin", "--save", NULL}},
     {"missing --q", 2, 0, "--q", {"run", K, V, OUT, NULL}},
     {"unknown option", 2, 0, "--bogus", {"run", Q, K, V, OUT, "--bogus", "1", NULL}},
     {"--window -1", 2, 0, "-1", {"run", Q, K, V, OUT, "--window", "-1", NULL}},
@@ -669,6 +674,31 @@ static void check_bench_rounds(void)
           count_of(r.out, "\"reference\",\"dense\""));
 }
 
+/* tune on the CPU variant (forced) for a 2-D pattern: refused, nothing timed, as its 2-D kernels
+ * take their blocks from the pattern; skipped without a device. */
+static void check_tune_grid(const char *spec)
+{
+    static const char *const args[] = {"tune", "--pattern", "neighborhood", "--grid", "6,5",      "--kernel", "3,3",
+                                       "--h",  "1",         "--repeat",     "1",      "--warmup", "0"};
+    if (spec == NULL) {
+        printf("skip: tune --pattern neighborhood on the CPU variant: no OpenCL device\n");
+        return;
+    }
+    arg_list a = {.count = 0};
+    for (size_t i = 0; i < sizeof args / sizeof args[0]; i++)
+        arg_add(&a, args[i]);
+    arg_add(&a, "--device");
+    arg_add(&a, spec);
+    setenv("CLATTN_VARIANT", "cpu", 1);
+    run_result r;
+    const int ran = run_tool(&a, &r);
+    unsetenv("CLATTN_VARIANT");
+    check(ran && r.exited && r.code == 2 && strstr(r.err, "take their blocks from the pattern") != NULL &&
+              strstr(r.out, "best:") == NULL,
+          "tune --pattern neighborhood on %s, CPU variant: exit %d (want 2), says why: %s", spec, r.code,
+          ran ? first_line(r.err) : "did not start");
+}
+
 /* ----------------------------------------------------------------------------------------- */
 
 static int make_scratch(void)
@@ -693,7 +723,8 @@ int main(int argc, char **argv)
         return check_exit();
     }
     char specs[1][16];
-    if (harness_devices(specs, 1) == 0)
+    const int have_device = harness_devices(specs, 1) > 0;
+    if (!have_device)
         printf("note: no OpenCL device: the default device is the reference path, so the correctness "
                "checks compare the reference with itself\n");
 
@@ -706,6 +737,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < sizeof usage_cases / sizeof usage_cases[0]; i++)
             check_command(&usage_cases[i], WRONG_USAGE_TEXT);
         check_bench_rounds();
+        check_tune_grid(have_device ? specs[0] : NULL);
     } else {
         check(0, "writing the inputs of the failure cases");
     }
