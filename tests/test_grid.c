@@ -3,6 +3,7 @@
  * grids that are no tile multiple, kernels of 3, 7, 13 and larger than the grid, dilations 1 to
  * 3, shifts 0 and M/2, GQA, B > 1, padding, causal and LSE; a few in float16 and bfloat16. */
 #include <stdio.h>
+#include <string.h>
 
 #include "harness.h"
 
@@ -184,7 +185,9 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
     check_grid(dev, ref, variant, &wide, lens_wide);
 }
 
-int main(void)
+/* `test_grid NAME...` runs the named variants alone (CTest runs them as tests side by side:
+ * together they took 7 minutes on 2 Zen 3 cores), `test_grid` all of them. */
+int main(int argc, char **argv)
 {
     /* The CPU variants: the 2-D kernels' register blocks for AVX2 (cpu6) and, with `lanes`, for
      * AVX-512 (cpu16x32), whichever CPU runs the test. */
@@ -193,5 +196,22 @@ int main(void)
                                             {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 2, .tn = 2},
                                             {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 8, .tm = 4, .tn = 2}};
     static const char *const names[] = {"cpu6", "cpu16x32", "local32", "local64"};
-    return harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant);
+    enum { COUNT = sizeof variants / sizeof variants[0] };
+    clattn_tiles chosen[COUNT];
+    const char *chosen_names[COUNT];
+    size_t n = 0;
+    for (size_t v = 0; v < COUNT; v++) {
+        int named = argc == 1;
+        for (int a = 1; a < argc; a++)
+            named |= strcmp(argv[a], names[v]) == 0;
+        if (named) {
+            chosen[n] = variants[v];
+            chosen_names[n++] = names[v];
+        }
+    }
+    if (n == 0) {
+        check(0, "usage: test_grid [cpu6|cpu16x32|local32|local64]...");
+        return check_exit();
+    }
+    return harness_each_variant(chosen, chosen_names, n, run_variant);
 }
