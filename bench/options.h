@@ -25,6 +25,12 @@ typedef enum {
 
 extern const char *const pattern_names[PATTERN_COUNT];
 
+/* Whether a pattern is one of the 2-D grid patterns (the last of pattern_id). */
+static inline int pattern_is_grid(pattern_id pattern)
+{
+    return pattern >= PATTERN_AXIAL;
+}
+
 /* --dtype's names of clattn_dtype's values, in order: "f32", "f16", "bf16". */
 extern const char *const dtype_names[3];
 

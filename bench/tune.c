@@ -197,12 +197,6 @@ static int planned_space(bench_device *dev, const workload *w, pattern_id patter
     return 0;
 }
 
-/* Whether the pattern is one of the 2-D grid patterns. */
-static int is_grid_pattern(pattern_id pattern)
-{
-    return pattern >= PATTERN_AXIAL;
-}
-
 /* The tile shapes at the default blocking, then the blocking of the best CPU-variant shape; the
  * split's sizes instead for decode on the GPU variant (and *best is left as it was). A 2-D pattern
  * on the CPU variant is refused: its neighborhood kernel (two queries at a time) and its regions
@@ -219,7 +213,7 @@ static int tune_device(const bench_options *o, const bench_timer *timer, bench_d
         return status;
     int cpu = 1, lanes = 0, split = 0;
     status = planned_space(dev, &w, pattern, &cpu, &lanes, &split);
-    if (!status && cpu && is_grid_pattern(pattern)) {
+    if (!status && cpu && pattern_is_grid(pattern)) {
         fprintf(stderr,
                 "clattn tune: on %s the CPU variant's 2-D kernels take their blocks from the pattern, not from "
                 "the tiles tuned here (--pattern %s): clattn bench measures them\n",
@@ -282,11 +276,12 @@ int tune_main(int argc, char **argv)
     /* The saved tiles shape every plan of the device: dense, causal and windows run on the
      * attention kernels they size, the GPU variant's 2-D kernel takes only their work-group rows
      * and key tile, and the CPU variant's 2-D kernels none of them. */
-    if (o.save && is_grid_pattern(tuned_pattern(&o))) {
+    const pattern_id pattern = tuned_pattern(&o);
+    if (o.save && pattern_is_grid(pattern)) {
         fprintf(stderr,
                 "clattn tune: --save keeps the tiles of every plan on the device, which a 2-D pattern's "
                 "timings (--pattern %s) do not decide: tune a 1-D pattern to save\n",
-                pattern_names[tuned_pattern(&o)]);
+                pattern_names[pattern]);
         return EXIT_USAGE;
     }
     if (o.rounds > 1) {

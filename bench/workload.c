@@ -57,7 +57,7 @@ static void grid_of(const bench_options *o, pattern_id pattern, int n, clattn_pr
 {
     static const clattn_grid_pattern grids[] = {CLATTN_GRID_AXIAL_ROW, CLATTN_GRID_CRISS_CROSS,
                                                 CLATTN_GRID_NEIGHBORHOOD, CLATTN_GRID_WINDOW};
-    if (pattern < PATTERN_AXIAL)
+    if (!pattern_is_grid(pattern))
         return;
     p->grid_pattern = grids[pattern - PATTERN_AXIAL];
     options_grid(o, n, &p->grid_h, &p->grid_w);

@@ -148,6 +148,12 @@ static void arg_add(arg_list *a, const char *text)
         expand(a->text[a->count++], text);
 }
 
+static void arg_add_all(arg_list *a, const char *const *texts, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        arg_add(a, texts[i]);
+}
+
 typedef struct {
     int exited;          /* 1: ended by exit(); 0: by a signal */
     int code;            /* exit status, or the signal number */
@@ -663,8 +669,7 @@ static void check_bench_rounds(void)
     static const char *const args[] = {"bench",    "--device", "reference", "--n", "16",    "--h",      "1",
                                        "--repeat", "2",        "--warmup",  "0",   "--csv", "--rounds", "3"};
     arg_list a = {.count = 0};
-    for (size_t i = 0; i < sizeof args / sizeof args[0]; i++)
-        arg_add(&a, args[i]);
+    arg_add_all(&a, args, sizeof args / sizeof args[0]);
     run_result r;
     const int ran = run_tool(&a, &r);
     check(ran && r.exited && r.code == 0, "bench --rounds 3 exits 0 (got %d)", r.code);
@@ -685,8 +690,7 @@ static void check_tune_grid(const char *spec)
         return;
     }
     arg_list a = {.count = 0};
-    for (size_t i = 0; i < sizeof args / sizeof args[0]; i++)
-        arg_add(&a, args[i]);
+    arg_add_all(&a, args, sizeof args / sizeof args[0]);
     arg_add(&a, "--device");
     arg_add(&a, spec);
     setenv("CLATTN_VARIANT", "cpu", 1);
