@@ -19,6 +19,50 @@ typedef float16 float16_unaligned __attribute__((aligned(4)));
 #else
 #define STORE_ROW16(x, p) STORE_16(x, 0, p)
 #endif
+
+// Whether this is a CPU's own compiler (POCL's clang for the host), which takes clang's
+// builtins on __global pointers; SPIR compilers (Intel's CPU runtime, Oclgrind) and GPU targets
+// do not.
+#if defined(__clang__) && !defined(__SPIR__) &&                                                                        \
+    (defined(__x86_64__) || defined(__i386__) || defined(__aarch64__) || defined(__arm__) || defined(__riscv) ||       \
+     defined(__powerpc64__))
+#define CPU_COMPILER 1
+#else
+#define CPU_COMPILER 0
+#endif
+
+// 16 float32 elements x of an output row to p, where nothing in the launch reads them again:
+// with a CPU's compiler, a non-temporal store where p is 64-byte aligned (every row where DV is a
+// multiple of 16), so that the line is neither read before it is written nor kept in the caches
+// in place of K and V. The 2-D kernels, which write O a row per query after a few dozen keys:
+// on a Zen 3 (POCL, one thread, 64 x 64, H = 8, D = 64, ten interleaved rounds) the neighborhood
+// 7 x 7 went from 11.2-11.5 ms to 10.9-11.3, Swin 8 / 4 (without its O rows hinted) from 9.3-9.7
+// to 8.9-9.4. Non-temporal stores are weakly ordered: a work-item that made them ends with
+// stream_fence(). Elsewhere, and for 16-bit storage, STORE_ROW16 and no fence.
+#if CLATTN_DTYPE == 0 && CPU_COMPILER && defined(__has_builtin)
+#if __has_builtin(__builtin_nontemporal_store)
+#define STREAMS_ROWS 1
+#endif
+#endif
+#ifdef STREAMS_ROWS
+inline void stream_row16(float16 x, __global float *p)
+{
+    if (((size_t)p & 63) == 0)
+        __builtin_nontemporal_store(x, (__global float16 *)p);
+    else
+        STORE_ROW16(x, p);
+}
+#define STREAM_ROW16(x, p) stream_row16((x), (p))
+#if defined(__x86_64__) || defined(__i386__)
+#define stream_fence() __builtin_ia32_sfence()
+#else
+#define stream_fence() mem_fence(CLK_GLOBAL_MEM_FENCE)
+#endif
+#else
+#define STREAMS_ROWS 0
+#define STREAM_ROW16(x, p) STORE_ROW16(x, p)
+#define stream_fence()
+#endif
 #define NV (KC / 16) // float16 vectors per row of a chunk
 #define R CLATTN_ROWS
 #define TILES CLATTN_TILES
@@ -399,12 +443,10 @@ inline void chunk_values(row_state *st, float p[R][KC], const float *alpha, src_
 // took decode (Nk = 32768, H = 32, Hkv = 8, D = 128) from 16.4 to 10.0 ms, POCL's time. A
 // prefetch never faults, so it may point past the end of a buffer. Callers step by 16 floats, a
 // 64-byte line: a row whose length is not a multiple of 16 may leave its last line to the
-// hardware. The intrinsic takes a flat pointer, which only a CPU's compiler (POCL's) accepts from
-// __global: it is kept to CPU targets, and a GPU that runs this variant (forced, in the tests)
+// hardware. The intrinsic takes a flat pointer, which only a CPU's compiler (POCL's,
+// CPU_COMPILER above) accepts from __global: a GPU that runs this variant (forced, in the tests)
 // takes prefetch() too.
-#if defined(__clang__) && !defined(__SPIR__) &&                                                                        \
-    (defined(__x86_64__) || defined(__i386__) || defined(__aarch64__) || defined(__arm__) || defined(__riscv) ||       \
-     defined(__powerpc64__))
+#if CPU_COMPILER
 #define PREFETCH(p) __builtin_prefetch((p), 0, 1)
 #else
 #define PREFETCH(p) prefetch((const __global uchar *)(p), 64)

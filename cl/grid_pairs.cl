@@ -244,7 +244,7 @@ inline void store_row(__global elem_t *out, __global float *lse, size_t row, con
     const float inv = row_inverse(l);
     int c = 0;
     for (; c + 16 <= DV; c += 16)
-        STORE_ROW16(PRIV(float16, acc, c / 16) * inv, out + row * DV + c);
+        STREAM_ROW16(PRIV(float16, acc, c / 16) * inv, out + row * DV + c);
     for (; c < DV; c++)
         STORE_1(acc[c] * inv, row * DV + c, out);
     if (write_lse)
@@ -477,4 +477,5 @@ __kernel void grid_pairs(GRID_PAIRS_ARGS)
                 if (scored[s])
                     finish_scored_block(&sb[s], oh, lh, kv_len, write_lse);
         }
+    stream_fence();
 }

@@ -60,28 +60,41 @@ typedef struct {
 
 // Transposes a 16 x 16 block in registers: x[i][j] becomes x[j][i]. Four butterfly steps, each
 // swapping bit k of the row index with bit k of the column index through 16 two-vector shuffles
-// (constant masks: one permute instruction each on AVX-512), instead of 256 scalar moves.
+// (constant masks: one permute instruction each on AVX-512), instead of 256 scalar moves. Clang's
+// shufflevector where the compiler has it: POCL's shuffle2 on AVX2 moved the elements one by one
+// (vbroadcastss and vblendps, about 300 instructions a transpose), where shufflevector's masks give
+// vshufps, vunpck and vperm2f128 (Zen 3, one thread, Swin 8 / 4 on 64 x 64, H = 8, D = 64:
+// 8.8-9.0 ms before, 8.3-8.8 after).
+#define MASK_LIST(...) __VA_ARGS__
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define SHUFFLE16(a, b, mask) __builtin_shufflevector((a), (b), MASK_LIST mask)
+#endif
+#endif
+#ifndef SHUFFLE16
+#define SHUFFLE16(a, b, mask) shuffle2((a), (b), (uint16)mask)
+#endif
 #define TRANSPOSE_STEP(x, k, lo_mask, hi_mask)                                                                         \
     for (int i = 0; i < 16; i++)                                                                                       \
         if (!(i & (k))) {                                                                                              \
             const float16 a = x[i], b = x[i + (k)];                                                                    \
-            x[i] = shuffle2(a, b, lo_mask);                                                                            \
-            x[i + (k)] = shuffle2(a, b, hi_mask);                                                                      \
+            x[i] = SHUFFLE16(a, b, lo_mask);                                                                           \
+            x[i + (k)] = SHUFFLE16(a, b, hi_mask);                                                                     \
         }
 inline __attribute__((always_inline)) void transpose16(float16 x[16])
 {
 #pragma unroll
-    TRANSPOSE_STEP(x, 8, (uint16)(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
-                   (uint16)(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31))
+    TRANSPOSE_STEP(x, 8, (0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+                   (8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31))
 #pragma unroll
-    TRANSPOSE_STEP(x, 4, (uint16)(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
-                   (uint16)(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31))
+    TRANSPOSE_STEP(x, 4, (0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
+                   (4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31))
 #pragma unroll
-    TRANSPOSE_STEP(x, 2, (uint16)(0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29),
-                   (uint16)(2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31))
+    TRANSPOSE_STEP(x, 2, (0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29),
+                   (2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31))
 #pragma unroll
-    TRANSPOSE_STEP(x, 1, (uint16)(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30),
-                   (uint16)(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31))
+    TRANSPOSE_STEP(x, 1, (0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30),
+                   (1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31))
 }
 
 // Elements [e, e + 16) of 16 rows of a row-major tensor (rows[t] is row t's index), transposed:
@@ -141,7 +154,7 @@ inline void store_outputs(__global elem_t *out, __global float *lse, const lane_
         transpose16(x);
         for (int i = 0; i < 16; i++)
             if (tok[i] >= 0)
-                STORE_ROW16(x[i], out + (size_t)tok[i] * DV + c);
+                STREAM_ROW16(x[i], out + (size_t)tok[i] * DV + c);
     }
     for (; c < DV; c++) {
         float x[16] __attribute__((aligned(64)));
@@ -190,7 +203,11 @@ inline void widen_rows(float *dst, int stride, __global const elem_t *src, const
 // thread, 64 x 64, H = 8, D = 64: Swin 8 / 4 took 7.1 ms against 9.0-9.3 without hints (the Q rows
 // alone: 8.5; every row at once: 7.4-7.9), criss-cross 21.6-22.6 against 28.0-29.3. Its O rows too,
 // where it writes them: on a Zen 3 (AVX2, one thread) the stores of O, each a cache miss, took a
-// fifth of Swin's samples, and Swin 8 / 4 went from 11.0 to 9.9 ms with them hinted.
+// fifth of Swin's samples, and Swin 8 / 4 went from 11.0 to 9.9 ms with them hinted. Where the
+// O rows are streamed instead (STREAMS_ROWS, attention_cpu.cl, and DV a multiple of 16), a hint
+// would only fetch the lines that the stores then evict: they are not hinted (Swin 8 / 4, the
+// same Zen 3, streamed and hinted 9.7-10.0 ms, streamed alone 8.9-9.4).
+#define HINT_OUT_ROWS (!STREAMS_ROWS || DV % 16 != 0)
 #define REGION_PREFETCH_KEYS (2 * KCH)
 #define HINT_ROWS (3 * 16 * QV + 2 * REGION_PREFETCH_KEYS)
 #define HINT_LINES 64 // lines hinted per score pass of KB keys (24 to 96 measured alike)
@@ -341,7 +358,7 @@ inline void list_unit_rows(row_hints *h, __global const elem_t *qh, __global con
         hint_row(h, qh + tok * D, D * sizeof(elem_t));
         if (state_rows)
             hint_row(h, stateh + tok * STATE_WIDTH, STATE_WIDTH * sizeof(float));
-        if (out_rows)
+        if (out_rows && HINT_OUT_ROWS)
             hint_row(h, oh + tok * DV, DV * sizeof(elem_t));
     }
     if (region != current)
@@ -516,4 +533,5 @@ __kernel void grid_regions(GRID_REGIONS_ARGS)
                     causal, qscale, write_lse, mode, &hints);
         hint_lines(&hints, INT_MAX);
     }
+    stream_fence();
 }
