@@ -358,8 +358,11 @@ inline bool pair_block(__global const elem_t *q, __global const elem_t *kh, __gl
     // lanes' windows hold them) are worked out once for all of its key rows.
     for (int g0 = u0; g0 < u1; g0 += GROUP) {
         int col[GROUP] __attribute__((aligned(32))); // each key's grid column (past the end: the last)
-        for (int j = 0; j < GROUP; j++)
+        int col_max = 0;
+        for (int j = 0; j < GROUP; j++) {
             col[j] = axis[h + min(g0 + j, w - 1)];
+            col_max = max(col_max, col[j]);
+        }
         // The same as a vector: read from the table where the group lies inside the grid (a vector
         // load of the 8 ints just stored would wait for the stores).
         const int8 col8 = g0 + GROUP <= w ? vload8(0, axis + h + g0) : PRIV(int8, col, 0);
@@ -371,8 +374,6 @@ inline bool pair_block(__global const elem_t *q, __global const elem_t *kh, __gl
         // the 7 x 7 neighborhood's 11 on a Zen 3, 64 x 64, H = 8, D = 64, one thread; hoisted, the
         // kernel went from 10.8-11.4 ms to 10.5-10.8 over six interleaved rounds.)
         const uint cols_bits = lane_bits(in_cols);
-        const int col_max =
-            max(max(max(col[0], col[1]), max(col[2], col[3])), max(max(col[4], col[5]), max(col[6], col[7])));
         for (int kr = r_lo; kr < r_hi; kr++) {
             // The pairs whose windows reach the row, scored together.
             const float16 *qs[PAIRS];
