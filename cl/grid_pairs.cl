@@ -97,9 +97,11 @@ inline __attribute__((always_inline)) void pair_scores(float16 s[PAIRS], const f
     float16 x[PAIRS][GROUP];
 #pragma unroll 1
     for (int j0 = 0; j0 < GROUP; j0 += SCORE_KEYS) {
+        // Every pair's accumulators zeroed, also where pairs is 1: with only the used ones zeroed,
+        // clang kept the array on the stack, storing the zeros and loading them back on each pass.
         float16 xb[PAIRS][SCORE_KEYS];
 #pragma unroll
-        for (int i = 0; i < pairs; i++)
+        for (int i = 0; i < PAIRS; i++)
 #pragma unroll
             for (int j = 0; j < SCORE_KEYS; j++)
                 xb[i][j] = (float16)(0.0f);
