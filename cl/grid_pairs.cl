@@ -190,15 +190,23 @@ inline __attribute__((always_inline)) void block_values(const pair_weights pw[PA
                     o[y][u] = u < blocks && !fresh ? PRIV(float16, acc[(y0 + y) / 2][y % 2], c / 16 + u) *
                                                          alpha[(y0 + y) / 2][8 * (y % 2)]
                                                    : (float16)(0.0f);
-            for (int j = 0; j < n; j++)
+            for (int j = 0; j < n; j++) {
+                // The row's bits tested where they lie, one test and branch for each key and query
+                // (shifted down to bit 0 first, a key's tests took 11 instructions instead of 6, and
+                // the 7 x 7 neighborhood 3% more time on a Zen 3).
+                uint ok[VALUE_QUERIES / 2];
+#pragma unroll
+                for (int i = 0; i < VALUE_QUERIES / 2; i++)
+                    ok[i] = y0 / 2 + i < pairs ? pw[y0 / 2 + i].ok[j] : 0u;
 #pragma unroll
                 for (int t = 0; t < GROUP; t++) {
-                    int see[VALUE_QUERIES], any = 0;
+                    uint see[VALUE_QUERIES], any = 0;
 #pragma unroll
-                    for (int y = 0; y < VALUE_QUERIES; y++) {
-                        see[y] = y0 + y < 2 * pairs ? (pw[(y0 + y) / 2].ok[j] >> (GROUP * (y % 2) + t)) & 1 : 0;
-                        any |= see[y];
-                    }
+                    for (int y = 0; y < VALUE_QUERIES; y++)
+                        see[y] = ok[y / 2] & (1u << (GROUP * (y % 2) + t));
+#pragma unroll
+                    for (int i = 0; i < VALUE_QUERIES / 2; i++)
+                        any |= ok[i] & (0x101u << t);
                     if (!any)
                         continue;
                     float16 vv[VALUE_BLOCKS];
@@ -214,6 +222,7 @@ inline __attribute__((always_inline)) void block_values(const pair_weights pw[PA
                                 o[y][u] = fma(pb, vv[u], o[y][u]);
                         }
                 }
+            }
 #pragma unroll
             for (int y = 0; y < VALUE_QUERIES; y++)
 #pragma unroll
