@@ -206,7 +206,7 @@ inline __attribute__((always_inline)) void block_values(const pair_weights pw[PA
                         see[y] = ok[y / 2] & (1u << (GROUP * (y % 2) + t));
 #pragma unroll
                     for (int i = 0; i < VALUE_QUERIES / 2; i++)
-                        any |= ok[i] & (0x101u << t);
+                        any |= ok[i] & ((1u | 1u << GROUP) << t); // either query
                     if (!any)
                         continue;
                     float16 vv[VALUE_BLOCKS];
