@@ -44,7 +44,10 @@ typedef float16 float16_unaligned __attribute__((aligned(4)));
 #define STREAMS_ROWS 1
 #endif
 #endif
-#ifdef STREAMS_ROWS
+#ifndef STREAMS_ROWS
+#define STREAMS_ROWS 0
+#endif
+#if STREAMS_ROWS
 inline void stream_row16(float16 x, __global float *p)
 {
     if (((size_t)p & 63) == 0)
@@ -59,7 +62,6 @@ inline void stream_row16(float16 x, __global float *p)
 #define stream_fence() mem_fence(CLK_GLOBAL_MEM_FENCE)
 #endif
 #else
-#define STREAMS_ROWS 0
 #define STREAM_ROW16(x, p) STORE_ROW16(x, p)
 #define stream_fence()
 #endif
