@@ -35,7 +35,8 @@
 /* The tile spaces searched: CPU-variant (rows, score width) pairs on CPU devices (10 to 16 rows
  * only fit the 32 registers of AVX-512), GPU-variant tiles elsewhere: work-groups of 64 to 256
  * work-items, register blocks from 2 x 2 (small register files) to 8 x 4. The library still
- * shrinks each to the device's limits. */
+ * shrinks each to the device's limits. 64 x 16 in 2 x 4 blocks is the only 64-row tile at D = 128
+ * within NVIDIA's 48 KB of __local (48,388 bytes); every other one there shrinks to 32 rows. */
 static const clattn_tiles cpu_candidates[] = {
     CPU_TILES(4, 8),  CPU_TILES(6, 8),  CPU_TILES(8, 8),   CPU_TILES(12, 8),  CPU_TILES(4, 16),
     CPU_TILES(6, 16), CPU_TILES(8, 16), CPU_TILES(10, 16), CPU_TILES(12, 16), CPU_TILES(16, 16),
@@ -50,7 +51,7 @@ static const clattn_tiles gpu_candidates[] = {
     GPU_CANDIDATE(64, 32, 2, 4, 8, 0),  GPU_CANDIDATE(32, 16, 2, 2, 8, 0),  GPU_CANDIDATE(128, 64, 8, 4, 8, 0),
     GPU_CANDIDATE(64, 32, 8, 4, 8, 0),  GPU_CANDIDATE(64, 32, 8, 4, 2, 0),  GPU_CANDIDATE(64, 32, 8, 4, 0, 0),
     GPU_CANDIDATE(64, 32, 8, 4, 8, 1),  GPU_CANDIDATE(64, 32, 4, 8, 8, 0),  GPU_CANDIDATE(64, 32, 4, 8, 0, 0),
-    GPU_CANDIDATE(64, 32, 4, 4, 2, 0),
+    GPU_CANDIDATE(64, 32, 4, 4, 2, 0),  GPU_CANDIDATE(64, 16, 2, 4, 8, 0),  GPU_CANDIDATE(64, 16, 2, 4, 0, 0),
 };
 
 /* The GPU split's sizes tried for decode on a GPU (cl/decode_gpu.cl): work-items per work-group,

@@ -177,7 +177,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
         *nonfinite = 0; // read last before the previous tile's last barrier, set after the next one
 #if CLATTN_PREFETCH
     ov_t vr_next[VSHARE];
-    ROWS_LOAD(ov_t, OW, vr_next, 0, VSHARE, cur.v, cur.count, DV, BN, WG)
+    ROWS_LOAD(0, ov_t, OW, vr_next, 0, VSHARE, cur.v, cur.count, DV, BN, WG)
 #else
     STAGE_ROWS_IN(qv_t, QW, ks, QS, cur.k, cur.count, D, BN, WG)
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -219,7 +219,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
         red[(ty + RT * i) * CT + tx] = mt;
     }
 #if CLATTN_PREFETCH
-    ROWS_STORE(ov_t, OW, vr_next, 0, VSHARE, vs, DV, cur.count, DV, BN, WG)
+    ROWS_STORE(0, ov_t, OW, vr_next, 0, VSHARE, vs, DV, cur.count, DV, BN, WG)
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
 
@@ -258,7 +258,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
 #if CLATTN_PREFETCH
     qv_t kr_next[KSHARE];
     if (has_next)
-        ROWS_LOAD(qv_t, QW, kr_next, 0, KSHARE, next.k, next.count, D, BN, WG)
+        ROWS_LOAD(0, qv_t, QW, kr_next, 0, KSHARE, next.k, next.count, D, BN, WG)
 #else
     // Every work-item has passed the barrier after its scores: K is no longer read.
     STAGE_ROWS_IN(ov_t, OW, vs, DV, cur.v, cur.count, DV, BN, WG)
@@ -315,7 +315,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
 #if CLATTN_PREFETCH
     // ks was last read by the scores, before two barriers.
     if (has_next)
-        ROWS_STORE(qv_t, QW, kr_next, 0, KSHARE, ks, QS, next.count, D, BN, WG)
+        ROWS_STORE(0, qv_t, QW, kr_next, 0, KSHARE, ks, QS, next.count, D, BN, WG)
 #endif
     // The barrier ends the tile rather than starting the next one: POCL 6.0 aborted on the other
     // order (an assertion in its parallel-region formation, with 6 x 5 tiles of 3 x 5 blocks),

@@ -191,10 +191,10 @@ __kernel __attribute__((reqd_work_group_size(SWG, 1, 1))) void split_keys(SPLIT_
 #if KSHARE + VSHARE <= 16
         qw_t kb[KSHARE];
         ow_t vb[VSHARE];
-        ROWS_LOAD(qw_t, SQW, kb, 0, KSHARE, ksrc, count, D, SBN, SWG)
-        ROWS_LOAD(ow_t, SOW, vb, 0, VSHARE, vsrc, count, DV, SBN, SWG)
-        ROWS_STORE(qw_t, SQW, kb, 0, KSHARE, ks, D, count, D, SBN, SWG)
-        ROWS_STORE(ow_t, SOW, vb, 0, VSHARE, vs, DV, count, DV, SBN, SWG)
+        ROWS_LOAD(0, qw_t, SQW, kb, 0, KSHARE, ksrc, count, D, SBN, SWG)
+        ROWS_LOAD(0, ow_t, SOW, vb, 0, VSHARE, vsrc, count, DV, SBN, SWG)
+        ROWS_STORE(0, qw_t, SQW, kb, 0, KSHARE, ks, D, count, D, SBN, SWG)
+        ROWS_STORE(0, ow_t, SOW, vb, 0, VSHARE, vs, DV, count, DV, SBN, SWG)
 #else
         STAGE_ROWS_IN(qw_t, SQW, ks, D, ksrc, count, D, SBN, SWG)
         STAGE_ROWS_IN(ow_t, SOW, vs, DV, vsrc, count, DV, SBN, SWG)
