@@ -8,7 +8,9 @@
 #   to 256K; decode with GQA); PyTorch's scaled_dot_product_attention in fp32 on the same shapes
 #   (bench/gpu_peer.py) and a table of the two (summary.txt); the device tests; `clattn tune` on
 #   dense D = 64 and 128 and decode's split; and ptxas's registers, stack frame and
-#   spills for each program the driver compiled (its binaries are PTX). The dense tunes save their
+#   spills for each program the driver compiled (its binaries are PTX), with its loops' SASS
+#   (bench/sass_loops.py) where nvdisasm is found; and dense timed with each part of the kernel
+#   left out in turn (bench/gpu_apart.py, step `apart`). The dense tunes save their
 #   winners, and the bench runs dense and causal again with them (bench-tuned-*), the check too
 #   (check-tuned-*).
 # Every step runs even when an earlier one failed; steps.txt has each step's status and seconds.
@@ -22,12 +24,12 @@
 #   --debs        folder of ocl-icd-libopencl1, ocl-icd-opencl-dev, opencl-c-headers and clinfo
 #                 .deb files (default gpu-debs, which git ignores: `run` must carry it)
 #   --use-debs    unpack them even where the system has an OpenCL loader and headers
-#   --only        comma-separated names of the runs and tunes to keep (dense-d64, dense-d128,
-#                 window, decode), for a shorter second call
+#   --only        comma-separated names of the runs, tunes and steps to keep (dense-d64,
+#                 dense-d128, window, decode, apart), for a shorter second call
 #   --fetch-debs  download those packages into --debs with apt-get download, and stop
 # Environment: OUT (default ./gpu-out), PYTHON (default python3, with torch), GPU_TEST_TIMEOUT
 # (seconds for all the device tests, default 150, with --small 900), GPU_STEP_TIMEOUT (seconds
-# for each bench, peer or tune step, default 240), JOBS (build and test jobs, default nproc).
+# for each bench, peer, tune or apart step, default 240), JOBS (build and test jobs, default nproc).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 small=0 device=gpu debs=gpu-debs use_debs=0 fetch=0 only= tests_icd=()
@@ -39,7 +41,7 @@ while [ $# -gt 0 ]; do
     --use-debs) use_debs=1 ;;
     --only) only=,$2, && shift ;;
     --fetch-debs) fetch=1 ;;
-    *) sed -n 2,27p "$0" && exit 2 ;;
+    *) sed -n 2,32p "$0" && exit 2 ;;
     esac
     shift
 done
@@ -196,6 +198,15 @@ for run in "${tunes[@]}"; do
         --d "$(sed -n 's/.*--d \([0-9]*\).*/\1/p' <<<"$tune_options")"
 done
 
+# The kernel taken apart (bench/gpu_apart.py run): a second build of the tool that reads its
+# kernels from a copy of the tree, and dense at both head dimensions with one part of each key
+# tile left out at a time, beside the whole kernel of the same build (with --small, the GPU
+# variant forced on the CPU device, as in the tunes). Wrong results by design: only the times
+# count.
+if [ "$small" = 1 ]; then apart_shape=(--n 256 --h 4); else apart_shape=(--n 4096 --h 32); fi
+kept "apart|" && step apart "${tune_env[@]}" timeout "$step_timeout" "$python" bench/gpu_apart.py run --device "$device" \
+    "${apart_shape[@]}" "${repeat[@]}" --jobs "$jobs" "${cmake_opencl[@]/#/--cmake-arg=}"
+
 # The whole suite takes about 5 minutes on 2 CPU cores (POCL and Intel's runtime): --small, which
 # runs there, waits longer. It follows the bench and the tunes, so that a slow suite leaves the
 # figures standing. Where this script named NVIDIA's driver to the loader, the tests see the GPU
@@ -205,8 +216,9 @@ test_timeout=${GPU_TEST_TIMEOUT:-$([ "$small" = 1 ] && echo 900 || echo 150)}
 step tests "${tests_icd[@]}" timeout "$test_timeout" ctest --test-dir build-gpu --output-on-failure -j "$jobs" --timeout 200
 
 # What NVIDIA's own compiler made of each program: registers, stack frame and spills (ptxas -v on
-# the PTX that the driver returned as the program's binary, less the NUL bytes that end it). Other
-# drivers' binaries are skipped.
+# the PTX that the driver returned as the program's binary, less the NUL bytes that end it), and
+# where nvdisasm is found, each loop's instructions and schedule (bench/sass_loops.py; the SASS is
+# kept beside the PTX). Other drivers' binaries are skipped.
 ptx_resources() {
     local f found=0
     for f in "$programs"/*.bin "$out"/tuned-*/*.bin; do
@@ -217,11 +229,21 @@ ptx_resources() {
             echo "== $f: $(grep -m3 -o '^\.entry [A-Za-z0-9_]*\|^\.visible \.entry [A-Za-z0-9_]*' "$f" | tr '\n' ' ')"
             tr -d '\000' <"$f" >"${f%.bin}.ptx"
             ptxas -arch="$(sed -n 's/^\.target \(sm_[0-9a-z]*\).*/\1/p' "$f" | head -1)" -v "${f%.bin}.ptx" \
-                -o /dev/null 2>&1 | grep -E 'Compiling|Used|stack|spill|error'
+                -o "${f%.bin}.cubin" 2>&1 | grep -E 'Compiling|Used|stack|spill|error'
+            if command -v nvdisasm >/dev/null && nvdisasm -c -hex "${f%.bin}.cubin" >"${f%.bin}.sass" 2>&1; then
+                "$python" bench/sass_loops.py "${f%.bin}.sass"
+            else
+                echo "no SASS: nvdisasm is missing or failed"
+            fi
+            rm -f "${f%.bin}.cubin"
         } >"$f.ptxas" &
     done
     wait
-    [ "$found" = 1 ] && cat "$programs"/*.ptxas "$out"/tuned-*/*.ptxas 2>/dev/null || echo "no PTX among the programs (not an NVIDIA driver)"
+    if [ "$found" = 1 ]; then
+        cat "$programs"/*.ptxas "$out"/tuned-*/*.ptxas 2>/dev/null || true # no tuned-* after some --only
+    else
+        echo "no PTX among the programs (not an NVIDIA driver)"
+    fi
 }
 command -v ptxas >/dev/null || PATH=$PATH:/usr/local/cuda/bin
 command -v ptxas >/dev/null && step ptxas ptx_resources
