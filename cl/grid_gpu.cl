@@ -1,10 +1,11 @@
-// The GPU variant of the 2-D grid kernel, compiled after common.cl and grid_common.cl: a
-// work-group of CLATTN_WG work-items owns one tile of th x tw <= WG queries (host/grid.h), one
-// query each, and walks the keys of the tile's runs (one after another, as one list) CLATTN_BK at
-// a time. Per block of keys: stage their slot coordinates and tokens (for the next block, double
-// buffered) and their K and V rows in __local memory, then each work-item scores them against its
-// own query and folds them into its online softmax, with its rectangle test (grid_visible) as the
-// mask. Two barriers per block, both reached by the whole group.
+// The GPU variant of the 2-D grid kernel, compiled after common.cl, gpu_stage.cl (its aligned
+// vector loads) and grid_common.cl: a work-group of CLATTN_WG work-items owns one tile of
+// th x tw <= WG queries (host/grid.h), one query each, and walks the keys of the tile's runs (one
+// after another, as one list) CLATTN_BK at a time. Per block of keys: stage their slot
+// coordinates and tokens (for the next block, double buffered) and their K and V rows in __local
+// memory, then each work-item scores them against its own query and folds them into its online
+// softmax, with its rectangle test (grid_visible) as the mask. Two barriers per block, both
+// reached by the whole group.
 //
 // Registers, not the stack: every private array (the block's scores and mask, the output
 // accumulator) is indexed only in fully unrolled loops with compile-time bounds, so that nothing
@@ -18,6 +19,8 @@
 // K and V are read in token order, a row where the key table's token column says.
 //   -DCLATTN_WG=<1..>          work-items (query slots) of a tile
 //   -DCLATTN_BK=<1..64>        keys per staged block (each a score register per work-item)
+//   -DCLATTN_STAGE=<0..8>      the tiles' `stage`: above 0, a block's loads all issued before its
+//                              stores (grid_stage_rows)
 #define BK CLATTN_BK
 
 // Vectors over D (qv_t, QW floats) and DV (ov_t, OW floats): common.cl's.
@@ -81,18 +84,53 @@ inline void grid_stage_info(__local int *info, __global const int *runs, int fir
 }
 
 // The K and V rows of the block's tokens (info's third field) into ks [BK][D] and vs [BK][DV], as
-// float32; rows without a token become zeros. Consecutive work-items take consecutive vectors.
+// float32; rows without a token become zeros. Consecutive work-items take consecutive vectors,
+// each one aligned load (GLOAD: vloadn would split it into floats). Where a work-item's share of
+// both is at most 16 vectors, all its loads are issued before any store, a row without a token
+// loading token 0's (then stored as zeros), when the tiles' `stage` is above 0 (the NVIDIA rows):
+// written as a guarded load then its store, NVIDIA's compiler waited out each load's latency in
+// turn (docs/GPU.md, decode's split). Stage 0 (the AMD and other rows) and larger shares (small
+// work-groups) keep that loop; the batch costs registers (sm_90, D = 64: 162 -> 208).
+#define KSHARE ((BK * NQ + CLATTN_WG - 1) / CLATTN_WG)
+#define VSHARE ((BK * NO + CLATTN_WG - 1) / CLATTN_WG)
 inline void grid_stage_rows(__local float *ks, __local float *vs, __local const int *info, __global const elem_t *k,
                             __global const elem_t *v)
 {
+#if CLATTN_STAGE > 0 && KSHARE + VSHARE <= 16
+    qv_t kb[KSHARE];
+    ov_t vb[VSHARE];
+#pragma unroll
+    for (int n = 0; n < KSHARE; n++) {
+        const int x = min((int)get_local_id(0) + n * CLATTN_WG, BK * NQ - 1);
+        kb[n] = GLOAD(qv_t, QW, k, (size_t)max(info[2 * BK + x / NQ], 0) * NQ + x % NQ);
+    }
+#pragma unroll
+    for (int n = 0; n < VSHARE; n++) {
+        const int x = min((int)get_local_id(0) + n * CLATTN_WG, BK * NO - 1);
+        vb[n] = GLOAD(ov_t, OW, v, (size_t)max(info[2 * BK + x / NO], 0) * NO + x % NO);
+    }
+#pragma unroll
+    for (int n = 0; n < KSHARE; n++) {
+        const int x = (int)get_local_id(0) + n * CLATTN_WG;
+        if ((BK * NQ) % CLATTN_WG == 0 || x < BK * NQ)
+            LVSTORE(QW, info[2 * BK + x / NQ] >= 0 ? kb[n] : (qv_t)(0.0f), x, ks);
+    }
+#pragma unroll
+    for (int n = 0; n < VSHARE; n++) {
+        const int x = (int)get_local_id(0) + n * CLATTN_WG;
+        if ((BK * NO) % CLATTN_WG == 0 || x < BK * NO)
+            LVSTORE(OW, info[2 * BK + x / NO] >= 0 ? vb[n] : (ov_t)(0.0f), x, vs);
+    }
+#else
     for (int x = get_local_id(0); x < BK * NQ; x += CLATTN_WG) {
         const int tok = info[2 * BK + x / NQ];
-        LVSTORE(QW, tok >= 0 ? LOAD(QW, (size_t)tok * NQ + x % NQ, k) : (qv_t)(0.0f), x, ks);
+        LVSTORE(QW, tok >= 0 ? GLOAD(qv_t, QW, k, (size_t)tok * NQ + x % NQ) : (qv_t)(0.0f), x, ks);
     }
     for (int x = get_local_id(0); x < BK * NO; x += CLATTN_WG) {
         const int tok = info[2 * BK + x / NO];
-        LVSTORE(OW, tok >= 0 ? LOAD(OW, (size_t)tok * NO + x % NO, v) : (ov_t)(0.0f), x, vs);
+        LVSTORE(OW, tok >= 0 ? GLOAD(ov_t, OW, v, (size_t)tok * NO + x % NO) : (ov_t)(0.0f), x, vs);
     }
+#endif
 }
 
 __kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void grid_attention(GRID_ATTENTION_ARGS)

@@ -80,10 +80,12 @@ void clattn__grid_gpu_sizes(const clattn_tiles *t, const clattn__device_caps *ca
         *wg /= 2;
 }
 
-void clattn__grid_gpu_options(int d, int dv, int wg, int bk, int tw, char *options, size_t size)
+void clattn__grid_gpu_options(int d, int dv, int wg, int bk, int tw, int stage, char *options, size_t size)
 {
-    snprintf(options, size, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_WG=%d -DCLATTN_BK=%d -DCLATTN_GRID_TW=%d", d, dv, wg,
-             bk, tw);
+    /* A lone work-item stages one load at a time, as the attention kernel's (clattn__choose_tiles). */
+    snprintf(options, size,
+             "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_WG=%d -DCLATTN_BK=%d -DCLATTN_GRID_TW=%d -DCLATTN_STAGE=%d", d, dv,
+             wg, bk, tw, wg > 1 ? stage : 0);
 }
 
 /* Shares the `count` units of work of each (batch, head) (tiles, kernel rows, regions' query
@@ -214,7 +216,8 @@ static int create_kernels(clattn_plan *plan, clattn__error *err)
         clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options - 32);
         snprintf(options + strlen(options), 32, " -DCLATTN_GRID_TW=%d", g->geo.tw);
     } else
-        clattn__grid_gpu_options(p->head_dim, p->value_dim, g->wg, g->bk, g->geo.tw, options, sizeof options);
+        clattn__grid_gpu_options(p->head_dim, p->value_dim, g->wg, g->bk, g->geo.tw, plan->tiles.stage, options,
+                                 sizeof options);
     const char *program =
         plan->tiles.cpu_variant ? "common+attention_cpu+grid_common+grid_cpu" : CLATTN_GRID_GPU_PROGRAM;
     return clattn__plan_kernel(plan, program, "grid_attention", options, &plan->attention, err);

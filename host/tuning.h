@@ -73,14 +73,14 @@
 /* The CPU variant's key packing (common.cl for the storage type's loads). */
 #define CLATTN_PACK_PROGRAM "common+pack_keys"
 /* The GPU variant of the 2-D grid kernel. */
-#define CLATTN_GRID_GPU_PROGRAM "common+grid_common+grid_gpu"
+#define CLATTN_GRID_GPU_PROGRAM "common+gpu_stage+grid_common+grid_gpu"
 
 /* The GPU grid kernel's sizes for GPU tiles t (host/launch_grid.c): work-items (query slots) per
  * tile and keys per staged block, within the device's work-group size and local memory. */
 void clattn__grid_gpu_sizes(const clattn_tiles *t, const clattn__device_caps *caps, int d, int dv, int *wg, int *bk);
 
-/* Build options of CLATTN_GRID_GPU_PROGRAM for those sizes and tiles tw queries wide. */
-void clattn__grid_gpu_options(int d, int dv, int wg, int bk, int tw, char *options, size_t size);
+/* Build options of CLATTN_GRID_GPU_PROGRAM for those sizes, tiles tw queries wide and the tiles' stage. */
+void clattn__grid_gpu_options(int d, int dv, int wg, int bk, int tw, int stage, char *options, size_t size);
 
 /* Chooses the GPU split kernel's sizes (the forced ones, else the defaults above) for head dims d
  * and dv and a query group of group_rows rows, within the device's work-group size and local
