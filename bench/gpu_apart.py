@@ -62,7 +62,6 @@ def run(args):
                 subprocess.run([os.path.join(build, 'clattn'), 'bench', '--device', args.device, '--pattern', 'dense',
                                 '--n', args.n, '--h', args.h, '--d', d, '--repeat', args.repeat, '--warmup',
                                 args.warmup, '--brief', '--cache-dir', cache], check=True)
-    write('whole', os.path.join(root, kernel), os.path.join(args.dir, kernel))
 
 
 def main():

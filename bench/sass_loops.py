@@ -25,7 +25,7 @@ def parse(path):
     i = 0
     while i < len(lines):
         s = lines[i].strip()
-        f = re.match(r'\.text\.([A-Za-z0-9_]+):', s) or re.match(r'Function : ([A-Za-z0-9_]+)', s)
+        f = re.match(r'\.text\.([A-Za-z0-9_]+):', s)
         if f:
             name, ins, labels = f.group(1), [], {}
             functions[name] = (ins, labels)

@@ -93,41 +93,40 @@ inline void grid_stage_info(__local int *info, __global const int *runs, int fir
 // work-groups) keep that loop; the batch costs registers (sm_90, D = 64: 162 -> 208).
 #define KSHARE ((BK * NQ + CLATTN_WG - 1) / CLATTN_WG)
 #define VSHARE ((BK * NO + CLATTN_WG - 1) / CLATTN_WG)
+#define BLOCK_TOKEN(info, r) (info)[2 * BK + (r)] // the token of the block's key r, -1 for none
+// A work-item's share (n vectors, vecs to a row) of the block's rows of src into buf. A row
+// without a token loads token 0's, a vector past the block the block's last: neither is stored.
+#define GATHER_LOAD(type, vw, buf, n, vecs, src, info)                                                                 \
+    _Pragma("unroll") for (int n_ = 0; n_ < (n); n_++)                                                                 \
+    {                                                                                                                  \
+        const int x_ = min((int)get_local_id(0) + n_ * CLATTN_WG, BK * (vecs)-1);                                      \
+        buf[n_] = GLOAD(type, vw, src, (size_t)max(BLOCK_TOKEN(info, x_ / (vecs)), 0) * (vecs) + x_ % (vecs));         \
+    }
+// Stores what GATHER_LOAD loaded to dst, zeros for a row without a token.
+#define GATHER_STORE(type, vw, buf, n, vecs, dst, info)                                                                \
+    _Pragma("unroll") for (int n_ = 0; n_ < (n); n_++)                                                                 \
+    {                                                                                                                  \
+        const int x_ = (int)get_local_id(0) + n_ * CLATTN_WG;                                                          \
+        if ((BK * (vecs)) % CLATTN_WG == 0 || x_ < BK * (vecs))                                                        \
+            LVSTORE(vw, BLOCK_TOKEN(info, x_ / (vecs)) >= 0 ? buf[n_] : (type)(0.0f), x_, dst);                        \
+    }
 inline void grid_stage_rows(__local float *ks, __local float *vs, __local const int *info, __global const elem_t *k,
                             __global const elem_t *v)
 {
 #if CLATTN_STAGE > 0 && KSHARE + VSHARE <= 16
     qv_t kb[KSHARE];
     ov_t vb[VSHARE];
-#pragma unroll
-    for (int n = 0; n < KSHARE; n++) {
-        const int x = min((int)get_local_id(0) + n * CLATTN_WG, BK * NQ - 1);
-        kb[n] = GLOAD(qv_t, QW, k, (size_t)max(info[2 * BK + x / NQ], 0) * NQ + x % NQ);
-    }
-#pragma unroll
-    for (int n = 0; n < VSHARE; n++) {
-        const int x = min((int)get_local_id(0) + n * CLATTN_WG, BK * NO - 1);
-        vb[n] = GLOAD(ov_t, OW, v, (size_t)max(info[2 * BK + x / NO], 0) * NO + x % NO);
-    }
-#pragma unroll
-    for (int n = 0; n < KSHARE; n++) {
-        const int x = (int)get_local_id(0) + n * CLATTN_WG;
-        if ((BK * NQ) % CLATTN_WG == 0 || x < BK * NQ)
-            LVSTORE(QW, info[2 * BK + x / NQ] >= 0 ? kb[n] : (qv_t)(0.0f), x, ks);
-    }
-#pragma unroll
-    for (int n = 0; n < VSHARE; n++) {
-        const int x = (int)get_local_id(0) + n * CLATTN_WG;
-        if ((BK * NO) % CLATTN_WG == 0 || x < BK * NO)
-            LVSTORE(OW, info[2 * BK + x / NO] >= 0 ? vb[n] : (ov_t)(0.0f), x, vs);
-    }
+    GATHER_LOAD(qv_t, QW, kb, KSHARE, NQ, k, info)
+    GATHER_LOAD(ov_t, OW, vb, VSHARE, NO, v, info)
+    GATHER_STORE(qv_t, QW, kb, KSHARE, NQ, ks, info)
+    GATHER_STORE(ov_t, OW, vb, VSHARE, NO, vs, info)
 #else
     for (int x = get_local_id(0); x < BK * NQ; x += CLATTN_WG) {
-        const int tok = info[2 * BK + x / NQ];
+        const int tok = BLOCK_TOKEN(info, x / NQ);
         LVSTORE(QW, tok >= 0 ? GLOAD(qv_t, QW, k, (size_t)tok * NQ + x % NQ) : (qv_t)(0.0f), x, ks);
     }
     for (int x = get_local_id(0); x < BK * NO; x += CLATTN_WG) {
-        const int tok = info[2 * BK + x / NO];
+        const int tok = BLOCK_TOKEN(info, x / NO);
         LVSTORE(OW, tok >= 0 ? GLOAD(ov_t, OW, v, (size_t)tok * NO + x % NO) : (ov_t)(0.0f), x, vs);
     }
 #endif
@@ -192,7 +191,7 @@ __kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void grid_attent
         float sc[BK];
 #pragma unroll
         for (int u = 0; u < BK; u++) {
-            ok[u] = grid_visible(&gq, inf[u], inf[BK + u], inf[2 * BK + u], kv_len, causal);
+            ok[u] = grid_visible(&gq, inf[u], inf[BK + u], BLOCK_TOKEN(inf, u), kv_len, causal);
             sc[u] = 0.0f;
         }
 #pragma unroll 1

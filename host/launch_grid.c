@@ -82,10 +82,9 @@ void clattn__grid_gpu_sizes(const clattn_tiles *t, const clattn__device_caps *ca
 
 void clattn__grid_gpu_options(int d, int dv, int wg, int bk, int tw, int stage, char *options, size_t size)
 {
-    /* A lone work-item stages one load at a time, as the attention kernel's (clattn__choose_tiles). */
     snprintf(options, size,
              "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_WG=%d -DCLATTN_BK=%d -DCLATTN_GRID_TW=%d -DCLATTN_STAGE=%d", d, dv,
-             wg, bk, tw, wg > 1 ? stage : 0);
+             wg, bk, tw, clattn__group_stage(stage, (size_t)wg));
 }
 
 /* Shares the `count` units of work of each (batch, head) (tiles, kernel rows, regions' query

@@ -241,6 +241,11 @@ static int gpu_tiles_fit(const clattn_tiles *t, int d, int dv, const clattn__dev
            clattn__tiles_local_bytes(t, d, dv) <= caps->local_mem;
 }
 
+int clattn__group_stage(int stage, size_t wg)
+{
+    return wg > 1 ? stage : 0;
+}
+
 int clattn__fit_work_group(int wg, const clattn__device_caps *caps)
 {
     while (wg > 1 && (size_t)wg > caps->max_work_group)
@@ -293,10 +298,7 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows,
                                "the smallest GPU tiles", err);
         if (status)
             return status;
-        /* A lone work-item stages one load at a time: POCL 6.0 hung on one such kernel with side
-         * keys and got another wrong with the batched loop (docs/GPU.md); no GPU runs one. */
-        if (clattn__tiles_group_size(&t) == 1)
-            t.stage = 0;
+        t.stage = clattn__group_stage(t.stage, clattn__tiles_group_size(&t));
     }
     *out = t;
     return CLATTN_STATUS_OK;

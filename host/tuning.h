@@ -98,6 +98,10 @@ void clattn__split_options(const clattn_split_tiles *t, int d, int dv, char *buf
 /* The largest halving of wg (at least 1) that the device's work-groups take. */
 int clattn__fit_work_group(int wg, const clattn__device_caps *caps);
 
+/* The tiles' `stage` for a GPU kernel of wg work-items: 0 (one load at a time) for a lone
+ * work-item, whose batched copy POCL 6.0 hung on or got wrong (docs/GPU.md); no GPU runs one. */
+int clattn__group_stage(int stage, size_t wg);
+
 /* CLATTN_STATUS_DEVICE_LIMIT, naming `what`, when a kernel of wg work-items and `bytes` of local
  * memory does not fit the device. */
 int clattn__check_fits(const clattn__device_caps *caps, int wg, size_t bytes, int d, int dv, const char *what,
