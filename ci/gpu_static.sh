@@ -123,6 +123,11 @@ for vendor in nvidia amd; do
             # shellcheck disable=SC2086 # the options are words
             if [ "$vendor" = nvidia ]; then
                 check_sm90 "D=$d $program" "$tmp/program.cl" $options
+                # The same tiles with warp shuffles (clattn_tiles.shuffle 1, the tune's candidates):
+                # shfl.sync wants PTX for sm_30 or later, so clang targets its newest, sm_86.
+                [[ $options != *-DCLATTN_SHUFFLE=0* ]] ||
+                    check_sm90 "D=$d $program, shuffle" "$tmp/program.cl" ${options/-DCLATTN_SHUFFLE=0/-DCLATTN_SHUFFLE=1} \
+                        -Xclang -target-cpu -Xclang sm_86
             else
                 check_gfx906 "D=$d $program" "$tmp/program.cl" $options
             fi

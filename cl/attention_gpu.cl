@@ -9,10 +9,11 @@
 // they fall in distinct banks) or one row of V (contiguous): every __local read is conflict-free
 // or a broadcast. Q is staged once (each score is then scaled by scale * log2(e)). Per key tile:
 // K in __local, scores in registers, the mask (edge tiles only: a work-group-uniform branch), each
-// row's max across its CT work-items through __local, P = exp2(S - max) into __local, V in
-// __local, rescale and P.V. Row sums stay partial per work-item until the end. K and V are staged
-// when they are needed, in one buffer, each load waited for there; or (CLATTN_PREFETCH) loaded
-// into registers a step ahead, V during the scores and the next tile's K during P.V (key_tile).
+// row's max across its CT work-items (through __local, or CLATTN_SHUFFLE), P = exp2(S - max) into
+// __local, V in __local, rescale and P.V. Row sums stay partial per work-item until the end. K and
+// V are staged when they are needed, in one buffer, each load waited for there; or
+// (CLATTN_PREFETCH) loaded into registers a step ahead, V during the scores and the next tile's K
+// during P.V (key_tile).
 //
 // Build options (cl/common.cl lists the shared ones):
 //   -DCLATTN_BM, -DCLATTN_BN   query rows per work-group, keys per tile
@@ -21,6 +22,12 @@
 //                              as CLBlast does)
 //   -DCLATTN_STAGE=<0..8>      vector loads a work-item issues before it stores them (gpu_stage.cl)
 //   -DCLATTN_PREFETCH=<0|1>    load K and V a step ahead (V then has a __local buffer of its own)
+//   -DCLATTN_SHUFFLE=<0|1|2>   combine a row's CT partial values (each tile's max, the sums at the
+//                              end) by a butterfly of exchanges among the row's work-items: 1
+//                              NVIDIA's warp shuffle (shfl.sync through inline PTX: CT a power of
+//                              two up to 32, whole warps); 2 the same exchanges through __local,
+//                              two barriers each, so that devices without shuffles run this code
+//                              (the tests); 0 through __local, each work-item's value once.
 // host/tuning.c mirrors the __local layout below (clattn__tiles_local_bytes) to choose tiles
 // before building; the built kernel's CL_KERNEL_LOCAL_MEM_SIZE is what the plan checks last.
 #ifndef CLATTN_BM
@@ -41,6 +48,9 @@
 #ifndef CLATTN_PREFETCH
 #define CLATTN_PREFETCH 0
 #endif
+#ifndef CLATTN_SHUFFLE
+#define CLATTN_SHUFFLE 0
+#endif
 #define BM CLATTN_BM
 #define BN CLATTN_BN
 #define TM CLATTN_TM
@@ -51,6 +61,11 @@
 #if BM % TM != 0 || BN % TN != 0 || TM * TN > 32
 #error "CLATTN_BM must be a multiple of CLATTN_TM, CLATTN_BN of CLATTN_TN, and TM * TN <= 32 (the mask bits)"
 #endif
+#if CLATTN_SHUFFLE && (CT & (CT - 1)) != 0
+#error "CLATTN_SHUFFLE needs a power of two of column threads (CLATTN_BN / CLATTN_TN)"
+#endif
+#define TWO_BARRIERS (CLATTN_SHUFFLE && CLATTN_PREFETCH) // a key tile's (key_tile)
+#define FLAG(t) (TWO_BARRIERS ? (t)&1 : 0)               // key tile t's nonfinite flag
 
 // Vector widths of the __local reads: QW over D (Q and K rows) and OW over DV (value column
 // groups), common.cl's, and PW over BN (rows of P). A row stride is padded by one vector when it
@@ -98,6 +113,51 @@ typedef union {
     pv_t v;
     float s[PW];
 } p_lanes;
+
+// Two of a row's partial sums added, where two zeros keep the sign bit of either (write_row's
+// rule: -0 when some visible key had logit -inf, +0 when none was visible), which + would lose.
+inline float sum_zeros_signed(float a, float b)
+{
+    return a == 0.0f && b == 0.0f ? as_float(as_uint(a) | as_uint(b)) : a + b;
+}
+
+// y[i] = x[i] (i < TM) of the work-item whose local id differs from this one's in the bits of mask
+// (below CT: one of the same rows). Every work-item of the work-group reaches each call.
+#if CLATTN_SHUFFLE == 1
+// shfl.sync in butterfly mode over the whole warp: the work-group is whole warps, and CT divides 32.
+inline void exchange_xor(__local float *scratch, const float *x, float *y, uint mask)
+{
+#pragma unroll
+    for (int i = 0; i < TM; i++)
+        __asm__ volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(y[i]) : "f"(x[i]), "r"(mask));
+}
+#elif CLATTN_SHUFFLE == 2
+// Through scratch, TM * WG floats of __local.
+inline void exchange_xor(__local float *scratch, const float *x, float *y, uint mask)
+{
+    const int l = get_local_id(0);
+    barrier(CLK_LOCAL_MEM_FENCE); // the last exchange's readers are done with scratch
+#pragma unroll
+    for (int i = 0; i < TM; i++)
+        scratch[i * WG + l] = x[i];
+    barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+    for (int i = 0; i < TM; i++)
+        y[i] = scratch[i * WG + (l ^ mask)];
+}
+#endif
+#if CLATTN_SHUFFLE
+// The TM values v[i] each combined over its row's CT work-items (red: exchange_xor's scratch) by a
+// butterfly: every one of them ends with the same value (fmax, and the sums' additions, give the
+// same result in either order of two operands).
+#define ROWS_BUTTERFLY(v, combine)                                                                                     \
+    _Pragma("unroll") for (uint m_ = 1; m_ < CT; m_ <<= 1)                                                             \
+    {                                                                                                                  \
+        float other_[TM];                                                                                              \
+        exchange_xor(red, (v), other_, m_);                                                                            \
+        _Pragma("unroll") for (int i_ = 0; i_ < TM; i_++)(v)[i_] = combine((v)[i_], other_[i_]);                       \
+    }
+#endif
 
 // What a work-item carries across key tiles: its rows' positions, the rows' running max (the
 // same in every work-item of a row), its own part of the rows' sums, and its output block.
@@ -158,8 +218,8 @@ inline float row_max(__local const float *part)
     return m;
 }
 
-// One key tile, cur: scores, softmax and P.V. `ok` has bit i * TN + j set when row i sees key j
-// of the work-item (edge tiles only; every key is visible in the others).
+// One key tile, cur, the walk's t-th: scores, softmax and P.V. `ok` has bit i * TN + j set when
+// row i sees key j of the work-item (edge tiles only; every key is visible in the others).
 //
 // Staged K and V rows past cur.count are zeros, so that no stale value enters the scores. Without
 // CLATTN_PREFETCH, K is staged in ks, then V over it once the scores are done, each waited for
@@ -167,17 +227,33 @@ inline float row_max(__local const float *part)
 // loads its V into registers before the scores and stores it in vs after them, and loads the next
 // tile's K (next, when has_next) before P.V and stores it after: each load's latency is spent
 // computing. The tile ends on a barrier, so that ks, vs and ps are free at the next one's start.
+// A barrier after the scores publishes the rows' maxima through red and frees ks for V; with
+// CLATTN_SHUFFLE and CLATTN_PREFETCH there is neither to wait for, and the tile has two barriers
+// (TWO_BARRIERS; and the exchanges' own where they go through __local).
+//
+// nonfinite[FLAG(t)] says whether an edge tile's values hold an infinity or NaN: set by atomic_or
+// before the barrier ahead of P.V, read after it. The first work-item clears a flag at the tile's
+// start, whose last readers were behind the previous tile's last barrier: the tile's own, whose
+// writers wait behind the barrier after the scores; with two barriers, the other of two, the next
+// tile's, whose writers wait behind this tile's last barrier.
 inline __attribute__((always_inline)) void key_tile(item_state *st, __local float *qs, __local float *ks,
                                                     __local float *vs, __local float *ps, __local float *red,
-                                                    volatile __local int *nonfinite, key_src cur, key_src next,
+                                                    volatile __local int *nonfinite, int t, key_src cur, key_src next,
                                                     bool has_next, bool edge, uint ok, float qscale)
 {
     const int tx = get_local_id(0) % CT, ty = get_local_id(0) / CT;
-    if (edge && get_local_id(0) == 0)
-        *nonfinite = 0; // read last before the previous tile's last barrier, set after the next one
+    if (get_local_id(0) == 0 && (TWO_BARRIERS || edge))
+        nonfinite[FLAG(t + TWO_BARRIERS)] = 0;
 #if CLATTN_PREFETCH
     ov_t vr_next[VSHARE];
     ROWS_LOAD(0, ov_t, OW, vr_next, 0, VSHARE, cur.v, cur.count, DV, BN, WG)
+    // Whether P.V must guard its sums, from the values this work-item loaded (a short tile's clamped
+    // loads repeat its last row, which is checked anyway); told after the scores.
+    bool bad = false;
+    if (edge)
+#pragma unroll
+        for (int n = 0; n < VSHARE; n++)
+            bad |= NONFINITE(vr_next[n]);
 #else
     STAGE_ROWS_IN(qv_t, QW, ks, QS, cur.k, cur.count, D, BN, WG)
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -206,26 +282,41 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
     }
     // fmax, not max: a NaN logit must not become the row's max (it reaches the row through its
     // weight, exp2(NaN) = NaN, instead).
+    float mt[TM]; // the rows' maxima over this work-item's keys, then over the row's
 #pragma unroll
     for (int i = 0; i < TM; i++) {
-        float mt = -INFINITY;
+        mt[i] = -INFINITY;
 #pragma unroll
         for (int j = 0; j < TN; j++) {
             s[i][j] *= qscale;
             if (edge && !((ok >> (i * TN + j)) & 1u))
                 s[i][j] = -INFINITY;
-            mt = fmax(mt, s[i][j]);
+            mt[i] = fmax(mt[i], s[i][j]);
         }
-        red[(ty + RT * i) * CT + tx] = mt;
+#if !CLATTN_SHUFFLE
+        red[(ty + RT * i) * CT + tx] = mt[i];
+#endif
     }
+#if CLATTN_SHUFFLE
+    ROWS_BUTTERFLY(mt, fmax)
+#endif
 #if CLATTN_PREFETCH
     ROWS_STORE(0, ov_t, OW, vr_next, 0, VSHARE, vs, DV, cur.count, DV, BN, WG)
 #endif
+#if !TWO_BARRIERS
     barrier(CLK_LOCAL_MEM_FENCE);
+#endif
+#if CLATTN_PREFETCH
+    if (bad)
+        atomic_or(nonfinite + FLAG(t), 1);
+#endif
 
 #pragma unroll
     for (int i = 0; i < TM; i++) {
-        const float mnew = fmax(st->m[i], row_max(red + (ty + RT * i) * CT));
+#if !CLATTN_SHUFFLE
+        mt[i] = row_max(red + (ty + RT * i) * CT);
+#endif
+        const float mnew = fmax(st->m[i], mt[i]);
         __local float *prow = ps + (ty + RT * i) * PS;
         if (mnew == -INFINITY) {
             // No finite logit in the row yet (rare): weights of +0, and the sum records what the
@@ -262,13 +353,12 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
 #else
     // Every work-item has passed the barrier after its scores: K is no longer read.
     STAGE_ROWS_IN(ov_t, OW, vs, DV, cur.v, cur.count, DV, BN, WG)
-#endif
-    // Whether P.V must guard its sums (edge tiles): each work-item looks at the values it staged
-    // (its own stores, or with prefetch behind the last barrier), read by all after the next one.
+    // Whether P.V must guard its sums: each work-item looks at the vectors it staged itself.
     if (edge)
         for (int x = get_local_id(0); x < BN * NG; x += WG)
             if (NONFINITE(LVEC(ov_t, vs, x)))
-                atomic_or(nonfinite, 1);
+                atomic_or(nonfinite + FLAG(t), 1);
+#endif
     barrier(CLK_LOCAL_MEM_FENCE);
 
     // P.V. A masked key (edge tiles only) must add nothing, not even 0 times its value, which is
@@ -276,7 +366,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
     // by itself. So only an edge tile with a value that is not finite (rare) guards its sums, key by
     // key; the others take the loop without a select per multiply-add (guarding every edge tile in
     // that loop cost one per multiply-add on all tiles: the H200's PTX had as many selp as fma).
-    if (edge && *nonfinite) {
+    if (edge && nonfinite[FLAG(t)]) {
 #pragma unroll 1
         for (int t = 0; t < BN; t++)
 #pragma unroll
@@ -329,6 +419,12 @@ __kernel
 #if CLATTN_REQD_WG
     __attribute__((reqd_work_group_size(WG, 1, 1)))
 #endif
+#if CLATTN_SHUFFLE == 2 && defined(cl_intel_required_subgroup_size)
+    // Intel's CPU runtime (2026.22) vectorizes this kernel across work-items once the exchanges go
+    // through __local (it leaves the others scalar) and then crashes or computes garbage on some
+    // shapes (Dv = 16 with D >= 128, among others); one work-item at a time it runs them right.
+    __attribute__((intel_reqd_sub_group_size(1)))
+#endif
     void
     attention(ATTENTION_ARGS(elem_t))
 {
@@ -340,9 +436,15 @@ __kernel
     __local float *const vs = ks;
 #endif
     __local float ps[BM * PS] __attribute__((aligned(16)));
+#if CLATTN_SHUFFLE != 1
     __local float red[BM * CT] __attribute__((aligned(16)));
-    volatile __local int nonfinite; // an edge tile's staged values: 1 when one is infinite or NaN
+#else
+    __local float *const red = NULL; // the rows' values are combined by shuffles instead
+#endif
+    volatile __local int nonfinite[2]; // key_tile's flags: an edge tile's values hold an inf or NaN
     const int tx = get_local_id(0) % CT, ty = get_local_id(0) / CT;
+    if (get_local_id(0) == 0)
+        nonfinite[0] = 0; // tile 0's with TWO_BARRIERS (key_tile clears tile t + 1's), behind barriers
     // Causal (reverse_tiles): the heaviest tiles first across all heads, not within each head.
     // Work-groups start in the order of their linear id (dimension 0 fastest) and there are ntiles
     // of them along it, so the linear id over batch * heads is a tile's rank: the last heads' heavy
@@ -417,7 +519,7 @@ __kernel
 #pragma unroll
                 for (int j = 0; j < TN; j++)
                     ok |= (uint)band_visible(rule, st.pos[i], j0 + tx + CT * j, kv_len) << (i * TN + j);
-        key_tile(&st, qs, ks, vs, ps, red, &nonfinite, cur, NEXT_TILE(walk_tile, t), edge, ok, qscale);
+        key_tile(&st, qs, ks, vs, ps, red, nonfinite, t, cur, NEXT_TILE(walk_tile, t), edge, ok, qscale);
     }
     for (int t = walk.nband; t < nwalk; t++) {
         const key_src cur = side_tile(&walk, t);
@@ -431,27 +533,33 @@ __kernel
                 ok |= (uint)(x < cur.count && side_visible(rule, st.pos[i], s, spos, n_global, n_summary, kv_len))
                       << (i * TN + j);
         }
-        key_tile(&st, qs, ks, vs, ps, red, &nonfinite, cur, NEXT_TILE(side_tile, t), true, ok, qscale);
+        key_tile(&st, qs, ks, vs, ps, red, nonfinite, t, cur, NEXT_TILE(side_tile, t), true, ok, qscale);
     }
 #undef NEXT_TILE
 
-    // Each row's sum over its CT work-items. red's last readers passed the barriers that end a tile.
-    // Zeros combine by their sign bits (write_row's rule: -0 when some visible key had logit -inf,
-    // +0 when none was visible), which + would turn into +0.
+    // Each row's sum over its CT work-items (sum_zeros_signed): by exchanges, before the loop below,
+    // which not every work-item finishes; or through red, whose last readers passed the barriers
+    // that end a tile.
+#if CLATTN_SHUFFLE
+    ROWS_BUTTERFLY(st.l, sum_zeros_signed)
+#else
 #pragma unroll
     for (int i = 0; i < TM; i++)
         red[(ty + RT * i) * CT + tx] = st.l[i];
     barrier(CLK_LOCAL_MEM_FENCE);
+#endif
 #pragma unroll
     for (int i = 0; i < TM; i++) {
         const int r = ty + RT * i;
         if (tile * BM + r >= num_rows)
             break; // rows ascend with i
+#if CLATTN_SHUFFLE
+        float l = st.l[i];
+#else
         float l = red[r * CT];
-        for (int x = 1; x < CT; x++) {
-            const float y = red[r * CT + x];
-            l = l == 0.0f && y == 0.0f ? as_float(as_uint(l) | as_uint(y)) : l + y;
-        }
+        for (int x = 1; x < CT; x++)
+            l = sum_zeros_signed(l, red[r * CT + x]);
+#endif
         if (st.pos[i] >= kv_len)
             l = 0.0f; // padding: the row sees nothing
         const size_t row = (size_t)bh * nq + tile * BM + r;

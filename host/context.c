@@ -37,6 +37,8 @@ static int query_caps(cl_device_id device, clattn__device_caps *caps, clattn__er
                              &caps->native_floats, NULL);
     if (rc != CL_SUCCESS)
         return clattn__fail(err, rc, "clGetDeviceInfo failed: %s", clattn__cl_error_name(rc));
+    /* NVIDIA's OpenCL names no subgroup extension but takes inline PTX */
+    caps->warp_shuffle = (caps->type & CL_DEVICE_TYPE_GPU) && strstr(caps->vendor, "NVIDIA") != NULL;
     return CLATTN_STATUS_OK;
 }
 

@@ -22,6 +22,7 @@ typedef struct {
     cl_ulong max_alloc;
     cl_ulong global_mem;
     cl_uint native_floats; /* floats in the native vector (CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT) */
+    int warp_shuffle;      /* an NVIDIA GPU: warps of 32 and shfl.sync through inline PTX */
 } clattn__device_caps;
 
 struct clattn_context {

@@ -47,6 +47,16 @@ static int create_attention(clattn_plan *plan, const char *program, const char *
         clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
         int rebuild = 0;
         int status = clattn__plan_kernel(plan, program, name, options, &plan->attention, err);
+        if (status && plan->tiles.shuffle == 1) {
+            /* the warp shuffle is inline PTX, which a driver's compiler may refuse: the same tiles
+             * without it, rather than no plan */
+            clattn__context_log(plan->ctx,
+                                "clattn: the attention kernel with shuffles did not build (%.300s); "
+                                "rebuilt without them",
+                                err != NULL ? err->text : "");
+            plan->tiles.shuffle = 0;
+            continue;
+        }
         if (!status)
             status = clattn__tiles_fit_kernel(plan->ctx, plan->attention, &plan->tiles, &rebuild, err);
         if (status || !rebuild)

@@ -22,10 +22,10 @@ typedef struct {
  * tune put them within 0.5% of the best of 25 tiles at D = 64 and 128 (docs/PERFORMANCE.md). A
  * row whose __local tiles do not fit a device or a head dimension is shrunk at plan creation
  * (clattn__tiles_shrink). */
-#define GPU_TILES(bm_, bn_, tm_, tn_, reqd_, stage_, prefetch_)                                                        \
+#define GPU_TILES(bm_, bn_, tm_, tn_, reqd_, stage_, prefetch_, shuffle_)                                              \
     {                                                                                                                  \
         .cpu_variant = 0, .rows = 1, .kw = 0, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = reqd_,            \
-        .stage = stage_, .prefetch = prefetch_                                                                         \
+        .stage = stage_, .prefetch = prefetch_, .shuffle = shuffle_                                                    \
     }
 
 static const tile_entry tile_table[] = {
@@ -40,8 +40,8 @@ static const tile_entry tile_table[] = {
      .vendor = "NVIDIA",
      .type = CL_DEVICE_TYPE_GPU,
      .min_d = 128,
-     .tiles = GPU_TILES(64, 32, 4, 4, 1, 8, 0)},
-    {.device = NULL, .vendor = "NVIDIA", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(64, 32, 4, 8, 1, 8, 0)},
+     .tiles = GPU_TILES(64, 32, 4, 4, 1, 8, 0, 0)},
+    {.device = NULL, .vendor = "NVIDIA", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(64, 32, 4, 8, 1, 8, 0, 0)},
     /* 64 KB of LDS: from D = 128 on, 64 x 32 (D = 128 fits as it is, 63 KB; 128 work-items are
      * two wavefronts); below, 64 x 64 (58 KB at D = 64, 256 work-items). Chosen by what gfx906
      * compiles without a spill (ci/gpu_static.sh): at D = 64, 64 x 32 spilled 4 SGPRs once P.V had
@@ -51,18 +51,18 @@ static const tile_entry tile_table[] = {
      .vendor = "Advanced Micro Devices",
      .type = CL_DEVICE_TYPE_GPU,
      .min_d = 128,
-     .tiles = GPU_TILES(64, 32, 4, 4, 1, 0, 0)},
+     .tiles = GPU_TILES(64, 32, 4, 4, 1, 0, 0, 0)},
     {.device = NULL,
      .vendor = "Advanced Micro Devices",
      .type = CL_DEVICE_TYPE_GPU,
-     .tiles = GPU_TILES(64, 64, 4, 4, 1, 0, 0)},
+     .tiles = GPU_TILES(64, 64, 4, 4, 1, 0, 0, 0)},
     /* Intel GPUs: a SIMD16 thread has 64 floats of registers per work-item in the default GRF
      * mode, so half the rows per work-item. */
-    {.device = NULL, .vendor = "Intel", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 1, 0, 0)},
+    {.device = NULL, .vendor = "Intel", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 1, 0, 0, 0)},
     /* ARM Mali: about 64 registers per thread, 2 x 2 blocks. */
-    {.device = NULL, .vendor = "ARM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 16, 2, 2, 1, 0, 0)},
+    {.device = NULL, .vendor = "ARM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 16, 2, 2, 1, 0, 0, 0)},
     /* Qualcomm Adreno: no reqd_work_group_size (CLBlast leaves it out there). */
-    {.device = NULL, .vendor = "QUALCOMM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 0, 0, 0)},
+    {.device = NULL, .vendor = "QUALCOMM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 0, 0, 0, 0)},
     /* Intel's OpenCL CPU runtime (PyPI intel-opencl-rt), whose device name says no ISA: on AVX-512
      * (a native vector of 16 floats), clattn tune on the Xeon below, dense N=2048, once the score
      * loop's broadcasts came from one private block (attention_cpu.cl, tile_rows): 10 rows x 32 keys
@@ -96,7 +96,7 @@ static const tile_entry tile_table[] = {
      * CPU variant's generic row (CLATTN_VARIANT=cpu on another device takes it). */
     {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_CPU, .tiles = {.cpu_variant = 1, .rows = 6, .kw = 16}},
     /* Any other device, and the GPU variant's generic row (CLATTN_VARIANT=gpu on a CPU). */
-    {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(32, 32, 4, 4, 1, 0, 0)},
+    {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(32, 32, 4, 4, 1, 0, 0, 0)},
 };
 
 static int matches(const tile_entry *e, const clattn__device_caps *caps, int d)
@@ -127,13 +127,17 @@ size_t clattn__tiles_local_bytes(const clattn_tiles *t, int d, int dv)
     if (t->cpu_variant)
         return 0;
     /* Q [bm][QS], K then V [bn][max(QS, dv)] (with prefetch K [bn][QS] and V [bn][dv]), P
-     * [bm][PS], the row reductions [bm][bn / tn], an edge tile's flag; each array 16-byte aligned,
-     * so counted in whole float4s. */
+     * [bm][PS], the row reductions [bm][bn / tn] (none with warp shuffles), two flags; each array
+     * 16-byte aligned, so counted in whole float4s. */
     const int ct = t->bn / t->tn;
     const size_t qs = padded_stride(d, 1), bm = (size_t)t->bm, bn = (size_t)t->bn;
     const size_t ks = t->prefetch || qs > (size_t)dv ? qs : (size_t)dv;
-    const size_t floats[6] = {
-        bm * qs, bn * ks, t->prefetch ? bn * (size_t)dv : 0, bm * padded_stride(t->bn, ct), bm * (size_t)ct, 1};
+    const size_t floats[6] = {bm * qs,
+                              bn * ks,
+                              t->prefetch ? bn * (size_t)dv : 0,
+                              bm * padded_stride(t->bn, ct),
+                              t->shuffle == 1 ? 0 : bm * (size_t)ct,
+                              2};
     size_t bytes = 0;
     for (int i = 0; i < 6; i++)
         bytes += (floats[i] + 3) / 4 * 4 * sizeof(float);
@@ -155,11 +159,12 @@ int clattn__tiles_check(const clattn_tiles *t, char *why, size_t size)
     if (t->cpu_variant)
         return 0;
     if (t->tm < 1 || t->tn < 1 || t->bm < t->tm || t->bn < t->tn || t->bm % t->tm != 0 || t->bn % t->tn != 0 ||
-        t->tm * t->tn > 32 || t->stage < 0 || t->stage > 8 || t->prefetch < 0 || t->prefetch > 1) {
+        t->tm * t->tn > 32 || t->stage < 0 || t->stage > 8 || t->prefetch < 0 || t->prefetch > 1 || t->shuffle < 0 ||
+        t->shuffle > 2) {
         snprintf(why, size,
-                 "GPU tiles bm = %d, bn = %d, tm = %d, tn = %d, stage = %d, prefetch = %d: bm must be a multiple of "
-                 "tm, bn of tn, tm * tn <= 32, stage 0 to 8, prefetch 0 or 1",
-                 t->bm, t->bn, t->tm, t->tn, t->stage, t->prefetch);
+                 "GPU tiles bm = %d, bn = %d, tm = %d, tn = %d, stage = %d, prefetch = %d, shuffle = %d: bm must be a "
+                 "multiple of tm, bn of tn, tm * tn <= 32, stage 0 to 8, prefetch 0 or 1, shuffle 0 to 2",
+                 t->bm, t->bn, t->tm, t->tn, t->stage, t->prefetch, t->shuffle);
         return -1;
     }
     return 0;
@@ -241,6 +246,18 @@ static int gpu_tiles_fit(const clattn_tiles *t, int d, int dv, const clattn__dev
            clattn__tiles_local_bytes(t, d, dv) <= caps->local_mem;
 }
 
+/* The tiles' `shuffle` as GPU tiles t run it when they `ask` for it (clattn_advanced.h): a butterfly
+ * needs a power of two of column threads per row, NVIDIA's warp shuffle also a device with it, at
+ * most 32 of them and a work-group of whole warps. */
+static int usable_shuffle(int ask, const clattn_tiles *t, const clattn__device_caps *caps)
+{
+    const int ct = t->bn / t->tn;
+    const size_t wg = clattn__tiles_group_size(t);
+    if ((ct & (ct - 1)) != 0 || (ask == 1 && (!caps->warp_shuffle || ct > 32 || wg % 32 != 0)))
+        return 0;
+    return ask;
+}
+
 int clattn__group_stage(int stage, size_t wg)
 {
     return wg > 1 ? stage : 0;
@@ -291,8 +308,12 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows,
             t.bm = t.bm / t.tm * (t.tm / 2); /* as many row threads, each with half the rows */
             t.tm /= 2;
         }
-        while (!gpu_tiles_fit(&t, d, dv, caps) && clattn__tiles_shrink(&t))
-            ;
+        const int ask = t.shuffle;
+        for (;;) {
+            t.shuffle = usable_shuffle(ask, &t, caps); /* which decides whether red takes __local */
+            if (gpu_tiles_fit(&t, d, dv, caps) || !clattn__tiles_shrink(&t))
+                break;
+        }
         const int status =
             clattn__check_fits(caps, (int)clattn__tiles_group_size(&t), clattn__tiles_local_bytes(&t, d, dv), d, dv,
                                "the smallest GPU tiles", err);
@@ -323,6 +344,7 @@ int clattn__tiles_fit_kernel(const clattn_context *ctx, cl_kernel kernel, clattn
     if (group <= kernel_wg && kernel_local <= ctx->caps.local_mem)
         return CLATTN_STATUS_OK;
     if (clattn__tiles_shrink(t)) {
+        t->shuffle = usable_shuffle(t->shuffle, t, &ctx->caps);
         *rebuild = 1;
         return CLATTN_STATUS_OK;
     }
@@ -338,8 +360,9 @@ void clattn__attention_options(const clattn_tiles *tiles, int d, int dv, char *b
     if (!tiles->cpu_variant) {
         snprintf(buf, size,
                  "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_BM=%d -DCLATTN_BN=%d -DCLATTN_TM=%d -DCLATTN_TN=%d "
-                 "-DCLATTN_REQD_WG=%d -DCLATTN_STAGE=%d -DCLATTN_PREFETCH=%d",
-                 d, dv, tiles->bm, tiles->bn, tiles->tm, tiles->tn, tiles->reqd_wg != 0, tiles->stage, tiles->prefetch);
+                 "-DCLATTN_REQD_WG=%d -DCLATTN_STAGE=%d -DCLATTN_PREFETCH=%d -DCLATTN_SHUFFLE=%d",
+                 d, dv, tiles->bm, tiles->bn, tiles->tm, tiles->tn, tiles->reqd_wg != 0, tiles->stage, tiles->prefetch,
+                 tiles->shuffle);
         return;
     }
     int vw = 16, wd = 16;

@@ -47,6 +47,11 @@ typedef struct {
                    * loads in flight together); 0: one load, then its store, at a time */
     int prefetch; /* 1: each key tile's V and the next tile's K are loaded into registers while the
                    * tile computes (V gets its own __local buffer); 0: staged when needed */
+    int shuffle;  /* how each row's max and sum are combined across its bn / tn work-items: 0 through
+                   * __local, each value once; 1 by a butterfly of NVIDIA's warp shuffles, on an
+                   * NVIDIA GPU where bn / tn is a power of two up to 32 and the work-group whole
+                   * warps (else as 0); 2 the same butterfly with each exchange through __local,
+                   * slower, so that any device runs that code (tests). A plan's tiles say which ran */
 } clattn_tiles;
 
 /* The plans created after this call use these tiles (still clamped to the device's limits);

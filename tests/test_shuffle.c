@@ -1,0 +1,108 @@
+/* The GPU variant's row combines (clattn_tiles.shuffle): each row's max per key tile and its sum
+ * combined across the row's work-items by a butterfly of exchanges instead of through __local once.
+ * On every device, tiles that ask for the exchanges through __local (shuffle 2, the code path of
+ * NVIDIA's warp shuffles with each exchange emulated) and for warp shuffles (1) match the reference
+ * on every pattern the kernel runs, with and without K and V loaded a step ahead; the plan says which
+ * ran, as it should: 2 wherever a row's work-items are a power of two, 1 only on an NVIDIA GPU (asked
+ * of OpenCL here), else 0. */
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define TOLERANCE 2e-4
+
+static const int globals[] = {0, 40};
+static const int lens[] = {77, 30};
+
+/* Odd sizes, GQA, padding (batch 2: lens), causal, a dilated window with global, summary and extra
+ * keys, global rows with their own projections, Dv != D: two programs a variant (D = 64, and 128 with
+ * Dv = 24), whose compiles take most of the test's time on POCL. */
+static const clattn_problem problems[] = {
+    {.batch = 2, .heads = 4, .kv_heads = 2, .q_len = 77, .head_dim = 64, .causal = 1},
+    {.batch = 1, .heads = 2, .q_len = 37, .kv_len = 103, .head_dim = 128, .value_dim = 24},
+    {.batch = 2,
+     .heads = 2,
+     .q_len = 77,
+     .head_dim = 64,
+     .window = 1,
+     .window_left = 21,
+     .window_right = 3,
+     .dilation = 3,
+     .global_idx = globals,
+     .num_global = 2,
+     .summary_block = 16,
+     .extra_len = 5},
+    {.batch = 1,
+     .heads = 3,
+     .q_len = 61,
+     .head_dim = 64,
+     .window = 1,
+     .window_left = 12,
+     .window_right = 12,
+     .global_idx = globals,
+     .num_global = 2,
+     .global_qkv = 1},
+};
+
+/* GPU tiles asking for the exchanges: rows of 8 work-items (the NVIDIA row from D = 128 on), of 8
+ * with K and V a step ahead (two barriers a key tile), of 4 in 3 x 3 blocks, of 3 (no butterfly:
+ * they run as shuffle 0); then warp shuffles on the NVIDIA rows, with K and V a step ahead on the
+ * second. A variant that runs as shuffle 0 is checked on the first problem alone: the other tests
+ * cover that kernel. */
+static const clattn_tiles variants[] = {
+    {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1, .stage = 8, .shuffle = 2},
+    {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 2, .tn = 2, .stage = 8, .prefetch = 1, .shuffle = 2},
+    {.cpu_variant = 0, .rows = 1, .bm = 24, .bn = 12, .tm = 3, .tn = 3, .shuffle = 2},
+    {.cpu_variant = 0, .rows = 1, .bm = 15, .bn = 15, .tm = 5, .tn = 5, .prefetch = 1, .shuffle = 2},
+    {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1, .stage = 8, .shuffle = 1},
+    {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 8, .reqd_wg = 1, .stage = 8, .prefetch = 1,
+     .shuffle = 1},
+};
+static const char *const names[] = {"local64x32", "local32pf", "local24x12", "local15ct3", "warp64x32",
+                                    "warp64t4x8pf"};
+#define NVARIANTS (sizeof variants / sizeof variants[0])
+
+/* Whether the device has NVIDIA's warp shuffle: an NVIDIA GPU. */
+static int nvidia_gpu(clattn_context *dev)
+{
+    const cl_device_id id = clattn_context_cl_device(dev);
+    char vendor[256] = "";
+    cl_device_type type = 0;
+    clGetDeviceInfo(id, CL_DEVICE_VENDOR, sizeof vendor - 1, vendor, NULL);
+    clGetDeviceInfo(id, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    return (type & CL_DEVICE_TYPE_GPU) && strstr(vendor, "NVIDIA") != NULL;
+}
+
+/* The shuffles a plan of p runs with (its tiles' shuffle), or -1 when it cannot be made. */
+static int plan_shuffle(clattn_context *dev, const clattn_problem *p)
+{
+    clattn_plan *plan = NULL;
+    clattn_tiles t = {0};
+    int status = clattn_plan_create(dev, p, &plan);
+    if (!status)
+        status = clattn_plan_tiles(plan, &t);
+    clattn_plan_free(plan);
+    return status ? -1 : t.shuffle;
+}
+
+static void check_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
+{
+    const clattn_tiles *t = &variants[index];
+    const int ct = t->bn / t->tn, butterfly = (ct & (ct - 1)) == 0;
+    const int expect = !butterfly || (t->shuffle == 1 && !nvidia_gpu(dev)) ? 0 : t->shuffle;
+    for (size_t i = 0; i < (expect ? sizeof problems / sizeof problems[0] : 1); i++) {
+        const clattn_problem *p = &problems[i];
+        const int shuffle = plan_shuffle(dev, p);
+        double err = 0.0;
+        const int status = harness_compare(dev, ref, p, p->batch == 2 ? lens : NULL, 1, &err);
+        check(status == CLATTN_STATUS_OK && err <= TOLERANCE && shuffle == expect,
+              "%-12s case %zu (D=%d Nq=%d): shuffle %d (expected %d), max err %.2e %s", variant, i, p->head_dim,
+              p->q_len, shuffle, expect, err, status ? clattn_status_string(status) : "");
+    }
+}
+
+int main(void)
+{
+    return harness_each_variant(variants, names, NVARIANTS, check_variant);
+}
