@@ -146,10 +146,12 @@ fi
 g++ -O2 -std=c++17 -fPIC -fno-rtti -shared -I/usr/include/oclgrind -I"/usr/lib/llvm-$llvm/include" ci/oclgrind-coalesce/coalesce.cpp \
     -o "$tmp/libcoalesce.so"
 # Which program lines are which file's: "KERNEL FILE FIRST LAST" for every file of each kernel's
-# program (lines FIRST..LAST of the program are the file's lines 1..).
-"$profile" options nvidia 64 | while read -r program _; do
+# program (lines FIRST..LAST of the program are the file's lines 1..): the GPU programs, and the
+# side keys' gather, which the sample runs with global tokens launch. A kernel's name is the word
+# after `void` that follows `__kernel`, attributes and preprocessor lines between them.
+{ "$profile" options nvidia 64 && echo common+side_keys; } | while read -r program _; do
     kernels=$(for f in ${program//+/ }; do
-        { grep -oE '__kernel( __attribute__\(\(.*\)\))? void [a-z_]+' "cl/$f.cl" || true; } | awk '{ print $NF }'
+        perl -0ne 'print "$1\n" while /__kernel\b.*?\bvoid\s+(\w+)\s*\(/sg' "cl/$f.cl"
     done)
     offset=0
     for f in ${program//+/ }; do
