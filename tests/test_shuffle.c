@@ -56,11 +56,18 @@ static const clattn_tiles variants[] = {
     {.cpu_variant = 0, .rows = 1, .bm = 24, .bn = 12, .tm = 3, .tn = 3, .shuffle = 2},
     {.cpu_variant = 0, .rows = 1, .bm = 15, .bn = 15, .tm = 5, .tn = 5, .prefetch = 1, .shuffle = 2},
     {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1, .stage = 8, .shuffle = 1},
-    {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 8, .reqd_wg = 1, .stage = 8, .prefetch = 1,
+    {.cpu_variant = 0,
+     .rows = 1,
+     .bm = 64,
+     .bn = 32,
+     .tm = 4,
+     .tn = 8,
+     .reqd_wg = 1,
+     .stage = 8,
+     .prefetch = 1,
      .shuffle = 1},
 };
-static const char *const names[] = {"local64x32", "local32pf", "local24x12", "local15ct3", "warp64x32",
-                                    "warp64t4x8pf"};
+static const char *const names[] = {"local64x32", "local32pf", "local24x12", "local15ct3", "warp64x32", "warp64t4x8pf"};
 #define NVARIANTS (sizeof variants / sizeof variants[0])
 
 /* Whether the device has NVIDIA's warp shuffle: an NVIDIA GPU. */
