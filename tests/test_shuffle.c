@@ -4,10 +4,13 @@
  * NVIDIA's warp shuffles with each exchange emulated) and for warp shuffles (1) match the reference
  * on every pattern the kernel runs, with and without K and V loaded a step ahead; the plan says which
  * ran, as it should: 2 wherever a row's work-items are a power of two, 1 only on an NVIDIA GPU (asked
- * of OpenCL here), else 0. */
+ * of OpenCL here), else 0. And where a device's compiler refuses the warp shuffle's inline PTX (a
+ * CPU's, told here that the device has warp shuffles), the plan is built without them and says so
+ * to the log callback. */
 #include <stdio.h>
 #include <string.h>
 
+#include "context.h" /* the device's capabilities, to claim warp shuffles for a device without */
 #include "harness.h"
 
 #define TOLERANCE 2e-4
@@ -109,7 +112,45 @@ static void check_variant(clattn_context *dev, clattn_context *ref, const char *
     }
 }
 
+static void note_line(void *user, const char *line)
+{
+    if (strstr(line, "shuffles did not build") != NULL)
+        ++*(int *)user;
+}
+
+/* The first variant with warp shuffles on a device that does not have them but is told it has: its
+ * compiler refuses the inline PTX, and the plan runs without shuffles, right, with a note. */
+static void check_refused(clattn_context *dev, clattn_context *ref)
+{
+    if (dev->caps.warp_shuffle)
+        return; /* an NVIDIA GPU: check_variant ran them */
+    size_t index = 0;
+    while (variants[index].shuffle != 1)
+        index++;
+    int notes = 0;
+    dev->caps.warp_shuffle = 1;
+    dev->log = note_line;
+    dev->log_user = &notes;
+    clattn_context_force_tiles(dev, &variants[index]);
+    const int shuffle = plan_shuffle(dev, &problems[0]);
+    double err = 0.0;
+    const int status = harness_compare(dev, ref, &problems[0], lens, 1, &err);
+    check(status == CLATTN_STATUS_OK && err <= TOLERANCE && shuffle == 0 && notes > 0,
+          "%-12s warp shuffles claimed, refused by the compiler: shuffle %d, %d note(s), max err %.2e %s", names[index],
+          shuffle, notes, err, status ? clattn_status_string(status) : "");
+    dev->caps.warp_shuffle = 0;
+    dev->log = NULL;
+    dev->log_user = NULL;
+}
+
+static void check_device(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
+{
+    check_variant(dev, ref, variant, index);
+    if (index == NVARIANTS - 1)
+        check_refused(dev, ref);
+}
+
 int main(void)
 {
-    return harness_each_variant(variants, names, NVARIANTS, check_variant);
+    return harness_each_variant(variants, names, NVARIANTS, check_device);
 }
