@@ -128,6 +128,8 @@ static void check_refused(clattn_context *dev, clattn_context *ref)
     while (variants[index].shuffle != 1)
         index++;
     int notes = 0;
+    const clattn_log_fn log = dev->log;
+    void *const log_user = dev->log_user;
     dev->caps.warp_shuffle = 1;
     dev->log = note_line;
     dev->log_user = &notes;
@@ -139,8 +141,8 @@ static void check_refused(clattn_context *dev, clattn_context *ref)
           "%-12s warp shuffles claimed, refused by the compiler: shuffle %d, %d note(s), max err %.2e %s", names[index],
           shuffle, notes, err, status ? clattn_status_string(status) : "");
     dev->caps.warp_shuffle = 0;
-    dev->log = NULL;
-    dev->log_user = NULL;
+    dev->log = log;
+    dev->log_user = log_user;
 }
 
 static void check_device(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
