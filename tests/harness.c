@@ -308,6 +308,19 @@ double harness_max_diff(const float *a, const float *b, size_t n)
     return harness_max_error(a, b, n, CLATTN_DTYPE_F32);
 }
 
+int harness_plan_tiles(clattn_context *ctx, const clattn_problem *p, clattn_tiles *out)
+{
+    clattn_plan *plan = NULL;
+    clattn_tiles t;
+    int status = clattn_plan_create(ctx, p, &plan);
+    if (!status)
+        status = clattn_plan_tiles(plan, &t);
+    clattn_plan_free(plan);
+    if (!status)
+        *out = t;
+    return status;
+}
+
 int harness_compare(clattn_context *dev, clattn_context *ref, const clattn_problem *p, const int *seq_lens,
                     int with_lse, double *max_err)
 {

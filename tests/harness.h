@@ -69,6 +69,10 @@ int harness_run(clattn_context *ctx, const clattn_problem *p, harness_tensors *h
 int harness_compare(clattn_context *dev, clattn_context *ref, const clattn_problem *p, const int *seq_lens,
                     int with_lse, double *max_err);
 
+/* The tiles a fresh plan of p on ctx runs with (clattn_plan_tiles), the plan freed again: a clattn
+ * status, *out left as it was on failure. */
+int harness_plan_tiles(clattn_context *ctx, const clattn_problem *p, clattn_tiles *out);
+
 /* References held on ctx's OpenCL context: every buffer, queue and program (and, through its
  * program, every kernel) holds one, so an object leaked on any path shows up here. (POCL keeps a
  * queue alive while a buffer's last command came from it, so count only once plans are freed.) */

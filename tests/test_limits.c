@@ -249,12 +249,8 @@ static int attempt(clattn_context *dev, const clattn_problem *p, const int *seq_
  * limit is emulated. */
 static int table_gives_gpu(clattn_context *dev, const clattn_problem *p)
 {
-    clattn_plan *plan = NULL;
     clattn_tiles t = {0};
-    const int gpu = clattn_plan_create(dev, p, &plan) == CLATTN_STATUS_OK &&
-                    clattn_plan_tiles(plan, &t) == CLATTN_STATUS_OK && !t.cpu_variant;
-    clattn_plan_free(plan);
-    return gpu;
+    return harness_plan_tiles(dev, p, &t) == CLATTN_STATUS_OK && !t.cpu_variant;
 }
 
 static void check_limit_case(const char *spec, clattn_context *ref, const limit_case *c)

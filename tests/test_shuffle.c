@@ -87,13 +87,8 @@ static int nvidia_gpu(clattn_context *dev)
 /* The shuffles a plan of p runs with (its tiles' shuffle), or -1 when it cannot be made. */
 static int plan_shuffle(clattn_context *dev, const clattn_problem *p)
 {
-    clattn_plan *plan = NULL;
     clattn_tiles t = {0};
-    int status = clattn_plan_create(dev, p, &plan);
-    if (!status)
-        status = clattn_plan_tiles(plan, &t);
-    clattn_plan_free(plan);
-    return status ? -1 : t.shuffle;
+    return harness_plan_tiles(dev, p, &t) ? -1 : t.shuffle;
 }
 
 static void check_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
@@ -122,8 +117,8 @@ static void note_line(void *user, const char *line)
  * compiler refuses the inline PTX, and the plan runs without shuffles, right, with a note. */
 static void check_refused(clattn_context *dev, clattn_context *ref)
 {
-    if (dev->caps.warp_shuffle)
-        return; /* an NVIDIA GPU: check_variant ran them */
+    if (nvidia_gpu(dev))
+        return; /* check_variant ran them */
     size_t index = 0;
     while (variants[index].shuffle != 1)
         index++;

@@ -39,12 +39,7 @@ static int same_tiles(const clattn_tiles *a, const clattn_tiles *b)
 static int plan_tiles(clattn_context *dev, clattn_tiles *out)
 {
     log_text[0] = '\0';
-    clattn_plan *plan = NULL;
-    int status = clattn_plan_create(dev, &problem, &plan);
-    if (!status)
-        status = clattn_plan_tiles(plan, out);
-    clattn_plan_free(plan);
-    return status;
+    return harness_plan_tiles(dev, &problem, out);
 }
 
 static int write_text(const char *path, const char *text)

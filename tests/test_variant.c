@@ -47,12 +47,8 @@ static const clattn_problem problems[] = {
 /* The variant of a plan of p on dev, or -1 when plan creation fails (*status says how). */
 static int plan_variant(clattn_context *dev, const clattn_problem *p, int *status)
 {
-    clattn_plan *plan = NULL;
     clattn_tiles t = {0};
-    *status = clattn_plan_create(dev, p, &plan);
-    if (!*status)
-        *status = clattn_plan_tiles(plan, &t);
-    clattn_plan_free(plan);
+    *status = harness_plan_tiles(dev, p, &t);
     return *status ? -1 : t.cpu_variant;
 }
 
