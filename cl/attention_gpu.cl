@@ -443,8 +443,8 @@ __kernel
 #endif
     volatile __local int nonfinite[2]; // key_tile's flags: an edge tile's values hold an inf or NaN
     const int tx = get_local_id(0) % CT, ty = get_local_id(0) / CT;
-    if (get_local_id(0) == 0)
-        nonfinite[0] = 0; // tile 0's with TWO_BARRIERS (key_tile clears tile t + 1's), behind barriers
+    if (TWO_BARRIERS && get_local_id(0) == 0)
+        nonfinite[0] = 0; // tile 0's (key_tile clears tile t + 1's), behind the barriers before its writers
     // Causal (reverse_tiles): the heaviest tiles first across all heads, not within each head.
     // Work-groups start in the order of their linear id (dimension 0 fastest) and there are ntiles
     // of them along it, so the linear id over batch * heads is a tile's rank: the last heads' heavy
