@@ -1,6 +1,7 @@
 /* Test helpers shared by the device tests: see harness.h. Tests may print; the library never. */
 #include "harness.h"
-#include "dtype.h" /* host/: the library's own float32 <-> float16 / bfloat16 rounding */
+#include "context.h" /* host/: a context's capabilities and log callback (harness_claimed_run) */
+#include "dtype.h"   /* host/: the library's own float32 <-> float16 / bfloat16 rounding */
 #include "random.h"
 
 #include <math.h>
@@ -353,4 +354,65 @@ cl_uint harness_context_refs(const clattn_context *ctx)
     cl_uint n = 0;
     clGetContextInfo(clattn_context_cl_context(ctx), CL_CONTEXT_REFERENCE_COUNT, sizeof n, &n, NULL);
     return n;
+}
+
+static const int gpu_globals[] = {0, 40};
+const int harness_gpu_lens[] = {77, 30};
+
+const clattn_problem harness_gpu_problems[HARNESS_GPU_PROBLEMS] = {
+    {.batch = 2, .heads = 4, .kv_heads = 2, .q_len = 77, .head_dim = 64, .causal = 1},
+    {.batch = 1, .heads = 2, .q_len = 37, .kv_len = 103, .head_dim = 128, .value_dim = 24},
+    {.batch = 2,
+     .heads = 2,
+     .q_len = 77,
+     .head_dim = 64,
+     .window = 1,
+     .window_left = 21,
+     .window_right = 3,
+     .dilation = 3,
+     .global_idx = gpu_globals,
+     .num_global = 2,
+     .summary_block = 16,
+     .extra_len = 5},
+    {.batch = 1,
+     .heads = 3,
+     .q_len = 61,
+     .head_dim = 64,
+     .window = 1,
+     .window_left = 12,
+     .window_right = 12,
+     .global_idx = gpu_globals,
+     .num_global = 2,
+     .global_qkv = 1},
+};
+
+typedef struct {
+    const char *text;
+    int count;
+} note_count;
+
+static void count_note(void *user, const char *line)
+{
+    note_count *n = user;
+    n->count += strstr(line, n->text) != NULL;
+}
+
+int harness_claimed_run(clattn_context *dev, clattn_context *ref, int *claim, const clattn_tiles *t,
+                        const clattn_problem *p, const int *seq_lens, const char *note, clattn_tiles *ran, int *notes,
+                        double *max_err)
+{
+    note_count n = {note, 0};
+    const clattn_log_fn log = dev->log;
+    void *const log_user = dev->log_user;
+    *claim = 1;
+    dev->log = count_note;
+    dev->log_user = &n;
+    clattn_context_force_tiles(dev, t);
+    harness_plan_tiles(dev, p, ran);
+    const int status = harness_compare(dev, ref, p, seq_lens, 1, max_err);
+    *claim = 0;
+    dev->log = log;
+    dev->log_user = log_user;
+    *notes = n.count;
+    return status;
 }

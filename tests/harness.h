@@ -73,6 +73,21 @@ int harness_compare(clattn_context *dev, clattn_context *ref, const clattn_probl
  * status, *out left as it was on failure. */
 int harness_plan_tiles(clattn_context *ctx, const clattn_problem *p, clattn_tiles *out);
 
+/* The GPU variant's problems for tests of its tile options (test_shuffle, test_mma): odd sizes,
+ * GQA, padding (batch 2: harness_gpu_lens), causal, a dilated window with global, summary and extra
+ * keys, global rows with their own projections, Dv != D and Nk != Nq, at D = 64 and 128. */
+#define HARNESS_GPU_PROBLEMS 4
+extern const clattn_problem harness_gpu_problems[HARNESS_GPU_PROBLEMS];
+extern const int harness_gpu_lens[2];
+
+/* harness_compare of p with tiles t forced on dev, after setting *claim (one of dev's capability
+ * flags, for a capability it lacks) to 1: its compiler refuses the kernel the claim selects, and the
+ * plan must fall back and log it. *ran gets the tiles the plan ran with, *notes the log lines that
+ * contain `note`; the claim and dev's log callback are put back. A clattn status. */
+int harness_claimed_run(clattn_context *dev, clattn_context *ref, int *claim, const clattn_tiles *t,
+                        const clattn_problem *p, const int *seq_lens, const char *note, clattn_tiles *ran, int *notes,
+                        double *max_err);
+
 /* References held on ctx's OpenCL context: every buffer, queue and program (and, through its
  * program, every kernel) holds one, so an object leaked on any path shows up here. (POCL keeps a
  * queue alive while a buffer's last command came from it, so count only once plans are freed.) */

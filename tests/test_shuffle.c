@@ -15,39 +15,6 @@
 
 #define TOLERANCE 2e-4
 
-static const int globals[] = {0, 40};
-static const int lens[] = {77, 30};
-
-/* Odd sizes, GQA, padding (batch 2: lens), causal, a dilated window with global, summary and extra
- * keys, global rows with their own projections, Dv != D: two programs a variant (D = 64, and 128 with
- * Dv = 24), whose compiles take most of the test's time on POCL. */
-static const clattn_problem problems[] = {
-    {.batch = 2, .heads = 4, .kv_heads = 2, .q_len = 77, .head_dim = 64, .causal = 1},
-    {.batch = 1, .heads = 2, .q_len = 37, .kv_len = 103, .head_dim = 128, .value_dim = 24},
-    {.batch = 2,
-     .heads = 2,
-     .q_len = 77,
-     .head_dim = 64,
-     .window = 1,
-     .window_left = 21,
-     .window_right = 3,
-     .dilation = 3,
-     .global_idx = globals,
-     .num_global = 2,
-     .summary_block = 16,
-     .extra_len = 5},
-    {.batch = 1,
-     .heads = 3,
-     .q_len = 61,
-     .head_dim = 64,
-     .window = 1,
-     .window_left = 12,
-     .window_right = 12,
-     .global_idx = globals,
-     .num_global = 2,
-     .global_qkv = 1},
-};
-
 /* GPU tiles asking for the exchanges: rows of 8 work-items (the NVIDIA row from D = 128 on), of 8
  * with K and V a step ahead (two barriers a key tile), of 4 in 3 x 3 blocks, of 3 (no butterfly:
  * they run as shuffle 0); then warp shuffles on the NVIDIA rows, with K and V a step ahead on the
@@ -96,21 +63,15 @@ static void check_variant(clattn_context *dev, clattn_context *ref, const char *
     const clattn_tiles *t = &variants[index];
     const int ct = t->bn / t->tn, butterfly = (ct & (ct - 1)) == 0;
     const int expect = !butterfly || (t->shuffle == 1 && !nvidia_gpu(dev)) ? 0 : t->shuffle;
-    for (size_t i = 0; i < (expect ? sizeof problems / sizeof problems[0] : 1); i++) {
-        const clattn_problem *p = &problems[i];
+    for (size_t i = 0; i < (expect ? HARNESS_GPU_PROBLEMS : 1); i++) {
+        const clattn_problem *p = &harness_gpu_problems[i];
         const int shuffle = plan_shuffle(dev, p);
         double err = 0.0;
-        const int status = harness_compare(dev, ref, p, p->batch == 2 ? lens : NULL, 1, &err);
+        const int status = harness_compare(dev, ref, p, p->batch == 2 ? harness_gpu_lens : NULL, 1, &err);
         check(status == CLATTN_STATUS_OK && err <= TOLERANCE && shuffle == expect,
               "%-12s case %zu (D=%d Nq=%d): shuffle %d (expected %d), max err %.2e %s", variant, i, p->head_dim,
               p->q_len, shuffle, expect, err, status ? clattn_status_string(status) : "");
     }
-}
-
-static void note_line(void *user, const char *line)
-{
-    if (strstr(line, "shuffles did not build") != NULL)
-        ++*(int *)user;
 }
 
 /* The first variant with warp shuffles on a device that does not have them but is told it has: its
@@ -122,22 +83,15 @@ static void check_refused(clattn_context *dev, clattn_context *ref)
     size_t index = 0;
     while (variants[index].shuffle != 1)
         index++;
+    clattn_tiles ran = {.shuffle = -1};
     int notes = 0;
-    const clattn_log_fn log = dev->log;
-    void *const log_user = dev->log_user;
-    dev->caps.warp_shuffle = 1;
-    dev->log = note_line;
-    dev->log_user = &notes;
-    clattn_context_force_tiles(dev, &variants[index]);
-    const int shuffle = plan_shuffle(dev, &problems[0]);
     double err = 0.0;
-    const int status = harness_compare(dev, ref, &problems[0], lens, 1, &err);
-    check(status == CLATTN_STATUS_OK && err <= TOLERANCE && shuffle == 0 && notes > 0,
+    const int status =
+        harness_claimed_run(dev, ref, &dev->caps.warp_shuffle, &variants[index], &harness_gpu_problems[0],
+                            harness_gpu_lens, "shuffles did not build", &ran, &notes, &err);
+    check(status == CLATTN_STATUS_OK && err <= TOLERANCE && ran.shuffle == 0 && notes > 0,
           "%-12s warp shuffles claimed, refused by the compiler: shuffle %d, %d note(s), max err %.2e %s", names[index],
-          shuffle, notes, err, status ? clattn_status_string(status) : "");
-    dev->caps.warp_shuffle = 0;
-    dev->log = log;
-    dev->log_user = log_user;
+          ran.shuffle, notes, err, status ? clattn_status_string(status) : "");
 }
 
 static void check_device(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
