@@ -24,11 +24,11 @@ VARIANTS = {
     'no-scores': ('the score loop over D (scores stay 0)',
                   [('for (int d = 0; d < D / QW; d++) {', 'for (int d = 0; d < 0; d++) {')]),
     'no-pv': ('P.V (both of its loops)',
-              [('    if (edge && nonfinite[FLAG(t)]) {', '    if (false) {'),
+              [('#endif\n    if (guard) {', '#endif\n    if (false) {'),
                ('        for (int t = 0; t < BN; t += PW) {', '        for (int t = 0; t < 0; t += PW) {')]),
     'no-staging': ('the global loads and __local stores of K and V (the tiles compute on stale __local)',
                    [('    STAGE_ROWS_IN(qv_t, QW, ks, QS, cur.k, cur.count, D, BN, WG)\n', '\n'),
-                    ('    STAGE_ROWS_IN(ov_t, OW, vs, DV, cur.v, cur.count, DV, BN, WG)\n', '\n')]),
+                    ('    STAGE_ROWS_IN(ov_t, OW, vs, VS, cur.v, cur.count, DV, BN, WG)\n', '\n')]),
     'no-rowmax': ("the row max across a row's work-items (each tile's max taken as 0)",
                   [('const float mnew = fmax(st->m[i], mt[i]);', 'const float mnew = 0.0f;')]),
 }

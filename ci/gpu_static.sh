@@ -121,7 +121,11 @@ for vendor in nvidia amd; do
         while read -r program options; do
             program_source "$program" >"$tmp/program.cl"
             # shellcheck disable=SC2086 # the options are words
-            if [ "$vendor" = nvidia ]; then
+            if [[ $options == *-DCLATTN_MMA=1* ]]; then
+                # The row on tensor cores (clattn_tiles.mma 1, the tune's candidates), with warp
+                # shuffles: mma.sync on TF32 wants PTX for sm_80 or later, clang's newest is sm_86.
+                check_sm90 "D=$d $program, tensor cores" "$tmp/program.cl" $options -Xclang -target-cpu -Xclang sm_86
+            elif [ "$vendor" = nvidia ]; then
                 check_sm90 "D=$d $program" "$tmp/program.cl" $options
                 # The same tiles with warp shuffles (clattn_tiles.shuffle 1, the tune's candidates):
                 # shfl.sync wants PTX for sm_30 or later, so clang targets its newest, sm_86.
@@ -149,7 +153,7 @@ g++ -O2 -std=c++17 -fPIC -fno-rtti -shared -I/usr/include/oclgrind -I"/usr/lib/l
 # program (lines FIRST..LAST of the program are the file's lines 1..): the GPU programs, and the
 # side keys' gather, which the sample runs with global tokens launch. A kernel's name is the word
 # after `void` that follows `__kernel`, attributes and preprocessor lines between them.
-{ "$profile" options nvidia 64 && echo common+side_keys; } | while read -r program _; do
+{ "$profile" options nvidia 64 && echo common+side_keys; } | awk '!seen[$1]++' | while read -r program _; do
     kernels=$(for f in ${program//+/ }; do
         perl -0ne 'print "$1\n" while /__kernel\b.*?\bvoid\s+(\w+)\s*\(/sg' "cl/$f.cl"
     done)

@@ -51,6 +51,9 @@
 #ifndef CLATTN_SHUFFLE
 #define CLATTN_SHUFFLE 0
 #endif
+#ifndef CLATTN_MMA
+#define CLATTN_MMA 0
+#endif
 #define BM CLATTN_BM
 #define BN CLATTN_BN
 #define TM CLATTN_TM
@@ -64,8 +67,26 @@
 #if CLATTN_SHUFFLE && (CT & (CT - 1)) != 0
 #error "CLATTN_SHUFFLE needs a power of two of column threads (CLATTN_BN / CLATTN_TN)"
 #endif
+#if CLATTN_MMA && (TM != 2 || TN * 4 != BN || BM % 16 != 0 || BN % 8 != 0 || D % 8 != 0 || DV % 8 != 0 || OW != 2)
+#error "CLATTN_MMA needs TM 2, TN BN / 4, BM a multiple of 16, BN, D and DV of 8 (and common.cl's OW 2)"
+#endif
 #define TWO_BARRIERS (CLATTN_SHUFFLE && CLATTN_PREFETCH) // a key tile's (key_tile)
-#define FLAG(t) (TWO_BARRIERS ? (t)&1 : 0)               // key tile t's nonfinite flag
+#define FLAG(t) (TWO_BARRIERS ? (t)&1 : 0)               // key tile t's nonfinite flag: its V
+#define K_FLAG(t) (2 + ((t)&1))                          // CLATTN_MMA: its K
+#define Q_FLAG 4                                         // CLATTN_MMA: the work-group's Q
+#define FLAGS (CLATTN_MMA ? 5 : 2)
+
+// Which rows and keys work-item (ty, tx) owns: its i-th row and j-th key (module comment). With
+// CLATTN_MMA, the layout of an m16n8k8 product's accumulators: warp w (ty / 8) owns rows 16w ..
+// 16w + 15 against every key; its lane 4g + tx (g = ty % 8) rows 16w + g and 16w + g + 8, and in
+// each 8 keys the two at 2tx and 2tx + 1 (then TM = 2, TN = BN / 4, CT = 4).
+#if CLATTN_MMA
+#define ROW_OF(ty, i) ((ty) / 8 * 16 + (ty) % 8 + 8 * (i))
+#define KEY_OF(tx, j) (8 * ((j) / 2) + 2 * (tx) + (j) % 2)
+#else
+#define ROW_OF(ty, i) ((ty) + RT * (i))
+#define KEY_OF(tx, j) ((tx) + CT * (j))
+#endif
 
 // Vector widths of the __local reads: QW over D (Q and K rows) and OW over DV (value column
 // groups), common.cl's, and PW over BN (rows of P). A row stride is padded by one vector when it
@@ -82,13 +103,22 @@ typedef float2 pv_t;
 #define PW 1
 typedef float pv_t;
 #endif
-#define QS (D + ((D / QW) % 2 == 0 ? QW : 0))   // row stride of staged Q and K
+#if CLATTN_MMA
+// The products read Q and K in pairs of floats, lanes 4g + tx at row g, column 2tx: a stride of 8
+// (mod 32) puts a half-warp's 16 pairs in distinct banks. V by single floats, lanes 4g + tx at row
+// 2tx, column g: a stride of 4 (mod 16) does the same for the warp's 32.
+#define QS (D + (40 - D % 32) % 32)
+#define VS (DV + (20 - DV % 16) % 16)
+#else
+#define QS (D + ((D / QW) % 2 == 0 ? QW : 0)) // row stride of staged Q and K
+#define VS DV                                 // of staged V
+#endif
 #define PU (CT % PW == 0 ? CT : PW)             // P's padding unit: its writers are CT to a row
 #define PS (BN + ((BN / PU) % 2 == 0 ? PU : 0)) // row stride of P
 #if CLATTN_PREFETCH
 #define KS QS // K's rows; V has a buffer of its own
 #else
-#define KS (QS > DV ? QS : DV) // K rows (stride QS), then V rows (stride DV) in the same buffer
+#define KS (QS > VS ? QS : VS) // K rows (stride QS), then V rows (stride VS) in the same buffer
 #endif
 #define NG (DV / OW)                      // value column groups
 #define TG ((NG + CT - 1) / CT)           // of them per work-item
@@ -100,6 +130,36 @@ typedef float pv_t;
 #else
 #define NONFINITE(x) (!all(isfinite(x)))
 #endif
+#if QW == 1
+#define NONFINITE_Q(x) (!isfinite(x))
+#else
+#define NONFINITE_Q(x) (!all(isfinite(x)))
+#endif
+// Sets *flag when a tile of BN rows of `width` floats that this work-item staged (vectors of vw:
+// STAGE_ROWS_IN's share, get_local_id(0) + n * WG) into buf, rows `stride` apart, holds an
+// infinity or a NaN. Each work-item reads back only what it stored itself: no barrier needed. x - x
+// is 0 for a finite x and NaN for the others, and a NaN stays in the sum: one test at the end.
+// Unrolled where every tile is checked (CLATTN_MMA); rolled for the edge tiles of the others, whose
+// registers it would raise (gfx906: 125 to 127 VGPRs at D = 64, 211 to 218 at D = 128).
+#if CLATTN_MMA
+#define UNROLL_CHECK _Pragma("unroll")
+#else
+#define UNROLL_CHECK _Pragma("unroll 1")
+#endif
+#define FLAG_NONFINITE(type, vw, nonfinite_of, buf, stride, width, flag)                                               \
+    {                                                                                                                  \
+        type sum_ = (type)(0.0f);                                                                                      \
+        UNROLL_CHECK for (int n_ = 0; n_ < ROWS_SHARE(width, vw, BN, WG); n_++)                                        \
+        {                                                                                                              \
+            const int x_ = (int)get_local_id(0) + n_ * WG, vecs_ = (width) / (vw);                                     \
+            if ((BN * vecs_) % WG == 0 || x_ < BN * vecs_) {                                                           \
+                const type v_ = LVEC(type, (buf) + x_ / vecs_ * (stride), x_ % vecs_);                                 \
+                sum_ += v_ - v_;                                                                                       \
+            }                                                                                                          \
+        }                                                                                                              \
+        if (nonfinite_of(sum_))                                                                                        \
+            atomic_or(flag, 1);                                                                                        \
+    }
 
 #if QW == 4
 #define DOT_ACC(a, b, s) fma((a).w, (b).w, fma((a).z, (b).z, fma((a).y, (b).y, fma((a).x, (b).x, (s)))))
@@ -157,6 +217,97 @@ inline void exchange_xor(__local float *scratch, const float *x, float *y, uint 
         exchange_xor(red, (v), other_, m_);                                                                            \
         _Pragma("unroll") for (int i_ = 0; i_ < TM; i_++)(v)[i_] = combine((v)[i_], other_[i_]);                       \
     }
+#endif
+
+#if CLATTN_MMA
+// Products on tensor cores in float32 accuracy: x = big + small with each part a TF32 (10 mantissa
+// bits, rounded to nearest) and a b ~ a_big b_big + a_big b_small + a_small b_big, three TF32
+// products (small small, about 2^-22 of the result, is left out: CUTLASS's "3xTF32"). Only for
+// finite values: the parts of an infinity are inf and inf - inf = NaN, so the tiles whose Q, K or
+// V hold one take the exact float32 path instead (key_tile).
+//
+// The rounding is cvt.rna.tf32's (to nearest, ties away from zero) done on the bits: ptxas turns
+// cvt.rna into four instructions on sm_90, with a test for infinities that these values need not.
+inline float tf32_round(float x)
+{
+    return as_float((as_uint(x) + 0x1000u) & 0xffffe000u);
+}
+
+// The big and small parts of n values: the small part truncated (one instruction less a value; the
+// pair is then within 2^-21 of x rather than 2^-22).
+#define SPLIT_TF32(x, big, small, n)                                                                                   \
+    _Pragma("unroll") for (int u_ = 0; u_ < (n); u_++)                                                                 \
+    {                                                                                                                  \
+        big[u_] = tf32_round((x)[u_]);                                                                                 \
+        small[u_] = as_float(as_uint((x)[u_] - big[u_]) & 0xffffe000u);                                                \
+    }
+
+// The warp's fragments of an m16n8k8 product C += A B (PTX ISA, mma.m16n8k8 for .tf32), lane 4g + q
+// holding: A's register r, A[g + 8 (r % 2)][q + 4 (r / 2)]; B's register r, B[q + 4r][g]; C's
+// register r, C[g + 8 (r / 2)][2q + r % 2]. The 8 terms of a product are taken in another order
+// (any order gives the same sum): term q + 4h is d = 8kk + TERM(q, h) of the scores' product kk, key
+// 8n + TERM(q, h) of P.V's product n, so that a lane's terms are two neighbours: one pair of floats
+// of Q and K, and in P.V the weights its scores' registers hold (KEY_OF).
+#define TERM(q, h) (2 * (q) + (h))
+
+#if CLATTN_MMA == 1
+#if !defined(__NVPTX__) && !defined(cl_nv_pragma_unroll)
+// clang's NVPTX target and NVIDIA's compiler (which defines its extensions' names): elsewhere the
+// text would reach another assembler, which POCL's and Intel's took without a word and ran
+// (garbage), so the build fails here and the plan runs without (host/plan.c).
+#error "CLATTN_MMA 1 is PTX (mma.sync), for NVIDIA's compiler"
+#endif
+// Every operand a 32-bit integer register ("r"; PTX takes .b32 for .f32): x86's "f" is the x87
+// stack, whose overflow aborted POCL's LLVM before the check above was there.
+inline void mma_tf32(float *c, const float *a, const float *b)
+{
+    uint d[4] = {as_uint(c[0]), as_uint(c[1]), as_uint(c[2]), as_uint(c[3])};
+    __asm__ volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                     "{%0, %1, %2, %3};"
+                     : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                     : "r"(as_uint(a[0])), "r"(as_uint(a[1])), "r"(as_uint(a[2])), "r"(as_uint(a[3])),
+                       "r"(as_uint(b[0])), "r"(as_uint(b[1])));
+#pragma unroll
+    for (int r = 0; r < 4; r++)
+        c[r] = as_float(d[r]);
+}
+
+// c += a b in 3xTF32 from the lane's fragments: a (4 floats) already split, b (2); the small
+// terms first.
+inline void mma_3xtf32(float *c, const float *a_big, const float *a_small, const float *b)
+{
+    float b_big[2], b_small[2];
+    SPLIT_TF32(b, b_big, b_small, 2)
+    mma_tf32(c, a_small, b_big);
+    mma_tf32(c, a_big, b_small);
+    mma_tf32(c, a_big, b_big);
+}
+#else
+// The same product for devices without mma.sync (tests): each work-item computes its C registers
+// from A(row, k) and B(k, col), A[row][k] and B[k][col] read where the lanes that hold them as
+// fragments would read them, each split as they would split it. No exchange between work-items,
+// so no barrier in the loops (POCL's compiler took minutes over a kernel with one there).
+#define EMULATED_PRODUCT(c, A, B)                                                                                      \
+    {                                                                                                                  \
+        const int g_ = (get_local_id(0) & 31) / 4, q_ = get_local_id(0) % 4;                                           \
+        _Pragma("unroll 1") for (int r_ = 0; r_ < 4; r_++)                                                             \
+        {                                                                                                              \
+            const int row_ = g_ + 8 * (r_ / 2), col_ = 2 * q_ + r_ % 2;                                                \
+            float acc_ = (c)[r_];                                                                                      \
+            _Pragma("unroll 1") for (int k_ = 0; k_ < 8; k_++)                                                         \
+            {                                                                                                          \
+                const float a_[1] = {A(row_, k_)}, b_[1] = {B(k_, col_)};                                              \
+                float ab_[1], as_[1], bb_[1], bs_[1];                                                                  \
+                SPLIT_TF32(a_, ab_, as_, 1)                                                                            \
+                SPLIT_TF32(b_, bb_, bs_, 1)                                                                            \
+                acc_ = fma(as_[0], bb_[0], acc_);                                                                      \
+                acc_ = fma(ab_[0], bs_[0], acc_);                                                                      \
+                acc_ = fma(ab_[0], bb_[0], acc_);                                                                      \
+            }                                                                                                          \
+            (c)[r_] = acc_;                                                                                            \
+        }                                                                                                              \
+    }
+#endif
 #endif
 
 // What a work-item carries across key tiles: its rows' positions, the rows' running max (the
@@ -218,6 +369,112 @@ inline float row_max(__local const float *part)
     return m;
 }
 
+#if CLATTN_MMA
+// The loops around products: unrolled for mma.sync, whose accumulators must be registers; rolled
+// for the emulation, which indexes its arrays (and builds sooner).
+#if CLATTN_MMA == 1
+#define UNROLL_PRODUCTS _Pragma("unroll")
+#else
+#define UNROLL_PRODUCTS _Pragma("unroll 1")
+#endif
+
+// The work-item's weights p (its scores' registers) to P's rows in ps, where the guarded P.V and the
+// emulated products read them.
+inline void weights_to_local(__local float *ps, float p[TM][TN])
+{
+    const int tx = get_local_id(0) % CT, ty = get_local_id(0) / CT;
+#pragma unroll
+    for (int i = 0; i < TM; i++)
+#pragma unroll
+        for (int j = 0; j < TN; j++)
+            ps[ROW_OF(ty, i) * PS + KEY_OF(tx, j)] = p[i][j];
+}
+
+// S = Q K^T for the warp's 16 rows (ROW_OF), product kk over terms d = 8kk .. 8kk + 7 and product n
+// over keys 8n .. 8n + 7: C's registers are s[r / 2][2n + r % 2] (KEY_OF).
+inline __attribute__((always_inline)) void scores_mma(float s[TM][TN], __local const float *qs, __local const float *ks)
+{
+    const int l = get_local_id(0), g = (l & 31) / 4, q = l % 4;
+    __local const float *qw = qs + l / 32 * 16 * QS; // the warp's rows
+#pragma unroll 1
+    for (int kk = 0; kk < D / 8; kk++) {
+#if CLATTN_MMA == 1
+        // A's registers 0 and 2 (terms q and q + 4) are one pair of Q's row g, 1 and 3 of row g + 8
+        const float2 q0 = LVEC(float2, qw + g * QS + 8 * kk + TERM(q, 0), 0);
+        const float2 q8 = LVEC(float2, qw + (g + 8) * QS + 8 * kk + TERM(q, 0), 0);
+        const float a[4] = {q0.x, q8.x, q0.y, q8.y};
+        float a_big[4], a_small[4];
+        SPLIT_TF32(a, a_big, a_small, 4)
+#endif
+        UNROLL_PRODUCTS for (int n = 0; n < BN / 8; n++)
+        {
+            float c[4] = {s[0][2 * n], s[0][2 * n + 1], s[1][2 * n], s[1][2 * n + 1]};
+#if CLATTN_MMA == 1
+            // B's registers 0 and 1 (terms q and q + 4): one pair of K's row 8n + g
+            const float2 k2 = LVEC(float2, ks + (8 * n + g) * QS + 8 * kk + TERM(q, 0), 0);
+            const float b[2] = {k2.x, k2.y};
+            mma_3xtf32(c, a_big, a_small, b);
+#else
+#define A_AT(row, k) qw[(row)*QS + 8 * kk + TERM((k) % 4, (k) / 4)]
+#define B_AT(k, col) ks[(8 * n + (col)) * QS + 8 * kk + TERM((k) % 4, (k) / 4)]
+            EMULATED_PRODUCT(c, A_AT, B_AT)
+#undef A_AT
+#undef B_AT
+#endif
+            s[0][2 * n] = c[0];
+            s[0][2 * n + 1] = c[1];
+            s[1][2 * n] = c[2];
+            s[1][2 * n + 1] = c[3];
+        }
+    }
+}
+
+// O += P V for the warp's rows, product n over keys 8n .. 8n + 7 (term q + 4h is key 8n + TERM(q, h)
+// = KEY_OF(q, 2n + h): A's registers are the weights p[r % 2][2n + r / 2] as the scores left them,
+// and the emulation reads them from ps) and product c over output columns 8c .. 8c + 7 (C's
+// registers: o[r / 2][c], a pair of columns).
+inline __attribute__((always_inline)) void pv_mma(item_state *st, float p[TM][TN], __local const float *ps,
+                                                  __local const float *vs)
+{
+    const int l = get_local_id(0), g = (l & 31) / 4, q = l % 4;
+#if CLATTN_MMA == 2
+    __local const float *pw = ps + l / 32 * 16 * PS; // the warp's rows of P (key_tile stored them)
+#endif
+#if CLATTN_MMA == 1
+    float a_big[BN / 8][4], a_small[BN / 8][4]; // the weights split once, for every column block
+#pragma unroll
+    for (int n = 0; n < BN / 8; n++) {
+        const float a[4] = {p[0][2 * n], p[1][2 * n], p[0][2 * n + 1], p[1][2 * n + 1]};
+        SPLIT_TF32(a, a_big[n], a_small[n], 4)
+    }
+#endif
+    // Column blocks outside: one block's accumulators and values live at a time (the other order
+    // spilled 292 bytes at D = 128 in clang's sm_90 build).
+    UNROLL_PRODUCTS for (int c = 0; c < DV / 8; c++)
+    {
+        float acc[4] = {st->o[0][c].x, st->o[0][c].y, st->o[1][c].x, st->o[1][c].y};
+        UNROLL_PRODUCTS for (int n = 0; n < BN / 8; n++)
+        {
+#if CLATTN_MMA == 1
+            const float b[2] = {vs[(8 * n + TERM(q, 0)) * VS + 8 * c + g], vs[(8 * n + TERM(q, 1)) * VS + 8 * c + g]};
+            mma_3xtf32(acc, a_big[n], a_small[n], b);
+#else
+#define A_AT(row, k) pw[(row)*PS + KEY_OF((k) % 4, 2 * n + (k) / 4)]
+#define B_AT(k, col) vs[(8 * n + TERM((k) % 4, (k) / 4)) * VS + 8 * c + (col)]
+            EMULATED_PRODUCT(acc, A_AT, B_AT)
+#undef A_AT
+#undef B_AT
+#endif
+        }
+        st->o[0][c] = (float2)(acc[0], acc[1]);
+        st->o[1][c] = (float2)(acc[2], acc[3]);
+    }
+}
+#define PUT_P(i, j, x) (s[i][j] = (x)) // P stays in the scores' registers
+#else
+#define PUT_P(i, j, x) (prow[KEY_OF(tx, j)] = (x))
+#endif
+
 // One key tile, cur, the walk's t-th: scores, softmax and P.V. `ok` has bit i * TN + j set when
 // row i sees key j of the work-item (edge tiles only; every key is visible in the others).
 //
@@ -242,20 +499,26 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
                                                     bool has_next, bool edge, uint ok, float qscale)
 {
     const int tx = get_local_id(0) % CT, ty = get_local_id(0) / CT;
-    if (get_local_id(0) == 0 && (TWO_BARRIERS || edge))
+    if (get_local_id(0) == 0 && (TWO_BARRIERS || CLATTN_MMA || edge))
         nonfinite[FLAG(t + TWO_BARRIERS)] = 0;
+#if CLATTN_MMA
+    if (get_local_id(0) == 0)
+        nonfinite[K_FLAG(t + 1)] = 0; // the next tile's, set while staging its K
+#endif
 #if CLATTN_PREFETCH
     ov_t vr_next[VSHARE];
     ROWS_LOAD(0, ov_t, OW, vr_next, 0, VSHARE, cur.v, cur.count, DV, BN, WG)
     // Whether P.V must guard its sums, from the values this work-item loaded (a short tile's clamped
     // loads repeat its last row, which is checked anyway); told after the scores.
     bool bad = false;
-    if (edge)
+    if (CLATTN_MMA || edge)
 #pragma unroll
         for (int n = 0; n < VSHARE; n++)
             bad |= NONFINITE(vr_next[n]);
 #else
     STAGE_ROWS_IN(qv_t, QW, ks, QS, cur.k, cur.count, D, BN, WG)
+    if (CLATTN_MMA)
+        FLAG_NONFINITE(qv_t, QW, NONFINITE_Q, ks, QS, D, nonfinite + K_FLAG(t))
     barrier(CLK_LOCAL_MEM_FENCE);
 #endif
 
@@ -265,21 +528,30 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
 #pragma unroll
         for (int j = 0; j < TN; j++)
             s[i][j] = 0.0f;
+#if CLATTN_MMA
+    // Exact scores where the work-group's Q or the tile's K holds an infinity or NaN (set while
+    // staging, before the last barrier).
+    if (nonfinite[Q_FLAG] | nonfinite[K_FLAG(t)])
+#endif
 #pragma unroll 1
-    for (int d = 0; d < D / QW; d++) {
-        qv_t qr[TM], kr[TN];
+        for (int d = 0; d < D / QW; d++) {
+            qv_t qr[TM], kr[TN];
 #pragma unroll
-        for (int i = 0; i < TM; i++)
-            qr[i] = LVEC(qv_t, qs + (ty + RT * i) * QS, d);
-#pragma unroll
-        for (int j = 0; j < TN; j++)
-            kr[j] = LVEC(qv_t, ks + (tx + CT * j) * QS, d);
-#pragma unroll
-        for (int i = 0; i < TM; i++)
+            for (int i = 0; i < TM; i++)
+                qr[i] = LVEC(qv_t, qs + ROW_OF(ty, i) * QS, d);
 #pragma unroll
             for (int j = 0; j < TN; j++)
-                s[i][j] = DOT_ACC(qr[i], kr[j], s[i][j]);
-    }
+                kr[j] = LVEC(qv_t, ks + KEY_OF(tx, j) * QS, d);
+#pragma unroll
+            for (int i = 0; i < TM; i++)
+#pragma unroll
+                for (int j = 0; j < TN; j++)
+                    s[i][j] = DOT_ACC(qr[i], kr[j], s[i][j]);
+        }
+#if CLATTN_MMA
+    else
+        scores_mma(s, qs, ks);
+#endif
     // fmax, not max: a NaN logit must not become the row's max (it reaches the row through its
     // weight, exp2(NaN) = NaN, instead).
     float mt[TM]; // the rows' maxima over this work-item's keys, then over the row's
@@ -294,14 +566,14 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
             mt[i] = fmax(mt[i], s[i][j]);
         }
 #if !CLATTN_SHUFFLE
-        red[(ty + RT * i) * CT + tx] = mt[i];
+        red[ROW_OF(ty, i) * CT + tx] = mt[i];
 #endif
     }
 #if CLATTN_SHUFFLE
     ROWS_BUTTERFLY(mt, fmax)
 #endif
 #if CLATTN_PREFETCH
-    ROWS_STORE(0, ov_t, OW, vr_next, 0, VSHARE, vs, DV, cur.count, DV, BN, WG)
+    ROWS_STORE(0, ov_t, OW, vr_next, 0, VSHARE, vs, VS, cur.count, DV, BN, WG)
 #endif
 #if !TWO_BARRIERS
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -314,10 +586,12 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
 #pragma unroll
     for (int i = 0; i < TM; i++) {
 #if !CLATTN_SHUFFLE
-        mt[i] = row_max(red + (ty + RT * i) * CT);
+        mt[i] = row_max(red + ROW_OF(ty, i) * CT);
 #endif
         const float mnew = fmax(st->m[i], mt[i]);
-        __local float *prow = ps + (ty + RT * i) * PS;
+#if !CLATTN_MMA
+        __local float *prow = ps + ROW_OF(ty, i) * PS;
+#endif
         if (mnew == -INFINITY) {
             // No finite logit in the row yet (rare): weights of +0, and the sum records what the
             // visible keys were (write_row's rule): NaN for a NaN logit, else -0. The weights
@@ -327,7 +601,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
                 const bool seen = !edge || ((ok >> (i * TN + j)) & 1u);
                 if (seen)
                     st->l[i] = isnan(s[i][j]) ? NAN : copysign(st->l[i], -1.0f);
-                prow[tx + CT * j] = seen ? 0.0f : as_float(MASKED_P);
+                PUT_P(i, j, seen ? 0.0f : as_float(MASKED_P));
             }
             continue;
         }
@@ -343,7 +617,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
             const float p = exp2(s[i][j] - mnew);
             if (seen)
                 st->l[i] += p;
-            prow[tx + CT * j] = seen ? p : as_float(MASKED_P);
+            PUT_P(i, j, seen ? p : as_float(MASKED_P));
         }
     }
 #if CLATTN_PREFETCH
@@ -352,12 +626,10 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
         ROWS_LOAD(0, qv_t, QW, kr_next, 0, KSHARE, next.k, next.count, D, BN, WG)
 #else
     // Every work-item has passed the barrier after its scores: K is no longer read.
-    STAGE_ROWS_IN(ov_t, OW, vs, DV, cur.v, cur.count, DV, BN, WG)
+    STAGE_ROWS_IN(ov_t, OW, vs, VS, cur.v, cur.count, DV, BN, WG)
     // Whether P.V must guard its sums: each work-item looks at the vectors it staged itself.
-    if (edge)
-        for (int x = get_local_id(0); x < BN * NG; x += WG)
-            if (NONFINITE(LVEC(ov_t, vs, x)))
-                atomic_or(nonfinite + FLAG(t), 1);
+    if (CLATTN_MMA || edge)
+        FLAG_NONFINITE(ov_t, OW, NONFINITE, vs, VS, DV, nonfinite + FLAG(t))
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
 
@@ -366,28 +638,48 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
     // by itself. So only an edge tile with a value that is not finite (rare) guards its sums, key by
     // key; the others take the loop without a select per multiply-add (guarding every edge tile in
     // that loop cost one per multiply-add on all tiles: the H200's PTX had as many selp as fma).
-    if (edge && nonfinite[FLAG(t)]) {
+    // With CLATTN_MMA any tile with such a value takes it (a value's TF32 parts would turn inf into
+    // NaN), its weights first stored to ps from the registers that hold them: where it does with
+    // mma.sync; on every tile with the emulation, whose products read them there too (a barrier
+    // in a branch, which the hardware path has, is what POCL's compiler handles worst).
+#if CLATTN_MMA == 1
+    const bool guard = nonfinite[FLAG(t)];
+    if (guard) {
+        weights_to_local(ps, s);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+#elif CLATTN_MMA == 2
+    weights_to_local(ps, s);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const bool guard = nonfinite[FLAG(t)];
+#else
+    const bool guard = edge && nonfinite[FLAG(t)];
+#endif
+    if (guard) {
 #pragma unroll 1
         for (int t = 0; t < BN; t++)
 #pragma unroll
             for (int i = 0; i < TM; i++) {
-                const float p = ps[(ty + RT * i) * PS + t];
+                const float p = ps[ROW_OF(ty, i) * PS + t];
                 if (as_uint(p) == MASKED_P)
                     continue;
 #pragma unroll
                 for (int g = 0; g < TG; g++) {
                     const int col = tx + CT * g;
                     if (NG % CT == 0 || col < NG)
-                        st->o[i][g] = fma((ov_t)(p), LVEC(ov_t, vs + t * DV, col), st->o[i][g]);
+                        st->o[i][g] = fma((ov_t)(p), LVEC(ov_t, vs + t * VS, col), st->o[i][g]);
                 }
             }
     } else {
+#if CLATTN_MMA
+        pv_mma(st, s, ps, vs);
+#else
 #pragma unroll 1
         for (int t = 0; t < BN; t += PW) {
             p_lanes pr[TM];
 #pragma unroll
             for (int i = 0; i < TM; i++)
-                pr[i].v = LVEC(pv_t, ps + (ty + RT * i) * PS, t / PW);
+                pr[i].v = LVEC(pv_t, ps + ROW_OF(ty, i) * PS, t / PW);
 #pragma unroll
             for (int u = 0; u < PW; u++)
 #pragma unroll
@@ -395,17 +687,20 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
                     const int col = tx + CT * g;
                     if (NG % CT != 0 && col >= NG)
                         continue;
-                    const ov_t vr = LVEC(ov_t, vs + (t + u) * DV, col);
+                    const ov_t vr = LVEC(ov_t, vs + (t + u) * VS, col);
 #pragma unroll
                     for (int i = 0; i < TM; i++)
                         st->o[i][g] = fma((ov_t)(pr[i].s[u]), vr, st->o[i][g]);
                 }
         }
+#endif
     }
 #if CLATTN_PREFETCH
     // ks was last read by the scores, before two barriers.
     if (has_next)
         ROWS_STORE(0, qv_t, QW, kr_next, 0, KSHARE, ks, QS, next.count, D, BN, WG)
+    if (CLATTN_MMA && has_next)
+        FLAG_NONFINITE(qv_t, QW, NONFINITE_Q, ks, QS, D, nonfinite + K_FLAG(t + 1))
 #endif
     // The barrier ends the tile rather than starting the next one: POCL 6.0 aborted on the other
     // order (an assertion in its parallel-region formation, with 6 x 5 tiles of 3 x 5 blocks),
@@ -431,7 +726,7 @@ __kernel
     __local float qs[BM * QS] __attribute__((aligned(16)));
     __local float ks[BN * KS] __attribute__((aligned(16)));
 #if CLATTN_PREFETCH
-    __local float vs[BN * DV] __attribute__((aligned(16)));
+    __local float vs[BN * VS] __attribute__((aligned(16)));
 #else
     __local float *const vs = ks;
 #endif
@@ -441,10 +736,19 @@ __kernel
 #else
     __local float *const red = NULL; // the rows' values are combined by shuffles instead
 #endif
-    volatile __local int nonfinite[2]; // key_tile's flags: an edge tile's values hold an inf or NaN
+    // key_tile's flags: a tile's V (FLAG), with CLATTN_MMA its K (K_FLAG) and the work-group's Q
+    // (Q_FLAG) hold an infinity or NaN
+    volatile __local int nonfinite[FLAGS];
     const int tx = get_local_id(0) % CT, ty = get_local_id(0) / CT;
     if (TWO_BARRIERS && get_local_id(0) == 0)
         nonfinite[0] = 0; // tile 0's (key_tile clears tile t + 1's), behind the barriers before its writers
+#if CLATTN_MMA
+    if (get_local_id(0) == 0) {
+        nonfinite[Q_FLAG] = 0;
+        nonfinite[K_FLAG(0)] = 0;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE); // before the writers, Q's staging below and tile 0's K's
+#endif
     // Causal (reverse_tiles): the heaviest tiles first across all heads, not within each head.
     // Work-groups start in the order of their linear id (dimension 0 fastest) and there are ntiles
     // of them along it, so the linear id over batch * heads is a tile's rank: the last heads' heavy
@@ -465,12 +769,17 @@ __kernel
     for (int x = get_local_id(0); x < BM * (D / QW); x += WG) {
         const int r = x / (D / QW), c = x % (D / QW);
         const int i = min(tile * BM + r, num_rows - 1);
-        LVEC(qv_t, qs + r * QS, c) = GLOAD(qv_t, QW, q + ((size_t)bh * nq + i) * D, c);
+        const qv_t qv = GLOAD(qv_t, QW, q + ((size_t)bh * nq + i) * D, c);
+        LVEC(qv_t, qs + r * QS, c) = qv;
+#if CLATTN_MMA
+        if (NONFINITE_Q(qv))
+            atomic_or(nonfinite + Q_FLAG, 1);
+#endif
     }
     item_state st;
 #pragma unroll
     for (int i = 0; i < TM; i++) {
-        st.pos[i] = min(tile * BM + ty + RT * i, num_rows - 1) + nk - nq;
+        st.pos[i] = min(tile * BM + ROW_OF(ty, i), num_rows - 1) + nk - nq;
         st.m[i] = -INFINITY;
         st.l[i] = 0.0f;
 #pragma unroll
@@ -498,6 +807,8 @@ __kernel
     if (nwalk > 0) {
         const key_src first = walk_tile(&walk, 0);
         STAGE_ROWS_IN(qv_t, QW, ks, QS, first.k, first.count, D, BN, WG)
+        if (CLATTN_MMA)
+            FLAG_NONFINITE(qv_t, QW, NONFINITE_Q, ks, QS, D, nonfinite + K_FLAG(0))
     }
     barrier(CLK_LOCAL_MEM_FENCE); // Q and the first K
 // key_tile's next and has_next: the tile after t, which tile_at gives (its K is loaded a step
@@ -518,7 +829,7 @@ __kernel
             for (int i = 0; i < TM; i++)
 #pragma unroll
                 for (int j = 0; j < TN; j++)
-                    ok |= (uint)band_visible(rule, st.pos[i], j0 + tx + CT * j, kv_len) << (i * TN + j);
+                    ok |= (uint)band_visible(rule, st.pos[i], j0 + KEY_OF(tx, j), kv_len) << (i * TN + j);
         key_tile(&st, qs, ks, vs, ps, red, nonfinite, t, cur, NEXT_TILE(walk_tile, t), edge, ok, qscale);
     }
     for (int t = walk.nband; t < nwalk; t++) {
@@ -526,7 +837,7 @@ __kernel
         uint ok = 0;
 #pragma unroll
         for (int j = 0; j < TN; j++) {
-            const int x = tx + CT * j, s = cur.first + x;
+            const int x = KEY_OF(tx, j), s = cur.first + x;
             const int spos = x < cur.count ? side_pos[(size_t)b * n_side + s] : -1;
 #pragma unroll
             for (int i = 0; i < TM; i++)
@@ -545,12 +856,12 @@ __kernel
 #else
 #pragma unroll
     for (int i = 0; i < TM; i++)
-        red[(ty + RT * i) * CT + tx] = st.l[i];
+        red[ROW_OF(ty, i) * CT + tx] = st.l[i];
     barrier(CLK_LOCAL_MEM_FENCE);
 #endif
 #pragma unroll
     for (int i = 0; i < TM; i++) {
-        const int r = ty + RT * i;
+        const int r = ROW_OF(ty, i);
         if (tile * BM + r >= num_rows)
             break; // rows ascend with i
 #if CLATTN_SHUFFLE

@@ -187,7 +187,8 @@ typedef int vw_mask_t;
 #endif
 
 // The GPU kernels' vectors over D (qv_t, QW floats) and DV (ov_t, OW floats): the widest of 4, 2
-// and 1 dividing each.
+// and 1 dividing each; OW 2 for the attention kernel on tensor cores (CLATTN_MMA), whose
+// accumulators hold pairs of output columns.
 #if D % 4 == 0
 #define QW 4
 typedef float4 qv_t;
@@ -198,7 +199,7 @@ typedef float2 qv_t;
 #define QW 1
 typedef float qv_t;
 #endif
-#if DV % 4 == 0
+#if DV % 4 == 0 && !CLATTN_MMA
 #define OW 4
 typedef float4 ov_t;
 #elif DV % 2 == 0

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <CL/cl_ext.h>
+
 #include "devices.h"
 #include "program.h"
 
@@ -39,6 +41,13 @@ static int query_caps(cl_device_id device, clattn__device_caps *caps, clattn__er
         return clattn__fail(err, rc, "clGetDeviceInfo failed: %s", clattn__cl_error_name(rc));
     /* NVIDIA's OpenCL names no subgroup extension but takes inline PTX */
     caps->warp_shuffle = (caps->type & CL_DEVICE_TYPE_GPU) && strstr(caps->vendor, "NVIDIA") != NULL;
+    /* cl_nv_device_attribute_query; a driver without it answers with an error, and the device
+     * then gets no TF32 products */
+    cl_uint cc_major = 0;
+    caps->tensor_tf32 = caps->warp_shuffle &&
+                        clGetDeviceInfo(device, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV, sizeof cc_major, &cc_major,
+                                        NULL) == CL_SUCCESS &&
+                        cc_major >= 8;
     return CLATTN_STATUS_OK;
 }
 

@@ -47,14 +47,18 @@ static int create_attention(clattn_plan *plan, const char *program, const char *
         clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
         int rebuild = 0;
         int status = clattn__plan_kernel(plan, program, name, options, &plan->attention, err);
-        if (status && plan->tiles.shuffle == 1) {
-            /* the warp shuffle is inline PTX, which a driver's compiler may refuse: the same tiles
-             * without it, rather than no plan */
+        if (status && (plan->tiles.mma == 1 || plan->tiles.shuffle == 1)) {
+            /* tensor cores and warp shuffles are inline PTX, which a driver's compiler may refuse:
+             * the same tiles without them (tensor cores first; tm and tn stay a valid block), rather
+             * than no plan */
+            const int mma = plan->tiles.mma == 1;
             clattn__context_log(plan->ctx,
-                                "clattn: the attention kernel with shuffles did not build (%.300s); "
-                                "rebuilt without them",
-                                err != NULL ? err->text : "");
-            plan->tiles.shuffle = 0;
+                                "clattn: the attention kernel with %s did not build (%.300s); rebuilt without them",
+                                mma ? "tensor cores" : "shuffles", err != NULL ? err->text : "");
+            if (mma)
+                plan->tiles.mma = 0;
+            else
+                plan->tiles.shuffle = 0;
             continue;
         }
         if (!status)

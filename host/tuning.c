@@ -22,10 +22,10 @@ typedef struct {
  * tune put them within 0.5% of the best of 25 tiles at D = 64 and 128 (docs/PERFORMANCE.md). A
  * row whose __local tiles do not fit a device or a head dimension is shrunk at plan creation
  * (clattn__tiles_shrink). */
-#define GPU_TILES(bm_, bn_, tm_, tn_, reqd_, stage_, prefetch_, shuffle_)                                              \
+#define GPU_TILES(bm_, bn_, tm_, tn_, reqd_, stage_, prefetch_, shuffle_, mma_)                                        \
     {                                                                                                                  \
         .cpu_variant = 0, .rows = 1, .kw = 0, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = reqd_,            \
-        .stage = stage_, .prefetch = prefetch_, .shuffle = shuffle_                                                    \
+        .stage = stage_, .prefetch = prefetch_, .shuffle = shuffle_, .mma = mma_                                       \
     }
 
 static const tile_entry tile_table[] = {
@@ -40,8 +40,8 @@ static const tile_entry tile_table[] = {
      .vendor = "NVIDIA",
      .type = CL_DEVICE_TYPE_GPU,
      .min_d = 128,
-     .tiles = GPU_TILES(64, 32, 4, 4, 1, 8, 0, 0)},
-    {.device = NULL, .vendor = "NVIDIA", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(64, 32, 4, 8, 1, 8, 0, 0)},
+     .tiles = GPU_TILES(64, 32, 4, 4, 1, 8, 0, 0, 0)},
+    {.device = NULL, .vendor = "NVIDIA", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(64, 32, 4, 8, 1, 8, 0, 0, 0)},
     /* 64 KB of LDS: from D = 128 on, 64 x 32 (D = 128 fits as it is, 63 KB; 128 work-items are
      * two wavefronts); below, 64 x 64 (58 KB at D = 64, 256 work-items). Chosen by what gfx906
      * compiles without a spill (ci/gpu_static.sh): at D = 64, 64 x 32 spilled 4 SGPRs once P.V had
@@ -51,18 +51,18 @@ static const tile_entry tile_table[] = {
      .vendor = "Advanced Micro Devices",
      .type = CL_DEVICE_TYPE_GPU,
      .min_d = 128,
-     .tiles = GPU_TILES(64, 32, 4, 4, 1, 0, 0, 0)},
+     .tiles = GPU_TILES(64, 32, 4, 4, 1, 0, 0, 0, 0)},
     {.device = NULL,
      .vendor = "Advanced Micro Devices",
      .type = CL_DEVICE_TYPE_GPU,
-     .tiles = GPU_TILES(64, 64, 4, 4, 1, 0, 0, 0)},
+     .tiles = GPU_TILES(64, 64, 4, 4, 1, 0, 0, 0, 0)},
     /* Intel GPUs: a SIMD16 thread has 64 floats of registers per work-item in the default GRF
      * mode, so half the rows per work-item. */
-    {.device = NULL, .vendor = "Intel", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 1, 0, 0, 0)},
+    {.device = NULL, .vendor = "Intel", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 1, 0, 0, 0, 0)},
     /* ARM Mali: about 64 registers per thread, 2 x 2 blocks. */
-    {.device = NULL, .vendor = "ARM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 16, 2, 2, 1, 0, 0, 0)},
+    {.device = NULL, .vendor = "ARM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 16, 2, 2, 1, 0, 0, 0, 0)},
     /* Qualcomm Adreno: no reqd_work_group_size (CLBlast leaves it out there). */
-    {.device = NULL, .vendor = "QUALCOMM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 0, 0, 0, 0)},
+    {.device = NULL, .vendor = "QUALCOMM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 0, 0, 0, 0, 0)},
     /* Intel's OpenCL CPU runtime (PyPI intel-opencl-rt), whose device name says no ISA: on AVX-512
      * (a native vector of 16 floats), clattn tune on the Xeon below, dense N=2048, once the score
      * loop's broadcasts came from one private block (attention_cpu.cl, tile_rows): 10 rows x 32 keys
@@ -96,7 +96,7 @@ static const tile_entry tile_table[] = {
      * CPU variant's generic row (CLATTN_VARIANT=cpu on another device takes it). */
     {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_CPU, .tiles = {.cpu_variant = 1, .rows = 6, .kw = 16}},
     /* Any other device, and the GPU variant's generic row (CLATTN_VARIANT=gpu on a CPU). */
-    {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(32, 32, 4, 4, 1, 0, 0, 0)},
+    {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(32, 32, 4, 4, 1, 0, 0, 0, 0)},
 };
 
 static int matches(const tile_entry *e, const clattn__device_caps *caps, int d)
@@ -126,18 +126,21 @@ size_t clattn__tiles_local_bytes(const clattn_tiles *t, int d, int dv)
 {
     if (t->cpu_variant)
         return 0;
-    /* Q [bm][QS], K then V [bn][max(QS, dv)] (with prefetch K [bn][QS] and V [bn][dv]), P
-     * [bm][PS], the row reductions [bm][bn / tn] (none with warp shuffles), two flags; each array
-     * 16-byte aligned, so counted in whole float4s. */
+    /* Q [bm][QS], K then V [bn][max(QS, VS)] (with prefetch K [bn][QS] and V [bn][VS]), P [bm][PS],
+     * the row reductions [bm][bn / tn] (none with warp shuffles), the flags (2, or 5 with mma); each
+     * array 16-byte aligned, so counted in whole float4s. With mma the strides of Q, K and V are
+     * those of the products' reads (QS = 8 mod 32 floats, VS = 4 mod 16). */
     const int ct = t->bn / t->tn;
-    const size_t qs = padded_stride(d, 1), bm = (size_t)t->bm, bn = (size_t)t->bn;
-    const size_t ks = t->prefetch || qs > (size_t)dv ? qs : (size_t)dv;
+    const size_t qs = t->mma ? (size_t)(d + (40 - d % 32) % 32) : padded_stride(d, 1);
+    const size_t vs = t->mma ? (size_t)(dv + (20 - dv % 16) % 16) : (size_t)dv;
+    const size_t bm = (size_t)t->bm, bn = (size_t)t->bn;
+    const size_t ks = t->prefetch || qs > vs ? qs : vs;
     const size_t floats[6] = {bm * qs,
                               bn * ks,
-                              t->prefetch ? bn * (size_t)dv : 0,
+                              t->prefetch ? bn * vs : 0,
                               bm * padded_stride(t->bn, ct),
                               t->shuffle == 1 ? 0 : bm * (size_t)ct,
-                              2};
+                              t->mma ? 5 : 2};
     size_t bytes = 0;
     for (int i = 0; i < 6; i++)
         bytes += (floats[i] + 3) / 4 * 4 * sizeof(float);
@@ -160,11 +163,12 @@ int clattn__tiles_check(const clattn_tiles *t, char *why, size_t size)
         return 0;
     if (t->tm < 1 || t->tn < 1 || t->bm < t->tm || t->bn < t->tn || t->bm % t->tm != 0 || t->bn % t->tn != 0 ||
         t->tm * t->tn > 32 || t->stage < 0 || t->stage > 8 || t->prefetch < 0 || t->prefetch > 1 || t->shuffle < 0 ||
-        t->shuffle > 2) {
+        t->shuffle > 2 || t->mma < 0 || t->mma > 2) {
         snprintf(why, size,
-                 "GPU tiles bm = %d, bn = %d, tm = %d, tn = %d, stage = %d, prefetch = %d, shuffle = %d: bm must be a "
-                 "multiple of tm, bn of tn, tm * tn <= 32, stage 0 to 8, prefetch 0 or 1, shuffle 0 to 2",
-                 t->bm, t->bn, t->tm, t->tn, t->stage, t->prefetch, t->shuffle);
+                 "GPU tiles bm = %d, bn = %d, tm = %d, tn = %d, stage = %d, prefetch = %d, shuffle = %d, mma = %d: bm "
+                 "must be a multiple of tm, bn of tn, tm * tn <= 32, stage 0 to 8, prefetch 0 or 1, shuffle and mma 0 "
+                 "to 2",
+                 t->bm, t->bn, t->tm, t->tn, t->stage, t->prefetch, t->shuffle, t->mma);
         return -1;
     }
     return 0;
@@ -258,6 +262,23 @@ static int usable_shuffle(int ask, const clattn_tiles *t, const clattn__device_c
     return ask;
 }
 
+/* Whether GPU tiles t have the shape of the tensor cores' tiles (`mma`): warps of 16 query rows
+ * (bm a multiple of 16) against 8 to 64 keys (bn a multiple of 8; the mask holds 2 x bn / 4 bits). */
+static int mma_tiles(const clattn_tiles *t)
+{
+    return t->bm % 16 == 0 && t->bn % 8 == 0 && t->bn <= 64;
+}
+
+/* The tiles' `mma` as GPU tiles t run it when they `ask` for it (clattn_advanced.h): their shape,
+ * head and value dims of whole products (8 terms, 8 columns), at most 64 output floats a work-item
+ * (dv / 2: GPU_OUTPUT_FLOATS), and for 1 a device with TF32 products. */
+static int usable_mma(int ask, const clattn_tiles *t, int d, int dv, const clattn__device_caps *caps)
+{
+    if (!mma_tiles(t) || d % 8 != 0 || dv % 8 != 0 || dv / 2 > GPU_OUTPUT_FLOATS || (ask == 1 && !caps->tensor_tf32))
+        return 0;
+    return ask;
+}
+
 int clattn__group_stage(int stage, size_t wg)
 {
     return wg > 1 ? stage : 0;
@@ -304,6 +325,11 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows,
     if (t.item_tiles > CLATTN_MAX_ITEM_TILES)
         t.item_tiles = CLATTN_MAX_ITEM_TILES;
     if (!t.cpu_variant) {
+        t.mma = usable_mma(t.mma, &t, d, dv, caps);
+        if (t.mma) { /* a warp's 16 rows by the tile's keys (cl/attention_gpu.cl's ROW_OF, KEY_OF) */
+            t.tm = 2;
+            t.tn = t.bn / 4;
+        }
         while (output_floats(&t, dv) > GPU_OUTPUT_FLOATS && t.tm > 1) {
             t.bm = t.bm / t.tm * (t.tm / 2); /* as many row threads, each with half the rows */
             t.tm /= 2;
@@ -311,6 +337,7 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows,
         const int ask = t.shuffle;
         for (;;) {
             t.shuffle = usable_shuffle(ask, &t, caps); /* which decides whether red takes __local */
+            t.mma = mma_tiles(&t) ? t.mma : 0;         /* halving keeps tn = bn / 4 and tm */
             if (gpu_tiles_fit(&t, d, dv, caps) || !clattn__tiles_shrink(&t))
                 break;
         }
@@ -345,6 +372,7 @@ int clattn__tiles_fit_kernel(const clattn_context *ctx, cl_kernel kernel, clattn
         return CLATTN_STATUS_OK;
     if (clattn__tiles_shrink(t)) {
         t->shuffle = usable_shuffle(t->shuffle, t, &ctx->caps);
+        t->mma = mma_tiles(t) ? t->mma : 0;
         *rebuild = 1;
         return CLATTN_STATUS_OK;
     }
@@ -360,9 +388,9 @@ void clattn__attention_options(const clattn_tiles *tiles, int d, int dv, char *b
     if (!tiles->cpu_variant) {
         snprintf(buf, size,
                  "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_BM=%d -DCLATTN_BN=%d -DCLATTN_TM=%d -DCLATTN_TN=%d "
-                 "-DCLATTN_REQD_WG=%d -DCLATTN_STAGE=%d -DCLATTN_PREFETCH=%d -DCLATTN_SHUFFLE=%d",
+                 "-DCLATTN_REQD_WG=%d -DCLATTN_STAGE=%d -DCLATTN_PREFETCH=%d -DCLATTN_SHUFFLE=%d -DCLATTN_MMA=%d",
                  d, dv, tiles->bm, tiles->bn, tiles->tm, tiles->tn, tiles->reqd_wg != 0, tiles->stage, tiles->prefetch,
-                 tiles->shuffle);
+                 tiles->shuffle, tiles->mma);
         return;
     }
     int vw = 16, wd = 16;

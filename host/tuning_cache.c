@@ -33,7 +33,7 @@ static const struct {
     TILE_FIELD(tm, 0, 32),         TILE_FIELD(tn, 0, 32),
     TILE_FIELD(reqd_wg, 0, 1),     TILE_FIELD(stage, 0, 8),
     TILE_FIELD(prefetch, 0, 1),    TILE_FIELD(lanes, 0, 1),
-    TILE_FIELD(shuffle, 0, 2),
+    TILE_FIELD(shuffle, 0, 2),     TILE_FIELD(mma, 0, 2),
 };
 #undef TILE_FIELD
 enum {

@@ -52,6 +52,14 @@ typedef struct {
                    * NVIDIA GPU where bn / tn is a power of two up to 32 and the work-group whole
                    * warps (else as 0); 2 the same butterfly with each exchange through __local,
                    * slower, so that any device runs that code (tests). A plan's tiles say which ran */
+    int mma;      /* how the scores and P.V are multiplied: 0 by float32 multiply-adds in tm x tn
+                   * blocks; 1 on NVIDIA's tensor cores (compute capability 8.0 or more: mma.sync
+                   * through inline PTX), each product as three TF32 products for float32 accuracy
+                   * ("3xTF32"), where bm is a multiple of 16, bn of 8 up to 64, the head and value
+                   * dims of 8 and the value dim up to 128 (else as 0); tm and tn are then 2 and
+                   * bn / 4, a warp's 16 rows by the tile's keys. 2 the same products with each warp's
+                   * exchanges through __local, slower, so that any device runs that code (tests).
+                   * A tile whose values hold an infinity or NaN takes float32 multiply-adds */
 } clattn_tiles;
 
 /* The plans created after this call use these tiles (still clamped to the device's limits);

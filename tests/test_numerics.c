@@ -14,7 +14,7 @@
 #define GUARD 4096 /* bytes after each output that must stay untouched */
 #define GUARD_BYTE 0xA5
 #define REPEATS 50
-#define MAX_BACKENDS 6 /* the reference and a device's five kernel variants */
+#define MAX_BACKENDS 7 /* the reference and a device's six kernel variants */
 
 static void report(int ok, const char *backend, const char *property, const char *what, const char *detail)
 {
@@ -1138,16 +1138,19 @@ int main(void)
      * (cpu8kw32). GPU variant: the NVIDIA row's tiles, and 8 x 8 tiles of 2 x 2 blocks, whose rows'
      * sums (and their +0 / -0 / NaN rule) are combined across 4 work-items: through __local once, and
      * (gpu8x) by the butterfly of warp shuffles with its exchanges through __local (shuffle 2), K
-     * and V loaded a step ahead. */
+     * and V loaded a step ahead; and (gpu16m) one warp of 16 rows by 8 keys on emulated tensor cores
+     * (mma 2), whose tiles with an infinity or NaN in Q, K or V take float32 multiply-adds. */
     static const clattn_tiles
         cpu_tiles = {.cpu_variant = 1, .rows = 8, .kw = 16, .lanes = 1},
         cpu32_tiles = {.cpu_variant = 1, .rows = 8, .kw = 32},
         gpu_tiles = {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1, .stage = 8},
         gpu8_tiles = {.cpu_variant = 0, .rows = 1, .bm = 8, .bn = 8, .tm = 2, .tn = 2},
-        gpu8x_tiles = {.cpu_variant = 0, .rows = 1, .bm = 8, .bn = 8, .tm = 2, .tn = 2, .prefetch = 1, .shuffle = 2};
+        gpu8x_tiles = {.cpu_variant = 0, .rows = 1, .bm = 8, .bn = 8, .tm = 2, .tn = 2, .prefetch = 1, .shuffle = 2},
+        gpu16m_tiles = {.cpu_variant = 0, .rows = 1, .bm = 16, .bn = 8, .tm = 2, .tn = 2, .mma = 2};
     backend bes[MAX_BACKENDS] = {{"reference", NULL, NULL},        {"cpu8", NULL, &cpu_tiles},
                                  {"cpu8kw32", NULL, &cpu32_tiles}, {"gpu64", NULL, &gpu_tiles},
-                                 {"gpu8", NULL, &gpu8_tiles},      {"gpu8x", NULL, &gpu8x_tiles}};
+                                 {"gpu8", NULL, &gpu8_tiles},      {"gpu8x", NULL, &gpu8x_tiles},
+                                 {"gpu16m", NULL, &gpu16m_tiles}};
     if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &bes[0].ctx))
         return 1;
     char specs[HARNESS_MAX_DEVICES][16];

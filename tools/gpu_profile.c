@@ -38,6 +38,7 @@ static void profile_context(const gpu_profile *g, clattn_context *ctx)
     ctx->caps.max_work_group = g->max_work_group;
     ctx->caps.local_mem = g->local_mem;
     ctx->caps.max_alloc = ctx->caps.global_mem = (cl_ulong)16 << 30;
+    ctx->caps.warp_shuffle = ctx->caps.tensor_tf32 = strstr(g->vendor, "NVIDIA") != NULL; /* an sm_90 */
 }
 
 /* A 7 x 7 neighborhood on an h x w grid, one kv head for `heads` query heads. */
@@ -69,6 +70,24 @@ static int print_options(const clattn_context *ctx, int d)
     }
     clattn__attention_options(&tiles, d, d, options, sizeof options);
     printf("%s %s\n", CLATTN_GPU_ATTENTION_PROGRAM, options);
+    if (ctx->caps.tensor_tf32) {
+        /* The same tiles on tensor cores with warp shuffles (the tune's candidates), as a plan
+         * that asks for them gets them; from D = 128 on, 16 keys a tile (32 spill 4 bytes in
+         * clang's sm_90 build: docs/GPU.md). */
+        clattn_context mma = *ctx;
+        clattn_tiles ask = tiles;
+        ask.shuffle = ask.mma = 1;
+        if (d >= 128 && ask.bn > 16)
+            ask.bn = 16;
+        mma.tiles_forced = 1;
+        mma.forced_tiles = ask;
+        if (clattn__choose_tiles(&mma, d, d, 4096, &ask, &err)) {
+            fprintf(stderr, "clattn_gpu_profile: %s\n", err.text);
+            return 1;
+        }
+        clattn__attention_options(&ask, d, d, options, sizeof options);
+        printf("%s %s\n", CLATTN_GPU_ATTENTION_PROGRAM, options);
+    }
     clattn__split_options(&split, d, d, options, sizeof options);
     printf("%s %s\n", CLATTN_GPU_SPLIT_PROGRAM, options);
     /* The grid kernel as a 7 x 7 neighborhood on 64 x 48 gets it (the tile's width is the only

@@ -1,0 +1,130 @@
+/* The GPU variant on tensor cores (clattn_tiles.mma): the scores and P.V as m16n8k8 products in
+ * TF32, three of them a product for float32 accuracy. On every device, tiles that ask for the
+ * products with each warp's exchanges through __local (mma 2, the code path of NVIDIA's mma.sync
+ * with the warp emulated) and for mma.sync itself (1) match the reference on every pattern the
+ * kernel runs, with and without K and V loaded a step ahead and with either row combine; the plan
+ * says which ran, as it should: 2 wherever the tiles and dims have the products' shape, 1 only on
+ * an NVIDIA GPU of compute capability 8.0 or more (asked of OpenCL here), else 0, with tm = 2 and
+ * tn = bn / 4 whenever products run. Where a device's compiler refuses the inline PTX (a CPU's,
+ * told here that it has tensor cores), the plan runs without them and says so to the log
+ * callback. Infinities and NaN in Q, K and V, which take the float32 path, are test_numerics'
+ * (backend gpu16m). */
+#include <stdio.h>
+#include <string.h>
+
+#include <CL/cl_ext.h>
+
+#include "context.h" /* the device's capabilities, to claim tensor cores for a device without */
+#include "harness.h"
+
+#define TOLERANCE 2e-4
+
+/* harness_gpu_problems, then one with Dv = 20, not a multiple of 8, which runs without products
+ * whatever the tiles ask. */
+static const clattn_problem dv20 = {.batch = 1, .heads = 2, .q_len = 45, .head_dim = 32, .value_dim = 20, .causal = 1};
+#define NPROBLEMS (HARNESS_GPU_PROBLEMS + 1)
+
+static const clattn_problem *problem(size_t i)
+{
+    return i < HARNESS_GPU_PROBLEMS ? &harness_gpu_problems[i] : &dv20;
+}
+
+/* GPU tiles asking for products: 64 x 32 (four warps) with the rows combined through __local; 32 x
+ * 16 with K and V a step ahead; 16 x 64 with both and the butterfly (two barriers a key tile); 24 x
+ * 12, not of the products' shape (run as mma 0); then mma.sync on NVIDIA's shapes, the second with
+ * K and V a step ahead and warp shuffles. tm and tn are what the plan replaces. A variant that
+ * runs as mma 0 is checked on the first problem alone: the other tests cover that kernel. */
+static const clattn_tiles variants[] = {
+    {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1, .stage = 8, .mma = 2},
+    {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 4, .tn = 4, .stage = 8, .prefetch = 1, .mma = 2},
+    {.cpu_variant = 0, .rows = 1, .bm = 16, .bn = 64, .tm = 1, .tn = 1, .prefetch = 1, .shuffle = 2, .mma = 2},
+    {.cpu_variant = 0, .rows = 1, .bm = 24, .bn = 12, .tm = 3, .tn = 3, .mma = 2},
+    {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 8, .reqd_wg = 1, .stage = 8, .mma = 1},
+    {.cpu_variant = 0,
+     .rows = 1,
+     .bm = 64,
+     .bn = 64,
+     .tm = 4,
+     .tn = 8,
+     .reqd_wg = 1,
+     .stage = 8,
+     .prefetch = 1,
+     .shuffle = 1,
+     .mma = 1},
+};
+static const char *const names[] = {"local64x32", "local32pf", "local16x64", "local24x12", "mma64x32", "mma64x64pf"};
+#define NVARIANTS (sizeof variants / sizeof variants[0])
+
+/* Whether the device has TF32 products: an NVIDIA GPU of compute capability 8.0 or more. */
+static int tensor_gpu(clattn_context *dev)
+{
+    const cl_device_id id = clattn_context_cl_device(dev);
+    char vendor[256] = "";
+    cl_device_type type = 0;
+    cl_uint major = 0;
+    clGetDeviceInfo(id, CL_DEVICE_VENDOR, sizeof vendor - 1, vendor, NULL);
+    clGetDeviceInfo(id, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    return (type & CL_DEVICE_TYPE_GPU) && strstr(vendor, "NVIDIA") != NULL &&
+           clGetDeviceInfo(id, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV, sizeof major, &major, NULL) == CL_SUCCESS &&
+           major >= 8;
+}
+
+/* The mma that tiles t should run with on problem p: clattn_advanced.h's conditions. */
+static int expected_mma(clattn_context *dev, const clattn_tiles *t, const clattn_problem *p)
+{
+    const int dv = p->value_dim ? p->value_dim : p->head_dim;
+    const int shape =
+        t->bm % 16 == 0 && t->bn % 8 == 0 && t->bn <= 64 && p->head_dim % 8 == 0 && dv % 8 == 0 && dv <= 128;
+    return !shape || (t->mma == 1 && !tensor_gpu(dev)) ? 0 : t->mma;
+}
+
+static void check_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
+{
+    const clattn_tiles *t = &variants[index];
+    const int runs = expected_mma(dev, t, problem(0)) != 0;
+    for (size_t i = 0; i < (runs ? NPROBLEMS : 1); i++) {
+        const clattn_problem *p = problem(i);
+        const int expect = expected_mma(dev, t, p);
+        clattn_tiles got = {.mma = -1};
+        harness_plan_tiles(dev, p, &got);
+        const int block = !got.mma || (got.tm == 2 && got.tn * 4 == got.bn);
+        double err = 0.0;
+        const int status = harness_compare(dev, ref, p, p->batch == 2 ? harness_gpu_lens : NULL, 1, &err);
+        check(status == CLATTN_STATUS_OK && err <= TOLERANCE && got.mma == expect && block,
+              "%-12s case %zu (D=%d Nq=%d): mma %d (expected %d), %dx%d tiles of %dx%d, max err %.2e %s", variant, i,
+              p->head_dim, p->q_len, got.mma, expect, got.bm, got.bn, got.tm, got.tn, err,
+              status ? clattn_status_string(status) : "");
+    }
+}
+
+/* The first variant with mma.sync on a device that does not have it but is told it has: the kernel
+ * refuses to build the PTX for another compiler, and the plan runs with float32 multiply-adds,
+ * right, with a note. */
+static void check_refused(clattn_context *dev, clattn_context *ref)
+{
+    if (tensor_gpu(dev))
+        return; /* check_variant ran them */
+    size_t index = 0;
+    while (variants[index].mma != 1)
+        index++;
+    clattn_tiles ran = {.mma = -1};
+    int notes = 0;
+    double err = 0.0;
+    const int status = harness_claimed_run(dev, ref, &dev->caps.tensor_tf32, &variants[index], problem(0),
+                                           harness_gpu_lens, "tensor cores did not build", &ran, &notes, &err);
+    check(status == CLATTN_STATUS_OK && err <= TOLERANCE && ran.mma == 0 && notes > 0,
+          "%-12s tensor cores claimed, refused by the compiler: mma %d, %d note(s), max err %.2e %s", names[index],
+          ran.mma, notes, err, status ? clattn_status_string(status) : "");
+}
+
+static void check_device(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
+{
+    check_variant(dev, ref, variant, index);
+    if (index == NVARIANTS - 1)
+        check_refused(dev, ref);
+}
+
+int main(void)
+{
+    return harness_each_variant(variants, names, NVARIANTS, check_device);
+}
