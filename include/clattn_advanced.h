@@ -57,9 +57,10 @@ typedef struct {
                    * through inline PTX), each product as three TF32 products for float32 accuracy
                    * ("3xTF32"), where bm is a multiple of 16, bn of 8 up to 64, the head and value
                    * dims of 8 and the value dim up to 128 (else as 0); tm and tn are then 2 and
-                   * bn / 4, a warp's 16 rows by the tile's keys. 2 the same products with each warp's
-                   * exchanges through __local, slower, so that any device runs that code (tests).
-                   * A tile whose values hold an infinity or NaN takes float32 multiply-adds */
+                   * bn / 4, a warp's 16 rows by the tile's keys. 2 the same products, each
+                   * work-item computing its part from the __local values that its warp's lanes
+                   * would hold, slower, so that any device runs that code (tests). A tile whose
+                   * values hold an infinity or NaN takes float32 multiply-adds */
 } clattn_tiles;
 
 /* The plans created after this call use these tiles (still clamped to the device's limits);

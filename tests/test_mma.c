@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <CL/cl_ext.h>
-
 #include "context.h" /* the device's capabilities, to claim tensor cores for a device without */
 #include "harness.h"
+
+#include <CL/cl_ext.h> /* after clattn.h, which sets the OpenCL version the headers target */
 
 #define TOLERANCE 2e-4
 
