@@ -1,14 +1,14 @@
 /* The GPU variant on tensor cores (clattn_tiles.mma): the scores and P.V as m16n8k8 products in
  * TF32, three of them a product for float32 accuracy. On every device, tiles that ask for the
- * products with each warp's exchanges through __local (mma 2, the code path of NVIDIA's mma.sync
- * with the warp emulated) and for mma.sync itself (1) match the reference on every pattern the
- * kernel runs, with and without K and V loaded a step ahead and with either row combine; the plan
- * says which ran, as it should: 2 wherever the tiles and dims have the products' shape, 1 only on
- * an NVIDIA GPU of compute capability 8.0 or more (asked of OpenCL here), else 0, with tm = 2 and
- * tn = bn / 4 whenever products run. Where a device's compiler refuses the inline PTX (a CPU's,
- * told here that it has tensor cores), the plan runs without them and says so to the log
- * callback. Infinities and NaN in Q, K and V, which take the float32 path, are test_numerics'
- * (backend gpu16m). */
+ * emulated products (mma 2: mma.sync's layout, each work-item computing its accumulators from
+ * __local) and for mma.sync itself (1) match the reference on every pattern the kernel runs, with
+ * and without K and V loaded a step ahead and with either row combine; the plan says which ran, as
+ * it should: 2 wherever the tiles and dims have the products' shape, 1 only on an NVIDIA GPU of
+ * compute capability 8.0 or more (asked of OpenCL here), else 0, with tm = 2 and tn = bn / 4
+ * whenever products run. Where the PTX does not build (a CPU's compiler, told here that its device
+ * has tensor cores: the kernel refuses PTX to compilers other than NVIDIA's and clang's NVPTX), the
+ * plan runs without it and says so to the log callback. Infinities and NaN in Q, K and V, which
+ * take the float32 path, are test_numerics' (backend gpu16m). */
 #include <stdio.h>
 #include <string.h>
 
@@ -52,7 +52,7 @@ static const clattn_tiles variants[] = {
      .shuffle = 1,
      .mma = 1},
 };
-static const char *const names[] = {"local64x32", "local32pf", "local16x64", "local24x12", "mma64x32", "mma64x64pf"};
+static const char *const names[] = {"emu64x32", "emu32pf", "emu16x64", "emu24x12", "mma64x32", "mma64x64pf"};
 #define NVARIANTS (sizeof variants / sizeof variants[0])
 
 /* Whether the device has TF32 products: an NVIDIA GPU of compute capability 8.0 or more. */
@@ -98,8 +98,8 @@ static void check_variant(clattn_context *dev, clattn_context *ref, const char *
 }
 
 /* The first variant with mma.sync on a device that does not have it but is told it has: the kernel
- * refuses to build the PTX for another compiler, and the plan runs with float32 multiply-adds,
- * right, with a note. */
+ * refuses to build the PTX for its compiler, and the plan runs with float32 multiply-adds, right,
+ * with a note. */
 static void check_refused(clattn_context *dev, clattn_context *ref)
 {
     if (tensor_gpu(dev))
