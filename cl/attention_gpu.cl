@@ -7,7 +7,8 @@
 // output of the same rows in the value column groups tx + CT*g. Strided ownership makes the lanes
 // of a warp read consecutive rows of Q and of K (one row stride apart, strides padded so that
 // they fall in distinct banks) or one row of V (contiguous): every __local read is conflict-free
-// or a broadcast. Q is staged once (each score is then scaled by scale * log2(e)). Per key tile:
+// or a broadcast (ROW_OF, KEY_OF; with CLATTN_MMA, the tensor cores' layout instead). Q is staged
+// once (each score is then scaled by scale * log2(e)). Per key tile:
 // K in __local, scores in registers, the mask (edge tiles only: a work-group-uniform branch), each
 // row's max across its CT work-items (through __local, or CLATTN_SHUFFLE), P = exp2(S - max) into
 // __local, V in __local, rescale and P.V. Row sums stay partial per work-item until the end. K and
@@ -28,6 +29,10 @@
 //                              two up to 32, whole warps); 2 the same exchanges through __local,
 //                              two barriers each, so that devices without shuffles run this code
 //                              (the tests); 0 through __local, each work-item's value once.
+//   -DCLATTN_MMA=<0|1|2>       the scores and P.V: 0 by float32 multiply-adds in TM x TN blocks;
+//                              1 as NVIDIA's tensor-core products (mma.sync through inline PTX,
+//                              3xTF32: below), each warp 16 rows, TM 2 and TN BN / 4; 2 the same
+//                              layout with each work-item computing its part from __local (tests).
 // host/tuning.c mirrors the __local layout below (clattn__tiles_local_bytes) to choose tiles
 // before building; the built kernel's CL_KERNEL_LOCAL_MEM_SIZE is what the plan checks last.
 #ifndef CLATTN_BM
@@ -221,7 +226,7 @@ inline void exchange_xor(__local float *scratch, const float *x, float *y, uint 
 
 #if CLATTN_MMA
 // Products on tensor cores in float32 accuracy: x = big + small with each part a TF32 (10 mantissa
-// bits, rounded to nearest) and a b ~ a_big b_big + a_big b_small + a_small b_big, three TF32
+// bits; SPLIT_TF32) and a b ~ a_big b_big + a_big b_small + a_small b_big, three TF32
 // products (small small, about 2^-22 of the result, is left out: CUTLASS's "3xTF32"). Only for
 // finite values: the parts of an infinity are inf and inf - inf = NaN, so the tiles whose Q, K or
 // V hold one take the exact float32 path instead (key_tile).
