@@ -1,6 +1,6 @@
 /* Test helpers shared by the device tests: see harness.h. Tests may print; the library never. */
 #include "harness.h"
-#include "context.h" /* host/: a context's capabilities and log callback (harness_claimed_run) */
+#include "context.h" /* host/: a context's capabilities and log callback (harness_check_claimed) */
 #include "dtype.h"   /* host/: the library's own float32 <-> float16 / bfloat16 rounding */
 #include "random.h"
 
@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <CL/cl_ext.h> /* CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV, after clattn.h sets the OpenCL version */
 
 int harness_devices(char specs[][16], int max)
 {
@@ -397,9 +399,24 @@ static void count_note(void *user, const char *line)
     n->count += strstr(line, n->text) != NULL;
 }
 
-int harness_claimed_run(clattn_context *dev, clattn_context *ref, int *claim, const clattn_tiles *t,
-                        const clattn_problem *p, const int *seq_lens, const char *note, clattn_tiles *ran, int *notes,
-                        double *max_err)
+int harness_nvidia_gpu(clattn_context *dev, unsigned min_major)
+{
+    const cl_device_id id = clattn_context_cl_device(dev);
+    char vendor[256] = "";
+    cl_device_type type = 0;
+    cl_uint major = 0;
+    clGetDeviceInfo(id, CL_DEVICE_VENDOR, sizeof vendor - 1, vendor, NULL);
+    clGetDeviceInfo(id, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    if (!(type & CL_DEVICE_TYPE_GPU) || strstr(vendor, "NVIDIA") == NULL)
+        return 0;
+    return min_major == 0 ||
+           (clGetDeviceInfo(id, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV, sizeof major, &major, NULL) == CL_SUCCESS &&
+            major >= min_major);
+}
+
+void harness_check_claimed(clattn_context *dev, clattn_context *ref, int *claim, const clattn_tiles *t,
+                           const char *name, const char *claimed, size_t field, const char *field_name,
+                           const char *note, double tolerance)
 {
     note_count n = {note, 0};
     const clattn_log_fn log = dev->log;
@@ -408,11 +425,17 @@ int harness_claimed_run(clattn_context *dev, clattn_context *ref, int *claim, co
     dev->log = count_note;
     dev->log_user = &n;
     clattn_context_force_tiles(dev, t);
-    harness_plan_tiles(dev, p, ran);
-    const int status = harness_compare(dev, ref, p, seq_lens, 1, max_err);
+    clattn_tiles ran;
+    memset(&ran, 0xff, sizeof ran); /* -1 in every field until a plan says what ran */
+    harness_plan_tiles(dev, &harness_gpu_problems[0], &ran);
+    double err = 0.0;
+    const int status = harness_compare(dev, ref, &harness_gpu_problems[0], harness_gpu_lens, 1, &err);
     *claim = 0;
     dev->log = log;
     dev->log_user = log_user;
-    *notes = n.count;
-    return status;
+    int used;
+    memcpy(&used, (const char *)&ran + field, sizeof used);
+    check(status == CLATTN_STATUS_OK && err <= tolerance && used == 0 && n.count > 0,
+          "%-12s %s claimed, refused by the compiler: %s %d, %d note(s), max err %.2e %s", name, claimed, field_name,
+          used, n.count, err, status ? clattn_status_string(status) : "");
 }

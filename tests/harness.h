@@ -80,13 +80,17 @@ int harness_plan_tiles(clattn_context *ctx, const clattn_problem *p, clattn_tile
 extern const clattn_problem harness_gpu_problems[HARNESS_GPU_PROBLEMS];
 extern const int harness_gpu_lens[2];
 
-/* harness_compare of p with tiles t forced on dev, after setting *claim (one of dev's capability
- * flags, for a capability it lacks) to 1: its compiler refuses the kernel the claim selects, and the
- * plan must fall back and log it. *ran gets the tiles the plan ran with, *notes the log lines that
- * contain `note`; the claim and dev's log callback are put back. A clattn status. */
-int harness_claimed_run(clattn_context *dev, clattn_context *ref, int *claim, const clattn_tiles *t,
-                        const clattn_problem *p, const int *seq_lens, const char *note, clattn_tiles *ran, int *notes,
-                        double *max_err);
+/* Whether dev is an NVIDIA GPU of compute capability min_major or more (0: any), asked of OpenCL. */
+int harness_nvidia_gpu(clattn_context *dev, unsigned min_major);
+
+/* A check that a plan falls back where the kernel that a capability selects does not build: tiles
+ * t forced on dev, *claim (one of dev's capability flags, for a capability it lacks) set to 1, the
+ * first of harness_gpu_problems must match the reference within tolerance with the tiles' int at
+ * byte offset `field` (the option the claim enables, named field_name) at 0, and a log line that
+ * contains `note`. The claim and dev's log callback are put back. */
+void harness_check_claimed(clattn_context *dev, clattn_context *ref, int *claim, const clattn_tiles *t,
+                           const char *name, const char *claimed, size_t field, const char *field_name,
+                           const char *note, double tolerance);
 
 /* References held on ctx's OpenCL context: every buffer, queue and program (and, through its
  * program, every kernel) holds one, so an object leaked on any path shows up here. (POCL keeps a

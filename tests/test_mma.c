@@ -10,12 +10,9 @@
  * plan runs without it and says so to the log callback. Infinities and NaN in Q, K and V, which
  * take the float32 path, are test_numerics' (backend gpu16m). */
 #include <stdio.h>
-#include <string.h>
 
 #include "context.h" /* the device's capabilities, to claim tensor cores for a device without */
 #include "harness.h"
-
-#include <CL/cl_ext.h> /* after clattn.h, which sets the OpenCL version the headers target */
 
 #define TOLERANCE 2e-4
 
@@ -55,27 +52,13 @@ static const clattn_tiles variants[] = {
 static const char *const names[] = {"emu64x32", "emu32pf", "emu16x64", "emu24x12", "mma64x32", "mma64x64pf"};
 #define NVARIANTS (sizeof variants / sizeof variants[0])
 
-/* Whether the device has TF32 products: an NVIDIA GPU of compute capability 8.0 or more. */
-static int tensor_gpu(clattn_context *dev)
-{
-    const cl_device_id id = clattn_context_cl_device(dev);
-    char vendor[256] = "";
-    cl_device_type type = 0;
-    cl_uint major = 0;
-    clGetDeviceInfo(id, CL_DEVICE_VENDOR, sizeof vendor - 1, vendor, NULL);
-    clGetDeviceInfo(id, CL_DEVICE_TYPE, sizeof type, &type, NULL);
-    return (type & CL_DEVICE_TYPE_GPU) && strstr(vendor, "NVIDIA") != NULL &&
-           clGetDeviceInfo(id, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV, sizeof major, &major, NULL) == CL_SUCCESS &&
-           major >= 8;
-}
-
 /* The mma that tiles t should run with on problem p: clattn_advanced.h's conditions. */
 static int expected_mma(clattn_context *dev, const clattn_tiles *t, const clattn_problem *p)
 {
     const int dv = p->value_dim ? p->value_dim : p->head_dim;
     const int shape =
         t->bm % 16 == 0 && t->bn % 8 == 0 && t->bn <= 64 && p->head_dim % 8 == 0 && dv % 8 == 0 && dv <= 128;
-    return !shape || (t->mma == 1 && !tensor_gpu(dev)) ? 0 : t->mma;
+    return !shape || (t->mma == 1 && !harness_nvidia_gpu(dev, 8)) ? 0 : t->mma;
 }
 
 static void check_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
@@ -102,19 +85,13 @@ static void check_variant(clattn_context *dev, clattn_context *ref, const char *
  * with a note. */
 static void check_refused(clattn_context *dev, clattn_context *ref)
 {
-    if (tensor_gpu(dev))
+    if (harness_nvidia_gpu(dev, 8))
         return; /* check_variant ran them */
     size_t index = 0;
     while (variants[index].mma != 1)
         index++;
-    clattn_tiles ran = {.mma = -1};
-    int notes = 0;
-    double err = 0.0;
-    const int status = harness_claimed_run(dev, ref, &dev->caps.tensor_tf32, &variants[index], problem(0),
-                                           harness_gpu_lens, "tensor cores did not build", &ran, &notes, &err);
-    check(status == CLATTN_STATUS_OK && err <= TOLERANCE && ran.mma == 0 && notes > 0,
-          "%-12s tensor cores claimed, refused by the compiler: mma %d, %d note(s), max err %.2e %s", names[index],
-          ran.mma, notes, err, status ? clattn_status_string(status) : "");
+    harness_check_claimed(dev, ref, &dev->caps.tensor_tf32, &variants[index], names[index], "tensor cores",
+                          offsetof(clattn_tiles, mma), "mma", "tensor cores did not build", TOLERANCE);
 }
 
 static void check_device(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)

@@ -8,7 +8,6 @@
  * CPU's, told here that the device has warp shuffles), the plan is built without them and says so
  * to the log callback. */
 #include <stdio.h>
-#include <string.h>
 
 #include "context.h" /* the device's capabilities, to claim warp shuffles for a device without */
 #include "harness.h"
@@ -40,17 +39,6 @@ static const clattn_tiles variants[] = {
 static const char *const names[] = {"local64x32", "local32pf", "local24x12", "local15ct3", "warp64x32", "warp64t4x8pf"};
 #define NVARIANTS (sizeof variants / sizeof variants[0])
 
-/* Whether the device has NVIDIA's warp shuffle: an NVIDIA GPU. */
-static int nvidia_gpu(clattn_context *dev)
-{
-    const cl_device_id id = clattn_context_cl_device(dev);
-    char vendor[256] = "";
-    cl_device_type type = 0;
-    clGetDeviceInfo(id, CL_DEVICE_VENDOR, sizeof vendor - 1, vendor, NULL);
-    clGetDeviceInfo(id, CL_DEVICE_TYPE, sizeof type, &type, NULL);
-    return (type & CL_DEVICE_TYPE_GPU) && strstr(vendor, "NVIDIA") != NULL;
-}
-
 /* The shuffles a plan of p runs with (its tiles' shuffle), or -1 when it cannot be made. */
 static int plan_shuffle(clattn_context *dev, const clattn_problem *p)
 {
@@ -62,7 +50,7 @@ static void check_variant(clattn_context *dev, clattn_context *ref, const char *
 {
     const clattn_tiles *t = &variants[index];
     const int ct = t->bn / t->tn, butterfly = (ct & (ct - 1)) == 0;
-    const int expect = !butterfly || (t->shuffle == 1 && !nvidia_gpu(dev)) ? 0 : t->shuffle;
+    const int expect = !butterfly || (t->shuffle == 1 && !harness_nvidia_gpu(dev, 0)) ? 0 : t->shuffle;
     for (size_t i = 0; i < (expect ? HARNESS_GPU_PROBLEMS : 1); i++) {
         const clattn_problem *p = &harness_gpu_problems[i];
         const int shuffle = plan_shuffle(dev, p);
@@ -78,20 +66,13 @@ static void check_variant(clattn_context *dev, clattn_context *ref, const char *
  * compiler refuses the inline PTX, and the plan runs without shuffles, right, with a note. */
 static void check_refused(clattn_context *dev, clattn_context *ref)
 {
-    if (nvidia_gpu(dev))
+    if (harness_nvidia_gpu(dev, 0))
         return; /* check_variant ran them */
     size_t index = 0;
     while (variants[index].shuffle != 1)
         index++;
-    clattn_tiles ran = {.shuffle = -1};
-    int notes = 0;
-    double err = 0.0;
-    const int status =
-        harness_claimed_run(dev, ref, &dev->caps.warp_shuffle, &variants[index], &harness_gpu_problems[0],
-                            harness_gpu_lens, "shuffles did not build", &ran, &notes, &err);
-    check(status == CLATTN_STATUS_OK && err <= TOLERANCE && ran.shuffle == 0 && notes > 0,
-          "%-12s warp shuffles claimed, refused by the compiler: shuffle %d, %d note(s), max err %.2e %s", names[index],
-          ran.shuffle, notes, err, status ? clattn_status_string(status) : "");
+    harness_check_claimed(dev, ref, &dev->caps.warp_shuffle, &variants[index], names[index], "warp shuffles",
+                          offsetof(clattn_tiles, shuffle), "shuffle", "shuffles did not build", TOLERANCE);
 }
 
 static void check_device(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
