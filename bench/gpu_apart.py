@@ -24,7 +24,7 @@ VARIANTS = {
     'no-scores': ('the score loop over D (scores stay 0)',
                   [('for (int d = 0; d < D / QW; d++) {', 'for (int d = 0; d < 0; d++) {')]),
     'no-pv': ('P.V (both of its loops)',
-              [('#endif\n    if (guard) {', '#endif\n    if (false) {'),
+              [('    if ((CLATTN_MMA || edge) && nonfinite[FLAG(t)]) {', '    if (false) {'),
                ('        for (int t = 0; t < BN; t += PW) {', '        for (int t = 0; t < 0; t += PW) {')]),
     'no-staging': ('the global loads and __local stores of K and V (the tiles compute on stale __local)',
                    [('    STAGE_ROWS_IN(qv_t, QW, ks, QS, cur.k, cur.count, D, BN, WG)\n', '\n'),

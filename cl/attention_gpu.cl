@@ -647,20 +647,15 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
     // NaN), its weights first stored to ps from the registers that hold them: where it does with
     // mma.sync; on every tile with the emulation, whose products read them there too (a barrier
     // in a branch, which the hardware path has, is what POCL's compiler handles worst).
-#if CLATTN_MMA == 1
-    const bool guard = nonfinite[FLAG(t)];
-    if (guard) {
-        weights_to_local(ps, s);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-#elif CLATTN_MMA == 2
+#if CLATTN_MMA == 2
     weights_to_local(ps, s);
     barrier(CLK_LOCAL_MEM_FENCE);
-    const bool guard = nonfinite[FLAG(t)];
-#else
-    const bool guard = edge && nonfinite[FLAG(t)];
 #endif
-    if (guard) {
+    if ((CLATTN_MMA || edge) && nonfinite[FLAG(t)]) {
+#if CLATTN_MMA == 1
+        weights_to_local(ps, s);
+        barrier(CLK_LOCAL_MEM_FENCE);
+#endif
 #pragma unroll 1
         for (int t = 0; t < BN; t++)
 #pragma unroll
