@@ -142,8 +142,10 @@ typedef float pv_t;
 #endif
 // Sets *flag when a tile of BN rows of `width` floats that this work-item staged (vectors of vw:
 // STAGE_ROWS_IN's share, get_local_id(0) + n * WG) into buf, rows `stride` apart, holds an
-// infinity or a NaN. Each work-item reads back only what it stored itself: no barrier needed. x - x
-// is 0 for a finite x and NaN for the others, and a NaN stays in the sum: one test at the end.
+// infinity or a NaN. Each work-item reads back only what it stored itself: no barrier needed. The
+// sum of its values is finite when they all are, and an infinity or NaN among them leaves it
+// infinite or NaN: one addition a value and one test at the end. A finite sum that overflows also
+// sets the flag (values near 1e37), which costs the tile its exact float32 path and nothing else.
 // Unrolled where every tile is checked (CLATTN_MMA); rolled for the edge tiles of the others, whose
 // registers it would raise (gfx906: 125 to 127 VGPRs at D = 64, 211 to 218 at D = 128).
 #if CLATTN_MMA
@@ -159,7 +161,7 @@ typedef float pv_t;
             const int x_ = (int)get_local_id(0) + n_ * WG, vecs_ = (width) / (vw);                                     \
             if ((BN * vecs_) % WG == 0 || x_ < BN * vecs_) {                                                           \
                 const type v_ = LVEC(type, (buf) + x_ / vecs_ * (stride), x_ % vecs_);                                 \
-                sum_ += v_ - v_;                                                                                       \
+                sum_ += v_;                                                                                            \
             }                                                                                                          \
         }                                                                                                              \
         if (nonfinite_of(sum_))                                                                                        \
@@ -227,24 +229,34 @@ inline void exchange_xor(__local float *scratch, const float *x, float *y, uint 
 #if CLATTN_MMA
 // Products on tensor cores in float32 accuracy: x = big + small with each part a TF32 (10 mantissa
 // bits; SPLIT_TF32) and a b ~ a_big b_big + a_big b_small + a_small b_big, three TF32
-// products (small small, about 2^-22 of the result, is left out: CUTLASS's "3xTF32"). Only for
+// products (small small, at most 2^-21 of the product, is left out: CUTLASS's "3xTF32"). Only for
 // finite values: the parts of an infinity are inf and inf - inf = NaN, so the tiles whose Q, K or
 // V hold one take the exact float32 path instead (key_tile).
 //
-// The rounding is cvt.rna.tf32's (to nearest, ties away from zero) done on the bits: ptxas turns
-// cvt.rna into four instructions on sm_90, with a test for infinities that these values need not.
+// The big part of an A operand (Q, P) is x rounded as cvt.rna.tf32 rounds (to nearest, ties away
+// from zero), done on the bits: ptxas turns cvt.rna into four instructions on sm_90, with a test
+// for infinities that these values need not. The addition also writes the part into the register
+// the fragment wants, where A's four registers come from two pairs of floats.
 inline float tf32_round(float x)
 {
     return as_float((as_uint(x) + 0x1000u) & 0xffffe000u);
 }
 
-// The big and small parts of n values: the small part truncated (one instruction less a value; the
-// pair is then within 2^-21 of x rather than 2^-22).
-#define SPLIT_TF32(x, big, small, n)                                                                                   \
+// The big part of a B operand (K, V) is x truncated, one instruction less a value: B's registers
+// are a pair of floats as loaded, and the tensor cores read the big part from x itself (ptxas
+// drops the mask for them). Its small part is then up to 2^-10 of x rather than 2^-11.
+inline float tf32_truncate(float x)
+{
+    return as_float(as_uint(x) & 0xffffe000u);
+}
+
+// The big and small parts of n values, big = part(x): the small part truncated, as the tensor
+// cores read it (ptxas drops that mask too; the emulation needs it).
+#define SPLIT_TF32(x, big, small, n, part)                                                                             \
     _Pragma("unroll") for (int u_ = 0; u_ < (n); u_++)                                                                 \
     {                                                                                                                  \
-        big[u_] = tf32_round((x)[u_]);                                                                                 \
-        small[u_] = as_float(as_uint((x)[u_] - big[u_]) & 0xffffe000u);                                                \
+        big[u_] = part((x)[u_]);                                                                                       \
+        small[u_] = tf32_truncate((x)[u_] - big[u_]);                                                                  \
     }
 
 // The warp's fragments of an m16n8k8 product C += A B (PTX ISA, mma.m16n8k8 for .tf32), lane 4g + q
@@ -282,7 +294,7 @@ inline void mma_tf32(float *c, const float *a, const float *b)
 inline void mma_3xtf32(float *c, const float *a_big, const float *a_small, const float *b)
 {
     float b_big[2], b_small[2];
-    SPLIT_TF32(b, b_big, b_small, 2)
+    SPLIT_TF32(b, b_big, b_small, 2, tf32_truncate)
     mma_tf32(c, a_small, b_big);
     mma_tf32(c, a_big, b_small);
     mma_tf32(c, a_big, b_big);
@@ -303,8 +315,8 @@ inline void mma_3xtf32(float *c, const float *a_big, const float *a_small, const
             {                                                                                                          \
                 const float a_[1] = {A(row_, k_)}, b_[1] = {B(k_, col_)};                                              \
                 float ab_[1], as_[1], bb_[1], bs_[1];                                                                  \
-                SPLIT_TF32(a_, ab_, as_, 1)                                                                            \
-                SPLIT_TF32(b_, bb_, bs_, 1)                                                                            \
+                SPLIT_TF32(a_, ab_, as_, 1, tf32_round)                                                                \
+                SPLIT_TF32(b_, bb_, bs_, 1, tf32_truncate)                                                             \
                 acc_ = fma(as_[0], bb_[0], acc_);                                                                      \
                 acc_ = fma(ab_[0], bs_[0], acc_);                                                                      \
                 acc_ = fma(ab_[0], bb_[0], acc_);                                                                      \
@@ -409,7 +421,7 @@ inline __attribute__((always_inline)) void scores_mma(float s[TM][TN], __local c
         const float2 q8 = LVEC(float2, qw + (g + 8) * QS + 8 * kk + TERM(q, 0), 0);
         const float a[4] = {q0.x, q8.x, q0.y, q8.y};
         float a_big[4], a_small[4];
-        SPLIT_TF32(a, a_big, a_small, 4)
+        SPLIT_TF32(a, a_big, a_small, 4, tf32_round)
 #endif
         UNROLL_PRODUCTS for (int n = 0; n < BN / 8; n++)
         {
@@ -450,7 +462,7 @@ inline __attribute__((always_inline)) void pv_mma(item_state *st, float p[TM][TN
 #pragma unroll
     for (int n = 0; n < BN / 8; n++) {
         const float a[4] = {p[0][2 * n], p[1][2 * n], p[0][2 * n + 1], p[1][2 * n + 1]};
-        SPLIT_TF32(a, a_big[n], a_small[n], 4)
+        SPLIT_TF32(a, a_big[n], a_small[n], 4, tf32_round)
     }
 #endif
     // Column blocks outside: one block's accumulators and values live at a time (the other order
