@@ -1,6 +1,6 @@
 /* Files in the context's cache directory: hashed keys, whole-file reads, and writes to a
  * temporary file renamed into place (a crash or a concurrent process never leaves half a file). */
-#define _POSIX_C_SOURCE 200809L /* open, fstat, fchmod, mkstemp, fdopen */
+#define _POSIX_C_SOURCE 200809L /* open, fstat, fchmod, mkstemp, fdopen, mkdir, strdup */
 
 #include "cache_file.h"
 
@@ -56,16 +56,37 @@ unsigned char *clattn__read_file(const char *path, size_t max_size, size_t *size
     return data;
 }
 
+/* Creates the directories above the file at path that do not exist yet (mode 0755 less the
+ * umask, as mkdir -p); returns 0 when every one of them exists afterwards. */
+static int make_parents(const char *path)
+{
+    char *dir = strdup(path);
+    int ok = dir != NULL;
+    for (char *p = dir != NULL ? dir + 1 : NULL; ok && *p != '\0'; p++)
+        if (*p == '/') {
+            *p = '\0';
+            ok = mkdir(dir, 0755) == 0 || errno == EEXIST;
+            *p = '/';
+        }
+    free(dir);
+    return ok ? 0 : -1;
+}
+
 int clattn__write_file(const char *path, const void *data, size_t size)
 {
     /* A fresh temporary file of our own (mkstemp: unique per call, created exclusively, so two
-     * writers never share one and a name planted beforehand is never followed). */
+     * writers never share one and a name planted beforehand is never followed). A cache
+     * directory that does not exist yet is created, the first time something is written there. */
     const size_t tmp_size = strlen(path) + 8;
     char *tmp = malloc(tmp_size);
     if (tmp == NULL)
         return -1;
     snprintf(tmp, tmp_size, "%s.XXXXXX", path);
-    const int fd = mkstemp(tmp);
+    int fd = mkstemp(tmp);
+    if (fd < 0 && errno == ENOENT && make_parents(path) == 0) {
+        snprintf(tmp, tmp_size, "%s.XXXXXX", path);
+        fd = mkstemp(tmp);
+    }
     /* mkstemp makes the file private (0600); a cache directory may be shared, as with fopen. */
     FILE *f = fd >= 0 && fchmod(fd, 0644) == 0 ? fdopen(fd, "wb") : NULL;
     if (fd >= 0 && f == NULL)

@@ -22,8 +22,9 @@ uint64_t clattn__hash_device(uint64_t h, const clattn__device_caps *caps);
  * than max_size bytes. */
 unsigned char *clattn__read_file(const char *path, size_t max_size, size_t *size, int *absent);
 
-/* Writes size bytes to path through a temporary file beside it and a rename; returns 0, or -1
- * with nothing left behind. */
+/* Writes size bytes to path through a temporary file beside it and a rename, first creating the
+ * directories above path that are missing; returns 0, or -1 with no file left behind (directories
+ * it created stay). */
 int clattn__write_file(const char *path, const void *data, size_t size);
 
 #endif

@@ -95,7 +95,8 @@ typedef struct {
     const char *device;
     /* Opt-in on-disk cache: compiled binaries are stored there, keyed by a hash of the kernel
      * source, build options, device and driver, and plans read the tiles `clattn tune --save`
-     * stored there for their device and driver. NULL: $CLATTN_CACHE_DIR, else none. */
+     * stored there for their device and driver. Created, with the directories above it, when
+     * something is first written there. NULL: $CLATTN_CACHE_DIR, else none. */
     const char *cache_dir;
     /* Receives build logs and notes; NULL discards them. */
     clattn_log_fn log;

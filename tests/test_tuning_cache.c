@@ -162,11 +162,24 @@ static void check_device(const char *spec, const char *cache_dir, clattn_context
           "saving rows 17: %s", clattn_context_message(dev));
     clattn_context_free(dev);
 
-    char missing[4200];
-    snprintf(missing, sizeof missing, "%s/no/such/dir", cache_dir);
+    /* A cache directory that does not exist yet is created by the first save, parents and all;
+     * one under a regular file cannot be. */
+    char missing[4200] = "", nested[4200] = "", unwritable[8400] = "";
+    snprintf(missing, sizeof missing, "%s/new/cache", cache_dir);
     if (clattn_context_create(&(clattn_context_desc){.device = spec, .cache_dir = missing}, &dev) == 0) {
+        status = clattn_context_save_tiles(dev, &saved, nested, sizeof nested);
+        FILE *created = status == CLATTN_STATUS_OK ? fopen(nested, "rb") : NULL;
+        check(created != NULL && strstr(nested, missing) == nested, "saving into a missing directory creates it: %s",
+              status == CLATTN_STATUS_OK ? nested : clattn_context_message(dev));
+        if (created != NULL)
+            fclose(created);
+        clattn_context_free(dev);
+    }
+    snprintf(unwritable, sizeof unwritable, "%s/sub", nested);
+    if (nested[0] != '\0' &&
+        clattn_context_create(&(clattn_context_desc){.device = spec, .cache_dir = unwritable}, &dev) == 0) {
         status = clattn_context_save_tiles(dev, &saved, NULL, 0);
-        check(status == CLATTN_STATUS_CACHE_WRITE_FAILED, "saving into a missing directory: %s",
+        check(status == CLATTN_STATUS_CACHE_WRITE_FAILED, "saving under a regular file: %s",
               clattn_context_message(dev));
         clattn_context_free(dev);
     }
@@ -199,15 +212,16 @@ static void check_cannot_save(const char *spec, const char *cache_dir, clattn_co
     clattn_plan_free(plan);
 }
 
-/* Empties and removes the temporary cache directory (the tiles file and program binaries). */
+/* Empties and removes the temporary cache directory (the tiles files, program binaries and the
+ * directories a save created). */
 static void remove_dir(const char *dir)
 {
     DIR *d = opendir(dir);
     for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            remove(path);
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && remove(path) != 0)
+            remove_dir(path); /* a directory that is not empty */
     }
     if (d != NULL)
         closedir(d);
