@@ -109,14 +109,22 @@ typedef float2 pv_t;
 typedef float pv_t;
 #endif
 #if CLATTN_MMA
-// The products read Q and K in pairs of floats, lanes 4g + tx at row g, column 2tx: a stride of 8
-// (mod 32) puts a half-warp's 16 pairs in distinct banks. V by single floats, lanes 4g + tx at row
+// The products read K in pairs of floats, lanes 4g + tx at row g, column 2tx: a stride of 8 (mod
+// 32) puts a half-warp's 16 pairs in distinct banks. V by single floats, lanes 4g + tx at row
 // 2tx, column g: a stride of 4 (mod 16) does the same for the warp's 32.
 #define QS (D + (40 - D % 32) % 32)
 #define VS (DV + (20 - DV % 16) % 16)
+// Q is staged in the order of the scores' A fragments instead: for each warp's 16 rows and each
+// 8 of D (kk), lane 4g + q's four floats side by side, in the order of its registers (rows g and
+// g + 8 at d = 8kk + TERM(q, 0), then at TERM(q, 1)). A lane reads its fragment with one 16-byte
+// load, the warp's 32 loads are contiguous, and no register moves follow.
+#define Q_AT(r, d) ((r) / 16 * 16 * D + ((d) / 8 * 32 + (r) % 8 * 4 + (d) % 8 / 2) * 4 + (d) % 2 * 2 + (r) % 16 / 8)
+#define Q_SIZE (BM * D)
 #else
 #define QS (D + ((D / QW) % 2 == 0 ? QW : 0)) // row stride of staged Q and K
 #define VS DV                                 // of staged V
+#define Q_AT(r, d) ((r)*QS + (d))             // element d of staged Q's row r
+#define Q_SIZE (BM * QS)
 #endif
 #define PU (CT % PW == 0 ? CT : PW)             // P's padding unit: its writers are CT to a row
 #define PS (BN + ((BN / PU) % 2 == 0 ? PU : 0)) // row stride of P
@@ -181,6 +189,37 @@ typedef union {
     float s[PW];
 } p_lanes;
 
+typedef union {
+    qv_t v;
+    float s[QW];
+} q_lanes;
+
+// Vector c of staged Q's row r: written once by the staging, read by the FFMA scores.
+inline void q_store(__local float *qs, int r, int c, qv_t x)
+{
+#if CLATTN_MMA
+    const q_lanes u = {x};
+#pragma unroll
+    for (int i = 0; i < QW; i++)
+        qs[Q_AT(r, c * QW + i)] = u.s[i];
+#else
+    LVEC(qv_t, qs + r * QS, c) = x;
+#endif
+}
+
+inline qv_t q_vec(__local const float *qs, int r, int c)
+{
+#if CLATTN_MMA
+    q_lanes u;
+#pragma unroll
+    for (int i = 0; i < QW; i++)
+        u.s[i] = qs[Q_AT(r, c * QW + i)];
+    return u.v;
+#else
+    return LVEC(qv_t, qs + r * QS, c);
+#endif
+}
+
 // Two of a row's partial sums added, where two zeros keep the sign bit of either (write_row's
 // rule: -0 when some visible key had logit -inf, +0 when none was visible), which + would lose.
 inline float sum_zeros_signed(float a, float b)
@@ -229,33 +268,24 @@ inline void exchange_xor(__local float *scratch, const float *x, float *y, uint 
 #if CLATTN_MMA
 // Products on tensor cores in float32 accuracy: x = big + small with each part a TF32 (10 mantissa
 // bits; SPLIT_TF32) and a b ~ a_big b_big + a_big b_small + a_small b_big, three TF32
-// products (small small, at most 2^-21 of the product, is left out: CUTLASS's "3xTF32"). Only for
+// products (small small, at most 2^-20 of the product, is left out: CUTLASS's "3xTF32"). Only for
 // finite values: the parts of an infinity are inf and inf - inf = NaN, so the tiles whose Q, K or
 // V hold one take the exact float32 path instead (key_tile).
 //
-// The big part of an A operand (Q, P) is x rounded as cvt.rna.tf32 rounds (to nearest, ties away
-// from zero), done on the bits: ptxas turns cvt.rna into four instructions on sm_90, with a test
-// for infinities that these values need not. The addition also writes the part into the register
-// the fragment wants, where A's four registers come from two pairs of floats.
-inline float tf32_round(float x)
-{
-    return as_float((as_uint(x) + 0x1000u) & 0xffffe000u);
-}
-
-// The big part of a B operand (K, V) is x truncated, one instruction less a value: B's registers
-// are a pair of floats as loaded, and the tensor cores read the big part from x itself (ptxas
-// drops the mask for them). Its small part is then up to 2^-10 of x rather than 2^-11.
+// big is x truncated to TF32 and small = x - big, truncated as the tensor cores read it: two
+// instructions a value (a LOP3 and an FADD), as ptxas drops the masks of values that only feed
+// HMMA, the tensor cores reading 10 mantissa bits, and passes x itself as the big part. Rounding
+// big to nearest, as cvt.rna.tf32 does (which ptxas makes four instructions on sm_90), halves
+// small but costs an addition a value; a value's pair is within 2^-21 of x, rounded within 2^-22.
 inline float tf32_truncate(float x)
 {
     return as_float(as_uint(x) & 0xffffe000u);
 }
 
-// The big and small parts of n values, big = part(x): the small part truncated, as the tensor
-// cores read it (ptxas drops that mask too; the emulation needs it).
-#define SPLIT_TF32(x, big, small, n, part)                                                                             \
+#define SPLIT_TF32(x, big, small, n)                                                                                   \
     _Pragma("unroll") for (int u_ = 0; u_ < (n); u_++)                                                                 \
     {                                                                                                                  \
-        big[u_] = part((x)[u_]);                                                                                       \
+        big[u_] = tf32_truncate((x)[u_]);                                                                              \
         small[u_] = tf32_truncate((x)[u_] - big[u_]);                                                                  \
     }
 
@@ -294,7 +324,7 @@ inline void mma_tf32(float *c, const float *a, const float *b)
 inline void mma_3xtf32(float *c, const float *a_big, const float *a_small, const float *b)
 {
     float b_big[2], b_small[2];
-    SPLIT_TF32(b, b_big, b_small, 2, tf32_truncate)
+    SPLIT_TF32(b, b_big, b_small, 2)
     mma_tf32(c, a_small, b_big);
     mma_tf32(c, a_big, b_small);
     mma_tf32(c, a_big, b_big);
@@ -315,8 +345,8 @@ inline void mma_3xtf32(float *c, const float *a_big, const float *a_small, const
             {                                                                                                          \
                 const float a_[1] = {A(row_, k_)}, b_[1] = {B(k_, col_)};                                              \
                 float ab_[1], as_[1], bb_[1], bs_[1];                                                                  \
-                SPLIT_TF32(a_, ab_, as_, 1, tf32_round)                                                                \
-                SPLIT_TF32(b_, bb_, bs_, 1, tf32_truncate)                                                             \
+                SPLIT_TF32(a_, ab_, as_, 1)                                                                            \
+                SPLIT_TF32(b_, bb_, bs_, 1)                                                                            \
                 acc_ = fma(as_[0], bb_[0], acc_);                                                                      \
                 acc_ = fma(ab_[0], bs_[0], acc_);                                                                      \
                 acc_ = fma(ab_[0], bb_[0], acc_);                                                                      \
@@ -411,17 +441,15 @@ inline void weights_to_local(__local float *ps, float p[TM][TN])
 // over keys 8n .. 8n + 7: C's registers are s[r / 2][2n + r % 2] (KEY_OF).
 inline __attribute__((always_inline)) void scores_mma(float s[TM][TN], __local const float *qs, __local const float *ks)
 {
-    const int l = get_local_id(0), g = (l & 31) / 4, q = l % 4;
-    __local const float *qw = qs + l / 32 * 16 * QS; // the warp's rows
+    const int l = get_local_id(0), g = (l & 31) / 4, q = l % 4, w = l / 32 * 16; // w: the warp's first row
 #pragma unroll 1
     for (int kk = 0; kk < D / 8; kk++) {
 #if CLATTN_MMA == 1
-        // A's registers 0 and 2 (terms q and q + 4) are one pair of Q's row g, 1 and 3 of row g + 8
-        const float2 q0 = LVEC(float2, qw + g * QS + 8 * kk + TERM(q, 0), 0);
-        const float2 q8 = LVEC(float2, qw + (g + 8) * QS + 8 * kk + TERM(q, 0), 0);
-        const float a[4] = {q0.x, q8.x, q0.y, q8.y};
+        // A's registers, side by side (Q_AT: the next 8 of D are 128 floats on)
+        const float4 a4 = LVEC(float4, qs + Q_AT(w + g, TERM(q, 0)) + 128 * kk, 0);
+        const float a[4] = {a4.x, a4.y, a4.z, a4.w};
         float a_big[4], a_small[4];
-        SPLIT_TF32(a, a_big, a_small, 4, tf32_round)
+        SPLIT_TF32(a, a_big, a_small, 4)
 #endif
         UNROLL_PRODUCTS for (int n = 0; n < BN / 8; n++)
         {
@@ -432,7 +460,8 @@ inline __attribute__((always_inline)) void scores_mma(float s[TM][TN], __local c
             const float b[2] = {k2.x, k2.y};
             mma_3xtf32(c, a_big, a_small, b);
 #else
-#define A_AT(row, k) qw[(row)*QS + 8 * kk + TERM((k) % 4, (k) / 4)]
+// A(row, k) as mma.sync's lane 4 (row % 8) + k % 4 has it: register row / 8 + 2 (k / 4) of its load
+#define A_AT(row, k) qs[Q_AT(w + (row) % 8, TERM((k) % 4, 0)) + 128 * kk + (row) / 8 + (k) / 4 * 2]
 #define B_AT(k, col) ks[(8 * n + (col)) * QS + 8 * kk + TERM((k) % 4, (k) / 4)]
             EMULATED_PRODUCT(c, A_AT, B_AT)
 #undef A_AT
@@ -462,7 +491,7 @@ inline __attribute__((always_inline)) void pv_mma(item_state *st, float p[TM][TN
 #pragma unroll
     for (int n = 0; n < BN / 8; n++) {
         const float a[4] = {p[0][2 * n], p[1][2 * n], p[0][2 * n + 1], p[1][2 * n + 1]};
-        SPLIT_TF32(a, a_big[n], a_small[n], 4, tf32_round)
+        SPLIT_TF32(a, a_big[n], a_small[n], 4)
     }
 #endif
     // Column blocks outside: one block's accumulators and values live at a time (the other order
@@ -555,7 +584,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
             qv_t qr[TM], kr[TN];
 #pragma unroll
             for (int i = 0; i < TM; i++)
-                qr[i] = LVEC(qv_t, qs + ROW_OF(ty, i) * QS, d);
+                qr[i] = q_vec(qs, ROW_OF(ty, i), d);
 #pragma unroll
             for (int j = 0; j < TN; j++)
                 kr[j] = LVEC(qv_t, ks + KEY_OF(tx, j) * QS, d);
@@ -735,7 +764,7 @@ __kernel
     void
     attention(ATTENTION_ARGS(elem_t))
 {
-    __local float qs[BM * QS] __attribute__((aligned(16)));
+    __local float qs[Q_SIZE] __attribute__((aligned(16)));
     __local float ks[BN * KS] __attribute__((aligned(16)));
 #if CLATTN_PREFETCH
     __local float vs[BN * VS] __attribute__((aligned(16)));
@@ -782,7 +811,7 @@ __kernel
         const int r = x / (D / QW), c = x % (D / QW);
         const int i = min(tile * BM + r, num_rows - 1);
         const qv_t qv = GLOAD(qv_t, QW, q + ((size_t)bh * nq + i) * D, c);
-        LVEC(qv_t, qs + r * QS, c) = qv;
+        q_store(qs, r, c, qv);
 #if CLATTN_MMA
         if (NONFINITE_Q(qv))
             atomic_or(nonfinite + Q_FLAG, 1);
