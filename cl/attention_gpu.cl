@@ -653,10 +653,15 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
         }
         const float alpha = exp2(st->m[i] - mnew); // 0 when m was -inf, 1 when the max held
         st->m[i] = mnew;
-        st->l[i] *= alpha;
+        // The max holds on most tiles once a row has met its largest logits: the products by 1
+        // are skipped there (the same bits), and a warp jumps over them when none of its rows
+        // needs them.
+        if (alpha != 1.0f) {
+            st->l[i] *= alpha;
 #pragma unroll
-        for (int g = 0; g < TG; g++)
-            st->o[i][g] *= alpha;
+            for (int g = 0; g < TG; g++)
+                st->o[i][g] *= alpha;
+        }
 #pragma unroll
         for (int j = 0; j < TN; j++) {
             const bool seen = !edge || ((ok >> (i * TN + j)) & 1u);
