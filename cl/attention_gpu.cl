@@ -138,6 +138,12 @@ typedef float pv_t;
 #define KSHARE ROWS_SHARE(D, QW, BN, WG)  // vectors of a K tile a work-item stages
 #define VSHARE ROWS_SHARE(DV, OW, BN, WG) // and of a V tile
 #define MASKED_P 0x80000000u              // -0: a masked weight (a visible one is >= +0)
+// On tensor cores Q's small TF32 parts (SPLIT_TF32) are staged too, in Q's buffer behind Q, where
+// the work-group's __local still fits 48 KB with them (NVIDIA's limit; D = 128 at 32 x 16, not at
+// 64 x 32 below it): the scores then split only K.
+#define LOCAL_FLOATS                                                                                                   \
+    (Q_SIZE + BN * KS + (CLATTN_PREFETCH ? BN * VS : 0) + BM * PS + (CLATTN_SHUFFLE != 1 ? BM * CT : 0) + FLAGS)
+#define Q_SMALL_STAGED (CLATTN_MMA && 4 * (LOCAL_FLOATS + Q_SIZE) <= 48 * 1024)
 #if OW == 1
 #define NONFINITE(x) (!isfinite(x))
 #else
@@ -188,37 +194,6 @@ typedef union {
     pv_t v;
     float s[PW];
 } p_lanes;
-
-typedef union {
-    qv_t v;
-    float s[QW];
-} q_lanes;
-
-// Vector c of staged Q's row r: written once by the staging, read by the FFMA scores.
-inline void q_store(__local float *qs, int r, int c, qv_t x)
-{
-#if CLATTN_MMA
-    const q_lanes u = {x};
-#pragma unroll
-    for (int i = 0; i < QW; i++)
-        qs[Q_AT(r, c * QW + i)] = u.s[i];
-#else
-    LVEC(qv_t, qs + r * QS, c) = x;
-#endif
-}
-
-inline qv_t q_vec(__local const float *qs, int r, int c)
-{
-#if CLATTN_MMA
-    q_lanes u;
-#pragma unroll
-    for (int i = 0; i < QW; i++)
-        u.s[i] = qs[Q_AT(r, c * QW + i)];
-    return u.v;
-#else
-    return LVEC(qv_t, qs + r * QS, c);
-#endif
-}
 
 // Two of a row's partial sums added, where two zeros keep the sign bit of either (write_row's
 // rule: -0 when some visible key had logit -inf, +0 when none was visible), which + would lose.
@@ -332,9 +307,10 @@ inline void mma_3xtf32(float *c, const float *a_big, const float *a_small, const
 #else
 // The same product for devices without mma.sync (tests): each work-item computes its C registers
 // from A(row, k) and B(k, col), A[row][k] and B[k][col] read where the lanes that hold them as
-// fragments would read them, each split as they would split it. No exchange between work-items,
-// so no barrier in the loops (POCL's compiler took minutes over a kernel with one there).
-#define EMULATED_PRODUCT(c, A, B)                                                                                      \
+// fragments would read them, each split as they would split it (A_SMALL: A's small part where the
+// lanes read that too). No exchange between work-items, so no barrier in the loops (POCL's
+// compiler took minutes over a kernel with one there).
+#define EMULATED_PRODUCT(c, A, B, A_SMALL)                                                                             \
     {                                                                                                                  \
         const int g_ = (get_local_id(0) & 31) / 4, q_ = get_local_id(0) % 4;                                           \
         _Pragma("unroll 1") for (int r_ = 0; r_ < 4; r_++)                                                             \
@@ -347,6 +323,7 @@ inline void mma_3xtf32(float *c, const float *a_big, const float *a_small, const
                 float ab_[1], as_[1], bb_[1], bs_[1];                                                                  \
                 SPLIT_TF32(a_, ab_, as_, 1)                                                                            \
                 SPLIT_TF32(b_, bb_, bs_, 1)                                                                            \
+                as_[0] = A_SMALL(row_, k_, as_[0]);                                                                    \
                 acc_ = fma(as_[0], bb_[0], acc_);                                                                      \
                 acc_ = fma(ab_[0], bs_[0], acc_);                                                                      \
                 acc_ = fma(ab_[0], bb_[0], acc_);                                                                      \
@@ -356,6 +333,40 @@ inline void mma_3xtf32(float *c, const float *a_big, const float *a_small, const
     }
 #endif
 #endif
+
+typedef union {
+    qv_t v;
+    float s[QW];
+} q_lanes;
+
+// Vector c of staged Q's row r: written once by the staging, read by the FFMA scores.
+inline void q_store(__local float *qs, int r, int c, qv_t x)
+{
+#if CLATTN_MMA
+    const q_lanes u = {x};
+#pragma unroll
+    for (int i = 0; i < QW; i++) {
+        qs[Q_AT(r, c * QW + i)] = u.s[i];
+        if (Q_SMALL_STAGED)
+            qs[Q_SIZE + Q_AT(r, c * QW + i)] = tf32_truncate(u.s[i] - tf32_truncate(u.s[i]));
+    }
+#else
+    LVEC(qv_t, qs + r * QS, c) = x;
+#endif
+}
+
+inline qv_t q_vec(__local const float *qs, int r, int c)
+{
+#if CLATTN_MMA
+    q_lanes u;
+#pragma unroll
+    for (int i = 0; i < QW; i++)
+        u.s[i] = qs[Q_AT(r, c * QW + i)];
+    return u.v;
+#else
+    return LVEC(qv_t, qs + r * QS, c);
+#endif
+}
 
 // What a work-item carries across key tiles: its rows' positions, the rows' running max (the
 // same in every work-item of a row), its own part of the rows' sums, and its output block.
@@ -449,7 +460,17 @@ inline __attribute__((always_inline)) void scores_mma(float s[TM][TN], __local c
         const float4 a4 = LVEC(float4, qs + Q_AT(w + g, TERM(q, 0)) + 128 * kk, 0);
         const float a[4] = {a4.x, a4.y, a4.z, a4.w};
         float a_big[4], a_small[4];
+#if Q_SMALL_STAGED
+        const float4 small4 = LVEC(float4, qs + Q_SIZE + Q_AT(w + g, TERM(q, 0)) + 128 * kk, 0);
+        const float small[4] = {small4.x, small4.y, small4.z, small4.w};
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            a_big[u] = tf32_truncate(a[u]);
+            a_small[u] = small[u];
+        }
+#else
         SPLIT_TF32(a, a_big, a_small, 4)
+#endif
 #endif
         UNROLL_PRODUCTS for (int n = 0; n < BN / 8; n++)
         {
@@ -461,10 +482,14 @@ inline __attribute__((always_inline)) void scores_mma(float s[TM][TN], __local c
             mma_3xtf32(c, a_big, a_small, b);
 #else
 // A(row, k) as mma.sync's lane 4 (row % 8) + k % 4 has it: register row / 8 + 2 (k / 4) of its load
-#define A_AT(row, k) qs[Q_AT(w + (row) % 8, TERM((k) % 4, 0)) + 128 * kk + (row) / 8 + (k) / 4 * 2]
+#define A_INDEX(row, k) (Q_AT(w + (row) % 8, TERM((k) % 4, 0)) + 128 * kk + (row) / 8 + (k) / 4 * 2)
+#define A_AT(row, k) qs[A_INDEX(row, k)]
+#define A_SMALL_AT(row, k, split) (Q_SMALL_STAGED ? qs[Q_SIZE + A_INDEX(row, k)] : (split))
 #define B_AT(k, col) ks[(8 * n + (col)) * QS + 8 * kk + TERM((k) % 4, (k) / 4)]
-            EMULATED_PRODUCT(c, A_AT, B_AT)
+            EMULATED_PRODUCT(c, A_AT, B_AT, A_SMALL_AT)
+#undef A_INDEX
 #undef A_AT
+#undef A_SMALL_AT
 #undef B_AT
 #endif
             s[0][2 * n] = c[0];
@@ -506,9 +531,11 @@ inline __attribute__((always_inline)) void pv_mma(item_state *st, float p[TM][TN
             mma_3xtf32(acc, a_big[n], a_small[n], b);
 #else
 #define A_AT(row, k) pw[(row)*PS + KEY_OF((k) % 4, 2 * n + (k) / 4)]
+#define SPLIT_SMALL(row, k, split) (split)
 #define B_AT(k, col) vs[(8 * n + TERM((k) % 4, (k) / 4)) * VS + 8 * c + (col)]
-            EMULATED_PRODUCT(acc, A_AT, B_AT)
+            EMULATED_PRODUCT(acc, A_AT, B_AT, SPLIT_SMALL)
 #undef A_AT
+#undef SPLIT_SMALL
 #undef B_AT
 #endif
         }
@@ -769,7 +796,7 @@ __kernel
     void
     attention(ATTENTION_ARGS(elem_t))
 {
-    __local float qs[Q_SIZE] __attribute__((aligned(16)));
+    __local float qs[Q_SIZE * (1 + Q_SMALL_STAGED)] __attribute__((aligned(16)));
     __local float ks[BN * KS] __attribute__((aligned(16)));
 #if CLATTN_PREFETCH
     __local float vs[BN * VS] __attribute__((aligned(16)));

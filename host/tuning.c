@@ -128,22 +128,29 @@ size_t clattn__tiles_local_bytes(const clattn_tiles *t, int d, int dv)
         return 0;
     /* Q [bm][QS], K then V [bn][max(QS, VS)] (with prefetch K [bn][QS] and V [bn][VS]), P [bm][PS],
      * the row reductions [bm][bn / tn] (none with warp shuffles), the flags (2, or 5 with mma); each
-     * array 16-byte aligned, so counted in whole float4s. With mma the strides of Q, K and V are
-     * those of the products' reads (QS = 8 mod 32 floats, VS = 4 mod 16). */
+     * array 16-byte aligned, so counted in whole float4s. With mma the strides of K and V are those
+     * of the products' reads (QS = 8 mod 32 floats, VS = 4 mod 16), Q is [bm][d] in the fragments'
+     * order, and Q's small TF32 parts follow it where the floats, counted without the rounding,
+     * still fit 48 KB (Q_SMALL_STAGED). */
     const int ct = t->bn / t->tn;
     const size_t qs = t->mma ? (size_t)(d + (40 - d % 32) % 32) : padded_stride(d, 1);
     const size_t vs = t->mma ? (size_t)(dv + (20 - dv % 16) % 16) : (size_t)dv;
     const size_t bm = (size_t)t->bm, bn = (size_t)t->bn;
     const size_t ks = t->prefetch || qs > vs ? qs : vs;
-    const size_t floats[6] = {bm * qs,
+    const size_t qrow = t->mma ? (size_t)d : qs;
+    const size_t floats[6] = {bm * qrow,
                               bn * ks,
                               t->prefetch ? bn * vs : 0,
                               bm * padded_stride(t->bn, ct),
                               t->shuffle == 1 ? 0 : bm * (size_t)ct,
                               t->mma ? 5 : 2};
-    size_t bytes = 0;
-    for (int i = 0; i < 6; i++)
+    size_t total = 0, bytes = 0;
+    for (int i = 0; i < 6; i++) {
+        total += floats[i];
         bytes += (floats[i] + 3) / 4 * 4 * sizeof(float);
+    }
+    if (t->mma && (total + floats[0]) * sizeof(float) <= 48 * 1024)
+        bytes += floats[0] * sizeof(float); /* in Q's array, bm * d floats: whole float4s */
     return bytes;
 }
 

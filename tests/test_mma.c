@@ -27,14 +27,16 @@ static const clattn_problem *problem(size_t i)
 }
 
 /* GPU tiles asking for products: 64 x 32 (four warps) with the rows combined through __local; 32 x
- * 16 with K and V a step ahead; 16 x 64 with both and the butterfly (two barriers a key tile); 24 x
- * 12, not of the products' shape (run as mma 0); then mma.sync on NVIDIA's shapes, the second with
- * K and V a step ahead and warp shuffles. tm and tn are what the plan replaces. A variant that
+ * 16 with K and V a step ahead; 16 x 64 with both and the butterfly (two barriers a key tile); 32 x
+ * 16 as NVIDIA's D = 128 row on tensor cores, with Q's small parts staged (D = 128 here, D = 64 in
+ * the two before); 24 x 12, not of the products' shape (run as mma 0); then mma.sync on NVIDIA's
+ * shapes, the second with K and V a step ahead and warp shuffles. tm and tn are what the plan replaces. A variant that
  * runs as mma 0 is checked on the first problem alone: the other tests cover that kernel. */
 static const clattn_tiles variants[] = {
     {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1, .stage = 8, .mma = 2},
     {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 4, .tn = 4, .stage = 8, .prefetch = 1, .mma = 2},
     {.cpu_variant = 0, .rows = 1, .bm = 16, .bn = 64, .tm = 1, .tn = 1, .prefetch = 1, .shuffle = 2, .mma = 2},
+    {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 2, .tn = 4, .reqd_wg = 1, .stage = 8, .mma = 2},
     {.cpu_variant = 0, .rows = 1, .bm = 24, .bn = 12, .tm = 3, .tn = 3, .mma = 2},
     {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 8, .reqd_wg = 1, .stage = 8, .mma = 1},
     {.cpu_variant = 0,
@@ -49,7 +51,8 @@ static const clattn_tiles variants[] = {
      .shuffle = 1,
      .mma = 1},
 };
-static const char *const names[] = {"emu64x32", "emu32pf", "emu16x64", "emu24x12", "mma64x32", "mma64x64pf"};
+static const char *const names[] = {"emu64x32", "emu32pf",  "emu16x64",  "emu32x16",
+                                    "emu24x12", "mma64x32", "mma64x64pf"};
 #define NVARIANTS (sizeof variants / sizeof variants[0])
 
 /* The mma that tiles t should run with on problem p: clattn_advanced.h's conditions. */
