@@ -70,15 +70,23 @@
 #ifndef CLATTN_STAGE
 #define CLATTN_STAGE 8
 #endif
+// One vector at a time, rows past count as zeros: the copy of CLATTN_STAGE 0, and of a short tile.
+#define STAGE_ONE_BY_ONE(type, vw, dst, stride, src, count, width, rows, wg)                                           \
+    for (int x_ = get_local_id(0); x_ < (rows) * ((width) / (vw)); x_ += (wg)) {                                       \
+        const int r_ = x_ / ((width) / (vw)), c_ = x_ % ((width) / (vw));                                              \
+        LVEC(type, (dst) + r_ * (stride), c_) =                                                                        \
+            r_ < (count) ? SRC_GLOAD(type, vw, SRC_AT(src, (size_t)r_ * (width)), c_) : (type)(0.0f);                  \
+    }
 #if CLATTN_STAGE > 0
-// A tile that fills its rows (count >= rows: every key tile but a walk's last) takes the copy
-// without clamps or zeros (`full`); the branch is the same for the whole work-group. (The one-load
-// loop below keeps one form: with a second, gfx906's build of the AMD rows spilled SGPRs.)
+// A tile that fills its rows (count >= rows: every key tile but a walk's last) takes the batches
+// without clamps or zeros; a walk's short last tile the one-by-one copy, whose registers stay few
+// (a second form of the batches cost the tensor-core kernel 38 registers at D = 128 in clang's
+// sm_90 build). The branch is the same for the whole work-group.
 #define STAGE_ROWS_IN(type, vw, dst, stride, src, count, width, rows, wg)                                              \
     if ((count) >= (rows))                                                                                             \
         STAGE_BATCHES(1, type, vw, dst, stride, src, count, width, rows, wg)                                           \
     else                                                                                                               \
-        STAGE_BATCHES(0, type, vw, dst, stride, src, count, width, rows, wg)
+        STAGE_ONE_BY_ONE(type, vw, dst, stride, src, count, width, rows, wg)
 #define STAGE_BATCHES(full, type, vw, dst, stride, src, count, width, rows, wg)                                        \
     for (int b_ = 0; b_ < ROWS_SHARE(width, vw, rows, wg); b_ += CLATTN_STAGE) {                                       \
         type buf_[CLATTN_STAGE];                                                                                       \
@@ -86,10 +94,5 @@
         ROWS_STORE(full, type, vw, buf_, b_, CLATTN_STAGE, dst, stride, count, width, rows, wg)                        \
     }
 #else
-#define STAGE_ROWS_IN(type, vw, dst, stride, src, count, width, rows, wg)                                              \
-    for (int x_ = get_local_id(0); x_ < (rows) * ((width) / (vw)); x_ += (wg)) {                                       \
-        const int r_ = x_ / ((width) / (vw)), c_ = x_ % ((width) / (vw));                                              \
-        LVEC(type, (dst) + r_ * (stride), c_) =                                                                        \
-            r_ < (count) ? SRC_GLOAD(type, vw, SRC_AT(src, (size_t)r_ * (width)), c_) : (type)(0.0f);                  \
-    }
+#define STAGE_ROWS_IN STAGE_ONE_BY_ONE
 #endif
