@@ -123,7 +123,6 @@ typedef float pv_t;
 #else
 #define QS (D + ((D / QW) % 2 == 0 ? QW : 0)) // row stride of staged Q and K
 #define VS DV                                 // of staged V
-#define Q_AT(r, d) ((r)*QS + (d))             // element d of staged Q's row r
 #define Q_SIZE (BM * QS)
 #endif
 #define PU (CT % PW == 0 ? CT : PW)             // P's padding unit: its writers are CT to a row
@@ -339,7 +338,8 @@ typedef union {
     float s[QW];
 } q_lanes;
 
-// Vector c of staged Q's row r: written once by the staging, read by the FFMA scores.
+// Stages vector c of Q's row r where the scores read it (Q_AT), and on tensor cores its small
+// TF32 parts behind Q where they are staged.
 inline void q_store(__local float *qs, int r, int c, qv_t x)
 {
 #if CLATTN_MMA
@@ -352,19 +352,6 @@ inline void q_store(__local float *qs, int r, int c, qv_t x)
     }
 #else
     LVEC(qv_t, qs + r * QS, c) = x;
-#endif
-}
-
-inline qv_t q_vec(__local const float *qs, int r, int c)
-{
-#if CLATTN_MMA
-    q_lanes u;
-#pragma unroll
-    for (int i = 0; i < QW; i++)
-        u.s[i] = qs[Q_AT(r, c * QW + i)];
-    return u.v;
-#else
-    return LVEC(qv_t, qs + r * QS, c);
 #endif
 }
 
