@@ -28,10 +28,11 @@ static const clattn_problem *problem(size_t i)
 
 /* GPU tiles asking for products: 64 x 32 (four warps) with the rows combined through __local; 32 x
  * 16 with K and V a step ahead; 16 x 64 with both and the butterfly (two barriers a key tile); 32 x
- * 16 as NVIDIA's D = 128 row on tensor cores, with Q's small parts staged (D = 128 here, D = 64 in
- * the two before); 24 x 12, not of the products' shape (run as mma 0); then mma.sync on NVIDIA's
- * shapes, the second with K and V a step ahead and warp shuffles. tm and tn are what the plan replaces. A variant that
- * runs as mma 0 is checked on the first problem alone: the other tests cover that kernel. */
+ * 16 as NVIDIA's D = 128 row on tensor cores, with Q's small parts staged (the two before stage
+ * them at D = 64, and 32 x 16 with K and V a step ahead at D = 128 with Dv = 24 too); 24 x 12, not
+ * of the products' shape (run as mma 0); then mma.sync on NVIDIA's shapes, the second with K and V
+ * a step ahead and warp shuffles. tm and tn are what the plan replaces. A variant that runs as mma
+ * 0 is checked on the first problem alone: the other tests cover that kernel. */
 static const clattn_tiles variants[] = {
     {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1, .stage = 8, .mma = 2},
     {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 4, .tn = 4, .stage = 8, .prefetch = 1, .mma = 2},
