@@ -414,17 +414,34 @@ int harness_nvidia_gpu(clattn_context *dev, unsigned min_major)
             major >= min_major);
 }
 
-void harness_check_claimed(clattn_context *dev, clattn_context *ref, int *claim, const clattn_tiles *t,
-                           const char *name, const char *claimed, size_t field, const char *field_name,
-                           const char *note, double tolerance)
+/* The int at byte offset `offset` of a struct. */
+static int int_at(const void *base, size_t offset)
 {
-    note_count n = {note, 0};
+    int x;
+    memcpy(&x, (const char *)base + offset, sizeof x);
+    return x;
+}
+
+void harness_check_claimed(clattn_context *dev, clattn_context *ref, const harness_capability *c,
+                           const clattn_tiles *tiles, const char *const *names, size_t count, double tolerance)
+{
+    if (harness_nvidia_gpu(dev, c->min_major))
+        return;
+    size_t index = 0;
+    while (index < count && int_at(&tiles[index], c->option) != 1)
+        index++;
+    if (index == count) {
+        check(0, "%s: no variant asks for it", c->name);
+        return;
+    }
+    int *const claim = (int *)((char *)&dev->caps + c->caps_flag);
+    note_count n = {c->note, 0};
     const clattn_log_fn log = dev->log;
     void *const log_user = dev->log_user;
     *claim = 1;
     dev->log = count_note;
     dev->log_user = &n;
-    clattn_context_force_tiles(dev, t);
+    clattn_context_force_tiles(dev, &tiles[index]);
     clattn_tiles ran;
     memset(&ran, 0xff, sizeof ran); /* -1 in every field until a plan says what ran */
     harness_plan_tiles(dev, &harness_gpu_problems[0], &ran);
@@ -433,9 +450,8 @@ void harness_check_claimed(clattn_context *dev, clattn_context *ref, int *claim,
     *claim = 0;
     dev->log = log;
     dev->log_user = log_user;
-    int used;
-    memcpy(&used, (const char *)&ran + field, sizeof used);
+    const int used = int_at(&ran, c->option);
     check(status == CLATTN_STATUS_OK && err <= tolerance && used == 0 && n.count > 0,
-          "%-12s %s claimed, refused by the compiler: %s %d, %d note(s), max err %.2e %s", name, claimed, field_name,
-          used, n.count, err, status ? clattn_status_string(status) : "");
+          "%-12s %s claimed, refused by the compiler: %s %d, %d note(s), max err %.2e %s", names[index], c->name,
+          c->option_name, used, n.count, err, status ? clattn_status_string(status) : "");
 }

@@ -83,14 +83,26 @@ extern const int harness_gpu_lens[2];
 /* Whether dev is an NVIDIA GPU of compute capability min_major or more (0: any), asked of OpenCL. */
 int harness_nvidia_gpu(clattn_context *dev, unsigned min_major);
 
-/* A check that a plan falls back where the kernel that a capability selects does not build: tiles
- * t forced on dev, *claim (one of dev's capability flags, for a capability it lacks) set to 1, the
- * first of harness_gpu_problems must match the reference within tolerance with the tiles' int at
- * byte offset `field` (the option the claim enables, named field_name) at 0, and a log line that
- * contains `note`. The claim and dev's log callback are put back. */
-void harness_check_claimed(clattn_context *dev, clattn_context *ref, int *claim, const clattn_tiles *t,
-                           const char *name, const char *claimed, size_t field, const char *field_name,
-                           const char *note, double tolerance);
+/* A capability whose kernel is inline PTX: its flag among a device's capabilities (byte offset in
+ * clattn__device_caps), the NVIDIA compute capability it needs (harness_nvidia_gpu's min_major), its
+ * name, the tiles' int option it enables (byte offset in clattn_tiles, and name) and the note of the
+ * plan's fallback to the log callback. */
+typedef struct {
+    size_t caps_flag;
+    unsigned min_major;
+    const char *name;
+    size_t option;
+    const char *option_name;
+    const char *note;
+} harness_capability;
+
+/* A check that a plan falls back where the kernel that capability c selects does not build, on a
+ * device that lacks c (elsewhere the variants ran it; nothing is checked): the first of the count
+ * tiles whose option is 1 forced on dev, c's flag set to 1 (claimed), the first of
+ * harness_gpu_problems must match the reference within tolerance with the option at 0, and a log
+ * line contains c's note. The flag and dev's log callback are put back. */
+void harness_check_claimed(clattn_context *dev, clattn_context *ref, const harness_capability *c,
+                           const clattn_tiles *tiles, const char *const *names, size_t count, double tolerance);
 
 /* References held on ctx's OpenCL context: every buffer, queue and program (and, through its
  * program, every kernel) holds one, so an object leaked on any path shows up here. (POCL keeps a

@@ -84,25 +84,20 @@ static void check_variant(clattn_context *dev, clattn_context *ref, const char *
     }
 }
 
-/* The first variant with mma.sync on a device that does not have it but is told it has: the kernel
- * refuses to build the PTX for its compiler, and the plan runs with float32 multiply-adds, right,
- * with a note. */
-static void check_refused(clattn_context *dev, clattn_context *ref)
-{
-    if (harness_nvidia_gpu(dev, 8))
-        return; /* check_variant ran them */
-    size_t index = 0;
-    while (variants[index].mma != 1)
-        index++;
-    harness_check_claimed(dev, ref, &dev->caps.tensor_tf32, &variants[index], names[index], "tensor cores",
-                          offsetof(clattn_tiles, mma), "mma", "tensor cores did not build", TOLERANCE);
-}
+/* mma.sync claimed for a device that does not have it: the kernel refuses to build the PTX for its
+ * compiler, and the plan runs with float32 multiply-adds, right, with a note. */
+static const harness_capability tensor_cores = {.caps_flag = offsetof(clattn__device_caps, tensor_tf32),
+                                                .min_major = 8,
+                                                .name = "tensor cores",
+                                                .option = offsetof(clattn_tiles, mma),
+                                                .option_name = "mma",
+                                                .note = "tensor cores did not build"};
 
 static void check_device(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
 {
     check_variant(dev, ref, variant, index);
     if (index == NVARIANTS - 1)
-        check_refused(dev, ref);
+        harness_check_claimed(dev, ref, &tensor_cores, variants, names, NVARIANTS, TOLERANCE);
 }
 
 int main(void)

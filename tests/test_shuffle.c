@@ -62,24 +62,20 @@ static void check_variant(clattn_context *dev, clattn_context *ref, const char *
     }
 }
 
-/* The first variant with warp shuffles on a device that does not have them but is told it has: its
- * compiler refuses the inline PTX, and the plan runs without shuffles, right, with a note. */
-static void check_refused(clattn_context *dev, clattn_context *ref)
-{
-    if (harness_nvidia_gpu(dev, 0))
-        return; /* check_variant ran them */
-    size_t index = 0;
-    while (variants[index].shuffle != 1)
-        index++;
-    harness_check_claimed(dev, ref, &dev->caps.warp_shuffle, &variants[index], names[index], "warp shuffles",
-                          offsetof(clattn_tiles, shuffle), "shuffle", "shuffles did not build", TOLERANCE);
-}
+/* Warp shuffles claimed for a device that does not have them: its compiler refuses the inline PTX,
+ * and the plan runs without shuffles, right, with a note. */
+static const harness_capability warp_shuffles = {.caps_flag = offsetof(clattn__device_caps, warp_shuffle),
+                                                 .min_major = 0,
+                                                 .name = "warp shuffles",
+                                                 .option = offsetof(clattn_tiles, shuffle),
+                                                 .option_name = "shuffle",
+                                                 .note = "shuffles did not build"};
 
 static void check_device(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
 {
     check_variant(dev, ref, variant, index);
     if (index == NVARIANTS - 1)
-        check_refused(dev, ref);
+        harness_check_claimed(dev, ref, &warp_shuffles, variants, names, NVARIANTS, TOLERANCE);
 }
 
 int main(void)
