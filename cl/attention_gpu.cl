@@ -180,6 +180,8 @@ typedef float pv_t;
         if (nonfinite_of(sum_))                                                                                        \
             atomic_or(flag, 1);                                                                                        \
     }
+// The same for key tile t's K, staged in ks (with CLATTN_MMA, every tile's).
+#define FLAG_K(t) FLAG_NONFINITE(qv_t, QW, NONFINITE_Q, ks, QS, D, nonfinite + K_FLAG(t))
 
 #if QW == 4
 #define DOT_ACC(a, b, s) fma((a).w, (b).w, fma((a).z, (b).z, fma((a).y, (b).y, fma((a).x, (b).x, (s)))))
@@ -256,11 +258,16 @@ inline float tf32_truncate(float x)
     return as_float(as_uint(x) & 0xffffe000u);
 }
 
+inline float tf32_small(float x)
+{
+    return tf32_truncate(x - tf32_truncate(x));
+}
+
 #define SPLIT_TF32(x, big, small, n)                                                                                   \
     _Pragma("unroll") for (int u_ = 0; u_ < (n); u_++)                                                                 \
     {                                                                                                                  \
         big[u_] = tf32_truncate((x)[u_]);                                                                              \
-        small[u_] = tf32_truncate((x)[u_] - big[u_]);                                                                  \
+        small[u_] = tf32_small((x)[u_]);                                                                               \
     }
 
 // The warp's fragments of an m16n8k8 product C += A B (PTX ISA, mma.m16n8k8 for .tf32), lane 4g + q
@@ -268,7 +275,8 @@ inline float tf32_truncate(float x)
 // register r, C[g + 8 (r / 2)][2q + r % 2]. The 8 terms of a product are taken in another order
 // (any order gives the same sum): term q + 4h is d = 8kk + TERM(q, h) of the scores' product kk, key
 // 8n + TERM(q, h) of P.V's product n, so that a lane's terms are two neighbours: one pair of floats
-// of Q and K, and in P.V the weights its scores' registers hold (KEY_OF).
+// of K (and of each of Q's two rows, staged side by side: Q_AT), and in P.V the weights its
+// scores' registers hold (KEY_OF).
 #define TERM(q, h) (2 * (q) + (h))
 
 #if CLATTN_MMA == 1
@@ -348,7 +356,7 @@ inline void q_store(__local float *qs, int r, int c, qv_t x)
     for (int i = 0; i < QW; i++) {
         qs[Q_AT(r, c * QW + i)] = u.s[i];
         if (Q_SMALL_STAGED)
-            qs[Q_SIZE + Q_AT(r, c * QW + i)] = tf32_truncate(u.s[i] - tf32_truncate(u.s[i]));
+            qs[Q_SIZE + Q_AT(r, c * QW + i)] = tf32_small(u.s[i]);
     }
 #else
     LVEC(qv_t, qs + r * QS, c) = x;
@@ -578,7 +586,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
 #else
     STAGE_ROWS_IN(qv_t, QW, ks, QS, cur.k, cur.count, D, BN, WG)
     if (CLATTN_MMA)
-        FLAG_NONFINITE(qv_t, QW, NONFINITE_Q, ks, QS, D, nonfinite + K_FLAG(t))
+        FLAG_K(t)
     barrier(CLK_LOCAL_MEM_FENCE);
 #endif
 
@@ -768,7 +776,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
     if (has_next)
         ROWS_STORE(0, qv_t, QW, kr_next, 0, KSHARE, ks, QS, next.count, D, BN, WG)
     if (CLATTN_MMA && has_next)
-        FLAG_NONFINITE(qv_t, QW, NONFINITE_Q, ks, QS, D, nonfinite + K_FLAG(t + 1))
+        FLAG_K(t + 1)
 #endif
     // The barrier ends the tile rather than starting the next one: POCL 6.0 aborted on the other
     // order (an assertion in its parallel-region formation, with 6 x 5 tiles of 3 x 5 blocks),
@@ -876,7 +884,7 @@ __kernel
         const key_src first = walk_tile(&walk, 0);
         STAGE_ROWS_IN(qv_t, QW, ks, QS, first.k, first.count, D, BN, WG)
         if (CLATTN_MMA)
-            FLAG_NONFINITE(qv_t, QW, NONFINITE_Q, ks, QS, D, nonfinite + K_FLAG(0))
+            FLAG_K(0)
     }
     barrier(CLK_LOCAL_MEM_FENCE); // Q and the first K
 // key_tile's next and has_next: the tile after t, which tile_at gives (its K is loaded a step

@@ -72,8 +72,8 @@ static int print_options(const clattn_context *ctx, int d)
     printf("%s %s\n", CLATTN_GPU_ATTENTION_PROGRAM, options);
     if (ctx->caps.tensor_tf32) {
         /* The same tiles on tensor cores with warp shuffles (the tune's candidates), as a plan
-         * that asks for them gets them; from D = 128 on, 16 keys a tile (32 spill 4 bytes in
-         * clang's sm_90 build: docs/GPU.md). */
+         * that asks for them gets them; from D = 128 on, 16 keys a tile (32 spill in clang's sm_90
+         * build, and 16 leave room for Q's small parts: docs/GPU.md). */
         clattn_context mma = *ctx;
         clattn_tiles ask = tiles;
         ask.shuffle = ask.mma = 1;
