@@ -29,10 +29,10 @@
  * warp shuffles (`shuffle`), products on tensor cores (`mma`: then tm x tn is what runs where the
  * device has none). Shuffles and tensor cores are NVIDIA's GPUs': elsewhere those candidates run as
  * the ones without. */
-#define GPU_CANDIDATE(bm_, bn_, tm_, tn_, stage_, prefetch_, shuffle_, mma_)                                           \
+#define GPU_CANDIDATE(bm_, bn_, tm_, tn_, stage_, prefetch_, shuffle_, mma_, async_)                                   \
     {                                                                                                                  \
         .cpu_variant = 0, .rows = 1, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = 1, .stage = stage_,        \
-        .prefetch = prefetch_, .shuffle = shuffle_, .mma = mma_                                                        \
+        .prefetch = prefetch_, .shuffle = shuffle_, .mma = mma_, .async = async_                                       \
     }
 
 /* The tile spaces searched: CPU-variant (rows, score width) pairs on CPU devices (10 to 16 rows
@@ -41,36 +41,40 @@
  * shrinks each to the device's limits. 64 x 16 in 2 x 4 blocks is the only 64-row tile at D = 128
  * within NVIDIA's 48 KB of __local (48,388 bytes); every other one there shrinks to 32 rows. The
  * five after them are NVIDIA's rows and the best of the others with warp shuffles (with `prefetch`, a
- * key tile then has two barriers instead of three); the last seven run on tensor cores (3xTF32), four
+ * key tile then has two barriers instead of three); the seven after them run on tensor cores (3xTF32), four
  * warps of 16 rows by 32 keys, by 64 and by 16, with K and V a step ahead, with the rows combined
  * through __local, and two warps by 32 and by 16 keys (at D = 128 the one whose __local takes Q's
- * small parts too, and that spills nothing in clang's sm_90 build). */
+ * small parts too, and that spills nothing in clang's sm_90 build). The last four load K and V a
+ * step ahead by asynchronous copies (NVIDIA's cp.async; elsewhere through registers): NVIDIA's
+ * rows at D = 64 and 128 with warp shuffles, on float32 multiply-adds and on tensor cores. */
 static const clattn_tiles cpu_candidates[] = {
     CPU_TILES(4, 8),  CPU_TILES(6, 8),  CPU_TILES(8, 8),   CPU_TILES(12, 8),  CPU_TILES(4, 16),
     CPU_TILES(6, 16), CPU_TILES(8, 16), CPU_TILES(10, 16), CPU_TILES(12, 16), CPU_TILES(16, 16),
     CPU_TILES(4, 32), CPU_TILES(6, 32), CPU_TILES(8, 32),  CPU_TILES(10, 32), CPU_TILES(12, 32),
 };
 static const clattn_tiles gpu_candidates[] = {
-    GPU_CANDIDATE(64, 32, 4, 4, 8, 0, 0, 0),  GPU_CANDIDATE(64, 32, 4, 4, 4, 0, 0, 0),
-    GPU_CANDIDATE(64, 32, 4, 4, 0, 0, 0, 0),  GPU_CANDIDATE(64, 32, 4, 4, 8, 1, 0, 0),
-    GPU_CANDIDATE(32, 32, 4, 4, 8, 0, 0, 0),  GPU_CANDIDATE(32, 32, 4, 4, 0, 0, 0, 0),
-    GPU_CANDIDATE(32, 32, 4, 4, 8, 1, 0, 0),  GPU_CANDIDATE(64, 64, 4, 8, 8, 0, 0, 0),
-    GPU_CANDIDATE(128, 32, 8, 4, 8, 0, 0, 0), GPU_CANDIDATE(128, 32, 4, 4, 8, 0, 0, 0),
-    GPU_CANDIDATE(128, 32, 4, 4, 0, 0, 0, 0), GPU_CANDIDATE(64, 64, 4, 4, 8, 0, 0, 0),
-    GPU_CANDIDATE(64, 16, 4, 2, 8, 0, 0, 0),  GPU_CANDIDATE(64, 16, 4, 2, 8, 1, 0, 0),
-    GPU_CANDIDATE(32, 32, 2, 4, 8, 0, 0, 0),  GPU_CANDIDATE(64, 32, 2, 4, 8, 0, 0, 0),
-    GPU_CANDIDATE(32, 16, 2, 2, 8, 0, 0, 0),  GPU_CANDIDATE(128, 64, 8, 4, 8, 0, 0, 0),
-    GPU_CANDIDATE(64, 32, 8, 4, 8, 0, 0, 0),  GPU_CANDIDATE(64, 32, 8, 4, 2, 0, 0, 0),
-    GPU_CANDIDATE(64, 32, 8, 4, 0, 0, 0, 0),  GPU_CANDIDATE(64, 32, 8, 4, 8, 1, 0, 0),
-    GPU_CANDIDATE(64, 32, 4, 8, 8, 0, 0, 0),  GPU_CANDIDATE(64, 32, 4, 8, 0, 0, 0, 0),
-    GPU_CANDIDATE(64, 32, 4, 4, 2, 0, 0, 0),  GPU_CANDIDATE(64, 16, 2, 4, 8, 0, 0, 0),
-    GPU_CANDIDATE(64, 16, 2, 4, 0, 0, 0, 0),  GPU_CANDIDATE(64, 32, 4, 4, 8, 0, 1, 0),
-    GPU_CANDIDATE(64, 32, 4, 8, 8, 0, 1, 0),  GPU_CANDIDATE(32, 32, 4, 4, 8, 1, 1, 0),
-    GPU_CANDIDATE(64, 32, 4, 8, 8, 1, 1, 0),  GPU_CANDIDATE(64, 16, 2, 4, 8, 0, 1, 0),
-    GPU_CANDIDATE(64, 32, 4, 8, 8, 0, 1, 1),  GPU_CANDIDATE(64, 64, 4, 8, 8, 0, 1, 1),
-    GPU_CANDIDATE(64, 16, 4, 4, 8, 0, 1, 1),  GPU_CANDIDATE(64, 32, 4, 8, 8, 1, 1, 1),
-    GPU_CANDIDATE(64, 32, 4, 8, 8, 0, 0, 1),  GPU_CANDIDATE(32, 32, 4, 8, 8, 0, 1, 1),
-    GPU_CANDIDATE(32, 16, 4, 4, 8, 0, 1, 1),
+    GPU_CANDIDATE(64, 32, 4, 4, 8, 0, 0, 0, 0),  GPU_CANDIDATE(64, 32, 4, 4, 4, 0, 0, 0, 0),
+    GPU_CANDIDATE(64, 32, 4, 4, 0, 0, 0, 0, 0),  GPU_CANDIDATE(64, 32, 4, 4, 8, 1, 0, 0, 0),
+    GPU_CANDIDATE(32, 32, 4, 4, 8, 0, 0, 0, 0),  GPU_CANDIDATE(32, 32, 4, 4, 0, 0, 0, 0, 0),
+    GPU_CANDIDATE(32, 32, 4, 4, 8, 1, 0, 0, 0),  GPU_CANDIDATE(64, 64, 4, 8, 8, 0, 0, 0, 0),
+    GPU_CANDIDATE(128, 32, 8, 4, 8, 0, 0, 0, 0), GPU_CANDIDATE(128, 32, 4, 4, 8, 0, 0, 0, 0),
+    GPU_CANDIDATE(128, 32, 4, 4, 0, 0, 0, 0, 0), GPU_CANDIDATE(64, 64, 4, 4, 8, 0, 0, 0, 0),
+    GPU_CANDIDATE(64, 16, 4, 2, 8, 0, 0, 0, 0),  GPU_CANDIDATE(64, 16, 4, 2, 8, 1, 0, 0, 0),
+    GPU_CANDIDATE(32, 32, 2, 4, 8, 0, 0, 0, 0),  GPU_CANDIDATE(64, 32, 2, 4, 8, 0, 0, 0, 0),
+    GPU_CANDIDATE(32, 16, 2, 2, 8, 0, 0, 0, 0),  GPU_CANDIDATE(128, 64, 8, 4, 8, 0, 0, 0, 0),
+    GPU_CANDIDATE(64, 32, 8, 4, 8, 0, 0, 0, 0),  GPU_CANDIDATE(64, 32, 8, 4, 2, 0, 0, 0, 0),
+    GPU_CANDIDATE(64, 32, 8, 4, 0, 0, 0, 0, 0),  GPU_CANDIDATE(64, 32, 8, 4, 8, 1, 0, 0, 0),
+    GPU_CANDIDATE(64, 32, 4, 8, 8, 0, 0, 0, 0),  GPU_CANDIDATE(64, 32, 4, 8, 0, 0, 0, 0, 0),
+    GPU_CANDIDATE(64, 32, 4, 4, 2, 0, 0, 0, 0),  GPU_CANDIDATE(64, 16, 2, 4, 8, 0, 0, 0, 0),
+    GPU_CANDIDATE(64, 16, 2, 4, 0, 0, 0, 0, 0),  GPU_CANDIDATE(64, 32, 4, 4, 8, 0, 1, 0, 0),
+    GPU_CANDIDATE(64, 32, 4, 8, 8, 0, 1, 0, 0),  GPU_CANDIDATE(32, 32, 4, 4, 8, 1, 1, 0, 0),
+    GPU_CANDIDATE(64, 32, 4, 8, 8, 1, 1, 0, 0),  GPU_CANDIDATE(64, 16, 2, 4, 8, 0, 1, 0, 0),
+    GPU_CANDIDATE(64, 32, 4, 8, 8, 0, 1, 1, 0),  GPU_CANDIDATE(64, 64, 4, 8, 8, 0, 1, 1, 0),
+    GPU_CANDIDATE(64, 16, 4, 4, 8, 0, 1, 1, 0),  GPU_CANDIDATE(64, 32, 4, 8, 8, 1, 1, 1, 0),
+    GPU_CANDIDATE(64, 32, 4, 8, 8, 0, 0, 1, 0),  GPU_CANDIDATE(32, 32, 4, 8, 8, 0, 1, 1, 0),
+    GPU_CANDIDATE(32, 16, 4, 4, 8, 0, 1, 1, 0),  GPU_CANDIDATE(64, 32, 4, 8, 8, 1, 1, 0, 1),
+    GPU_CANDIDATE(32, 32, 4, 4, 8, 1, 1, 0, 1),  GPU_CANDIDATE(64, 32, 4, 8, 8, 1, 1, 1, 1),
+    GPU_CANDIDATE(32, 16, 4, 4, 8, 1, 1, 1, 1),
 };
 
 /* The GPU split's sizes tried for decode on a GPU (cl/decode_gpu.cl): work-items per work-group,
@@ -97,8 +101,8 @@ static void print_row(const char *device, const clattn_tiles *t, double ms)
     else
         printf(
             "best: {.device = \"%s\", .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(%d, %d, %d, %d, "
-            "%d, %d, %d, %d, %d)},  /* %.3f ms */\n",
-            device, t->bm, t->bn, t->tm, t->tn, t->reqd_wg, t->stage, t->prefetch, t->shuffle, t->mma, ms);
+            "%d, %d, %d, %d, %d, %d)},  /* %.3f ms */\n",
+            device, t->bm, t->bn, t->tm, t->tn, t->reqd_wg, t->stage, t->prefetch, t->shuffle, t->mma, t->async, ms);
 }
 
 /* Times w's plan with whatever the context forces (row), and on success leaves in *ran a plan of
@@ -136,16 +140,17 @@ static int time_candidate(const bench_timer *timer, bench_device *dev, const wor
         printf("  cpu rows=%-2d kw=%-2d it=%d  %9.3f ms  %7.1f GFLOP/s\n", t->rows, t->kw, t->item_tiles, ms,
                giga_per_second(w->flops, ms));
     else
-        printf("  gpu bm=%-3d bn=%-3d tm=%d tn=%d stage=%d prefetch=%d shuffle=%d mma=%d (ran %dx%d, shuffle %d, mma "
-               "%d)  %9.3f ms  %7.1f GFLOP/s\n",
-               t->bm, t->bn, t->tm, t->tn, t->stage, t->prefetch, t->shuffle, t->mma, used.bm, used.bn, used.shuffle,
-               used.mma, ms, giga_per_second(w->flops, ms));
+        printf("  gpu bm=%-3d bn=%-3d tm=%d tn=%d stage=%d prefetch=%d shuffle=%d mma=%d async=%d (ran %dx%d, shuffle "
+               "%d, mma %d, async %d)  %9.3f ms  %7.1f GFLOP/s\n",
+               t->bm, t->bn, t->tm, t->tn, t->stage, t->prefetch, t->shuffle, t->mma, t->async, used.bm, used.bn,
+               used.shuffle, used.mma, used.async, ms, giga_per_second(w->flops, ms));
     fflush(stdout); /* each line as it comes: a tune cut short by a timeout keeps what it measured */
     if (ms < *best_ms) {
         *best_ms = ms;
         *best = *t;
         best->shuffle = used.shuffle; /* asked for where the device has none, it ran without */
         best->mma = used.mma;
+        best->async = used.async;
     }
     return 0;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI step: the GPU programs checked for real GPUs without one (see shared/GPU-DESIGN.md).
 # 1. Resources: each GPU program at the build options that plans choose on an NVIDIA H200 and an
-#    AMD gfx906 (BUILD/clattn_gpu_profile options, from the library's tile table), D = 64 and 128,
+#    AMD gfx906 (BUILD/clattn_gpu_profile options, from the library's tile table; on NVIDIA also on
+#    tensor cores, with and without asynchronous copies), D = 64 and 128,
 #    compiled by clang-15 and libclc for sm_90 (nvptx, then CUDA's ptxas -v) and gfx906 (amdgcn
 #    resource remarks): registers, stack frame, spills, scratch and __local per kernel. A stack
 #    frame, a spill or scratch fails. Without ptxas (PTXAS, PATH, /usr/local/cuda/bin) the sm_90
@@ -122,9 +123,12 @@ for vendor in nvidia amd; do
             program_source "$program" >"$tmp/program.cl"
             # shellcheck disable=SC2086 # the options are words
             if [[ $options == *-DCLATTN_MMA=1* ]]; then
-                # The row on tensor cores (clattn_tiles.mma 1, the tune's candidates), with warp
-                # shuffles: mma.sync on TF32 wants PTX for sm_80 or later, clang's newest is sm_86.
-                check_sm90 "D=$d $program, tensor cores" "$tmp/program.cl" $options -Xclang -target-cpu -Xclang sm_86
+                # The rows on tensor cores (clattn_tiles.mma 1, the tune's candidates), with warp
+                # shuffles, the second with K and V a step ahead by cp.async (clattn_tiles.async 1):
+                # mma.sync on TF32 and cp.async want PTX for sm_80 or later, clang's newest is sm_86.
+                label="D=$d $program, tensor cores"
+                [[ $options != *-DCLATTN_ASYNC=1* ]] || label+=", cp.async"
+                check_sm90 "$label" "$tmp/program.cl" $options -Xclang -target-cpu -Xclang sm_86
             elif [ "$vendor" = nvidia ]; then
                 check_sm90 "D=$d $program" "$tmp/program.cl" $options
                 # The same tiles with warp shuffles (clattn_tiles.shuffle 1, the tune's candidates):

@@ -13,8 +13,8 @@
 // row's max across its CT work-items (through __local, or CLATTN_SHUFFLE), P = exp2(S - max) into
 // __local, V in __local, rescale and P.V. Row sums stay partial per work-item until the end. K and
 // V are staged when they are needed, in one buffer, each load waited for there; or
-// (CLATTN_PREFETCH) loaded into registers a step ahead, V during the scores and the next tile's K
-// during P.V (key_tile).
+// (CLATTN_PREFETCH) loaded a step ahead, V during the scores and the next tile's K during P.V
+// (key_tile), into registers or by asynchronous copies (CLATTN_ASYNC).
 //
 // Build options (cl/common.cl lists the shared ones):
 //   -DCLATTN_BM, -DCLATTN_BN   query rows per work-group, keys per tile
@@ -23,6 +23,9 @@
 //                              as CLBlast does)
 //   -DCLATTN_STAGE=<0..8>      vector loads a work-item issues before it stores them (gpu_stage.cl)
 //   -DCLATTN_PREFETCH=<0|1>    load K and V a step ahead (V then has a __local buffer of its own)
+//   -DCLATTN_ASYNC=<0|1|2>     with CLATTN_PREFETCH and float32 storage, K and V copied to __local
+//                              asynchronously rather than through registers: 1 NVIDIA's cp.async
+//                              (inline PTX), 2 its contract emulated (tests; gpu_stage.cl)
 //   -DCLATTN_SHUFFLE=<0|1|2>   combine a row's CT partial values (each tile's max, the sums at the
 //                              end) by a butterfly of exchanges among the row's work-items: 1
 //                              NVIDIA's warp shuffle (shfl.sync through inline PTX: CT a power of
@@ -74,6 +77,9 @@
 #endif
 #if CLATTN_MMA && (TM != 2 || TN * 4 != BN || BM % 16 != 0 || BN % 8 != 0 || D % 8 != 0 || DV % 8 != 0 || OW != 2)
 #error "CLATTN_MMA needs TM 2, TN BN / 4, BM a multiple of 16, BN, D and DV of 8 (and common.cl's OW 2)"
+#endif
+#if CLATTN_ASYNC && !CLATTN_PREFETCH
+#error "CLATTN_ASYNC is a way of CLATTN_PREFETCH's loads"
 #endif
 #define TWO_BARRIERS (CLATTN_SHUFFLE && CLATTN_PREFETCH) // a key tile's (key_tile)
 #define FLAG(t) (TWO_BARRIERS ? (t)&1 : 0)               // key tile t's nonfinite flag: its V
@@ -551,10 +557,12 @@ inline __attribute__((always_inline)) void pv_mma(item_state *st, float p[TM][TN
 // there. With it, ks holds K already (the previous tile stored it, or the walk's start): the tile
 // loads its V into registers before the scores and stores it in vs after them, and loads the next
 // tile's K (next, when has_next) before P.V and stores it after: each load's latency is spent
-// computing. The tile ends on a barrier, so that ks, vs and ps are free at the next one's start.
-// A barrier after the scores publishes the rows' maxima through red and frees ks for V; with
-// CLATTN_SHUFFLE and CLATTN_PREFETCH there is neither to wait for, and the tile has two barriers
-// (TWO_BARRIERS; and the exchanges' own where they go through __local).
+// computing. With CLATTN_ASYNC the same copies are issued where those loads were and waited for
+// where the stores were (V's right after the scores), and no register holds them; V's check then
+// reads back what the work-item's copies wrote, as the staged tiles' do. The tile ends on a
+// barrier, so that ks, vs and ps are free at the next one's start. A barrier after the scores
+// publishes the rows' maxima through red and frees ks for V; with CLATTN_SHUFFLE and CLATTN_PREFETCH there is neither
+// to wait for, and the tile has two barriers (TWO_BARRIERS; and the exchanges' own where they go through __local).
 //
 // nonfinite[FLAG(t)] says whether an edge tile's values hold an infinity or NaN: set by atomic_or
 // before the barrier ahead of P.V, read after it. The first work-item clears a flag at the tile's
@@ -573,7 +581,9 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
     if (get_local_id(0) == 0)
         nonfinite[K_FLAG(t + 1)] = 0; // the next tile's, set while staging its K
 #endif
-#if CLATTN_PREFETCH
+#if CLATTN_PREFETCH && CLATTN_ASYNC
+    ASYNC_ISSUE(ov_t, OW, vs, VS, cur.v, cur.count, DV, BN, WG)
+#elif CLATTN_PREFETCH
     ov_t vr_next[VSHARE];
     ROWS_LOAD(0, ov_t, OW, vr_next, 0, VSHARE, cur.v, cur.count, DV, BN, WG)
     // Whether P.V must guard its sums, from the values this work-item loaded (a short tile's clamped
@@ -648,13 +658,21 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
 #if CLATTN_SHUFFLE
     ROWS_BUTTERFLY(mt, fmax)
 #endif
-#if CLATTN_PREFETCH
+#if CLATTN_PREFETCH && !CLATTN_ASYNC
     ROWS_STORE(0, ov_t, OW, vr_next, 0, VSHARE, vs, VS, cur.count, DV, BN, WG)
 #endif
 #if !TWO_BARRIERS
     barrier(CLK_LOCAL_MEM_FENCE);
 #endif
-#if CLATTN_PREFETCH
+#if CLATTN_PREFETCH && CLATTN_ASYNC
+    // Once the scores are done: the copies had them to land. (After the weights, as late as the
+    // barrier allows, POCL 3.1 miscompiled the emulation's copy with 4 x 4 blocks and three
+    // barriers a tile.) The flag is set after the barrier that follows its clear at the tile's
+    // start, or with two barriers a tile before its use (FLAG).
+    ASYNC_WAIT(ov_t, OW, vs, VS, cur.v, cur.count, DV, BN, WG)
+    if (CLATTN_MMA || edge)
+        FLAG_NONFINITE(ov_t, OW, NONFINITE, vs, VS, DV, nonfinite + FLAG(t))
+#elif CLATTN_PREFETCH
     if (bad)
         atomic_or(nonfinite + FLAG(t), 1);
 #endif
@@ -701,11 +719,11 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
             PUT_P(i, j, seen ? p : as_float(MASKED_P));
         }
     }
-#if CLATTN_PREFETCH
+#if CLATTN_PREFETCH && !CLATTN_ASYNC
     qv_t kr_next[KSHARE];
     if (has_next)
         ROWS_LOAD(0, qv_t, QW, kr_next, 0, KSHARE, next.k, next.count, D, BN, WG)
-#else
+#elif !CLATTN_PREFETCH
     // Every work-item has passed the barrier after its scores: K is no longer read.
     STAGE_ROWS_IN(ov_t, OW, vs, VS, cur.v, cur.count, DV, BN, WG)
     // Whether P.V must guard its sums: each work-item looks at the vectors it staged itself.
@@ -713,6 +731,13 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
         FLAG_NONFINITE(ov_t, OW, NONFINITE, vs, VS, DV, nonfinite + FLAG(t))
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
+#if CLATTN_PREFETCH && CLATTN_ASYNC
+    // Every work-item has passed the scores, the last reads of ks: the next tile's K lands during
+    // P.V.
+    if (has_next) {
+        ASYNC_ISSUE(qv_t, QW, ks, QS, next.k, next.count, D, BN, WG)
+    }
+#endif
 
     // P.V. A masked key (edge tiles only) must add nothing, not even 0 times its value, which is
     // NaN when the value is infinite or NaN; a masked weight (-0) times a finite value adds nothing
@@ -773,10 +798,15 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
     }
 #if CLATTN_PREFETCH
     // ks was last read by the scores, before two barriers.
-    if (has_next)
+    if (has_next) {
+#if CLATTN_ASYNC
+        ASYNC_WAIT(qv_t, QW, ks, QS, next.k, next.count, D, BN, WG)
+#else
         ROWS_STORE(0, qv_t, QW, kr_next, 0, KSHARE, ks, QS, next.count, D, BN, WG)
-    if (CLATTN_MMA && has_next)
-        FLAG_K(t + 1)
+#endif
+        if (CLATTN_MMA)
+            FLAG_K(t + 1)
+    }
 #endif
     // The barrier ends the tile rather than starting the next one: POCL 6.0 aborted on the other
     // order (an assertion in its parallel-region formation, with 6 x 5 tiles of 3 x 5 blocks),

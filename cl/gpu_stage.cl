@@ -1,5 +1,6 @@
 // What the GPU variant's tiled kernels share (attention_gpu.cl, decode_gpu.cl), compiled after
-// common.cl: aligned vector access to rows, and the staging of a tile of rows into __local.
+// common.cl: aligned vector access to rows, and the staging of a tile of rows into __local, by
+// loads and stores or by asynchronous copies.
 
 // Vector i of a __local or __global row, as one aligned load or store: rows start at multiples of
 // the vector width (strides and buffer offsets are multiples of it), and vloadn would promise the
@@ -95,4 +96,63 @@
     }
 #else
 #define STAGE_ROWS_IN STAGE_ONE_BY_ONE
+#endif
+
+// Asynchronous copies (CLATTN_ASYNC, float32 storage: a copy moves the caller's bytes as they
+// are): the same share of the same tile as the copies above, rows from count on as zeros, but
+// straight from global to __local, no register holding a value in between. ASYNC_ISSUE starts the
+// work-item's copies; ASYNC_WAIT returns once they have landed, where the work-item sees its own
+// (a barrier then shows them to the others). Nothing may read or write the destination between
+// the two. 1: NVIDIA's cp.async (compute capability 8.0 or more, through inline PTX: one LDGSTS a
+// vector, which skips the register file); 2 the same contract kept by copies done at the wait,
+// the destination set to NaN at the issue, so that a read before the wait or a copy issued while
+// others still read the destination shows in the results (tests, on any device).
+#ifndef CLATTN_ASYNC
+#define CLATTN_ASYNC 0
+#endif
+#if CLATTN_ASYNC && CLATTN_DTYPE != 0
+#error "CLATTN_ASYNC copies float32 storage only"
+#endif
+// Vector x of a share, x < rows * vecs: its row and column in the tile.
+#define ASYNC_SHARE(vw, width, rows, wg, body)                                                                         \
+    _Pragma("unroll") for (int n_ = 0; n_ < ROWS_SHARE(width, vw, rows, wg); n_++)                                     \
+    {                                                                                                                  \
+        const int vecs_ = (width) / (vw), x_ = (int)get_local_id(0) + n_ * (wg);                                       \
+        const int r_ = x_ / vecs_, c_ = x_ % vecs_;                                                                    \
+        if (((rows)*vecs_) % (wg) == 0 || x_ < (rows)*vecs_) {                                                         \
+            body                                                                                                       \
+        }                                                                                                              \
+    }
+#if CLATTN_ASYNC == 1
+#if !defined(__NVPTX__) && !defined(cl_nv_pragma_unroll)
+// As for mma.sync (attention_gpu.cl): PTX only for clang's NVPTX target and NVIDIA's compiler.
+#error "CLATTN_ASYNC 1 is PTX (cp.async), for NVIDIA's compiler"
+#endif
+// One vector of `type` from src to dst, src_bytes of it read (the vector's or 0: then zeros). 16
+// bytes bypass L1 (.cg: a work-group reads a tile once, from L2); .cg takes only 16.
+#define COPY_ASYNC(type, dst, src, src_bytes)                                                                          \
+    if (sizeof(type) == 16)                                                                                            \
+        __asm__ volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"                                               \
+                         :                                                                                             \
+                         : "l"((ulong)(dst)), "l"((ulong)(src)), "r"(src_bytes)                                        \
+                         : "memory");                                                                                  \
+    else                                                                                                               \
+        __asm__ volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;"                                               \
+                         :                                                                                             \
+                         : "l"((ulong)(dst)), "l"((ulong)(src)), "n"(sizeof(type)), "r"(src_bytes)                     \
+                         : "memory");
+// A row past count reads 0 bytes from the tile's last vector (an address inside the tensor).
+#define ASYNC_ISSUE(type, vw, dst, stride, src, count, width, rows, wg)                                                \
+    ASYNC_SHARE(vw, width, rows, wg,                                                                                   \
+                COPY_ASYNC(type, (__local type *)((dst) + r_ * (stride)) + c_,                                         \
+                           (__global const type *)(src) + min(x_, (count)*vecs_ - 1),                                  \
+                           r_ < (count) ? (uint)sizeof(type) : 0u))
+#define ASYNC_WAIT(type, vw, dst, stride, src, count, width, rows, wg)                                                 \
+    __asm__ volatile("cp.async.wait_all;" ::: "memory");
+#elif CLATTN_ASYNC == 2
+#define ASYNC_ISSUE(type, vw, dst, stride, src, count, width, rows, wg)                                                \
+    ASYNC_SHARE(vw, width, rows, wg, LVEC(type, (dst) + r_ * (stride), c_) = (type)(NAN);)
+#define ASYNC_WAIT(type, vw, dst, stride, src, count, width, rows, wg)                                                 \
+    ASYNC_SHARE(vw, width, rows, wg,                                                                                   \
+                LVEC(type, (dst) + r_ * (stride), c_) = r_ < (count) ? GVEC(type, src, x_) : (type)(0.0f);)
 #endif

@@ -273,7 +273,7 @@ int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err)
     if (plan->grid == NULL)
         return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "grid plan");
     clattn__grid_plan *g = plan->grid;
-    int status = clattn__choose_tiles(plan->ctx, p->head_dim, p->value_dim, p->q_len, &plan->tiles, err);
+    int status = clattn__choose_tiles(plan->ctx, p->head_dim, p->value_dim, p->dtype, p->q_len, &plan->tiles, err);
     if (status)
         return status;
     clattn_tiles *t = &plan->tiles;

@@ -1,6 +1,7 @@
 /* Plans: created once per problem (kernels built, tiles chosen, scratch allocated by scratch.c),
  * then run many times (launch.c, run_host.c). This file decides which kernels a problem needs and,
  * for decode, how many key splits; it creates and frees the plan object. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,24 @@ int clattn__plan_kernel(clattn_plan *plan, const char *source, const char *name,
     return CLATTN_STATUS_OK;
 }
 
+/* The tiles' options that are inline PTX (NVIDIA's GPUs), in the order a plan gives them up when
+ * the kernel does not build: tensor cores, asynchronous copies, warp shuffles. */
+static const struct {
+    size_t offset;
+    const char *name;
+} ptx_options[] = {{offsetof(clattn_tiles, mma), "tensor cores"},
+                   {offsetof(clattn_tiles, async), "asynchronous copies"},
+                   {offsetof(clattn_tiles, shuffle), "shuffles"}};
+
+/* The first of them that t sets to 1 (the PTX; 2 is its emulation), or -1. */
+static int inline_ptx(const clattn_tiles *t)
+{
+    for (int i = 0; i < (int)(sizeof ptx_options / sizeof ptx_options[0]); i++)
+        if (*(const int *)((const char *)t + ptx_options[i].offset) == 1)
+            return i;
+    return -1;
+}
+
 /* The attention kernel; for the GPU variant, rebuilt with smaller tiles while the compiled
  * kernel's own limits (work-group size, local memory) refuse the tiles, so that no enqueue fails. */
 static int create_attention(clattn_plan *plan, const char *program, const char *name, clattn__error *err)
@@ -47,18 +66,14 @@ static int create_attention(clattn_plan *plan, const char *program, const char *
         clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
         int rebuild = 0;
         int status = clattn__plan_kernel(plan, program, name, options, &plan->attention, err);
-        if (status && (plan->tiles.mma == 1 || plan->tiles.shuffle == 1)) {
-            /* tensor cores and warp shuffles are inline PTX, which a driver's compiler may refuse:
-             * the same tiles without them (tensor cores first; tm and tn stay a valid block), rather
-             * than no plan */
-            const int mma = plan->tiles.mma == 1;
+        const int ptx = status ? inline_ptx(&plan->tiles) : -1;
+        if (ptx >= 0) {
+            /* a driver's compiler may refuse inline PTX: the same tiles without it, one option at a
+             * time (tm and tn stay a valid block), rather than no plan */
             clattn__context_log(plan->ctx,
                                 "clattn: the attention kernel with %s did not build (%.300s); rebuilt without them",
-                                mma ? "tensor cores" : "shuffles", err != NULL ? err->text : "");
-            if (mma)
-                plan->tiles.mma = 0;
-            else
-                plan->tiles.shuffle = 0;
+                                ptx_options[ptx].name, err != NULL ? err->text : "");
+            *(int *)((char *)&plan->tiles + ptx_options[ptx].offset) = 0;
             continue;
         }
         if (!status)
@@ -236,7 +251,7 @@ int clattn_plan_create(clattn_context *ctx, const clattn_problem *problem, clatt
         plan->decode = banded && plan->p.q_len <= CLATTN_SPLIT_MAX_QUERIES && plan->n_global_rows == 0;
         const int group_rows = plan->p.heads / plan->p.kv_heads * plan->p.q_len;
         if (!status && banded)
-            status = clattn__choose_tiles(ctx, plan->p.head_dim, plan->p.value_dim,
+            status = clattn__choose_tiles(ctx, plan->p.head_dim, plan->p.value_dim, plan->p.dtype,
                                           plan->decode ? group_rows : plan->p.q_len, &plan->tiles, &err);
         plan->qscale = plan->p.scale * (float)CL_M_LOG2E;
         if (!status && banded && plan->decode && plan->tiles.cpu_variant)

@@ -22,10 +22,10 @@ typedef struct {
  * tune put them within 0.5% of the best of 25 tiles at D = 64 and 128 (docs/PERFORMANCE.md). A
  * row whose __local tiles do not fit a device or a head dimension is shrunk at plan creation
  * (clattn__tiles_shrink). */
-#define GPU_TILES(bm_, bn_, tm_, tn_, reqd_, stage_, prefetch_, shuffle_, mma_)                                        \
+#define GPU_TILES(bm_, bn_, tm_, tn_, reqd_, stage_, prefetch_, shuffle_, mma_, async_)                                \
     {                                                                                                                  \
         .cpu_variant = 0, .rows = 1, .kw = 0, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = reqd_,            \
-        .stage = stage_, .prefetch = prefetch_, .shuffle = shuffle_, .mma = mma_                                       \
+        .stage = stage_, .prefetch = prefetch_, .shuffle = shuffle_, .mma = mma_, .async = async_                      \
     }
 
 static const tile_entry tile_table[] = {
@@ -40,8 +40,11 @@ static const tile_entry tile_table[] = {
      .vendor = "NVIDIA",
      .type = CL_DEVICE_TYPE_GPU,
      .min_d = 128,
-     .tiles = GPU_TILES(64, 32, 4, 4, 1, 8, 0, 0, 0)},
-    {.device = NULL, .vendor = "NVIDIA", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(64, 32, 4, 8, 1, 8, 0, 0, 0)},
+     .tiles = GPU_TILES(64, 32, 4, 4, 1, 8, 0, 0, 0, 0)},
+    {.device = NULL,
+     .vendor = "NVIDIA",
+     .type = CL_DEVICE_TYPE_GPU,
+     .tiles = GPU_TILES(64, 32, 4, 8, 1, 8, 0, 0, 0, 0)},
     /* 64 KB of LDS: from D = 128 on, 64 x 32 (D = 128 fits as it is, 63 KB; 128 work-items are
      * two wavefronts); below, 64 x 64 (58 KB at D = 64, 256 work-items). Chosen by what gfx906
      * compiles without a spill (ci/gpu_static.sh): at D = 64, 64 x 32 spilled 4 SGPRs once P.V had
@@ -51,18 +54,21 @@ static const tile_entry tile_table[] = {
      .vendor = "Advanced Micro Devices",
      .type = CL_DEVICE_TYPE_GPU,
      .min_d = 128,
-     .tiles = GPU_TILES(64, 32, 4, 4, 1, 0, 0, 0, 0)},
+     .tiles = GPU_TILES(64, 32, 4, 4, 1, 0, 0, 0, 0, 0)},
     {.device = NULL,
      .vendor = "Advanced Micro Devices",
      .type = CL_DEVICE_TYPE_GPU,
-     .tiles = GPU_TILES(64, 64, 4, 4, 1, 0, 0, 0, 0)},
+     .tiles = GPU_TILES(64, 64, 4, 4, 1, 0, 0, 0, 0, 0)},
     /* Intel GPUs: a SIMD16 thread has 64 floats of registers per work-item in the default GRF
      * mode, so half the rows per work-item. */
-    {.device = NULL, .vendor = "Intel", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 1, 0, 0, 0, 0)},
+    {.device = NULL, .vendor = "Intel", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 1, 0, 0, 0, 0, 0)},
     /* ARM Mali: about 64 registers per thread, 2 x 2 blocks. */
-    {.device = NULL, .vendor = "ARM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 16, 2, 2, 1, 0, 0, 0, 0)},
+    {.device = NULL, .vendor = "ARM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 16, 2, 2, 1, 0, 0, 0, 0, 0)},
     /* Qualcomm Adreno: no reqd_work_group_size (CLBlast leaves it out there). */
-    {.device = NULL, .vendor = "QUALCOMM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 0, 0, 0, 0, 0)},
+    {.device = NULL,
+     .vendor = "QUALCOMM",
+     .type = CL_DEVICE_TYPE_GPU,
+     .tiles = GPU_TILES(32, 32, 2, 4, 0, 0, 0, 0, 0, 0)},
     /* Intel's OpenCL CPU runtime (PyPI intel-opencl-rt), whose device name says no ISA: on AVX-512
      * (a native vector of 16 floats), clattn tune on the Xeon below, dense N=2048, once the score
      * loop's broadcasts came from one private block (attention_cpu.cl, tile_rows): 10 rows x 32 keys
@@ -96,7 +102,7 @@ static const tile_entry tile_table[] = {
      * CPU variant's generic row (CLATTN_VARIANT=cpu on another device takes it). */
     {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_CPU, .tiles = {.cpu_variant = 1, .rows = 6, .kw = 16}},
     /* Any other device, and the GPU variant's generic row (CLATTN_VARIANT=gpu on a CPU). */
-    {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(32, 32, 4, 4, 1, 0, 0, 0, 0)},
+    {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(32, 32, 4, 4, 1, 0, 0, 0, 0, 0)},
 };
 
 static int matches(const tile_entry *e, const clattn__device_caps *caps, int d)
@@ -170,12 +176,12 @@ int clattn__tiles_check(const clattn_tiles *t, char *why, size_t size)
         return 0;
     if (t->tm < 1 || t->tn < 1 || t->bm < t->tm || t->bn < t->tn || t->bm % t->tm != 0 || t->bn % t->tn != 0 ||
         t->tm * t->tn > 32 || t->stage < 0 || t->stage > 8 || t->prefetch < 0 || t->prefetch > 1 || t->shuffle < 0 ||
-        t->shuffle > 2 || t->mma < 0 || t->mma > 2) {
+        t->shuffle > 2 || t->mma < 0 || t->mma > 2 || t->async < 0 || t->async > 2) {
         snprintf(why, size,
-                 "GPU tiles bm = %d, bn = %d, tm = %d, tn = %d, stage = %d, prefetch = %d, shuffle = %d, mma = %d: bm "
-                 "must be a multiple of tm, bn of tn, tm * tn <= 32, stage 0 to 8, prefetch 0 or 1, shuffle and mma 0 "
-                 "to 2",
-                 t->bm, t->bn, t->tm, t->tn, t->stage, t->prefetch, t->shuffle, t->mma);
+                 "GPU tiles bm = %d, bn = %d, tm = %d, tn = %d, stage = %d, prefetch = %d, shuffle = %d, mma = %d, "
+                 "async = %d: bm must be a multiple of tm, bn of tn, tm * tn <= 32, stage 0 to 8, prefetch 0 or "
+                 "1, shuffle, mma and async 0 to 2",
+                 t->bm, t->bn, t->tm, t->tn, t->stage, t->prefetch, t->shuffle, t->mma, t->async);
         return -1;
     }
     return 0;
@@ -286,6 +292,16 @@ static int usable_mma(int ask, const clattn_tiles *t, int d, int dv, const clatt
     return ask;
 }
 
+/* The tiles' `async` as GPU tiles t run it when they `ask` for it (clattn_advanced.h): a way
+ * of prefetch's loads, for float32 storage (a copy converts nothing), and for 1 a device with
+ * cp.async. */
+static int usable_async(int ask, const clattn_tiles *t, clattn_dtype dtype, const clattn__device_caps *caps)
+{
+    if (!t->prefetch || dtype != CLATTN_DTYPE_F32 || (ask == 1 && !caps->async_copy))
+        return 0;
+    return ask;
+}
+
 int clattn__group_stage(int stage, size_t wg)
 {
     return wg > 1 ? stage : 0;
@@ -309,7 +325,8 @@ int clattn__check_fits(const clattn__device_caps *caps, int wg, size_t bytes, in
                         d, dv, what, bytes, (unsigned long long)caps->local_mem, caps->max_work_group);
 }
 
-int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, clattn_tiles *out, clattn__error *err)
+int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, clattn_dtype dtype, int max_rows, clattn_tiles *out,
+                         clattn__error *err)
 {
     const clattn__device_caps *caps = &ctx->caps;
     const int want = forced_variant();
@@ -333,6 +350,7 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows,
         t.item_tiles = CLATTN_MAX_ITEM_TILES;
     if (!t.cpu_variant) {
         t.mma = usable_mma(t.mma, &t, d, dv, caps);
+        t.async = usable_async(t.async, &t, dtype, caps);
         if (t.mma) { /* a warp's 16 rows by the tile's keys (cl/attention_gpu.cl's ROW_OF, KEY_OF) */
             t.tm = 2;
             t.tn = t.bn / 4;
@@ -395,9 +413,10 @@ void clattn__attention_options(const clattn_tiles *tiles, int d, int dv, char *b
     if (!tiles->cpu_variant) {
         snprintf(buf, size,
                  "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_BM=%d -DCLATTN_BN=%d -DCLATTN_TM=%d -DCLATTN_TN=%d "
-                 "-DCLATTN_REQD_WG=%d -DCLATTN_STAGE=%d -DCLATTN_PREFETCH=%d -DCLATTN_SHUFFLE=%d -DCLATTN_MMA=%d",
+                 "-DCLATTN_REQD_WG=%d -DCLATTN_STAGE=%d -DCLATTN_PREFETCH=%d -DCLATTN_SHUFFLE=%d -DCLATTN_MMA=%d "
+                 "-DCLATTN_ASYNC=%d",
                  d, dv, tiles->bm, tiles->bn, tiles->tm, tiles->tn, tiles->reqd_wg != 0, tiles->stage, tiles->prefetch,
-                 tiles->shuffle, tiles->mma);
+                 tiles->shuffle, tiles->mma, tiles->async);
         return;
     }
     int vw = 16, wd = 16;

@@ -114,8 +114,10 @@ int clattn__check_fits(const clattn__device_caps *caps, int wg, size_t bytes, in
  * row of that variant for the device, else its generic row. The GPU variant's tiles take fewer rows per work-item
  * where its output block would crowd the registers (large Dv), then shrink (clattn__tiles_shrink) until they fit the
  * device's work-group size and local memory; CLATTN_STATUS_DEVICE_LIMIT when the smallest do not,
- * CLATTN_STATUS_UNSUPPORTED for malformed forced tiles or another CLATTN_VARIANT. */
-int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, int max_rows, clattn_tiles *out, clattn__error *err);
+ * CLATTN_STATUS_UNSUPPORTED for malformed forced tiles or another CLATTN_VARIANT. The storage type decides whether
+ * K and V may be copied asynchronously (clattn_tiles.async). */
+int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, clattn_dtype dtype, int max_rows, clattn_tiles *out,
+                         clattn__error *err);
 
 /* Bytes of __local memory the attention kernel uses with these tiles: the GPU variant's layout
  * (cl/attention_gpu.cl), mirrored here to choose tiles before building. */

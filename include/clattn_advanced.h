@@ -61,6 +61,11 @@ typedef struct {
                    * work-item computing its part from the __local values that its warp's lanes
                    * would hold, slower, so that any device runs that code (tests). A tile whose
                    * values hold an infinity or NaN takes float32 multiply-adds */
+    int async;    /* with prefetch 1 and float32 storage, how K and V reach __local: 0 loaded into
+                   * registers and stored; 1 by NVIDIA's asynchronous copies (cp.async through inline
+                   * PTX, compute capability 8.0 or more, else as 0), straight to __local with no
+                   * register holding them; 2 the same contract emulated (each copy done when it is
+                   * waited for), slower, so that any device runs that code (tests) */
 } clattn_tiles;
 
 /* The plans created after this call use these tiles (still clamped to the device's limits);

@@ -38,7 +38,8 @@ static void profile_context(const gpu_profile *g, clattn_context *ctx)
     ctx->caps.max_work_group = g->max_work_group;
     ctx->caps.local_mem = g->local_mem;
     ctx->caps.max_alloc = ctx->caps.global_mem = (cl_ulong)16 << 30;
-    ctx->caps.warp_shuffle = ctx->caps.tensor_tf32 = strstr(g->vendor, "NVIDIA") != NULL; /* an sm_90 */
+    ctx->caps.warp_shuffle = ctx->caps.tensor_tf32 = ctx->caps.async_copy =
+        strstr(g->vendor, "NVIDIA") != NULL; /* an sm_90 */
 }
 
 /* A 7 x 7 neighborhood on an h x w grid, one kv head for `heads` query heads. */
@@ -59,7 +60,7 @@ static int print_options(const clattn_context *ctx, int d)
     clattn_split_tiles split;
     char options[512];
     /* The split's largest row block: the most registers it takes. */
-    if (clattn__choose_tiles(ctx, d, d, 4096, &tiles, &err) ||
+    if (clattn__choose_tiles(ctx, d, d, CLATTN_DTYPE_F32, 4096, &tiles, &err) ||
         clattn__choose_split_tiles(ctx, d, d, CLATTN_SPLIT_GPU_MAX_RB, &split, &err)) {
         fprintf(stderr, "clattn_gpu_profile: %s\n", err.text);
         return 1;
@@ -72,21 +73,26 @@ static int print_options(const clattn_context *ctx, int d)
     printf("%s %s\n", CLATTN_GPU_ATTENTION_PROGRAM, options);
     if (ctx->caps.tensor_tf32) {
         /* The same tiles on tensor cores with warp shuffles (the tune's candidates), as a plan
-         * that asks for them gets them; from D = 128 on, 16 keys a tile (32 spill in clang's sm_90
-         * build, and 16 leave room for Q's small parts: docs/GPU.md). */
+         * that asks for them gets them, then with K and V a step ahead by asynchronous copies; from
+         * D = 128 on, 16 keys a tile (32 spill in clang's sm_90 build, and 16 leave room for Q's
+         * small parts: docs/GPU.md). */
         clattn_context mma = *ctx;
         clattn_tiles ask = tiles;
         ask.shuffle = ask.mma = 1;
         if (d >= 128 && ask.bn > 16)
             ask.bn = 16;
         mma.tiles_forced = 1;
-        mma.forced_tiles = ask;
-        if (clattn__choose_tiles(&mma, d, d, 4096, &ask, &err)) {
-            fprintf(stderr, "clattn_gpu_profile: %s\n", err.text);
-            return 1;
+        for (int copies = 0; copies <= 1; copies++) {
+            ask.prefetch = ask.async = copies;
+            mma.forced_tiles = ask;
+            clattn_tiles chosen;
+            if (clattn__choose_tiles(&mma, d, d, CLATTN_DTYPE_F32, 4096, &chosen, &err)) {
+                fprintf(stderr, "clattn_gpu_profile: %s\n", err.text);
+                return 1;
+            }
+            clattn__attention_options(&chosen, d, d, options, sizeof options);
+            printf("%s %s\n", CLATTN_GPU_ATTENTION_PROGRAM, options);
         }
-        clattn__attention_options(&ask, d, d, options, sizeof options);
-        printf("%s %s\n", CLATTN_GPU_ATTENTION_PROGRAM, options);
     }
     clattn__split_options(&split, d, d, options, sizeof options);
     printf("%s %s\n", CLATTN_GPU_SPLIT_PROGRAM, options);
@@ -146,7 +152,7 @@ static int run(const gpu_profile *g, const clattn_context *profile, int d, const
 {
     clattn__error err = {{0}};
     clattn_tiles tiles;
-    if (clattn__choose_tiles(profile, d, d, 4096, &tiles, &err)) {
+    if (clattn__choose_tiles(profile, d, d, CLATTN_DTYPE_F32, 4096, &tiles, &err)) {
         fprintf(stderr, "clattn_gpu_profile: %s\n", err.text);
         return 1;
     }
