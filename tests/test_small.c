@@ -93,14 +93,24 @@ int main(int argc, char **argv)
      * which shrinks them at D = 128), and odd ones: 2 x 1 work-items of 3 x 5 scores, K and V
      * loaded a step ahead; 8 x 4 work-items of 2 x 2 scores, K and V a step ahead, the rows' maxima
      * and sums combined by the butterfly of warp shuffles with each exchange through __local; one
-     * warp of 16 rows by 16 keys on emulated tensor cores, K and V a step ahead, the butterfly. */
+     * warp of 16 rows by 16 keys on emulated tensor cores, K and V a step ahead by emulated
+     * asynchronous copies (whose contract ci/oclgrind.sh's race checks watch), the butterfly. */
     static const clattn_tiles variants[] = {
         {.cpu_variant = 1, .rows = 4, .kw = 16, .lanes = 1},
         {.cpu_variant = 1, .rows = 3, .kw = 32},
         {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1, .stage = 8},
         {.cpu_variant = 0, .rows = 1, .bm = 6, .bn = 5, .tm = 3, .tn = 5, .prefetch = 1},
         {.cpu_variant = 0, .rows = 1, .bm = 16, .bn = 8, .tm = 2, .tn = 2, .prefetch = 1, .shuffle = 2},
-        {.cpu_variant = 0, .rows = 1, .bm = 16, .bn = 16, .tm = 2, .tn = 4, .prefetch = 1, .shuffle = 2, .mma = 2}};
+        {.cpu_variant = 0,
+         .rows = 1,
+         .bm = 16,
+         .bn = 16,
+         .tm = 2,
+         .tn = 4,
+         .prefetch = 1,
+         .shuffle = 2,
+         .mma = 2,
+         .async = 2}};
     static const char *const names[] = {"cpu4x16", "cpu3x32", "gpu64", "gpu6x5", "gpu16x8x", "gpu16m"};
     const size_t first = argc > 1 && strcmp(argv[1], "--gpu") == 0 ? 2 : 0; /* the GPU variants come last */
     return harness_each_variant(variants + first, names + first, sizeof variants / sizeof variants[0] - first,
