@@ -25,10 +25,10 @@
     }
 /* The GPU variant's tile: work-groups of `bm` query rows walking tiles of `bn` keys, each
  * work-item a `tm` x `tn` block of scores, staging K and V `stage` loads at a time, or loading them
- * into registers a step ahead (`prefetch`), rows' maxima and sums combined through __local or by
- * warp shuffles (`shuffle`), products on tensor cores (`mma`: then tm x tn is what runs where the
- * device has none). Shuffles and tensor cores are NVIDIA's GPUs': elsewhere those candidates run as
- * the ones without. */
+ * a step ahead (`prefetch`) into registers or by asynchronous copies (`async`), rows' maxima and
+ * sums combined through __local or by warp shuffles (`shuffle`), products on tensor cores (`mma`:
+ * then tm x tn is what runs where the device has none). Shuffles, asynchronous copies and tensor
+ * cores are NVIDIA's GPUs': elsewhere those candidates run as the ones without. */
 #define GPU_CANDIDATE(bm_, bn_, tm_, tn_, stage_, prefetch_, shuffle_, mma_, async_)                                   \
     {                                                                                                                  \
         .cpu_variant = 0, .rows = 1, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = 1, .stage = stage_,        \
@@ -40,13 +40,14 @@
  * work-items, register blocks from 2 x 2 (small register files) to 8 x 4. The library still
  * shrinks each to the device's limits. 64 x 16 in 2 x 4 blocks is the only 64-row tile at D = 128
  * within NVIDIA's 48 KB of __local (48,388 bytes); every other one there shrinks to 32 rows. The
- * five after them are NVIDIA's rows and the best of the others with warp shuffles (with `prefetch`, a
- * key tile then has two barriers instead of three); the seven after them run on tensor cores (3xTF32), four
- * warps of 16 rows by 32 keys, by 64 and by 16, with K and V a step ahead, with the rows combined
- * through __local, and two warps by 32 and by 16 keys (at D = 128 the one whose __local takes Q's
- * small parts too, and that spills nothing in clang's sm_90 build). The last four load K and V a
- * step ahead by asynchronous copies (NVIDIA's cp.async; elsewhere through registers): NVIDIA's
- * rows at D = 64 and 128 with warp shuffles, on float32 multiply-adds and on tensor cores. */
+ * five after them are NVIDIA's rows and the best of the others with warp shuffles (with
+ * `prefetch`, a key tile then has two barriers instead of three); the seven after those run on
+ * tensor cores (3xTF32), four warps of 16 rows by 32 keys, by 64 and by 16, with K and V a step
+ * ahead, with the rows combined through __local, and two warps by 32 and by 16 keys (at D = 128
+ * the one whose __local takes Q's small parts too, and that spills nothing in clang's sm_90
+ * build). The last four load K and V a step ahead by asynchronous copies (NVIDIA's cp.async;
+ * elsewhere through registers): NVIDIA's rows at D = 64 and 128 with warp shuffles, on float32
+ * multiply-adds and on tensor cores. */
 static const clattn_tiles cpu_candidates[] = {
     CPU_TILES(4, 8),  CPU_TILES(6, 8),  CPU_TILES(8, 8),   CPU_TILES(12, 8),  CPU_TILES(4, 16),
     CPU_TILES(6, 16), CPU_TILES(8, 16), CPU_TILES(10, 16), CPU_TILES(12, 16), CPU_TILES(16, 16),

@@ -113,7 +113,8 @@
 #if CLATTN_ASYNC && CLATTN_DTYPE != 0
 #error "CLATTN_ASYNC copies float32 storage only"
 #endif
-// Vector x of a share, x < rows * vecs: its row and column in the tile.
+// body once for each vector x_ of the work-item's share (x_ < rows * vecs_), at row r_ and column
+// c_ of the tile.
 #define ASYNC_SHARE(vw, width, rows, wg, body)                                                                         \
     _Pragma("unroll") for (int n_ = 0; n_ < ROWS_SHARE(width, vw, rows, wg); n_++)                                     \
     {                                                                                                                  \
