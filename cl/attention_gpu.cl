@@ -83,9 +83,7 @@
 #endif
 #define TWO_BARRIERS (CLATTN_SHUFFLE && CLATTN_PREFETCH) // a key tile's (key_tile)
 #define FLAG(t) (TWO_BARRIERS ? (t)&1 : 0)               // key tile t's nonfinite flag: its V
-#define K_FLAG(t) (2 + ((t)&1))                          // CLATTN_MMA: its K
-#define Q_FLAG 4                                         // CLATTN_MMA: the work-group's Q
-#define FLAGS (CLATTN_MMA ? 5 : 2)
+#define FLAGS 2
 
 // Which rows and keys work-item (ty, tx) owns: its i-th row and j-th key (module comment). With
 // CLATTN_MMA, the layout of an m16n8k8 product's accumulators: warp w (ty / 8) owns rows 16w ..
@@ -154,11 +152,6 @@ typedef float pv_t;
 #else
 #define NONFINITE(x) (!all(isfinite(x)))
 #endif
-#if QW == 1
-#define NONFINITE_Q(x) (!isfinite(x))
-#else
-#define NONFINITE_Q(x) (!all(isfinite(x)))
-#endif
 // Sets *flag when a tile of BN rows of `width` floats that this work-item staged (vectors of vw:
 // STAGE_ROWS_IN's share, get_local_id(0) + n * WG) into buf, rows `stride` apart, holds an
 // infinity or a NaN. Each work-item reads back only what it stored itself: no barrier needed. The
@@ -172,7 +165,7 @@ typedef float pv_t;
 #else
 #define UNROLL_CHECK _Pragma("unroll 1")
 #endif
-#define FLAG_NONFINITE(type, vw, nonfinite_of, buf, stride, width, flag)                                               \
+#define FLAG_NONFINITE(type, vw, buf, stride, width, flag)                                                             \
     {                                                                                                                  \
         type sum_ = (type)(0.0f);                                                                                      \
         UNROLL_CHECK for (int n_ = 0; n_ < ROWS_SHARE(width, vw, BN, WG); n_++)                                        \
@@ -183,11 +176,9 @@ typedef float pv_t;
                 sum_ += v_;                                                                                            \
             }                                                                                                          \
         }                                                                                                              \
-        if (nonfinite_of(sum_))                                                                                        \
+        if (NONFINITE(sum_))                                                                                           \
             atomic_or(flag, 1);                                                                                        \
     }
-// The same for key tile t's K, staged in ks (with CLATTN_MMA, every tile's).
-#define FLAG_K(t) FLAG_NONFINITE(qv_t, QW, NONFINITE_Q, ks, QS, D, nonfinite + K_FLAG(t))
 
 #if QW == 4
 #define DOT_ACC(a, b, s) fma((a).w, (b).w, fma((a).z, (b).z, fma((a).y, (b).y, fma((a).x, (b).x, (s)))))
@@ -251,8 +242,9 @@ inline void exchange_xor(__local float *scratch, const float *x, float *y, uint 
 // Products on tensor cores in float32 accuracy: x = big + small with each part a TF32 (10 mantissa
 // bits; SPLIT_TF32) and a b ~ a_big b_big + a_big b_small + a_small b_big, three TF32
 // products (small small, at most 2^-20 of the product, is left out: CUTLASS's "3xTF32"). Only for
-// finite values: the parts of an infinity are inf and inf - inf = NaN, so the tiles whose Q, K or
-// V hold one take the exact float32 path instead (key_tile).
+// finite values: the parts of an infinity are inf and inf - inf = NaN, so the work-items whose
+// scores come out NaN (an infinity or NaN in Q or K) compute them again exactly, and the tiles whose
+// V holds one take the exact float32 P.V instead (key_tile).
 //
 // big is x truncated to TF32 and small = x - big, truncated as the tensor cores read it: two
 // instructions a value (a LOP3 and an FADD), as ptxas drops the masks of values that only feed
@@ -561,14 +553,15 @@ inline __attribute__((always_inline)) void pv_mma(item_state *st, float p[TM][TN
 // where the stores were (V's right after the scores), and no register holds them; V's check then
 // reads back what the work-item's copies wrote, as the staged tiles' do. The tile ends on a
 // barrier, so that ks, vs and ps are free at the next one's start. A barrier after the scores
-// publishes the rows' maxima through red and frees ks for V; with CLATTN_SHUFFLE and CLATTN_PREFETCH there is neither
-// to wait for, and the tile has two barriers (TWO_BARRIERS; and the exchanges' own where they go through __local).
+// publishes the rows' maxima through red and frees ks for V; with CLATTN_SHUFFLE and
+// CLATTN_PREFETCH there is neither to wait for, and the tile has two barriers (TWO_BARRIERS; and
+// the exchanges' own where they go through __local).
 //
-// nonfinite[FLAG(t)] says whether an edge tile's values hold an infinity or NaN: set by atomic_or
-// before the barrier ahead of P.V, read after it. The first work-item clears a flag at the tile's
-// start, whose last readers were behind the previous tile's last barrier: the tile's own, whose
-// writers wait behind the barrier after the scores; with two barriers, the other of two, the next
-// tile's, whose writers wait behind this tile's last barrier.
+// nonfinite[FLAG(t)] says whether an edge tile's values (with CLATTN_MMA, any tile's) hold an
+// infinity or NaN: set by atomic_or before the barrier ahead of P.V, read after it. The first
+// work-item clears a flag at the tile's start, whose last readers were behind the previous tile's
+// last barrier: the tile's own, whose writers wait behind the barrier after the scores; with two
+// barriers, the other of two, the next tile's, whose writers wait behind this tile's last barrier.
 inline __attribute__((always_inline)) void key_tile(item_state *st, __local float *qs, __local float *ks,
                                                     __local float *vs, __local float *ps, __local float *red,
                                                     volatile __local int *nonfinite, int t, key_src cur, key_src next,
@@ -577,10 +570,6 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
     const int tx = get_local_id(0) % CT, ty = get_local_id(0) / CT;
     if (get_local_id(0) == 0 && (TWO_BARRIERS || CLATTN_MMA || edge))
         nonfinite[FLAG(t + TWO_BARRIERS)] = 0;
-#if CLATTN_MMA
-    if (get_local_id(0) == 0)
-        nonfinite[K_FLAG(t + 1)] = 0; // the next tile's, set while staging its K
-#endif
 #if CLATTN_PREFETCH && CLATTN_ASYNC
     ASYNC_ISSUE(ov_t, OW, vs, VS, cur.v, cur.count, DV, BN, WG)
 #elif CLATTN_PREFETCH
@@ -595,8 +584,6 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
             bad |= NONFINITE(vr_next[n]);
 #else
     STAGE_ROWS_IN(qv_t, QW, ks, QS, cur.k, cur.count, D, BN, WG)
-    if (CLATTN_MMA)
-        FLAG_K(t)
     barrier(CLK_LOCAL_MEM_FENCE);
 #endif
 
@@ -607,11 +594,25 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
         for (int j = 0; j < TN; j++)
             s[i][j] = 0.0f;
 #if CLATTN_MMA
-    // Exact scores where the work-group's Q or the tile's K holds an infinity or NaN (set while
-    // staging, before the last barrier), one float of D at a time: the rare path keeps few
-    // registers live, where vectors over D raised the whole kernel's count (clang's sm_90 build at
-    // D = 64: 238 registers, 225 without them).
-    if (nonfinite[Q_FLAG] | nonfinite[K_FLAG(t)]) {
+    scores_mma(s, qs, ks);
+    // An infinity or NaN in Q or K leaves NaN in every score it enters, whatever it meets: its TF32
+    // parts are inf and inf - inf (NaN truncated stays NaN, and a NaN's big part is inf or NaN). A
+    // work-item that holds such a score computes its scores again exactly, one float of D at a
+    // time: the rare path keeps few registers live (vectors over D took clang's sm_90 build of the
+    // kernel from 225 registers to 238 at D = 64). Finite Q and K give finite scores, or infinite
+    // ones (float32 overflow: then a sum of +inf and -inf also takes the exact path, as it may).
+    float any_nan = 0.0f;
+#pragma unroll
+    for (int i = 0; i < TM; i++)
+#pragma unroll
+        for (int j = 0; j < TN; j++)
+            any_nan += s[i][j];
+    if (isnan(any_nan)) {
+#pragma unroll
+        for (int i = 0; i < TM; i++)
+#pragma unroll
+            for (int j = 0; j < TN; j++)
+                s[i][j] = 0.0f;
 #pragma unroll 1
         for (int d = 0; d < D; d++)
 #pragma unroll
@@ -619,8 +620,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
 #pragma unroll
                 for (int j = 0; j < TN; j++)
                     s[i][j] = fma(qs[Q_AT(ROW_OF(ty, i), d)], ks[KEY_OF(tx, j) * QS + d], s[i][j]);
-    } else
-        scores_mma(s, qs, ks);
+    }
 #else
 #pragma unroll 1
     for (int d = 0; d < D / QW; d++) {
@@ -664,15 +664,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
 #if !TWO_BARRIERS
     barrier(CLK_LOCAL_MEM_FENCE);
 #endif
-#if CLATTN_PREFETCH && CLATTN_ASYNC
-    // Once the scores are done: the copies had them to land. (After the weights, as late as the
-    // barrier allows, POCL 3.1 miscompiled the emulation's copy with 4 x 4 blocks and three
-    // barriers a tile.) The flag is set after the barrier that follows its clear at the tile's
-    // start, or with two barriers a tile before its use (FLAG).
-    ASYNC_WAIT(ov_t, OW, vs, VS, cur.v, cur.count, DV, BN, WG)
-    if (CLATTN_MMA || edge)
-        FLAG_NONFINITE(ov_t, OW, NONFINITE, vs, VS, DV, nonfinite + FLAG(t))
-#elif CLATTN_PREFETCH
+#if CLATTN_PREFETCH && !CLATTN_ASYNC
     if (bad)
         atomic_or(nonfinite + FLAG(t), 1);
 #endif
@@ -703,8 +695,10 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
         st->m[i] = mnew;
         // The max holds on most tiles once a row has met its largest logits: the products by 1
         // are skipped there (the same bits), and a warp jumps over them when none of its rows
-        // needs them.
-        if (alpha != 1.0f) {
+        // needs them. Not on CPU devices (common.cl's CLATTN_CPU_DEVICE: the GPU variant forced
+        // there, for tests), where POCL 3.1 ran this branch wrong for 4 x 4 blocks in 32 x 16 tiles
+        // (test_patterns' gpu32x16; Intel's runtime and Oclgrind, with --data-races, ran it right).
+        if (CLATTN_CPU_DEVICE || alpha != 1.0f) {
             st->l[i] *= alpha;
 #pragma unroll
             for (int g = 0; g < TG; g++)
@@ -719,16 +713,23 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
             PUT_P(i, j, seen ? p : as_float(MASKED_P));
         }
     }
-#if CLATTN_PREFETCH && !CLATTN_ASYNC
+#if CLATTN_PREFETCH && CLATTN_ASYNC
+    // As late as the barrier allows: the copies had the scores and the weights to land. The flag
+    // is set after the barrier that follows its clear at the tile's start, or with two barriers a
+    // tile before its use (FLAG).
+    ASYNC_WAIT(ov_t, OW, vs, VS, cur.v, cur.count, DV, BN, WG)
+    if (CLATTN_MMA || edge)
+        FLAG_NONFINITE(ov_t, OW, vs, VS, DV, nonfinite + FLAG(t))
+#elif CLATTN_PREFETCH
     qv_t kr_next[KSHARE];
     if (has_next)
         ROWS_LOAD(0, qv_t, QW, kr_next, 0, KSHARE, next.k, next.count, D, BN, WG)
-#elif !CLATTN_PREFETCH
+#else
     // Every work-item has passed the barrier after its scores: K is no longer read.
     STAGE_ROWS_IN(ov_t, OW, vs, VS, cur.v, cur.count, DV, BN, WG)
     // Whether P.V must guard its sums: each work-item looks at the vectors it staged itself.
     if (CLATTN_MMA || edge)
-        FLAG_NONFINITE(ov_t, OW, NONFINITE, vs, VS, DV, nonfinite + FLAG(t))
+        FLAG_NONFINITE(ov_t, OW, vs, VS, DV, nonfinite + FLAG(t))
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
 #if CLATTN_PREFETCH && CLATTN_ASYNC
@@ -804,8 +805,6 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
 #else
         ROWS_STORE(0, qv_t, QW, kr_next, 0, KSHARE, ks, QS, next.count, D, BN, WG)
 #endif
-        if (CLATTN_MMA)
-            FLAG_K(t + 1)
     }
 #endif
     // The barrier ends the tile rather than starting the next one: POCL 6.0 aborted on the other
@@ -842,19 +841,11 @@ __kernel
 #else
     __local float *const red = NULL; // the rows' values are combined by shuffles instead
 #endif
-    // key_tile's flags: a tile's V (FLAG), with CLATTN_MMA its K (K_FLAG) and the work-group's Q
-    // (Q_FLAG) hold an infinity or NaN
+    // key_tile's flags: a tile's V holds an infinity or NaN (FLAG)
     volatile __local int nonfinite[FLAGS];
     const int tx = get_local_id(0) % CT, ty = get_local_id(0) / CT;
     if (TWO_BARRIERS && get_local_id(0) == 0)
         nonfinite[0] = 0; // tile 0's (key_tile clears tile t + 1's), behind the barriers before its writers
-#if CLATTN_MMA
-    if (get_local_id(0) == 0) {
-        nonfinite[Q_FLAG] = 0;
-        nonfinite[K_FLAG(0)] = 0;
-    }
-    barrier(CLK_LOCAL_MEM_FENCE); // before the writers, Q's staging below and tile 0's K's
-#endif
     // Causal (reverse_tiles): the heaviest tiles first across all heads, not within each head.
     // Work-groups start in the order of their linear id (dimension 0 fastest) and there are ntiles
     // of them along it, so the linear id over batch * heads is a tile's rank: the last heads' heavy
@@ -877,10 +868,6 @@ __kernel
         const int i = min(tile * BM + r, num_rows - 1);
         const qv_t qv = GLOAD(qv_t, QW, q + ((size_t)bh * nq + i) * D, c);
         q_store(qs, r, c, qv);
-#if CLATTN_MMA
-        if (NONFINITE_Q(qv))
-            atomic_or(nonfinite + Q_FLAG, 1);
-#endif
     }
     item_state st;
 #pragma unroll
@@ -913,8 +900,6 @@ __kernel
     if (nwalk > 0) {
         const key_src first = walk_tile(&walk, 0);
         STAGE_ROWS_IN(qv_t, QW, ks, QS, first.k, first.count, D, BN, WG)
-        if (CLATTN_MMA)
-            FLAG_K(0)
     }
     barrier(CLK_LOCAL_MEM_FENCE); // Q and the first K
 // key_tile's next and has_next: the tile after t, which tile_at gives (its K is loaded a step

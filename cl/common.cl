@@ -27,6 +27,9 @@
 //                            (clattn_dtype): 0 float32, 1 float16, 2 bfloat16. LSE and every
 //                            scratch buffer of the plan (key panels, side keys, split partials)
 //                            are float32 whatever it is. Every program sets it (host/plan.c).
+//   -DCLATTN_CPU_DEVICE=<0|1> 1 when the device is a CPU (host/program.c sets it for every
+//                            program): code that a CPU's OpenCL compiler runs wrong is left out
+//                            there (attention_gpu.cl's skipped rescale, for POCL 3.1)
 #ifndef CLATTN_D
 #define CLATTN_D 64
 #endif
@@ -54,6 +57,9 @@
 
 #ifndef CLATTN_DTYPE
 #define CLATTN_DTYPE 0
+#endif
+#ifndef CLATTN_CPU_DEVICE
+#define CLATTN_CPU_DEVICE 0
 #endif
 
 #define D CLATTN_D

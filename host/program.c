@@ -166,17 +166,20 @@ static int build_program(clattn_context *ctx, const char *name, const char *opti
 
 /* Every kernel is OpenCL C 1.2. -w: some compilers (POCL's among them) write warnings straight to
  * the process's stderr, and the library never prints; a failed build's log still has them. No
- * fast-math flags ever: the masking relies on infinities. */
+ * fast-math flags ever: the masking relies on infinities. CPU devices also get CLATTN_CPU_DEVICE
+ * (cl/common.cl). */
 #define BASE_OPTIONS "-cl-std=CL1.2 -w "
+#define CPU_OPTIONS "-DCLATTN_CPU_DEVICE=1 "
 
 int clattn__program_get(clattn_context *ctx, const char *name, const char *specific, cl_program *out,
                         clattn__error *err)
 {
-    const size_t key_len = strlen(name) + strlen(BASE_OPTIONS) + strlen(specific) + 2;
+    const char *device = (ctx->caps.type & CL_DEVICE_TYPE_CPU) ? CPU_OPTIONS : "";
+    const size_t key_len = strlen(name) + strlen(BASE_OPTIONS) + strlen(device) + strlen(specific) + 2;
     char *key = malloc(key_len);
     if (key == NULL)
         return clattn__fail(err, CLATTN_STATUS_HOST_OUT_OF_MEMORY, "program key of %zu bytes", key_len);
-    snprintf(key, key_len, "%s\n%s%s", name, BASE_OPTIONS, specific);
+    snprintf(key, key_len, "%s\n%s%s%s", name, BASE_OPTIONS, device, specific);
     const char *options = key + strlen(name) + 1;
 
     /* Held while building: two threads asking for the same program build it once. */
