@@ -105,8 +105,9 @@
 // (a barrier then shows them to the others). Nothing may read or write the destination between
 // the two. 1: NVIDIA's cp.async (compute capability 8.0 or more, through inline PTX: one LDGSTS a
 // vector, which skips the register file); 2 the same contract kept by copies done at the wait,
-// the destination set to NaN at the issue, so that a read before the wait or a copy issued while
-// others still read the destination shows in the results (tests, on any device).
+// the destination set to NaN at the issue, so that a read before the wait, or a copy issued while
+// others still read the destination between the same two barriers, shows in the results (tests,
+// on any device).
 #ifndef CLATTN_ASYNC
 #define CLATTN_ASYNC 0
 #endif
