@@ -550,7 +550,7 @@ inline __attribute__((always_inline)) void pv_mma(item_state *st, float p[TM][TN
 // loads its V into registers before the scores and stores it in vs after them, and loads the next
 // tile's K (next, when has_next) before P.V and stores it after: each load's latency is spent
 // computing. With CLATTN_ASYNC the same copies are issued where those loads were and waited for
-// where the stores were (V's right after the scores), and no register holds them; V's check then
+// where the stores were (V's after the weights), and no register holds them; V's check then
 // reads back what the work-item's copies wrote, as the staged tiles' do. The tile ends on a
 // barrier, so that ks, vs and ps are free at the next one's start. A barrier after the scores
 // publishes the rows' maxima through red and frees ks for V; with CLATTN_SHUFFLE and

@@ -286,9 +286,9 @@ int main(void)
 {
     /* CPU variant: narrow windows with query rows in vector lanes (cl/attention_lanes.cl) and as
      * dense runs. GPU variant: small tiles, so that windows and side keys cross many tile edges,
-     * with K and V staged when needed (4 x 4 blocks, which POCL 3.1 ran wrong with V staged after
-     * the weights: cl/attention_gpu.cl) and loaded a step ahead (which crosses from the band's
-     * tiles to the side keys'). */
+     * with K and V staged when needed (4 x 4 blocks, which POCL 3.1 ran wrong with the skipped
+     * rescale's branch ahead of V's staging: cl/attention_gpu.cl) and loaded a step ahead (which
+     * crosses from the band's tiles to the side keys'). */
     static const clattn_tiles variants[] = {
         {.cpu_variant = 1, .rows = 6, .kw = 16, .lanes = 1},
         {.cpu_variant = 1, .rows = 8, .kw = 32},
