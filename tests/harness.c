@@ -422,6 +422,29 @@ static int int_at(const void *base, size_t offset)
     return x;
 }
 
+void harness_check_option(clattn_context *dev, clattn_context *ref, const char *variant, const clattn_tiles *t,
+                          const harness_option *o, const clattn_problem *const *problems, size_t count,
+                          double tolerance)
+{
+    const int runs = o->expected(dev, t, problems[0]) != 0;
+    for (size_t i = 0; i < (runs ? count : 1); i++) {
+        const clattn_problem *p = problems[i];
+        const int expect = o->expected(dev, t, p);
+        clattn_tiles ran;
+        memset(&ran, 0xff, sizeof ran); /* -1 in every field unless a plan says what ran */
+        harness_plan_tiles(dev, p, &ran);
+        const int used = int_at(&ran, o->option);
+        double err = 0.0;
+        const int status = harness_compare(dev, ref, p, p->batch == 2 ? harness_gpu_lens : NULL, 1, &err);
+        check(status == CLATTN_STATUS_OK && err <= tolerance && used == expect &&
+                  (o->tiles_ok == NULL || o->tiles_ok(&ran)),
+              "%-12s case %zu (D=%d Dv=%d Nq=%d dtype %d): %s %d (expected %d), %dx%d tiles of %dx%d, max err %.2e %s",
+              variant, i, p->head_dim, p->value_dim ? p->value_dim : p->head_dim, p->q_len, (int)p->dtype,
+              o->option_name, used, expect, ran.bm, ran.bn, ran.tm, ran.tn, err,
+              status ? clattn_status_string(status) : "");
+    }
+}
+
 void harness_check_claimed(clattn_context *dev, clattn_context *ref, const harness_capability *c,
                            const clattn_tiles *tiles, const char *const *names, size_t count, double tolerance)
 {

@@ -78,6 +78,10 @@ int harness_plan_tiles(clattn_context *ctx, const clattn_problem *p, clattn_tile
  * keys, global rows with their own projections, Dv != D and Nk != Nq, at D = 64 and 128. */
 #define HARNESS_GPU_PROBLEMS 4
 extern const clattn_problem harness_gpu_problems[HARNESS_GPU_PROBLEMS];
+/* The same as pointers, for a list of problems (harness_check_option). */
+#define HARNESS_GPU_PROBLEM_LIST                                                                                       \
+    &harness_gpu_problems[0], &harness_gpu_problems[1], &harness_gpu_problems[2], &harness_gpu_problems[3]
+_Static_assert(HARNESS_GPU_PROBLEMS == 4, "HARNESS_GPU_PROBLEM_LIST names each of harness_gpu_problems");
 extern const int harness_gpu_lens[2];
 
 /* Whether dev is an NVIDIA GPU of compute capability min_major or more (0: any), asked of OpenCL. */
@@ -103,6 +107,25 @@ typedef struct {
  * line contains c's note. The flag and dev's log callback are put back. */
 void harness_check_claimed(clattn_context *dev, clattn_context *ref, const harness_capability *c,
                            const clattn_tiles *tiles, const char *const *names, size_t count, double tolerance);
+
+/* A test of one of the GPU tiles' options (test_shuffle, test_mma, test_async): its byte offset in
+ * clattn_tiles and name, the value that a plan of problem p on dev should run it with when dev has
+ * tiles t forced (the option's conditions), and what else the plan's tiles must hold (NULL:
+ * nothing). */
+typedef struct {
+    size_t option;
+    const char *option_name;
+    int (*expected)(clattn_context *dev, const clattn_tiles *t, const clattn_problem *p);
+    int (*tiles_ok)(const clattn_tiles *ran);
+} harness_option;
+
+/* Tiles t, forced on dev, on problems[0 .. count - 1], or on the first alone where the option runs
+ * as 0 there (the other tests cover that kernel): each must match the reference within tolerance
+ * (batch 2 with harness_gpu_lens), with the option as o expects it and o's tiles_ok. One check
+ * line per problem, named by variant. */
+void harness_check_option(clattn_context *dev, clattn_context *ref, const char *variant, const clattn_tiles *t,
+                          const harness_option *o, const clattn_problem *const *problems, size_t count,
+                          double tolerance);
 
 /* References held on ctx's OpenCL context: every buffer, queue and program (and, through its
  * program, every kernel) holds one, so an object leaked on any path shows up here. (POCL keeps a

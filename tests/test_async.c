@@ -19,16 +19,12 @@
 
 /* harness_gpu_problems, then D = 30 and Dv = 13 (vectors of 2 and of 1 float: copies of 8 and 4
  * bytes), then float16 storage, which runs without the copies whatever the tiles ask. */
-static const clattn_problem extra[] = {
-    {.batch = 1, .heads = 3, .kv_heads = 1, .q_len = 41, .kv_len = 58, .head_dim = 30, .value_dim = 13},
-    {.batch = 1, .heads = 2, .q_len = 45, .head_dim = 64, .causal = 1, .dtype = CLATTN_DTYPE_F16},
-};
-#define NPROBLEMS (HARNESS_GPU_PROBLEMS + sizeof extra / sizeof extra[0])
-
-static const clattn_problem *problem(size_t i)
-{
-    return i < HARNESS_GPU_PROBLEMS ? &harness_gpu_problems[i] : &extra[i - HARNESS_GPU_PROBLEMS];
-}
+static const clattn_problem d30 = {
+    .batch = 1, .heads = 3, .kv_heads = 1, .q_len = 41, .kv_len = 58, .head_dim = 30, .value_dim = 13};
+static const clattn_problem f16 = {
+    .batch = 1, .heads = 2, .q_len = 45, .head_dim = 64, .causal = 1, .dtype = CLATTN_DTYPE_F16};
+static const clattn_problem *const problems[] = {HARNESS_GPU_PROBLEM_LIST, &d30, &f16};
+#define NPROBLEMS (sizeof problems / sizeof problems[0])
 
 /* GPU tiles asking for the copies: 32 x 16 in 4 x 4 blocks (three barriers a key tile); 15 x 15
  * in 5 x 5 blocks with the butterfly through __local (a row's 3 work-items: no butterfly, three
@@ -88,24 +84,7 @@ static int expected_async(clattn_context *dev, const clattn_tiles *t, const clat
     return !usable || (t->async == 1 && !harness_nvidia_gpu(dev, 8)) ? 0 : t->async;
 }
 
-static void check_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
-{
-    const clattn_tiles *t = &variants[index];
-    const int runs = expected_async(dev, t, problem(0)) != 0;
-    for (size_t i = 0; i < (runs ? NPROBLEMS : 1); i++) {
-        const clattn_problem *p = problem(i);
-        const int expect = expected_async(dev, t, p);
-        clattn_tiles got = {.async = -1};
-        harness_plan_tiles(dev, p, &got);
-        double err = 0.0;
-        const int status = harness_compare(dev, ref, p, p->batch == 2 ? harness_gpu_lens : NULL, 1, &err);
-        check(status == CLATTN_STATUS_OK && err <= TOLERANCE && got.async == expect,
-              "%-12s case %zu (D=%d Dv=%d Nq=%d dtype %d): async %d (expected %d), mma %d, %dx%d tiles, max err %.2e "
-              "%s",
-              variant, i, p->head_dim, p->value_dim ? p->value_dim : p->head_dim, p->q_len, (int)p->dtype, got.async,
-              expect, got.mma, got.bm, got.bn, err, status ? clattn_status_string(status) : "");
-    }
-}
+static const harness_option async_option = {offsetof(clattn_tiles, async), "async", expected_async, NULL};
 
 /* cp.async claimed for a device that does not have it: the kernel refuses to build the PTX for
  * its compiler, and the plan runs with K and V through registers, right, with a note. */
@@ -118,7 +97,7 @@ static const harness_capability async_copies = {.caps_flag = offsetof(clattn__de
 
 static void check_device(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
 {
-    check_variant(dev, ref, variant, index);
+    harness_check_option(dev, ref, variant, &variants[index], &async_option, problems, NPROBLEMS, TOLERANCE);
     if (index == NVARIANTS - 1)
         harness_check_claimed(dev, ref, &async_copies, variants, names, NVARIANTS, TOLERANCE);
 }

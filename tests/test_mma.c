@@ -19,12 +19,8 @@
 /* harness_gpu_problems, then one with Dv = 20, not a multiple of 8, which runs without products
  * whatever the tiles ask. */
 static const clattn_problem dv20 = {.batch = 1, .heads = 2, .q_len = 45, .head_dim = 32, .value_dim = 20, .causal = 1};
-#define NPROBLEMS (HARNESS_GPU_PROBLEMS + 1)
-
-static const clattn_problem *problem(size_t i)
-{
-    return i < HARNESS_GPU_PROBLEMS ? &harness_gpu_problems[i] : &dv20;
-}
+static const clattn_problem *const problems[] = {HARNESS_GPU_PROBLEM_LIST, &dv20};
+#define NPROBLEMS (sizeof problems / sizeof problems[0])
 
 /* GPU tiles asking for products: 64 x 32 (four warps) with the rows combined through __local; 32 x
  * 16 with K and V a step ahead; 16 x 64 with both and the butterfly (two barriers a key tile); 32 x
@@ -65,24 +61,13 @@ static int expected_mma(clattn_context *dev, const clattn_tiles *t, const clattn
     return !shape || (t->mma == 1 && !harness_nvidia_gpu(dev, 8)) ? 0 : t->mma;
 }
 
-static void check_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
+/* Products run in a warp's 16 rows by the tile's keys: tm 2 and tn bn / 4. */
+static int mma_block(const clattn_tiles *ran)
 {
-    const clattn_tiles *t = &variants[index];
-    const int runs = expected_mma(dev, t, problem(0)) != 0;
-    for (size_t i = 0; i < (runs ? NPROBLEMS : 1); i++) {
-        const clattn_problem *p = problem(i);
-        const int expect = expected_mma(dev, t, p);
-        clattn_tiles got = {.mma = -1};
-        harness_plan_tiles(dev, p, &got);
-        const int block = !got.mma || (got.tm == 2 && got.tn * 4 == got.bn);
-        double err = 0.0;
-        const int status = harness_compare(dev, ref, p, p->batch == 2 ? harness_gpu_lens : NULL, 1, &err);
-        check(status == CLATTN_STATUS_OK && err <= TOLERANCE && got.mma == expect && block,
-              "%-12s case %zu (D=%d Nq=%d): mma %d (expected %d), %dx%d tiles of %dx%d, max err %.2e %s", variant, i,
-              p->head_dim, p->q_len, got.mma, expect, got.bm, got.bn, got.tm, got.tn, err,
-              status ? clattn_status_string(status) : "");
-    }
+    return !ran->mma || (ran->tm == 2 && ran->tn * 4 == ran->bn);
 }
+
+static const harness_option mma_option = {offsetof(clattn_tiles, mma), "mma", expected_mma, mma_block};
 
 /* mma.sync claimed for a device that does not have it: the kernel refuses to build the PTX for its
  * compiler, and the plan runs with float32 multiply-adds, right, with a note. */
@@ -95,7 +80,7 @@ static const harness_capability tensor_cores = {.caps_flag = offsetof(clattn__de
 
 static void check_device(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
 {
-    check_variant(dev, ref, variant, index);
+    harness_check_option(dev, ref, variant, &variants[index], &mma_option, problems, NPROBLEMS, TOLERANCE);
     if (index == NVARIANTS - 1)
         harness_check_claimed(dev, ref, &tensor_cores, variants, names, NVARIANTS, TOLERANCE);
 }

@@ -39,28 +39,17 @@ static const clattn_tiles variants[] = {
 static const char *const names[] = {"local64x32", "local32pf", "local24x12", "local15ct3", "warp64x32", "warp64t4x8pf"};
 #define NVARIANTS (sizeof variants / sizeof variants[0])
 
-/* The shuffles a plan of p runs with (its tiles' shuffle), or -1 when it cannot be made. */
-static int plan_shuffle(clattn_context *dev, const clattn_problem *p)
+/* The shuffle that tiles t should run with: a butterfly needs a power of two of a row's
+ * work-items, warp shuffles an NVIDIA GPU (clattn_advanced.h). */
+static int expected_shuffle(clattn_context *dev, const clattn_tiles *t, const clattn_problem *p)
 {
-    clattn_tiles t = {0};
-    return harness_plan_tiles(dev, p, &t) ? -1 : t.shuffle;
+    (void)p;
+    const int ct = t->bn / t->tn, butterfly = (ct & (ct - 1)) == 0;
+    return !butterfly || (t->shuffle == 1 && !harness_nvidia_gpu(dev, 0)) ? 0 : t->shuffle;
 }
 
-static void check_variant(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
-{
-    const clattn_tiles *t = &variants[index];
-    const int ct = t->bn / t->tn, butterfly = (ct & (ct - 1)) == 0;
-    const int expect = !butterfly || (t->shuffle == 1 && !harness_nvidia_gpu(dev, 0)) ? 0 : t->shuffle;
-    for (size_t i = 0; i < (expect ? HARNESS_GPU_PROBLEMS : 1); i++) {
-        const clattn_problem *p = &harness_gpu_problems[i];
-        const int shuffle = plan_shuffle(dev, p);
-        double err = 0.0;
-        const int status = harness_compare(dev, ref, p, p->batch == 2 ? harness_gpu_lens : NULL, 1, &err);
-        check(status == CLATTN_STATUS_OK && err <= TOLERANCE && shuffle == expect,
-              "%-12s case %zu (D=%d Nq=%d): shuffle %d (expected %d), max err %.2e %s", variant, i, p->head_dim,
-              p->q_len, shuffle, expect, err, status ? clattn_status_string(status) : "");
-    }
-}
+static const harness_option shuffle_option = {offsetof(clattn_tiles, shuffle), "shuffle", expected_shuffle, NULL};
+static const clattn_problem *const problems[] = {HARNESS_GPU_PROBLEM_LIST};
 
 /* Warp shuffles claimed for a device that does not have them: its compiler refuses the inline PTX,
  * and the plan runs without shuffles, right, with a note. */
@@ -73,7 +62,8 @@ static const harness_capability warp_shuffles = {.caps_flag = offsetof(clattn__d
 
 static void check_device(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
 {
-    check_variant(dev, ref, variant, index);
+    harness_check_option(dev, ref, variant, &variants[index], &shuffle_option, problems,
+                         sizeof problems / sizeof problems[0], TOLERANCE);
     if (index == NVARIANTS - 1)
         harness_check_claimed(dev, ref, &warp_shuffles, variants, names, NVARIANTS, TOLERANCE);
 }
