@@ -168,14 +168,7 @@ typedef float pv_t;
 #define FLAG_NONFINITE(type, vw, buf, stride, width, flag)                                                             \
     {                                                                                                                  \
         type sum_ = (type)(0.0f);                                                                                      \
-        UNROLL_CHECK for (int n_ = 0; n_ < ROWS_SHARE(width, vw, BN, WG); n_++)                                        \
-        {                                                                                                              \
-            const int x_ = (int)get_local_id(0) + n_ * WG, vecs_ = (width) / (vw);                                     \
-            if ((BN * vecs_) % WG == 0 || x_ < BN * vecs_) {                                                           \
-                const type v_ = LVEC(type, (buf) + x_ / vecs_ * (stride), x_ % vecs_);                                 \
-                sum_ += v_;                                                                                            \
-            }                                                                                                          \
-        }                                                                                                              \
+        SHARE_EACH(UNROLL_CHECK, vw, width, BN, WG, sum_ += LVEC(type, (buf) + r_ * (stride), c_);)                    \
         if (NONFINITE(sum_))                                                                                           \
             atomic_or(flag, 1);                                                                                        \
     }

@@ -27,6 +27,18 @@
 // work-item's share is ROWS_SHARE vectors: its n-th is vector get_local_id(0) + n * wg.
 #define ROWS_SHARE(width, vw, rows, wg) (((rows) * ((width) / (vw)) + (wg)-1) / (wg))
 
+// body once for each vector x_ of the work-item's share of a tile (ROWS_SHARE: x_ < rows * vecs_),
+// at row r_ and column c_ of the tile, the loop under `unroll` (a _Pragma).
+#define SHARE_EACH(unroll, vw, width, rows, wg, body)                                                                  \
+    unroll for (int n_ = 0; n_ < ROWS_SHARE(width, vw, rows, wg); n_++)                                                \
+    {                                                                                                                  \
+        const int vecs_ = (width) / (vw), x_ = (int)get_local_id(0) + n_ * (wg);                                       \
+        const int r_ = x_ / vecs_, c_ = x_ % vecs_;                                                                    \
+        if (((rows)*vecs_) % (wg) == 0 || x_ < (rows)*vecs_) {                                                         \
+            body                                                                                                       \
+        }                                                                                                              \
+    }
+
 // Loads vectors first .. first + n - 1 of the work-item's share into buf[0 .. n - 1], with no
 // branch around a load: a short tile's loads clamp to its last vector (the rows past count are
 // stored as zeros by ROWS_STORE), and vectors past the share are not loaded. `full` (a constant)
@@ -114,17 +126,6 @@
 #if CLATTN_ASYNC && CLATTN_DTYPE != 0
 #error "CLATTN_ASYNC copies float32 storage only"
 #endif
-// body once for each vector x_ of the work-item's share (x_ < rows * vecs_), at row r_ and column
-// c_ of the tile.
-#define ASYNC_SHARE(vw, width, rows, wg, body)                                                                         \
-    _Pragma("unroll") for (int n_ = 0; n_ < ROWS_SHARE(width, vw, rows, wg); n_++)                                     \
-    {                                                                                                                  \
-        const int vecs_ = (width) / (vw), x_ = (int)get_local_id(0) + n_ * (wg);                                       \
-        const int r_ = x_ / vecs_, c_ = x_ % vecs_;                                                                    \
-        if (((rows)*vecs_) % (wg) == 0 || x_ < (rows)*vecs_) {                                                         \
-            body                                                                                                       \
-        }                                                                                                              \
-    }
 #if CLATTN_ASYNC == 1
 #if !defined(__NVPTX__) && !defined(cl_nv_pragma_unroll)
 // As for mma.sync (attention_gpu.cl): PTX only for clang's NVPTX target and NVIDIA's compiler.
@@ -145,16 +146,16 @@
                          : "memory");
 // A row past count reads 0 bytes from the tile's last vector (an address inside the tensor).
 #define ASYNC_ISSUE(type, vw, dst, stride, src, count, width, rows, wg)                                                \
-    ASYNC_SHARE(vw, width, rows, wg,                                                                                   \
-                COPY_ASYNC(type, (__local type *)((dst) + r_ * (stride)) + c_,                                         \
-                           (__global const type *)(src) + min(x_, (count)*vecs_ - 1),                                  \
-                           r_ < (count) ? (uint)sizeof(type) : 0u))
+    SHARE_EACH(_Pragma("unroll"), vw, width, rows, wg,                                                                 \
+               COPY_ASYNC(type, (__local type *)((dst) + r_ * (stride)) + c_,                                          \
+                          (__global const type *)(src) + min(x_, (count)*vecs_ - 1),                                   \
+                          r_ < (count) ? (uint)sizeof(type) : 0u))
 #define ASYNC_WAIT(type, vw, dst, stride, src, count, width, rows, wg)                                                 \
     __asm__ volatile("cp.async.wait_all;" ::: "memory");
 #elif CLATTN_ASYNC == 2
 #define ASYNC_ISSUE(type, vw, dst, stride, src, count, width, rows, wg)                                                \
-    ASYNC_SHARE(vw, width, rows, wg, LVEC(type, (dst) + r_ * (stride), c_) = (type)(NAN);)
+    SHARE_EACH(_Pragma("unroll"), vw, width, rows, wg, LVEC(type, (dst) + r_ * (stride), c_) = (type)(NAN);)
 #define ASYNC_WAIT(type, vw, dst, stride, src, count, width, rows, wg)                                                 \
-    ASYNC_SHARE(vw, width, rows, wg,                                                                                   \
-                LVEC(type, (dst) + r_ * (stride), c_) = r_ < (count) ? GVEC(type, src, x_) : (type)(0.0f);)
+    SHARE_EACH(_Pragma("unroll"), vw, width, rows, wg,                                                                 \
+               LVEC(type, (dst) + r_ * (stride), c_) = r_ < (count) ? GVEC(type, src, x_) : (type)(0.0f);)
 #endif
