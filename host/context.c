@@ -42,13 +42,12 @@ static int query_caps(cl_device_id device, clattn__device_caps *caps, clattn__er
     /* NVIDIA's OpenCL names no subgroup extension but takes inline PTX */
     caps->warp_shuffle = (caps->type & CL_DEVICE_TYPE_GPU) && strstr(caps->vendor, "NVIDIA") != NULL;
     /* cl_nv_device_attribute_query; a driver without it answers with an error, and the device
-     * then gets no TF32 products */
+     * then gets neither TF32 products nor asynchronous copies */
     cl_uint cc_major = 0;
-    caps->tensor_tf32 = caps->warp_shuffle &&
-                        clGetDeviceInfo(device, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV, sizeof cc_major, &cc_major,
-                                        NULL) == CL_SUCCESS &&
-                        cc_major >= 8;
-    caps->async_copy = caps->tensor_tf32;
+    caps->sm80 = caps->warp_shuffle &&
+                 clGetDeviceInfo(device, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV, sizeof cc_major, &cc_major, NULL) ==
+                     CL_SUCCESS &&
+                 cc_major >= 8;
     return CLATTN_STATUS_OK;
 }
 

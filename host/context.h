@@ -23,8 +23,8 @@ typedef struct {
     cl_ulong global_mem;
     cl_uint native_floats; /* floats in the native vector (CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT) */
     int warp_shuffle;      /* an NVIDIA GPU: warps of 32 and shfl.sync through inline PTX */
-    int tensor_tf32;       /* an NVIDIA GPU of compute capability 8.0 or more: mma.sync on TF32 */
-    int async_copy;        /* the same GPUs: cp.async, copies from global to __local memory */
+    int sm80;              /* an NVIDIA GPU of compute capability 8.0 or more: mma.sync on TF32 and
+                            * cp.async (copies from global to __local memory) */
 } clattn__device_caps;
 
 struct clattn_context {

@@ -287,7 +287,7 @@ static int mma_tiles(const clattn_tiles *t)
  * (dv / 2: GPU_OUTPUT_FLOATS), and for 1 a device with TF32 products. */
 static int usable_mma(int ask, const clattn_tiles *t, int d, int dv, const clattn__device_caps *caps)
 {
-    if (!mma_tiles(t) || d % 8 != 0 || dv % 8 != 0 || dv / 2 > GPU_OUTPUT_FLOATS || (ask == 1 && !caps->tensor_tf32))
+    if (!mma_tiles(t) || d % 8 != 0 || dv % 8 != 0 || dv / 2 > GPU_OUTPUT_FLOATS || (ask == 1 && !caps->sm80))
         return 0;
     return ask;
 }
@@ -297,7 +297,7 @@ static int usable_mma(int ask, const clattn_tiles *t, int d, int dv, const clatt
  * cp.async. */
 static int usable_async(int ask, const clattn_tiles *t, clattn_dtype dtype, const clattn__device_caps *caps)
 {
-    if (!t->prefetch || dtype != CLATTN_DTYPE_F32 || (ask == 1 && !caps->async_copy))
+    if (!t->prefetch || dtype != CLATTN_DTYPE_F32 || (ask == 1 && !caps->sm80))
         return 0;
     return ask;
 }

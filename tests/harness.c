@@ -1,6 +1,6 @@
 /* Test helpers shared by the device tests: see harness.h. Tests may print; the library never. */
 #include "harness.h"
-#include "context.h" /* host/: a context's capabilities and log callback (harness_check_claimed) */
+#include "context.h" /* host/: a context's capabilities and log callback (check_claimed) */
 #include "dtype.h"   /* host/: the library's own float32 <-> float16 / bfloat16 rounding */
 #include "random.h"
 
@@ -422,49 +422,57 @@ static int int_at(const void *base, size_t offset)
     return x;
 }
 
-void harness_check_option(clattn_context *dev, clattn_context *ref, const char *variant, const clattn_tiles *t,
-                          const harness_option *o, const clattn_problem *const *problems, size_t count,
-                          double tolerance)
+/* The option that test t's tiles ask for, as a plan of p on dev should run it. */
+static int expected_option(clattn_context *dev, const harness_option_test *t, const clattn_tiles *tiles,
+                           const clattn_problem *p)
 {
-    const int runs = o->expected(dev, t, problems[0]) != 0;
-    for (size_t i = 0; i < (runs ? count : 1); i++) {
-        const clattn_problem *p = problems[i];
-        const int expect = o->expected(dev, t, p);
+    const int ask = int_at(tiles, t->option);
+    return !t->usable(tiles, p) || (ask == 1 && !harness_nvidia_gpu(dev, t->min_major)) ? 0 : ask;
+}
+
+/* Variant `index` of the test on each of its problems (harness_option_tests). */
+static void check_option(clattn_context *dev, clattn_context *ref, const harness_option_test *t, size_t index)
+{
+    const clattn_tiles *tiles = &t->variants[index];
+    const int runs = expected_option(dev, t, tiles, t->problems[0]) != 0;
+    for (size_t i = 0; i < (runs ? t->nproblems : 1); i++) {
+        const clattn_problem *p = t->problems[i];
+        const int expect = expected_option(dev, t, tiles, p);
         clattn_tiles ran;
         memset(&ran, 0xff, sizeof ran); /* -1 in every field unless a plan says what ran */
         harness_plan_tiles(dev, p, &ran);
-        const int used = int_at(&ran, o->option);
+        const int used = int_at(&ran, t->option);
         double err = 0.0;
         const int status = harness_compare(dev, ref, p, p->batch == 2 ? harness_gpu_lens : NULL, 1, &err);
-        check(status == CLATTN_STATUS_OK && err <= tolerance && used == expect &&
-                  (o->tiles_ok == NULL || o->tiles_ok(&ran)),
+        check(status == CLATTN_STATUS_OK && err <= t->tolerance && used == expect &&
+                  (t->tiles_ok == NULL || t->tiles_ok(&ran)),
               "%-12s case %zu (D=%d Dv=%d Nq=%d dtype %d): %s %d (expected %d), %dx%d tiles of %dx%d, max err %.2e %s",
-              variant, i, p->head_dim, p->value_dim ? p->value_dim : p->head_dim, p->q_len, (int)p->dtype,
-              o->option_name, used, expect, ran.bm, ran.bn, ran.tm, ran.tn, err,
+              t->names[index], i, p->head_dim, p->value_dim ? p->value_dim : p->head_dim, p->q_len, (int)p->dtype,
+              t->option_name, used, expect, ran.bm, ran.bn, ran.tm, ran.tn, err,
               status ? clattn_status_string(status) : "");
     }
 }
 
-void harness_check_claimed(clattn_context *dev, clattn_context *ref, const harness_capability *c,
-                           const clattn_tiles *tiles, const char *const *names, size_t count, double tolerance)
+/* The capability claimed for a device without it (harness_option_tests). */
+static void check_claimed(clattn_context *dev, clattn_context *ref, const harness_option_test *t)
 {
-    if (harness_nvidia_gpu(dev, c->min_major))
-        return;
+    if (harness_nvidia_gpu(dev, t->min_major))
+        return; /* the variants ran it */
     size_t index = 0;
-    while (index < count && int_at(&tiles[index], c->option) != 1)
+    while (index < t->count && int_at(&t->variants[index], t->option) != 1)
         index++;
-    if (index == count) {
-        check(0, "%s: no variant asks for it", c->name);
+    if (index == t->count) {
+        check(0, "%s: no variant asks for it", t->name);
         return;
     }
-    int *const claim = (int *)((char *)&dev->caps + c->caps_flag);
-    note_count n = {c->note, 0};
+    int *const claim = (int *)((char *)&dev->caps + t->caps_flag);
+    note_count n = {t->note, 0};
     const clattn_log_fn log = dev->log;
     void *const log_user = dev->log_user;
     *claim = 1;
     dev->log = count_note;
     dev->log_user = &n;
-    clattn_context_force_tiles(dev, &tiles[index]);
+    clattn_context_force_tiles(dev, &t->variants[index]);
     clattn_tiles ran;
     memset(&ran, 0xff, sizeof ran); /* -1 in every field until a plan says what ran */
     harness_plan_tiles(dev, &harness_gpu_problems[0], &ran);
@@ -473,8 +481,24 @@ void harness_check_claimed(clattn_context *dev, clattn_context *ref, const harne
     *claim = 0;
     dev->log = log;
     dev->log_user = log_user;
-    const int used = int_at(&ran, c->option);
-    check(status == CLATTN_STATUS_OK && err <= tolerance && used == 0 && n.count > 0,
-          "%-12s %s claimed, refused by the compiler: %s %d, %d note(s), max err %.2e %s", names[index], c->name,
-          c->option_name, used, n.count, err, status ? clattn_status_string(status) : "");
+    const int used = int_at(&ran, t->option);
+    check(status == CLATTN_STATUS_OK && err <= t->tolerance && used == 0 && n.count > 0,
+          "%-12s %s claimed, refused by the compiler: %s %d, %d note(s), max err %.2e %s", t->names[index], t->name,
+          t->option_name, used, n.count, err, status ? clattn_status_string(status) : "");
+}
+
+static const harness_option_test *option_test; /* harness_option_tests' (harness_body has no user pointer) */
+
+static void option_test_body(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
+{
+    (void)variant;
+    check_option(dev, ref, option_test, index);
+    if (index == option_test->count - 1)
+        check_claimed(dev, ref, option_test);
+}
+
+int harness_option_tests(const harness_option_test *test)
+{
+    option_test = test;
+    return harness_each_variant(test->variants, test->names, test->count, option_test_body);
 }

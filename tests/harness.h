@@ -78,7 +78,7 @@ int harness_plan_tiles(clattn_context *ctx, const clattn_problem *p, clattn_tile
  * keys, global rows with their own projections, Dv != D and Nk != Nq, at D = 64 and 128. */
 #define HARNESS_GPU_PROBLEMS 4
 extern const clattn_problem harness_gpu_problems[HARNESS_GPU_PROBLEMS];
-/* The same as pointers, for a list of problems (harness_check_option). */
+/* The same as pointers, for a list of problems (harness_option_test). */
 #define HARNESS_GPU_PROBLEM_LIST                                                                                       \
     &harness_gpu_problems[0], &harness_gpu_problems[1], &harness_gpu_problems[2], &harness_gpu_problems[3]
 _Static_assert(HARNESS_GPU_PROBLEMS == 4, "HARNESS_GPU_PROBLEM_LIST names each of harness_gpu_problems");
@@ -87,45 +87,35 @@ extern const int harness_gpu_lens[2];
 /* Whether dev is an NVIDIA GPU of compute capability min_major or more (0: any), asked of OpenCL. */
 int harness_nvidia_gpu(clattn_context *dev, unsigned min_major);
 
-/* A capability whose kernel is inline PTX: its flag among a device's capabilities (byte offset in
- * clattn__device_caps), the NVIDIA compute capability it needs (harness_nvidia_gpu's min_major), its
- * name, the tiles' int option it enables (byte offset in clattn_tiles, and name) and the note of the
- * plan's fallback to the log callback. */
+/* A test of one of the GPU tiles' options whose value 1 is inline PTX (test_shuffle, test_mma,
+ * test_async). */
 typedef struct {
-    size_t caps_flag;
-    unsigned min_major;
-    const char *name;
-    size_t option;
-    const char *option_name;
-    const char *note;
-} harness_capability;
+    size_t option;           /* the option: byte offset of its int in clattn_tiles */
+    const char *option_name; /* and its name in the check lines */
+    const char *name;        /* the capability its value 1 needs, e.g. "tensor cores" */
+    size_t caps_flag;        /* that capability's flag: byte offset in clattn__device_caps */
+    unsigned min_major;      /* the NVIDIA compute capability it needs (harness_nvidia_gpu's) */
+    const char *note;        /* the plan's note to the log callback when the PTX does not build */
+    /* Whether a plan of problem p with tiles t runs the option at all (its value or 0 otherwise;
+     * value 1 also needs the capability) */
+    int (*usable)(const clattn_tiles *t, const clattn_problem *p);
+    int (*tiles_ok)(const clattn_tiles *ran); /* what else a plan's tiles hold (NULL: nothing) */
+    const clattn_tiles *variants;             /* the tiles tried, and their names */
+    const char *const *names;
+    size_t count;
+    const clattn_problem *const *problems; /* the problems each variant runs */
+    size_t nproblems;
+    double tolerance; /* against the reference */
+} harness_option_test;
 
-/* A check that a plan falls back where the kernel that capability c selects does not build, on a
- * device that lacks c (elsewhere the variants ran it; nothing is checked): the first of the count
- * tiles whose option is 1 forced on dev, c's flag set to 1 (claimed), the first of
- * harness_gpu_problems must match the reference within tolerance with the option at 0, and a log
- * line contains c's note. The flag and dev's log callback are put back. */
-void harness_check_claimed(clattn_context *dev, clattn_context *ref, const harness_capability *c,
-                           const clattn_tiles *tiles, const char *const *names, size_t count, double tolerance);
-
-/* A test of one of the GPU tiles' options (test_shuffle, test_mma, test_async): its byte offset in
- * clattn_tiles and name, the value that a plan of problem p on dev should run it with when dev has
- * tiles t forced (the option's conditions), and what else the plan's tiles must hold (NULL:
- * nothing). */
-typedef struct {
-    size_t option;
-    const char *option_name;
-    int (*expected)(clattn_context *dev, const clattn_tiles *t, const clattn_problem *p);
-    int (*tiles_ok)(const clattn_tiles *ran);
-} harness_option;
-
-/* Tiles t, forced on dev, on problems[0 .. count - 1], or on the first alone where the option runs
- * as 0 there (the other tests cover that kernel): each must match the reference within tolerance
- * (batch 2 with harness_gpu_lens), with the option as o expects it and o's tiles_ok. One check
- * line per problem, named by variant. */
-void harness_check_option(clattn_context *dev, clattn_context *ref, const char *variant, const clattn_tiles *t,
-                          const harness_option *o, const clattn_problem *const *problems, size_t count,
-                          double tolerance);
+/* Runs an option test on every device (harness_each_variant): each variant forced, on each problem,
+ * or on the first alone where the option runs as 0 there (the other tests cover that kernel), must
+ * match the reference within tolerance, run the option as usable and the capability say, and hold
+ * tiles_ok; one check line per problem. Then, on a device without the capability, the first variant
+ * with the option at 1 with the capability's flag claimed: the kernel does not build for its
+ * compiler, and the plan must run the first problem right with the option at 0 and a log line with
+ * the note (the flag and the log callback put back). Returns harness_each_variant's status. */
+int harness_option_tests(const harness_option_test *test);
 
 /* References held on ctx's OpenCL context: every buffer, queue and program (and, through its
  * program, every kernel) holds one, so an object leaked on any path shows up here. (POCL keeps a

@@ -77,32 +77,28 @@ static const char *const names[] = {"emu32x16",    "emu15ct3",  "emu16bfly", "em
                                     "emu16x64mma", "nopf32x16", "cp64x32",   "cp64x32mma"};
 #define NVARIANTS (sizeof variants / sizeof variants[0])
 
-/* The async that tiles t should run with on problem p: clattn_advanced.h's conditions. */
-static int expected_async(clattn_context *dev, const clattn_tiles *t, const clattn_problem *p)
+/* Where the copies run at all (clattn_advanced.h): K and V loaded a step ahead, float32 storage. */
+static int async_usable(const clattn_tiles *t, const clattn_problem *p)
 {
-    const int usable = t->prefetch && p->dtype == CLATTN_DTYPE_F32;
-    return !usable || (t->async == 1 && !harness_nvidia_gpu(dev, 8)) ? 0 : t->async;
-}
-
-static const harness_option async_option = {offsetof(clattn_tiles, async), "async", expected_async, NULL};
-
-/* cp.async claimed for a device that does not have it: the kernel refuses to build the PTX for
- * its compiler, and the plan runs with K and V through registers, right, with a note. */
-static const harness_capability async_copies = {.caps_flag = offsetof(clattn__device_caps, async_copy),
-                                                .min_major = 8,
-                                                .name = "cp.async",
-                                                .option = offsetof(clattn_tiles, async),
-                                                .option_name = "async",
-                                                .note = "asynchronous copies did not build"};
-
-static void check_device(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
-{
-    harness_check_option(dev, ref, variant, &variants[index], &async_option, problems, NPROBLEMS, TOLERANCE);
-    if (index == NVARIANTS - 1)
-        harness_check_claimed(dev, ref, &async_copies, variants, names, NVARIANTS, TOLERANCE);
+    return t->prefetch && p->dtype == CLATTN_DTYPE_F32;
 }
 
 int main(void)
 {
-    return harness_each_variant(variants, names, NVARIANTS, check_device);
+    /* cp.async claimed for a device that does not have it: the kernel refuses to build the PTX for
+     * its compiler, and the plan runs with K and V through registers, right, with a note. */
+    static const harness_option_test test = {.option = offsetof(clattn_tiles, async),
+                                             .option_name = "async",
+                                             .name = "cp.async",
+                                             .caps_flag = offsetof(clattn__device_caps, sm80),
+                                             .min_major = 8,
+                                             .note = "asynchronous copies did not build",
+                                             .usable = async_usable,
+                                             .variants = variants,
+                                             .names = names,
+                                             .count = NVARIANTS,
+                                             .problems = problems,
+                                             .nproblems = NPROBLEMS,
+                                             .tolerance = TOLERANCE};
+    return harness_option_tests(&test);
 }

@@ -52,13 +52,12 @@ static const char *const names[] = {"emu64x32", "emu32pf",  "emu16x64",  "emu32x
                                     "emu24x12", "mma64x32", "mma64x64pf"};
 #define NVARIANTS (sizeof variants / sizeof variants[0])
 
-/* The mma that tiles t should run with on problem p: clattn_advanced.h's conditions. */
-static int expected_mma(clattn_context *dev, const clattn_tiles *t, const clattn_problem *p)
+/* Where products run at all (clattn_advanced.h): tiles and dims of the products' shape, the value
+ * dim up to 128. */
+static int mma_usable(const clattn_tiles *t, const clattn_problem *p)
 {
     const int dv = p->value_dim ? p->value_dim : p->head_dim;
-    const int shape =
-        t->bm % 16 == 0 && t->bn % 8 == 0 && t->bn <= 64 && p->head_dim % 8 == 0 && dv % 8 == 0 && dv <= 128;
-    return !shape || (t->mma == 1 && !harness_nvidia_gpu(dev, 8)) ? 0 : t->mma;
+    return t->bm % 16 == 0 && t->bn % 8 == 0 && t->bn <= 64 && p->head_dim % 8 == 0 && dv % 8 == 0 && dv <= 128;
 }
 
 /* Products run in a warp's 16 rows by the tile's keys: tm 2 and tn bn / 4. */
@@ -67,25 +66,23 @@ static int mma_block(const clattn_tiles *ran)
     return !ran->mma || (ran->tm == 2 && ran->tn * 4 == ran->bn);
 }
 
-static const harness_option mma_option = {offsetof(clattn_tiles, mma), "mma", expected_mma, mma_block};
-
-/* mma.sync claimed for a device that does not have it: the kernel refuses to build the PTX for its
- * compiler, and the plan runs with float32 multiply-adds, right, with a note. */
-static const harness_capability tensor_cores = {.caps_flag = offsetof(clattn__device_caps, tensor_tf32),
-                                                .min_major = 8,
-                                                .name = "tensor cores",
-                                                .option = offsetof(clattn_tiles, mma),
-                                                .option_name = "mma",
-                                                .note = "tensor cores did not build"};
-
-static void check_device(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
-{
-    harness_check_option(dev, ref, variant, &variants[index], &mma_option, problems, NPROBLEMS, TOLERANCE);
-    if (index == NVARIANTS - 1)
-        harness_check_claimed(dev, ref, &tensor_cores, variants, names, NVARIANTS, TOLERANCE);
-}
-
 int main(void)
 {
-    return harness_each_variant(variants, names, NVARIANTS, check_device);
+    /* mma.sync claimed for a device that does not have it: the kernel refuses to build the PTX for
+     * its compiler, and the plan runs with float32 multiply-adds, right, with a note. */
+    static const harness_option_test test = {.option = offsetof(clattn_tiles, mma),
+                                             .option_name = "mma",
+                                             .name = "tensor cores",
+                                             .caps_flag = offsetof(clattn__device_caps, sm80),
+                                             .min_major = 8,
+                                             .note = "tensor cores did not build",
+                                             .usable = mma_usable,
+                                             .tiles_ok = mma_block,
+                                             .variants = variants,
+                                             .names = names,
+                                             .count = NVARIANTS,
+                                             .problems = problems,
+                                             .nproblems = NPROBLEMS,
+                                             .tolerance = TOLERANCE};
+    return harness_option_tests(&test);
 }

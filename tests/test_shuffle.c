@@ -39,36 +39,31 @@ static const clattn_tiles variants[] = {
 static const char *const names[] = {"local64x32", "local32pf", "local24x12", "local15ct3", "warp64x32", "warp64t4x8pf"};
 #define NVARIANTS (sizeof variants / sizeof variants[0])
 
-/* The shuffle that tiles t should run with: a butterfly needs a power of two of a row's
- * work-items, warp shuffles an NVIDIA GPU (clattn_advanced.h). */
-static int expected_shuffle(clattn_context *dev, const clattn_tiles *t, const clattn_problem *p)
+/* Where the butterfly runs at all: a power of two of a row's work-items. */
+static int butterfly_usable(const clattn_tiles *t, const clattn_problem *p)
 {
     (void)p;
-    const int ct = t->bn / t->tn, butterfly = (ct & (ct - 1)) == 0;
-    return !butterfly || (t->shuffle == 1 && !harness_nvidia_gpu(dev, 0)) ? 0 : t->shuffle;
-}
-
-static const harness_option shuffle_option = {offsetof(clattn_tiles, shuffle), "shuffle", expected_shuffle, NULL};
-static const clattn_problem *const problems[] = {HARNESS_GPU_PROBLEM_LIST};
-
-/* Warp shuffles claimed for a device that does not have them: its compiler refuses the inline PTX,
- * and the plan runs without shuffles, right, with a note. */
-static const harness_capability warp_shuffles = {.caps_flag = offsetof(clattn__device_caps, warp_shuffle),
-                                                 .min_major = 0,
-                                                 .name = "warp shuffles",
-                                                 .option = offsetof(clattn_tiles, shuffle),
-                                                 .option_name = "shuffle",
-                                                 .note = "shuffles did not build"};
-
-static void check_device(clattn_context *dev, clattn_context *ref, const char *variant, size_t index)
-{
-    harness_check_option(dev, ref, variant, &variants[index], &shuffle_option, problems,
-                         sizeof problems / sizeof problems[0], TOLERANCE);
-    if (index == NVARIANTS - 1)
-        harness_check_claimed(dev, ref, &warp_shuffles, variants, names, NVARIANTS, TOLERANCE);
+    const int ct = t->bn / t->tn;
+    return (ct & (ct - 1)) == 0;
 }
 
 int main(void)
 {
-    return harness_each_variant(variants, names, NVARIANTS, check_device);
+    /* Warp shuffles claimed for a device that does not have them: its compiler refuses the inline
+     * PTX, and the plan runs without shuffles, right, with a note. */
+    static const clattn_problem *const problems[] = {HARNESS_GPU_PROBLEM_LIST};
+    static const harness_option_test test = {.option = offsetof(clattn_tiles, shuffle),
+                                             .option_name = "shuffle",
+                                             .name = "warp shuffles",
+                                             .caps_flag = offsetof(clattn__device_caps, warp_shuffle),
+                                             .min_major = 0,
+                                             .note = "shuffles did not build",
+                                             .usable = butterfly_usable,
+                                             .variants = variants,
+                                             .names = names,
+                                             .count = NVARIANTS,
+                                             .problems = problems,
+                                             .nproblems = HARNESS_GPU_PROBLEMS,
+                                             .tolerance = TOLERANCE};
+    return harness_option_tests(&test);
 }

@@ -38,8 +38,7 @@ static void profile_context(const gpu_profile *g, clattn_context *ctx)
     ctx->caps.max_work_group = g->max_work_group;
     ctx->caps.local_mem = g->local_mem;
     ctx->caps.max_alloc = ctx->caps.global_mem = (cl_ulong)16 << 30;
-    ctx->caps.warp_shuffle = ctx->caps.tensor_tf32 = ctx->caps.async_copy =
-        strstr(g->vendor, "NVIDIA") != NULL; /* an sm_90 */
+    ctx->caps.warp_shuffle = ctx->caps.sm80 = strstr(g->vendor, "NVIDIA") != NULL; /* an sm_90 */
 }
 
 /* A 7 x 7 neighborhood on an h x w grid, one kv head for `heads` query heads. */
@@ -71,7 +70,7 @@ static int print_options(const clattn_context *ctx, int d)
     }
     clattn__attention_options(&tiles, d, d, options, sizeof options);
     printf("%s %s\n", CLATTN_GPU_ATTENTION_PROGRAM, options);
-    if (ctx->caps.tensor_tf32) {
+    if (ctx->caps.sm80) {
         /* The same tiles on tensor cores with warp shuffles (the tune's candidates), as a plan
          * that asks for them gets them, then with K and V a step ahead by asynchronous copies; from
          * D = 128 on, 16 keys a tile (32 spill in clang's sm_90 build, and 16 leave room for Q's
