@@ -84,6 +84,7 @@
 #define TWO_BARRIERS (CLATTN_SHUFFLE && CLATTN_PREFETCH) // a key tile's (key_tile)
 #define FLAG(t) (TWO_BARRIERS ? (t)&1 : 0)               // key tile t's nonfinite flag: its V
 #define FLAGS 2
+#define GUARDED_GROUPS (CLATTN_MMA ? 1 : TG) // value vectors per walk of the guarded P.V (below)
 
 // Which rows and keys work-item (ty, tx) owns: its i-th row and j-th key (module comment). With
 // CLATTN_MMA, the layout of an m16n8k8 product's accumulators: warp w (ty / 8) owns rows 16w ..
@@ -746,25 +747,32 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
     weights_to_local(ps, s);
     barrier(CLK_LOCAL_MEM_FENCE);
 #endif
+    // The guarded sums walk the tile's keys once for every GUARDED_GROUPS of the work-item's value
+    // vectors: on tensor cores, whose 16 pairs of columns at D = 128 would hold 32 registers of V
+    // at once in a walk over all of them, one pair at a time (clang's sm_90 build of NVIDIA's D =
+    // 128 row, with exp2 as MUFU.EX2, 212 registers to 168: docs/GPU.md); the other kernels'
+    // few vectors in one walk.
     if ((CLATTN_MMA || edge) && nonfinite[FLAG(t)]) {
 #if CLATTN_MMA == 1
         weights_to_local(ps, s);
         barrier(CLK_LOCAL_MEM_FENCE);
 #endif
+#pragma unroll
+        for (int g0 = 0; g0 < TG; g0 += GUARDED_GROUPS)
 #pragma unroll 1
-        for (int t = 0; t < BN; t++)
+            for (int t = 0; t < BN; t++)
 #pragma unroll
-            for (int i = 0; i < TM; i++) {
-                const float p = ps[ROW_OF(ty, i) * PS + t];
-                if (as_uint(p) == MASKED_P)
-                    continue;
+                for (int i = 0; i < TM; i++) {
+                    const float p = ps[ROW_OF(ty, i) * PS + t];
+                    if (as_uint(p) == MASKED_P)
+                        continue;
 #pragma unroll
-                for (int g = 0; g < TG; g++) {
-                    const int col = tx + CT * g;
-                    if (NG % CT == 0 || col < NG)
-                        st->o[i][g] = fma((ov_t)(p), LVEC(ov_t, vs + t * VS, col), st->o[i][g]);
+                    for (int u = 0; u < GUARDED_GROUPS; u++) {
+                        const int g = g0 + u, col = tx + CT * g;
+                        if (NG % CT == 0 || col < NG)
+                            st->o[i][g] = fma((ov_t)(p), LVEC(ov_t, vs + t * VS, col), st->o[i][g]);
+                    }
                 }
-            }
     } else {
 #if CLATTN_MMA
         pv_mma(st, s, ps, vs);
