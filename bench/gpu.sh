@@ -32,7 +32,7 @@
 # for each bench, peer, tune or apart step, default 240), JOBS (build and test jobs, default nproc).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
-small=0 device=gpu debs=gpu-debs use_debs=0 fetch=0 only= tests_icd=()
+small=0 device=gpu debs=gpu-debs use_debs=0 fetch=0 only='' tests_icd=()
 while [ $# -gt 0 ]; do
     case $1 in
     --small) small=1 ;;
@@ -217,8 +217,8 @@ step tests "${tests_icd[@]}" timeout "$test_timeout" ctest --test-dir build-gpu 
 
 # What NVIDIA's own compiler made of each program: registers, stack frame and spills (ptxas -v on
 # the PTX that the driver returned as the program's binary, less the NUL bytes that end it), and
-# where nvdisasm is found, each loop's instructions and schedule (bench/sass_loops.py; the SASS is
-# kept beside the PTX). Other drivers' binaries are skipped.
+# where nvdisasm is found, each loop's instructions, schedule and registers held across it
+# (bench/sass_loops.py; the SASS is kept beside the PTX). Other drivers' binaries are skipped.
 ptx_resources() {
     local f found=0
     for f in "$programs"/*.bin "$out"/tuned-*/*.bin; do
@@ -230,7 +230,7 @@ ptx_resources() {
             tr -d '\000' <"$f" >"${f%.bin}.ptx"
             ptxas -arch="$(sed -n 's/^\.target \(sm_[0-9a-z]*\).*/\1/p' "$f" | head -1)" -v "${f%.bin}.ptx" \
                 -o "${f%.bin}.cubin" 2>&1 | grep -E 'Compiling|Used|stack|spill|error'
-            if command -v nvdisasm >/dev/null && nvdisasm -c -hex "${f%.bin}.cubin" >"${f%.bin}.sass" 2>&1; then
+            if command -v nvdisasm >/dev/null && nvdisasm -c -hex -plr -lrm narrow "${f%.bin}.cubin" >"${f%.bin}.sass" 2>&1; then
                 "$python" bench/sass_loops.py "${f%.bin}.sass"
             else
                 echo "no SASS: nvdisasm is missing or failed"

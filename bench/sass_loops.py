@@ -8,7 +8,13 @@ cycle, so with W warps a quarter of the SM is bounded by min(1, W x instructions
 FFMA/cycle is that bound times the loop's FFMA share. A model for comparing builds of one kernel,
 not a prediction of its time (docs/GPU.md, "Instructions per key tile").
 
-usage: bench/sass_loops.py FILE.sass [--min-ffma N]   (loops with fewer FFMA are left out; 16)
+With `nvdisasm -c -hex -plr -lrm narrow` (register liveness beside each instruction) it also says,
+for each loop, the most registers live at one of its instructions and how many of those the loop
+never writes: values computed before it and held across it, such as addresses that the compiler
+hoisted out of it (docs/GPU.md, "Registers that held addresses").
+
+usage: bench/sass_loops.py FILE.sass [--min-ffma N]   (loops with fewer FFMA and no HMMA are
+left out; 16)
 """
 import argparse
 import collections
@@ -39,9 +45,11 @@ def parse(path):
                 bits = int(hi.group(1), 16)
                 text = m.group(2).strip()
                 body = text.partition(' ')[2] if text.startswith('@') else text
+                # -lrm narrow: a column a register (R0 first), ':' live, 'v' read, '^' written, 'x' both
+                live = re.search(r'// \| +\d+ ([ :v^x]*)\|', lines[i + 1])
                 ins.append({'addr': int(m.group(1), 16), 'op': body.split()[0] if body else '', 'text': text,
                             'stall': (bits >> 41) & 15, 'wbar': (bits >> 46) & 7, 'rbar': (bits >> 49) & 7,
-                            'wait': (bits >> 52) & 63})
+                            'wait': (bits >> 52) & 63, 'live': live.group(1) if live else None})
                 i += 2
                 continue
         i += 1
@@ -76,6 +84,17 @@ def lone_warp_cycles(body, reps=6):
     return t - start
 
 
+def held_across(body):
+    """The most registers live at one instruction of a loop, and how many of those no instruction
+    of the loop writes (None without liveness columns)."""
+    if any(x['live'] is None for x in body):
+        return None
+    written = {r for x in body for r, c in enumerate(x['live']) if c in '^x'}
+    peak = max(body, key=lambda x: sum(c != ' ' for c in x['live']))['live']
+    live = [r for r, c in enumerate(peak) if c != ' ']
+    return len(live), sum(r not in written for r in live)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('sass')
@@ -91,18 +110,21 @@ def main():
             body = ins[first:last + 1]
             kinds = collections.Counter(x['op'].split('.')[0] for x in body)
             ffma = kinds['FFMA']
-            if ffma < args.min_ffma:
+            if ffma < args.min_ffma and not kinds['HMMA']:
                 continue
+            held = held_across(body)
+            held = f'; {held[0]} registers live at most, {held[1]} of them held across' if held else ''
             inner = sum(1 for f, l in found if first <= f and l <= last and (f, l) != (first, last))
             if inner:  # every path of its body at once: counts, but no schedule
                 print(f'  loop {body[0]["addr"]:#07x}: {len(body):4d} instructions on all its paths, FFMA {ffma:4d}, '
-                      f'LDS {kinds["LDS"]:3d}, LDG {kinds["LDG"]:3d}, BAR {kinds["BAR"]}; holds {inner} loops')
+                      f'HMMA {kinds["HMMA"]:3d}, LDS {kinds["LDS"]:3d}, LDG {kinds["LDG"]:3d}, BAR {kinds["BAR"]}; '
+                      f'holds {inner} loops{held}')
                 continue
             cycles = lone_warp_cycles(body)
             bound = '  '.join(f'{w}w {min(1.0, w * len(body) / cycles) * ffma / len(body):.2f}' for w in (1, 2, 3, 4))
             print(f'  loop {body[0]["addr"]:#07x}: {len(body):4d} instructions, FFMA {ffma:4d} '
-                  f'({100 * ffma / len(body):4.1f}%), LDS {kinds["LDS"]:3d}, LDG {kinds["LDG"]:3d}; one warp '
-                  f'{cycles:5d} cycles an iteration; FFMA/cycle with warps: {bound}')
+                  f'({100 * ffma / len(body):4.1f}%), HMMA {kinds["HMMA"]:3d}, LDS {kinds["LDS"]:3d}, LDG '
+                  f'{kinds["LDG"]:3d}; one warp {cycles:5d} cycles an iteration; FFMA/cycle with warps: {bound}{held}')
 
 
 if __name__ == '__main__':

@@ -140,7 +140,7 @@ typedef float pv_t;
 #define NG (DV / OW)                      // value column groups
 #define TG ((NG + CT - 1) / CT)           // of them per work-item
 #define KSHARE ROWS_SHARE(D, QW, BN, WG)  // vectors of a K tile a work-item stages
-#define VSHARE ROWS_SHARE(DV, OW, BN, WG) // and of a V tile
+#define VSHARE ROWS_SHARE(DV, VW, BN, WG) // and of a V tile
 #define MASKED_P 0x80000000u              // -0: a masked weight (a visible one is >= +0)
 // On tensor cores Q's small TF32 parts (SPLIT_TF32) are staged too, in Q's buffer behind Q, where
 // the work-group's __local still fits 48 KB with them (NVIDIA's limit; D = 128 at 32 x 16, not at
@@ -499,6 +499,10 @@ inline __attribute__((always_inline)) void pv_mma(item_state *st, float p[TM][TN
     __local const float *pw = ps + l / 32 * 16 * PS; // the warp's rows of P (key_tile stored them)
 #endif
 #if CLATTN_MMA == 1
+    // B's registers (keys 8n + TERM(q, h), column 8c + g) at constant offsets from the lane's
+    // first: written as offsets from vs, each of the 64 at D = 64 took an address register of its
+    // own, live across the key tiles (clang's sm_90 build, 168 registers to 132 with MUFU.EX2).
+    __local const float *vl = vs + TERM(q, 0) * VS + g;
     float a_big[BN / 8][4], a_small[BN / 8][4]; // the weights split once, for every column block
 #pragma unroll
     for (int n = 0; n < BN / 8; n++) {
@@ -514,7 +518,7 @@ inline __attribute__((always_inline)) void pv_mma(item_state *st, float p[TM][TN
         UNROLL_PRODUCTS for (int n = 0; n < BN / 8; n++)
         {
 #if CLATTN_MMA == 1
-            const float b[2] = {vs[(8 * n + TERM(q, 0)) * VS + 8 * c + g], vs[(8 * n + TERM(q, 1)) * VS + 8 * c + g]};
+            const float b[2] = {vl[8 * n * VS + 8 * c], vl[(8 * n + 1) * VS + 8 * c]};
             mma_3xtf32(acc, a_big[n], a_small[n], b);
 #else
 #define A_AT(row, k) pw[(row)*PS + KEY_OF((k) % 4, 2 * n + (k) / 4)]
@@ -565,10 +569,10 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
     if (get_local_id(0) == 0 && (TWO_BARRIERS || CLATTN_MMA || edge))
         nonfinite[FLAG(t + TWO_BARRIERS)] = 0;
 #if CLATTN_PREFETCH && CLATTN_ASYNC
-    ASYNC_ISSUE(ov_t, OW, vs, VS, cur.v, cur.count, DV, BN, WG)
+    ASYNC_ISSUE(vv_t, VW, vs, VS, cur.v, cur.count, DV, BN, WG)
 #elif CLATTN_PREFETCH
-    ov_t vr_next[VSHARE];
-    ROWS_LOAD(0, ov_t, OW, vr_next, 0, VSHARE, cur.v, cur.count, DV, BN, WG)
+    vv_t vr_next[VSHARE];
+    ROWS_LOAD(0, vv_t, VW, vr_next, 0, VSHARE, cur.v, cur.count, DV, BN, WG)
     // Whether P.V must guard its sums, from the values this work-item loaded (a short tile's clamped
     // loads repeat its last row, which is checked anyway); told after the scores.
     bool bad = false;
@@ -653,7 +657,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
     ROWS_BUTTERFLY(mt, fmax)
 #endif
 #if CLATTN_PREFETCH && !CLATTN_ASYNC
-    ROWS_STORE(0, ov_t, OW, vr_next, 0, VSHARE, vs, VS, cur.count, DV, BN, WG)
+    ROWS_STORE(0, vv_t, VW, vr_next, 0, VSHARE, vs, VS, cur.count, DV, BN, WG)
 #endif
 #if !TWO_BARRIERS
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -711,19 +715,19 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
     // As late as the barrier allows: the copies had the scores and the weights to land. The flag
     // is set after the barrier that follows its clear at the tile's start, or with two barriers a
     // tile before its use (FLAG).
-    ASYNC_WAIT(ov_t, OW, vs, VS, cur.v, cur.count, DV, BN, WG)
+    ASYNC_WAIT(vv_t, VW, vs, VS, cur.v, cur.count, DV, BN, WG)
     if (CLATTN_MMA || edge)
-        FLAG_NONFINITE(ov_t, OW, vs, VS, DV, nonfinite + FLAG(t))
+        FLAG_NONFINITE(vv_t, VW, vs, VS, DV, nonfinite + FLAG(t))
 #elif CLATTN_PREFETCH
     qv_t kr_next[KSHARE];
     if (has_next)
         ROWS_LOAD(0, qv_t, QW, kr_next, 0, KSHARE, next.k, next.count, D, BN, WG)
 #else
     // Every work-item has passed the barrier after its scores: K is no longer read.
-    STAGE_ROWS_IN(ov_t, OW, vs, VS, cur.v, cur.count, DV, BN, WG)
+    STAGE_ROWS_IN(vv_t, VW, vs, VS, cur.v, cur.count, DV, BN, WG)
     // Whether P.V must guard its sums: each work-item looks at the vectors it staged itself.
     if (CLATTN_MMA || edge)
-        FLAG_NONFINITE(ov_t, OW, vs, VS, DV, nonfinite + FLAG(t))
+        FLAG_NONFINITE(vv_t, VW, vs, VS, DV, nonfinite + FLAG(t))
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
 #if CLATTN_PREFETCH && CLATTN_ASYNC

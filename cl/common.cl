@@ -192,9 +192,11 @@ typedef float vw_t;
 typedef int vw_mask_t;
 #endif
 
-// The GPU kernels' vectors over D (qv_t, QW floats) and DV (ov_t, OW floats): the widest of 4, 2
-// and 1 dividing each; OW 2 for the attention kernel on tensor cores (CLATTN_MMA), whose
-// accumulators hold pairs of output columns.
+// The GPU kernels' vectors over D (qv_t, QW floats) and DV (vv_t, VW floats): the widest of 4, 2
+// and 1 dividing each. Those of the output (ov_t, OW floats) are VW's but for the attention kernel
+// on tensor cores (CLATTN_MMA), whose accumulators hold pairs of output columns (OW 2); it stages
+// V by VW all the same (float2 copies took twice the instructions, and with asynchronous copies 55
+// more registers at D = 128, in clang's sm_90 build).
 #if D % 4 == 0
 #define QW 4
 typedef float4 qv_t;
@@ -205,15 +207,22 @@ typedef float2 qv_t;
 #define QW 1
 typedef float qv_t;
 #endif
-#if DV % 4 == 0 && !CLATTN_MMA
-#define OW 4
-typedef float4 ov_t;
+#if DV % 4 == 0
+#define VW 4
+typedef float4 vv_t;
 #elif DV % 2 == 0
+#define VW 2
+typedef float2 vv_t;
+#else
+#define VW 1
+typedef float vv_t;
+#endif
+#if CLATTN_MMA
 #define OW 2
 typedef float2 ov_t;
 #else
-#define OW 1
-typedef float ov_t;
+#define OW VW
+typedef vv_t ov_t;
 #endif
 
 // The sum of a vector's lanes.

@@ -27,13 +27,20 @@
 // work-item's share is ROWS_SHARE vectors: its n-th is vector get_local_id(0) + n * wg.
 #define ROWS_SHARE(width, vw, rows, wg) (((rows) * ((width) / (vw)) + (wg)-1) / (wg))
 
+// The row and column of vector x = l + n wg of a tile whose rows hold vecs vectors (l the
+// work-item's id, n its place in the share): where wg is a multiple of vecs, the same column for
+// every vector of the share and rows a constant apart, so that a work-item's accesses lie at
+// constant offsets from its first (x / vecs for each took an address register of its own).
+#define SHARE_ROW(l, n, x, vecs, wg) ((wg) % (vecs) == 0 ? (l) / (vecs) + (n) * ((wg) / (vecs)) : (x) / (vecs))
+#define SHARE_COL(l, x, vecs, wg) ((wg) % (vecs) == 0 ? (l) % (vecs) : (x) % (vecs))
+
 // body once for each vector x_ of the work-item's share of a tile (ROWS_SHARE: x_ < rows * vecs_),
 // at row r_ and column c_ of the tile, the loop under `unroll` (a _Pragma).
 #define SHARE_EACH(unroll, vw, width, rows, wg, body)                                                                  \
     unroll for (int n_ = 0; n_ < ROWS_SHARE(width, vw, rows, wg); n_++)                                                \
     {                                                                                                                  \
-        const int vecs_ = (width) / (vw), x_ = (int)get_local_id(0) + n_ * (wg);                                       \
-        const int r_ = x_ / vecs_, c_ = x_ % vecs_;                                                                    \
+        const int vecs_ = (width) / (vw), l_ = (int)get_local_id(0), x_ = l_ + n_ * (wg);                              \
+        const int r_ = SHARE_ROW(l_, n_, x_, vecs_, wg), c_ = SHARE_COL(l_, x_, vecs_, wg);                            \
         if (((rows)*vecs_) % (wg) == 0 || x_ < (rows)*vecs_) {                                                         \
             body                                                                                                       \
         }                                                                                                              \
@@ -65,10 +72,7 @@
         _Pragma("unroll") for (int n_ = 0; n_ < (n) && (first) + n_ < ROWS_SHARE(width, vw, rows, wg); n_++)           \
         {                                                                                                              \
             const int l_ = (int)get_local_id(0), x_ = l_ + ((first) + n_) * (wg);                                      \
-            /* vector x_'s row and column; where wg is a multiple of the row's vectors, the same */                    \
-            /* column for every vector of the share and rows a constant apart */                                       \
-            const int r_ = (wg) % vecs_ == 0 ? l_ / vecs_ + ((first) + n_) * ((wg) / vecs_) : x_ / vecs_;              \
-            const int c_ = (wg) % vecs_ == 0 ? l_ % vecs_ : x_ % vecs_;                                                \
+            const int r_ = SHARE_ROW(l_, (first) + n_, x_, vecs_, wg), c_ = SHARE_COL(l_, x_, vecs_, wg);              \
             if (total_ % (wg) == 0 || x_ < total_)                                                                     \
                 LVEC(type, (dst) + r_ * (stride), c_) = (full) || r_ < (count) ? buf[n_] : (type)(0.0f);               \
         }                                                                                                              \
