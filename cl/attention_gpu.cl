@@ -495,14 +495,17 @@ inline __attribute__((always_inline)) void pv_mma(item_state *st, float p[TM][TN
                                                   __local const float *vs)
 {
     const int l = get_local_id(0), g = (l & 31) / 4, q = l % 4;
+    // B's register h of product (n, c), of lane 4g + q: key 8n + TERM(q, h), column 8c + g, at a
+    // constant offset from the lane's first value (V_LANE). Written as offsets from vs, each of
+    // the 64 at D = 64 took an address register of its own, live across the key tiles (clang's
+    // sm_90 build, 168 registers to 132 with MUFU.EX2). The emulation reads them the same way.
+#define V_LANE(q, g) (vs + TERM(q, 0) * VS + (g))
+#define V_OFFSET(n, h, c) ((8 * (n) + (h)) * VS + 8 * (c))
 #if CLATTN_MMA == 2
     __local const float *pw = ps + l / 32 * 16 * PS; // the warp's rows of P (key_tile stored them)
 #endif
 #if CLATTN_MMA == 1
-    // B's registers (keys 8n + TERM(q, h), column 8c + g) at constant offsets from the lane's
-    // first: written as offsets from vs, each of the 64 at D = 64 took an address register of its
-    // own, live across the key tiles (clang's sm_90 build, 168 registers to 132 with MUFU.EX2).
-    __local const float *vl = vs + TERM(q, 0) * VS + g;
+    __local const float *vl = V_LANE(q, g);
     float a_big[BN / 8][4], a_small[BN / 8][4]; // the weights split once, for every column block
 #pragma unroll
     for (int n = 0; n < BN / 8; n++) {
@@ -518,12 +521,12 @@ inline __attribute__((always_inline)) void pv_mma(item_state *st, float p[TM][TN
         UNROLL_PRODUCTS for (int n = 0; n < BN / 8; n++)
         {
 #if CLATTN_MMA == 1
-            const float b[2] = {vl[8 * n * VS + 8 * c], vl[(8 * n + 1) * VS + 8 * c]};
+            const float b[2] = {vl[V_OFFSET(n, 0, c)], vl[V_OFFSET(n, 1, c)]};
             mma_3xtf32(acc, a_big[n], a_small[n], b);
 #else
 #define A_AT(row, k) pw[(row)*PS + KEY_OF((k) % 4, 2 * n + (k) / 4)]
 #define SPLIT_SMALL(row, k, split) (split)
-#define B_AT(k, col) vs[(8 * n + TERM((k) % 4, (k) / 4)) * VS + 8 * c + (col)]
+#define B_AT(k, col) V_LANE((k) % 4, col)[V_OFFSET(n, (k) / 4, c)]
             EMULATED_PRODUCT(acc, A_AT, B_AT, SPLIT_SMALL)
 #undef A_AT
 #undef SPLIT_SMALL
@@ -533,6 +536,8 @@ inline __attribute__((always_inline)) void pv_mma(item_state *st, float p[TM][TN
         st->o[0][c] = (float2)(acc[0], acc[1]);
         st->o[1][c] = (float2)(acc[2], acc[3]);
     }
+#undef V_LANE
+#undef V_OFFSET
 }
 #define PUT_P(i, j, x) (s[i][j] = (x)) // P stays in the scores' registers
 #else
