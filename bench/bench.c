@@ -210,7 +210,7 @@ static int bench_point(bench_state *s, const workload *w)
             continue;
         bench_row row;
         row_init(&row, d, dev->label, w);
-        if ((status = run_plan(&s->timer, dev, w, &row)) == 0)
+        if ((status = run_plan(&s->timer, dev, w, 0, &row)) == 0)
             status = record_row(s, &row, dev);
     }
 #ifdef CLATTN_HAVE_OPENBLAS

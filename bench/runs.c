@@ -55,9 +55,10 @@ static int device_run_once(void *state, double *device_ms)
     return status;
 }
 
-/* The caller's tensors are uploaded once per point; the runs reuse them. */
+/* The caller's tensors are uploaded once per point; the runs reuse them. With `output`, the
+ * last run's O is read back into w->out. */
 static int run_on_buffers(const bench_timer *t, const bench_device *dev, const workload *w, clattn_plan *plan,
-                          bench_row *row)
+                          int output, bench_row *row)
 {
     const cl_context cl = clattn_context_cl_context(dev->ctx);
     const cl_mem_flags input = CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR;
@@ -73,6 +74,9 @@ static int run_on_buffers(const bench_timer *t, const bench_device *dev, const w
     int status = rc != CL_SUCCESS ? runtime_error(dev, "uploading the inputs", rc) : 0;
     if (!status && (status = time_runs(t, device_run_once, &r, &row->time)) != 0)
         status = runtime_error(dev, "running the plan", status);
+    if (!status && output &&
+        (rc = clEnqueueReadBuffer(r.queue, r.buffers.out, CL_TRUE, 0, w->q_bytes, w->out, 0, NULL, NULL)) != CL_SUCCESS)
+        status = runtime_error(dev, "reading the output", rc);
     const cl_mem mems[] = {r.buffers.out, r.buffers.v, r.buffers.k, r.buffers.q};
     for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
         if (mems[i] != NULL)
@@ -92,7 +96,7 @@ static int host_run_once(void *state, double *device_ms)
     return clattn_plan_run_host(r->plan, &r->tensors);
 }
 
-int run_plan(const bench_timer *t, const bench_device *dev, const workload *w, bench_row *row)
+int run_plan(const bench_timer *t, const bench_device *dev, const workload *w, int output, bench_row *row)
 {
     clattn_plan *plan = NULL;
     const double start = now_ms();
@@ -108,7 +112,7 @@ int run_plan(const bench_timer *t, const bench_device *dev, const workload *w, b
         if ((status = time_runs(t, host_run_once, &r, &row->time)) != 0)
             status = runtime_error(dev, "clattn_plan_run_host", status);
     } else
-        status = run_on_buffers(t, dev, w, plan, row);
+        status = run_on_buffers(t, dev, w, plan, output, row);
     clattn_plan_free(plan);
     return status;
 }

@@ -25,8 +25,9 @@ int device_open(const char *spec, const char *cache_dir, bench_device *dev);
  * failure, so a message in the context always belongs to this one); returns the exit status. */
 int runtime_error(const bench_device *dev, const char *step, int status);
 
-/* Creates w's plan on dev (row->plan_ms) and times its runs (row->time, row->bytes); returns 0
- * or an exit status (the message printed). */
-int run_plan(const bench_timer *t, const bench_device *dev, const workload *w, bench_row *row);
+/* Creates w's plan on dev (row->plan_ms) and times its runs (row->time, row->bytes); with
+ * `output`, the last run's O is left in w->out (the reference path writes it there always).
+ * Returns 0 or an exit status (the message printed). */
+int run_plan(const bench_timer *t, const bench_device *dev, const workload *w, int output, bench_row *row);
 
 #endif

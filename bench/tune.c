@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench.h"
 #include "clattn_advanced.h"
@@ -106,24 +107,38 @@ static void print_row(const char *device, const clattn_tiles *t, double ms)
             device, t->bm, t->bn, t->tm, t->tn, t->reqd_wg, t->stage, t->prefetch, t->shuffle, t->mma, t->async, ms);
 }
 
-/* Times w's plan with whatever the context forces (row), and on success leaves in *ran a plan of
- * the same problem, to read the sizes that ran (the library may have shrunk forced ones to fit):
- * its program is cached, so no second compile. */
+/* Times w's plan with whatever the context forces (row), its last output left in w->out, and on
+ * success leaves in *ran a plan of the same problem, to read the sizes that ran (the library may
+ * have shrunk forced ones to fit): its program is cached, so no second compile. */
 static int time_forced(const bench_timer *timer, bench_device *dev, const workload *w, bench_row *row,
                        clattn_plan **ran)
 {
     row_init(row, 0, dev->label, w);
     *ran = NULL;
-    const int status = run_plan(timer, dev, w, row);
+    const int status = run_plan(timer, dev, w, 1, row);
     if (!status)
         clattn_plan_create(dev->ctx, &w->problem, ran);
     return status;
 }
 
+/* Whether the candidate just timed computed what the plan the library makes itself computed
+ * (`want`): a candidate that differs is printed as such and never wins, whatever its time (tiles
+ * that ran wrong on a device, such as tensor cores or asynchronous copies met there for the first
+ * time). */
+static int ran_right(const workload *w, const void *want)
+{
+    double err;
+    size_t at;
+    if (!workload_outputs_differ(w, w->out, want, &err, &at))
+        return 1;
+    printf("    differs from the library's own plan: max |O - O_plan| %.3g at element %zu; left out\n", err, at);
+    return 0;
+}
+
 /* Times w's plan with tiles t forced; prints the candidate's line, and keeps it in *best when it
- * is faster than *best_ms. */
-static int time_candidate(const bench_timer *timer, bench_device *dev, const workload *w, const clattn_tiles *t,
-                          clattn_tiles *best, double *best_ms)
+ * is faster than *best_ms and computed what `want` holds. */
+static int time_candidate(const bench_timer *timer, bench_device *dev, const workload *w, const void *want,
+                          const clattn_tiles *t, clattn_tiles *best, double *best_ms)
 {
     bench_row row;
     clattn_plan *plan = NULL;
@@ -145,21 +160,21 @@ static int time_candidate(const bench_timer *timer, bench_device *dev, const wor
                "%d, mma %d, async %d)  %9.3f ms  %7.1f GFLOP/s\n",
                t->bm, t->bn, t->tm, t->tn, t->stage, t->prefetch, t->shuffle, t->mma, t->async, used.bm, used.bn,
                used.shuffle, used.mma, used.async, ms, giga_per_second(w->flops, ms));
-    fflush(stdout); /* each line as it comes: a tune cut short by a timeout keeps what it measured */
-    if (ms < *best_ms) {
+    if (ran_right(w, want) && ms < *best_ms) {
         *best_ms = ms;
         *best = *t;
         best->shuffle = used.shuffle; /* asked for where the device has none, it ran without */
         best->mma = used.mma;
         best->async = used.async;
     }
+    fflush(stdout); /* each line as it comes: a tune cut short by a timeout keeps what it measured */
     return 0;
 }
 
 /* Times w's plan with split sizes s forced (decode on the GPU variant); prints the candidate's
- * line, and keeps it in *best when it is faster than *best_ms. */
-static int time_split(const bench_timer *timer, bench_device *dev, const workload *w, const clattn_split_tiles *s,
-                      clattn_split_tiles *best, double *best_ms)
+ * line, and keeps it in *best when it is faster than *best_ms and computed what `want` holds. */
+static int time_split(const bench_timer *timer, bench_device *dev, const workload *w, const void *want,
+                      const clattn_split_tiles *s, clattn_split_tiles *best, double *best_ms)
 {
     bench_row row;
     clattn_plan *plan = NULL;
@@ -175,22 +190,51 @@ static int time_split(const bench_timer *timer, bench_device *dev, const workloa
     const double ms = row.time.ms_median;
     printf("  split wg=%-3d bn=%-2d rb=%-2d groups/cu=%-2d (ran %d %d %d)  %9.3f ms  %7.1f GB/s\n", s->wg, s->bn, s->rb,
            s->groups_per_cu, used.wg, used.bn, used.rb, ms, giga_per_second((double)row.bytes, ms));
-    fflush(stdout);
-    if (ms < *best_ms) {
+    if (ran_right(w, want) && ms < *best_ms) {
         *best_ms = ms;
         *best = *s;
     }
+    fflush(stdout);
     return 0;
 }
 
+/* No candidate computed what the library's own plan computes: nothing to keep. */
+static int none_right(const bench_device *dev)
+{
+    fprintf(stderr, "clattn tune: on %s no candidate computed what the library's own plan computes\n", dev->label);
+    return EXIT_RUNTIME;
+}
+
+/* The output of w's plan as the library makes it (its tile table, saved tiles and knobs, nothing
+ * forced), which every candidate must reproduce, into *want (malloc'd; the caller frees it). */
+static int plan_output(const bench_timer *timer, bench_device *dev, const workload *w, void **want)
+{
+    bench_row row;
+    row_init(&row, 0, dev->label, w);
+    *want = malloc(w->q_bytes);
+    if (*want == NULL) {
+        fprintf(stderr, "clattn tune: out of memory for the plan's output (%zu bytes)\n", w->q_bytes);
+        return EXIT_RUNTIME;
+    }
+    const int status = run_plan(timer, dev, w, 1, &row);
+    if (!status) {
+        memcpy(*want, w->out, w->q_bytes);
+        printf("  the library's own plan  %9.3f ms (every candidate must compute what it computes)\n",
+               row.time.ms_median);
+    }
+    return status;
+}
+
 /* Decode on a GPU-variant plan: the split's sizes, printed as host/tuning.h's defaults. */
-static int tune_split(const bench_timer *timer, bench_device *dev, const workload *w)
+static int tune_split(const bench_timer *timer, bench_device *dev, const workload *w, const void *want)
 {
     clattn_split_tiles best = split_candidates[0];
     double best_ms = INFINITY;
     int status = 0;
     for (size_t c = 0; c < sizeof split_candidates / sizeof split_candidates[0] && !status; c++)
-        status = time_split(timer, dev, w, &split_candidates[c], &best, &best_ms);
+        status = time_split(timer, dev, w, want, &split_candidates[c], &best, &best_ms);
+    if (!status && best_ms == INFINITY)
+        status = none_right(dev);
     if (!status)
         printf("best split: CLATTN_SPLIT_GPU_WG %d, CLATTN_SPLIT_GPU_BN %d, CLATTN_SPLIT_GPU_MAX_RB %s, "
                "CLATTN_SPLIT_GPU_GROUPS_PER_CU %d  /* %.3f ms */\n",
@@ -258,8 +302,12 @@ static int tune_device(const bench_options *o, const bench_timer *timer, bench_d
     if (!status)
         printf("tuning %s: %s, B=%d H=%d Hkv=%d N=%d D=%d\n", dev->label, pattern_names[pattern], o->batch, o->heads,
                o->kv_heads, w.n, o->head_dim);
+    void *want = NULL;
+    if (!status)
+        status = plan_output(timer, dev, &w, &want);
     if (status || split) {
-        status = status ? status : tune_split(timer, dev, &w);
+        status = status ? status : tune_split(timer, dev, &w, want);
+        free(want);
         workload_free(&w);
         return status;
     }
@@ -270,18 +318,23 @@ static int tune_device(const bench_options *o, const bench_timer *timer, bench_d
     for (size_t c = 0; c < count && !status; c++) {
         clattn_tiles t = candidates[c];
         t.lanes = lanes; /* the narrow windows' kernel as the plan has it (GPU tiles ignore it) */
-        status = time_candidate(timer, dev, &w, &t, best, &best_ms);
+        status = time_candidate(timer, dev, &w, want, &t, best, &best_ms);
     }
+    if (!status && best_ms == INFINITY)
+        status = none_right(dev);
     const clattn_tiles shape = *best;
     if (shape.cpu_variant)
         best_ms = INFINITY; /* the blocking's three runs decide among themselves */
     for (size_t i = 0; i < sizeof tune_item_tiles / sizeof tune_item_tiles[0] && shape.cpu_variant && !status; i++) {
         clattn_tiles t = shape;
         t.item_tiles = tune_item_tiles[i];
-        status = time_candidate(timer, dev, &w, &t, best, &best_ms);
+        status = time_candidate(timer, dev, &w, want, &t, best, &best_ms);
     }
+    if (!status && best_ms == INFINITY)
+        status = none_right(dev);
     if (!status)
         print_row(dev->label, best, best_ms);
+    free(want);
     workload_free(&w);
     return status;
 }

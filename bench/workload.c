@@ -3,6 +3,7 @@
  * (clattn_visibility_count, SPEC.md's S(i)). */
 #include "workload.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -29,6 +30,27 @@ double workload_flops(const clattn_visibility *v)
     for (int row = 0; row < p->q_len; row++) /* row i sits at position i + Nk - Nq */
         keys += clattn_visibility_count(v, p->kv_len, row + p->kv_len - p->q_len);
     return 4.0 * p->head_dim * (double)keys * p->batch * p->heads;
+}
+
+int workload_outputs_differ(const workload *w, const void *out, const void *want, double *max_err, size_t *at)
+{
+    const clattn_dtype dtype = w->problem.dtype;
+    const double step = dtype == CLATTN_DTYPE_F16 ? 0x1p-10 : dtype == CLATTN_DTYPE_BF16 ? 0x1p-7 : 0.0;
+    int differ = 0;
+    *max_err = 0.0;
+    *at = 0;
+    for (size_t i = 0; i < w->q_bytes / dtype_bytes(dtype); i++) {
+        const double a = clattn__load_element(dtype, out, i), b = clattn__load_element(dtype, want, i);
+        if (isnan(a) && isnan(b))
+            continue;
+        const double err = isnan(a) || isnan(b) ? INFINITY : fabs(a - b);
+        if (err > *max_err) {
+            *max_err = err;
+            *at = i;
+        }
+        differ |= !(err <= 1e-3 + step * fabs(b));
+    }
+    return differ;
 }
 
 void workload_random(clattn_dtype dtype, void *x, size_t count, unsigned long long *seed)

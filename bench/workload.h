@@ -32,6 +32,12 @@ double workload_flops(const clattn_visibility *v);
  * `dtype`, rounded to nearest even as the library rounds. */
 void workload_random(clattn_dtype dtype, void *x, size_t count, unsigned long long *seed);
 
+/* Whether out, an O of w's shape and storage type, differs from want by more than two right plans
+ * of the problem may: 1e-3, plus one rounding step of the storage type at the value (float16
+ * 2^-10 of it, bfloat16 2^-7), or a NaN on one side only. *max_err: the largest difference (inf
+ * for a NaN), *at: its element. */
+int workload_outputs_differ(const workload *w, const void *out, const void *want, double *max_err, size_t *at);
+
 /* Returns 0 or an exit status (the message printed); on failure *w needs no free. */
 int workload_create(const bench_options *o, pattern_id pattern, int n, workload *w);
 void workload_free(workload *w);

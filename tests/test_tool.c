@@ -679,6 +679,20 @@ static void check_bench_rounds(void)
           count_of(r.out, "\"reference\",\"dense\""));
 }
 
+/* Runs the tool with args (n of them) and `--device spec`, the CPU variant forced; returns
+ * whether it ran. */
+static int run_cpu_variant(const char *const *args, size_t n, const char *spec, run_result *r)
+{
+    arg_list a = {.count = 0};
+    arg_add_all(&a, args, n);
+    arg_add(&a, "--device");
+    arg_add(&a, spec);
+    setenv("CLATTN_VARIANT", "cpu", 1);
+    const int ran = run_tool(&a, r);
+    unsetenv("CLATTN_VARIANT");
+    return ran;
+}
+
 /* tune on the CPU variant (forced) for a 2-D pattern: refused, nothing timed, as its 2-D kernels
  * take their blocks from the pattern; skipped without a device. */
 static void check_tune_grid(const char *spec)
@@ -689,18 +703,33 @@ static void check_tune_grid(const char *spec)
         printf("skip: tune --pattern neighborhood on the CPU variant: no OpenCL device\n");
         return;
     }
-    arg_list a = {.count = 0};
-    arg_add_all(&a, args, sizeof args / sizeof args[0]);
-    arg_add(&a, "--device");
-    arg_add(&a, spec);
-    setenv("CLATTN_VARIANT", "cpu", 1);
     run_result r;
-    const int ran = run_tool(&a, &r);
-    unsetenv("CLATTN_VARIANT");
+    const int ran = run_cpu_variant(args, sizeof args / sizeof args[0], spec, &r);
     check(ran && r.exited && r.code == 2 && strstr(r.err, "take their blocks from the pattern") != NULL &&
               strstr(r.out, "best:") == NULL,
           "tune --pattern neighborhood on %s, CPU variant: exit %d (want 2), says why: %s", spec, r.code,
           ran ? first_line(r.err) : "did not start");
+}
+
+/* tune on the CPU variant (forced, its 19 candidates) in bfloat16, whose rounding two right plans
+ * may split differently: every candidate computes what the library's own plan computes, within the
+ * tune's bound, so none is left out and one wins; skipped without a device. */
+static void check_tune_right(const char *spec)
+{
+    static const char *const args[] = {"tune", "--pattern", "causal", "--n",      "100", "--h",      "2", "--d",
+                                       "32",   "--dtype",   "bf16",   "--repeat", "1",   "--warmup", "0"};
+    if (spec == NULL) {
+        printf("skip: tune --dtype bf16 on the CPU variant: no OpenCL device\n");
+        return;
+    }
+    run_result r;
+    const int ran = run_cpu_variant(args, sizeof args / sizeof args[0], spec, &r);
+    check(ran && r.exited && r.code == 0 && strstr(r.out, "the library's own plan") != NULL &&
+              count_of(r.out, "  cpu rows=") == 19 && strstr(r.out, "differs") == NULL &&
+              strstr(r.out, "best:") != NULL,
+          "tune --dtype bf16 on %s, CPU variant: exit %d (want 0), %d candidates (want 19), %d left out (want 0)%s%s",
+          spec, r.code, ran ? count_of(r.out, "  cpu rows=") : 0, ran ? count_of(r.out, "differs") : 0,
+          ran && r.code ? ": " : "", ran && r.code ? first_line(r.err) : "");
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -742,6 +771,7 @@ int main(int argc, char **argv)
             check_command(&usage_cases[i], WRONG_USAGE_TEXT);
         check_bench_rounds();
         check_tune_grid(have_device ? specs[0] : NULL);
+        check_tune_right(have_device ? specs[0] : NULL);
     } else {
         check(0, "writing the inputs of the failure cases");
     }
