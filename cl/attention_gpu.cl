@@ -427,6 +427,7 @@ inline float row_max(__local const float *part)
 #define UNROLL_PRODUCTS _Pragma("unroll 1")
 #define UNROLL_TERMS _Pragma("unroll 1")
 #endif
+#define PV_BLOCKS 2 // P.V's column blocks interleaved (pv_mma)
 
 // The work-item's weights p (its scores' registers) to P's rows in ps, where the guarded P.V and the
 // emulated products read them.
@@ -518,28 +519,35 @@ inline __attribute__((always_inline)) void pv_mma(item_state *st, float p[TM][TN
         SPLIT_TF32(a, a_big[n], a_small[n], 4)
     }
 #endif
-    // Column blocks outside: one block's accumulators and values live at a time (the other order
-    // spilled 292 bytes at D = 128 in clang's sm_90 build).
-    UNROLL_PRODUCTS for (int c = 0; c < DV / 8; c++)
+    // Column blocks PV_BLOCKS at a time, the keys inside: a block's products form one chain of
+    // mma.sync on its accumulators, and the chains of the blocks taken together interleave. In
+    // clang's sm_90 build with MUFU.EX2 (one warp alone, sass_loops.py's model) P.V took 1,923
+    // cycles at D = 64 one block at a time, 1,479 two at a time (2 registers less), 925 all at once
+    // (6 more: 134, over 128); D = 128 took the same every way (4 registers more all at once).
+    UNROLL_PRODUCTS for (int c0 = 0; c0 < DV / 8; c0 += PV_BLOCKS)
     {
-        float acc[4] = {st->o[0][c].x, st->o[0][c].y, st->o[1][c].x, st->o[1][c].y};
         UNROLL_PRODUCTS for (int n = 0; n < BN / 8; n++)
         {
+            UNROLL_PRODUCTS for (int u = 0; u < PV_BLOCKS && c0 + u < DV / 8; u++)
+            {
+                const int c = c0 + u;
+                float acc[4] = {st->o[0][c].x, st->o[0][c].y, st->o[1][c].x, st->o[1][c].y};
 #if CLATTN_MMA == 1
-            const float b[2] = {vl[V_OFFSET(n, 0, c)], vl[V_OFFSET(n, 1, c)]};
-            mma_3xtf32(acc, a_big[n], a_small[n], b);
+                const float b[2] = {vl[V_OFFSET(n, 0, c)], vl[V_OFFSET(n, 1, c)]};
+                mma_3xtf32(acc, a_big[n], a_small[n], b);
 #else
 #define A_AT(row, k) pw[(row)*PS + KEY_OF((k) % 4, 2 * n + (k) / 4)]
 #define SPLIT_SMALL(row, k, split) (split)
 #define B_AT(k, col) V_LANE((k) % 4, col)[V_OFFSET(n, (k) / 4, c)]
-            EMULATED_PRODUCT(acc, A_AT, B_AT, SPLIT_SMALL)
+                EMULATED_PRODUCT(acc, A_AT, B_AT, SPLIT_SMALL)
 #undef A_AT
 #undef SPLIT_SMALL
 #undef B_AT
 #endif
+                st->o[0][c] = (float2)(acc[0], acc[1]);
+                st->o[1][c] = (float2)(acc[2], acc[3]);
+            }
         }
-        st->o[0][c] = (float2)(acc[0], acc[1]);
-        st->o[1][c] = (float2)(acc[2], acc[3]);
     }
 #undef V_LANE
 #undef V_OFFSET
