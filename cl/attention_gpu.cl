@@ -523,7 +523,7 @@ inline __attribute__((always_inline)) void pv_mma(item_state *st, float p[TM][TN
     // mma.sync on its accumulators, and the chains of the blocks taken together interleave. In
     // clang's sm_90 build with MUFU.EX2 (one warp alone, sass_loops.py's model) P.V took 1,923
     // cycles at D = 64 one block at a time, 1,479 two at a time (2 registers less), 925 all at once
-    // (6 more: 134, over 128); D = 128 took the same every way (4 registers more all at once).
+    // (6 more: 134, over 128); D = 128 took the same time and registers every way.
     UNROLL_PRODUCTS for (int c0 = 0; c0 < DV / 8; c0 += PV_BLOCKS)
     {
         UNROLL_PRODUCTS for (int n = 0; n < BN / 8; n++)
