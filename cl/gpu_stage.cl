@@ -34,6 +34,15 @@
 #define SHARE_ROW(l, n, x, vecs, wg) ((wg) % (vecs) == 0 ? (l) / (vecs) + (n) * ((wg) / (vecs)) : (x) / (vecs))
 #define SHARE_COL(l, x, vecs, wg) ((wg) % (vecs) == 0 ? (l) % (vecs) : (x) % (vecs))
 
+// Vector n of the work-item's share (at row r, column c) in the __local tile dst of `type`
+// vectors, rows `stride` floats apart: where wg is a multiple of vecs, as an offset from the
+// work-item's first vector, which stays one address and constant offsets (taken from r and c,
+// each store of the full K tiles of NVIDIA's D = 128 row held an address register of its own).
+#define SHARE_AT(type, vw, dst, stride, l, n, r, c, vecs, wg)                                                          \
+    ((wg) % (vecs) == 0 ? (__local type *)((dst) + (l) / (vecs) * (stride)) + (l) % (vecs) +                           \
+                              (n) * ((wg) / (vecs)) * ((stride) / (vw))                                                \
+                        : (__local type *)((dst) + (r) * (stride)) + (c))
+
 // body once for each vector x_ of the work-item's share of a tile (ROWS_SHARE: x_ < rows * vecs_),
 // at row r_ and column c_ of the tile, the loop under `unroll` (a _Pragma).
 #define SHARE_EACH(unroll, vw, width, rows, wg, body)                                                                  \
@@ -74,7 +83,8 @@
             const int l_ = (int)get_local_id(0), x_ = l_ + ((first) + n_) * (wg);                                      \
             const int r_ = SHARE_ROW(l_, (first) + n_, x_, vecs_, wg), c_ = SHARE_COL(l_, x_, vecs_, wg);              \
             if (total_ % (wg) == 0 || x_ < total_)                                                                     \
-                LVEC(type, (dst) + r_ * (stride), c_) = (full) || r_ < (count) ? buf[n_] : (type)(0.0f);               \
+                *SHARE_AT(type, vw, dst, stride, l_, (first) + n_, r_, c_, vecs_, wg) =                                \
+                    (full) || r_ < (count) ? buf[n_] : (type)(0.0f);                                                   \
         }                                                                                                              \
     }
 
