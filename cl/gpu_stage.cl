@@ -39,8 +39,8 @@
 // work-item's first vector, which stays one address and constant offsets (taken from r and c,
 // each store of the full K tiles of NVIDIA's D = 128 row held an address register of its own).
 #define SHARE_AT(type, vw, dst, stride, l, n, r, c, vecs, wg)                                                          \
-    ((wg) % (vecs) == 0 ? (__local type *)((dst) + (l) / (vecs) * (stride)) + (l) % (vecs) +                           \
-                              (n) * ((wg) / (vecs)) * ((stride) / (vw))                                                \
+    ((wg) % (vecs) == 0 ? (__local type *)((dst) + SHARE_ROW(l, 0, l, vecs, wg) * (stride)) +                          \
+                              SHARE_COL(l, l, vecs, wg) + (n) * ((wg) / (vecs)) * ((stride) / (vw))                    \
                         : (__local type *)((dst) + (r) * (stride)) + (c))
 
 // body once for each vector x_ of the work-item's share of a tile (ROWS_SHARE: x_ < rows * vecs_),
