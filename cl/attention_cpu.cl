@@ -649,7 +649,7 @@ inline void hint_next_rows(next_rows *h, __global const elem_t *q, __global cons
     }
 }
 
-__kernel void attention(ATTENTION_ARGS(float))
+CPU_VARIANT_KERNEL void attention(ATTENTION_ARGS(float))
 {
     const int ntiles = (num_rows + R - 1) / R;
     const int first = (int)get_global_id(0) * item_tiles;

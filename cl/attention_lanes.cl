@@ -254,7 +254,7 @@ inline void lane_side(lane_tile *t, __global const float *side_kh, __global cons
     }
 }
 
-__kernel void attention_lanes(ATTENTION_ARGS(float))
+CPU_VARIANT_KERNEL void attention_lanes(ATTENTION_ARGS(float))
 {
     const int ntiles = (num_rows + 15) / 16;
     const int first = (int)get_global_id(0) * item_tiles;

@@ -30,6 +30,18 @@
 //   -DCLATTN_CPU_DEVICE=<0|1> 1 when the device is a CPU (host/program.c sets it for every
 //                            program): code that a CPU's OpenCL compiler runs wrong is left out
 //                            there (attention_gpu.cl's skipped rescale, for POCL 3.1)
+
+// The CPU variant's kernels are declared as CPU_VARIANT_KERNEL. A work-item computes in vectors
+// of its own (rows by 16 keys, or 16 queries in the lanes), yet Intel's CPU compiler vectorized
+// grid_pairs and grid_regions again across 16 work-items, which took most of its build time
+// (grid_pairs at D = 256: 76 s) and ran them no faster (clattn bench on its runtime: within the
+// runs' noise either way); the others it left one work-item a vector after trying (grid_cpu's
+// program: 2.2 s to build, 1.0 s when told). So it is told: cl_intel_vec_len_hint.
+#ifdef cl_intel_vec_len_hint
+#define CPU_VARIANT_KERNEL __kernel __attribute__((intel_vec_len_hint(1)))
+#else
+#define CPU_VARIANT_KERNEL __kernel
+#endif
 #ifndef CLATTN_D
 #define CLATTN_D 64
 #endif

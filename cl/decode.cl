@@ -5,17 +5,18 @@
 // the group's heads share each K and V row it reads, keys are read row-major (no panels to
 // pack), and every split writes a partial (m, l, acc) that combine_splits merges. Side keys go
 // to split 0.
-__kernel void attention_split(__global const elem_t *q,     // [B, H, Nq, D]
-                              __global const elem_t *k,     // [B, Hkv, Nk, D]
-                              __global const elem_t *v,     // [B, Hkv, Nk, DV]
-                              __global const float *side_k, // [B, Hkv, NS, D]
-                              __global const float *side_v, // [B, Hkv, NS, DV]
-                              __global const int *side_pos, // [B, NS]
-                              __global const int *seq_lens, // [B]
-                              __global float *part_acc,     // [B, H, Nq, splits, DV]
-                              __global float *part_ml,      // [B, H, Nq, splits, 2]
-                              int heads, int kv_heads, int nq, int nk, int left, int right, int dilation, int causal,
-                              int n_side, int n_global, int n_summary, int split_len, float qscale)
+CPU_VARIANT_KERNEL void attention_split(__global const elem_t *q,     // [B, H, Nq, D]
+                                        __global const elem_t *k,     // [B, Hkv, Nk, D]
+                                        __global const elem_t *v,     // [B, Hkv, Nk, DV]
+                                        __global const float *side_k, // [B, Hkv, NS, D]
+                                        __global const float *side_v, // [B, Hkv, NS, DV]
+                                        __global const int *side_pos, // [B, NS]
+                                        __global const int *seq_lens, // [B]
+                                        __global float *part_acc,     // [B, H, Nq, splits, DV]
+                                        __global float *part_ml,      // [B, H, Nq, splits, 2]
+                                        int heads, int kv_heads, int nq, int nk, int left, int right, int dilation,
+                                        int causal, int n_side, int n_global, int n_summary, int split_len,
+                                        float qscale)
 {
     const int split = get_global_id(0);
     const int splits = get_global_size(0);

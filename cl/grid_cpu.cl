@@ -61,7 +61,7 @@ inline int grid_pack(__global float *kp, __global float *vp, __global int *info,
     return u;
 }
 
-__kernel void grid_attention(GRID_ATTENTION_ARGS)
+CPU_VARIANT_KERNEL void grid_attention(GRID_ATTENTION_ARGS)
 {
     const int bh = get_global_id(1);
     const int b = bh / heads;

@@ -478,7 +478,7 @@ inline void hint_row(__global const elem_t *row)
 // and 11.0 ms (minima of four interleaved rounds; the blocks one by one, as before, 11.3-11.8).
 #define STRIP 8
 
-__kernel void grid_pairs(GRID_PAIRS_ARGS)
+CPU_VARIANT_KERNEL void grid_pairs(GRID_PAIRS_ARGS)
 {
     const int bh = get_global_id(1);
     const int b = bh / heads;

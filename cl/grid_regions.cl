@@ -511,7 +511,7 @@ inline void region_unit(__global const elem_t *qh, __global const elem_t *kh, __
             store_outputs(oh, lseh, &st[u], tok[u], kv_len, write_lse);
 }
 
-__kernel void grid_regions(GRID_REGIONS_ARGS)
+CPU_VARIANT_KERNEL void grid_regions(GRID_REGIONS_ARGS)
 {
     const int bh = get_global_id(1);
     const int b = bh / heads;

@@ -39,6 +39,9 @@ static int query_caps(cl_device_id device, clattn__device_caps *caps, clattn__er
                              &caps->native_floats, NULL);
     if (rc != CL_SUCCESS)
         return clattn__fail(err, rc, "clGetDeviceInfo failed: %s", clattn__cl_error_name(rc));
+    char version[256] = "";
+    if (clGetDeviceInfo(device, CL_DEVICE_VERSION, sizeof version - 1, version, NULL) == CL_SUCCESS)
+        caps->pocl = strstr(version, "PoCL") != NULL || strstr(version, "pocl") != NULL;
     /* NVIDIA's OpenCL names no subgroup extension but takes inline PTX */
     caps->warp_shuffle = (caps->type & CL_DEVICE_TYPE_GPU) && strstr(caps->vendor, "NVIDIA") != NULL;
     /* cl_nv_device_attribute_query; a driver without it answers with an error, and the device

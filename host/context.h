@@ -22,6 +22,7 @@ typedef struct {
     cl_ulong max_alloc;
     cl_ulong global_mem;
     cl_uint native_floats; /* floats in the native vector (CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT) */
+    int pocl;              /* POCL's (CL_DEVICE_VERSION names it): host/program.c */
     int warp_shuffle;      /* an NVIDIA GPU: warps of 32 and shfl.sync through inline PTX */
     int sm80;              /* an NVIDIA GPU of compute capability 8.0 or more: mma.sync on TF32 and
                             * cp.async (copies from global to __local memory) */
