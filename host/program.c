@@ -167,14 +167,15 @@ static int build_program(clattn_context *ctx, const char *name, const char *opti
 /* Every kernel is OpenCL C 1.2. -w: some compilers (POCL's among them) write warnings straight to
  * the process's stderr, and the library never prints; a failed build's log still has them. No
  * fast-math flags ever: the masking relies on infinities. CPU devices also get CLATTN_CPU_DEVICE
- * (cl/common.cl). The GPU variant's programs (their kernels in files named *_gpu.cl) on POCL's CPU
- * device, where they run to be checked (CLATTN_VARIANT=gpu, the tests) and never for speed, are
- * built without optimisation: POCL's optimiser spent about 9 s on each of them, most of the test
- * suite's time (test_async on POCL alone: about 230 s with its 26 programs optimised, 15 s
- * without). Intel's CPU runtime still builds them optimised. */
+ * (cl/common.cl). The GPU variant's programs (those with a *_gpu.cl source) on POCL's CPU device,
+ * where they run to be checked (CLATTN_VARIANT=gpu, the tests) and never for speed, are built
+ * without optimisation: POCL's optimiser spent about 9 s on each of them, most of the test suite's
+ * time (test_async on POCL alone: about 230 s with its 26 programs optimised, 15 s without); the
+ * largest then run slower (docs/PERFORMANCE.md, "Build times on the CPU runtimes"). Intel's CPU
+ * runtime still builds them optimised. */
 #define BASE_OPTIONS "-cl-std=CL1.2 -w "
 #define CPU_OPTIONS "-DCLATTN_CPU_DEVICE=1 "
-#define CHECKED_ONLY_OPTIONS "-DCLATTN_CPU_DEVICE=1 -cl-opt-disable "
+#define CHECKED_ONLY_OPTIONS CPU_OPTIONS "-cl-opt-disable "
 
 static const char *device_options(const clattn_context *ctx, const char *name)
 {
