@@ -14,7 +14,8 @@
 // __local, V in __local, rescale and P.V. Row sums stay partial per work-item until the end. K and
 // V are staged when they are needed, in one buffer, each load waited for there; or
 // (CLATTN_PREFETCH) loaded a step ahead, V during the scores and the next tile's K during P.V
-// (key_tile), into registers or by asynchronous copies (CLATTN_ASYNC).
+// (key_tile), into registers or by asynchronous copies (CLATTN_ASYNC); or (CLATTN_DIRECT) not
+// staged at all, read where they lie through the caches.
 //
 // Build options (cl/common.cl lists the shared ones):
 //   -DCLATTN_BM, -DCLATTN_BN   query rows per work-group, keys per tile
@@ -23,6 +24,10 @@
 //                              as CLBlast does)
 //   -DCLATTN_STAGE=<0..8>      vector loads a work-item issues before it stores them (gpu_stage.cl)
 //   -DCLATTN_PREFETCH=<0|1>    load K and V a step ahead (V then has a __local buffer of its own)
+//   -DCLATTN_DIRECT=<0|1>      read K and V from global memory where they lie, through the caches,
+//                              instead of staging them in __local: for GPUs whose __local is the
+//                              same memory as global (ARM Mali), where staging only adds copies
+//                              and barriers. Not with CLATTN_PREFETCH or CLATTN_MMA.
 //   -DCLATTN_ASYNC=<0|1|2>     with CLATTN_PREFETCH and float32 storage, K and V copied to __local
 //                              asynchronously rather than through registers: 1 NVIDIA's cp.async
 //                              (inline PTX), 2 its contract emulated (tests; gpu_stage.cl)
@@ -56,6 +61,9 @@
 #ifndef CLATTN_PREFETCH
 #define CLATTN_PREFETCH 0
 #endif
+#ifndef CLATTN_DIRECT
+#define CLATTN_DIRECT 0
+#endif
 #ifndef CLATTN_SHUFFLE
 #define CLATTN_SHUFFLE 0
 #endif
@@ -80,6 +88,9 @@
 #endif
 #if CLATTN_ASYNC && !CLATTN_PREFETCH
 #error "CLATTN_ASYNC is a way of CLATTN_PREFETCH's loads"
+#endif
+#if CLATTN_DIRECT && (CLATTN_PREFETCH || CLATTN_MMA)
+#error "CLATTN_DIRECT stages no K or V: not with CLATTN_PREFETCH or CLATTN_MMA"
 #endif
 #define TWO_BARRIERS (CLATTN_SHUFFLE && CLATTN_PREFETCH) // a key tile's (key_tile)
 #define FLAG(t) (TWO_BARRIERS ? (t)&1 : 0)               // key tile t's nonfinite flag: its V
@@ -132,7 +143,9 @@ typedef float pv_t;
 #endif
 #define PU (CT % PW == 0 ? CT : PW)             // P's padding unit: its writers are CT to a row
 #define PS (BN + ((BN / PU) % 2 == 0 ? PU : 0)) // row stride of P
-#if CLATTN_PREFETCH
+#if CLATTN_DIRECT
+#define KS 0 // neither K nor V in __local
+#elif CLATTN_PREFETCH
 #define KS QS // K's rows; V has a buffer of its own
 #else
 #define KS (QS > VS ? QS : VS) // K rows (stride QS), then V rows (stride VS) in the same buffer
@@ -153,10 +166,11 @@ typedef float pv_t;
 #else
 #define NONFINITE(x) (!all(isfinite(x)))
 #endif
-// Sets *flag when a tile of BN rows of `width` floats that this work-item staged (vectors of vw:
-// STAGE_ROWS_IN's share, get_local_id(0) + n * WG) into buf, rows `stride` apart, holds an
-// infinity or a NaN. Each work-item reads back only what it stored itself: no barrier needed. The
-// sum of its values is finite when they all are, and an infinity or NaN among them leaves it
+// Sets *flag when a tile of BN rows of `width` floats holds an infinity or a NaN: each work-item
+// looks at its share of the tile (vectors of vw: STAGE_ROWS_IN's share, get_local_id(0) + n * WG),
+// `value` being its vector at SHARE_EACH's row r_ and column c_ (vector x_ of the tile). A staged
+// tile's work-items read back only what each stored itself: no barrier needed. The sum of a
+// work-item's values is finite when they all are, and an infinity or NaN among them leaves it
 // infinite or NaN: one addition a value and one test at the end. A finite sum that overflows also
 // sets the flag (values near 1e37), which costs the tile its exact float32 path and nothing else.
 // Unrolled where every tile is checked (CLATTN_MMA); rolled for the edge tiles of the others, whose
@@ -166,10 +180,10 @@ typedef float pv_t;
 #else
 #define UNROLL_CHECK _Pragma("unroll 1")
 #endif
-#define FLAG_NONFINITE(type, vw, buf, stride, width, flag)                                                             \
+#define FLAG_NONFINITE(type, vw, width, flag, value)                                                                   \
     {                                                                                                                  \
         type sum_ = (type)(0.0f);                                                                                      \
-        SHARE_EACH(UNROLL_CHECK, vw, width, BN, WG, sum_ += LVEC(type, (buf) + r_ * (stride), c_);)                    \
+        SHARE_EACH(UNROLL_CHECK, vw, width, BN, WG, sum_ += (value);)                                                  \
         if (NONFINITE(sum_))                                                                                           \
             atomic_or(flag, 1);                                                                                        \
     }
@@ -398,6 +412,27 @@ inline key_src walk_tile(const key_walk *w, int t)
     return t < w->nband ? band_tile(w, t) : side_tile(w, t);
 }
 
+// Vector d of the row of K of tile key j (0 .. BN - 1), and vector col of its row of V: staged in
+// ks and vs; or (CLATTN_DIRECT) where they lie, a short tile's keys from count on reading its last
+// row, as its clamped staging loads do (such a tile is an edge tile, whose mask hides them).
+inline qv_t key_vector(__local const float *ks, key_src cur, int j, int d)
+{
+#if CLATTN_DIRECT
+    return SRC_GLOAD(qv_t, QW, SRC_AT(cur.k, (size_t)min(j, cur.count - 1) * D), d);
+#else
+    return LVEC(qv_t, ks + j * QS, d);
+#endif
+}
+
+inline ov_t value_vector(__local const float *vs, key_src cur, int j, int col)
+{
+#if CLATTN_DIRECT
+    return SRC_GLOAD(ov_t, OW, SRC_AT(cur.v, (size_t)min(j, cur.count - 1) * DV), col);
+#else
+    return LVEC(ov_t, vs + j * VS, col);
+#endif
+}
+
 // The largest of a row's CT partial values (its max over the keys each work-item holds).
 inline float row_max(__local const float *part)
 {
@@ -560,7 +595,8 @@ inline __attribute__((always_inline)) void pv_mma(item_state *st, float p[TM][TN
 // One key tile, cur, the walk's t-th: scores, softmax and P.V. `ok` has bit i * TN + j set when
 // row i sees key j of the work-item (edge tiles only; every key is visible in the others).
 //
-// Staged K and V rows past cur.count are zeros, so that no stale value enters the scores. Without
+// Staged K and V rows past cur.count are zeros, so that no stale value enters the scores (with
+// CLATTN_DIRECT nothing is staged: key_vector and value_vector read K and V where they lie). Without
 // CLATTN_PREFETCH, K is staged in ks, then V over it once the scores are done, each waited for
 // there. With it, ks holds K already (the previous tile stored it, or the walk's start): the tile
 // loads its V into registers before the scores and stores it in vs after them, and loads the next
@@ -598,7 +634,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
 #pragma unroll
         for (int n = 0; n < VSHARE; n++)
             bad |= NONFINITE(vr_next[n]);
-#else
+#elif !CLATTN_DIRECT
     STAGE_ROWS_IN(qv_t, QW, ks, QS, cur.k, cur.count, D, BN, WG)
     barrier(CLK_LOCAL_MEM_FENCE);
 #endif
@@ -646,7 +682,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
             qr[i] = LVEC(qv_t, qs + ROW_OF(ty, i) * QS, d);
 #pragma unroll
         for (int j = 0; j < TN; j++)
-            kr[j] = LVEC(qv_t, ks + KEY_OF(tx, j) * QS, d);
+            kr[j] = key_vector(ks, cur, KEY_OF(tx, j), d);
 #pragma unroll
         for (int i = 0; i < TM; i++)
 #pragma unroll
@@ -735,17 +771,22 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
     // tile before its use (FLAG).
     ASYNC_WAIT(vv_t, VW, vs, VS, cur.v, cur.count, DV, BN, WG)
     if (CLATTN_MMA || edge)
-        FLAG_NONFINITE(vv_t, VW, vs, VS, DV, nonfinite + FLAG(t))
+        FLAG_NONFINITE(vv_t, VW, DV, nonfinite + FLAG(t), LVEC(vv_t, vs + r_ * VS, c_))
 #elif CLATTN_PREFETCH
     qv_t kr_next[KSHARE];
     if (has_next)
         ROWS_LOAD(0, qv_t, QW, kr_next, 0, KSHARE, next.k, next.count, D, BN, WG)
+#elif CLATTN_DIRECT
+    // Whether P.V must guard its sums: each work-item looks at its share of the tile's V.
+    if (edge)
+        FLAG_NONFINITE(vv_t, VW, DV, nonfinite + FLAG(t),
+                       SRC_GLOAD(vv_t, VW, cur.v, min(x_, cur.count * (DV / VW) - 1)))
 #else
     // Every work-item has passed the barrier after its scores: K is no longer read.
     STAGE_ROWS_IN(vv_t, VW, vs, VS, cur.v, cur.count, DV, BN, WG)
     // Whether P.V must guard its sums: each work-item looks at the vectors it staged itself.
     if (CLATTN_MMA || edge)
-        FLAG_NONFINITE(vv_t, VW, vs, VS, DV, nonfinite + FLAG(t))
+        FLAG_NONFINITE(vv_t, VW, DV, nonfinite + FLAG(t), LVEC(vv_t, vs + r_ * VS, c_))
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
 #if CLATTN_PREFETCH && CLATTN_ASYNC
@@ -792,7 +833,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
                     for (int u = 0; u < GUARDED_GROUPS; u++) {
                         const int g = g0 + u, col = tx + CT * g;
                         if (NG % CT == 0 || col < NG)
-                            st->o[i][g] = fma((ov_t)(p), LVEC(ov_t, vs + t * VS, col), st->o[i][g]);
+                            st->o[i][g] = fma((ov_t)(p), value_vector(vs, cur, t, col), st->o[i][g]);
                     }
                 }
     } else {
@@ -812,7 +853,7 @@ inline __attribute__((always_inline)) void key_tile(item_state *st, __local floa
                     const int col = tx + CT * g;
                     if (NG % CT != 0 && col >= NG)
                         continue;
-                    const ov_t vr = LVEC(ov_t, vs + (t + u) * VS, col);
+                    const ov_t vr = value_vector(vs, cur, t + u, col);
 #pragma unroll
                     for (int i = 0; i < TM; i++)
                         st->o[i][g] = fma((ov_t)(pr[i].s[u]), vr, st->o[i][g]);
@@ -852,11 +893,15 @@ __kernel
     attention(ATTENTION_ARGS(elem_t))
 {
     __local float qs[Q_SIZE * (1 + Q_SMALL_STAGED)] __attribute__((aligned(16)));
+#if CLATTN_DIRECT
+    __local float *const ks = NULL, *const vs = NULL; // K and V are read where they lie
+#else
     __local float ks[BN * KS] __attribute__((aligned(16)));
 #if CLATTN_PREFETCH
     __local float vs[BN * VS] __attribute__((aligned(16)));
 #else
     __local float *const vs = ks;
+#endif
 #endif
     __local float ps[BM * PS] __attribute__((aligned(16)));
 #if CLATTN_SHUFFLE != 1
@@ -925,6 +970,10 @@ __kernel
         STAGE_ROWS_IN(qv_t, QW, ks, QS, first.k, first.count, D, BN, WG)
     }
     barrier(CLK_LOCAL_MEM_FENCE); // Q and the first K
+#elif CLATTN_DIRECT
+    barrier(CLK_LOCAL_MEM_FENCE);    // Q (elsewhere the first tile's staging waits for it)
+#endif
+#if CLATTN_PREFETCH
 // key_tile's next and has_next: the tile after t, which tile_at gives (its K is loaded a step
 // ahead), or none
 #define NEXT_TILE(tile_at, t) (t) + 1 < nwalk ? tile_at(&walk, (t) + 1) : cur, (t) + 1 < nwalk

@@ -22,10 +22,10 @@ typedef struct {
  * tune put them within 0.5% of the best of 25 tiles at D = 64 and 128 (docs/PERFORMANCE.md). A
  * row whose __local tiles do not fit a device or a head dimension is shrunk at plan creation
  * (clattn__tiles_shrink). */
-#define GPU_TILES(bm_, bn_, tm_, tn_, reqd_, stage_, prefetch_, shuffle_, mma_, async_)                                \
+#define GPU_TILES(bm_, bn_, tm_, tn_, reqd_, stage_, prefetch_, shuffle_, mma_, async_, direct_)                       \
     {                                                                                                                  \
         .cpu_variant = 0, .rows = 1, .kw = 0, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = reqd_,            \
-        .stage = stage_, .prefetch = prefetch_, .shuffle = shuffle_, .mma = mma_, .async = async_                      \
+        .stage = stage_, .prefetch = prefetch_, .shuffle = shuffle_, .mma = mma_, .async = async_, .direct = direct_   \
     }
 
 static const tile_entry tile_table[] = {
@@ -40,11 +40,11 @@ static const tile_entry tile_table[] = {
      .vendor = "NVIDIA",
      .type = CL_DEVICE_TYPE_GPU,
      .min_d = 128,
-     .tiles = GPU_TILES(64, 32, 4, 4, 1, 8, 0, 0, 0, 0)},
+     .tiles = GPU_TILES(64, 32, 4, 4, 1, 8, 0, 0, 0, 0, 0)},
     {.device = NULL,
      .vendor = "NVIDIA",
      .type = CL_DEVICE_TYPE_GPU,
-     .tiles = GPU_TILES(64, 32, 4, 8, 1, 8, 0, 0, 0, 0)},
+     .tiles = GPU_TILES(64, 32, 4, 8, 1, 8, 0, 0, 0, 0, 0)},
     /* 64 KB of LDS: from D = 128 on, 64 x 32 (D = 128 fits as it is, 63 KB; 128 work-items are
      * two wavefronts); below, 64 x 64 (58 KB at D = 64, 256 work-items). Chosen by what gfx906
      * compiles without a spill (ci/gpu_static.sh): at D = 64, 64 x 32 spilled 4 SGPRs once P.V had
@@ -54,21 +54,29 @@ static const tile_entry tile_table[] = {
      .vendor = "Advanced Micro Devices",
      .type = CL_DEVICE_TYPE_GPU,
      .min_d = 128,
-     .tiles = GPU_TILES(64, 32, 4, 4, 1, 0, 0, 0, 0, 0)},
+     .tiles = GPU_TILES(64, 32, 4, 4, 1, 0, 0, 0, 0, 0, 0)},
     {.device = NULL,
      .vendor = "Advanced Micro Devices",
      .type = CL_DEVICE_TYPE_GPU,
-     .tiles = GPU_TILES(64, 64, 4, 4, 1, 0, 0, 0, 0, 0)},
+     .tiles = GPU_TILES(64, 64, 4, 4, 1, 0, 0, 0, 0, 0, 0)},
     /* Intel GPUs: a SIMD16 thread has 64 floats of registers per work-item in the default GRF
      * mode, so half the rows per work-item. */
-    {.device = NULL, .vendor = "Intel", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 32, 2, 4, 1, 0, 0, 0, 0, 0)},
-    /* ARM Mali: about 64 registers per thread, 2 x 2 blocks. */
-    {.device = NULL, .vendor = "ARM", .type = CL_DEVICE_TYPE_GPU, .tiles = GPU_TILES(32, 16, 2, 2, 1, 0, 0, 0, 0, 0)},
+    {.device = NULL,
+     .vendor = "Intel",
+     .type = CL_DEVICE_TYPE_GPU,
+     .tiles = GPU_TILES(32, 32, 2, 4, 1, 0, 0, 0, 0, 0, 0)},
+    /* ARM Mali: about 64 registers per thread, 2 x 2 blocks; its __local is the same memory as
+     * global (no on-chip shared memory), so K and V are read where they lie, through the caches,
+     * rather than copied and waited for at barriers (ARM's OpenCL guide; `direct`). */
+    {.device = NULL,
+     .vendor = "ARM",
+     .type = CL_DEVICE_TYPE_GPU,
+     .tiles = GPU_TILES(32, 16, 2, 2, 1, 0, 0, 0, 0, 0, 1)},
     /* Qualcomm Adreno: no reqd_work_group_size (CLBlast leaves it out there). */
     {.device = NULL,
      .vendor = "QUALCOMM",
      .type = CL_DEVICE_TYPE_GPU,
-     .tiles = GPU_TILES(32, 32, 2, 4, 0, 0, 0, 0, 0, 0)},
+     .tiles = GPU_TILES(32, 32, 2, 4, 0, 0, 0, 0, 0, 0, 0)},
     /* Intel's OpenCL CPU runtime (PyPI intel-opencl-rt), whose device name says no ISA: on AVX-512
      * (a native vector of 16 floats), clattn tune on the Xeon below, dense N=2048, once the score
      * loop's broadcasts came from one private block (attention_cpu.cl, tile_rows): 10 rows x 32 keys
@@ -102,7 +110,7 @@ static const tile_entry tile_table[] = {
      * CPU variant's generic row (CLATTN_VARIANT=cpu on another device takes it). */
     {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_CPU, .tiles = {.cpu_variant = 1, .rows = 6, .kw = 16}},
     /* Any other device, and the GPU variant's generic row (CLATTN_VARIANT=gpu on a CPU). */
-    {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(32, 32, 4, 4, 1, 0, 0, 0, 0, 0)},
+    {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(32, 32, 4, 4, 1, 0, 0, 0, 0, 0, 0)},
 };
 
 static int matches(const tile_entry *e, const clattn__device_caps *caps, int d)
@@ -132,7 +140,8 @@ size_t clattn__tiles_local_bytes(const clattn_tiles *t, int d, int dv)
 {
     if (t->cpu_variant)
         return 0;
-    /* Q [bm][QS], K then V [bn][max(QS, VS)] (with prefetch K [bn][QS] and V [bn][VS]), P [bm][PS],
+    /* Q [bm][QS], K then V [bn][max(QS, VS)] (with prefetch K [bn][QS] and V [bn][VS]; direct
+     * neither), P [bm][PS],
      * the row reductions [bm][bn / tn] (none with warp shuffles), the flags (2); each
      * array 16-byte aligned, so counted in whole float4s. With mma the strides of K and V are those
      * of the products' reads (QS = 8 mod 32 floats, VS = 4 mod 16), Q is [bm][d] in the fragments'
@@ -145,8 +154,8 @@ size_t clattn__tiles_local_bytes(const clattn_tiles *t, int d, int dv)
     const size_t ks = t->prefetch || qs > vs ? qs : vs;
     const size_t qrow = t->mma ? (size_t)d : qs;
     const size_t floats[6] = {bm * qrow,
-                              bn * ks,
-                              t->prefetch ? bn * vs : 0,
+                              t->direct ? 0 : bn * ks,
+                              t->prefetch && !t->direct ? bn * vs : 0,
                               bm * padded_stride(t->bn, ct),
                               t->shuffle == 1 ? 0 : bm * (size_t)ct,
                               2};
@@ -176,12 +185,12 @@ int clattn__tiles_check(const clattn_tiles *t, char *why, size_t size)
         return 0;
     if (t->tm < 1 || t->tn < 1 || t->bm < t->tm || t->bn < t->tn || t->bm % t->tm != 0 || t->bn % t->tn != 0 ||
         t->tm * t->tn > 32 || t->stage < 0 || t->stage > 8 || t->prefetch < 0 || t->prefetch > 1 || t->shuffle < 0 ||
-        t->shuffle > 2 || t->mma < 0 || t->mma > 2 || t->async < 0 || t->async > 2) {
+        t->shuffle > 2 || t->mma < 0 || t->mma > 2 || t->async < 0 || t->async > 2 || t->direct < 0 || t->direct > 1) {
         snprintf(why, size,
                  "GPU tiles bm = %d, bn = %d, tm = %d, tn = %d, stage = %d, prefetch = %d, shuffle = %d, mma = %d, "
-                 "async = %d: bm must be a multiple of tm, bn of tn, tm * tn <= 32, stage 0 to 8, prefetch 0 or "
-                 "1, shuffle, mma and async 0 to 2",
-                 t->bm, t->bn, t->tm, t->tn, t->stage, t->prefetch, t->shuffle, t->mma, t->async);
+                 "async = %d, direct = %d: bm must be a multiple of tm, bn of tn, tm * tn <= 32, stage 0 to 8, "
+                 "prefetch and direct 0 or 1, shuffle, mma and async 0 to 2",
+                 t->bm, t->bn, t->tm, t->tn, t->stage, t->prefetch, t->shuffle, t->mma, t->async, t->direct);
         return -1;
     }
     return 0;
@@ -349,6 +358,8 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, clattn_dtype 
     if (t.item_tiles > CLATTN_MAX_ITEM_TILES)
         t.item_tiles = CLATTN_MAX_ITEM_TILES;
     if (!t.cpu_variant) {
+        if (t.direct) /* nothing staged: nothing to load ahead, no __local for the products */
+            t.prefetch = t.async = t.mma = 0;
         t.mma = usable_mma(t.mma, &t, d, dv, caps);
         t.async = usable_async(t.async, &t, dtype, caps);
         if (t.mma) { /* a warp's 16 rows by the tile's keys (cl/attention_gpu.cl's ROW_OF, KEY_OF) */
@@ -414,9 +425,9 @@ void clattn__attention_options(const clattn_tiles *tiles, int d, int dv, char *b
         snprintf(buf, size,
                  "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_BM=%d -DCLATTN_BN=%d -DCLATTN_TM=%d -DCLATTN_TN=%d "
                  "-DCLATTN_REQD_WG=%d -DCLATTN_STAGE=%d -DCLATTN_PREFETCH=%d -DCLATTN_SHUFFLE=%d -DCLATTN_MMA=%d "
-                 "-DCLATTN_ASYNC=%d",
+                 "-DCLATTN_ASYNC=%d -DCLATTN_DIRECT=%d",
                  d, dv, tiles->bm, tiles->bn, tiles->tm, tiles->tn, tiles->reqd_wg != 0, tiles->stage, tiles->prefetch,
-                 tiles->shuffle, tiles->mma, tiles->async);
+                 tiles->shuffle, tiles->mma, tiles->async, tiles->direct);
         return;
     }
     int vw = 16, wd = 16;

@@ -66,6 +66,10 @@ typedef struct {
                    * PTX, compute capability 8.0 or more, else as 0), straight to __local with no
                    * register holding them; 2 the same contract emulated (each copy done when it is
                    * waited for), slower, so that any device runs that code (tests) */
+    int direct;   /* 1: K and V are not staged in __local but read from global memory where they lie,
+                   * through the caches, for GPUs whose __local is that same memory (ARM Mali);
+                   * prefetch, async and mma then run as 0 (the 2-D grid kernel stages them still).
+                   * 0: staged */
 } clattn_tiles;
 
 /* The plans created after this call use these tiles (still clamped to the device's limits);

@@ -14,7 +14,7 @@
 #define GUARD 4096 /* bytes after each output that must stay untouched */
 #define GUARD_BYTE 0xA5
 #define REPEATS 50
-#define MAX_BACKENDS 8 /* the reference and a device's seven kernel variants */
+#define MAX_BACKENDS 9 /* the reference and a device's eight kernel variants */
 
 static void report(int ok, const char *backend, const char *property, const char *what, const char *detail)
 {
@@ -1141,7 +1141,8 @@ int main(void)
      * and V loaded a step ahead; and (gpu16m) one warp of 16 rows by 8 keys on emulated tensor cores
      * (mma 2), whose tiles with an infinity or NaN in Q, K or V take float32 multiply-adds, also
      * (gpu16ma) with K and V a step ahead by emulated asynchronous copies (async 2), whose checks
-     * read back what the copies wrote. */
+     * read back what the copies wrote; and (gpu8d) 8 x 8 tiles with K and V read where they lie
+     * (direct), whose edge tiles check V there. */
     static const clattn_tiles
         cpu_tiles = {.cpu_variant = 1, .rows = 8, .kw = 16, .lanes = 1},
         cpu32_tiles = {.cpu_variant = 1, .rows = 8, .kw = 32},
@@ -1149,12 +1150,13 @@ int main(void)
         gpu8_tiles = {.cpu_variant = 0, .rows = 1, .bm = 8, .bn = 8, .tm = 2, .tn = 2},
         gpu8x_tiles = {.cpu_variant = 0, .rows = 1, .bm = 8, .bn = 8, .tm = 2, .tn = 2, .prefetch = 1, .shuffle = 2},
         gpu16m_tiles = {.cpu_variant = 0, .rows = 1, .bm = 16, .bn = 8, .tm = 2, .tn = 2, .mma = 2},
-        gpu16ma_tiles = {
-            .cpu_variant = 0, .rows = 1, .bm = 16, .bn = 8, .tm = 2, .tn = 2, .prefetch = 1, .mma = 2, .async = 2};
-    backend bes[MAX_BACKENDS] = {{"reference", NULL, NULL},        {"cpu8", NULL, &cpu_tiles},
-                                 {"cpu8kw32", NULL, &cpu32_tiles}, {"gpu64", NULL, &gpu_tiles},
-                                 {"gpu8", NULL, &gpu8_tiles},      {"gpu8x", NULL, &gpu8x_tiles},
-                                 {"gpu16m", NULL, &gpu16m_tiles},  {"gpu16ma", NULL, &gpu16ma_tiles}};
+        gpu16ma_tiles =
+            {.cpu_variant = 0, .rows = 1, .bm = 16, .bn = 8, .tm = 2, .tn = 2, .prefetch = 1, .mma = 2, .async = 2},
+        gpu8d_tiles = {.cpu_variant = 0, .rows = 1, .bm = 8, .bn = 8, .tm = 2, .tn = 2, .direct = 1};
+    backend bes[MAX_BACKENDS] = {
+        {"reference", NULL, NULL},       {"cpu8", NULL, &cpu_tiles},        {"cpu8kw32", NULL, &cpu32_tiles},
+        {"gpu64", NULL, &gpu_tiles},     {"gpu8", NULL, &gpu8_tiles},       {"gpu8x", NULL, &gpu8x_tiles},
+        {"gpu16m", NULL, &gpu16m_tiles}, {"gpu16ma", NULL, &gpu16ma_tiles}, {"gpu8d", NULL, &gpu8d_tiles}};
     if (clattn_context_create(&(clattn_context_desc){.device = "reference"}, &bes[0].ctx))
         return 1;
     char specs[HARNESS_MAX_DEVICES][16];

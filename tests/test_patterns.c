@@ -288,12 +288,14 @@ int main(void)
      * dense runs. GPU variant: small tiles, so that windows and side keys cross many tile edges,
      * with K and V staged when needed (4 x 4 blocks, which POCL 3.1 ran wrong with the skipped
      * rescale's branch ahead of V's staging: cl/attention_gpu.cl) and loaded a step ahead (which
-     * crosses from the band's tiles to the side keys'). */
+     * crosses from the band's tiles to the side keys'), and read where they lie (ARM Mali's row:
+     * direct, asked with prefetch, which it runs without). */
     static const clattn_tiles variants[] = {
         {.cpu_variant = 1, .rows = 6, .kw = 16, .lanes = 1},
         {.cpu_variant = 1, .rows = 8, .kw = 32},
         {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 4, .tn = 4, .stage = 8},
-        {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 2, .tn = 2, .stage = 8, .prefetch = 1}};
-    static const char *const names[] = {"cpu6", "cpu8x32", "gpu32x16", "gpu32x16p"};
+        {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 2, .tn = 2, .stage = 8, .prefetch = 1},
+        {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 2, .tn = 2, .prefetch = 1, .direct = 1}};
+    static const char *const names[] = {"cpu6", "cpu8x32", "gpu32x16", "gpu32x16p", "gpu32x16d"};
     return harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant);
 }

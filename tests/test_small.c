@@ -94,7 +94,9 @@ int main(int argc, char **argv)
      * loaded a step ahead; 8 x 4 work-items of 2 x 2 scores, K and V a step ahead, the rows' maxima
      * and sums combined by the butterfly of warp shuffles with each exchange through __local; one
      * warp of 16 rows by 16 keys on emulated tensor cores, K and V a step ahead by emulated
-     * asynchronous copies (whose contract ci/oclgrind.sh's race checks watch), the butterfly. */
+     * asynchronous copies (whose contract ci/oclgrind.sh's race checks watch), the butterfly; 2 x 1
+     * work-items of 3 x 5 scores again with K and V read where they lie (direct: one barrier
+     * fewer a tile, the first tile's wait for Q its own). */
     static const clattn_tiles variants[] = {
         {.cpu_variant = 1, .rows = 4, .kw = 16, .lanes = 1},
         {.cpu_variant = 1, .rows = 3, .kw = 32},
@@ -110,8 +112,9 @@ int main(int argc, char **argv)
          .prefetch = 1,
          .shuffle = 2,
          .mma = 2,
-         .async = 2}};
-    static const char *const names[] = {"cpu4x16", "cpu3x32", "gpu64", "gpu6x5", "gpu16x8x", "gpu16m"};
+         .async = 2},
+        {.cpu_variant = 0, .rows = 1, .bm = 6, .bn = 5, .tm = 3, .tn = 5, .direct = 1}};
+    static const char *const names[] = {"cpu4x16", "cpu3x32", "gpu64", "gpu6x5", "gpu16x8x", "gpu16m", "gpu6x5d"};
     const size_t first = argc > 1 && strcmp(argv[1], "--gpu") == 0 ? 2 : 0; /* the GPU variants come last */
     return harness_each_variant(variants + first, names + first, sizeof variants / sizeof variants[0] - first,
                                 run_variant);
