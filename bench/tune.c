@@ -30,7 +30,8 @@
  * sums combined through __local or by warp shuffles (`shuffle`), products on tensor cores (`mma`:
  * then tm x tn is what runs where the device has none). Shuffles, asynchronous copies and tensor
  * cores are NVIDIA's GPUs': elsewhere those candidates run as the ones without. DIRECT_CANDIDATE:
- * K and V not staged, read where they lie (`direct`). */
+ * K and V not staged, read where they lie (`direct`). LARGE_GRF_CANDIDATE: Intel's large register
+ * file (`large_grf`; elsewhere as without). */
 #define GPU_CANDIDATE(bm_, bn_, tm_, tn_, stage_, prefetch_, shuffle_, mma_, async_)                                   \
     {                                                                                                                  \
         .cpu_variant = 0, .rows = 1, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = 1, .stage = stage_,        \
@@ -40,6 +41,10 @@
     {                                                                                                                  \
         .cpu_variant = 0, .rows = 1, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = 1, .shuffle = shuffle_,    \
         .direct = 1                                                                                                    \
+    }
+#define LARGE_GRF_CANDIDATE(bm_, bn_, tm_, tn_)                                                                        \
+    {                                                                                                                  \
+        .cpu_variant = 0, .rows = 1, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = 1, .large_grf = 1          \
     }
 
 /* The tile spaces searched: CPU-variant (rows, score width) pairs on CPU devices (10 to 16 rows
@@ -56,7 +61,8 @@
  * elsewhere through registers): NVIDIA's rows at D = 64 and 128 with warp shuffles, on float32
  * multiply-adds and on tensor cores. The last four read K and V where they lie (`direct`): ARM
  * Mali's row, the same blocks in 32-key tiles, 2 x 4 blocks (Intel's and Adreno's), and NVIDIA's
- * row at D = 64 with warp shuffles. */
+ * row at D = 64 with warp shuffles. The last three take Intel's large register file, for blocks
+ * larger than the Intel row's 2 x 4: 4 x 4 in 32 x 32 and 64 x 32 tiles, 4 x 8 in 64 x 32. */
 static const clattn_tiles cpu_candidates[] = {
     CPU_TILES(4, 8),  CPU_TILES(6, 8),  CPU_TILES(8, 8),   CPU_TILES(12, 8),  CPU_TILES(4, 16),
     CPU_TILES(6, 16), CPU_TILES(8, 16), CPU_TILES(10, 16), CPU_TILES(12, 16), CPU_TILES(16, 16),
@@ -86,7 +92,8 @@ static const clattn_tiles gpu_candidates[] = {
     GPU_CANDIDATE(32, 32, 4, 4, 8, 1, 1, 0, 1),  GPU_CANDIDATE(64, 32, 4, 8, 8, 1, 1, 1, 1),
     GPU_CANDIDATE(32, 16, 4, 4, 8, 1, 1, 1, 1),  DIRECT_CANDIDATE(32, 16, 2, 2, 0),
     DIRECT_CANDIDATE(32, 32, 2, 2, 0),           DIRECT_CANDIDATE(32, 32, 2, 4, 0),
-    DIRECT_CANDIDATE(64, 32, 4, 8, 1),
+    DIRECT_CANDIDATE(64, 32, 4, 8, 1),           LARGE_GRF_CANDIDATE(32, 32, 4, 4),
+    LARGE_GRF_CANDIDATE(64, 32, 4, 4),           LARGE_GRF_CANDIDATE(64, 32, 4, 8),
 };
 
 /* The GPU split's sizes tried for decode on a GPU (cl/decode_gpu.cl): work-items per work-group,
@@ -113,9 +120,9 @@ static void print_row(const char *device, const clattn_tiles *t, double ms)
     else
         printf(
             "best: {.device = \"%s\", .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(%d, %d, %d, %d, "
-            "%d, %d, %d, %d, %d, %d, %d)},  /* %.3f ms */\n",
+            "%d, %d, %d, %d, %d, %d, %d, %d)},  /* %.3f ms */\n",
             device, t->bm, t->bn, t->tm, t->tn, t->reqd_wg, t->stage, t->prefetch, t->shuffle, t->mma, t->async,
-            t->direct, ms);
+            t->direct, t->large_grf, ms);
 }
 
 /* Times w's plan with whatever the context forces (row), its last output left in w->out, and on
@@ -167,16 +174,17 @@ static int time_candidate(const bench_timer *timer, bench_device *dev, const wor
         printf("  cpu rows=%-2d kw=%-2d it=%d  %9.3f ms  %7.1f GFLOP/s\n", t->rows, t->kw, t->item_tiles, ms,
                giga_per_second(w->flops, ms));
     else
-        printf("  gpu bm=%-3d bn=%-3d tm=%d tn=%d stage=%d prefetch=%d shuffle=%d mma=%d async=%d direct=%d (ran "
-               "%dx%d, shuffle %d, mma %d, async %d)  %9.3f ms  %7.1f GFLOP/s\n",
-               t->bm, t->bn, t->tm, t->tn, t->stage, t->prefetch, t->shuffle, t->mma, t->async, t->direct, used.bm,
-               used.bn, used.shuffle, used.mma, used.async, ms, giga_per_second(w->flops, ms));
+        printf("  gpu bm=%-3d bn=%-3d tm=%d tn=%d stage=%d prefetch=%d shuffle=%d mma=%d async=%d direct=%d "
+               "large_grf=%d (ran %dx%d, shuffle %d, mma %d, async %d, large_grf %d)  %9.3f ms  %7.1f GFLOP/s\n",
+               t->bm, t->bn, t->tm, t->tn, t->stage, t->prefetch, t->shuffle, t->mma, t->async, t->direct, t->large_grf,
+               used.bm, used.bn, used.shuffle, used.mma, used.async, used.large_grf, ms, giga_per_second(w->flops, ms));
     if (ran_right(w, want) && ms < *best_ms) {
         *best_ms = ms;
         *best = *t;
         best->shuffle = used.shuffle; /* asked for where the device has none, it ran without */
         best->mma = used.mma;
         best->async = used.async;
+        best->large_grf = used.large_grf;
     }
     fflush(stdout); /* each line as it comes: a tune cut short by a timeout keeps what it measured */
     return 0;

@@ -51,6 +51,7 @@ static int query_caps(cl_device_id device, clattn__device_caps *caps, clattn__er
                  clGetDeviceInfo(device, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV, sizeof cc_major, &cc_major, NULL) ==
                      CL_SUCCESS &&
                  cc_major >= 8;
+    caps->intel_gpu = (caps->type & CL_DEVICE_TYPE_GPU) && strstr(caps->vendor, "Intel") != NULL;
     return CLATTN_STATUS_OK;
 }
 

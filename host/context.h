@@ -26,6 +26,7 @@ typedef struct {
     int warp_shuffle;      /* an NVIDIA GPU: warps of 32 and shfl.sync through inline PTX */
     int sm80;              /* an NVIDIA GPU of compute capability 8.0 or more: mma.sync on TF32 and
                             * cp.async (copies from global to __local memory) */
+    int intel_gpu;         /* an Intel GPU: the large register file's build option (large_grf) */
 } clattn__device_caps;
 
 struct clattn_context {

@@ -38,20 +38,22 @@ int clattn__plan_kernel(clattn_plan *plan, const char *source, const char *name,
     return CLATTN_STATUS_OK;
 }
 
-/* The tiles' options that are inline PTX (NVIDIA's GPUs), in the order a plan gives them up when
- * the kernel does not build: tensor cores, asynchronous copies, warp shuffles. */
+/* The tiles' options whose value 1 a vendor's compiler may refuse, in the order a plan gives them
+ * up when the kernel does not build: inline PTX on NVIDIA's GPUs (tensor cores, asynchronous
+ * copies, warp shuffles), the large register file's build option on Intel's. */
 static const struct {
     size_t offset;
     const char *name;
-} ptx_options[] = {{offsetof(clattn_tiles, mma), "tensor cores"},
-                   {offsetof(clattn_tiles, async), "asynchronous copies"},
-                   {offsetof(clattn_tiles, shuffle), "shuffles"}};
+} vendor_options[] = {{offsetof(clattn_tiles, mma), "tensor cores"},
+                      {offsetof(clattn_tiles, async), "asynchronous copies"},
+                      {offsetof(clattn_tiles, shuffle), "shuffles"},
+                      {offsetof(clattn_tiles, large_grf), "Intel's large register file"}};
 
-/* The first of them that t sets to 1 (the PTX; 2 is its emulation), or -1. */
-static int inline_ptx(const clattn_tiles *t)
+/* The first of them that t sets to 1 (the vendor's; 2 is its emulation), or -1. */
+static int vendor_option(const clattn_tiles *t)
 {
-    for (int i = 0; i < (int)(sizeof ptx_options / sizeof ptx_options[0]); i++)
-        if (*(const int *)((const char *)t + ptx_options[i].offset) == 1)
+    for (int i = 0; i < (int)(sizeof vendor_options / sizeof vendor_options[0]); i++)
+        if (*(const int *)((const char *)t + vendor_options[i].offset) == 1)
             return i;
     return -1;
 }
@@ -66,14 +68,14 @@ static int create_attention(clattn_plan *plan, const char *program, const char *
         clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options);
         int rebuild = 0;
         int status = clattn__plan_kernel(plan, program, name, options, &plan->attention, err);
-        const int ptx = status ? inline_ptx(&plan->tiles) : -1;
-        if (ptx >= 0) {
-            /* a driver's compiler may refuse inline PTX: the same tiles without it, one option at a
-             * time (tm and tn stay a valid block), rather than no plan */
+        const int refused = status ? vendor_option(&plan->tiles) : -1;
+        if (refused >= 0) {
+            /* a driver's compiler may refuse inline PTX or a build option: the same tiles without
+             * it, one option at a time (tm and tn stay a valid block), rather than no plan */
             clattn__context_log(plan->ctx,
-                                "clattn: the attention kernel with %s did not build (%.300s); rebuilt without them",
-                                ptx_options[ptx].name, err != NULL ? err->text : "");
-            *(int *)((char *)&plan->tiles + ptx_options[ptx].offset) = 0;
+                                "clattn: the attention kernel with %s did not build (%.300s); rebuilt with it off",
+                                vendor_options[refused].name, err != NULL ? err->text : "");
+            *(int *)((char *)&plan->tiles + vendor_options[refused].offset) = 0;
             continue;
         }
         if (!status)

@@ -22,10 +22,11 @@ typedef struct {
  * tune put them within 0.5% of the best of 25 tiles at D = 64 and 128 (docs/PERFORMANCE.md). A
  * row whose __local tiles do not fit a device or a head dimension is shrunk at plan creation
  * (clattn__tiles_shrink). */
-#define GPU_TILES(bm_, bn_, tm_, tn_, reqd_, stage_, prefetch_, shuffle_, mma_, async_, direct_)                       \
+#define GPU_TILES(bm_, bn_, tm_, tn_, reqd_, stage_, prefetch_, shuffle_, mma_, async_, direct_, large_grf_)           \
     {                                                                                                                  \
         .cpu_variant = 0, .rows = 1, .kw = 0, .bm = bm_, .bn = bn_, .tm = tm_, .tn = tn_, .reqd_wg = reqd_,            \
-        .stage = stage_, .prefetch = prefetch_, .shuffle = shuffle_, .mma = mma_, .async = async_, .direct = direct_   \
+        .stage = stage_, .prefetch = prefetch_, .shuffle = shuffle_, .mma = mma_, .async = async_, .direct = direct_,  \
+        .large_grf = large_grf_                                                                                        \
     }
 
 static const tile_entry tile_table[] = {
@@ -40,11 +41,11 @@ static const tile_entry tile_table[] = {
      .vendor = "NVIDIA",
      .type = CL_DEVICE_TYPE_GPU,
      .min_d = 128,
-     .tiles = GPU_TILES(64, 32, 4, 4, 1, 8, 0, 0, 0, 0, 0)},
+     .tiles = GPU_TILES(64, 32, 4, 4, 1, 8, 0, 0, 0, 0, 0, 0)},
     {.device = NULL,
      .vendor = "NVIDIA",
      .type = CL_DEVICE_TYPE_GPU,
-     .tiles = GPU_TILES(64, 32, 4, 8, 1, 8, 0, 0, 0, 0, 0)},
+     .tiles = GPU_TILES(64, 32, 4, 8, 1, 8, 0, 0, 0, 0, 0, 0)},
     /* 64 KB of LDS: from D = 128 on, 64 x 32 (D = 128 fits as it is, 63 KB; 128 work-items are
      * two wavefronts); below, 64 x 64 (58 KB at D = 64, 256 work-items). Chosen by what gfx906
      * compiles without a spill (ci/gpu_static.sh): at D = 64, 64 x 32 spilled 4 SGPRs once P.V had
@@ -54,29 +55,29 @@ static const tile_entry tile_table[] = {
      .vendor = "Advanced Micro Devices",
      .type = CL_DEVICE_TYPE_GPU,
      .min_d = 128,
-     .tiles = GPU_TILES(64, 32, 4, 4, 1, 0, 0, 0, 0, 0, 0)},
+     .tiles = GPU_TILES(64, 32, 4, 4, 1, 0, 0, 0, 0, 0, 0, 0)},
     {.device = NULL,
      .vendor = "Advanced Micro Devices",
      .type = CL_DEVICE_TYPE_GPU,
-     .tiles = GPU_TILES(64, 64, 4, 4, 1, 0, 0, 0, 0, 0, 0)},
+     .tiles = GPU_TILES(64, 64, 4, 4, 1, 0, 0, 0, 0, 0, 0, 0)},
     /* Intel GPUs: a SIMD16 thread has 64 floats of registers per work-item in the default GRF
      * mode, so half the rows per work-item. */
     {.device = NULL,
      .vendor = "Intel",
      .type = CL_DEVICE_TYPE_GPU,
-     .tiles = GPU_TILES(32, 32, 2, 4, 1, 0, 0, 0, 0, 0, 0)},
+     .tiles = GPU_TILES(32, 32, 2, 4, 1, 0, 0, 0, 0, 0, 0, 0)},
     /* ARM Mali: about 64 registers per thread, 2 x 2 blocks; its __local is the same memory as
      * global (no on-chip shared memory), so K and V are read where they lie, through the caches,
      * rather than copied and waited for at barriers (ARM's OpenCL guide; `direct`). */
     {.device = NULL,
      .vendor = "ARM",
      .type = CL_DEVICE_TYPE_GPU,
-     .tiles = GPU_TILES(32, 16, 2, 2, 1, 0, 0, 0, 0, 0, 1)},
+     .tiles = GPU_TILES(32, 16, 2, 2, 1, 0, 0, 0, 0, 0, 1, 0)},
     /* Qualcomm Adreno: no reqd_work_group_size (CLBlast leaves it out there). */
     {.device = NULL,
      .vendor = "QUALCOMM",
      .type = CL_DEVICE_TYPE_GPU,
-     .tiles = GPU_TILES(32, 32, 2, 4, 0, 0, 0, 0, 0, 0, 0)},
+     .tiles = GPU_TILES(32, 32, 2, 4, 0, 0, 0, 0, 0, 0, 0, 0)},
     /* Intel's OpenCL CPU runtime (PyPI intel-opencl-rt), whose device name says no ISA: on AVX-512
      * (a native vector of 16 floats), clattn tune on the Xeon below, dense N=2048, once the score
      * loop's broadcasts came from one private block (attention_cpu.cl, tile_rows): 10 rows x 32 keys
@@ -110,7 +111,10 @@ static const tile_entry tile_table[] = {
      * CPU variant's generic row (CLATTN_VARIANT=cpu on another device takes it). */
     {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_CPU, .tiles = {.cpu_variant = 1, .rows = 6, .kw = 16}},
     /* Any other device, and the GPU variant's generic row (CLATTN_VARIANT=gpu on a CPU). */
-    {.device = NULL, .vendor = NULL, .type = CL_DEVICE_TYPE_ALL, .tiles = GPU_TILES(32, 32, 4, 4, 1, 0, 0, 0, 0, 0, 0)},
+    {.device = NULL,
+     .vendor = NULL,
+     .type = CL_DEVICE_TYPE_ALL,
+     .tiles = GPU_TILES(32, 32, 4, 4, 1, 0, 0, 0, 0, 0, 0, 0)},
 };
 
 static int matches(const tile_entry *e, const clattn__device_caps *caps, int d)
@@ -181,17 +185,32 @@ int clattn__tiles_group_rows(const clattn_tiles *t)
 
 int clattn__tiles_check(const clattn_tiles *t, char *why, size_t size)
 {
+    /* The GPU tiles' options and their largest values (each from 0). */
+    static const struct {
+        const char *name;
+        size_t offset;
+        int max;
+    } options[] = {
+        {"stage", offsetof(clattn_tiles, stage), 8},        {"prefetch", offsetof(clattn_tiles, prefetch), 1},
+        {"shuffle", offsetof(clattn_tiles, shuffle), 2},    {"mma", offsetof(clattn_tiles, mma), 2},
+        {"async", offsetof(clattn_tiles, async), 2},        {"direct", offsetof(clattn_tiles, direct), 1},
+        {"large_grf", offsetof(clattn_tiles, large_grf), 1}};
     if (t->cpu_variant)
         return 0;
     if (t->tm < 1 || t->tn < 1 || t->bm < t->tm || t->bn < t->tn || t->bm % t->tm != 0 || t->bn % t->tn != 0 ||
-        t->tm * t->tn > 32 || t->stage < 0 || t->stage > 8 || t->prefetch < 0 || t->prefetch > 1 || t->shuffle < 0 ||
-        t->shuffle > 2 || t->mma < 0 || t->mma > 2 || t->async < 0 || t->async > 2 || t->direct < 0 || t->direct > 1) {
+        t->tm * t->tn > 32) {
         snprintf(why, size,
-                 "GPU tiles bm = %d, bn = %d, tm = %d, tn = %d, stage = %d, prefetch = %d, shuffle = %d, mma = %d, "
-                 "async = %d, direct = %d: bm must be a multiple of tm, bn of tn, tm * tn <= 32, stage 0 to 8, "
-                 "prefetch and direct 0 or 1, shuffle, mma and async 0 to 2",
-                 t->bm, t->bn, t->tm, t->tn, t->stage, t->prefetch, t->shuffle, t->mma, t->async, t->direct);
+                 "GPU tiles bm = %d, bn = %d, tm = %d, tn = %d: bm must be a multiple of tm, bn of tn, and tm * tn "
+                 "<= 32",
+                 t->bm, t->bn, t->tm, t->tn);
         return -1;
+    }
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        const int value = *(const int *)((const char *)t + options[i].offset);
+        if (value < 0 || value > options[i].max) {
+            snprintf(why, size, "GPU tiles %s = %d: 0 to %d", options[i].name, value, options[i].max);
+            return -1;
+        }
     }
     return 0;
 }
@@ -360,6 +379,7 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, clattn_dtype 
     if (!t.cpu_variant) {
         if (t.direct) /* nothing staged: nothing to load ahead, no __local for the products */
             t.prefetch = t.async = t.mma = 0;
+        t.large_grf = t.large_grf && caps->intel_gpu;
         t.mma = usable_mma(t.mma, &t, d, dv, caps);
         t.async = usable_async(t.async, &t, dtype, caps);
         if (t.mma) { /* a warp's 16 rows by the tile's keys (cl/attention_gpu.cl's ROW_OF, KEY_OF) */
@@ -425,9 +445,10 @@ void clattn__attention_options(const clattn_tiles *tiles, int d, int dv, char *b
         snprintf(buf, size,
                  "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_BM=%d -DCLATTN_BN=%d -DCLATTN_TM=%d -DCLATTN_TN=%d "
                  "-DCLATTN_REQD_WG=%d -DCLATTN_STAGE=%d -DCLATTN_PREFETCH=%d -DCLATTN_SHUFFLE=%d -DCLATTN_MMA=%d "
-                 "-DCLATTN_ASYNC=%d -DCLATTN_DIRECT=%d",
+                 "-DCLATTN_ASYNC=%d -DCLATTN_DIRECT=%d%s",
                  d, dv, tiles->bm, tiles->bn, tiles->tm, tiles->tn, tiles->reqd_wg != 0, tiles->stage, tiles->prefetch,
-                 tiles->shuffle, tiles->mma, tiles->async, tiles->direct);
+                 tiles->shuffle, tiles->mma, tiles->async, tiles->direct,
+                 tiles->large_grf ? " -cl-intel-256-GRF-per-thread" : "");
         return;
     }
     int vw = 16, wd = 16;

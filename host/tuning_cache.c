@@ -35,6 +35,7 @@ static const struct {
     TILE_FIELD(prefetch, 0, 1),    TILE_FIELD(lanes, 0, 1),
     TILE_FIELD(shuffle, 0, 2),     TILE_FIELD(mma, 0, 2),
     TILE_FIELD(async, 0, 2),       TILE_FIELD(direct, 0, 1),
+    TILE_FIELD(large_grf, 0, 1),
 };
 #undef TILE_FIELD
 enum {

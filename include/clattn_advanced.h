@@ -70,6 +70,11 @@ typedef struct {
                    * through the caches, for GPUs whose __local is that same memory (ARM Mali);
                    * prefetch, async and mma then run as 0 (the 2-D grid kernel stages them still).
                    * 0: staged */
+    /* 1: on an Intel GPU, the attention kernel built with Intel's large register file
+     * (-cl-intel-256-GRF-per-thread: 256 registers a hardware thread instead of 128, half as many
+     * threads), for register blocks that would not fit 128; a compiler that refuses the option
+     * builds without it (a note to the log callback); elsewhere as 0 */
+    int large_grf;
 } clattn_tiles;
 
 /* The plans created after this call use these tiles (still clamped to the device's limits);

@@ -399,7 +399,8 @@ static void count_note(void *user, const char *line)
     n->count += strstr(line, n->text) != NULL;
 }
 
-int harness_nvidia_gpu(clattn_context *dev, unsigned min_major)
+/* Whether dev is an NVIDIA GPU of compute capability min_major or more (0: any). */
+static int nvidia_gpu(clattn_context *dev, unsigned min_major)
 {
     const cl_device_id id = clattn_context_cl_device(dev);
     char vendor[256] = "";
@@ -412,6 +413,26 @@ int harness_nvidia_gpu(clattn_context *dev, unsigned min_major)
     return min_major == 0 ||
            (clGetDeviceInfo(id, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV, sizeof major, &major, NULL) == CL_SUCCESS &&
             major >= min_major);
+}
+
+int harness_nvidia_any(clattn_context *dev)
+{
+    return nvidia_gpu(dev, 0);
+}
+
+int harness_nvidia_sm80(clattn_context *dev)
+{
+    return nvidia_gpu(dev, 8);
+}
+
+int harness_intel_gpu(clattn_context *dev)
+{
+    const cl_device_id id = clattn_context_cl_device(dev);
+    char vendor[256] = "";
+    cl_device_type type = 0;
+    clGetDeviceInfo(id, CL_DEVICE_VENDOR, sizeof vendor - 1, vendor, NULL);
+    clGetDeviceInfo(id, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    return (type & CL_DEVICE_TYPE_GPU) && strstr(vendor, "Intel") != NULL;
 }
 
 /* The int at byte offset `offset` of a struct. */
@@ -427,7 +448,7 @@ static int expected_option(clattn_context *dev, const harness_option_test *t, co
                            const clattn_problem *p)
 {
     const int ask = int_at(tiles, t->option);
-    return !t->usable(tiles, p) || (ask == 1 && !harness_nvidia_gpu(dev, t->min_major)) ? 0 : ask;
+    return !t->usable(tiles, p) || (ask == 1 && !t->device_has(dev)) ? 0 : ask;
 }
 
 /* Variant `index` of the test on each of its problems (harness_option_tests). */
@@ -444,7 +465,7 @@ static void check_option(clattn_context *dev, clattn_context *ref, const harness
         const int used = int_at(&ran, t->option);
         double err = 0.0;
         const int status = harness_compare(dev, ref, p, p->batch == 2 ? harness_gpu_lens : NULL, 1, &err);
-        check(status == CLATTN_STATUS_OK && err <= t->tolerance && used == expect &&
+        check(status == CLATTN_STATUS_OK && err <= t->tolerance && (used == expect || (t->may_refuse && used == 0)) &&
                   (t->tiles_ok == NULL || t->tiles_ok(&ran)),
               "%-12s case %zu (D=%d Dv=%d Nq=%d dtype %d): %s %d (expected %d), %dx%d tiles of %dx%d, max err %.2e %s",
               t->names[index], i, p->head_dim, p->value_dim ? p->value_dim : p->head_dim, p->q_len, (int)p->dtype,
@@ -456,7 +477,7 @@ static void check_option(clattn_context *dev, clattn_context *ref, const harness
 /* The capability claimed for a device without it (harness_option_tests). */
 static void check_claimed(clattn_context *dev, clattn_context *ref, const harness_option_test *t)
 {
-    if (harness_nvidia_gpu(dev, t->min_major))
+    if (t->device_has(dev))
         return; /* the variants ran it */
     size_t index = 0;
     while (index < t->count && int_at(&t->variants[index], t->option) != 1)

@@ -84,18 +84,24 @@ extern const clattn_problem harness_gpu_problems[HARNESS_GPU_PROBLEMS];
 _Static_assert(HARNESS_GPU_PROBLEMS == 4, "HARNESS_GPU_PROBLEM_LIST names each of harness_gpu_problems");
 extern const int harness_gpu_lens[2];
 
-/* Whether dev is an NVIDIA GPU of compute capability min_major or more (0: any), asked of OpenCL. */
-int harness_nvidia_gpu(clattn_context *dev, unsigned min_major);
+/* Whether dev is an NVIDIA GPU, of any compute capability or of 8.0 or more, and whether it is an
+ * Intel GPU, asked of OpenCL (harness_option_test.device_has). */
+int harness_nvidia_any(clattn_context *dev);
+int harness_nvidia_sm80(clattn_context *dev);
+int harness_intel_gpu(clattn_context *dev);
 
-/* A test of one of the GPU tiles' options whose value 1 is inline PTX (test_shuffle, test_mma,
- * test_async). */
+/* A test of one of the GPU tiles' options whose value 1 is a vendor's (test_shuffle, test_mma and
+ * test_async: inline PTX; test_large_grf: Intel's build option). */
 typedef struct {
     size_t option;           /* the option: byte offset of its int in clattn_tiles */
     const char *option_name; /* and its name in the check lines */
     const char *name;        /* the capability its value 1 needs, e.g. "tensor cores" */
     size_t caps_flag;        /* that capability's flag: byte offset in clattn__device_caps */
-    unsigned min_major;      /* the NVIDIA compute capability it needs (harness_nvidia_gpu's) */
-    const char *note;        /* the plan's note to the log callback when the PTX does not build */
+    const char *note;        /* the plan's note to the log callback when the kernel with it does not build */
+    /* Whether dev has the capability, asked of OpenCL; and (may_refuse 1) whether a device that has
+     * it may still refuse the option, which then runs as 0, right */
+    int (*device_has)(clattn_context *dev);
+    int may_refuse;
     /* Whether a plan of problem p with tiles t runs the option at all (its value or 0 otherwise;
      * value 1 also needs the capability) */
     int (*usable)(const clattn_tiles *t, const clattn_problem *p);

@@ -91,7 +91,7 @@ int main(void)
                                              .option_name = "async",
                                              .name = "cp.async",
                                              .caps_flag = offsetof(clattn__device_caps, sm80),
-                                             .min_major = 8,
+                                             .device_has = harness_nvidia_sm80,
                                              .note = "asynchronous copies did not build",
                                              .usable = async_usable,
                                              .variants = variants,

@@ -74,7 +74,7 @@ int main(void)
                                              .option_name = "mma",
                                              .name = "tensor cores",
                                              .caps_flag = offsetof(clattn__device_caps, sm80),
-                                             .min_major = 8,
+                                             .device_has = harness_nvidia_sm80,
                                              .note = "tensor cores did not build",
                                              .usable = mma_usable,
                                              .tiles_ok = mma_block,

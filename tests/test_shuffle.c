@@ -56,7 +56,7 @@ int main(void)
                                              .option_name = "shuffle",
                                              .name = "warp shuffles",
                                              .caps_flag = offsetof(clattn__device_caps, warp_shuffle),
-                                             .min_major = 0,
+                                             .device_has = harness_nvidia_any,
                                              .note = "shuffles did not build",
                                              .usable = butterfly_usable,
                                              .variants = variants,
