@@ -96,6 +96,8 @@ static const clattn_tiles gpu_candidates[] = {
     LARGE_GRF_CANDIDATE(64, 32, 4, 4),           LARGE_GRF_CANDIDATE(64, 32, 4, 8),
 };
 
+_Static_assert(sizeof cpu_candidates <= sizeof gpu_candidates, "tune_device's ran[] holds the GPU space");
+
 /* The GPU split's sizes tried for decode on a GPU (cl/decode_gpu.cl): work-items per work-group,
  * keys per __local tile, rows per block (0: the default, the whole query group up to 8) and the
  * work-groups per compute unit that the split aims for. The first is the default. */
@@ -123,6 +125,33 @@ static void print_row(const char *device, const clattn_tiles *t, double ms)
             "%d, %d, %d, %d, %d, %d, %d, %d)},  /* %.3f ms */\n",
             device, t->bm, t->bn, t->tm, t->tn, t->reqd_wg, t->stage, t->prefetch, t->shuffle, t->mma, t->async,
             t->direct, t->large_grf, ms);
+}
+
+/* A candidate's line up to its results: the tiles asked for. */
+static void print_candidate(const clattn_tiles *t)
+{
+    if (t->cpu_variant)
+        printf("  cpu rows=%-2d kw=%-2d it=%d", t->rows, t->kw, t->item_tiles);
+    else
+        printf("  gpu bm=%-3d bn=%-3d tm=%d tn=%d stage=%d prefetch=%d shuffle=%d mma=%d async=%d direct=%d "
+               "large_grf=%d",
+               t->bm, t->bn, t->tm, t->tn, t->stage, t->prefetch, t->shuffle, t->mma, t->async, t->direct,
+               t->large_grf);
+}
+
+/* The tiles a plan of w runs with t forced, in *ran: the library adapts them to the device (an
+ * option the device lacks runs as 0, tiles shrink to fit its limits). 0, or the plan's status; the
+ * plan's program stays cached for the run that follows. */
+static int planned_tiles(bench_device *dev, const workload *w, const clattn_tiles *t, clattn_tiles *ran)
+{
+    clattn_plan *plan = NULL;
+    clattn_context_force_tiles(dev->ctx, t);
+    const int status = clattn_plan_create(dev->ctx, &w->problem, &plan);
+    if (!status)
+        clattn_plan_tiles(plan, ran);
+    clattn_plan_free(plan);
+    clattn_context_force_tiles(dev->ctx, NULL);
+    return status;
 }
 
 /* Times w's plan with whatever the context forces (row), its last output left in w->out, and on
@@ -170,14 +199,11 @@ static int time_candidate(const bench_timer *timer, bench_device *dev, const wor
     if (status)
         return status;
     const double ms = row.time.ms_median;
-    if (t->cpu_variant)
-        printf("  cpu rows=%-2d kw=%-2d it=%d  %9.3f ms  %7.1f GFLOP/s\n", t->rows, t->kw, t->item_tiles, ms,
-               giga_per_second(w->flops, ms));
-    else
-        printf("  gpu bm=%-3d bn=%-3d tm=%d tn=%d stage=%d prefetch=%d shuffle=%d mma=%d async=%d direct=%d "
-               "large_grf=%d (ran %dx%d, shuffle %d, mma %d, async %d, large_grf %d)  %9.3f ms  %7.1f GFLOP/s\n",
-               t->bm, t->bn, t->tm, t->tn, t->stage, t->prefetch, t->shuffle, t->mma, t->async, t->direct, t->large_grf,
-               used.bm, used.bn, used.shuffle, used.mma, used.async, used.large_grf, ms, giga_per_second(w->flops, ms));
+    print_candidate(t);
+    if (!t->cpu_variant)
+        printf(" (ran %dx%d, shuffle %d, mma %d, async %d, large_grf %d)", used.bm, used.bn, used.shuffle, used.mma,
+               used.async, used.large_grf);
+    printf("  %9.3f ms  %7.1f GFLOP/s\n", ms, giga_per_second(w->flops, ms));
     if (ran_right(w, want) && ms < *best_ms) {
         *best_ms = ms;
         *best = *t;
@@ -334,9 +360,24 @@ static int tune_device(const bench_options *o, const bench_timer *timer, bench_d
     const clattn_tiles *candidates = cpu ? cpu_candidates : gpu_candidates;
     const size_t count =
         cpu ? sizeof cpu_candidates / sizeof cpu_candidates[0] : sizeof gpu_candidates / sizeof gpu_candidates[0];
+    /* What each candidate timed so far ran as: one that runs here as an earlier one did (a vendor's
+     * option this device lacks, tiles shrunk to the same fit) is not timed again. */
+    clattn_tiles ran[sizeof gpu_candidates / sizeof gpu_candidates[0]];
+    size_t nran = 0;
     for (size_t c = 0; c < count && !status; c++) {
-        clattn_tiles t = candidates[c];
+        clattn_tiles t = candidates[c], runs;
         t.lanes = lanes; /* the narrow windows' kernel as the plan has it (GPU tiles ignore it) */
+        if (planned_tiles(dev, &w, &t, &runs) == 0) {
+            size_t earlier = 0;
+            while (earlier < nran && memcmp(&ran[earlier], &runs, sizeof runs) != 0)
+                earlier++;
+            if (earlier < nran) {
+                print_candidate(&t);
+                printf("  runs here as an earlier candidate: skipped\n");
+                continue;
+            }
+            ran[nran++] = runs;
+        }
         status = time_candidate(timer, dev, &w, want, &t, best, &best_ms);
     }
     if (!status && best_ms == INFINITY)
