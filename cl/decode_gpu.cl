@@ -4,16 +4,19 @@
 //
 // A work-group takes one split of the keys (a range of the band, or of the side keys) for a block
 // of RB rows of one kv head's query group: the group's heads and rows share every K and V read.
-// It walks its split BN keys at a time: K and V staged in __local by contiguous vector loads,
-// scores with one work-item per (row, key), each row's max through __local, the weights, then P.V
-// with one work-item per (row, 4 value columns). Every split writes a partial (m, l, acc) that
-// merge_splits combines by log-sum-exp, as combine_splits does for the CPU program.
+// It walks its split BN keys at a time: K and V staged in __local by contiguous vector loads (or,
+// with CLATTN_DIRECT, read where they lie), scores with one work-item per (row, key), each row's max
+// through __local, the weights, then P.V with one work-item per (row, 4 value columns). Every split writes a partial
+// (m, l, acc) that merge_splits combines by log-sum-exp, as combine_splits does for the CPU program.
 //
 // Build options besides common.cl's D and DV (tuning.c chooses them from the device's limits):
 //   -DCLATTN_SPLIT_WG=<32..256>  work-group size (a multiple of CLATTN_SPLIT_BN)
 //   -DCLATTN_SPLIT_BN=<1..64>    keys per __local tile (32: a warp's lanes are the tile's keys)
 //   -DCLATTN_SPLIT_RB=<1..32>    query rows per block (a kv head's query group, or a part of it)
-// __local use: 4 * (BN * (D + DV) + RB * D + 2 * RB * (BN + 1) + RB) bytes.
+//   -DCLATTN_DIRECT=<0|1>        read K and V from global memory where they lie instead of staging
+//                                them (the attention tiles' `direct`, attention_gpu.cl's option)
+// __local use: 4 * (BN * (D + DV) + RB * D + 2 * RB * (BN + 1) + RB) bytes (without BN * (D + DV)
+// with CLATTN_DIRECT).
 #ifndef CLATTN_SPLIT_WG
 #define CLATTN_SPLIT_WG 128
 #endif
@@ -22,6 +25,9 @@
 #endif
 #ifndef CLATTN_SPLIT_RB
 #define CLATTN_SPLIT_RB 4
+#endif
+#ifndef CLATTN_DIRECT
+#define CLATTN_DIRECT 0
 #endif
 #define SWG CLATTN_SPLIT_WG
 #define SBN CLATTN_SPLIT_BN
@@ -64,6 +70,27 @@ typedef float ow_t;
 #define OPAIRS ((SRB * ON + SWG - 1) / SWG)  // (row, value vector) pairs per work-item
 #define KSHARE ROWS_SHARE(D, SQW, SBN, SWG)  // vectors of a K tile a work-item stages
 #define VSHARE ROWS_SHARE(DV, SOW, SBN, SWG) // and of a V tile
+
+// Vector c of the row of K of tile key t (0 .. BN - 1), and vector c of its row of V: staged in ks
+// and vs; or (CLATTN_DIRECT) where they lie in the tile's rows src, a key from count on reading the
+// tile's last row (its score is masked; P.V walks the first count keys alone).
+inline qw_t split_key(__local const float *ks, src_t src, int t, int count, int c)
+{
+#if CLATTN_DIRECT
+    return SRC_GLOAD(qw_t, SQW, SRC_AT(src, (size_t)min(t, count - 1) * D), c);
+#else
+    return QLOAD(c, ks + t * D);
+#endif
+}
+
+inline ow_t split_value(__local const float *vs, src_t src, int t, int c)
+{
+#if CLATTN_DIRECT
+    return SRC_GLOAD(ow_t, SOW, SRC_AT(src, (size_t)t * DV), c);
+#else
+    return OLOAD(c, vs + t * DV);
+#endif
+}
 
 // A masked key's weight: -0, which no visible key's weight is (exp2 gives +0 at the least).
 #define MASKED_BITS 0x80000000u
@@ -111,8 +138,12 @@ inline bool split_visible(bool side, band_rule rule, int p, int j, int kv_len, _
 // split_len side keys each from side_begin on.
 __kernel __attribute__((reqd_work_group_size(SWG, 1, 1))) void split_keys(SPLIT_ARGS)
 {
+#if CLATTN_DIRECT
+    __local float *const ks = NULL, *const vs = NULL; // K and V are read where they lie
+#else
     __local float ks[SBN * D] __attribute__((aligned(16))); // read as vectors: gpu_stage.cl's LVEC
     __local float vs[SBN * DV] __attribute__((aligned(16)));
+#endif
     __local float qs[SRB * D];  // the block's query rows times qscale
     __local float sc[SRB * SS]; // scores; -inf where masked
     __local float pw[SRB * SS]; // weights; -0 where masked
@@ -188,7 +219,9 @@ __kernel __attribute__((reqd_work_group_size(SWG, 1, 1))) void split_keys(SPLIT_
         // both is at most 16 vectors, all its loads are issued before any store: one wait for
         // memory per tile instead of one for K and one for V.
         const src_t ksrc = SRC_AT(kbase, (size_t)j0 * D), vsrc = SRC_AT(vbase, (size_t)j0 * DV);
-#if KSHARE + VSHARE <= 16
+#if CLATTN_DIRECT
+        // nothing to stage: the barrier above is the tile's first (Q's too)
+#elif KSHARE + VSHARE <= 16
         qw_t kb[KSHARE];
         ow_t vb[VSHARE];
         ROWS_LOAD(0, qw_t, SQW, kb, 0, KSHARE, ksrc, count, D, SBN, SWG)
@@ -199,7 +232,9 @@ __kernel __attribute__((reqd_work_group_size(SWG, 1, 1))) void split_keys(SPLIT_
         STAGE_ROWS_IN(qw_t, SQW, ks, D, ksrc, count, D, SBN, SWG)
         STAGE_ROWS_IN(ow_t, SOW, vs, DV, vsrc, count, DV, SBN, SWG)
 #endif
+#if !CLATTN_DIRECT
         barrier(CLK_LOCAL_MEM_FENCE);
+#endif
 
         // Scores. Each lane starts its walk over D at its own vector (t): lanes' keys are D
         // floats apart, which would put them all in one bank.
@@ -215,7 +250,7 @@ __kernel __attribute__((reqd_work_group_size(SWG, 1, 1))) void split_keys(SPLIT_
 #pragma unroll 2
             for (int u = 0; u < QN; u++) {
                 const int c = (u + t) % QN;
-                const qw_t kv = QLOAD(c, ks + t * D);
+                const qw_t kv = split_key(ks, ksrc, t, count, c);
 #pragma unroll
                 for (int n = 0; n < SPAIRS; n++) {
                     const int r = min((lid + n * SWG) / SBN, SRB - 1);
@@ -267,7 +302,7 @@ __kernel __attribute__((reqd_work_group_size(SWG, 1, 1))) void split_keys(SPLIT_
                     const float p = pw[r * SS + u];
                     if (as_uint(p) != MASKED_BITS) {
                         ol[n] = isnan(p) ? NAN : copysign(ol[n], -1.0f);
-                        acc[n] += p * OLOAD(c, vs + u * DV);
+                        acc[n] += p * split_value(vs, vsrc, u, c);
                     }
                 }
             } else {
@@ -277,7 +312,7 @@ __kernel __attribute__((reqd_work_group_size(SWG, 1, 1))) void split_keys(SPLIT_
                 for (int u = 0; u < count; u++) {
                     const float p = pw[r * SS + u];
                     // A masked key's value (maybe NaN, past kv_len) is never used.
-                    const ow_t val = as_uint(p) == MASKED_BITS ? (ow_t)(0.0f) : OLOAD(c, vs + u * DV);
+                    const ow_t val = as_uint(p) == MASKED_BITS ? (ow_t)(0.0f) : split_value(vs, vsrc, u, c);
                     acc[n] = fma((ow_t)(p), val, acc[n]);
                     ol[n] += p;
                 }

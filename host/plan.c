@@ -122,7 +122,8 @@ static int create_kernels(clattn_plan *plan, clattn__error *err)
     else if (!plan->decode)
         status = create_attention(plan, attention, "attention", err);
     if (!status && !cpu && plan->splits > 0) {
-        clattn__split_options(&plan->split_tiles, p->head_dim, p->value_dim, options, sizeof options);
+        clattn__split_options(&plan->split_tiles, plan->tiles.direct, p->head_dim, p->value_dim, options,
+                              sizeof options);
         status = clattn__plan_kernel(plan, CLATTN_GPU_SPLIT_PROGRAM, "split_keys", options, &plan->split, err);
         if (!status)
             status = clattn__plan_kernel(plan, CLATTN_GPU_SPLIT_PROGRAM, "merge_splits", options, &plan->combine, err);
@@ -181,7 +182,8 @@ static int choose_gpu_splits(clattn_plan *plan, clattn__error *err)
     const clattn_problem *p = &plan->p;
     plan->split_rows = plan->decode ? p->q_len : plan->n_global_rows;
     const int group_rows = p->heads / p->kv_heads * plan->split_rows;
-    int status = clattn__choose_split_tiles(plan->ctx, p->head_dim, p->value_dim, group_rows, &plan->split_tiles, err);
+    int status = clattn__choose_split_tiles(plan->ctx, plan->tiles.direct, p->head_dim, p->value_dim, group_rows,
+                                            &plan->split_tiles, err);
     if (status)
         return status;
     int lo, hi;

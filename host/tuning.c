@@ -467,10 +467,10 @@ void clattn__pack_options(int d, char *buf, size_t size)
     snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_KC=%d", d, CLATTN_KEY_CHUNK);
 }
 
-size_t clattn__split_local_bytes(const clattn_split_tiles *t, int d, int dv)
+size_t clattn__split_local_bytes(const clattn_split_tiles *t, int direct, int d, int dv)
 {
     const size_t bn = (size_t)t->bn, rb = (size_t)t->rb;
-    return (bn * (size_t)(d + dv) + rb * (size_t)d + 2 * rb * (bn + 1) + rb) * sizeof(float);
+    return ((direct ? 0 : bn * (size_t)(d + dv)) + rb * (size_t)d + 2 * rb * (bn + 1) + rb) * sizeof(float);
 }
 
 /* A forced field, or the default where it is 0. */
@@ -479,8 +479,8 @@ static int split_field(int forced, int fallback)
     return forced != 0 ? forced : fallback;
 }
 
-int clattn__choose_split_tiles(const clattn_context *ctx, int d, int dv, int group_rows, clattn_split_tiles *out,
-                               clattn__error *err)
+int clattn__choose_split_tiles(const clattn_context *ctx, int direct, int d, int dv, int group_rows,
+                               clattn_split_tiles *out, clattn__error *err)
 {
     const clattn__device_caps *caps = &ctx->caps;
     const clattn_split_tiles *f = &ctx->forced_split;
@@ -499,21 +499,23 @@ int clattn__choose_split_tiles(const clattn_context *ctx, int d, int dv, int gro
     while (t.wg % t.bn != 0) /* a smaller work-group than asked for still takes whole tiles */
         t.bn /= 2;
     /* Fewer keys per tile first (down to 8), then fewer rows per block, then fewer keys again. */
-    while (clattn__split_local_bytes(&t, d, dv) > caps->local_mem && (t.bn > 1 || t.rb > 1)) {
+    while (clattn__split_local_bytes(&t, direct, d, dv) > caps->local_mem && (t.bn > 1 || t.rb > 1)) {
         if (t.bn > 8 || (t.bn > 1 && t.rb == 1))
             t.bn /= 2;
         else
             t.rb = (t.rb + 1) / 2;
     }
     const int status =
-        clattn__check_fits(caps, t.wg, clattn__split_local_bytes(&t, d, dv), d, dv, "the key split", err);
+        clattn__check_fits(caps, t.wg, clattn__split_local_bytes(&t, direct, d, dv), d, dv, "the key split", err);
     if (!status)
         *out = t;
     return status;
 }
 
-void clattn__split_options(const clattn_split_tiles *t, int d, int dv, char *buf, size_t size)
+void clattn__split_options(const clattn_split_tiles *t, int direct, int d, int dv, char *buf, size_t size)
 {
-    snprintf(buf, size, "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_SPLIT_WG=%d -DCLATTN_SPLIT_BN=%d -DCLATTN_SPLIT_RB=%d",
-             d, dv, t->wg, t->bn, t->rb);
+    snprintf(buf, size,
+             "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_SPLIT_WG=%d -DCLATTN_SPLIT_BN=%d -DCLATTN_SPLIT_RB=%d "
+             "-DCLATTN_DIRECT=%d",
+             d, dv, t->wg, t->bn, t->rb, direct != 0);
 }

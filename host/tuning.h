@@ -84,16 +84,18 @@ void clattn__grid_gpu_options(int d, int dv, int wg, int bk, int tw, int stage, 
 
 /* Chooses the GPU split kernel's sizes (the forced ones, else the defaults above) for head dims d
  * and dv and a query group of group_rows rows, within the device's work-group size and local
- * memory; CLATTN_STATUS_UNSUPPORTED for forced sizes out of range, CLATTN_STATUS_DEVICE_LIMIT when
- * nothing fits. */
-int clattn__choose_split_tiles(const clattn_context *ctx, int d, int dv, int group_rows, clattn_split_tiles *out,
-                               clattn__error *err);
+ * memory, K and V staged or (direct, the plan's GPU tiles') read where they lie;
+ * CLATTN_STATUS_UNSUPPORTED for forced sizes out of range, CLATTN_STATUS_DEVICE_LIMIT when nothing
+ * fits. */
+int clattn__choose_split_tiles(const clattn_context *ctx, int direct, int d, int dv, int group_rows,
+                               clattn_split_tiles *out, clattn__error *err);
 
-/* Bytes of __local memory split_keys uses with these sizes. */
-size_t clattn__split_local_bytes(const clattn_split_tiles *t, int d, int dv);
+/* Bytes of __local memory split_keys uses with these sizes (direct: K and V not staged). */
+size_t clattn__split_local_bytes(const clattn_split_tiles *t, int direct, int d, int dv);
 
-/* Build options of the GPU split program (cl/common.cl + cl/decode_gpu.cl). */
-void clattn__split_options(const clattn_split_tiles *t, int d, int dv, char *buf, size_t size);
+/* Build options of the GPU split program (cl/common.cl + cl/decode_gpu.cl); direct: the plan's
+ * GPU tiles' (K and V read where they lie, not staged). */
+void clattn__split_options(const clattn_split_tiles *t, int direct, int d, int dv, char *buf, size_t size);
 
 /* The largest halving of wg (at least 1) that the device's work-groups take. */
 int clattn__fit_work_group(int wg, const clattn__device_caps *caps);

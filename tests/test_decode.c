@@ -3,7 +3,8 @@
  * reference: 1 to 4 query rows, key counts around the panel and split sizes, GQA and MQA (more
  * group rows than one tile holds), odd head dims, Dv != D, padding, windows, dilation, global,
  * summary and extra keys, and O and LSE both. The GPU variant runs the same cases through its
- * own split (cl/decode_gpu.cl), whose row blocks hold up to 16 rows of a query group. */
+ * own split (cl/decode_gpu.cl), whose row blocks hold up to 16 rows of a query group, with K and V
+ * staged and (gpud, the tiles' `direct`) read where they lie. */
 #include <stdio.h>
 
 #include "harness.h"
@@ -91,7 +92,7 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
 {
     if (index == 3) /* gpu */
         run_forced_splits(dev, ref, variant);
-    if (index == 0 || index == 3) /* cpu6 and gpu */
+    if (index == 0 || index >= 3) /* cpu6 and the GPU tiles */
         run_stored(dev, ref, variant);
     static const int lens[] = {1, 31, 33, 256, 257, 1000, 3001};
     for (int q = 1; q <= CLATTN_SPLIT_MAX_QUERIES; q++)
@@ -191,10 +192,12 @@ static void run_variant(clattn_context *dev, clattn_context *ref, const char *va
 
 int main(void)
 {
-    static const clattn_tiles variants[] = {{.cpu_variant = 1, .rows = 6, .kw = 16},
-                                            {.cpu_variant = 1, .rows = 4, .kw = 8},
-                                            {.cpu_variant = 1, .rows = 5, .kw = 32},
-                                            {.cpu_variant = 0, .rows = 1, .bm = 16, .bn = 32, .tm = 2, .tn = 4}};
-    static const char *const names[] = {"cpu6", "cpu4", "cpu5x32", "gpu"};
+    static const clattn_tiles variants[] = {
+        {.cpu_variant = 1, .rows = 6, .kw = 16},
+        {.cpu_variant = 1, .rows = 4, .kw = 8},
+        {.cpu_variant = 1, .rows = 5, .kw = 32},
+        {.cpu_variant = 0, .rows = 1, .bm = 16, .bn = 32, .tm = 2, .tn = 4},
+        {.cpu_variant = 0, .rows = 1, .bm = 16, .bn = 32, .tm = 2, .tn = 4, .direct = 1}};
+    static const char *const names[] = {"cpu6", "cpu4", "cpu5x32", "gpu", "gpud"};
     return harness_each_variant(variants, names, sizeof variants / sizeof variants[0], run_variant);
 }

@@ -60,7 +60,7 @@ static int print_options(const clattn_context *ctx, int d)
     char options[512];
     /* The split's largest row block: the most registers it takes. */
     if (clattn__choose_tiles(ctx, d, d, CLATTN_DTYPE_F32, 4096, &tiles, &err) ||
-        clattn__choose_split_tiles(ctx, d, d, CLATTN_SPLIT_GPU_MAX_RB, &split, &err)) {
+        clattn__choose_split_tiles(ctx, tiles.direct, d, d, CLATTN_SPLIT_GPU_MAX_RB, &split, &err)) {
         fprintf(stderr, "clattn_gpu_profile: %s\n", err.text);
         return 1;
     }
@@ -93,7 +93,7 @@ static int print_options(const clattn_context *ctx, int d)
             printf("%s %s\n", CLATTN_GPU_ATTENTION_PROGRAM, options);
         }
     }
-    clattn__split_options(&split, d, d, options, sizeof options);
+    clattn__split_options(&split, tiles.direct, d, d, options, sizeof options);
     printf("%s %s\n", CLATTN_GPU_SPLIT_PROGRAM, options);
     /* The grid kernel as a 7 x 7 neighborhood on 64 x 48 gets it (the tile's width is the only
      * option the pattern sets). */
