@@ -21,7 +21,12 @@
 //   -DCLATTN_BK=<1..64>        keys per staged block (each a score register per work-item)
 //   -DCLATTN_STAGE=<0..8>      the tiles' `stage`: above 0, a block's loads all issued before its
 //                              stores (grid_stage_rows)
+//   -DCLATTN_DIRECT=<0|1>      the tiles' `direct`: K and V read where they lie instead of staged
+//                              (the block's tokens still are), as attention_gpu.cl's option
 #define BK CLATTN_BK
+#ifndef CLATTN_DIRECT
+#define CLATTN_DIRECT 0
+#endif
 
 // Vectors over D (qv_t, QW floats) and DV (ov_t, OW floats): common.cl's.
 #define NQ (D / QW)
@@ -132,11 +137,36 @@ inline void grid_stage_rows(__local float *ks, __local float *vs, __local const 
 #endif
 }
 
+// Vector i of the row of K of the block's key u (token tok, -1 for none), and vector j of its row of
+// V: staged in ks and vs; or (CLATTN_DIRECT) read from the head's rows k and v, a key without a
+// token reading token 0's row (it is masked).
+inline qv_t grid_key(__local const float *ks, __global const elem_t *k, int tok, int u, int i)
+{
+#if CLATTN_DIRECT
+    return GLOAD(qv_t, QW, k, (size_t)max(tok, 0) * NQ + i);
+#else
+    return LVLOAD(QW, u * NQ + i, ks);
+#endif
+}
+
+inline ov_t grid_value(__local const float *vs, __global const elem_t *v, int tok, int u, int j)
+{
+#if CLATTN_DIRECT
+    return GLOAD(ov_t, OW, v, (size_t)max(tok, 0) * NO + j);
+#else
+    return LVLOAD(OW, u * NO + j, vs);
+#endif
+}
+
 __kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void grid_attention(GRID_ATTENTION_ARGS)
 {
     __local float qs[CLATTN_WG * D];
+#if CLATTN_DIRECT
+    __local float *const ks = NULL, *const vs = NULL; // K and V are read where they lie
+#else
     __local float ks[BK * D];
     __local float vs[BK * DV];
+#endif
     __local int info[2][3 * BK];
     const int tile = get_group_id(0);
     const int bh = get_global_id(1);
@@ -182,16 +212,20 @@ __kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void grid_attent
     grid_stage_info(info[0], runs, first, last, keys, nslots, 0, total);
     for (int j0 = 0, buf = 0; j0 < total; j0 += BK, buf ^= 1) {
         barrier(CLK_LOCAL_MEM_FENCE); // info[buf] is written; nobody reads the last block any more
+#if !CLATTN_DIRECT
         grid_stage_rows(ks, vs, info[buf], kh, vh);
+#endif
         grid_stage_info(info[buf ^ 1], runs, first, last, keys, nslots, j0 + BK, total);
         barrier(CLK_LOCAL_MEM_FENCE);
 
         __local const int *inf = info[buf];
         bool ok[BK];
         float sc[BK];
+        int tok[BK];
 #pragma unroll
         for (int u = 0; u < BK; u++) {
-            ok[u] = grid_visible(&gq, inf[u], inf[BK + u], BLOCK_TOKEN(inf, u), kv_len, causal);
+            tok[u] = BLOCK_TOKEN(inf, u);
+            ok[u] = grid_visible(&gq, inf[u], inf[BK + u], tok[u], kv_len, causal);
             sc[u] = 0.0f;
         }
 #pragma unroll 1
@@ -199,7 +233,7 @@ __kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void grid_attent
             const qv_t qi = LVLOAD(QW, i * CLATTN_WG + s, qs);
 #pragma unroll
             for (int u = 0; u < BK; u++)
-                sc[u] = qdot(qi, LVLOAD(QW, u * NQ + i, ks), sc[u]);
+                sc[u] = qdot(qi, grid_key(ks, kh, tok[u], u, i), sc[u]);
         }
         float mblock = -INFINITY;
 #pragma unroll
@@ -226,7 +260,7 @@ __kernel __attribute__((reqd_work_group_size(CLATTN_WG, 1, 1))) void grid_attent
             l = none ? (isnan(sc[u]) ? NAN : copysign(l, -1.0f)) : l + e;
 #pragma unroll
             for (int j = 0; j < NO; j++)
-                acc[j] = fma((ov_t)(e), LVLOAD(OW, u * NO + j, vs), acc[j]);
+                acc[j] = fma((ov_t)(e), grid_value(vs, vh, tok[u], u, j), acc[j]);
         }
     }
     if (!live)

@@ -55,11 +55,12 @@ struct clattn__grid_plan {
 /* Most query slots of a CPU tile: cl/attention_cpu.cl keeps the rows' factors in one float16. */
 #define GRID_CPU_MAX_SLOTS 16
 
-/* The GPU variant's __local: the wg queries, bk keys and values, and twice three ints per key
- * (its slot's coordinates and token, for this block and the next). */
-static size_t gpu_local_bytes(int wg, int bk, int d, int dv)
+/* The GPU variant's __local: the wg queries, bk keys and values (none with the tiles' `direct`), and
+ * twice three ints per key (its slot's coordinates and token, for this block and the next). */
+static size_t gpu_local_bytes(int direct, int wg, int bk, int d, int dv)
 {
-    return (size_t)wg * (size_t)d * sizeof(float) + (size_t)bk * ((size_t)(d + dv) * sizeof(float) + 6 * sizeof(int));
+    return (size_t)wg * (size_t)d * sizeof(float) +
+           (size_t)bk * ((direct ? 0 : (size_t)(d + dv) * sizeof(float)) + 6 * sizeof(int));
 }
 
 /* Most keys per block of cl/grid_gpu.cl: each is a score register of every work-item beside its
@@ -74,17 +75,18 @@ void clattn__grid_gpu_sizes(const clattn_tiles *t, const clattn__device_caps *ca
 {
     *wg = clattn__fit_work_group(clattn__tiles_group_rows(t), caps);
     *bk = t->bn < gpu_max_keys(dv) ? t->bn : gpu_max_keys(dv);
-    while (*bk > 1 && gpu_local_bytes(*wg, *bk, d, dv) > caps->local_mem)
+    while (*bk > 1 && gpu_local_bytes(t->direct, *wg, *bk, d, dv) > caps->local_mem)
         *bk /= 2;
-    while (*wg > 1 && gpu_local_bytes(*wg, *bk, d, dv) > caps->local_mem)
+    while (*wg > 1 && gpu_local_bytes(t->direct, *wg, *bk, d, dv) > caps->local_mem)
         *wg /= 2;
 }
 
-void clattn__grid_gpu_options(int d, int dv, int wg, int bk, int tw, int stage, char *options, size_t size)
+void clattn__grid_gpu_options(const clattn_tiles *t, int d, int dv, int wg, int bk, int tw, char *options, size_t size)
 {
     snprintf(options, size,
-             "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_WG=%d -DCLATTN_BK=%d -DCLATTN_GRID_TW=%d -DCLATTN_STAGE=%d", d, dv,
-             wg, bk, tw, clattn__group_stage(stage, (size_t)wg));
+             "-DCLATTN_D=%d -DCLATTN_DV=%d -DCLATTN_WG=%d -DCLATTN_BK=%d -DCLATTN_GRID_TW=%d -DCLATTN_STAGE=%d "
+             "-DCLATTN_DIRECT=%d",
+             d, dv, wg, bk, tw, clattn__group_stage(t->stage, (size_t)wg), t->direct != 0);
 }
 
 /* Shares the `count` units of work of each (batch, head) (tiles, kernel rows, regions' query
@@ -215,7 +217,7 @@ static int create_kernels(clattn_plan *plan, clattn__error *err)
         clattn__attention_options(&plan->tiles, p->head_dim, p->value_dim, options, sizeof options - 32);
         snprintf(options + strlen(options), 32, " -DCLATTN_GRID_TW=%d", g->geo.tw);
     } else
-        clattn__grid_gpu_options(p->head_dim, p->value_dim, g->wg, g->bk, g->geo.tw, plan->tiles.stage, options,
+        clattn__grid_gpu_options(&plan->tiles, p->head_dim, p->value_dim, g->wg, g->bk, g->geo.tw, options,
                                  sizeof options);
     const char *program =
         plan->tiles.cpu_variant ? "common+attention_cpu+grid_common+grid_cpu" : CLATTN_GRID_GPU_PROGRAM;
@@ -281,8 +283,9 @@ int clattn__grid_plan_create(clattn_plan *plan, clattn__error *err)
         /* One query per work-item, as many as the attention tiles' rows (so forced tiles steer it
          * too), staging as many keys at a time as they do, up to gpu_max_keys. */
         clattn__grid_gpu_sizes(t, &plan->ctx->caps, p->head_dim, p->value_dim, &g->wg, &g->bk);
-        status = clattn__check_fits(&plan->ctx->caps, g->wg, gpu_local_bytes(g->wg, g->bk, p->head_dim, p->value_dim),
-                                    p->head_dim, p->value_dim, "one key tile of the grid kernel", err);
+        status = clattn__check_fits(&plan->ctx->caps, g->wg,
+                                    gpu_local_bytes(t->direct, g->wg, g->bk, p->head_dim, p->value_dim), p->head_dim,
+                                    p->value_dim, "one key tile of the grid kernel", err);
         if (status)
             return status;
     }

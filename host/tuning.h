@@ -79,8 +79,9 @@
  * tile and keys per staged block, within the device's work-group size and local memory. */
 void clattn__grid_gpu_sizes(const clattn_tiles *t, const clattn__device_caps *caps, int d, int dv, int *wg, int *bk);
 
-/* Build options of CLATTN_GRID_GPU_PROGRAM for those sizes, tiles tw queries wide and the tiles' stage. */
-void clattn__grid_gpu_options(int d, int dv, int wg, int bk, int tw, int stage, char *options, size_t size);
+/* Build options of CLATTN_GRID_GPU_PROGRAM for those sizes, tiles tw queries wide, and GPU tiles t's
+ * stage and direct. */
+void clattn__grid_gpu_options(const clattn_tiles *t, int d, int dv, int wg, int bk, int tw, char *options, size_t size);
 
 /* Chooses the GPU split kernel's sizes (the forced ones, else the defaults above) for head dims d
  * and dv and a query group of group_rows rows, within the device's work-group size and local

@@ -68,8 +68,8 @@ typedef struct {
                    * waited for), slower, so that any device runs that code (tests) */
     int direct;   /* 1: K and V are not staged in __local but read from global memory where they lie,
                    * through the caches, for GPUs whose __local is that same memory (ARM Mali), by
-                   * the attention kernel and decode's split; prefetch, async and mma then run as 0
-                   * (the 2-D grid kernel stages them still). 0: staged */
+                   * the attention kernel, decode's split and the 2-D grid kernel; prefetch, async
+                   * and mma then run as 0. 0: staged */
     /* 1: on an Intel GPU, the attention kernel built with Intel's large register file
      * (-cl-intel-256-GRF-per-thread: 256 registers a hardware thread instead of 128, half as many
      * threads), for register blocks that would not fit 128; a compiler that refuses the option

@@ -191,13 +191,15 @@ int main(int argc, char **argv)
 {
     /* The CPU variants: the 2-D kernels' register blocks for AVX2 (cpu6) and, with `lanes`, for
      * AVX-512 (cpu16x32), whichever CPU runs the test. The GPU variant's kernel stages a block's K
-     * and V one load at a time in local32 and all loads first in local64 (stage 8). */
+     * and V one load at a time in local32 and all loads first in local64 (stage 8), and reads them
+     * where they lie in direct32 (ARM Mali's row, `direct`). */
     static const clattn_tiles variants[] = {
         {.cpu_variant = 1, .rows = 6, .kw = 16},
         {.cpu_variant = 1, .rows = 16, .kw = 32, .lanes = 1},
         {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 2, .tn = 2},
-        {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 8, .tm = 4, .tn = 2, .stage = 8}};
-    static const char *const names[] = {"cpu6", "cpu16x32", "local32", "local64"};
+        {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 8, .tm = 4, .tn = 2, .stage = 8},
+        {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 2, .tn = 2, .direct = 1}};
+    static const char *const names[] = {"cpu6", "cpu16x32", "local32", "local64", "direct32"};
     enum { COUNT = sizeof variants / sizeof variants[0] };
     clattn_tiles chosen[COUNT];
     const char *chosen_names[COUNT];
@@ -216,7 +218,7 @@ int main(int argc, char **argv)
         }
     }
     if (known < argc - 1) {
-        check(0, "usage: test_grid [cpu6|cpu16x32|local32|local64]...");
+        check(0, "usage: test_grid [cpu6|cpu16x32|local32|local64|direct32]...");
         return check_exit();
     }
     return harness_each_variant(chosen, chosen_names, n, run_variant);

@@ -105,7 +105,7 @@ static int print_options(const clattn_context *ctx, int d)
         fprintf(stderr, "clattn_gpu_profile: %s\n", err.text);
         return 1;
     }
-    clattn__grid_gpu_options(d, d, wg, bk, geo.tw, tiles.stage, options, sizeof options);
+    clattn__grid_gpu_options(&tiles, d, d, wg, bk, geo.tw, options, sizeof options);
     clattn__grid_free(&geo);
     printf("%s %s\n", CLATTN_GRID_GPU_PROGRAM, options);
     return 0;
