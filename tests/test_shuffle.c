@@ -15,13 +15,15 @@
 #define TOLERANCE 2e-4
 
 /* GPU tiles asking for the exchanges: rows of 8 work-items (the NVIDIA row from D = 128 on), of 8
- * with K and V a step ahead (two barriers a key tile), of 4 in 3 x 3 blocks, of 3 (no butterfly:
+ * with K and V a step ahead (two barriers a key tile), of 8 with K and V read where they lie
+ * (direct, as a tune candidate asks on NVIDIA's row), of 4 in 3 x 3 blocks, of 3 (no butterfly:
  * they run as shuffle 0); then warp shuffles on the NVIDIA rows, with K and V a step ahead on the
  * second. A variant that runs as shuffle 0 is checked on the first problem alone: the other tests
  * cover that kernel. */
 static const clattn_tiles variants[] = {
     {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1, .stage = 8, .shuffle = 2},
     {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 2, .tn = 2, .stage = 8, .prefetch = 1, .shuffle = 2},
+    {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 16, .tm = 2, .tn = 2, .shuffle = 2, .direct = 1},
     {.cpu_variant = 0, .rows = 1, .bm = 24, .bn = 12, .tm = 3, .tn = 3, .shuffle = 2},
     {.cpu_variant = 0, .rows = 1, .bm = 15, .bn = 15, .tm = 5, .tn = 5, .prefetch = 1, .shuffle = 2},
     {.cpu_variant = 0, .rows = 1, .bm = 64, .bn = 32, .tm = 4, .tn = 4, .reqd_wg = 1, .stage = 8, .shuffle = 1},
@@ -36,7 +38,8 @@ static const clattn_tiles variants[] = {
      .prefetch = 1,
      .shuffle = 1},
 };
-static const char *const names[] = {"local64x32", "local32pf", "local24x12", "local15ct3", "warp64x32", "warp64t4x8pf"};
+static const char *const names[] = {"local64x32", "local32pf", "local32d",    "local24x12",
+                                    "local15ct3", "warp64x32", "warp64t4x8pf"};
 #define NVARIANTS (sizeof variants / sizeof variants[0])
 
 /* Where the butterfly runs at all: a power of two of a row's work-items. */
