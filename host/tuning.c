@@ -145,9 +145,8 @@ size_t clattn__tiles_local_bytes(const clattn_tiles *t, int d, int dv)
     if (t->cpu_variant)
         return 0;
     /* Q [bm][QS], K then V [bn][max(QS, VS)] (with prefetch K [bn][QS] and V [bn][VS]; direct
-     * neither), P [bm][PS],
-     * the row reductions [bm][bn / tn] (none with warp shuffles), the flags (2); each
-     * array 16-byte aligned, so counted in whole float4s. With mma the strides of K and V are those
+     * neither), P [bm][PS], the row reductions [bm][bn / tn] (none with warp shuffles), the flags
+     * (2); each array 16-byte aligned, so counted in whole float4s. With mma the strides of K and V are those
      * of the products' reads (QS = 8 mod 32 floats, VS = 4 mod 16), Q is [bm][d] in the fragments'
      * order, and Q's small TF32 parts follow it where the floats, counted without the rounding,
      * still fit 48 KB (Q_SMALL_STAGED). */
