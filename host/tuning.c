@@ -146,10 +146,10 @@ size_t clattn__tiles_local_bytes(const clattn_tiles *t, int d, int dv)
         return 0;
     /* Q [bm][QS], K then V [bn][max(QS, VS)] (with prefetch K [bn][QS] and V [bn][VS]; direct
      * neither), P [bm][PS], the row reductions [bm][bn / tn] (none with warp shuffles), the flags
-     * (2); each array 16-byte aligned, so counted in whole float4s. With mma the strides of K and V are those
-     * of the products' reads (QS = 8 mod 32 floats, VS = 4 mod 16), Q is [bm][d] in the fragments'
-     * order, and Q's small TF32 parts follow it where the floats, counted without the rounding,
-     * still fit 48 KB (Q_SMALL_STAGED). */
+     * (2); each array 16-byte aligned, so counted in whole float4s. With mma the strides of K and V
+     * are those of the products' reads (QS = 8 mod 32 floats, VS = 4 mod 16), Q is [bm][d] in the
+     * fragments' order, and Q's small TF32 parts follow it where the floats, counted without the
+     * rounding, still fit 48 KB (Q_SMALL_STAGED). */
     const int ct = t->bn / t->tn;
     const size_t qs = t->mma ? (size_t)(d + (40 - d % 32) % 32) : padded_stride(d, 1);
     const size_t vs = t->mma ? (size_t)(dv + (20 - dv % 16) % 16) : (size_t)dv;
