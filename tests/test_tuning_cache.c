@@ -1,6 +1,7 @@
 /* Tuned tiles in the cache directory (`clattn tune --save`): saved tiles are what a plan runs with
  * (and it still matches the reference), forced tiles come first, and a corrupt file or another
- * device's or driver's falls back to the table with a note to the log, never a failed plan. */
+ * device's or driver's falls back to the table with a note to the log, never a failed plan. GPU
+ * tiles out of the kernels' ranges are neither saved nor planned with. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 
 #include <dirent.h>
@@ -81,6 +82,9 @@ static const corrupt_case corrupt_cases[] = {
     {"rows out of range", "rows", "rows=99", "rows = 99 is outside"},
     {"item_tiles out of range", "item_tiles", "item_tiles=33", "item_tiles = 33 is outside"},
     {"lanes out of range", "lanes", "lanes=2", "lanes = 2 is outside"},
+    {"direct out of range", "direct", "direct=2", "direct = 2 is outside"},
+    {"large_grf out of range", "large_grf", "large_grf=-1", "large_grf = -1 is outside"},
+    {"a file from before large_grf", "large_grf", "", "key 'large_grf' missing"},
     {"a CPU kw the kernel lacks", "kw", "kw=24", "kw = 24"},
     {"not an integer", "rows", "rows=5x", "is not an integer"},
     {"a sign", "rows", "rows=+5", "is not an integer"},
@@ -228,6 +232,45 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
+/* GPU tiles with an option or a block out of range: saving them and planning with them forced both
+ * fail with CLATTN_STATUS_UNSUPPORTED, the message naming what is wrong. */
+static void check_out_of_range(const char *spec, const char *cache_dir)
+{
+#define GPU_32X32(...)                                                                                                 \
+    {                                                                                                                  \
+        .cpu_variant = 0, .rows = 1, .bm = 32, .bn = 32, .tm = 4, .tn = 4, __VA_ARGS__                                 \
+    }
+    static const struct {
+        const char *what; /* in the message */
+        clattn_tiles tiles;
+    } cases[] = {
+        {"stage = 9", GPU_32X32(.stage = 9)},
+        {"shuffle = 3", GPU_32X32(.shuffle = 3)},
+        {"direct = 2", GPU_32X32(.direct = 2)},
+        {"large_grf = 2", GPU_32X32(.large_grf = 2)},
+        {"async = -1", GPU_32X32(.async = -1)},
+        {"tm = 3", {.cpu_variant = 0, .rows = 1, .bm = 32, .bn = 32, .tm = 3, .tn = 4}},
+    };
+#undef GPU_32X32
+    clattn_context *dev = NULL;
+    if (!check(clattn_context_create(&(clattn_context_desc){.device = spec, .cache_dir = cache_dir}, &dev) == 0,
+               "%s: context: %s", spec, clattn_context_message(NULL)))
+        return;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int save = clattn_context_save_tiles(dev, &cases[c].tiles, NULL, 0);
+        check(save == CLATTN_STATUS_UNSUPPORTED && strstr(clattn_context_message(dev), cases[c].what) != NULL,
+              "%s: saving GPU tiles with %s: %s", spec, cases[c].what, clattn_context_message(dev));
+        clattn_context_force_tiles(dev, &cases[c].tiles);
+        clattn_plan *plan = NULL;
+        const int status = clattn_plan_create(dev, &problem, &plan);
+        check(status == CLATTN_STATUS_UNSUPPORTED && strstr(clattn_context_message(dev), cases[c].what) != NULL,
+              "%s: planning with GPU tiles with %s forced: %s", spec, cases[c].what, clattn_context_message(dev));
+        clattn_plan_free(plan);
+        clattn_context_force_tiles(dev, NULL);
+    }
+    clattn_context_free(dev);
+}
+
 int main(void)
 {
     char specs[HARNESS_MAX_DEVICES][16];
@@ -243,6 +286,7 @@ int main(void)
             break;
         check_device(specs[d], dir, ref);
         check_cannot_save(specs[d], dir, ref);
+        check_out_of_range(specs[d], dir);
         remove_dir(dir);
     }
     clattn_context_free(ref);
