@@ -182,18 +182,27 @@ int clattn__tiles_group_rows(const clattn_tiles *t)
     return t->cpu_variant ? t->rows : t->bm;
 }
 
+#define TILE_FIELD(name, min, max, gpu_option)                                                                         \
+    {                                                                                                                  \
+#name, offsetof(clattn_tiles, name), min, max, gpu_option                                                      \
+    }
+const clattn__tile_field clattn__tile_fields[] = {
+    TILE_FIELD(cpu_variant, 0, 1, 0), TILE_FIELD(rows, 1, 16, 0),
+    TILE_FIELD(kw, 0, 32, 0),         TILE_FIELD(item_tiles, 0, CLATTN_MAX_ITEM_TILES, 0),
+    TILE_FIELD(bm, 0, 256, 0),        TILE_FIELD(bn, 0, 256, 0),
+    TILE_FIELD(tm, 0, 32, 0),         TILE_FIELD(tn, 0, 32, 0),
+    TILE_FIELD(reqd_wg, 0, 1, 0),     TILE_FIELD(stage, 0, 8, 1),
+    TILE_FIELD(prefetch, 0, 1, 1),    TILE_FIELD(lanes, 0, 1, 0),
+    TILE_FIELD(shuffle, 0, 2, 1),     TILE_FIELD(mma, 0, 2, 1),
+    TILE_FIELD(async, 0, 2, 1),       TILE_FIELD(direct, 0, 1, 1),
+    TILE_FIELD(large_grf, 0, 1, 1),
+};
+#undef TILE_FIELD
+/* Every field is an int and in the table (a field left out would be neither saved nor checked). */
+_Static_assert(sizeof(clattn_tiles) == CLATTN_TILE_FIELDS * sizeof(int), "clattn__tile_fields lists each field");
+
 int clattn__tiles_check(const clattn_tiles *t, char *why, size_t size)
 {
-    /* The GPU tiles' options and their largest values (each from 0). */
-    static const struct {
-        const char *name;
-        size_t offset;
-        int max;
-    } options[] = {
-        {"stage", offsetof(clattn_tiles, stage), 8},        {"prefetch", offsetof(clattn_tiles, prefetch), 1},
-        {"shuffle", offsetof(clattn_tiles, shuffle), 2},    {"mma", offsetof(clattn_tiles, mma), 2},
-        {"async", offsetof(clattn_tiles, async), 2},        {"direct", offsetof(clattn_tiles, direct), 1},
-        {"large_grf", offsetof(clattn_tiles, large_grf), 1}};
     if (t->cpu_variant)
         return 0;
     if (t->tm < 1 || t->tn < 1 || t->bm < t->tm || t->bn < t->tn || t->bm % t->tm != 0 || t->bn % t->tn != 0 ||
@@ -204,10 +213,11 @@ int clattn__tiles_check(const clattn_tiles *t, char *why, size_t size)
                  t->bm, t->bn, t->tm, t->tn);
         return -1;
     }
-    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
-        const int value = *(const int *)((const char *)t + options[i].offset);
-        if (value < 0 || value > options[i].max) {
-            snprintf(why, size, "GPU tiles %s = %d: 0 to %d", options[i].name, value, options[i].max);
+    for (int i = 0; i < CLATTN_TILE_FIELDS; i++) {
+        const clattn__tile_field *f = &clattn__tile_fields[i];
+        const int value = *(const int *)((const char *)t + f->offset);
+        if (f->gpu_option && (value < f->min || value > f->max)) {
+            snprintf(why, size, "GPU tiles %s = %d: %d to %d", f->name, value, f->min, f->max);
             return -1;
         }
     }

@@ -131,8 +131,20 @@ size_t clattn__tiles_local_bytes(const clattn_tiles *tiles, int d, int dv);
 size_t clattn__tiles_group_size(const clattn_tiles *tiles);
 int clattn__tiles_group_rows(const clattn_tiles *tiles);
 
-/* 0 when the GPU variant's tiles are well formed (bm a multiple of tm, bn of tn, tm * tn <= 32;
- * always for the CPU variant), else -1 with why. */
+/* clattn_tiles' fields, each once: its name (the tiles file's key: tuning_cache.c), byte offset and
+ * range (the kernels' limits: cl/common.cl lists them), and whether it is an option of the GPU
+ * variant's kernels (clattn__tiles_check). */
+typedef struct {
+    const char *name;
+    size_t offset;
+    int min, max;
+    int gpu_option;
+} clattn__tile_field;
+#define CLATTN_TILE_FIELDS 17
+extern const clattn__tile_field clattn__tile_fields[CLATTN_TILE_FIELDS];
+
+/* 0 when the GPU variant's tiles are well formed (bm a multiple of tm, bn of tn, tm * tn <= 32,
+ * each option in its range; always for the CPU variant), else -1 with why. */
 int clattn__tiles_check(const clattn_tiles *tiles, char *why, size_t size);
 
 /* One step down the GPU variant's ladder of smaller tiles: fewer keys while bn >= bm (the register

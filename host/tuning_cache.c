@@ -16,45 +16,19 @@
 
 #define TILES_FILE_MAX 4096 /* a file written by clattn_context_save_tiles takes well under 1 KiB */
 
-/* The file's keys: first the device's identity, then the tile fields with their ranges (the
- * kernels' limits: cl/common.cl lists them). One table names each key once. */
-#define TILE_FIELD(name, min, max)                                                                                     \
-    {                                                                                                                  \
-#name, offsetof(clattn_tiles, name), min, max                                                                  \
-    }
-static const struct {
-    const char *name;
-    size_t offset;
-    int min, max;
-} tile_fields[] = {
-    TILE_FIELD(cpu_variant, 0, 1), TILE_FIELD(rows, 1, 16),
-    TILE_FIELD(kw, 0, 32),         TILE_FIELD(item_tiles, 0, CLATTN_MAX_ITEM_TILES),
-    TILE_FIELD(bm, 0, 256),        TILE_FIELD(bn, 0, 256),
-    TILE_FIELD(tm, 0, 32),         TILE_FIELD(tn, 0, 32),
-    TILE_FIELD(reqd_wg, 0, 1),     TILE_FIELD(stage, 0, 8),
-    TILE_FIELD(prefetch, 0, 1),    TILE_FIELD(lanes, 0, 1),
-    TILE_FIELD(shuffle, 0, 2),     TILE_FIELD(mma, 0, 2),
-    TILE_FIELD(async, 0, 2),       TILE_FIELD(direct, 0, 1),
-    TILE_FIELD(large_grf, 0, 1),
-};
-#undef TILE_FIELD
-enum {
-    KEY_DEVICE,
-    KEY_VENDOR,
-    KEY_DRIVER,
-    KEY_FIRST_TILE,
-    KEY_COUNT = KEY_FIRST_TILE + (int)(sizeof tile_fields / sizeof tile_fields[0])
-};
+/* The file's keys: first the device's identity, then the tile fields (clattn__tile_fields, with
+ * their ranges). */
+enum { KEY_DEVICE, KEY_VENDOR, KEY_DRIVER, KEY_FIRST_TILE, KEY_COUNT = KEY_FIRST_TILE + CLATTN_TILE_FIELDS };
 static const char *const device_keys[KEY_FIRST_TILE] = {"device", "vendor", "driver"};
 
 static const char *key_name(int key)
 {
-    return key < KEY_FIRST_TILE ? device_keys[key] : tile_fields[key - KEY_FIRST_TILE].name;
+    return key < KEY_FIRST_TILE ? device_keys[key] : clattn__tile_fields[key - KEY_FIRST_TILE].name;
 }
 
 static int *tile_field(clattn_tiles *t, int key)
 {
-    return (int *)((char *)t + tile_fields[key - KEY_FIRST_TILE].offset);
+    return (int *)((char *)t + clattn__tile_fields[key - KEY_FIRST_TILE].offset);
 }
 
 static int tile_value(const clattn_tiles *t, int key)
@@ -72,8 +46,8 @@ static const char *device_field(const clattn__device_caps *caps, int key)
 static int check_tiles(const clattn_tiles *t, char *why, size_t why_size)
 {
     for (int k = KEY_FIRST_TILE; k < KEY_COUNT; k++) {
-        const int value = tile_value(t, k), min = tile_fields[k - KEY_FIRST_TILE].min,
-                  max = tile_fields[k - KEY_FIRST_TILE].max;
+        const int value = tile_value(t, k), min = clattn__tile_fields[k - KEY_FIRST_TILE].min,
+                  max = clattn__tile_fields[k - KEY_FIRST_TILE].max;
         if (value < min || value > max) {
             snprintf(why, why_size, "%s = %d is outside [%d, %d]", key_name(k), value, min, max);
             return -1;
