@@ -140,8 +140,8 @@ static void print_candidate(const clattn_tiles *t)
 }
 
 /* The tiles a plan of w runs with t forced, in *ran: the library adapts them to the device (an
- * option the device lacks runs as 0, tiles shrink to fit its limits). 0, or the plan's status; the
- * plan's program stays cached for the run that follows. */
+ * option the device lacks runs as 0, tiles shrink to fit its limits). 0, or an exit status with
+ * the error printed; the plan's program stays cached for the timed runs that follow. */
 static int planned_tiles(bench_device *dev, const workload *w, const clattn_tiles *t, clattn_tiles *ran)
 {
     clattn_plan *plan = NULL;
@@ -151,7 +151,7 @@ static int planned_tiles(bench_device *dev, const workload *w, const clattn_tile
         clattn_plan_tiles(plan, ran);
     clattn_plan_free(plan);
     clattn_context_force_tiles(dev->ctx, NULL);
-    return status;
+    return status ? runtime_error(dev, "clattn_plan_create", status) : 0;
 }
 
 /* Times w's plan with whatever the context forces (row), its last output left in w->out, and on
@@ -182,35 +182,32 @@ static int ran_right(const workload *w, const void *want)
     return 0;
 }
 
-/* Times w's plan with tiles t forced; prints the candidate's line, and keeps it in *best when it
- * is faster than *best_ms and computed what `want` holds. */
+/* Times w's plan with tiles t forced, which planned_tiles said it runs as `used`; prints the
+ * candidate's line, and keeps it in *best when it is faster than *best_ms and computed what `want`
+ * holds. */
 static int time_candidate(const bench_timer *timer, bench_device *dev, const workload *w, const void *want,
-                          const clattn_tiles *t, clattn_tiles *best, double *best_ms)
+                          const clattn_tiles *t, const clattn_tiles *used, clattn_tiles *best, double *best_ms)
 {
     bench_row row;
-    clattn_plan *plan = NULL;
+    row_init(&row, 0, dev->label, w);
     clattn_context_force_tiles(dev->ctx, t);
-    const int status = time_forced(timer, dev, w, &row, &plan);
-    clattn_tiles used = *t;
-    if (plan != NULL)
-        clattn_plan_tiles(plan, &used);
-    clattn_plan_free(plan);
+    const int status = run_plan(timer, dev, w, 1, &row);
     clattn_context_force_tiles(dev->ctx, NULL);
     if (status)
         return status;
     const double ms = row.time.ms_median;
     print_candidate(t);
     if (!t->cpu_variant)
-        printf(" (ran %dx%d, shuffle %d, mma %d, async %d, large_grf %d)", used.bm, used.bn, used.shuffle, used.mma,
-               used.async, used.large_grf);
+        printf(" (ran %dx%d, shuffle %d, mma %d, async %d, large_grf %d)", used->bm, used->bn, used->shuffle, used->mma,
+               used->async, used->large_grf);
     printf("  %9.3f ms  %7.1f GFLOP/s\n", ms, giga_per_second(w->flops, ms));
     if (ran_right(w, want) && ms < *best_ms) {
         *best_ms = ms;
         *best = *t;
-        best->shuffle = used.shuffle; /* asked for where the device has none, it ran without */
-        best->mma = used.mma;
-        best->async = used.async;
-        best->large_grf = used.large_grf;
+        best->shuffle = used->shuffle; /* asked for where the device has none, it ran without */
+        best->mma = used->mma;
+        best->async = used->async;
+        best->large_grf = used->large_grf;
     }
     fflush(stdout); /* each line as it comes: a tune cut short by a timeout keeps what it measured */
     return 0;
@@ -367,18 +364,18 @@ static int tune_device(const bench_options *o, const bench_timer *timer, bench_d
     for (size_t c = 0; c < count && !status; c++) {
         clattn_tiles t = candidates[c], runs;
         t.lanes = lanes; /* the narrow windows' kernel as the plan has it (GPU tiles ignore it) */
-        if (planned_tiles(dev, &w, &t, &runs) == 0) {
-            size_t earlier = 0;
-            while (earlier < nran && memcmp(&ran[earlier], &runs, sizeof runs) != 0)
-                earlier++;
-            if (earlier < nran) {
-                print_candidate(&t);
-                printf("  runs here as an earlier candidate: skipped\n");
-                continue;
-            }
-            ran[nran++] = runs;
+        if ((status = planned_tiles(dev, &w, &t, &runs)) != 0)
+            break;
+        size_t earlier = 0;
+        while (earlier < nran && memcmp(&ran[earlier], &runs, sizeof runs) != 0)
+            earlier++;
+        if (earlier < nran) {
+            print_candidate(&t);
+            printf("  runs here as an earlier candidate: skipped\n");
+            continue;
         }
-        status = time_candidate(timer, dev, &w, want, &t, best, &best_ms);
+        ran[nran++] = runs;
+        status = time_candidate(timer, dev, &w, want, &t, &runs, best, &best_ms);
     }
     if (!status && best_ms == INFINITY)
         status = none_right(dev);
@@ -386,9 +383,11 @@ static int tune_device(const bench_options *o, const bench_timer *timer, bench_d
     if (shape.cpu_variant)
         best_ms = INFINITY; /* the blocking's three runs decide among themselves */
     for (size_t i = 0; i < sizeof tune_item_tiles / sizeof tune_item_tiles[0] && shape.cpu_variant && !status; i++) {
-        clattn_tiles t = shape;
+        clattn_tiles t = shape, runs;
         t.item_tiles = tune_item_tiles[i];
-        status = time_candidate(timer, dev, &w, want, &t, best, &best_ms);
+        status = planned_tiles(dev, &w, &t, &runs);
+        if (!status)
+            status = time_candidate(timer, dev, &w, want, &t, &runs, best, &best_ms);
     }
     if (!status && best_ms == INFINITY)
         status = none_right(dev);
