@@ -399,40 +399,33 @@ static void count_note(void *user, const char *line)
     n->count += strstr(line, n->text) != NULL;
 }
 
-/* Whether dev is an NVIDIA GPU of compute capability min_major or more (0: any). */
-static int nvidia_gpu(clattn_context *dev, unsigned min_major)
+/* Whether dev is a GPU whose vendor's name holds `vendor`, asked of OpenCL. */
+static int vendor_gpu(clattn_context *dev, const char *vendor)
 {
-    const cl_device_id id = clattn_context_cl_device(dev);
-    char vendor[256] = "";
+    char name[256] = "";
     cl_device_type type = 0;
-    cl_uint major = 0;
-    clGetDeviceInfo(id, CL_DEVICE_VENDOR, sizeof vendor - 1, vendor, NULL);
-    clGetDeviceInfo(id, CL_DEVICE_TYPE, sizeof type, &type, NULL);
-    if (!(type & CL_DEVICE_TYPE_GPU) || strstr(vendor, "NVIDIA") == NULL)
-        return 0;
-    return min_major == 0 ||
-           (clGetDeviceInfo(id, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV, sizeof major, &major, NULL) == CL_SUCCESS &&
-            major >= min_major);
+    clGetDeviceInfo(clattn_context_cl_device(dev), CL_DEVICE_VENDOR, sizeof name - 1, name, NULL);
+    clGetDeviceInfo(clattn_context_cl_device(dev), CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    return (type & CL_DEVICE_TYPE_GPU) && strstr(name, vendor) != NULL;
 }
 
 int harness_nvidia_any(clattn_context *dev)
 {
-    return nvidia_gpu(dev, 0);
+    return vendor_gpu(dev, "NVIDIA");
 }
 
 int harness_nvidia_sm80(clattn_context *dev)
 {
-    return nvidia_gpu(dev, 8);
+    cl_uint major = 0;
+    return vendor_gpu(dev, "NVIDIA") &&
+           clGetDeviceInfo(clattn_context_cl_device(dev), CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV, sizeof major, &major,
+                           NULL) == CL_SUCCESS &&
+           major >= 8;
 }
 
 int harness_intel_gpu(clattn_context *dev)
 {
-    const cl_device_id id = clattn_context_cl_device(dev);
-    char vendor[256] = "";
-    cl_device_type type = 0;
-    clGetDeviceInfo(id, CL_DEVICE_VENDOR, sizeof vendor - 1, vendor, NULL);
-    clGetDeviceInfo(id, CL_DEVICE_TYPE, sizeof type, &type, NULL);
-    return (type & CL_DEVICE_TYPE_GPU) && strstr(vendor, "Intel") != NULL;
+    return vendor_gpu(dev, "Intel");
 }
 
 /* The int at byte offset `offset` of a struct. */
