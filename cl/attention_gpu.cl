@@ -61,9 +61,6 @@
 #ifndef CLATTN_PREFETCH
 #define CLATTN_PREFETCH 0
 #endif
-#ifndef CLATTN_DIRECT
-#define CLATTN_DIRECT 0
-#endif
 #ifndef CLATTN_SHUFFLE
 #define CLATTN_SHUFFLE 0
 #endif

@@ -26,9 +26,6 @@
 #ifndef CLATTN_SPLIT_RB
 #define CLATTN_SPLIT_RB 4
 #endif
-#ifndef CLATTN_DIRECT
-#define CLATTN_DIRECT 0
-#endif
 #define SWG CLATTN_SPLIT_WG
 #define SBN CLATTN_SPLIT_BN
 #define SRB CLATTN_SPLIT_RB

@@ -20,6 +20,13 @@
 #define SRC_GLOAD(type, vw, s, i) SRC_LOAD(vw, i, s)
 #endif
 
+// Whether the kernels stage K and V in __local (0, the copies below) or read them where they lie,
+// through the caches (1: the tiles' `direct`, for GPUs whose __local is the same memory as global,
+// ARM Mali's).
+#ifndef CLATTN_DIRECT
+#define CLATTN_DIRECT 0
+#endif
+
 // The wg work-items of a work-group copy `rows` rows of `width` elements from src (a src_t whose
 // rows lie `width` elements apart) to __local floats whose rows lie `stride` apart, as vectors of
 // vw elements of `type`; rows from `count` on (count >= 1) become zeros. Vector x of the tile is

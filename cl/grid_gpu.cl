@@ -24,9 +24,6 @@
 //   -DCLATTN_DIRECT=<0|1>      the tiles' `direct`: K and V read where they lie instead of staged
 //                              (the block's tokens still are), as attention_gpu.cl's option
 #define BK CLATTN_BK
-#ifndef CLATTN_DIRECT
-#define CLATTN_DIRECT 0
-#endif
 
 // Vectors over D (qv_t, QW floats) and DV (ov_t, OW floats): common.cl's.
 #define NQ (D / QW)
