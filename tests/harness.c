@@ -441,7 +441,7 @@ static int expected_option(clattn_context *dev, const harness_option_test *t, co
                            const clattn_problem *p)
 {
     const int ask = int_at(tiles, t->option);
-    return !t->usable(tiles, p) || (ask == 1 && !t->device_has(dev)) ? 0 : ask;
+    return (t->usable != NULL && !t->usable(tiles, p)) || (ask == 1 && !t->device_has(dev)) ? 0 : ask;
 }
 
 /* Variant `index` of the test on each of its problems (harness_option_tests). */

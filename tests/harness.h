@@ -103,7 +103,7 @@ typedef struct {
     int (*device_has)(clattn_context *dev);
     int may_refuse;
     /* Whether a plan of problem p with tiles t runs the option at all (its value or 0 otherwise;
-     * value 1 also needs the capability) */
+     * value 1 also needs the capability; NULL: every plan) */
     int (*usable)(const clattn_tiles *t, const clattn_problem *p);
     int (*tiles_ok)(const clattn_tiles *ran); /* what else a plan's tiles hold (NULL: nothing) */
     const clattn_tiles *variants;             /* the tiles tried, and their names */

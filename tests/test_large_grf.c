@@ -20,14 +20,6 @@ static const clattn_tiles variants[] = {
 static const char *const names[] = {"grf32x32", "grf64x32pf"};
 #define NVARIANTS (sizeof variants / sizeof variants[0])
 
-/* The option needs nothing of the problem. */
-static int large_grf_usable(const clattn_tiles *t, const clattn_problem *p)
-{
-    (void)t;
-    (void)p;
-    return 1;
-}
-
 int main(void)
 {
     static const clattn_problem *const problems[] = {HARNESS_GPU_PROBLEM_LIST};
@@ -38,7 +30,6 @@ int main(void)
                                              .device_has = harness_intel_gpu,
                                              .may_refuse = 1,
                                              .note = "Intel's large register file did not build",
-                                             .usable = large_grf_usable,
                                              .variants = variants,
                                              .names = names,
                                              .count = NVARIANTS,
