@@ -257,7 +257,7 @@ typedef float4 wd_t;
 #define WD_SUM(x) dot((x), (float4)(1.0f))
 #elif CLATTN_WD == 2
 typedef float2 wd_t;
-#define WD_SUM(x) ((x).x + (x).y)
+#define WD_SUM(v) ((v).x + (v).y)
 #else
 typedef float wd_t;
 #define WD_SUM(x) (x)

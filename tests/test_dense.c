@@ -28,16 +28,19 @@ static void add_cases(void)
 {
     static const int pad2[] = {5, 0}, pad3[] = {1000, 333, 1};
     static const int lens[] = {1, 7, 63, 64, 65, 257, 1000};
-    static const int dims[] = {16, 64, 80, 128, 256};
+    static const int dims[] = {13, 16, 30, 64, 80, 128, 256};
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
         for (int causal = 0; causal < 2; causal++)
             cases[num_cases++] =
                 (dense_case){{.batch = 1, .heads = 2, .q_len = lens[i], .head_dim = 64, .causal = causal}, NULL};
+    /* Head dims odd, of 2 mod 4 (float2 vectors) and multiples of 4. */
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
         cases[num_cases++] =
             (dense_case){{.batch = 1, .heads = 1, .q_len = 65, .head_dim = dims[i], .causal = (int)i % 2}, NULL};
-    /* GQA, Dv != D, decode (Nq = 1), Nq < Nk and Nq > Nk, custom scale, padding. */
+    /* GQA, Dv != D, decode (Nq = 1; once with D = 30, Dv = 13), Nq < Nk and Nq > Nk, custom scale, padding. */
     cases[num_cases++] = (dense_case){{.batch = 2, .heads = 6, .kv_heads = 2, .q_len = 63, .head_dim = 64}, NULL};
+    cases[num_cases++] = (dense_case){
+        {.batch = 1, .heads = 4, .kv_heads = 2, .q_len = 1, .kv_len = 333, .head_dim = 30, .value_dim = 13}, NULL};
     cases[num_cases++] = (dense_case){
         {.batch = 1, .heads = 4, .kv_heads = 1, .q_len = 65, .head_dim = 80, .value_dim = 16, .causal = 1}, NULL};
     cases[num_cases++] = (dense_case){
