@@ -357,9 +357,9 @@ int clattn__check_fits(const clattn__device_caps *caps, int wg, size_t bytes, in
     if ((size_t)wg <= caps->max_work_group && bytes <= caps->local_mem)
         return CLATTN_STATUS_OK;
     return clattn__fail(err, CLATTN_STATUS_DEVICE_LIMIT,
-                        "head_dim = %d, value_dim = %d: %s needs %zu bytes of local memory, the device has %llu (max "
-                        "work-group %zu)",
-                        d, dv, what, bytes, (unsigned long long)caps->local_mem, caps->max_work_group);
+                        "head_dim = %d, value_dim = %d: %s needs %zu bytes of local memory in work-groups of %d, the "
+                        "device allows %llu bytes and work-groups of %zu",
+                        d, dv, what, bytes, wg, (unsigned long long)caps->local_mem, caps->max_work_group);
 }
 
 int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, clattn_dtype dtype, int max_rows, clattn_tiles *out,
@@ -408,7 +408,7 @@ int clattn__choose_tiles(const clattn_context *ctx, int d, int dv, clattn_dtype 
         }
         const int status =
             clattn__check_fits(caps, (int)clattn__tiles_group_size(&t), clattn__tiles_local_bytes(&t, d, dv), d, dv,
-                               "the smallest GPU tiles", err);
+                               "the attention kernel at its smallest GPU tiles", err);
         if (status)
             return status;
         t.stage = clattn__group_stage(t.stage, clattn__tiles_group_size(&t));
