@@ -38,7 +38,7 @@ def _torch_numpy(x):
 
 class HostArray:
     """A NumPy or PyTorch CPU tensor as the library reads it: `array`, a C-contiguous NumPy view
-    (or copy) of its memory, `storage` its storage type, `torch` whether it came from PyTorch."""
+    (or copy) of its memory in the machine's byte order, `storage` its storage type, `torch` whether it came from PyTorch."""
 
     def __init__(self, name, x):
         self.torch = _torch_tensor(x)
@@ -49,6 +49,8 @@ class HostArray:
             x = _torch_numpy(x.detach().contiguous())
         elif isinstance(x, np.ndarray):
             self.storage = storage_of(name, x.dtype.name)
+            if not x.dtype.isnative:  # '>f4' and the like: the library reads the machine's byte order
+                x = x.astype(x.dtype.newbyteorder("="))
             self.dtype = x.dtype  # bfloat16's is ml_dtypes', which np.dtype("bfloat16") may not know
         else:
             raise TypeError(f"clattn: {name} is a {type(x).__name__}; expected a NumPy array, a PyTorch CPU tensor "
@@ -73,6 +75,9 @@ class DeviceArray:
 
     def __init__(self, name, x):
         self.storage = storage_of(name, x.dtype.name)
+        if not x.dtype.isnative:
+            raise TypeError(f"clattn: {name} is a PyOpenCL array of byte order '{x.dtype.byteorder}'; the library "
+                            "reads the machine's")
         if not x.flags.c_contiguous:
             raise TypeError(f"clattn: {name} is a non-contiguous PyOpenCL array; make it contiguous first")
         if x.offset:

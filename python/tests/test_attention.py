@@ -104,6 +104,16 @@ def test_non_contiguous_input(context, rng):
     np.testing.assert_allclose(out, reference.attention(q, q, q)[0], rtol=1e-4, atol=2e-5)
 
 
+@pytest.mark.parametrize("order", [">", "<"])
+def test_byte_order(context, rng, order):
+    """An array stored in either byte order is read as its values; the output is in the machine's."""
+    q = normal(rng, 1, 2, 29, 16)
+    swapped = q.astype(q.dtype.newbyteorder(order))
+    out = context.attention(swapped, swapped, swapped)
+    assert out.dtype == np.float32 and out.dtype.isnative
+    np.testing.assert_allclose(out, reference.attention(q, q, q)[0], rtol=1e-4, atol=2e-5)
+
+
 def test_plan_cache(rng):
     """A repeated shape reuses its plan (no second compile); a new shape or pattern makes one."""
     with clattn.Context() as ctx:

@@ -66,6 +66,8 @@ def test_mixing_is_refused(queue, rng):
         clattn.attention(d, d, d, device="reference")
     with pytest.raises(TypeError, match="float32"):
         clattn.attention(d.astype(np.float64), d, d)
+    with pytest.raises(TypeError, match="byte order"):
+        clattn.attention(cla.to_device(queue, q.astype(">f4")), d, d)
     half = cla.to_device(queue, q.astype(np.float16))
     with pytest.raises(TypeError, match="k is float32 and q is float16"):
         clattn.attention(half, d, half)
