@@ -38,8 +38,11 @@ def c_ints(name, value, count=None):
     if (count is not None and len(values) not in count) or not all(
         isinstance(v, numbers.Integral) and not isinstance(v, bool) and -INT_MAX - 1 <= v <= INT_MAX for v in values
     ):
-        wanted = f"{' or '.join(map(str, count))} integers" if count is not None else "integers"
-        raise ValueError(f"clattn: {name} = {value!r}: expected {wanted} that fit a C int")
+        if count == (1,):
+            wanted = "an integer that fits"
+        else:
+            wanted = ("" if count is None else f"{' or '.join(map(str, count))} ") + "integers that fit"
+        raise ValueError(f"clattn: {name} = {value!r}: expected {wanted} a C int")
     return tuple(int(v) for v in values)
 
 
