@@ -38,7 +38,8 @@ def _torch_numpy(x):
 
 class HostArray:
     """A NumPy or PyTorch CPU tensor as the library reads it: `array`, a C-contiguous NumPy view
-    (or copy) of its memory in the machine's byte order, `storage` its storage type, `torch` whether it came from PyTorch."""
+    (or copy) of its memory in the machine's byte order, `storage` its storage type, `torch`
+    whether it came from PyTorch."""
 
     def __init__(self, name, x):
         self.torch = _torch_tensor(x)
