@@ -151,8 +151,11 @@ static void draw_tiles(unsigned long long *s, random_case *c)
     if (kind <= 15)
         return;
     if (kind <= 50) {
-        *t = (clattn_tiles){.cpu_variant = 1, .rows = uniform(s, 1, 8), .kw = PICK(s, kws),
-                            .item_tiles = uniform(s, 0, 32), .lanes = uniform(s, 0, 1)};
+        *t = (clattn_tiles){.cpu_variant = 1,
+                            .rows = uniform(s, 1, 8),
+                            .kw = PICK(s, kws),
+                            .item_tiles = uniform(s, 0, 32),
+                            .lanes = uniform(s, 0, 1)};
         return;
     }
     do {
