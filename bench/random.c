@@ -1,4 +1,5 @@
-/* Unit-normal floats from a 64-bit linear congruential generator (Knuth's MMIX constants). */
+/* Unit-normal floats and uniform integers from a 64-bit linear congruential generator (Knuth's MMIX
+ * constants). */
 #include "random.h"
 
 #include <math.h>
@@ -19,4 +20,9 @@ void random_normal(float *x, size_t n, unsigned long long *seed)
         if (i + 1 < n)
             x[i + 1] = (float)(r * sin(6.283185307179586 * u1));
     }
+}
+
+int random_int(int lo, int hi, unsigned long long *seed)
+{
+    return lo + (int)(uniform(seed) * ((double)hi - lo + 1.0));
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "harness.h"
+#include "random.h" /* bench/random.c: the tests' one generator */
 
 #define TOLERANCE 2e-4
 #define CASES 32 /* per device: under a minute on two cores for both CPU runtimes, most of it compiling */
@@ -24,26 +25,12 @@
 static unsigned long long seed = 2026;
 static int cases = CASES;
 
-/* splitmix64: the case's draws, from its own state. */
-static unsigned long long next(unsigned long long *s)
-{
-    unsigned long long z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static int uniform(unsigned long long *s, int lo, int hi) /* lo .. hi, both included */
-{
-    return lo + (int)(next(s) % (unsigned long long)(hi - lo + 1));
-}
-
 static int chance(unsigned long long *s, int percent)
 {
-    return uniform(s, 1, 100) <= percent;
+    return random_int(1, 100, s) <= percent;
 }
 
-#define PICK(s, list) (list)[uniform(s, 0, (int)(sizeof(list) / sizeof((list)[0])) - 1)]
+#define PICK(s, list) (list)[random_int(0, (int)(sizeof(list) / sizeof((list)[0])) - 1, s)]
 
 typedef struct {
     clattn_problem p;
@@ -57,15 +44,15 @@ typedef struct {
 
 static void draw_grid(unsigned long long *s, clattn_problem *p)
 {
-    p->grid_h = uniform(s, 1, 16);
-    p->grid_w = uniform(s, 1, 16);
+    p->grid_h = random_int(1, 16, s);
+    p->grid_w = random_int(1, 16, s);
     p->q_len = p->grid_h * p->grid_w;
-    p->grid_pattern = (clattn_grid_pattern)uniform(s, CLATTN_GRID_AXIAL_ROW, CLATTN_GRID_WINDOW);
-    p->grid_kernel_h = uniform(s, 1, 7);
-    p->grid_kernel_w = uniform(s, 1, 7);
-    p->grid_dilation = uniform(s, 1, 2);
-    p->grid_window_size = uniform(s, 1, 7);
-    p->grid_shift = uniform(s, 0, p->grid_window_size - 1);
+    p->grid_pattern = (clattn_grid_pattern)random_int(CLATTN_GRID_AXIAL_ROW, CLATTN_GRID_WINDOW, s);
+    p->grid_kernel_h = random_int(1, 7, s);
+    p->grid_kernel_w = random_int(1, 7, s);
+    p->grid_dilation = random_int(1, 2, s);
+    p->grid_window_size = random_int(1, 7, s);
+    p->grid_shift = random_int(0, p->grid_window_size - 1, s);
 }
 
 static void draw_patterns(unsigned long long *s, random_case *c)
@@ -75,16 +62,16 @@ static void draw_patterns(unsigned long long *s, random_case *c)
     p->causal = chance(s, 50);
     if (chance(s, 50)) {
         p->window = 1;
-        p->window_left = uniform(s, 0, 79);
-        p->window_right = uniform(s, 0, 79);
-        p->dilation = chance(s, 30) ? uniform(s, 1, 3) : 1;
+        p->window_left = random_int(0, 79, s);
+        p->window_right = random_int(0, 79, s);
+        p->dilation = chance(s, 30) ? random_int(1, 3, s) : 1;
     }
     if (chance(s, 30) && nk > 1) { /* distinct positions, in no order */
-        const int n = uniform(s, 1, nk < MAX_GLOBAL ? nk : MAX_GLOBAL);
+        const int n = random_int(1, nk < MAX_GLOBAL ? nk : MAX_GLOBAL, s);
         for (int g = 0; g < n; g++) {
             int j, seen;
             do {
-                j = uniform(s, 0, nk - 1);
+                j = random_int(0, nk - 1, s);
                 seen = 0;
                 for (int e = 0; e < g; e++)
                     seen |= c->global_idx[e] == j;
@@ -96,11 +83,11 @@ static void draw_patterns(unsigned long long *s, random_case *c)
         p->global_qkv = chance(s, 30);
     }
     if (chance(s, 25)) {
-        p->summary_block = uniform(s, 1, 39);
+        p->summary_block = random_int(1, 39, s);
         p->summary_tail = chance(s, 50) ? CLATTN_SUMMARY_TAIL_OWN : CLATTN_SUMMARY_TAIL_MERGE;
     }
     if (chance(s, 20))
-        p->extra_len = uniform(s, 1, 8);
+        p->extra_len = random_int(1, 8, s);
 }
 
 /* Case i's head dim is i mod 4 below a multiple of 4: every residue in every run, each of which
@@ -111,30 +98,30 @@ static void draw_problem(unsigned long long *s, int i, random_case *c)
     static const int value_dims[] = {4, 8, 13, 24, 64, 128};
     static const int group[] = {1, 1, 2, 3, 4};
     clattn_problem *p = &c->p;
-    p->batch = uniform(s, 1, 2);
-    p->kv_heads = uniform(s, 1, 3);
+    p->batch = random_int(1, 2, s);
+    p->kv_heads = random_int(1, 3, s);
     p->heads = p->kv_heads * PICK(s, group);
     p->head_dim = PICK(s, dims) - i % 4;
     p->value_dim = chance(s, 60) ? p->head_dim : PICK(s, value_dims);
-    const int kind = uniform(s, 1, 100);
+    const int kind = random_int(1, 100, s);
     if (kind <= 15) {
         draw_grid(s, p);
         p->kv_len = p->q_len;
     } else {
         if (kind <= 30) { /* decode */
-            p->kv_len = uniform(s, 1, 699);
-            p->q_len = uniform(s, 1, 4);
+            p->kv_len = random_int(1, 699, s);
+            p->q_len = random_int(1, 4, s);
         } else {
-            p->kv_len = uniform(s, 1, 299);
-            p->q_len = chance(s, 70) ? p->kv_len : uniform(s, 1, p->kv_len);
+            p->kv_len = random_int(1, 299, s);
+            p->q_len = chance(s, 70) ? p->kv_len : random_int(1, p->kv_len, s);
         }
         draw_patterns(s, c);
     }
     c->padded = chance(s, 35);
     for (int b = 0; b < p->batch; b++)
-        c->seq_lens[b] = uniform(s, 0, p->kv_len);
+        c->seq_lens[b] = random_int(0, p->kv_len, s);
     if (chance(s, 10))
-        p->scale = (float)uniform(s, 1, 50) / 100.0f;
+        p->scale = (float)random_int(1, 50, s) / 100.0f;
     p->dtype = chance(s, 60) ? CLATTN_DTYPE_F32 : chance(s, 50) ? CLATTN_DTYPE_F16 : CLATTN_DTYPE_BF16;
 }
 
@@ -145,36 +132,36 @@ static void draw_tiles(unsigned long long *s, random_case *c)
     static const int blocks[] = {1, 2, 3, 4, 8};
     static const int kws[] = {8, 16, 32};
     static const int split_bn[] = {1, 4, 8, 16, 32, 64};
-    const int kind = uniform(s, 1, 100);
+    const int kind = random_int(1, 100, s);
     c->forced = kind > 15;
     clattn_tiles *t = &c->tiles;
     if (kind <= 15)
         return;
     if (kind <= 50) {
         *t = (clattn_tiles){.cpu_variant = 1,
-                            .rows = uniform(s, 1, 8),
+                            .rows = random_int(1, 8, s),
                             .kw = PICK(s, kws),
-                            .item_tiles = uniform(s, 0, 32),
-                            .lanes = uniform(s, 0, 1)};
+                            .item_tiles = random_int(0, 32, s),
+                            .lanes = random_int(0, 1, s)};
         return;
     }
     do {
         t->tm = PICK(s, blocks);
         t->tn = PICK(s, blocks);
-        t->bm = t->tm * uniform(s, 1, 16);
-        t->bn = t->tn * uniform(s, 1, 16);
+        t->bm = t->tm * random_int(1, 16, s);
+        t->bn = t->tn * random_int(1, 16, s);
     } while (t->tm * t->tn > 16 || t->bm > 128 || t->bn > 32 || (t->bm / t->tm) * (t->bn / t->tn) > 256);
     t->rows = 1;
-    t->reqd_wg = uniform(s, 0, 1);
-    t->stage = uniform(s, 0, 8);
+    t->reqd_wg = random_int(0, 1, s);
+    t->stage = random_int(0, 8, s);
     t->shuffle = chance(s, 50) ? 2 : 0;
     t->mma = chance(s, 33) ? 2 : 0;
     t->direct = chance(s, 20);
     if (chance(s, 50)) {
         c->split.bn = PICK(s, split_bn);
-        c->split.wg = c->split.bn * uniform(s, 1, 8);
-        c->split.rb = uniform(s, 1, 16);
-        c->split.groups_per_cu = uniform(s, 1, 8);
+        c->split.wg = c->split.bn * random_int(1, 8, s);
+        c->split.rb = random_int(1, 16, s);
+        c->split.groups_per_cu = random_int(1, 8, s);
     }
 }
 
